@@ -1,0 +1,1 @@
+//! gRPC services, listeners (Unix socket, TCP), health and reflection.

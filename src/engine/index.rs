@@ -1,0 +1,348 @@
+//! The in-memory directory index: the part of the org directory that decisions read.
+//!
+//! It owns the role links that come from the directory (memberships, team memberships,
+//! team app grants) and the app list per org, keyed by interned names so that a check
+//! costs a couple of hash lookups and no allocation. The store feeds it incrementally
+//! through [`DirectoryIndex::apply`] after each committed write; startup feeds it once
+//! from the tables. It never touches redb or the policy files.
+//!
+//! Concurrency: one `RwLock` around the whole index. Writers are already serialized by
+//! the store (one redb write transaction at a time), critical sections are tiny and
+//! never span I/O or `.await`, and readers only take the shared side, so a plain
+//! `parking_lot::RwLock` is the simplest thing that keeps every reader consistent with
+//! one revision.
+
+use parking_lot::{RwLock, RwLockReadGuard};
+use rustc_hash::{FxHashMap, FxHashSet};
+use smallvec::SmallVec;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// An interned name: an index into [`Interner`].
+pub type Sym = u32;
+
+/// Append-only string interner. Names are never removed: a removed member's id stays
+/// interned (a few bytes) so that symbols held elsewhere never dangle.
+#[derive(Default)]
+pub struct Interner {
+    map: FxHashMap<Arc<str>, Sym>,
+    names: Vec<Arc<str>>,
+}
+
+impl Interner {
+    pub fn get(&self, name: &str) -> Option<Sym> {
+        self.map.get(name).copied()
+    }
+
+    pub fn intern(&mut self, name: &str) -> Sym {
+        if let Some(s) = self.map.get(name) {
+            return *s;
+        }
+        let sym = self.names.len() as Sym;
+        let arc: Arc<str> = Arc::from(name);
+        self.names.push(arc.clone());
+        self.map.insert(arc, sym);
+        sym
+    }
+
+    pub fn name(&self, sym: Sym) -> &str {
+        self.names.get(sym as usize).map(|s| &**s).unwrap_or("")
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// One change to the index. The store turns each committed directory change into a
+/// short list of these; they are idempotent so replaying them is harmless.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexOp {
+    /// Add a member or change its role (one org role per member).
+    SetMember {
+        org: String,
+        user: String,
+        role: String,
+    },
+    RemoveMember {
+        org: String,
+        user: String,
+    },
+    AddTeamMember {
+        org: String,
+        team: String,
+        user: String,
+    },
+    RemoveTeamMember {
+        org: String,
+        team: String,
+        user: String,
+    },
+    /// Give a team access to one app of its org.
+    GrantApp {
+        org: String,
+        team: String,
+        app: String,
+    },
+    RevokeApp {
+        org: String,
+        team: String,
+        app: String,
+    },
+    /// An app now belongs to the org (lookups list it).
+    AddApp {
+        org: String,
+        app: String,
+    },
+    RemoveApp {
+        org: String,
+        app: String,
+    },
+    /// Drop a team with its members and grants.
+    RemoveTeam {
+        org: String,
+        team: String,
+    },
+    /// Drop an org with everything in it.
+    RemoveOrg {
+        org: String,
+    },
+}
+
+#[derive(Default)]
+struct TeamEntry {
+    members: FxHashSet<Sym>,
+    apps: FxHashSet<Sym>,
+}
+
+/// Everything the index knows about one org.
+#[derive(Default)]
+pub(crate) struct OrgEntry {
+    /// user → org role.
+    pub(crate) members: FxHashMap<Sym, Sym>,
+    /// user → teams it belongs to in this org.
+    pub(crate) user_teams: FxHashMap<Sym, SmallVec<[Sym; 2]>>,
+    teams: FxHashMap<Sym, TeamEntry>,
+    /// App ids, sorted by name so lookups page deterministically.
+    pub(crate) apps: BTreeSet<Arc<str>>,
+}
+
+impl OrgEntry {
+    /// Does `team` hold a grant on `app`?
+    pub(crate) fn team_has_app(&self, team: Sym, app: Sym) -> bool {
+        self.teams.get(&team).is_some_and(|t| t.apps.contains(&app))
+    }
+
+    /// Teams holding a grant on `app`.
+    pub(crate) fn teams_with_app(&self, app: Sym) -> impl Iterator<Item = Sym> + '_ {
+        self.teams
+            .iter()
+            .filter(move |(_, t)| t.apps.contains(&app))
+            .map(|(s, _)| *s)
+    }
+
+    pub(crate) fn team_members(&self, team: Sym) -> impl Iterator<Item = Sym> + '_ {
+        self.teams
+            .get(&team)
+            .into_iter()
+            .flat_map(|t| t.members.iter().copied())
+    }
+}
+
+/// The data behind the lock.
+#[derive(Default)]
+pub struct IndexData {
+    pub(crate) revision: u64,
+    pub(crate) names: Interner,
+    pub(crate) orgs: FxHashMap<Sym, OrgEntry>,
+    memberships: usize,
+}
+
+impl IndexData {
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    pub fn membership_count(&self) -> usize {
+        self.memberships
+    }
+
+    pub fn org_count(&self) -> usize {
+        self.orgs.len()
+    }
+
+    /// The role `user` holds in `org`, if a member.
+    pub fn role_of(&self, org: &str, user: &str) -> Option<&str> {
+        let o = self.orgs.get(&self.names.get(org)?)?;
+        let r = o.members.get(&self.names.get(user)?)?;
+        Some(self.names.name(*r))
+    }
+
+    pub(crate) fn org(&self, org: &str) -> Option<&OrgEntry> {
+        self.orgs.get(&self.names.get(org)?)
+    }
+
+    fn apply_one(&mut self, op: &IndexOp) {
+        match op {
+            IndexOp::SetMember { org, user, role } => {
+                let (o, u, r) = (
+                    self.names.intern(org),
+                    self.names.intern(user),
+                    self.names.intern(role),
+                );
+                if self.orgs.entry(o).or_default().members.insert(u, r).is_none() {
+                    self.memberships += 1;
+                }
+            }
+            IndexOp::RemoveMember { org, user } => {
+                let (Some(o), Some(u)) = (self.names.get(org), self.names.get(user)) else {
+                    return;
+                };
+                if let Some(entry) = self.orgs.get_mut(&o) {
+                    if entry.members.remove(&u).is_some() {
+                        self.memberships -= 1;
+                    }
+                    if let Some(teams) = entry.user_teams.remove(&u) {
+                        for t in teams {
+                            if let Some(team) = entry.teams.get_mut(&t) {
+                                team.members.remove(&u);
+                            }
+                        }
+                    }
+                }
+            }
+            IndexOp::AddTeamMember { org, team, user } => {
+                let (o, t, u) = (
+                    self.names.intern(org),
+                    self.names.intern(team),
+                    self.names.intern(user),
+                );
+                let entry = self.orgs.entry(o).or_default();
+                if entry.teams.entry(t).or_default().members.insert(u) {
+                    entry.user_teams.entry(u).or_default().push(t);
+                }
+            }
+            IndexOp::RemoveTeamMember { org, team, user } => {
+                let (Some(o), Some(t), Some(u)) =
+                    (self.names.get(org), self.names.get(team), self.names.get(user))
+                else {
+                    return;
+                };
+                if let Some(entry) = self.orgs.get_mut(&o) {
+                    if let Some(team) = entry.teams.get_mut(&t) {
+                        team.members.remove(&u);
+                    }
+                    if let Some(list) = entry.user_teams.get_mut(&u) {
+                        list.retain(|x| *x != t);
+                        if list.is_empty() {
+                            entry.user_teams.remove(&u);
+                        }
+                    }
+                }
+            }
+            IndexOp::GrantApp { org, team, app } => {
+                let (o, t, a) = (
+                    self.names.intern(org),
+                    self.names.intern(team),
+                    self.names.intern(app),
+                );
+                self.orgs
+                    .entry(o)
+                    .or_default()
+                    .teams
+                    .entry(t)
+                    .or_default()
+                    .apps
+                    .insert(a);
+            }
+            IndexOp::RevokeApp { org, team, app } => {
+                let (Some(o), Some(t), Some(a)) =
+                    (self.names.get(org), self.names.get(team), self.names.get(app))
+                else {
+                    return;
+                };
+                if let Some(team) = self.orgs.get_mut(&o).and_then(|e| e.teams.get_mut(&t)) {
+                    team.apps.remove(&a);
+                }
+            }
+            IndexOp::AddApp { org, app } => {
+                let o = self.names.intern(org);
+                self.names.intern(app);
+                self.orgs
+                    .entry(o)
+                    .or_default()
+                    .apps
+                    .insert(Arc::from(app.as_str()));
+            }
+            IndexOp::RemoveApp { org, app } => {
+                let Some(o) = self.names.get(org) else { return };
+                if let Some(entry) = self.orgs.get_mut(&o) {
+                    entry.apps.remove(app.as_str());
+                    if let Some(a) = self.names.get(app) {
+                        for team in entry.teams.values_mut() {
+                            team.apps.remove(&a);
+                        }
+                    }
+                }
+            }
+            IndexOp::RemoveTeam { org, team } => {
+                let (Some(o), Some(t)) = (self.names.get(org), self.names.get(team)) else {
+                    return;
+                };
+                if let Some(entry) = self.orgs.get_mut(&o)
+                    && let Some(removed) = entry.teams.remove(&t)
+                {
+                    for u in removed.members {
+                        if let Some(list) = entry.user_teams.get_mut(&u) {
+                            list.retain(|x| *x != t);
+                            if list.is_empty() {
+                                entry.user_teams.remove(&u);
+                            }
+                        }
+                    }
+                }
+            }
+            IndexOp::RemoveOrg { org } => {
+                let Some(o) = self.names.get(org) else { return };
+                if let Some(entry) = self.orgs.remove(&o) {
+                    self.memberships -= entry.members.len();
+                }
+            }
+        }
+    }
+}
+
+/// The shared, incrementally updated directory index.
+#[derive(Default)]
+pub struct DirectoryIndex {
+    inner: RwLock<IndexData>,
+}
+
+impl DirectoryIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Apply the effects of one committed write and publish its revision, atomically
+    /// for readers: a check sees all of a write or none of it.
+    pub fn apply(&self, revision: u64, ops: &[IndexOp]) {
+        let mut data = self.inner.write();
+        for op in ops {
+            data.apply_one(op);
+        }
+        data.revision = data.revision.max(revision);
+    }
+
+    /// Read access for decisions. Hold the guard only for the duration of a check.
+    pub fn read(&self) -> RwLockReadGuard<'_, IndexData> {
+        self.inner.read()
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.inner.read().revision
+    }
+}

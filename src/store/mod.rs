@@ -1,0 +1,1 @@
+//! redb tables, transactions, the change log, export/import.
