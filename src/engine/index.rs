@@ -58,6 +58,23 @@ impl Interner {
     }
 }
 
+/// Teams appear in role graphs as `team:<id>`, so a team can never be mistaken for a
+/// role or a user of the same name.
+fn team_node(team: &str) -> String {
+    format!("team:{team}")
+}
+
+/// Org roles appear as `role:<name>` and granted apps as `app:<id>`, for the same
+/// reason: a user whose id happens to be `admin` or `web` must not become the role or
+/// the app (Casbin's `g(x, x)` is always true).
+fn role_node(role: &str) -> String {
+    format!("role:{role}")
+}
+
+fn app_node(app: &str) -> String {
+    format!("app:{app}")
+}
+
 /// One change to the index. The store turns each committed directory change into a
 /// short list of these; they are idempotent so replaying them is harmless.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,24 +149,12 @@ pub(crate) struct OrgEntry {
 }
 
 impl OrgEntry {
-    /// Does `team` hold a grant on `app`?
-    pub(crate) fn team_has_app(&self, team: Sym, app: Sym) -> bool {
-        self.teams.get(&team).is_some_and(|t| t.apps.contains(&app))
-    }
-
-    /// Teams holding a grant on `app`.
-    pub(crate) fn teams_with_app(&self, app: Sym) -> impl Iterator<Item = Sym> + '_ {
-        self.teams
-            .iter()
-            .filter(move |(_, t)| t.apps.contains(&app))
-            .map(|(s, _)| *s)
-    }
-
-    pub(crate) fn team_members(&self, team: Sym) -> impl Iterator<Item = Sym> + '_ {
+    /// Apps granted to `team` (empty when `team` is not a team of this org).
+    pub(crate) fn team_apps(&self, team: Sym) -> impl Iterator<Item = Sym> + '_ {
         self.teams
             .get(&team)
             .into_iter()
-            .flat_map(|t| t.members.iter().copied())
+            .flat_map(|t| t.apps.iter().copied())
     }
 }
 
@@ -179,7 +184,8 @@ impl IndexData {
     pub fn role_of(&self, org: &str, user: &str) -> Option<&str> {
         let o = self.orgs.get(&self.names.get(org)?)?;
         let r = o.members.get(&self.names.get(user)?)?;
-        Some(self.names.name(*r))
+        let node = self.names.name(*r);
+        Some(node.strip_prefix("role:").unwrap_or(node))
     }
 
     pub(crate) fn org(&self, org: &str) -> Option<&OrgEntry> {
@@ -192,7 +198,7 @@ impl IndexData {
                 let (o, u, r) = (
                     self.names.intern(org),
                     self.names.intern(user),
-                    self.names.intern(role),
+                    self.names.intern(&role_node(role)),
                 );
                 if self.orgs.entry(o).or_default().members.insert(u, r).is_none() {
                     self.memberships += 1;
@@ -218,7 +224,7 @@ impl IndexData {
             IndexOp::AddTeamMember { org, team, user } => {
                 let (o, t, u) = (
                     self.names.intern(org),
-                    self.names.intern(team),
+                    self.names.intern(&team_node(team)),
                     self.names.intern(user),
                 );
                 let entry = self.orgs.entry(o).or_default();
@@ -227,9 +233,11 @@ impl IndexData {
                 }
             }
             IndexOp::RemoveTeamMember { org, team, user } => {
-                let (Some(o), Some(t), Some(u)) =
-                    (self.names.get(org), self.names.get(team), self.names.get(user))
-                else {
+                let (Some(o), Some(t), Some(u)) = (
+                    self.names.get(org),
+                    self.names.get(&team_node(team)),
+                    self.names.get(user),
+                ) else {
                     return;
                 };
                 if let Some(entry) = self.orgs.get_mut(&o) {
@@ -247,8 +255,8 @@ impl IndexData {
             IndexOp::GrantApp { org, team, app } => {
                 let (o, t, a) = (
                     self.names.intern(org),
-                    self.names.intern(team),
-                    self.names.intern(app),
+                    self.names.intern(&team_node(team)),
+                    self.names.intern(&app_node(app)),
                 );
                 self.orgs
                     .entry(o)
@@ -260,9 +268,11 @@ impl IndexData {
                     .insert(a);
             }
             IndexOp::RevokeApp { org, team, app } => {
-                let (Some(o), Some(t), Some(a)) =
-                    (self.names.get(org), self.names.get(team), self.names.get(app))
-                else {
+                let (Some(o), Some(t), Some(a)) = (
+                    self.names.get(org),
+                    self.names.get(&team_node(team)),
+                    self.names.get(&app_node(app)),
+                ) else {
                     return;
                 };
                 if let Some(team) = self.orgs.get_mut(&o).and_then(|e| e.teams.get_mut(&t)) {
@@ -271,7 +281,6 @@ impl IndexData {
             }
             IndexOp::AddApp { org, app } => {
                 let o = self.names.intern(org);
-                self.names.intern(app);
                 self.orgs
                     .entry(o)
                     .or_default()
@@ -282,7 +291,7 @@ impl IndexData {
                 let Some(o) = self.names.get(org) else { return };
                 if let Some(entry) = self.orgs.get_mut(&o) {
                     entry.apps.remove(app.as_str());
-                    if let Some(a) = self.names.get(app) {
+                    if let Some(a) = self.names.get(&app_node(app)) {
                         for team in entry.teams.values_mut() {
                             team.apps.remove(&a);
                         }
@@ -290,7 +299,7 @@ impl IndexData {
                 }
             }
             IndexOp::RemoveTeam { org, team } => {
-                let (Some(o), Some(t)) = (self.names.get(org), self.names.get(team)) else {
+                let (Some(o), Some(t)) = (self.names.get(org), self.names.get(&team_node(team))) else {
                     return;
                 };
                 if let Some(entry) = self.orgs.get_mut(&o)

@@ -1,25 +1,30 @@
 //! The decision engine: a compiled policy snapshot plus the directory index.
 //!
 //! Owns `check`, `batch_check`, `explain` and the lookups. It never touches redb or the
-//! file system: the `policy` module hands it compiled policies and the `store` feeds
-//! its [`index::DirectoryIndex`].
+//! file system: the `policy` module reads the files and calls [`compile`], and the
+//! `store` feeds the [`index::DirectoryIndex`].
+//!
+//! Check path: one atomic load of the policy snapshot, one shared lock on the index,
+//! candidate rows from the rule index, matcher evaluation, effect. No I/O, no lock held
+//! across `.await`, no allocation on the common path.
 
+pub mod compile;
+pub mod eval;
+pub mod expr;
+pub mod funcs;
 pub mod index;
+pub mod roles;
 
 use arc_swap::ArcSwap;
+pub use compile::{CompiledPolicy, EngineConfig};
+pub use eval::ReqVal;
 use index::DirectoryIndex;
 use std::sync::Arc;
 
-/// A compiled, immutable policy (model + rules), swapped atomically on reload.
-pub struct CompiledPolicy {
-    /// Hex SHA-256 over the source files' contents.
-    pub hash: String,
-    /// Files it was loaded from.
-    pub files: Vec<std::path::PathBuf>,
-}
-
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EngineError {
+    /// The request could not be evaluated (a value a function cannot take, a request
+    /// of the wrong shape). The answer is a deny.
     #[error("{0}")]
     Eval(String),
     #[error("invalid page token")]
@@ -71,10 +76,47 @@ pub struct Page {
     pub revision: u64,
 }
 
+impl CompiledPolicy {
+    /// Decide a request of any shape (offline evaluation, conformance). No directory.
+    pub fn enforce(&self, req: &[ReqVal<'_>]) -> Result<bool, EngineError> {
+        let scratch = eval::Scratch::new();
+        let mut cx = eval::Cx::new(self, req, None, &scratch);
+        eval::decide(&mut cx)
+            .map(|o| o.allowed)
+            .map_err(EngineError::Eval)
+    }
+
+    fn require_daemon_shape(&self) -> Result<(), EngineError> {
+        if self.r_tokens.len() != 4 {
+            return Err(EngineError::Eval(format!(
+                "the model's request definition has {} fields ({}); the daemon asks (subject, org, resource, action)",
+                self.r_tokens.len(),
+                self.r_tokens.join(", ")
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The engine: the current policy snapshot behind an atomic pointer, and the index.
 pub struct Engine {
+    /// `ArcSwap` so that a reload is one pointer store and a check one pointer load;
+    /// in-flight checks keep the snapshot they loaded.
     policy: ArcSwap<CompiledPolicy>,
     index: Arc<DirectoryIndex>,
+}
+
+const PAGE_PREFIX: &str = "after:";
+
+fn page_after(token: &str) -> Result<Option<&str>, EngineError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    token
+        .strip_prefix(PAGE_PREFIX)
+        .filter(|s| !s.is_empty())
+        .map(Some)
+        .ok_or(EngineError::InvalidPageToken)
 }
 
 impl Engine {
@@ -98,33 +140,205 @@ impl Engine {
         self.policy.store(policy);
     }
 
-    pub fn check(&self, _q: &CheckInput<'_>) -> Result<Decision, EngineError> {
-        Err(EngineError::Eval("engine not built yet".into()))
+    pub fn check(&self, q: &CheckInput<'_>) -> Result<Decision, EngineError> {
+        let policy = self.policy.load();
+        policy.require_daemon_shape()?;
+        let dir = self.index.read();
+        let req = [
+            ReqVal::Str(q.subject),
+            ReqVal::Str(q.org),
+            ReqVal::Str(q.resource),
+            ReqVal::Str(q.action),
+        ];
+        let scratch = eval::Scratch::new();
+        let mut cx = eval::Cx::new(&policy, &req, Some(&dir), &scratch);
+        let out = eval::decide(&mut cx).map_err(EngineError::Eval)?;
+        Ok(Decision {
+            allowed: out.allowed,
+            revision: dir.revision,
+        })
     }
 
-    pub fn explain(&self, _q: &CheckInput<'_>) -> Result<Explanation, EngineError> {
-        Err(EngineError::Eval("engine not built yet".into()))
+    /// Check many requests against one snapshot and one revision, in order.
+    pub fn batch_check(&self, qs: &[CheckInput<'_>]) -> (Vec<Result<bool, EngineError>>, u64) {
+        let policy = self.policy.load();
+        let dir = self.index.read();
+        let out = qs
+            .iter()
+            .map(|q| {
+                policy.require_daemon_shape()?;
+                let req = [
+                    ReqVal::Str(q.subject),
+                    ReqVal::Str(q.org),
+                    ReqVal::Str(q.resource),
+                    ReqVal::Str(q.action),
+                ];
+                let scratch = eval::Scratch::new();
+                let mut cx = eval::Cx::new(&policy, &req, Some(&dir), &scratch);
+                eval::decide(&mut cx)
+                    .map(|o| o.allowed)
+                    .map_err(EngineError::Eval)
+            })
+            .collect();
+        (out, dir.revision)
     }
 
+    pub fn explain(&self, q: &CheckInput<'_>) -> Result<Explanation, EngineError> {
+        let policy = self.policy.load();
+        policy.require_daemon_shape()?;
+        let dir = self.index.read();
+        let req = [
+            ReqVal::Str(q.subject),
+            ReqVal::Str(q.org),
+            ReqVal::Str(q.resource),
+            ReqVal::Str(q.action),
+        ];
+        let scratch = eval::Scratch::new();
+        let mut cx = eval::Cx::new(&policy, &req, Some(&dir), &scratch);
+        let out = eval::decide(&mut cx).map_err(EngineError::Eval)?;
+        let row = out.rule.and_then(|i| policy.rows.get(i as usize));
+        let effect = match (row, out.allowed) {
+            (Some(r), _) => match r.eft {
+                compile::Eft::Allow => "allow",
+                compile::Eft::Deny => "deny",
+            },
+            (None, true) => "default allow",
+            (None, false) => "default deny",
+        }
+        .to_string();
+        // The role path: from the subject to the decisive rule's subject, through the
+        // role definition the matcher indexes on (or `g`).
+        let mut role_path = String::new();
+        if let Some((field, compile::Key1::Role { g, .. })) = &policy.index.key1 {
+            let reach = cx.reach(*g, q.subject, q.org).cloned().unwrap_or_default();
+            role_path = match row {
+                Some(r) => reach.path_to(&r.values[*field], q.org).unwrap_or_default(),
+                None => reach
+                    .nodes
+                    .iter()
+                    .skip(1)
+                    .fold(q.subject.to_string(), |acc, (n, _, _)| {
+                        if acc == q.subject {
+                            format!("{acc} -> {n}")
+                        } else {
+                            format!("{acc}, {n}")
+                        }
+                    }),
+            };
+        }
+        Ok(Explanation {
+            allowed: out.allowed,
+            effect,
+            rule: row.map(|r| RuleRef {
+                file: r.source.file.to_string(),
+                line: r.source.line,
+                text: r.source.text.to_string(),
+            }),
+            role_path,
+            revision: dir.revision,
+        })
+    }
+
+    /// Apps of `org` (as `apps/<id>`, in id order) on which `subject` may do `action`.
+    /// Every app is checked: the page is complete up to `page_size` items.
     pub fn lookup_resources(
         &self,
-        _subject: &str,
-        _org: &str,
-        _action: &str,
-        _page_token: &str,
-        _page_size: usize,
+        subject: &str,
+        org: &str,
+        action: &str,
+        page_token: &str,
+        page_size: usize,
     ) -> Result<Page, EngineError> {
-        Err(EngineError::Eval("engine not built yet".into()))
+        let after = page_after(page_token)?;
+        let policy = self.policy.load();
+        policy.require_daemon_shape()?;
+        let dir = self.index.read();
+        let mut page = Page {
+            revision: dir.revision,
+            ..Default::default()
+        };
+        let Some(entry) = dir.org(org) else {
+            return Ok(page);
+        };
+        let range = match after {
+            Some(a) => entry
+                .apps
+                .range::<str, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+            None => entry.apps.range::<str, _>(..),
+        };
+        let mut resource = String::with_capacity(64);
+        for app in range {
+            resource.clear();
+            resource.push_str("apps/");
+            resource.push_str(app);
+            let req = [
+                ReqVal::Str(subject),
+                ReqVal::Str(org),
+                ReqVal::Str(&resource),
+                ReqVal::Str(action),
+            ];
+            let scratch = eval::Scratch::new();
+            let mut cx = eval::Cx::new(&policy, &req, Some(&dir), &scratch);
+            if eval::decide(&mut cx).map_err(EngineError::Eval)?.allowed {
+                if page.items.len() == page_size.max(1) {
+                    page.next_page_token = format!(
+                        "{PAGE_PREFIX}{}",
+                        page.items.last().map(|s| &s["apps/".len()..]).unwrap_or("")
+                    );
+                    break;
+                }
+                page.items.push(resource.clone());
+            }
+        }
+        Ok(page)
     }
 
+    /// Members of `org` (in id order) who may do `action` on `resource`.
     pub fn lookup_subjects(
         &self,
-        _org: &str,
-        _resource: &str,
-        _action: &str,
-        _page_token: &str,
-        _page_size: usize,
+        org: &str,
+        resource: &str,
+        action: &str,
+        page_token: &str,
+        page_size: usize,
     ) -> Result<Page, EngineError> {
-        Err(EngineError::Eval("engine not built yet".into()))
+        let after = page_after(page_token)?;
+        let policy = self.policy.load();
+        policy.require_daemon_shape()?;
+        let dir = self.index.read();
+        let mut page = Page {
+            revision: dir.revision,
+            ..Default::default()
+        };
+        let Some(entry) = dir.org(org) else {
+            return Ok(page);
+        };
+        let mut users: Vec<&str> = entry.members.keys().map(|u| dir.names.name(*u)).collect();
+        users.sort_unstable();
+        let start = match after {
+            Some(a) => users.partition_point(|u| *u <= a),
+            None => 0,
+        };
+        for user in &users[start..] {
+            let req = [
+                ReqVal::Str(user),
+                ReqVal::Str(org),
+                ReqVal::Str(resource),
+                ReqVal::Str(action),
+            ];
+            let scratch = eval::Scratch::new();
+            let mut cx = eval::Cx::new(&policy, &req, Some(&dir), &scratch);
+            if eval::decide(&mut cx).map_err(EngineError::Eval)?.allowed {
+                if page.items.len() == page_size.max(1) {
+                    page.next_page_token = format!(
+                        "{PAGE_PREFIX}{}",
+                        page.items.last().map(String::as_str).unwrap_or("")
+                    );
+                    break;
+                }
+                page.items.push(user.to_string());
+            }
+        }
+        Ok(page)
     }
 }

@@ -1,11 +1,31 @@
 //! Loading, validating and watching the Casbin files in `policies/`.
 //!
-//! Owns the file formats (model.conf, policy.csv) and their error reports
-//! (`file:line: reason`). Produces compiled policies for the engine; never touches the
-//! directory or redb.
+//! Owns the file formats (`model.conf`, `policy.csv`, the optional `engine.toml`) and
+//! their error reports (`file:line: reason`). Hands compiled policies to the engine;
+//! never touches the directory or redb.
 
-use crate::engine::CompiledPolicy;
-use std::path::Path;
+pub mod csv;
+pub mod eval;
+pub mod model;
+
+use crate::engine::compile::{self, Sources};
+use crate::engine::funcs::Func;
+use crate::engine::roles::DirectorySource;
+use crate::engine::{CompiledPolicy, EngineConfig};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The default policy files, compiled into the binary so `warden serve` runs on a
+/// fresh machine; written out to the policy directory when it does not exist yet.
+pub const DEFAULT_MODEL: &str = include_str!("../../policies/model.conf");
+pub const DEFAULT_POLICY: &str = include_str!("../../policies/policy.csv");
+pub const DEFAULT_ENGINE: &str = include_str!("../../policies/engine.toml");
+
+pub const MODEL_FILE: &str = "model.conf";
+pub const POLICY_FILE: &str = "policy.csv";
+pub const ENGINE_FILE: &str = "engine.toml";
 
 /// One problem in a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,15 +42,225 @@ impl std::fmt::Display for PolicyError {
 }
 
 /// Every problem found in one load, in file order.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
 pub struct PolicyErrors(pub Vec<PolicyError>);
 
-/// Load and compile `model.conf` + `policy.csv` from a policy directory.
-pub fn load_dir(dir: &Path) -> Result<CompiledPolicy, PolicyErrors> {
-    Err(PolicyErrors(vec![PolicyError {
-        file: dir.join("model.conf").display().to_string(),
+/// `engine.toml`: what Casbin's model text cannot say.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EngineFile {
+    #[serde(default)]
+    role_matching: BTreeMap<String, String>,
+    #[serde(default)]
+    domain_matching: BTreeMap<String, String>,
+    #[serde(default)]
+    directory: DirectoryFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirectoryFile {
+    members: Option<String>,
+    teams: Option<String>,
+}
+
+fn read(path: &Path) -> Result<String, PolicyError> {
+    let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+        file: path.display().to_string(),
         line: 0,
-        reason: "policy loading not built yet".into(),
-    }]))
+        reason: format!("cannot read: {e}"),
+    })?;
+    if text.trim().is_empty() {
+        return Err(PolicyError {
+            file: path.display().to_string(),
+            line: 0,
+            reason: "file is empty (an empty policy is refused rather than denying everything)".into(),
+        });
+    }
+    Ok(text)
+}
+
+fn parse_func(file: &str, what: &str, g: &str, name: &str) -> Result<Func, PolicyError> {
+    Func::from_name(name).filter(|f| f.is_matcher()).ok_or_else(|| PolicyError {
+        file: file.into(),
+        line: 0,
+        reason: format!("[{what}] {g} = \"{name}\": unknown matching function (keyMatch, keyMatch2, … regexMatch, globMatch, ipMatch)"),
+    })
+}
+
+/// Parse `engine.toml` text into an engine configuration.
+pub fn parse_engine_config(file: &str, text: &str) -> Result<EngineConfig, PolicyError> {
+    let parsed: EngineFile = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1) as u32)
+            .unwrap_or(0);
+        PolicyError {
+            file: file.into(),
+            line,
+            reason: e.message().to_string(),
+        }
+    })?;
+    let mut cfg = EngineConfig::default();
+    for (g, f) in parsed.role_matching {
+        let func = parse_func(file, "role_matching", &g, &f)?;
+        cfg.role_matching.insert(g, func);
+    }
+    for (g, f) in parsed.domain_matching {
+        let func = parse_func(file, "domain_matching", &g, &f)?;
+        cfg.domain_matching.insert(g, func);
+    }
+    if let Some(g) = parsed.directory.members {
+        cfg.directory.insert(g, DirectorySource::Members);
+    }
+    if let Some(g) = parsed.directory.teams {
+        cfg.directory.insert(g, DirectorySource::Teams);
+    }
+    Ok(cfg)
+}
+
+/// Compile model and policy text. `hash` covers every input.
+pub fn compile_texts(
+    model_file: &str,
+    model_text: &str,
+    policy_file: &str,
+    policy_text: &str,
+    config: &EngineConfig,
+) -> Result<CompiledPolicy, PolicyErrors> {
+    let mut errors = Vec::new();
+    let model = model::parse(model_file, model_text)
+        .map_err(|e| errors.extend(e))
+        .ok();
+    let rules = csv::parse(policy_file, policy_text)
+        .map_err(|e| errors.extend(e))
+        .ok();
+    let (Some(model), Some(rules)) = (model, rules) else {
+        return Err(PolicyErrors(errors));
+    };
+    let mut compiled = compile::compile(&Sources {
+        model: &model,
+        policy_file,
+        rules: &rules,
+        config,
+    })
+    .map_err(PolicyErrors)?;
+    let mut h = Sha256::new();
+    for part in [model_text, policy_text] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.update(format!("{config:?}").as_bytes());
+    compiled.hash = hex::encode(h.finalize());
+    Ok(compiled)
+}
+
+/// Load model and policy files given by path (offline evaluation).
+pub fn load_files(
+    model_path: &Path,
+    policy_path: &Path,
+    config: &EngineConfig,
+) -> Result<CompiledPolicy, PolicyErrors> {
+    let model_text = std::fs::read_to_string(model_path).map_err(|e| {
+        PolicyErrors(vec![PolicyError {
+            file: model_path.display().to_string(),
+            line: 0,
+            reason: format!("cannot read: {e}"),
+        }])
+    })?;
+    let policy_text = std::fs::read_to_string(policy_path).map_err(|e| {
+        PolicyErrors(vec![PolicyError {
+            file: policy_path.display().to_string(),
+            line: 0,
+            reason: format!("cannot read: {e}"),
+        }])
+    })?;
+    let mut p = compile_texts(
+        &model_path.display().to_string(),
+        &model_text,
+        &policy_path.display().to_string(),
+        &policy_text,
+        config,
+    )?;
+    p.files = vec![model_path.to_path_buf(), policy_path.to_path_buf()];
+    Ok(p)
+}
+
+/// Load and compile a policy directory: `model.conf`, `policy.csv` and the optional
+/// `engine.toml`. A missing, empty or unreadable model or policy file is an error: a
+/// policy directory mid-edit must never load as "no rules".
+pub fn load_dir(dir: &Path) -> Result<CompiledPolicy, PolicyErrors> {
+    let model_path = dir.join(MODEL_FILE);
+    let policy_path = dir.join(POLICY_FILE);
+    let engine_path = dir.join(ENGINE_FILE);
+    let mut errors = Vec::new();
+    let model_text = read(&model_path).map_err(|e| errors.push(e)).ok();
+    let policy_text = read(&policy_path).map_err(|e| errors.push(e)).ok();
+    let engine_text = match std::fs::read_to_string(&engine_path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            errors.push(PolicyError {
+                file: engine_path.display().to_string(),
+                line: 0,
+                reason: format!("cannot read: {e}"),
+            });
+            None
+        }
+    };
+    let config = match &engine_text {
+        Some(t) => parse_engine_config(&engine_path.display().to_string(), t)
+            .map_err(|e| errors.push(e))
+            .ok(),
+        None => Some(EngineConfig::default()),
+    };
+    let (Some(model_text), Some(policy_text), Some(config)) = (model_text, policy_text, config) else {
+        return Err(PolicyErrors(errors));
+    };
+    let mut p = compile_texts(
+        &model_path.display().to_string(),
+        &model_text,
+        &policy_path.display().to_string(),
+        &policy_text,
+        &config,
+    )?;
+    if let Some(t) = &engine_text {
+        let mut h = Sha256::new();
+        h.update(p.hash.as_bytes());
+        h.update(t.as_bytes());
+        p.hash = hex::encode(h.finalize());
+    }
+    p.files = vec![model_path, policy_path];
+    if engine_text.is_some() {
+        p.files.push(engine_path);
+    }
+    Ok(p)
+}
+
+/// The embedded default policy, compiled (used by tests, benches and `--demo`).
+pub fn load_defaults() -> Result<CompiledPolicy, PolicyErrors> {
+    let config = parse_engine_config(ENGINE_FILE, DEFAULT_ENGINE).map_err(|e| PolicyErrors(vec![e]))?;
+    compile_texts(MODEL_FILE, DEFAULT_MODEL, POLICY_FILE, DEFAULT_POLICY, &config)
+}
+
+/// Create `dir` with the default policy files if it does not exist. Returns whether it
+/// wrote them.
+pub fn write_defaults_if_missing(dir: &Path) -> std::io::Result<bool> {
+    if dir.exists() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(dir)?;
+    for (name, text) in [
+        (MODEL_FILE, DEFAULT_MODEL),
+        (POLICY_FILE, DEFAULT_POLICY),
+        (ENGINE_FILE, DEFAULT_ENGINE),
+    ] {
+        std::fs::write(dir.join(name), text)?;
+    }
+    Ok(true)
+}
+
+/// Files a policy directory is made of (for watchers and status).
+pub fn dir_files(dir: &Path) -> Vec<PathBuf> {
+    vec![dir.join(MODEL_FILE), dir.join(POLICY_FILE), dir.join(ENGINE_FILE)]
 }

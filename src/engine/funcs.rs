@@ -1,0 +1,631 @@
+//! Casbin's built-in matching functions, written to never panic.
+//!
+//! Patterns are compiled once (per policy row, or per literal) into a [`Pattern`]; the
+//! common RESTful shapes of `keyMatch2` (`apps/:id/*`) get a hand-written segment
+//! matcher instead of a regex because they sit on the hot path of every check. A
+//! pattern that cannot compile is a load-time error; a request value a function cannot
+//! take (a non-IP for `ipMatch`) is an evaluation error, which denies with a reason.
+//!
+//! Semantics follow the reference implementations (pycasbin / Go casbin) where they
+//! agree; `regexMatch` searches anywhere in the string like Go casbin (see
+//! `policies/README.md` for the contested behaviours and the side Warden takes).
+
+use regex::Regex;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Func {
+    KeyMatch,
+    KeyMatch2,
+    KeyMatch3,
+    KeyMatch4,
+    KeyMatch5,
+    KeyGet,
+    KeyGet2,
+    RegexMatch,
+    GlobMatch,
+    IpMatch,
+}
+
+impl Func {
+    pub fn from_name(name: &str) -> Option<Func> {
+        Some(match name {
+            "keyMatch" => Func::KeyMatch,
+            "keyMatch2" => Func::KeyMatch2,
+            "keyMatch3" => Func::KeyMatch3,
+            "keyMatch4" => Func::KeyMatch4,
+            "keyMatch5" => Func::KeyMatch5,
+            "keyGet" => Func::KeyGet,
+            "keyGet2" => Func::KeyGet2,
+            "regexMatch" => Func::RegexMatch,
+            "globMatch" => Func::GlobMatch,
+            "ipMatch" => Func::IpMatch,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Func::KeyMatch => "keyMatch",
+            Func::KeyMatch2 => "keyMatch2",
+            Func::KeyMatch3 => "keyMatch3",
+            Func::KeyMatch4 => "keyMatch4",
+            Func::KeyMatch5 => "keyMatch5",
+            Func::KeyGet => "keyGet",
+            Func::KeyGet2 => "keyGet2",
+            Func::RegexMatch => "regexMatch",
+            Func::GlobMatch => "globMatch",
+            Func::IpMatch => "ipMatch",
+        }
+    }
+
+    pub fn arity(self) -> usize {
+        match self {
+            Func::KeyGet2 => 3,
+            _ => 2,
+        }
+    }
+
+    /// Which argument is a pattern worth compiling ahead of time.
+    pub fn pattern_arg(self) -> Option<usize> {
+        Some(1)
+    }
+
+    /// Is this a boolean matching function usable for role/domain matching?
+    pub fn is_matcher(self) -> bool {
+        !matches!(self, Func::KeyGet | Func::KeyGet2)
+    }
+}
+
+/// One segment of a fast `keyMatch2` pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    Lit(Box<str>),
+    /// `:name` — one or more characters other than `/`.
+    Param,
+    /// A trailing `.*` (from `/*`): anything, including nothing.
+    Rest,
+}
+
+/// A compiled pattern for one function.
+#[derive(Debug, Clone)]
+pub enum Pattern {
+    /// keyMatch: equality, or prefix up to the first `*`.
+    Exact(Box<str>),
+    Prefix(Box<str>),
+    /// keyMatch2 in its common shape, matched without a regex.
+    Segments(Box<[Seg]>),
+    /// Anything else regex-shaped; `names` are the path variables of keyGet2.
+    Regex {
+        re: Regex,
+        names: Box<[Box<str>]>,
+    },
+    Glob(Box<str>),
+    Ip(IpPattern),
+}
+
+#[derive(Debug, Clone)]
+pub enum IpPattern {
+    Net {
+        addr: IpAddr,
+        prefix: u8,
+    },
+    /// Not a network: compared as a plain string (Casbin's fallback).
+    Text(Box<str>),
+}
+
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+fn build_regex(src: &str) -> Result<Regex, String> {
+    let build = |s: &str| regex::RegexBuilder::new(s).size_limit(REGEX_SIZE_LIMIT).build();
+    match build(src) {
+        Ok(re) => Ok(re),
+        // Python and Go read a `{` that starts no valid repetition as a literal; Rust's
+        // regex refuses it. Retry with braces escaped before giving up.
+        Err(first) => {
+            build(&escape_braces(src)).map_err(|_| format!("invalid regular expression `{src}`: {first}"))
+        }
+    }
+}
+
+fn escape_braces(src: &str) -> String {
+    let mut out = String::with_capacity(src.len() + 4);
+    let mut escaped = false;
+    for c in src.chars() {
+        if !escaped && (c == '{' || c == '}') {
+            out.push('\\');
+        }
+        escaped = !escaped && c == '\\';
+        out.push(c);
+    }
+    out
+}
+
+/// Replace `/*` by `/.*` (the first step of keyMatch2..5).
+fn star_to_regex(key: &str) -> String {
+    key.replace("/*", "/.*")
+}
+
+/// keyMatch2's `:name` → `[^/]+` (or a capture group for keyGet2).
+fn colon_params(key: &str, capture: bool, names: &mut Vec<Box<str>>) -> String {
+    let mut out = String::with_capacity(key.len() + 8);
+    let mut chars = key.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ':' && chars.peek().is_some_and(|n| *n != '/') {
+            let mut name = String::new();
+            while let Some(&n) = chars.peek() {
+                if n == '/' {
+                    break;
+                }
+                name.push(n);
+                chars.next();
+            }
+            names.push(name.into());
+            out.push_str(if capture { "([^/]+)" } else { "[^/]+" });
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `{name}` → `[^/]+` (keyMatch3/4/5 style).
+fn brace_params(key: &str, lazy: bool, capture: bool, names: &mut Vec<Box<str>>) -> String {
+    let mut out = String::with_capacity(key.len() + 8);
+    let mut rest = key;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) if close > 0 && !after[..close].contains('/') => {
+                out.push_str(&rest[..open]);
+                names.push(after[..close].into());
+                out.push_str(match (capture, lazy) {
+                    (true, _) => "([^/]+)",
+                    (false, true) => "[^/]+?",
+                    (false, false) => "[^/]+",
+                });
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..=open]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Try the fast segment form of a keyMatch2 pattern: literal text without regex
+/// metacharacters, `:param` segments that end at `/` or the end, and an optional
+/// trailing `/*`.
+fn segments(key: &str) -> Option<Box<[Seg]>> {
+    if key == "*" {
+        return Some(Box::new([Seg::Rest]));
+    }
+    let (body, rest) = match key.strip_suffix("/*") {
+        Some(b) => (b, true),
+        None => (key, false),
+    };
+    let mut segs = Vec::new();
+    let mut lit = String::new();
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ':' && chars.peek().is_some_and(|n| *n != '/') {
+            while chars.peek().is_some_and(|n| *n != '/') {
+                chars.next();
+            }
+            if !lit.is_empty() {
+                segs.push(Seg::Lit(std::mem::take(&mut lit).into()));
+            }
+            segs.push(Seg::Param);
+            continue;
+        }
+        if ".+*?()[]{}|^$\\".contains(c) {
+            return None;
+        }
+        lit.push(c);
+    }
+    if rest {
+        lit.push('/');
+    }
+    if !lit.is_empty() {
+        segs.push(Seg::Lit(lit.into()));
+    }
+    if rest {
+        segs.push(Seg::Rest);
+    }
+    Some(segs.into())
+}
+
+fn match_segments(segs: &[Seg], mut key: &str) -> bool {
+    for (i, seg) in segs.iter().enumerate() {
+        match seg {
+            Seg::Lit(l) => match key.strip_prefix(&**l) {
+                Some(rest) => key = rest,
+                None => return false,
+            },
+            Seg::Param => {
+                let end = key.find('/').unwrap_or(key.len());
+                if end == 0 {
+                    return false;
+                }
+                // A param is followed by a literal starting with `/`, by the end, or by
+                // `/.*`: consuming up to the next `/` is then the only possible match.
+                key = &key[end..];
+                let _ = i;
+            }
+            Seg::Rest => return true,
+        }
+    }
+    key.is_empty()
+}
+
+impl Pattern {
+    /// Compile `pattern` as the pattern argument of `func`.
+    pub fn compile(func: Func, pattern: &str) -> Result<Pattern, String> {
+        match func {
+            Func::KeyMatch | Func::KeyGet => Ok(match pattern.find('*') {
+                None => Pattern::Exact(pattern.into()),
+                Some(i) => Pattern::Prefix(pattern[..i].into()),
+            }),
+            Func::KeyMatch2 => {
+                if let Some(segs) = segments(pattern) {
+                    return Ok(Pattern::Segments(segs));
+                }
+                let mut names = Vec::new();
+                let mut src = colon_params(&star_to_regex(pattern), false, &mut names);
+                if src == "*" {
+                    src = "(.*)".into();
+                }
+                Ok(Pattern::Regex {
+                    re: build_regex(&format!("^{src}$"))?,
+                    names: Box::new([]),
+                })
+            }
+            Func::KeyGet2 => {
+                let mut names = Vec::new();
+                let mut src = colon_params(&star_to_regex(pattern), true, &mut names);
+                if src == "*" {
+                    src = "(.*)".into();
+                }
+                Ok(Pattern::Regex {
+                    re: build_regex(&format!("^{src}$"))?,
+                    names: names.into(),
+                })
+            }
+            Func::KeyMatch3 => {
+                let mut names = Vec::new();
+                let src = brace_params(&star_to_regex(pattern), true, false, &mut names);
+                Ok(Pattern::Regex {
+                    re: build_regex(&format!("^{src}$"))?,
+                    names: Box::new([]),
+                })
+            }
+            Func::KeyMatch4 => {
+                let mut names = Vec::new();
+                let src = brace_params(&star_to_regex(pattern), false, true, &mut names);
+                Ok(Pattern::Regex {
+                    re: build_regex(&format!("^{src}$"))?,
+                    names: names.into(),
+                })
+            }
+            Func::KeyMatch5 => {
+                let base = pattern.split('?').next().unwrap_or(pattern);
+                let mut names = Vec::new();
+                let src = brace_params(&star_to_regex(base), false, false, &mut names);
+                Ok(Pattern::Regex {
+                    re: build_regex(&format!("^{src}$"))?,
+                    names: Box::new([]),
+                })
+            }
+            Func::RegexMatch => Ok(Pattern::Regex {
+                re: build_regex(pattern)?,
+                names: Box::new([]),
+            }),
+            Func::GlobMatch => Ok(Pattern::Glob(pattern.into())),
+            Func::IpMatch => Ok(Pattern::Ip(parse_ip_pattern(pattern))),
+        }
+    }
+
+    /// Does `key` match? Errors only for inputs the function cannot take.
+    pub fn matches(&self, func: Func, key: &str) -> Result<bool, String> {
+        Ok(match self {
+            Pattern::Exact(p) => key == &**p,
+            Pattern::Prefix(p) => key.starts_with(&**p),
+            Pattern::Segments(segs) => match_segments(segs, key),
+            Pattern::Regex { re, names } => {
+                if func == Func::KeyMatch4 {
+                    key_match4(re, names, key)
+                } else if func == Func::KeyMatch5 {
+                    re.is_match(key.split('?').next().unwrap_or(key))
+                } else {
+                    re.is_match(key)
+                }
+            }
+            Pattern::Glob(p) => glob_match(key, p),
+            Pattern::Ip(p) => ip_match(key, p)?,
+        })
+    }
+
+    /// keyGet / keyGet2: the part of `key` the pattern captures.
+    pub fn get<'k>(&self, func: Func, key: &'k str, var: &str) -> &'k str {
+        match (func, self) {
+            (Func::KeyGet, Pattern::Prefix(p)) => {
+                if key.len() > p.len() && key.starts_with(&**p) {
+                    &key[p.len()..]
+                } else {
+                    ""
+                }
+            }
+            (Func::KeyGet2, Pattern::Regex { re, names }) => {
+                let Some(caps) = re.captures(key) else { return "" };
+                names
+                    .iter()
+                    .position(|n| &**n == var)
+                    .and_then(|i| caps.get(i + 1))
+                    .map(|m| m.as_str())
+                    .unwrap_or("")
+            }
+            _ => "",
+        }
+    }
+}
+
+/// keyMatch4: like keyMatch3, and a name used twice must capture the same value.
+fn key_match4(re: &Regex, names: &[Box<str>], key: &str) -> bool {
+    let Some(caps) = re.captures(key) else {
+        return false;
+    };
+    for (i, a) in names.iter().enumerate() {
+        for (j, b) in names.iter().enumerate().skip(i + 1) {
+            if a == b && caps.get(i + 1).map(|m| m.as_str()) != caps.get(j + 1).map(|m| m.as_str()) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+fn parse_ip_pattern(p: &str) -> IpPattern {
+    if let Some((addr, bits)) = p.split_once('/')
+        && let (Ok(addr), Ok(prefix)) = (addr.parse::<IpAddr>(), bits.parse::<u8>())
+    {
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if prefix <= max {
+            return IpPattern::Net { addr, prefix };
+        }
+    }
+    match p.parse::<IpAddr>() {
+        Ok(addr) => IpPattern::Net {
+            addr,
+            prefix: if addr.is_ipv4() { 32 } else { 128 },
+        },
+        Err(_) => IpPattern::Text(p.into()),
+    }
+}
+
+fn ip_match(key: &str, pat: &IpPattern) -> Result<bool, String> {
+    let ip: IpAddr = key
+        .parse()
+        .map_err(|_| format!("ipMatch: `{key}` is not an IP address"))?;
+    Ok(match pat {
+        IpPattern::Text(t) => key == &**t,
+        IpPattern::Net { addr, prefix } => match (ip, addr) {
+            (IpAddr::V4(a), IpAddr::V4(n)) => {
+                let mask = if *prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - prefix)
+                };
+                u32::from(a) & mask == u32::from(*n) & mask
+            }
+            (IpAddr::V6(a), IpAddr::V6(n)) => {
+                let mask = if *prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - prefix)
+                };
+                u128::from(a) & mask == u128::from(*n) & mask
+            }
+            _ => false,
+        },
+    })
+}
+
+/// Shell-style glob in the manner of Go's `path.Match`: `*` and `?` never cross `/`,
+/// `[a-z]`/`[!a]` classes, `\` escapes. A malformed class simply does not match.
+pub fn glob_match(s: &str, pattern: &str) -> bool {
+    let s: Vec<char> = s.chars().collect();
+    let p: Vec<char> = pattern.chars().collect();
+    glob_at(&s, &p)
+}
+
+fn glob_at(s: &[char], p: &[char]) -> bool {
+    let (mut si, mut pi) = (0, 0);
+    while pi < p.len() {
+        match p[pi] {
+            '*' => {
+                while pi < p.len() && p[pi] == '*' {
+                    pi += 1;
+                }
+                if pi == p.len() {
+                    return !s[si..].contains(&'/');
+                }
+                let mut k = si;
+                loop {
+                    if glob_at(&s[k..], &p[pi..]) {
+                        return true;
+                    }
+                    if k == s.len() || s[k] == '/' {
+                        return false;
+                    }
+                    k += 1;
+                }
+            }
+            '?' => {
+                if si == s.len() || s[si] == '/' {
+                    return false;
+                }
+                si += 1;
+                pi += 1;
+            }
+            '[' => {
+                if si == s.len() || s[si] == '/' {
+                    return false;
+                }
+                match class_match(p, pi + 1, s[si]) {
+                    Some(next) => {
+                        pi = next;
+                        si += 1;
+                    }
+                    None => return false,
+                }
+            }
+            c => {
+                let (c, adv) = if c == '\\' && pi + 1 < p.len() {
+                    (p[pi + 1], 2)
+                } else {
+                    (c, 1)
+                };
+                if si == s.len() || s[si] != c {
+                    return false;
+                }
+                si += 1;
+                pi += adv;
+            }
+        }
+    }
+    si == s.len()
+}
+
+/// Match `c` against the class starting at `p[i]` (after `[`); the index after `]`.
+fn class_match(p: &[char], mut i: usize, c: char) -> Option<usize> {
+    let negate = matches!(p.get(i), Some('!') | Some('^'));
+    if negate {
+        i += 1;
+    }
+    let mut hit = false;
+    let mut first = true;
+    loop {
+        let mut lo = *p.get(i)?;
+        if lo == ']' && !first {
+            i += 1;
+            break;
+        }
+        first = false;
+        i += 1;
+        if lo == '\\' {
+            lo = *p.get(i)?;
+            i += 1;
+        }
+        let mut hi = lo;
+        if p.get(i) == Some(&'-') && p.get(i + 1).is_some_and(|x| *x != ']') {
+            hi = *p.get(i + 1)?;
+            i += 2;
+            if hi == '\\' {
+                hi = *p.get(i)?;
+                i += 1;
+            }
+        }
+        if lo <= c && c <= hi {
+            hit = true;
+        }
+    }
+    if hit != negate { Some(i) } else { None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(func: Func, key: &str, pat: &str) -> bool {
+        Pattern::compile(func, pat).unwrap().matches(func, key).unwrap()
+    }
+
+    #[test]
+    fn key_match_is_a_prefix_up_to_the_star() {
+        assert!(m(Func::KeyMatch, "/foo/bar", "/foo/*"));
+        assert!(m(Func::KeyMatch, "/foo", "/foo*"));
+        assert!(!m(Func::KeyMatch, "/fo", "/foo*"));
+        assert!(m(Func::KeyMatch, "abc", "abc"));
+    }
+
+    #[test]
+    fn key_match2_fast_path_agrees_with_the_regex_form() {
+        let cases = [
+            ("apps/app1", "apps/:app_id"),
+            ("apps/app1/x", "apps/:app_id"),
+            ("apps/app1/x", "apps/:app_id/*"),
+            ("apps/app1/", "apps/:app_id/*"),
+            ("apps/app1", "apps/:app_id/*"),
+            ("apps/*", "apps/:id"),
+            ("apps", "apps/*"),
+            ("apps/", "apps/*"),
+            ("anything/at/all", "*"),
+            ("/book/1", "/book/:id"),
+            ("/book/", "/book/:id"),
+            ("org/settings", "org/settings"),
+            ("a/b/c", "a/:x/c"),
+            ("a//c", "a/:x/c"),
+        ];
+        for (key, pat) in cases {
+            let fast = Pattern::compile(Func::KeyMatch2, pat).unwrap();
+            assert!(
+                matches!(fast, Pattern::Segments(_)),
+                "{pat} should take the fast path"
+            );
+            let mut names = Vec::new();
+            let mut src = colon_params(&star_to_regex(pat), false, &mut names);
+            if src == "*" {
+                src = "(.*)".into();
+            }
+            let slow = Regex::new(&format!("^{src}$")).unwrap();
+            assert_eq!(
+                fast.matches(Func::KeyMatch2, key).unwrap(),
+                slow.is_match(key),
+                "{key} ~ {pat}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_match2_with_braces_does_not_panic_and_treats_them_literally() {
+        assert!(m(Func::KeyMatch2, "/book2/{id}", "/book2/{id}"));
+        assert!(!m(Func::KeyMatch2, "/book2/1", "/book2/{id}"));
+    }
+
+    #[test]
+    fn key_get2_extracts_path_variables() {
+        let p = Pattern::compile(Func::KeyGet2, "apps/:app/*").unwrap();
+        assert_eq!(p.get(Func::KeyGet2, "apps/web/models/1", "app"), "web");
+        assert_eq!(p.get(Func::KeyGet2, "teams/web", "app"), "");
+    }
+
+    #[test]
+    fn glob_follows_path_match() {
+        assert!(m(Func::GlobMatch, "/foo/bar", "/foo/*"));
+        assert!(!m(Func::GlobMatch, "/foo/a/b", "/foo/*"));
+        assert!(m(Func::GlobMatch, "/foobar", "/foo*"));
+        assert!(m(Func::GlobMatch, "/a/foo/b", "/*/foo/*"));
+        assert!(!m(Func::GlobMatch, "/foo", "*"));
+        assert!(m(Func::GlobMatch, "b", "[a-c]"));
+        assert!(!m(Func::GlobMatch, "b", "[!a-c]"));
+        assert!(!m(Func::GlobMatch, "b", "[a-c"));
+    }
+
+    #[test]
+    fn ip_match_handles_cidr_plain_and_bad_input() {
+        assert!(m(Func::IpMatch, "192.168.2.123", "192.168.2.0/24"));
+        assert!(!m(Func::IpMatch, "192.168.3.1", "192.168.2.0/24"));
+        assert!(m(Func::IpMatch, "10.0.0.1", "10.0.0.1"));
+        let p = Pattern::compile(Func::IpMatch, "10.0.0.0/16").unwrap();
+        assert!(p.matches(Func::IpMatch, "not-an-ip").is_err());
+    }
+
+    #[test]
+    fn invalid_regex_is_an_error_not_a_panic() {
+        assert!(Pattern::compile(Func::RegexMatch, "(unclosed").is_err());
+        assert!(Pattern::compile(Func::RegexMatch, "a{2,1}").is_err());
+    }
+}
