@@ -108,6 +108,17 @@ pub struct Engine {
 
 const PAGE_PREFIX: &str = "after:";
 
+/// Prefixes of the names the directory puts into role graphs. A subject spelled like
+/// one would reach that node through Casbin's `g(x, x)`; it is refused instead.
+pub const RESERVED_PREFIXES: [&str; 3] = ["role:", "team:", "app:"];
+
+fn check_subject(subject: &str) -> Result<(), EngineError> {
+    match RESERVED_PREFIXES.iter().find(|p| subject.starts_with(**p)) {
+        Some(p) => Err(EngineError::Eval(format!("subject `{subject}` uses the reserved prefix `{p}`"))),
+        None => Ok(()),
+    }
+}
+
 fn page_after(token: &str) -> Result<Option<&str>, EngineError> {
     if token.is_empty() {
         return Ok(None);
@@ -141,6 +152,7 @@ impl Engine {
     }
 
     pub fn check(&self, q: &CheckInput<'_>) -> Result<Decision, EngineError> {
+        check_subject(q.subject)?;
         let policy = self.policy.load();
         policy.require_daemon_shape()?;
         let dir = self.index.read();
@@ -166,6 +178,7 @@ impl Engine {
         let out = qs
             .iter()
             .map(|q| {
+                check_subject(q.subject)?;
                 policy.require_daemon_shape()?;
                 let req = [
                     ReqVal::Str(q.subject),
@@ -184,6 +197,7 @@ impl Engine {
     }
 
     pub fn explain(&self, q: &CheckInput<'_>) -> Result<Explanation, EngineError> {
+        check_subject(q.subject)?;
         let policy = self.policy.load();
         policy.require_daemon_shape()?;
         let dir = self.index.read();

@@ -1,0 +1,113 @@
+//! Property tests: no input makes the engine panic — not a request, not a policy.
+
+use proptest::prelude::*;
+use std::path::Path;
+use std::sync::Arc;
+use warden::engine::index::{DirectoryIndex, IndexOp};
+use warden::engine::{CheckInput, CompiledPolicy, Engine, ReqVal};
+use warden::policy::{compile_texts, eval};
+
+fn corpus_policies() -> &'static [CompiledPolicy] {
+    static CACHE: std::sync::OnceLock<Vec<CompiledPolicy>> = std::sync::OnceLock::new();
+    CACHE.get_or_init(load_corpus_policies)
+}
+
+fn load_corpus_policies() -> Vec<CompiledPolicy> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/cases");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("corpus") {
+        let case = entry.expect("entry").path();
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(case.join("case.json")).expect("case.json")).expect("json");
+        let pairs = |k: &str| -> Vec<String> {
+            meta.get(k)
+                .and_then(|m| m.as_object())
+                .map(|m| m.iter().map(|(g, f)| format!("{g}={}", f.as_str().unwrap_or(""))).collect())
+                .unwrap_or_default()
+        };
+        let cfg = eval::config_from_pairs(&pairs("role_matching"), &pairs("domain_matching")).expect("cfg");
+        if let Ok(p) = eval::prepare(&case.join("model.conf"), &case.join("policy.csv"), &cfg) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Strings that tend to break matchers: path-ish, regex-ish, IP-ish, unicode, empty.
+fn nasty() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z0-9/:*{}().\\[\\]|^$?+-]{0,24}",
+        Just(String::new()),
+        Just("apps/web/secrets/k".to_string()),
+        Just("192.168.2.1".to_string()),
+        Just("::1".to_string()),
+        Just("role:admin".to_string()),
+        "\\PC{0,12}",
+    ]
+}
+
+fn engine() -> Engine {
+    let index = Arc::new(DirectoryIndex::new());
+    index.apply(
+        1,
+        &[
+            IndexOp::SetMember { org: "acme".into(), user: "alice".into(), role: "admin".into() },
+            IndexOp::AddTeamMember { org: "acme".into(), team: "t".into(), user: "alice".into() },
+            IndexOp::GrantApp { org: "acme".into(), team: "t".into(), app: "web".into() },
+        ],
+    );
+    Engine::new(Arc::new(warden::policy::load_defaults().expect("defaults")), index)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn daemon_checks_never_panic(s in nasty(), o in nasty(), r in nasty(), a in nasty()) {
+        let e = engine();
+        let q = CheckInput { subject: &s, org: &o, resource: &r, action: &a };
+        let _ = e.check(&q);
+        let _ = e.explain(&q);
+        let _ = e.lookup_resources(&s, &o, &a, &r, 3);
+        let _ = e.lookup_subjects(&o, &r, &a, &s, 3);
+    }
+
+    #[test]
+    fn corpus_policies_never_panic_on_any_request(values in proptest::collection::vec(nasty(), 0..6), json in any::<bool>()) {
+        let obj = serde_json::json!({"Name": "alice", "Owner": "alice", "Age": 30});
+        for p in corpus_policies().iter().take(40) {
+            let mut req: Vec<ReqVal<'_>> = values.iter().map(|v| ReqVal::Str(v)).collect();
+            if json && !req.is_empty() {
+                req[0] = ReqVal::Json(&obj);
+            }
+            let _ = p.enforce(&req);
+        }
+    }
+
+    #[test]
+    fn arbitrary_policy_text_never_panics(model in "[\\[\\]a-z_=,.() &|!\"'\\n]{0,200}", policy in "[a-z0-9_,*:/{}() \\n]{0,200}") {
+        let _ = compile_texts("model.conf", &model, "policy.csv", &policy, &Default::default());
+    }
+
+    #[test]
+    fn mutated_default_policies_never_panic(cut in 0usize..2000, junk in "[a-z0-9_,*:/{}()\\[\\]|&=!\" \\n]{0,16}") {
+        let model = warden::policy::DEFAULT_MODEL;
+        let policy = warden::policy::DEFAULT_POLICY;
+        let at = cut % (model.len() + policy.len());
+        let (m, p) = if at < model.len() {
+            let mut m = model.to_string();
+            let at = (0..=at).rev().find(|i| m.is_char_boundary(*i)).unwrap_or(0);
+            m.insert_str(at, &junk);
+            (m, policy.to_string())
+        } else {
+            let mut p = policy.to_string();
+            let at = at - model.len();
+            let at = (0..=at).rev().find(|i| p.is_char_boundary(*i)).unwrap_or(0);
+            p.insert_str(at, &junk);
+            (model.to_string(), p)
+        };
+        if let Ok(c) = compile_texts("model.conf", &m, "policy.csv", &p, &Default::default()) {
+            let _ = c.enforce(&[ReqVal::Str("alice"), ReqVal::Str("acme"), ReqVal::Str("apps/web"), ReqVal::Str("app:read")]);
+        }
+    }
+}
