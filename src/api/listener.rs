@@ -34,7 +34,9 @@ impl FromStr for Listen {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if let Some(path) = s.strip_prefix("unix:") {
             if path.is_empty() {
-                return Err(format!("{s:?}: unix: needs a socket path, e.g. unix:./data/warden.sock"));
+                return Err(format!(
+                    "{s:?}: unix: needs a socket path, e.g. unix:./data/warden.sock"
+                ));
             }
             Ok(Listen::Unix(PathBuf::from(path)))
         } else if let Some(addr) = s.strip_prefix("tcp:") {

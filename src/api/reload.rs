@@ -145,7 +145,10 @@ pub fn spawn_runner(reloader: Arc<PolicyReloader>, shutdown: Shutdown) -> std::i
     let file_tx = tx.clone();
     let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| match result {
         Ok(events) => {
-            if events.iter().any(|e| !matches!(e.event.kind, EventKind::Access(_))) {
+            if events
+                .iter()
+                .any(|e| !matches!(e.event.kind, EventKind::Access(_)))
+            {
                 let _ = file_tx.try_send(Trigger::FileChange);
             }
         }
@@ -250,7 +253,10 @@ mod tests {
 
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while r.state().snapshot().reloads_succeeded == 0 {
-            assert!(std::time::Instant::now() < deadline, "no reload after a file change");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no reload after a file change"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_ne!(r.engine.policy().hash, "h0");
