@@ -112,3 +112,43 @@ fn second_daemon(first: &Daemon, second: &Workdir) -> std::process::Command {
         .env_remove("WARDEN_CONFIG");
     cmd
 }
+
+#[test]
+#[ignore = "needs policy loader"]
+fn sigterm_lets_in_flight_calls_finish() {
+    let mut daemon = Workdir::new().start();
+    let target = daemon.work.unix_target();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let channel = rt
+        .block_on(warden::api::client::connect(&target))
+        .expect("connect");
+    // A check for a revision the directory never reaches stays in flight for the
+    // server's whole min_revision wait, then fails with FAILED_PRECONDITION. If
+    // shutdown cut it off, the client would see UNAVAILABLE or a broken stream.
+    let call = rt.spawn(async move {
+        warden::api::pb::authz_service_client::AuthzServiceClient::new(channel)
+            .check(warden::api::pb::CheckRequest {
+                subject: "alice".into(),
+                org: "acme".into(),
+                resource: "org".into(),
+                action: "org:read".into(),
+                min_revision: u64::MAX,
+                explain: false,
+            })
+            .await
+    });
+    // Let the call reach the server (it then waits there for seconds) before asking
+    // the server to stop.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    daemon.signal(libc::SIGTERM);
+
+    let outcome = rt.block_on(call).expect("client task");
+    let status = outcome.expect_err("the directory never reaches u64::MAX");
+    assert_eq!(
+        status.code(),
+        tonic::Code::FailedPrecondition,
+        "in-flight call was cut off: {status:?}; logs:\n{}",
+        daemon.logs()
+    );
+    assert!(daemon.wait_exit().success());
+}

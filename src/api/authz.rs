@@ -95,13 +95,11 @@ impl pb::authz_service_server::AuthzService for Authz {
             action = %truncated(&req.action),
             explain = req.explain,
         );
-        async {
+        traced(span, async {
             revision::wait_for(&self.engine, req.min_revision, self.max_wait).await?;
             self.decide(&req).map(Response::new)
-        }
-        .instrument(span)
+        })
         .await
-        .inspect_err(log_status)
     }
 
     async fn batch_check(
@@ -110,7 +108,7 @@ impl pb::authz_service_server::AuthzService for Authz {
     ) -> Result<Response<pb::BatchCheckResponse>, Status> {
         let req = request.into_inner();
         let span = tracing::info_span!("BatchCheck", items = req.items.len());
-        async {
+        traced(span, async {
             if req.items.len() > MAX_BATCH_ITEMS {
                 return Err(Status::invalid_argument(format!(
                     "items: {} items, at most {MAX_BATCH_ITEMS} per batch",
@@ -147,10 +145,8 @@ impl pb::authz_service_server::AuthzService for Authz {
                 results,
                 revision: lowest.unwrap_or(waited_at),
             }))
-        }
-        .instrument(span)
+        })
         .await
-        .inspect_err(log_status)
     }
 
     async fn lookup_resources(
@@ -163,7 +159,7 @@ impl pb::authz_service_server::AuthzService for Authz {
             org = %truncated(&req.org),
             action = %truncated(&req.action),
         );
-        async {
+        traced(span, async {
             let subject = validate::required("subject", &req.subject)?;
             let org = validate::required("org", &req.org)?;
             let action = validate::required("action", &req.action)?;
@@ -179,10 +175,8 @@ impl pb::authz_service_server::AuthzService for Authz {
                 next_page_token: page.next_page_token,
                 revision: page.revision,
             }))
-        }
-        .instrument(span)
+        })
         .await
-        .inspect_err(log_status)
     }
 
     async fn lookup_subjects(
@@ -196,7 +190,7 @@ impl pb::authz_service_server::AuthzService for Authz {
             resource = %truncated(&req.resource),
             action = %truncated(&req.action),
         );
-        async {
+        traced(span, async {
             let org = validate::required("org", &req.org)?;
             let resource = validate::required("resource", &req.resource)?;
             let action = validate::required("action", &req.action)?;
@@ -212,11 +206,16 @@ impl pb::authz_service_server::AuthzService for Authz {
                 next_page_token: page.next_page_token,
                 revision: page.revision,
             }))
-        }
+        })
+        .await
+    }
+}
+
+/// Run an RPC body inside its span, logging its failure there too.
+async fn traced<T>(span: tracing::Span, body: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
+    async { body.await.inspect_err(log_status) }
         .instrument(span)
         .await
-        .inspect_err(log_status)
-    }
 }
 
 /// At most the first 128 bytes of a field, cut on a char boundary, so an oversized

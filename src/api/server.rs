@@ -59,11 +59,17 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::NotServing).await;
 
+    // Advertise only what this server registers: the directory services are in the
+    // descriptor set but not served yet, and listing them would mislead grpcurl.
     let reflection = |b: tonic_reflection::server::Builder<'static>| {
         SERVICE_NAMES
             .iter()
+            .chain(&[
+                tonic_health::pb::health_server::SERVICE_NAME,
+                tonic_reflection::pb::v1::server_reflection_server::SERVICE_NAME,
+                tonic_reflection::pb::v1alpha::server_reflection_server::SERVICE_NAME,
+            ])
             .fold(b, |b, name| b.with_service_name(*name))
-            .with_service_name(tonic_health::pb::health_server::SERVICE_NAME)
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
