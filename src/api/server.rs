@@ -9,7 +9,7 @@ use crate::api::admin::{Admin, DirectoryStats};
 use crate::api::authz::Authz;
 use crate::api::listener::Bound;
 use crate::api::reload::PolicyReloader;
-use crate::api::shutdown::Shutdown;
+use crate::api::shutdown::{Shutdown, ShutdownTrigger};
 use crate::api::{FILE_DESCRIPTOR_SET, pb};
 use crate::engine::Engine;
 use std::sync::Arc;
@@ -83,12 +83,15 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         .add_service(Authz::new(services.engine.clone()).into_server())
         .add_service(Admin::new(services.reloader, services.engine, services.stats).into_server());
 
+    // The listeners stop on this server's own signal, fired on shutdown or when one
+    // listener fails, so a failure drains the others instead of leaving them serving.
+    let (stop_all, stop) = ShutdownTrigger::new();
     let mut servers = JoinSet::new();
     let mut socket_files = Vec::new();
     for listener in listeners {
         let name = listener.describe();
         let router = router.clone();
-        let stop = shutdown.clone().wait();
+        let stop = stop.clone().wait();
         tracing::info!(listener = %name, "listening");
         match listener {
             Bound::Unix(l, file) => {
@@ -121,6 +124,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         },
     };
     set_health(&health, ServingStatus::NotServing).await;
+    stop_all.trigger();
     if outcome.is_ok() {
         tracing::info!("shutting down; draining in-flight calls");
     }

@@ -3,8 +3,8 @@
 //! 1. Load the policy. A broken policy is fatal here, before any port opens, so a
 //!    bad deploy fails loudly instead of serving denials.
 //! 2. Open the directory and load the decision index (store hook below).
-//! 3. Bind every listener (refusing to steal a live daemon's socket).
-//! 4. Serve, watch the policy directory, reload on change and SIGHUP.
+//! 3. Watch the policy directory; reload on change and on SIGHUP.
+//! 4. Bind every listener (refusing to steal a live daemon's socket) and serve.
 //! 5. On SIGTERM/SIGINT: stop accepting, drain in-flight calls, stop the watcher,
 //!    remove the socket file.
 
@@ -19,6 +19,7 @@ use crate::engine::index::DirectoryIndex;
 use crate::engine::{CompiledPolicy, Engine};
 use crate::policy;
 use anyhow::{Context, bail};
+use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -55,7 +56,11 @@ struct Directory {
 /// committed revision, and returns the store as `stats`. Until then the daemon serves
 /// an empty directory at revision 0, which is the truth for a daemon without a store.
 fn open_directory(config: &ServeConfig) -> anyhow::Result<Directory> {
-    std::fs::create_dir_all(&config.data)
+    // Owner and group only: the directory database and the socket live here.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(&config.data)
         .with_context(|| format!("creating data directory {}", config.data.display()))?;
     if config.demo {
         bail!("--demo needs the directory store, which this build does not include yet");
@@ -80,10 +85,12 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
         state,
     ));
 
-    let listeners = listener::bind_all(&config.listen).await?;
+    // The watcher (and its SIGHUP handler) starts before the listeners so that no
+    // policy change or SIGHUP during startup is lost or kills the process.
     let (trigger, shutdown) = ShutdownTrigger::new();
     let runner = reload::spawn_runner(reloader.clone(), shutdown.clone())
         .with_context(|| format!("watching policy directory {}", config.policies.display()))?;
+    let listeners = listener::bind_all(&config.listen).await?;
 
     let services = Services {
         engine,
