@@ -1,1 +1,34 @@
-//! gRPC services, listeners (Unix socket, TCP), health and reflection.
+//! gRPC: the wire types, the services, the listeners, health and reflection.
+//!
+//! Owns everything between a socket and the engine: the `warden.v1` protobuf types
+//! (generated from `proto/`), request validation, the Authz and Admin services, the
+//! Unix-socket and TCP listeners with their shutdown, gRPC health and reflection, the
+//! client connector, and (for now) policy reload orchestration and its status.
+//!
+//! It must not touch redb or read policy files itself: decisions come from the
+//! [`crate::engine`], policies from [`crate::policy`], directory data (later) from
+//! [`crate::store`].
+//!
+//! Entry points: [`server::run`] serves bound [`listener::Bound`]s until a
+//! [`shutdown::Shutdown`]; [`client::connect`] dials a daemon; [`reload`] keeps the
+//! policy fresh.
+
+pub mod admin;
+pub mod authz;
+pub mod client;
+pub mod listener;
+pub mod policy_state;
+pub mod reload;
+pub mod revision;
+pub mod server;
+pub mod shutdown;
+pub mod validate;
+
+/// Generated protobuf messages and tonic clients/servers for `warden.v1`.
+#[allow(clippy::all, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("warden.v1");
+}
+
+/// Encoded `FileDescriptorSet` of every `warden.v1` proto, served by reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("warden_descriptor");

@@ -1,5 +1,84 @@
-//! The `warden` command line.
+//! The `warden` command line: `serve` runs the daemon; `check` and `admin` talk to a
+//! running one over gRPC; `policy` works on policy directories offline.
+//!
+//! Owns argument parsing, configuration layering and exit codes. It starts the daemon
+//! through [`serve::serve`] and reaches daemons only through [`crate::api::client`].
 
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+pub mod admin;
+pub mod check;
+pub mod config;
+pub mod policy;
+pub mod serve;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "warden",
+    version,
+    about = "Authorization sidecar: Casbin rules over an org directory, served over gRPC"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Serve(config::ServeArgs),
+    /// Ask a running daemon whether a subject may perform an action.
+    Check(check::CheckArgs),
+    /// Work with policy directories.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// Inspect or reload a running daemon.
+    Admin(admin::AdminArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match cli.command {
+        Command::Serve(args) => {
+            init_logging();
+            match args.resolve().and_then(serve::serve) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Check(args) => block_on(check::run(args)),
+        Command::Admin(args) => block_on(admin::run(args)),
+        Command::Policy(cmd) => policy::run(cmd),
+    }
+}
+
+/// Client commands make one call; a current-thread runtime is plenty.
+fn block_on(fut: impl Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Human-readable logs on stderr, filtered by `WARDEN_LOG` (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -1,0 +1,125 @@
+//! `warden.v1.AdminService`: policy status and reload, directory statistics.
+
+use crate::api::pb;
+use crate::api::policy_state::PolicyStatus;
+use crate::api::reload::{PolicyReloader, Trigger};
+use crate::engine::Engine;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+/// Directory sizes that only the store can count (the decision index holds orgs and
+/// memberships but not users, teams or apps).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirectoryCounts {
+    pub users: u64,
+    pub orgs: u64,
+    pub memberships: u64,
+    pub teams: u64,
+    pub apps: u64,
+}
+
+/// The store's side of `GetStats`. Until a store is attached the daemon reports only
+/// what the index knows, and leaves the other counts absent rather than zero.
+pub trait DirectoryStats: Send + Sync {
+    fn counts(&self) -> Result<DirectoryCounts, String>;
+}
+
+/// The admin service.
+#[derive(Clone)]
+pub struct Admin {
+    reloader: Arc<PolicyReloader>,
+    engine: Arc<Engine>,
+    stats: Option<Arc<dyn DirectoryStats>>,
+}
+
+impl Admin {
+    pub fn new(
+        reloader: Arc<PolicyReloader>,
+        engine: Arc<Engine>,
+        stats: Option<Arc<dyn DirectoryStats>>,
+    ) -> Self {
+        Self {
+            reloader,
+            engine,
+            stats,
+        }
+    }
+
+    pub fn into_server(self) -> pb::admin_service_server::AdminServiceServer<Self> {
+        pb::admin_service_server::AdminServiceServer::new(self)
+    }
+}
+
+fn to_pb(s: PolicyStatus) -> pb::PolicyStatus {
+    pb::PolicyStatus {
+        policy_dir: s.dir.display().to_string(),
+        files: s.files.iter().map(|f| f.display().to_string()).collect(),
+        content_hash: s.hash,
+        loaded_at_unix_ms: s.loaded_at_unix_ms,
+        last_reload_error: s.last_error.unwrap_or_default(),
+        last_reload_error_at_unix_ms: s.last_error_at_unix_ms,
+        reloads_succeeded: s.reloads_succeeded,
+        reloads_failed: s.reloads_failed,
+    }
+}
+
+#[tonic::async_trait]
+impl pb::admin_service_server::AdminService for Admin {
+    async fn get_policy_status(
+        &self,
+        _request: Request<pb::GetPolicyStatusRequest>,
+    ) -> Result<Response<pb::PolicyStatus>, Status> {
+        let _span = tracing::info_span!("GetPolicyStatus").entered();
+        Ok(Response::new(to_pb(self.reloader.state().snapshot())))
+    }
+
+    async fn reload_policy(
+        &self,
+        _request: Request<pb::ReloadPolicyRequest>,
+    ) -> Result<Response<pb::PolicyStatus>, Status> {
+        async {
+            match self.reloader.reload(Trigger::Rpc).await {
+                Ok(status) => Ok(Response::new(to_pb(status))),
+                Err(errors) => Err(Status::failed_precondition(format!(
+                    "policy reload failed; the previous policy keeps serving:\n{errors}"
+                ))),
+            }
+        }
+        .instrument(tracing::info_span!("ReloadPolicy"))
+        .await
+    }
+
+    async fn get_stats(
+        &self,
+        _request: Request<pb::GetStatsRequest>,
+    ) -> Result<Response<pb::GetStatsResponse>, Status> {
+        let _span = tracing::info_span!("GetStats").entered();
+        let revision = self.engine.index().revision();
+        let resp = match &self.stats {
+            Some(stats) => {
+                let c = stats
+                    .counts()
+                    .map_err(|e| Status::unavailable(format!("directory store: {e}")))?;
+                pb::GetStatsResponse {
+                    users: Some(c.users),
+                    orgs: Some(c.orgs),
+                    memberships: Some(c.memberships),
+                    teams: Some(c.teams),
+                    apps: Some(c.apps),
+                    revision,
+                }
+            }
+            None => {
+                let index = self.engine.index().read();
+                pb::GetStatsResponse {
+                    orgs: Some(index.org_count() as u64),
+                    memberships: Some(index.membership_count() as u64),
+                    revision,
+                    ..Default::default()
+                }
+            }
+        };
+        Ok(Response::new(resp))
+    }
+}

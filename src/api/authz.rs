@@ -1,0 +1,317 @@
+//! `warden.v1.AuthzService`: validates requests, honours `min_revision`, asks the
+//! engine, and turns its answers and errors into protobuf responses and statuses.
+//!
+//! Nothing here decides anything; the engine does. Spans record org, resource and
+//! action but never the subject, which may be an API token.
+
+use crate::api::pb;
+use crate::api::revision;
+use crate::api::validate::{self, MAX_BATCH_ITEMS};
+use crate::engine::{CheckInput, Engine, EngineError};
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+/// The authorization service over the shared engine.
+#[derive(Clone)]
+pub struct Authz {
+    engine: Arc<Engine>,
+    /// Bound on the `min_revision` wait; a field so tests can shorten it.
+    max_wait: Duration,
+}
+
+impl Authz {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self {
+            engine,
+            max_wait: revision::MAX_WAIT,
+        }
+    }
+
+    pub fn into_server(self) -> pb::authz_service_server::AuthzServiceServer<Self> {
+        pb::authz_service_server::AuthzServiceServer::new(self)
+    }
+
+    /// Validate and answer one check whose `min_revision` has already been awaited.
+    fn decide(&self, req: &pb::CheckRequest) -> Result<pb::CheckResponse, Status> {
+        let input = check_input(req)?;
+        if req.explain {
+            let e = self.engine.explain(&input).map_err(engine_status)?;
+            let (rule_file, rule_line, rule_text) = match e.rule {
+                Some(r) => (r.file, r.line, r.text),
+                None => (String::new(), 0, String::new()),
+            };
+            Ok(pb::CheckResponse {
+                allowed: e.allowed,
+                revision: e.revision,
+                explanation: Some(pb::Explanation {
+                    allowed: e.allowed,
+                    effect: e.effect,
+                    rule_file,
+                    rule_line,
+                    rule_text,
+                    role_path: e.role_path,
+                }),
+            })
+        } else {
+            let d = self.engine.check(&input).map_err(engine_status)?;
+            Ok(pb::CheckResponse {
+                allowed: d.allowed,
+                revision: d.revision,
+                explanation: None,
+            })
+        }
+    }
+}
+
+fn check_input(req: &pb::CheckRequest) -> Result<CheckInput<'_>, Status> {
+    Ok(CheckInput {
+        subject: validate::required("subject", &req.subject)?,
+        org: validate::required("org", &req.org)?,
+        resource: validate::required("resource", &req.resource)?,
+        action: validate::required("action", &req.action)?,
+    })
+}
+
+/// Map an engine failure to a status whose message says what failed.
+pub(crate) fn engine_status(err: EngineError) -> Status {
+    match err {
+        EngineError::InvalidPageToken => Status::invalid_argument(
+            "page_token: not a token from this query; pass back next_page_token unchanged",
+        ),
+        EngineError::Eval(reason) => Status::internal(format!("engine: evaluation failed: {reason}")),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::authz_service_server::AuthzService for Authz {
+    async fn check(&self, request: Request<pb::CheckRequest>) -> Result<Response<pb::CheckResponse>, Status> {
+        let req = request.into_inner();
+        let span = tracing::info_span!(
+            "Check",
+            org = %truncated(&req.org),
+            resource = %truncated(&req.resource),
+            action = %truncated(&req.action),
+            explain = req.explain,
+        );
+        traced(span, async {
+            revision::wait_for(&self.engine, req.min_revision, self.max_wait).await?;
+            self.decide(&req).map(Response::new)
+        })
+        .await
+    }
+
+    async fn batch_check(
+        &self,
+        request: Request<pb::BatchCheckRequest>,
+    ) -> Result<Response<pb::BatchCheckResponse>, Status> {
+        let req = request.into_inner();
+        let span = tracing::info_span!("BatchCheck", items = req.items.len());
+        traced(span, async {
+            if req.items.len() > MAX_BATCH_ITEMS {
+                return Err(Status::invalid_argument(format!(
+                    "items: {} items, at most {MAX_BATCH_ITEMS} per batch",
+                    req.items.len()
+                )));
+            }
+            let min_revision = req
+                .items
+                .iter()
+                .map(|i| i.min_revision)
+                .fold(req.min_revision, u64::max);
+            let waited_at = revision::wait_for(&self.engine, min_revision, self.max_wait).await?;
+
+            let mut lowest: Option<u64> = None;
+            let results = req
+                .items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let result = match self.decide(item) {
+                        Ok(decision) => {
+                            lowest = Some(lowest.map_or(decision.revision, |r| r.min(decision.revision)));
+                            pb::batch_check_result::Result::Decision(decision)
+                        }
+                        Err(status) => pb::batch_check_result::Result::Error(pb::ItemError {
+                            code: status.code() as i32,
+                            message: format!("items[{i}].{}", status.message()),
+                        }),
+                    };
+                    pb::BatchCheckResult { result: Some(result) }
+                })
+                .collect();
+            Ok(Response::new(pb::BatchCheckResponse {
+                results,
+                revision: lowest.unwrap_or(waited_at),
+            }))
+        })
+        .await
+    }
+
+    async fn lookup_resources(
+        &self,
+        request: Request<pb::LookupResourcesRequest>,
+    ) -> Result<Response<pb::LookupResourcesResponse>, Status> {
+        let req = request.into_inner();
+        let span = tracing::info_span!(
+            "LookupResources",
+            org = %truncated(&req.org),
+            action = %truncated(&req.action),
+        );
+        traced(span, async {
+            let subject = validate::required("subject", &req.subject)?;
+            let org = validate::required("org", &req.org)?;
+            let action = validate::required("action", &req.action)?;
+            let token = validate::bounded("page_token", &req.page_token)?;
+            let size = validate::page_size(req.page_size);
+            revision::wait_for(&self.engine, req.min_revision, self.max_wait).await?;
+            let page = self
+                .engine
+                .lookup_resources(subject, org, action, token, size)
+                .map_err(engine_status)?;
+            Ok(Response::new(pb::LookupResourcesResponse {
+                resources: page.items,
+                next_page_token: page.next_page_token,
+                revision: page.revision,
+            }))
+        })
+        .await
+    }
+
+    async fn lookup_subjects(
+        &self,
+        request: Request<pb::LookupSubjectsRequest>,
+    ) -> Result<Response<pb::LookupSubjectsResponse>, Status> {
+        let req = request.into_inner();
+        let span = tracing::info_span!(
+            "LookupSubjects",
+            org = %truncated(&req.org),
+            resource = %truncated(&req.resource),
+            action = %truncated(&req.action),
+        );
+        traced(span, async {
+            let org = validate::required("org", &req.org)?;
+            let resource = validate::required("resource", &req.resource)?;
+            let action = validate::required("action", &req.action)?;
+            let token = validate::bounded("page_token", &req.page_token)?;
+            let size = validate::page_size(req.page_size);
+            revision::wait_for(&self.engine, req.min_revision, self.max_wait).await?;
+            let page = self
+                .engine
+                .lookup_subjects(org, resource, action, token, size)
+                .map_err(engine_status)?;
+            Ok(Response::new(pb::LookupSubjectsResponse {
+                subjects: page.items,
+                next_page_token: page.next_page_token,
+                revision: page.revision,
+            }))
+        })
+        .await
+    }
+}
+
+/// Run an RPC body inside its span, logging its failure there too.
+async fn traced<T>(span: tracing::Span, body: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
+    async { body.await.inspect_err(log_status) }
+        .instrument(span)
+        .await
+}
+
+/// At most the first 128 bytes of a field, cut on a char boundary, so an oversized
+/// (and about to be rejected) field cannot flood the logs.
+fn truncated(s: &str) -> &str {
+    let mut end = s.len().min(128);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Client mistakes are routine (debug); server-side failures are worth a warning.
+fn log_status(status: &Status) {
+    match status.code() {
+        tonic::Code::Internal | tonic::Code::Unavailable | tonic::Code::Unknown => {
+            tracing::warn!(code = ?status.code(), message = status.message(), "request failed")
+        }
+        code => tracing::debug!(?code, message = status.message(), "request rejected"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::pb::authz_service_server::AuthzService;
+    use crate::engine::{CompiledPolicy, index::DirectoryIndex};
+
+    fn authz() -> Authz {
+        let policy = Arc::new(CompiledPolicy {
+            hash: String::new(),
+            files: Vec::new(),
+        });
+        let mut a = Authz::new(Arc::new(Engine::new(policy, Arc::new(DirectoryIndex::new()))));
+        a.max_wait = Duration::from_millis(10);
+        a
+    }
+
+    fn item(subject: &str) -> pb::CheckRequest {
+        pb::CheckRequest {
+            subject: subject.into(),
+            org: "acme".into(),
+            resource: "apps/a".into(),
+            action: "app:read".into(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn check_names_the_empty_field() {
+        let mut req = item("alice");
+        req.action.clear();
+        let err = authz().check(Request::new(req)).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().starts_with("action:"), "{}", err.message());
+    }
+
+    #[tokio::test]
+    async fn batch_keeps_order_and_isolates_bad_items() {
+        let req = pb::BatchCheckRequest {
+            items: vec![item("alice"), item(""), item("bob")],
+            min_revision: 0,
+        };
+        let resp = authz().batch_check(Request::new(req)).await.unwrap().into_inner();
+        assert_eq!(resp.results.len(), 3);
+        match &resp.results[1].result {
+            Some(pb::batch_check_result::Result::Error(e)) => {
+                assert_eq!(e.code, tonic::Code::InvalidArgument as i32);
+                assert!(e.message.starts_with("items[1].subject:"), "{}", e.message);
+            }
+            other => panic!("expected an item error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_batch_is_rejected() {
+        let req = pb::BatchCheckRequest {
+            items: vec![item("alice"); MAX_BATCH_ITEMS + 1],
+            min_revision: 0,
+        };
+        let err = authz().batch_check(Request::new(req)).await.unwrap_err();
+        assert!(err.message().starts_with("items:"), "{}", err.message());
+    }
+
+    #[tokio::test]
+    async fn unreached_min_revision_is_failed_precondition() {
+        let mut req = item("alice");
+        req.min_revision = 5;
+        let err = authz().check(Request::new(req)).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+        assert!(err.message().starts_with("min_revision:"), "{}", err.message());
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        let s = "é".repeat(100);
+        assert!(truncated(&s).len() <= 128);
+    }
+}

@@ -1,0 +1,76 @@
+//! What the daemon knows about its policy: which one is serving, since when, and how
+//! the latest reload went. Read by `AdminService`, written only by the reloader.
+
+use crate::engine::CompiledPolicy;
+use crate::policy::PolicyErrors;
+use parking_lot::Mutex;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A copy of the policy status at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyStatus {
+    pub dir: PathBuf,
+    /// Files of the serving policy.
+    pub files: Vec<PathBuf>,
+    /// Hex SHA-256 of the serving policy's sources.
+    pub hash: String,
+    pub loaded_at_unix_ms: u64,
+    /// Errors of the latest attempt, `file:line: reason` per line; `None` once an
+    /// attempt succeeds, so the status shows the daemon's present health.
+    pub last_error: Option<String>,
+    pub last_error_at_unix_ms: u64,
+    /// Reloads after the initial load.
+    pub reloads_succeeded: u64,
+    pub reloads_failed: u64,
+}
+
+/// The shared, mutable policy status.
+///
+/// A `parking_lot::Mutex` rather than a Tokio one: it is never held across `.await`
+/// and each critical section copies or overwrites a few fields.
+pub struct PolicyState {
+    inner: Mutex<PolicyStatus>,
+}
+
+impl PolicyState {
+    /// The state right after the startup load of `policy` from `dir`.
+    pub fn new(dir: &Path, policy: &CompiledPolicy) -> Self {
+        Self {
+            inner: Mutex::new(PolicyStatus {
+                dir: dir.to_path_buf(),
+                files: policy.files.clone(),
+                hash: policy.hash.clone(),
+                loaded_at_unix_ms: now_unix_ms(),
+                ..PolicyStatus::default()
+            }),
+        }
+    }
+
+    pub fn snapshot(&self) -> PolicyStatus {
+        self.inner.lock().clone()
+    }
+
+    pub(crate) fn record_success(&self, policy: &CompiledPolicy) -> PolicyStatus {
+        let mut s = self.inner.lock();
+        s.files = policy.files.clone();
+        s.hash = policy.hash.clone();
+        s.loaded_at_unix_ms = now_unix_ms();
+        s.last_error = None;
+        s.reloads_succeeded += 1;
+        s.clone()
+    }
+
+    pub(crate) fn record_failure(&self, errors: &PolicyErrors) {
+        let mut s = self.inner.lock();
+        s.last_error = Some(errors.to_string());
+        s.last_error_at_unix_ms = now_unix_ms();
+        s.reloads_failed += 1;
+    }
+}
+
+pub(crate) fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

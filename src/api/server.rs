@@ -1,0 +1,156 @@
+//! The gRPC server: one router (authz, admin, health, reflection) served on every
+//! bound listener until shutdown, then drained.
+//!
+//! Health follows the daemon's life: every service is NOT_SERVING until the
+//! listeners run (the caller has loaded the policy and the index by then), SERVING
+//! while they do, and NOT_SERVING again once shutdown begins.
+
+use crate::api::admin::{Admin, DirectoryStats};
+use crate::api::authz::Authz;
+use crate::api::listener::Bound;
+use crate::api::reload::PolicyReloader;
+use crate::api::shutdown::{Shutdown, ShutdownTrigger};
+use crate::api::{FILE_DESCRIPTOR_SET, pb};
+use crate::engine::Engine;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::server::NamedService;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+
+/// How long in-flight calls get to finish after shutdown begins.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Names of the warden services this server registers, as health and reflection
+/// report them.
+pub const SERVICE_NAMES: &[&str] = &[
+    <pb::authz_service_server::AuthzServiceServer<Authz> as NamedService>::NAME,
+    <pb::admin_service_server::AdminServiceServer<Admin> as NamedService>::NAME,
+];
+
+/// Everything the services read; built by the startup sequence.
+pub struct Services {
+    pub engine: Arc<Engine>,
+    pub reloader: Arc<PolicyReloader>,
+    /// Counts from the directory store, once one is attached.
+    pub stats: Option<Arc<dyn DirectoryStats>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("building the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("listener {listener}: {source}")]
+    Listener {
+        listener: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("listener {0} stopped unexpectedly")]
+    Crashed(String),
+}
+
+/// Serve `services` on every listener until `shutdown` fires, then drain in-flight
+/// calls (bounded by [`DRAIN_TIMEOUT`]). Socket files are removed when this returns.
+pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) -> Result<(), ServeError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    set_health(&health, ServingStatus::NotServing).await;
+
+    // Advertise only what this server registers: the directory services are in the
+    // descriptor set but not served yet, and listing them would mislead grpcurl.
+    let reflection = |b: tonic_reflection::server::Builder<'static>| {
+        SERVICE_NAMES
+            .iter()
+            .chain(&[
+                tonic_health::pb::health_server::SERVICE_NAME,
+                tonic_reflection::pb::v1::server_reflection_server::SERVICE_NAME,
+                tonic_reflection::pb::v1alpha::server_reflection_server::SERVICE_NAME,
+            ])
+            .fold(b, |b, name| b.with_service_name(*name))
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection(tonic_reflection::server::Builder::configure()).build_v1()?;
+    let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
+
+    let router = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(Authz::new(services.engine.clone()).into_server())
+        .add_service(Admin::new(services.reloader, services.engine, services.stats).into_server());
+
+    // The listeners stop on this server's own signal, fired on shutdown or when one
+    // listener fails, so a failure drains the others instead of leaving them serving.
+    let (stop_all, stop) = ShutdownTrigger::new();
+    let mut servers = JoinSet::new();
+    let mut socket_files = Vec::new();
+    for listener in listeners {
+        let name = listener.describe();
+        let router = router.clone();
+        let stop = stop.clone().wait();
+        tracing::info!(listener = %name, "listening");
+        match listener {
+            Bound::Unix(l, file) => {
+                socket_files.push(file);
+                servers.spawn(async move {
+                    let result = router
+                        .serve_with_incoming_shutdown(UnixListenerStream::new(l), stop)
+                        .await;
+                    (name, result)
+                });
+            }
+            Bound::Tcp(l) => {
+                servers.spawn(async move {
+                    let incoming = TcpIncoming::from(l).with_nodelay(Some(true));
+                    let result = router.serve_with_incoming_shutdown(incoming, stop).await;
+                    (name, result)
+                });
+            }
+        }
+    }
+    set_health(&health, ServingStatus::Serving).await;
+
+    // Serve until shutdown, unless a listener fails first.
+    let outcome = tokio::select! {
+        () = shutdown.clone().wait() => Ok(()),
+        Some(early) = servers.join_next() => match early {
+            Ok((name, Err(source))) => Err(ServeError::Listener { listener: name, source }),
+            Ok((name, Ok(()))) => Err(ServeError::Crashed(name)),
+            Err(join) => Err(ServeError::Crashed(join.to_string())),
+        },
+    };
+    set_health(&health, ServingStatus::NotServing).await;
+    stop_all.trigger();
+    if outcome.is_ok() {
+        tracing::info!("shutting down; draining in-flight calls");
+    }
+
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(done) = servers.join_next().await {
+            if let Ok((name, Err(e))) = done {
+                tracing::warn!(listener = %name, error = %e, "listener failed while draining");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "calls still in flight after {} s; closing them",
+            DRAIN_TIMEOUT.as_secs()
+        );
+    }
+    drop(servers);
+    drop(socket_files);
+    outcome
+}
+
+async fn set_health(health: &tonic_health::server::HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    for name in SERVICE_NAMES {
+        health.set_service_status(*name, status).await;
+    }
+}

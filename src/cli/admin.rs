@@ -1,0 +1,85 @@
+//! `warden admin …`: status, reload and statistics of a running daemon.
+
+use crate::api::client;
+use crate::api::pb;
+use crate::api::pb::admin_service_client::AdminServiceClient;
+use crate::cli::config::DEFAULT_CONNECT;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    pub command: AdminCommand,
+    /// Daemon address: unix:PATH or tcp:HOST:PORT.
+    #[arg(long, global = true, env = "WARDEN_CONNECT", default_value = DEFAULT_CONNECT)]
+    pub connect: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AdminCommand {
+    /// Show the serving policy and the latest reload outcome.
+    Status,
+    /// Reload the policy directory now; exits 1 and prints the errors if it is invalid.
+    Reload,
+    /// Show directory counts and revision.
+    Stats,
+}
+
+pub async fn run(args: AdminArgs) -> ExitCode {
+    match call(args).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn call(args: AdminArgs) -> anyhow::Result<ExitCode> {
+    let mut admin = AdminServiceClient::new(client::connect(&args.connect).await?);
+    match args.command {
+        AdminCommand::Status => {
+            let s = admin.get_policy_status(pb::GetPolicyStatusRequest {}).await?;
+            print_status(&s.into_inner());
+        }
+        AdminCommand::Reload => match admin.reload_policy(pb::ReloadPolicyRequest {}).await {
+            Ok(s) => print_status(&s.into_inner()),
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                eprintln!("{}", status.message());
+                return Ok(ExitCode::FAILURE);
+            }
+            Err(status) => return Err(status.into()),
+        },
+        AdminCommand::Stats => {
+            let s = admin.get_stats(pb::GetStatsRequest {}).await?.into_inner();
+            let count = |c: Option<u64>| c.map_or_else(|| "unknown".to_string(), |n| n.to_string());
+            println!("revision:    {}", s.revision);
+            println!("users:       {}", count(s.users));
+            println!("orgs:        {}", count(s.orgs));
+            println!("memberships: {}", count(s.memberships));
+            println!("teams:       {}", count(s.teams));
+            println!("apps:        {}", count(s.apps));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(s: &pb::PolicyStatus) {
+    println!("policy dir:  {}", s.policy_dir);
+    println!("sha256:      {}", s.content_hash);
+    println!("loaded at:   {} (unix ms)", s.loaded_at_unix_ms);
+    println!("files:       {}", s.files.join(", "));
+    println!(
+        "reloads:     {} ok, {} failed",
+        s.reloads_succeeded, s.reloads_failed
+    );
+    if !s.last_reload_error.is_empty() {
+        println!(
+            "last reload failed at {} (unix ms):",
+            s.last_reload_error_at_unix_ms
+        );
+        for line in s.last_reload_error.lines() {
+            println!("  {line}");
+        }
+    }
+}

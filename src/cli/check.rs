@@ -1,0 +1,80 @@
+//! `warden check`: ask a running daemon one question. Exit 0 allow, 1 deny, 2 error,
+//! so scripts can branch on the answer without parsing output.
+
+use crate::api::client;
+use crate::api::pb;
+use crate::cli::config::DEFAULT_CONNECT;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// User id or API token.
+    #[arg(long)]
+    pub subject: String,
+    /// Organization id.
+    #[arg(long)]
+    pub org: String,
+    /// Resource path, e.g. apps/my-app.
+    #[arg(long)]
+    pub resource: String,
+    /// Action, e.g. app:read.
+    #[arg(long)]
+    pub action: String,
+    /// Also print the deciding rule and role path.
+    #[arg(long)]
+    pub explain: bool,
+    /// Wait until the daemon's directory reaches this revision.
+    #[arg(long, default_value_t = 0)]
+    pub min_revision: u64,
+    /// Daemon address: unix:PATH or tcp:HOST:PORT.
+    #[arg(long, env = "WARDEN_CONNECT", default_value = DEFAULT_CONNECT)]
+    pub connect: String,
+}
+
+pub const EXIT_ALLOW: u8 = 0;
+pub const EXIT_DENY: u8 = 1;
+pub const EXIT_ERROR: u8 = 2;
+
+pub async fn run(args: CheckArgs) -> ExitCode {
+    match ask(&args).await {
+        Ok(resp) => {
+            println!("{}", if resp.allowed { "allow" } else { "deny" });
+            if let Some(e) = &resp.explanation {
+                println!("  effect:    {}", e.effect);
+                if e.rule_file.is_empty() {
+                    println!("  rule:      (none matched)");
+                } else {
+                    println!("  rule:      {}:{}: {}", e.rule_file, e.rule_line, e.rule_text);
+                }
+                if !e.role_path.is_empty() {
+                    println!("  role path: {}", e.role_path);
+                }
+            }
+            if args.explain {
+                println!("  revision:  {}", resp.revision);
+            }
+            ExitCode::from(if resp.allowed { EXIT_ALLOW } else { EXIT_DENY })
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+async fn ask(args: &CheckArgs) -> anyhow::Result<pb::CheckResponse> {
+    let channel = client::connect(&args.connect).await?;
+    let mut authz = pb::authz_service_client::AuthzServiceClient::new(channel);
+    let resp = authz
+        .check(pb::CheckRequest {
+            subject: args.subject.clone(),
+            org: args.org.clone(),
+            resource: args.resource.clone(),
+            action: args.action.clone(),
+            min_revision: args.min_revision,
+            explain: args.explain,
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?;
+    Ok(resp.into_inner())
+}

@@ -1,0 +1,203 @@
+//! `warden serve` configuration: flags, then `WARDEN_*` environment variables, then a
+//! TOML file, then built-in defaults — the first that sets a value wins.
+//!
+//! clap resolves flags over environment variables; this file layers the TOML file
+//! and the defaults beneath them and produces one resolved [`ServeConfig`].
+
+use crate::api::listener::Listen;
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_DATA: &str = "./data";
+pub const DEFAULT_POLICIES: &str = "./policies";
+pub const SOCKET_FILE_NAME: &str = "warden.sock";
+pub const DEFAULT_TCP: SocketAddr =
+    SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 50051));
+/// Where clients look for the daemon by default: the default data directory's socket.
+pub const DEFAULT_CONNECT: &str = "unix:./data/warden.sock";
+
+/// Flags of `warden serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Data directory (directory database, default socket). [default: ./data]
+    #[arg(long, env = "WARDEN_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Policy directory (model.conf, policy.csv), watched for changes. [default: ./policies]
+    #[arg(long, env = "WARDEN_POLICIES", value_name = "DIR")]
+    pub policies: Option<PathBuf>,
+    /// Listen address, repeatable: unix:PATH or tcp:IP:PORT. Replaces the defaults
+    /// (unix:<data>/warden.sock and tcp:127.0.0.1:50051). The env var takes a comma list.
+    #[arg(
+        long = "listen",
+        env = "WARDEN_LISTEN",
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
+    pub listen: Vec<Listen>,
+    /// Do not listen on any Unix socket.
+    #[arg(long, env = "WARDEN_NO_UNIX")]
+    pub no_unix: bool,
+    /// Do not listen on any TCP address.
+    #[arg(long, env = "WARDEN_NO_TCP")]
+    pub no_tcp: bool,
+    /// TOML file with defaults for these settings (keys: data, policies, listen,
+    /// no_unix, no_tcp, demo). Relative paths in it are relative to the working directory.
+    #[arg(long, env = "WARDEN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Seed a demo directory (orgs, members, teams, apps) into an empty store.
+    #[arg(long, env = "WARDEN_DEMO")]
+    pub demo: bool,
+}
+
+/// The TOML file's shape: every key optional, unknown keys rejected so that a typo
+/// is an error rather than a silently ignored setting.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data: Option<PathBuf>,
+    policies: Option<PathBuf>,
+    listen: Option<Vec<String>>,
+    no_unix: Option<bool>,
+    no_tcp: Option<bool>,
+    demo: Option<bool>,
+}
+
+/// Fully resolved settings for one daemon run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeConfig {
+    pub data: PathBuf,
+    pub policies: PathBuf,
+    /// Non-empty; `--no-unix`/`--no-tcp` already applied.
+    pub listen: Vec<Listen>,
+    pub demo: bool,
+}
+
+impl ServeArgs {
+    pub fn resolve(self) -> anyhow::Result<ServeConfig> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data = self
+            .data
+            .or(file.data)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
+        let policies = self
+            .policies
+            .or(file.policies)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_POLICIES));
+
+        let listen = if !self.listen.is_empty() {
+            self.listen
+        } else if let Some(list) = file.listen {
+            list.iter()
+                .map(|s| s.parse::<Listen>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)
+                .with_context(|| {
+                    format!(
+                        "{}: listen",
+                        self.config.as_deref().unwrap_or(Path::new("")).display()
+                    )
+                })?
+        } else {
+            vec![
+                Listen::Unix(data.join(SOCKET_FILE_NAME)),
+                Listen::Tcp(DEFAULT_TCP),
+            ]
+        };
+        let no_unix = self.no_unix || file.no_unix.unwrap_or(false);
+        let no_tcp = self.no_tcp || file.no_tcp.unwrap_or(false);
+        let listen: Vec<Listen> = listen
+            .into_iter()
+            .filter(|l| match l {
+                Listen::Unix(_) => !no_unix,
+                Listen::Tcp(_) => !no_tcp,
+            })
+            .collect();
+        if listen.is_empty() {
+            bail!("nothing to listen on: every listen address is disabled by --no-unix/--no-tcp");
+        }
+        Ok(ServeConfig {
+            data,
+            policies,
+            listen,
+            demo: self.demo || file.demo.unwrap_or(false),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("{}: invalid configuration", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn resolve(argv: &[&str]) -> anyhow::Result<ServeConfig> {
+        let mut full = vec!["serve"];
+        full.extend_from_slice(argv);
+        T::try_parse_from(full)?.args.resolve()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = resolve(&[]).unwrap();
+        assert_eq!(c.data, PathBuf::from("./data"));
+        assert_eq!(c.policies, PathBuf::from("./policies"));
+        assert_eq!(
+            c.listen,
+            vec![
+                Listen::Unix("./data/warden.sock".into()),
+                Listen::Tcp(DEFAULT_TCP)
+            ]
+        );
+    }
+
+    #[test]
+    fn flags_override_file_and_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warden.toml");
+        std::fs::write(
+            &file,
+            "data = \"/srv/w\"\npolicies = \"/etc/w\"\nlisten = [\"tcp:127.0.0.1:7000\"]\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+
+        let c = resolve(&["--config", f]).unwrap();
+        assert_eq!(c.data, PathBuf::from("/srv/w"));
+        assert_eq!(c.listen, vec![Listen::Tcp("127.0.0.1:7000".parse().unwrap())]);
+
+        let c = resolve(&["--config", f, "--policies", "p", "--listen", "unix:/tmp/x.sock"]).unwrap();
+        assert_eq!(c.policies, PathBuf::from("p"));
+        assert_eq!(c.data, PathBuf::from("/srv/w"));
+        assert_eq!(c.listen, vec![Listen::Unix("/tmp/x.sock".into())]);
+    }
+
+    #[test]
+    fn unknown_toml_key_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warden.toml");
+        std::fs::write(&file, "polices = \"typo\"\n").unwrap();
+        assert!(resolve(&["--config", file.to_str().unwrap()]).is_err());
+    }
+
+    #[test]
+    fn disabling_kinds() {
+        let c = resolve(&["--no-tcp", "--data", "/d"]).unwrap();
+        assert_eq!(c.listen, vec![Listen::Unix("/d/warden.sock".into())]);
+        assert!(resolve(&["--no-tcp", "--no-unix"]).is_err());
+    }
+}

@@ -1,0 +1,253 @@
+//! Starting and stopping the real `warden` binary for daemon tests.
+//!
+//! Every daemon runs in its own temporary directory with a copy of the repository's
+//! `policies/`, listens on a socket inside that directory and on a free TCP port, and
+//! is killed if a test forgets to stop it. Waits are generous and only bound how long
+//! a broken build takes to fail; nothing asserts timings.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// Upper bound on waiting for a daemon to come up or go down.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+pub const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+
+/// A tempdir laid out for a daemon: `policies/` (copied from the repository) and
+/// `data/`, plus a free TCP port.
+pub struct Workdir {
+    pub dir: TempDir,
+    pub tcp: SocketAddr,
+}
+
+impl Workdir {
+    /// A workdir with a copy of the repository's `policies/`.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        copy_dir(&source, &dir.path().join("policies"));
+        Self {
+            dir,
+            tcp: free_port(),
+        }
+    }
+
+    /// A workdir whose `policies/` holds exactly `files` (name, contents).
+    pub fn with_policy_files(files: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let policies = dir.path().join("policies");
+        std::fs::create_dir_all(&policies).expect("create policies");
+        for (name, text) in files {
+            std::fs::write(policies.join(name), text).expect("write policy file");
+        }
+        Self {
+            dir,
+            tcp: free_port(),
+        }
+    }
+
+    pub fn policies(&self) -> PathBuf {
+        self.dir.path().join("policies")
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.data().join("warden.sock")
+    }
+
+    pub fn unix_target(&self) -> String {
+        format!("unix:{}", self.socket().display())
+    }
+
+    pub fn tcp_target(&self) -> String {
+        format!("tcp:{}", self.tcp)
+    }
+
+    /// `warden serve` for this workdir; the default unix socket lands in `data/`.
+    pub fn serve_command(&self) -> Command {
+        let mut cmd = Command::new(WARDEN);
+        cmd.current_dir(self.dir.path())
+            .arg("serve")
+            .arg("--data")
+            .arg(self.data())
+            .arg("--policies")
+            .arg(self.policies())
+            .arg("--listen")
+            .arg(self.unix_target())
+            .arg("--listen")
+            .arg(self.tcp_target())
+            .env("WARDEN_LOG", "debug")
+            .env_remove("WARDEN_CONFIG")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Start the daemon and wait until it reports SERVING on both listeners.
+    pub fn start(self) -> Daemon {
+        let log = self.dir.path().join("warden.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = self
+            .serve_command()
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn warden");
+        let mut daemon = Daemon {
+            child,
+            log,
+            work: self,
+        };
+        daemon.wait_serving();
+        daemon
+    }
+}
+
+/// A running `warden serve`, killed on drop.
+pub struct Daemon {
+    child: Child,
+    log: PathBuf,
+    pub work: Workdir,
+}
+
+impl Daemon {
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(rc, 0, "kill({}, {sig})", self.pid());
+    }
+
+    /// Wait for the process to exit on its own.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "warden did not exit; logs:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_serving(&mut self) {
+        let rt = runtime();
+        let deadline = Instant::now() + PATIENCE;
+        for target in [self.work.unix_target(), self.work.tcp_target()] {
+            loop {
+                if let Some(status) = self.child.try_wait().expect("try_wait") {
+                    panic!("warden exited early with {status}; logs:\n{}", self.logs());
+                }
+                if rt.block_on(health(&target, "")) == Some(ServingStatus::Serving) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{target} never reported SERVING; logs:\n{}",
+                    self.logs()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Health of `service` at `target`, or `None` if the daemon cannot be reached.
+pub async fn health(target: &str, service: &str) -> Option<ServingStatus> {
+    let channel = warden::api::client::connect(target).await.ok()?;
+    let resp = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.to_string(),
+        })
+        .await
+        .ok()?;
+    ServingStatus::try_from(resp.into_inner().status).ok()
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A TCP port nobody listens on right now.
+pub fn free_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local_addr")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    assert!(
+        from.is_dir(),
+        "{} is missing: daemon tests copy the repository's policies",
+        from.display()
+    );
+    std::fs::create_dir_all(to).expect("create policies copy");
+    for entry in std::fs::read_dir(from).expect("read policies") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy policy file");
+        }
+    }
+}
+
+/// Run `cmd` expecting it to exit by itself; kill it and fail if it outlives
+/// [`PATIENCE`]. Returns the exit status and stderr.
+pub fn run_to_exit(cmd: &mut Command) -> (ExitStatus, String) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn warden");
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("warden was expected to exit but kept running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    (status, stderr)
+}
