@@ -116,3 +116,12 @@ fn foreign_redb_file_is_refused() {
     assert!(matches!(err, StoreError::NotWarden { .. }), "{err}");
     assert!(err.to_string().contains("sessions"), "{err}");
 }
+
+#[test]
+fn second_open_of_the_same_file_is_refused_clearly() {
+    let f = Fixture::new();
+    let err = Store::open(f.path())
+        .err()
+        .expect("a second open must be refused");
+    assert!(matches!(err, StoreError::AlreadyOpen { .. }), "{err}");
+}

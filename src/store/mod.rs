@@ -45,6 +45,8 @@ pub enum StoreError {
         path: PathBuf,
         source: redb::DatabaseError,
     },
+    #[error("{} is already open in another process (another `warden serve`?); stop it first", path.display())]
+    AlreadyOpen { path: PathBuf },
     #[error(
         "{} has schema version {found}, newer than the {supported} this Warden understands; \
          run a newer Warden or restore an export",
@@ -140,9 +142,12 @@ impl Store {
         let db = Database::builder()
             .set_check_integrity_on_open(true)
             .create(&path)
-            .map_err(|source| StoreError::Open {
-                path: path.clone(),
-                source,
+            .map_err(|source| match source {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen { path: path.clone() },
+                source => StoreError::Open {
+                    path: path.clone(),
+                    source,
+                },
             })?;
 
         let found = {
