@@ -1,1 +1,27 @@
-//! Domain types and rules of the org directory: ids, validation, invariants. No I/O.
+//! Domain types and rules of the org directory: ids, records, changes, refusals. No I/O.
+//!
+//! This module says *what* a valid directory and a valid change look like; `store` owns the redb
+//! tables and runs the state-dependent rules (existence, last admin, limits, cascades) inside one
+//! write transaction, using the shape checks ([`Change::validate`]) and the permission catalog
+//! ([`Change::required_permission`]) defined here. Nothing here reads a clock, a file or a random
+//! number, so the same change means the same thing on every machine.
+//!
+//! Where to look: id and field rules in [`ids`], stored records in [`records`], the change
+//! vocabulary and permission catalog in [`change`], refusal kinds in [`refusal`].
+
+pub mod change;
+pub mod ids;
+pub mod records;
+pub mod refusal;
+
+pub use change::{
+    ApplyContext, CHANGE_FORMAT, Change, ChangeEnvelope, DEFAULT_ROLES, ImportCounts, Permission,
+    is_default_role,
+};
+pub use records::{
+    App, Membership, Org, OrgSettings, Owner, Team, TeamGrant, TeamMember, TermsAcceptance, User,
+};
+pub use refusal::Refusal;
+
+/// The role every org keeps at least one member in, and that an org's creator receives.
+pub const ADMIN_ROLE: &str = "admin";

@@ -1,1 +1,349 @@
-//! redb tables, transactions, the change log, export/import.
+//! The org directory on disk: redb tables, the one write path, the change log, export/import.
+//!
+//! Every write goes through [`Store::apply`]: one redb write transaction runs the directory's rules
+//! against the current state (see `apply.rs`), appends the change to the change log with the next
+//! revision, and commits durably, or aborts and leaves nothing behind. The returned
+//! [`IndexOp`]s describe the effect on the in-memory [`DirectoryIndex`]; [`Store::apply_and_index`]
+//! publishes them before the next write may start. Reads use redb read transactions and never
+//! block writes.
+//!
+//! This module never decides policy: authorization is asked of the caller's authorizer, and
+//! roles of the caller's role predicate (both in [`ApplyContext`]).
+
+mod apply;
+pub mod demo;
+mod dump;
+mod read;
+mod tables;
+
+pub use crate::directory::ApplyContext;
+pub use dump::{DUMP_FORMAT, Dump};
+pub use read::{ChangeRecord, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Member, Page, Stats};
+
+use crate::directory::{ChangeEnvelope, Refusal};
+use crate::engine::index::{DirectoryIndex, IndexOp};
+use parking_lot::Mutex;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use std::path::{Path, PathBuf};
+use tables::{CHANGELOG, META, WriteTables};
+
+/// The schema this build writes. Bump it, with an upgrade step in `open`, whenever a table's
+/// key or value layout changes.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// A storage failure: the file, the disk, or a record this build cannot read. Never a rule.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create directory {}: {source}", path.display())]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error(
+        "cannot open {} as a Warden store: {source} (is it a redb file written by Warden, and intact? \
+         restore it from a backup or an export, or move it aside to start empty)",
+        path.display()
+    )]
+    Open {
+        path: PathBuf,
+        source: redb::DatabaseError,
+    },
+    #[error("{} is already open in another process (another `warden serve`?); stop it first", path.display())]
+    AlreadyOpen { path: PathBuf },
+    #[error(
+        "{} has schema version {found}, newer than the {supported} this Warden understands; \
+         run a newer Warden or restore an export",
+        path.display()
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
+    #[error("{} is a redb file but not a Warden store (it has tables {tables:?}); refusing to use it", path.display())]
+    NotWarden { path: PathBuf, tables: Vec<String> },
+    #[error("corrupt record in table `{table}` at key `{key}`: {reason}")]
+    Corrupt {
+        table: String,
+        key: String,
+        reason: String,
+    },
+    #[error("cannot encode a record: {0}")]
+    Encode(String),
+    #[error("storage error: {0}")]
+    Redb(#[from] redb::Error),
+}
+
+macro_rules! redb_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Redb(e.into())
+            }
+        }
+        impl From<$t> for ApplyError {
+            fn from(e: $t) -> Self {
+                ApplyError::Storage(StoreError::Redb(e.into()))
+            }
+        }
+    )*};
+}
+redb_errors!(
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError
+);
+
+/// Why a write (or a paginated read) did not happen: the directory's rules refused it, or storage
+/// failed. Refusals map to gRPC codes; storage errors are `INTERNAL`/`UNAVAILABLE`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+}
+
+/// The outcome of a committed write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The change's revision in the change log (gap-free, starting at 1).
+    pub revision: u64,
+    /// What the index must do to reflect the write.
+    pub index_ops: Vec<IndexOp>,
+}
+
+/// The directory on disk.
+pub struct Store {
+    db: Database,
+    /// Serializes the write path, including index publication in [`Store::apply_and_index`]: redb
+    /// already allows one write transaction at a time, but the authorizer of the next write reads
+    /// the index, so the index must be updated before that write begins. A `parking_lot` mutex,
+    /// not a Tokio one: it is never held across `.await`.
+    write_lock: Mutex<()>,
+    path: PathBuf,
+}
+
+/// How many index ops `load_index` hands over at a time: bounds memory while loading millions of
+/// memberships, and keeps each write-lock hold on the index short.
+const LOAD_BATCH: usize = 16 * 1024;
+
+impl Store {
+    /// Open the store at `path`, creating the file (and its parent directory) on first start.
+    ///
+    /// The whole file is checked on open (redb's integrity check), so a damaged or foreign file is
+    /// an error, never a silently empty directory. A file written by a newer schema is refused.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let db = Database::builder()
+            .set_check_integrity_on_open(true)
+            .create(&path)
+            .map_err(|source| match source {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen { path: path.clone() },
+                source => StoreError::Open {
+                    path: path.clone(),
+                    source,
+                },
+            })?;
+
+        let found = {
+            let txn = db.begin_read()?;
+            let foreign = tables::foreign_tables(&txn)?;
+            if !foreign.is_empty() {
+                return Err(StoreError::NotWarden {
+                    path,
+                    tables: foreign,
+                });
+            }
+            match txn.open_table(META) {
+                Ok(meta) => meta.get("schema_version")?.map(|v| v.value()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        match found {
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::NewerSchema {
+                    path,
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(v) if v == SCHEMA_VERSION => {}
+            Some(v) => {
+                return Err(StoreError::Corrupt {
+                    table: "meta".into(),
+                    key: "schema_version".into(),
+                    reason: format!("unknown schema version {v}"),
+                });
+            }
+            None => {
+                // First start: create every table so readers never meet a missing one.
+                let txn = db.begin_write()?;
+                {
+                    let mut meta = txn.open_table(META)?;
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                    WriteTables::open(&txn)?;
+                }
+                txn.commit()?;
+            }
+        }
+        Ok(Store {
+            db,
+            write_lock: Mutex::new(()),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Apply one change: validate, authorize, check invariants, write, append to the change log,
+    /// commit. A refusal or an error leaves the store exactly as it was.
+    pub fn apply(&self, env: ChangeEnvelope, ctx: &ApplyContext<'_>) -> Result<Applied, ApplyError> {
+        let _serialized = self.write_lock.lock();
+        self.apply_locked(&env, ctx)
+    }
+
+    /// [`Store::apply`], then publish the effects to `index` before releasing the write path, so
+    /// the next write is authorized against an index that includes this one.
+    pub fn apply_and_index(
+        &self,
+        env: ChangeEnvelope,
+        ctx: &ApplyContext<'_>,
+        index: &DirectoryIndex,
+    ) -> Result<Applied, ApplyError> {
+        let _serialized = self.write_lock.lock();
+        let applied = self.apply_locked(&env, ctx)?;
+        index.apply(applied.revision, &applied.index_ops);
+        Ok(applied)
+    }
+
+    fn apply_locked(&self, env: &ChangeEnvelope, ctx: &ApplyContext<'_>) -> Result<Applied, ApplyError> {
+        let txn = self.db.begin_write()?;
+        let outcome = (|| {
+            let mut t = WriteTables::open(&txn)?;
+            let index_ops = apply::apply_change(&mut t, env, ctx)?;
+            let revision = next_revision(&t.changelog)?;
+            let record = ChangeRecord {
+                revision,
+                format: env.format,
+                actor: env.actor.clone(),
+                at_ms: env.at_ms,
+                change: env.change.clone(),
+            };
+            t.changelog
+                .insert(revision, tables::encode(&record)?.as_slice())?;
+            Ok::<_, ApplyError>(Applied { revision, index_ops })
+        })();
+        match outcome {
+            Ok(applied) => {
+                txn.commit()?;
+                tracing::debug!(revision = applied.revision, change = env.change.kind(), actor = %env.actor, "applied");
+                Ok(applied)
+            }
+            Err(err) => {
+                txn.abort()?;
+                Err(err)
+            }
+        }
+    }
+
+    /// Feed the whole directory to a fresh `index` (startup): every membership, team membership,
+    /// grant and org-owned app, then the last committed revision. Streams the tables in batches,
+    /// from one read snapshot, so the index matches exactly one revision.
+    pub fn load_index(&self, index: &DirectoryIndex) -> Result<u64, StoreError> {
+        // Hold the write path so no write commits between the snapshot and publication.
+        let _serialized = self.write_lock.lock();
+        let txn = self.db.begin_read()?;
+        let mut batch = Vec::with_capacity(LOAD_BATCH);
+        let flush = |batch: &mut Vec<IndexOp>, force: bool| {
+            if force || batch.len() >= LOAD_BATCH {
+                index.apply(0, batch);
+                batch.clear();
+            }
+        };
+
+        for item in txn.open_table(tables::MEMBERSHIPS)?.iter()? {
+            let (key, value) = item?;
+            let (org, user) = key.value();
+            let m: crate::directory::Membership =
+                tables::decode("memberships", &format!("{org}/{user}"), value.value())?;
+            batch.push(IndexOp::SetMember {
+                org: m.org,
+                user: m.user,
+                role: m.role,
+            });
+            flush(&mut batch, false);
+        }
+        for item in txn.open_table(tables::TEAM_MEMBERS)?.iter()? {
+            let (key, _) = item?;
+            let (org, team, user) = key.value();
+            batch.push(IndexOp::AddTeamMember {
+                org: org.into(),
+                team: team.into(),
+                user: user.into(),
+            });
+            flush(&mut batch, false);
+        }
+        for item in txn.open_table(tables::APPS_BY_OWNER)?.range(("org", "", "")..)? {
+            let (key, _) = item?;
+            let (kind, org, app) = key.value();
+            if kind != "org" {
+                break;
+            }
+            batch.push(IndexOp::AddApp {
+                org: org.into(),
+                app: app.into(),
+            });
+            flush(&mut batch, false);
+        }
+        for item in txn.open_table(tables::TEAM_GRANTS)?.iter()? {
+            let (key, _) = item?;
+            let (org, team, app) = key.value();
+            batch.push(IndexOp::GrantApp {
+                org: org.into(),
+                team: team.into(),
+                app: app.into(),
+            });
+            flush(&mut batch, false);
+        }
+        flush(&mut batch, true);
+        let revision = last_revision(&txn.open_table(CHANGELOG)?)?;
+        index.apply(revision, &[]);
+        Ok(revision)
+    }
+
+    /// The last committed revision (0 for a new store).
+    pub fn revision(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        last_revision(&txn.open_table(CHANGELOG)?)
+    }
+}
+
+fn last_revision(changelog: &impl ReadableTable<u64, &'static [u8]>) -> Result<u64, StoreError> {
+    Ok(changelog.last()?.map(|(k, _)| k.value()).unwrap_or(0))
+}
+
+fn next_revision(changelog: &impl ReadableTable<u64, &'static [u8]>) -> Result<u64, StoreError> {
+    let last = last_revision(changelog)?;
+    last.checked_add(1).ok_or_else(|| StoreError::Corrupt {
+        table: "changelog".into(),
+        key: last.to_string(),
+        reason: "revision counter exhausted".into(),
+    })
+}
+
+/// Whether the directory holds anything at all (imports need an empty store).
+fn is_empty(t: &WriteTables<'_>) -> Result<bool, StoreError> {
+    Ok(t.users.is_empty()?
+        && t.orgs.is_empty()?
+        && t.apps.is_empty()?
+        && t.memberships.is_empty()?
+        && t.changelog.is_empty()?)
+}

@@ -1,0 +1,587 @@
+//! Changes: every write to the directory as a typed, serializable intent (DESIGN §6).
+//!
+//! A change carries every id and timestamp it needs, decided by the caller *before* it is applied
+//! (the envelope's `at_ms` is the only clock), so applying it is a pure function of the directory's
+//! state: the single-node path and, later, every replica consuming a shared log reach the same
+//! outcome. The serialized form is versioned by [`ChangeEnvelope::format`]; changing the meaning of
+//! an existing variant needs a new format number.
+
+use super::ids::{
+    validate_email, validate_labels, validate_metadata, validate_name, validate_role, validate_slug,
+    validate_url, validate_user_id,
+};
+use super::records::{OrgSettings, Owner};
+use super::{ADMIN_ROLE, Refusal};
+use serde::{Deserialize, Serialize};
+
+/// The only change format this build writes and applies.
+pub const CHANGE_FORMAT: u32 = 1;
+
+/// A change with who asked for it and when. `at_ms` (Unix milliseconds) is the time recorded on
+/// anything the change creates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeEnvelope {
+    pub format: u32,
+    pub actor: String,
+    pub at_ms: u64,
+    pub change: Change,
+}
+
+impl ChangeEnvelope {
+    /// An envelope in the current format.
+    pub fn new(actor: impl Into<String>, at_ms: u64, change: Change) -> Self {
+        Self {
+            format: CHANGE_FORMAT,
+            actor: actor.into(),
+            at_ms,
+            change,
+        }
+    }
+}
+
+/// How many records of each kind an import brought in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportCounts {
+    pub users: u64,
+    pub orgs: u64,
+    pub memberships: u64,
+    pub teams: u64,
+    pub team_members: u64,
+    pub apps: u64,
+    pub team_grants: u64,
+}
+
+/// One write to the directory. Optional fields of `UpdateOrg` mean "leave as is"; for the optional
+/// strings, `Some("")` clears the field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Change {
+    /// Create or replace a user's profile (the IdP is the source of truth).
+    UpsertUser {
+        id: String,
+        email: String,
+        #[serde(default)]
+        username: Option<String>,
+    },
+    /// Create an org; the actor (an existing user) becomes its first admin.
+    CreateOrg {
+        id: String,
+        name: String,
+        #[serde(default)]
+        billing_email: Option<String>,
+        plan: String,
+        #[serde(default)]
+        logo_url: Option<String>,
+        #[serde(default)]
+        public_metadata: serde_json::Value,
+        #[serde(default)]
+        private_metadata: serde_json::Value,
+        #[serde(default)]
+        settings: OrgSettings,
+    },
+    UpdateOrg {
+        id: String,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        billing_email: Option<String>,
+        #[serde(default)]
+        plan: Option<String>,
+        #[serde(default)]
+        logo_url: Option<String>,
+        #[serde(default)]
+        public_metadata: Option<serde_json::Value>,
+        #[serde(default)]
+        private_metadata: Option<serde_json::Value>,
+        #[serde(default)]
+        settings: Option<OrgSettings>,
+    },
+    /// Delete an org with its memberships, teams and grants; refused while it owns apps.
+    DeleteOrg {
+        id: String,
+    },
+    AddMember {
+        org: String,
+        user: String,
+        role: String,
+        /// Version of the org's terms of use the user accepted on joining, recorded with `at_ms`.
+        #[serde(default)]
+        terms_version: Option<String>,
+    },
+    ChangeRole {
+        org: String,
+        user: String,
+        role: String,
+    },
+    /// Remove a member and, with it, their team memberships in that org.
+    RemoveMember {
+        org: String,
+        user: String,
+    },
+    CreateTeam {
+        org: String,
+        team: String,
+        name: String,
+    },
+    RenameTeam {
+        org: String,
+        team: String,
+        name: String,
+    },
+    /// Delete a team with its members and grants.
+    DeleteTeam {
+        org: String,
+        team: String,
+    },
+    AddTeamMember {
+        org: String,
+        team: String,
+        user: String,
+    },
+    RemoveTeamMember {
+        org: String,
+        team: String,
+        user: String,
+    },
+    GrantApp {
+        org: String,
+        team: String,
+        app: String,
+    },
+    RevokeApp {
+        org: String,
+        team: String,
+        app: String,
+    },
+    CreateApp {
+        id: String,
+        owner: Owner,
+        name: String,
+        #[serde(default)]
+        labels: Vec<String>,
+    },
+    /// Delete an app and every team grant on it.
+    DeleteApp {
+        id: String,
+    },
+    /// Move a personal app to an org, optionally renaming it. The id stays.
+    TransferApp {
+        app: String,
+        to_org: String,
+        #[serde(default)]
+        rename: Option<String>,
+    },
+    /// Written to the change log by an import; never applied through `apply`.
+    Import {
+        counts: ImportCounts,
+    },
+}
+
+/// A permission the actor must hold: `action` on `resource` in `org`, asked of the authorizer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permission {
+    pub org: String,
+    pub resource: String,
+    pub action: String,
+}
+
+impl Permission {
+    fn new(org: &str, resource: impl Into<String>, action: &str) -> Self {
+        Self {
+            org: org.to_string(),
+            resource: resource.into(),
+            action: action.to_string(),
+        }
+    }
+
+    /// The refusal for an actor that lacks this permission.
+    pub fn denied(&self) -> Refusal {
+        Refusal::PermissionDenied {
+            permission: format!("`{}` on `{}`", self.action, self.resource),
+            org: self.org.clone(),
+        }
+    }
+}
+
+fn owner_only(actor: &str, owner: &str, app: &str) -> Result<(), Refusal> {
+    if actor == owner {
+        Ok(())
+    } else {
+        Err(Refusal::PermissionDenied {
+            permission: format!("ownership of personal app `{app}` (owned by `{owner}`)"),
+            org: String::new(),
+        })
+    }
+}
+
+impl Change {
+    /// Short name of the variant, as serialized in its `type` tag (for logs and metrics).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::UpsertUser { .. } => "upsert_user",
+            Change::CreateOrg { .. } => "create_org",
+            Change::UpdateOrg { .. } => "update_org",
+            Change::DeleteOrg { .. } => "delete_org",
+            Change::AddMember { .. } => "add_member",
+            Change::ChangeRole { .. } => "change_role",
+            Change::RemoveMember { .. } => "remove_member",
+            Change::CreateTeam { .. } => "create_team",
+            Change::RenameTeam { .. } => "rename_team",
+            Change::DeleteTeam { .. } => "delete_team",
+            Change::AddTeamMember { .. } => "add_team_member",
+            Change::RemoveTeamMember { .. } => "remove_team_member",
+            Change::GrantApp { .. } => "grant_app",
+            Change::RevokeApp { .. } => "revoke_app",
+            Change::CreateApp { .. } => "create_app",
+            Change::DeleteApp { .. } => "delete_app",
+            Change::TransferApp { .. } => "transfer_app",
+            Change::Import { .. } => "import",
+        }
+    }
+
+    /// The permission `actor` must hold for this change, if any.
+    ///
+    /// `app_owner` is the current owner of the app a `DeleteApp` or `TransferApp` refers to (the
+    /// caller looks it up; other changes ignore it): whether a personal-ownership rule or an org
+    /// permission applies depends on it. Ownership rules are decided here and come back as
+    /// `Err(PermissionDenied)`; an org permission comes back for the authorizer to decide.
+    ///
+    /// Catalog:
+    /// - `UpdateOrg` → `org:update` on `org`; `DeleteOrg` → `org:delete` on `org`.
+    /// - `AddMember`, `ChangeRole`, `RemoveMember` → `member:manage` on `org`.
+    /// - team changes and grants → `team:manage` on `org`.
+    /// - `CreateApp` for an org → `app:create` on `org`; for a user → the actor must be that user.
+    /// - `DeleteApp` of an org app → `app:delete` on `apps/<app>` in the owning org; of a personal
+    ///   app → the actor must be the owner.
+    /// - `TransferApp` → the actor must own the personal app and hold `app:transfer` on `org` in
+    ///   the destination org.
+    /// - `UpsertUser`, `CreateOrg` → nothing: users carry no rights by themselves, and who may
+    ///   create orgs (instance limits, plans) is decided before the change is submitted.
+    /// - `Import` → nothing here; imports never go through `apply`.
+    pub fn required_permission(
+        &self,
+        actor: &str,
+        app_owner: Option<&Owner>,
+    ) -> Result<Option<Permission>, Refusal> {
+        let perm = match self {
+            Change::UpsertUser { .. } | Change::CreateOrg { .. } | Change::Import { .. } => None,
+            Change::UpdateOrg { id, .. } => Some(Permission::new(id, "org", "org:update")),
+            Change::DeleteOrg { id } => Some(Permission::new(id, "org", "org:delete")),
+            Change::AddMember { org, .. }
+            | Change::ChangeRole { org, .. }
+            | Change::RemoveMember { org, .. } => Some(Permission::new(org, "org", "member:manage")),
+            Change::CreateTeam { org, .. }
+            | Change::RenameTeam { org, .. }
+            | Change::DeleteTeam { org, .. }
+            | Change::AddTeamMember { org, .. }
+            | Change::RemoveTeamMember { org, .. }
+            | Change::GrantApp { org, .. }
+            | Change::RevokeApp { org, .. } => Some(Permission::new(org, "org", "team:manage")),
+            Change::CreateApp { id, owner, .. } => match owner {
+                Owner::Org(org) => Some(Permission::new(org, "org", "app:create")),
+                Owner::User(user) => {
+                    owner_only(actor, user, id)?;
+                    None
+                }
+            },
+            Change::DeleteApp { id } => match app_owner {
+                Some(Owner::Org(org)) => Some(Permission::new(org, format!("apps/{id}"), "app:delete")),
+                Some(Owner::User(user)) => {
+                    owner_only(actor, user, id)?;
+                    None
+                }
+                None => return Err(Refusal::not_found(format!("app `{id}`"))),
+            },
+            Change::TransferApp { app, to_org, .. } => match app_owner {
+                Some(Owner::User(user)) => {
+                    owner_only(actor, user, app)?;
+                    Some(Permission::new(to_org, "org", "app:transfer"))
+                }
+                Some(Owner::Org(org)) => {
+                    return Err(Refusal::precondition(format!(
+                        "app `{app}` belongs to org `{org}`; only personal apps can be transferred"
+                    )));
+                }
+                None => return Err(Refusal::not_found(format!("app `{app}`"))),
+            },
+        };
+        Ok(perm)
+    }
+
+    /// Checks that depend only on the change itself: id shapes, lengths, formats. Role existence
+    /// and everything about the directory's state are checked by `apply`.
+    pub fn validate(&self) -> Result<(), Refusal> {
+        match self {
+            Change::UpsertUser { id, email, username } => {
+                validate_user_id("id", id)?;
+                validate_email("email", email)?;
+                if let Some(name) = username {
+                    validate_name("username", name)?;
+                }
+            }
+            Change::CreateOrg {
+                id,
+                name,
+                billing_email,
+                plan,
+                logo_url,
+                public_metadata,
+                private_metadata,
+                settings: _,
+            } => {
+                validate_slug("id", id)?;
+                validate_name("name", name)?;
+                if let Some(email) = billing_email {
+                    validate_email("billing_email", email)?;
+                }
+                validate_slug("plan", plan)?;
+                if let Some(url) = logo_url {
+                    validate_url("logo_url", url)?;
+                }
+                validate_metadata("public_metadata", public_metadata)?;
+                validate_metadata("private_metadata", private_metadata)?;
+            }
+            Change::UpdateOrg {
+                id,
+                name,
+                billing_email,
+                plan,
+                logo_url,
+                public_metadata,
+                private_metadata,
+                settings: _,
+            } => {
+                validate_slug("id", id)?;
+                if let Some(name) = name {
+                    validate_name("name", name)?;
+                }
+                if let Some(email) = billing_email.as_deref().filter(|e| !e.is_empty()) {
+                    validate_email("billing_email", email)?;
+                }
+                if let Some(plan) = plan {
+                    validate_slug("plan", plan)?;
+                }
+                if let Some(url) = logo_url.as_deref().filter(|u| !u.is_empty()) {
+                    validate_url("logo_url", url)?;
+                }
+                if let Some(meta) = public_metadata {
+                    validate_metadata("public_metadata", meta)?;
+                }
+                if let Some(meta) = private_metadata {
+                    validate_metadata("private_metadata", meta)?;
+                }
+            }
+            Change::DeleteOrg { id } => validate_slug("id", id)?,
+            Change::AddMember {
+                org,
+                user,
+                role,
+                terms_version,
+            } => {
+                validate_slug("org", org)?;
+                validate_user_id("user", user)?;
+                validate_role("role", role)?;
+                if let Some(v) = terms_version {
+                    validate_slug("terms_version", v)?;
+                }
+            }
+            Change::ChangeRole { org, user, role } => {
+                validate_slug("org", org)?;
+                validate_user_id("user", user)?;
+                validate_role("role", role)?;
+            }
+            Change::RemoveMember { org, user } => {
+                validate_slug("org", org)?;
+                validate_user_id("user", user)?;
+            }
+            Change::CreateTeam { org, team, name } | Change::RenameTeam { org, team, name } => {
+                validate_slug("org", org)?;
+                validate_slug("team", team)?;
+                validate_name("name", name)?;
+            }
+            Change::DeleteTeam { org, team } => {
+                validate_slug("org", org)?;
+                validate_slug("team", team)?;
+            }
+            Change::AddTeamMember { org, team, user } | Change::RemoveTeamMember { org, team, user } => {
+                validate_slug("org", org)?;
+                validate_slug("team", team)?;
+                validate_user_id("user", user)?;
+            }
+            Change::GrantApp { org, team, app } | Change::RevokeApp { org, team, app } => {
+                validate_slug("org", org)?;
+                validate_slug("team", team)?;
+                validate_slug("app", app)?;
+            }
+            Change::CreateApp {
+                id,
+                owner,
+                name,
+                labels,
+            } => {
+                validate_slug("id", id)?;
+                match owner {
+                    Owner::User(user) => validate_user_id("owner", user)?,
+                    Owner::Org(org) => validate_slug("owner", org)?,
+                }
+                validate_name("name", name)?;
+                validate_labels("labels", labels)?;
+            }
+            Change::DeleteApp { id } => validate_slug("id", id)?,
+            Change::TransferApp { app, to_org, rename } => {
+                validate_slug("app", app)?;
+                validate_slug("to_org", to_org)?;
+                if let Some(name) = rename {
+                    validate_name("rename", name)?;
+                }
+            }
+            Change::Import { .. } => {
+                return Err(Refusal::invalid(
+                    "change",
+                    "imports come only from a dump, through `import`",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What `apply` needs from the outside world, all of it deterministic for a given policy.
+pub struct ApplyContext<'a> {
+    /// `authorize(actor, org, resource, action)`: does the actor hold the permission? In the
+    /// daemon this is the engine's check against the current policy and index.
+    pub authorize: &'a dyn Fn(&str, &str, &str, &str) -> bool,
+    /// Is this a role the policy defines? Roles live in the policy files, not in code.
+    pub is_role: &'a dyn Fn(&str) -> bool,
+}
+
+/// The default roles (Clarifai's), for callers without a policy at hand.
+pub const DEFAULT_ROLES: [&str; 4] = [ADMIN_ROLE, "org_contributor", "team_contributor", "org_user"];
+
+/// Whether `role` is one of [`DEFAULT_ROLES`].
+pub fn is_default_role(role: &str) -> bool {
+    DEFAULT_ROLES.contains(&role)
+}
+
+fn allow_everything(_: &str, _: &str, _: &str, _: &str) -> bool {
+    true
+}
+
+impl<'a> ApplyContext<'a> {
+    pub fn new(
+        authorize: &'a dyn Fn(&str, &str, &str, &str) -> bool,
+        is_role: &'a dyn Fn(&str) -> bool,
+    ) -> Self {
+        Self { authorize, is_role }
+    }
+
+    /// Every permission granted, default roles: for seeding (`--demo`) and operator tools that
+    /// already run with full rights. Invariants still hold; only authorization is skipped.
+    pub fn trusted() -> ApplyContext<'static> {
+        ApplyContext {
+            authorize: &allow_everything,
+            is_role: &is_default_role,
+        }
+    }
+
+    /// Ask the authorizer for `perm` on behalf of `actor`.
+    pub fn check(&self, actor: &str, perm: &Permission) -> Result<(), Refusal> {
+        if (self.authorize)(actor, &perm.org, &perm.resource, &perm.action) {
+            Ok(())
+        } else {
+            Err(perm.denied())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_serialize_with_a_type_tag() {
+        let env = ChangeEnvelope::new(
+            "alice",
+            5,
+            Change::AddMember {
+                org: "acme".into(),
+                user: "bob".into(),
+                role: "org_user".into(),
+                terms_version: None,
+            },
+        );
+        let json = serde_json::to_string(&env).unwrap();
+        assert!(json.contains(r#""type":"add_member""#), "{json}");
+        let back: ChangeEnvelope = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, env);
+    }
+
+    #[test]
+    fn permission_catalog() {
+        let upd = Change::UpdateOrg {
+            id: "acme".into(),
+            name: None,
+            billing_email: None,
+            plan: None,
+            logo_url: None,
+            public_metadata: None,
+            private_metadata: None,
+            settings: None,
+        };
+        let p = upd.required_permission("x", None).unwrap().unwrap();
+        assert_eq!(
+            (p.org.as_str(), p.resource.as_str(), p.action.as_str()),
+            ("acme", "org", "org:update")
+        );
+
+        let personal = Owner::User("alice".into());
+        let del = Change::DeleteApp { id: "sb".into() };
+        assert_eq!(del.required_permission("alice", Some(&personal)).unwrap(), None);
+        assert!(matches!(
+            del.required_permission("bob", Some(&personal)),
+            Err(Refusal::PermissionDenied { .. })
+        ));
+        let org_owned = Owner::Org("acme".into());
+        let p = del.required_permission("bob", Some(&org_owned)).unwrap().unwrap();
+        assert_eq!(
+            (p.resource.as_str(), p.action.as_str()),
+            ("apps/sb", "app:delete")
+        );
+
+        let tr = Change::TransferApp {
+            app: "sb".into(),
+            to_org: "acme".into(),
+            rename: None,
+        };
+        let p = tr.required_permission("alice", Some(&personal)).unwrap().unwrap();
+        assert_eq!((p.org.as_str(), p.action.as_str()), ("acme", "app:transfer"));
+        assert!(tr.required_permission("bob", Some(&personal)).is_err());
+        assert!(matches!(
+            tr.required_permission("alice", Some(&org_owned)),
+            Err(Refusal::FailedPrecondition { .. })
+        ));
+
+        let mk = Change::CreateApp {
+            id: "x".into(),
+            owner: personal,
+            name: "X".into(),
+            labels: vec![],
+        };
+        assert_eq!(mk.required_permission("alice", None).unwrap(), None);
+        let denied = mk.required_permission("bob", None).unwrap_err();
+        assert!(denied.to_string().contains("alice"), "{denied}");
+    }
+
+    #[test]
+    fn validate_names_the_field() {
+        let c = Change::CreateTeam {
+            org: "acme".into(),
+            team: "Bad Team".into(),
+            name: "T".into(),
+        };
+        match c.validate() {
+            Err(Refusal::InvalidArgument { field, .. }) => assert_eq!(field, "team"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The directory's records, as stored (JSON values in redb) and as exported.
+//!
+//! Records hold only what the domain needs; keys are repeated inside the value so that a record
+//! read on its own (an export line, a change-log entry) is self-describing.
+
+use serde::{Deserialize, Serialize};
+
+/// A person, as known from the app's identity provider. Users carry no rights by themselves: what
+/// they may do comes from memberships and the policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+/// Per-org settings an org admin can change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgSettings {
+    /// Most members the org may have; `None` means no limit. Lowering it below the current count
+    /// keeps existing members and refuses new ones.
+    #[serde(default)]
+    pub membership_limit: Option<u32>,
+    /// Whether admins may delete the org.
+    #[serde(default = "default_true")]
+    pub deletable: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for OrgSettings {
+    fn default() -> Self {
+        Self {
+            membership_limit: None,
+            deletable: true,
+        }
+    }
+}
+
+/// An organization: the domain in which roles are held.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Org {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub billing_email: Option<String>,
+    pub plan: String,
+    #[serde(default)]
+    pub logo_url: Option<String>,
+    /// Readable by the org's members through the app; a JSON object or null.
+    #[serde(default)]
+    pub public_metadata: serde_json::Value,
+    /// Only for the app's backend; a JSON object or null.
+    #[serde(default)]
+    pub private_metadata: serde_json::Value,
+    #[serde(default)]
+    pub settings: OrgSettings,
+    pub created_by: String,
+    pub created_at_ms: u64,
+}
+
+/// When a member accepted which version of the org's terms of use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TermsAcceptance {
+    pub version: String,
+    pub at_ms: u64,
+}
+
+/// One user's single role in one org.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    pub org: String,
+    pub user: String,
+    pub role: String,
+    pub joined_at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms_accepted: Option<TermsAcceptance>,
+}
+
+/// A team inside an org; teams receive app grants (siloed access).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Team {
+    pub org: String,
+    pub id: String,
+    pub name: String,
+}
+
+/// A user's membership in a team. The user is always a member of the team's org.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamMember {
+    pub org: String,
+    pub team: String,
+    pub user: String,
+}
+
+/// A team's access to one app owned by the team's org.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamGrant {
+    pub org: String,
+    pub team: String,
+    pub app: String,
+}
+
+/// Who owns an app: a user (personal app) or an org.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Owner {
+    User(String),
+    Org(String),
+}
+
+impl Owner {
+    /// `user` or `org`: the kind half of the owner's key in the apps-by-owner index.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Owner::User(_) => "user",
+            Owner::Org(_) => "org",
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            Owner::User(id) | Owner::Org(id) => id,
+        }
+    }
+
+    pub fn org(&self) -> Option<&str> {
+        match self {
+            Owner::Org(id) => Some(id),
+            Owner::User(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} `{}`", self.kind(), self.id())
+    }
+}
+
+/// An application. App ids are unique across the whole directory so that `apps/<app>` names one
+/// app whatever its owner, and a transfer keeps the id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct App {
+    pub id: String,
+    pub owner: Owner,
+    pub name: String,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    pub created_at_ms: u64,
+}

@@ -1,0 +1,507 @@
+//! The one deterministic function that applies a change to the directory (DESIGN §6).
+//!
+//! `apply_change` is a function of (current tables, change, context) only: no clock, no random
+//! ids, no iteration over hash maps. It validates the change's shape, asks the authorizer for the
+//! permission the change needs, checks the state-dependent invariants, and writes, all through the
+//! tables of the caller's write transaction; on `Err` the caller aborts that transaction, so a
+//! half-applied change can never be committed. It returns the [`IndexOp`]s that describe the
+//! effect on the in-memory index.
+//!
+//! Invariants kept here:
+//! - an org's creator becomes `admin`, and an org always keeps at least one admin;
+//! - team members are org members (removing a member removes their team memberships);
+//! - a team grant names an app owned by the team's org;
+//! - an org that still owns apps cannot be deleted; deleting an org removes its memberships,
+//!   teams, team members and grants;
+//! - `membership_limit` caps new members;
+//! - everything a change refers to exists, and nothing is created twice.
+
+use super::tables::{WriteTables, encode, get_json, get_json2, seconds, thirds};
+use super::{ApplyError, StoreError};
+use crate::directory::ids::validate_user_id;
+use crate::directory::{
+    ADMIN_ROLE, App, ApplyContext, CHANGE_FORMAT, Change, ChangeEnvelope, Membership, Org, Owner, Refusal,
+    Team, TermsAcceptance, User,
+};
+use crate::engine::index::IndexOp;
+use redb::ReadableTable;
+
+type Ops = Result<Vec<IndexOp>, ApplyError>;
+
+pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &ApplyContext<'_>) -> Ops {
+    if env.format != CHANGE_FORMAT {
+        return Err(Refusal::invalid(
+            "format",
+            format!(
+                "change format {} is not supported (this build applies format {CHANGE_FORMAT})",
+                env.format
+            ),
+        )
+        .into());
+    }
+    validate_user_id("actor", &env.actor)?;
+    env.change.validate()?;
+    if let Change::AddMember { role, .. } | Change::ChangeRole { role, .. } = &env.change
+        && !(ctx.is_role)(role)
+    {
+        return Err(Refusal::invalid(
+            "role",
+            format!("unknown role `{role}`; roles are defined by the policy"),
+        )
+        .into());
+    }
+
+    // Authorize. Whether an app rule is personal or org-scoped depends on its current owner.
+    let app_owner = match &env.change {
+        Change::DeleteApp { id: app } | Change::TransferApp { app, .. } => Some(require_app(t, app)?.owner),
+        _ => None,
+    };
+    if let Some(perm) = env.change.required_permission(&env.actor, app_owner.as_ref())? {
+        ctx.check(&env.actor, &perm)?;
+    }
+
+    let actor = env.actor.as_str();
+    let at_ms = env.at_ms;
+    match &env.change {
+        Change::UpsertUser { id, email, username } => {
+            if let Some(old) = get_json::<User>(&t.users, "users", id)? {
+                t.users_by_email
+                    .remove((old.email.to_lowercase().as_str(), id.as_str()))?;
+            }
+            let user = User {
+                id: id.clone(),
+                email: email.clone(),
+                username: username.clone(),
+            };
+            t.users.insert(id.as_str(), encode(&user)?.as_slice())?;
+            t.users_by_email
+                .insert((email.to_lowercase().as_str(), id.as_str()), ())?;
+            Ok(vec![])
+        }
+        Change::CreateOrg {
+            id,
+            name,
+            billing_email,
+            plan,
+            logo_url,
+            public_metadata,
+            private_metadata,
+            settings,
+        } => {
+            if t.orgs.get(id.as_str())?.is_some() {
+                return Err(Refusal::already_exists(format!("org `{id}`")).into());
+            }
+            require_user(t, actor, "actor")?;
+            let org = Org {
+                id: id.clone(),
+                name: name.clone(),
+                billing_email: billing_email.clone(),
+                plan: plan.clone(),
+                logo_url: logo_url.clone(),
+                public_metadata: public_metadata.clone(),
+                private_metadata: private_metadata.clone(),
+                settings: settings.clone(),
+                created_by: actor.to_string(),
+                created_at_ms: at_ms,
+            };
+            t.orgs.insert(id.as_str(), encode(&org)?.as_slice())?;
+            let m = Membership {
+                org: id.clone(),
+                user: actor.to_string(),
+                role: ADMIN_ROLE.to_string(),
+                joined_at_ms: at_ms,
+                terms_accepted: None,
+            };
+            put_membership(t, &m)?;
+            Ok(vec![IndexOp::SetMember {
+                org: id.clone(),
+                user: actor.to_string(),
+                role: m.role,
+            }])
+        }
+        Change::UpdateOrg {
+            id,
+            name,
+            billing_email,
+            plan,
+            logo_url,
+            public_metadata,
+            private_metadata,
+            settings,
+        } => {
+            let mut org = require_org(t, id)?;
+            if let Some(v) = name {
+                org.name = v.clone();
+            }
+            if let Some(v) = billing_email {
+                org.billing_email = Some(v.clone()).filter(|s| !s.is_empty());
+            }
+            if let Some(v) = plan {
+                org.plan = v.clone();
+            }
+            if let Some(v) = logo_url {
+                org.logo_url = Some(v.clone()).filter(|s| !s.is_empty());
+            }
+            if let Some(v) = public_metadata {
+                org.public_metadata = v.clone();
+            }
+            if let Some(v) = private_metadata {
+                org.private_metadata = v.clone();
+            }
+            if let Some(v) = settings {
+                org.settings = v.clone();
+            }
+            t.orgs.insert(id.as_str(), encode(&org)?.as_slice())?;
+            Ok(vec![])
+        }
+        Change::DeleteOrg { id } => {
+            let org = require_org(t, id)?;
+            if !org.settings.deletable {
+                return Err(Refusal::precondition(format!("org `{id}` is marked not deletable")).into());
+            }
+            let apps = thirds(&t.apps_by_owner, "org", id)?;
+            if !apps.is_empty() {
+                return Err(Refusal::precondition(format!(
+                    "org `{id}` still owns {} app(s) (first: `{}`); delete or move them first",
+                    apps.len(),
+                    apps[0]
+                ))
+                .into());
+            }
+            for user in seconds(&t.memberships, id)? {
+                t.memberships.remove((id.as_str(), user.as_str()))?;
+                t.user_orgs.remove((user.as_str(), id.as_str()))?;
+                t.org_admins.remove((id.as_str(), user.as_str()))?;
+            }
+            for team in seconds(&t.teams, id)? {
+                remove_team(t, id, &team)?;
+            }
+            t.orgs.remove(id.as_str())?;
+            Ok(vec![IndexOp::RemoveOrg { org: id.clone() }])
+        }
+        Change::AddMember {
+            org,
+            user,
+            role,
+            terms_version,
+        } => {
+            let o = require_org(t, org)?;
+            require_user(t, user, "user")?;
+            if t.memberships.get((org.as_str(), user.as_str()))?.is_some() {
+                return Err(Refusal::already_exists(format!("membership of `{user}` in org `{org}`")).into());
+            }
+            if let Some(limit) = o.settings.membership_limit {
+                let mut count: u64 = 0;
+                for item in t.memberships.range((org.as_str(), "")..)? {
+                    let (key, _) = item?;
+                    if key.value().0 != org {
+                        break;
+                    }
+                    count += 1;
+                    if count >= u64::from(limit) {
+                        return Err(Refusal::precondition(format!(
+                            "org `{org}` has reached its membership limit of {limit}"
+                        ))
+                        .into());
+                    }
+                }
+            }
+            let m = Membership {
+                org: org.clone(),
+                user: user.clone(),
+                role: role.clone(),
+                joined_at_ms: at_ms,
+                terms_accepted: terms_version.as_ref().map(|version| TermsAcceptance {
+                    version: version.clone(),
+                    at_ms,
+                }),
+            };
+            put_membership(t, &m)?;
+            Ok(vec![IndexOp::SetMember {
+                org: org.clone(),
+                user: user.clone(),
+                role: role.clone(),
+            }])
+        }
+        Change::ChangeRole { org, user, role } => {
+            let mut m = require_membership(t, org, user)?;
+            if m.role == ADMIN_ROLE && role != ADMIN_ROLE {
+                keep_another_admin(t, org, user, "demote")?;
+            }
+            m.role = role.clone();
+            put_membership(t, &m)?;
+            Ok(vec![IndexOp::SetMember {
+                org: org.clone(),
+                user: user.clone(),
+                role: role.clone(),
+            }])
+        }
+        Change::RemoveMember { org, user } => {
+            let m = require_membership(t, org, user)?;
+            if m.role == ADMIN_ROLE {
+                keep_another_admin(t, org, user, "remove")?;
+            }
+            for team in seconds(&t.teams, org)? {
+                t.team_members
+                    .remove((org.as_str(), team.as_str(), user.as_str()))?;
+            }
+            t.memberships.remove((org.as_str(), user.as_str()))?;
+            t.user_orgs.remove((user.as_str(), org.as_str()))?;
+            t.org_admins.remove((org.as_str(), user.as_str()))?;
+            Ok(vec![IndexOp::RemoveMember {
+                org: org.clone(),
+                user: user.clone(),
+            }])
+        }
+        Change::CreateTeam { org, team, name } => {
+            require_org(t, org)?;
+            if t.teams.get((org.as_str(), team.as_str()))?.is_some() {
+                return Err(Refusal::already_exists(format!("team `{team}` in org `{org}`")).into());
+            }
+            let record = Team {
+                org: org.clone(),
+                id: team.clone(),
+                name: name.clone(),
+            };
+            t.teams
+                .insert((org.as_str(), team.as_str()), encode(&record)?.as_slice())?;
+            Ok(vec![])
+        }
+        Change::RenameTeam { org, team, name } => {
+            let mut record = require_team(t, org, team)?;
+            record.name = name.clone();
+            t.teams
+                .insert((org.as_str(), team.as_str()), encode(&record)?.as_slice())?;
+            Ok(vec![])
+        }
+        Change::DeleteTeam { org, team } => {
+            require_team(t, org, team)?;
+            remove_team(t, org, team)?;
+            Ok(vec![IndexOp::RemoveTeam {
+                org: org.clone(),
+                team: team.clone(),
+            }])
+        }
+        Change::AddTeamMember { org, team, user } => {
+            require_team(t, org, team)?;
+            if t.memberships.get((org.as_str(), user.as_str()))?.is_none() {
+                return Err(Refusal::precondition(format!(
+                    "`{user}` is not a member of org `{org}`; add them to the org before the team"
+                ))
+                .into());
+            }
+            if t.team_members
+                .insert((org.as_str(), team.as_str(), user.as_str()), ())?
+                .is_some()
+            {
+                return Err(
+                    Refusal::already_exists(format!("`{user}` in team `{team}` of org `{org}`")).into(),
+                );
+            }
+            Ok(vec![IndexOp::AddTeamMember {
+                org: org.clone(),
+                team: team.clone(),
+                user: user.clone(),
+            }])
+        }
+        Change::RemoveTeamMember { org, team, user } => {
+            require_team(t, org, team)?;
+            if t.team_members
+                .remove((org.as_str(), team.as_str(), user.as_str()))?
+                .is_none()
+            {
+                return Err(Refusal::not_found(format!("`{user}` in team `{team}` of org `{org}`")).into());
+            }
+            Ok(vec![IndexOp::RemoveTeamMember {
+                org: org.clone(),
+                team: team.clone(),
+                user: user.clone(),
+            }])
+        }
+        Change::GrantApp { org, team, app } => {
+            require_team(t, org, team)?;
+            let a = require_app(t, app)?;
+            if a.owner.org() != Some(org.as_str()) {
+                return Err(Refusal::precondition(format!(
+                    "app `{app}` is owned by {}, not by org `{org}`; teams can only be granted their org's apps",
+                    a.owner
+                ))
+                .into());
+            }
+            if t.team_grants
+                .insert((org.as_str(), team.as_str(), app.as_str()), ())?
+                .is_some()
+            {
+                return Err(Refusal::already_exists(format!(
+                    "grant of app `{app}` to team `{team}` of org `{org}`"
+                ))
+                .into());
+            }
+            Ok(vec![IndexOp::GrantApp {
+                org: org.clone(),
+                team: team.clone(),
+                app: app.clone(),
+            }])
+        }
+        Change::RevokeApp { org, team, app } => {
+            require_team(t, org, team)?;
+            if t.team_grants
+                .remove((org.as_str(), team.as_str(), app.as_str()))?
+                .is_none()
+            {
+                return Err(Refusal::not_found(format!(
+                    "grant of app `{app}` to team `{team}` of org `{org}`"
+                ))
+                .into());
+            }
+            Ok(vec![IndexOp::RevokeApp {
+                org: org.clone(),
+                team: team.clone(),
+                app: app.clone(),
+            }])
+        }
+        Change::CreateApp {
+            id,
+            owner,
+            name,
+            labels,
+        } => {
+            match owner {
+                Owner::User(user) => require_user(t, user, "owner")?,
+                Owner::Org(org) => {
+                    require_org(t, org)?;
+                }
+            }
+            if t.apps.get(id.as_str())?.is_some() {
+                return Err(Refusal::already_exists(format!("app `{id}`")).into());
+            }
+            let app = App {
+                id: id.clone(),
+                owner: owner.clone(),
+                name: name.clone(),
+                labels: labels.clone(),
+                created_at_ms: at_ms,
+            };
+            put_app(t, &app)?;
+            Ok(match owner {
+                Owner::Org(org) => vec![IndexOp::AddApp {
+                    org: org.clone(),
+                    app: id.clone(),
+                }],
+                Owner::User(_) => vec![],
+            })
+        }
+        Change::DeleteApp { id } => {
+            let app = require_app(t, id)?;
+            t.apps.remove(id.as_str())?;
+            t.apps_by_owner
+                .remove((app.owner.kind(), app.owner.id(), id.as_str()))?;
+            match &app.owner {
+                Owner::Org(org) => {
+                    for team in seconds(&t.teams, org)? {
+                        t.team_grants.remove((org.as_str(), team.as_str(), id.as_str()))?;
+                    }
+                    Ok(vec![IndexOp::RemoveApp {
+                        org: org.clone(),
+                        app: id.clone(),
+                    }])
+                }
+                Owner::User(_) => Ok(vec![]),
+            }
+        }
+        Change::TransferApp { app, to_org, rename } => {
+            let mut record = require_app(t, app)?;
+            require_org(t, to_org)?;
+            t.apps_by_owner
+                .remove((record.owner.kind(), record.owner.id(), app.as_str()))?;
+            record.owner = Owner::Org(to_org.clone());
+            if let Some(name) = rename {
+                record.name = name.clone();
+            }
+            put_app(t, &record)?;
+            Ok(vec![IndexOp::AddApp {
+                org: to_org.clone(),
+                app: app.clone(),
+            }])
+        }
+        Change::Import { .. } => {
+            Err(Refusal::invalid("change", "imports come only from a dump, through `import`").into())
+        }
+    }
+}
+
+fn require_user(t: &WriteTables<'_>, id: &str, role: &str) -> Result<(), ApplyError> {
+    if t.users.get(id)?.is_none() {
+        return Err(Refusal::not_found(format!("user `{id}` ({role})")).into());
+    }
+    Ok(())
+}
+
+fn require_org(t: &WriteTables<'_>, id: &str) -> Result<Org, ApplyError> {
+    get_json(&t.orgs, "orgs", id)?.ok_or_else(|| Refusal::not_found(format!("org `{id}`")).into())
+}
+
+fn require_app(t: &WriteTables<'_>, id: &str) -> Result<App, ApplyError> {
+    get_json(&t.apps, "apps", id)?.ok_or_else(|| Refusal::not_found(format!("app `{id}`")).into())
+}
+
+fn require_team(t: &WriteTables<'_>, org: &str, team: &str) -> Result<Team, ApplyError> {
+    get_json2(&t.teams, "teams", (org, team))?
+        .ok_or_else(|| Refusal::not_found(format!("team `{team}` in org `{org}`")).into())
+}
+
+fn require_membership(t: &WriteTables<'_>, org: &str, user: &str) -> Result<Membership, ApplyError> {
+    get_json2(&t.memberships, "memberships", (org, user))?
+        .ok_or_else(|| Refusal::not_found(format!("membership of `{user}` in org `{org}`")).into())
+}
+
+/// Refuse to take `admin` away from `user` unless the org has another admin.
+fn keep_another_admin(t: &WriteTables<'_>, org: &str, user: &str, verb: &str) -> Result<(), ApplyError> {
+    for item in t.org_admins.range((org, "")..)? {
+        let (key, _) = item?;
+        let (o, u) = key.value();
+        if o != org {
+            break;
+        }
+        if u != user {
+            return Ok(());
+        }
+    }
+    Err(Refusal::precondition(format!(
+        "cannot {verb} `{user}`: they are the last admin of org `{org}`; make someone else admin first"
+    ))
+    .into())
+}
+
+/// Write a membership with its reverse and admin indexes.
+pub(crate) fn put_membership(t: &mut WriteTables<'_>, m: &Membership) -> Result<(), StoreError> {
+    let (org, user) = (m.org.as_str(), m.user.as_str());
+    t.memberships.insert((org, user), encode(m)?.as_slice())?;
+    t.user_orgs.insert((user, org), ())?;
+    if m.role == ADMIN_ROLE {
+        t.org_admins.insert((org, user), ())?;
+    } else {
+        t.org_admins.remove((org, user))?;
+    }
+    Ok(())
+}
+
+/// Write an app with its by-owner index entry.
+pub(crate) fn put_app(t: &mut WriteTables<'_>, app: &App) -> Result<(), StoreError> {
+    t.apps.insert(app.id.as_str(), encode(app)?.as_slice())?;
+    t.apps_by_owner
+        .insert((app.owner.kind(), app.owner.id(), app.id.as_str()), ())?;
+    Ok(())
+}
+
+/// Remove a team with its members and grants.
+fn remove_team(t: &mut WriteTables<'_>, org: &str, team: &str) -> Result<(), StoreError> {
+    for user in thirds(&t.team_members, org, team)? {
+        t.team_members.remove((org, team, user.as_str()))?;
+    }
+    for app in thirds(&t.team_grants, org, team)? {
+        t.team_grants.remove((org, team, app.as_str()))?;
+    }
+    t.teams.remove((org, team))?;
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! Export and import of the whole directory.
+//!
+//! A [`Dump`] is the directory's *state* at one revision (every record, in key order), not its
+//! history: the change log is not exported. Importing writes everything in one transaction and a
+//! single change-log record, `Change::Import { counts }`, at the dump's revision, so the imported
+//! store continues numbering where the exported one stopped and export → import → export gives
+//! the same bytes. Derived index tables (`user_orgs`, `org_admins`, `users_by_email`,
+//! `apps_by_owner`) are rebuilt, not exported.
+
+use super::apply::{put_app, put_membership};
+use super::tables::{self, WriteTables, decode, encode};
+use super::{ApplyError, ChangeRecord, Store, StoreError, is_empty};
+use crate::directory::ids::{validate_role, validate_slug, validate_user_id};
+use crate::directory::{
+    ADMIN_ROLE, App, CHANGE_FORMAT, Change, ImportCounts, Membership, Org, Owner, Refusal, Team, TeamGrant,
+    TeamMember, User,
+};
+use redb::{ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+
+/// The dump format this build writes and reads.
+pub const DUMP_FORMAT: u32 = 1;
+
+/// Every record of the directory at `revision`, each list in key order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dump {
+    pub format: u32,
+    pub revision: u64,
+    pub users: Vec<User>,
+    pub orgs: Vec<Org>,
+    pub memberships: Vec<Membership>,
+    pub teams: Vec<Team>,
+    pub team_members: Vec<TeamMember>,
+    pub apps: Vec<App>,
+    pub team_grants: Vec<TeamGrant>,
+}
+
+fn refuse(field: &str, reason: String) -> ApplyError {
+    Refusal::invalid(field, reason).into()
+}
+
+impl Dump {
+    pub fn to_json(&self) -> Result<String, StoreError> {
+        serde_json::to_string_pretty(self).map_err(|e| StoreError::Encode(e.to_string()))
+    }
+
+    pub fn to_yaml(&self) -> Result<String, StoreError> {
+        serde_norway::to_string(self).map_err(|e| StoreError::Encode(e.to_string()))
+    }
+
+    /// Parse a JSON dump; a malformed one is refused naming `dump` and the parser's position.
+    pub fn from_json(text: &str) -> Result<Dump, Refusal> {
+        serde_json::from_str(text).map_err(|e| Refusal::invalid("dump", e.to_string()))
+    }
+
+    pub fn from_yaml(text: &str) -> Result<Dump, Refusal> {
+        serde_norway::from_str(text).map_err(|e| Refusal::invalid("dump", e.to_string()))
+    }
+
+    pub fn counts(&self) -> ImportCounts {
+        let n = |len: usize| len as u64;
+        ImportCounts {
+            users: n(self.users.len()),
+            orgs: n(self.orgs.len()),
+            memberships: n(self.memberships.len()),
+            teams: n(self.teams.len()),
+            team_members: n(self.team_members.len()),
+            apps: n(self.apps.len()),
+            team_grants: n(self.team_grants.len()),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.counts() == ImportCounts::default()
+    }
+}
+
+/// Decode every value of a JSON table, in key order.
+fn all_values<K: redb::Key + 'static, T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+    name: &str,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for item in table.iter()? {
+        let (_, value) = item?;
+        out.push(decode(name, "(export)", value.value())?);
+    }
+    Ok(out)
+}
+
+fn all_triples(
+    table: &impl ReadableTable<(&'static str, &'static str, &'static str), ()>,
+) -> Result<Vec<(String, String, String)>, StoreError> {
+    let mut out = Vec::new();
+    for item in table.iter()? {
+        let (key, _) = item?;
+        let (a, b, c) = key.value();
+        out.push((a.to_string(), b.to_string(), c.to_string()));
+    }
+    Ok(out)
+}
+
+impl Store {
+    /// The whole directory from one read snapshot.
+    pub fn export(&self) -> Result<Dump, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(Dump {
+            format: DUMP_FORMAT,
+            revision: super::last_revision(&txn.open_table(tables::CHANGELOG)?)?,
+            users: all_values(&txn.open_table(tables::USERS)?, "users")?,
+            orgs: all_values(&txn.open_table(tables::ORGS)?, "orgs")?,
+            memberships: all_values(&txn.open_table(tables::MEMBERSHIPS)?, "memberships")?,
+            teams: all_values(&txn.open_table(tables::TEAMS)?, "teams")?,
+            team_members: all_triples(&txn.open_table(tables::TEAM_MEMBERS)?)?
+                .into_iter()
+                .map(|(org, team, user)| TeamMember { org, team, user })
+                .collect(),
+            apps: all_values(&txn.open_table(tables::APPS)?, "apps")?,
+            team_grants: all_triples(&txn.open_table(tables::TEAM_GRANTS)?)?
+                .into_iter()
+                .map(|(org, team, app)| TeamGrant { org, team, app })
+                .collect(),
+        })
+    }
+
+    /// Load `dump` into this store, which must be empty, in one transaction. The directory's
+    /// invariants are checked on the way in (ids, references, one admin per org, team members are
+    /// org members, grants name the org's own apps); role names are checked for shape only, since
+    /// the dump may come from an instance with custom roles. `actor` and `at_ms` are recorded on
+    /// the `Import` change-log record. Returns the revision after the import; call
+    /// [`Store::load_index`] afterwards.
+    pub fn import(&self, dump: &Dump, actor: &str, at_ms: u64) -> Result<u64, ApplyError> {
+        if dump.format != DUMP_FORMAT {
+            return Err(refuse(
+                "format",
+                format!(
+                    "dump format {} is not supported (this build reads format {DUMP_FORMAT})",
+                    dump.format
+                ),
+            ));
+        }
+        validate_user_id("actor", actor)?;
+        let _serialized = self.write_lock.lock();
+        let txn = self.db.begin_write()?;
+        let outcome = (|| {
+            let mut t = WriteTables::open(&txn)?;
+            if !is_empty(&t)? {
+                return Err(Refusal::precondition(
+                    "the store is not empty; import only into a new store (move the data file aside first)",
+                )
+                .into());
+            }
+            if dump.is_empty() && dump.revision == 0 {
+                return Ok(0);
+            }
+            write_dump(&mut t, dump)?;
+            let revision = dump.revision.max(1);
+            let record = ChangeRecord {
+                revision,
+                format: CHANGE_FORMAT,
+                actor: actor.to_string(),
+                at_ms,
+                change: Change::Import {
+                    counts: dump.counts(),
+                },
+            };
+            t.changelog.insert(revision, encode(&record)?.as_slice())?;
+            Ok::<_, ApplyError>(revision)
+        })();
+        match outcome {
+            Ok(revision) => {
+                txn.commit()?;
+                Ok(revision)
+            }
+            Err(err) => {
+                txn.abort()?;
+                Err(err)
+            }
+        }
+    }
+}
+
+fn write_dump(t: &mut WriteTables<'_>, dump: &Dump) -> Result<(), ApplyError> {
+    let dup = |what: String| -> ApplyError {
+        Refusal::already_exists(format!("{what} (twice in the dump)")).into()
+    };
+    for (i, u) in dump.users.iter().enumerate() {
+        validate_user_id(&format!("users[{i}].id"), &u.id)?;
+        if t.users.insert(u.id.as_str(), encode(u)?.as_slice())?.is_some() {
+            return Err(dup(format!("user `{}`", u.id)));
+        }
+        t.users_by_email
+            .insert((u.email.to_lowercase().as_str(), u.id.as_str()), ())?;
+    }
+    for (i, o) in dump.orgs.iter().enumerate() {
+        validate_slug(&format!("orgs[{i}].id"), &o.id)?;
+        if t.orgs.insert(o.id.as_str(), encode(o)?.as_slice())?.is_some() {
+            return Err(dup(format!("org `{}`", o.id)));
+        }
+    }
+    for (i, m) in dump.memberships.iter().enumerate() {
+        validate_role(&format!("memberships[{i}].role"), &m.role)?;
+        if t.orgs.get(m.org.as_str())?.is_none() {
+            return Err(refuse(
+                &format!("memberships[{i}].org"),
+                format!("unknown org `{}`", m.org),
+            ));
+        }
+        if t.users.get(m.user.as_str())?.is_none() {
+            return Err(refuse(
+                &format!("memberships[{i}].user"),
+                format!("unknown user `{}`", m.user),
+            ));
+        }
+        if t.memberships.get((m.org.as_str(), m.user.as_str()))?.is_some() {
+            return Err(dup(format!("membership of `{}` in org `{}`", m.user, m.org)));
+        }
+        put_membership(t, m)?;
+    }
+    for o in &dump.orgs {
+        let has_admin = match t.org_admins.range((o.id.as_str(), "")..)?.next() {
+            Some(item) => item?.0.value().0 == o.id,
+            None => false,
+        };
+        if !has_admin {
+            return Err(
+                Refusal::precondition(format!("org `{}` in the dump has no `{ADMIN_ROLE}`", o.id)).into(),
+            );
+        }
+    }
+    for (i, team) in dump.teams.iter().enumerate() {
+        validate_slug(&format!("teams[{i}].id"), &team.id)?;
+        if t.orgs.get(team.org.as_str())?.is_none() {
+            return Err(refuse(
+                &format!("teams[{i}].org"),
+                format!("unknown org `{}`", team.org),
+            ));
+        }
+        if t.teams
+            .insert((team.org.as_str(), team.id.as_str()), encode(team)?.as_slice())?
+            .is_some()
+        {
+            return Err(dup(format!("team `{}` in org `{}`", team.id, team.org)));
+        }
+    }
+    for (i, m) in dump.team_members.iter().enumerate() {
+        if t.teams.get((m.org.as_str(), m.team.as_str()))?.is_none() {
+            return Err(refuse(
+                &format!("team_members[{i}].team"),
+                format!("unknown team `{}`", m.team),
+            ));
+        }
+        if t.memberships.get((m.org.as_str(), m.user.as_str()))?.is_none() {
+            return Err(refuse(
+                &format!("team_members[{i}].user"),
+                format!("`{}` is not a member of org `{}`", m.user, m.org),
+            ));
+        }
+        t.team_members
+            .insert((m.org.as_str(), m.team.as_str(), m.user.as_str()), ())?;
+    }
+    for (i, app) in dump.apps.iter().enumerate() {
+        validate_slug(&format!("apps[{i}].id"), &app.id)?;
+        let owner_exists = match &app.owner {
+            Owner::User(u) => t.users.get(u.as_str())?.is_some(),
+            Owner::Org(o) => t.orgs.get(o.as_str())?.is_some(),
+        };
+        if !owner_exists {
+            return Err(refuse(
+                &format!("apps[{i}].owner"),
+                format!("unknown {}", app.owner),
+            ));
+        }
+        if t.apps.get(app.id.as_str())?.is_some() {
+            return Err(dup(format!("app `{}`", app.id)));
+        }
+        put_app(t, app)?;
+    }
+    for (i, g) in dump.team_grants.iter().enumerate() {
+        if t.teams.get((g.org.as_str(), g.team.as_str()))?.is_none() {
+            return Err(refuse(
+                &format!("team_grants[{i}].team"),
+                format!("unknown team `{}`", g.team),
+            ));
+        }
+        let owned = match t.apps.get(g.app.as_str())? {
+            Some(v) => decode::<App>("apps", &g.app, v.value())?.owner == Owner::Org(g.org.clone()),
+            None => false,
+        };
+        if !owned {
+            return Err(refuse(
+                &format!("team_grants[{i}].app"),
+                format!("app `{}` is not an app of org `{}`", g.app, g.org),
+            ));
+        }
+        t.team_grants
+            .insert((g.org.as_str(), g.team.as_str(), g.app.as_str()), ())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! The redb tables, in one place, and the small typed helpers every other store file uses.
+//!
+//! Values are JSON (readable in a hex dump, no schema compiler, and the same encoding as the
+//! change log and dumps); index tables whose key says everything store `()`. Composite keys are
+//! tuples of `&str`, which redb orders element by element, so "everything of org X" is one range
+//! scan starting at `(X, "")`.
+
+use super::StoreError;
+use redb::{ReadTransaction, ReadableTable, Table, TableDefinition, TableHandle, Value, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// `schema_version` → u64. Absent in a file Warden never initialized.
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// (lowercased email, user) → (). Several users may share an email (IdPs differ on uniqueness).
+pub(crate) const USERS_BY_EMAIL: TableDefinition<(&str, &str), ()> = TableDefinition::new("users_by_email");
+pub(crate) const ORGS: TableDefinition<&str, &[u8]> = TableDefinition::new("orgs");
+/// (org, user) → Membership.
+pub(crate) const MEMBERSHIPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("memberships");
+/// (user, org) → (): reverse of `memberships`, for "orgs of a user".
+pub(crate) const USER_ORGS: TableDefinition<(&str, &str), ()> = TableDefinition::new("user_orgs");
+/// (org, user) → () for every admin, so the last-admin rule never scans a big org.
+pub(crate) const ORG_ADMINS: TableDefinition<(&str, &str), ()> = TableDefinition::new("org_admins");
+/// (org, team) → Team.
+pub(crate) const TEAMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("teams");
+/// (org, team, user) → ().
+pub(crate) const TEAM_MEMBERS: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("team_members");
+/// app → App.
+pub(crate) const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
+/// (owner kind `user`|`org`, owner id, app) → ().
+pub(crate) const APPS_BY_OWNER: TableDefinition<(&str, &str, &str), ()> =
+    TableDefinition::new("apps_by_owner");
+/// (org, team, app) → ().
+pub(crate) const TEAM_GRANTS: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("team_grants");
+/// revision → ChangeRecord. Gap-free from its first key.
+pub(crate) const CHANGELOG: TableDefinition<u64, &[u8]> = TableDefinition::new("changelog");
+
+/// Names of every table Warden owns, to tell a Warden file from another redb file.
+pub(crate) const TABLE_NAMES: [&str; 13] = [
+    "meta",
+    "users",
+    "users_by_email",
+    "orgs",
+    "memberships",
+    "user_orgs",
+    "org_admins",
+    "teams",
+    "team_members",
+    "apps",
+    "apps_by_owner",
+    "team_grants",
+    "changelog",
+];
+
+/// All tables of one write transaction, opened once so the apply logic reads like plain code.
+pub(crate) struct WriteTables<'txn> {
+    pub users: Table<'txn, &'static str, &'static [u8]>,
+    pub users_by_email: Table<'txn, (&'static str, &'static str), ()>,
+    pub orgs: Table<'txn, &'static str, &'static [u8]>,
+    pub memberships: Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    pub user_orgs: Table<'txn, (&'static str, &'static str), ()>,
+    pub org_admins: Table<'txn, (&'static str, &'static str), ()>,
+    pub teams: Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    pub team_members: Table<'txn, (&'static str, &'static str, &'static str), ()>,
+    pub apps: Table<'txn, &'static str, &'static [u8]>,
+    pub apps_by_owner: Table<'txn, (&'static str, &'static str, &'static str), ()>,
+    pub team_grants: Table<'txn, (&'static str, &'static str, &'static str), ()>,
+    pub changelog: Table<'txn, u64, &'static [u8]>,
+}
+
+impl<'txn> WriteTables<'txn> {
+    pub fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            users: txn.open_table(USERS)?,
+            users_by_email: txn.open_table(USERS_BY_EMAIL)?,
+            orgs: txn.open_table(ORGS)?,
+            memberships: txn.open_table(MEMBERSHIPS)?,
+            user_orgs: txn.open_table(USER_ORGS)?,
+            org_admins: txn.open_table(ORG_ADMINS)?,
+            teams: txn.open_table(TEAMS)?,
+            team_members: txn.open_table(TEAM_MEMBERS)?,
+            apps: txn.open_table(APPS)?,
+            apps_by_owner: txn.open_table(APPS_BY_OWNER)?,
+            team_grants: txn.open_table(TEAM_GRANTS)?,
+            changelog: txn.open_table(CHANGELOG)?,
+        })
+    }
+}
+
+/// Decode a stored JSON value. A failure means the file holds something this build did not write:
+/// report the table and key rather than guess.
+pub(crate) fn decode<T: DeserializeOwned>(table: &str, key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table: table.to_string(),
+        key: key.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Encode(e.to_string()))
+}
+
+/// Read and decode one JSON value by a string key.
+pub(crate) fn get_json<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    name: &str,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match table.get(key)? {
+        Some(guard) => decode(name, key, guard.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Read and decode one JSON value by a pair key.
+pub(crate) fn get_json2<T: DeserializeOwned>(
+    table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    name: &str,
+    key: (&str, &str),
+) -> Result<Option<T>, StoreError> {
+    match table.get(key)? {
+        Some(guard) => decode(name, &format!("{}/{}", key.0, key.1), guard.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Second elements of every pair key whose first element is `first`, in key order.
+pub(crate) fn seconds<V: Value + 'static>(
+    table: &impl ReadableTable<(&'static str, &'static str), V>,
+    first: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    for item in table.range((first, "")..)? {
+        let (key, _) = item?;
+        let (a, b) = key.value();
+        if a != first {
+            break;
+        }
+        out.push(b.to_string());
+    }
+    Ok(out)
+}
+
+/// Third elements of every triple key starting with `(a, b)`, in key order.
+pub(crate) fn thirds(
+    table: &impl ReadableTable<(&'static str, &'static str, &'static str), ()>,
+    a: &str,
+    b: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    for item in table.range((a, b, "")..)? {
+        let (key, _) = item?;
+        let (x, y, z) = key.value();
+        if x != a || y != b {
+            break;
+        }
+        out.push(z.to_string());
+    }
+    Ok(out)
+}
+
+/// Whether a read transaction sees any Warden table besides `meta` (a non-Warden redb file has
+/// other names; an initialized Warden file has these).
+pub(crate) fn foreign_tables(txn: &ReadTransaction) -> Result<Vec<String>, StoreError> {
+    Ok(txn
+        .list_tables()?
+        .map(|t| t.name().to_string())
+        .filter(|name| !TABLE_NAMES.contains(&name.as_str()))
+        .collect())
+}
