@@ -18,11 +18,19 @@ use warden::engine::index::DirectoryIndex;
 use warden::engine::{CheckInput, Engine};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn shape(orgs: usize) -> Shape {
-    Shape { orgs, members: 100, teams: 10, apps: 20 }
+    Shape {
+        orgs,
+        members: 100,
+        teams: 10,
+        apps: 20,
+    }
 }
 
 /// Build an index org by org; returns it and the time spent applying (generation of
@@ -69,7 +77,10 @@ fn memory_mode(orgs: usize) {
 
 fn measure_memory(orgs: usize) -> Option<(usize, u64, u64)> {
     let exe = std::env::current_exe().ok()?;
-    let out = std::process::Command::new(exe).env("WARDEN_BENCH_MEMORY", orgs.to_string()).output().ok()?;
+    let out = std::process::Command::new(exe)
+        .env("WARDEN_BENCH_MEMORY", orgs.to_string())
+        .output()
+        .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().last()?;
     let mut it = line.split_whitespace().map(|x| x.parse::<u64>().unwrap_or(0));
@@ -81,15 +92,31 @@ const CASBIN_MODEL: &str = warden::policy::DEFAULT_MODEL;
 /// casbin-rs loaded with the same model, rules and directory (as g/g2 lines).
 fn casbin_enforcer(shape: &Shape) -> (casbin::Enforcer, Duration) {
     use casbin::prelude::*;
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let t = Instant::now();
-        let model = DefaultModel::from_str(CASBIN_MODEL).await.expect("casbin-rs parses the default model");
-        let mut e = Enforcer::new(model, MemoryAdapter::default()).await.expect("enforcer");
-        e.get_role_manager().write().matching_fn(None, Some(casbin::function_map::key_match));
+        let model = DefaultModel::from_str(CASBIN_MODEL)
+            .await
+            .expect("casbin-rs parses the default model");
+        let mut e = Enforcer::new(model, MemoryAdapter::default())
+            .await
+            .expect("enforcer");
+        e.get_role_manager()
+            .write()
+            .matching_fn(None, Some(casbin::function_map::key_match));
         let rules = warden::policy::csv::parse("policy.csv", warden::policy::DEFAULT_POLICY).expect("csv");
-        let p: Vec<Vec<String>> = rules.iter().filter(|r| r.ptype == "p").map(|r| r.values.clone()).collect();
-        let mut g: Vec<Vec<String>> = rules.iter().filter(|r| r.ptype == "g").map(|r| r.values.clone()).collect();
+        let p: Vec<Vec<String>> = rules
+            .iter()
+            .filter(|r| r.ptype == "p")
+            .map(|r| r.values.clone())
+            .collect();
+        let mut g: Vec<Vec<String>> = rules
+            .iter()
+            .filter(|r| r.ptype == "g")
+            .map(|r| r.values.clone())
+            .collect();
         let mut g2: Vec<Vec<String>> = Vec::new();
         for o in 0..shape.orgs {
             for op in org_ops(shape, o) {
@@ -97,7 +124,9 @@ fn casbin_enforcer(shape: &Shape) -> (casbin::Enforcer, Duration) {
                 match op {
                     SetMember { org, user, role } => g.push(vec![user, format!("role:{role}"), org]),
                     AddTeamMember { org, team, user } => g2.push(vec![user, format!("team:{team}"), org]),
-                    GrantApp { org, team, app } => g2.push(vec![format!("team:{team}"), format!("app:{app}"), org]),
+                    GrantApp { org, team, app } => {
+                        g2.push(vec![format!("team:{team}"), format!("app:{app}"), org])
+                    }
                     _ => {}
                 }
             }
@@ -118,7 +147,14 @@ fn main() {
     let orgs = env_usize("WARDEN_BENCH_ORGS", 10_000);
     let casbin_orgs = env_usize("WARDEN_BENCH_CASBIN_ORGS", orgs);
     let shape = shape(orgs);
-    println!("== Warden engine bench: {} orgs x {} members = {} memberships, {} teams, {} apps per org", shape.orgs, shape.members, shape.orgs * shape.members, shape.teams, shape.apps);
+    println!(
+        "== Warden engine bench: {} orgs x {} members = {} memberships, {} teams, {} apps per org",
+        shape.orgs,
+        shape.members,
+        shape.orgs * shape.members,
+        shape.teams,
+        shape.apps
+    );
 
     let (index, build) = build_index(&shape);
     println!("index build (apply only): {:.3} s", build.as_secs_f64());
@@ -134,13 +170,31 @@ fn main() {
         swaps.push(t.elapsed().as_nanos() as u64);
     }
     swaps.sort_unstable();
-    println!("policy re-parse + swap: p50 {:.1} µs, max {:.1} µs", percentile(&swaps, 0.5) as f64 / 1e3, *swaps.last().unwrap_or(&0) as f64 / 1e3);
+    println!(
+        "policy re-parse + swap: p50 {:.1} µs, max {:.1} µs",
+        percentile(&swaps, 0.5) as f64 / 1e3,
+        *swaps.last().unwrap_or(&0) as f64 / 1e3
+    );
 
     let reqs = requests(&shape, 200_000, 42);
-    let inputs: Vec<CheckInput<'_>> =
-        reqs.iter().map(|r| CheckInput { subject: &r[0], org: &r[1], resource: &r[2], action: &r[3] }).collect();
-    let allowed = inputs.iter().filter(|q| engine.check(q).map(|d| d.allowed).unwrap_or(false)).count();
-    println!("request stream: {} requests, {:.1}% allowed", inputs.len(), 100.0 * allowed as f64 / inputs.len() as f64);
+    let inputs: Vec<CheckInput<'_>> = reqs
+        .iter()
+        .map(|r| CheckInput {
+            subject: &r[0],
+            org: &r[1],
+            resource: &r[2],
+            action: &r[3],
+        })
+        .collect();
+    let allowed = inputs
+        .iter()
+        .filter(|q| engine.check(q).map(|d| d.allowed).unwrap_or(false))
+        .count();
+    println!(
+        "request stream: {} requests, {:.1}% allowed",
+        inputs.len(),
+        100.0 * allowed as f64 / inputs.len() as f64
+    );
 
     // Per-check latency: each check timed on its own (timer overhead included, reported).
     let overhead = {
@@ -179,14 +233,28 @@ fn main() {
     );
 
     // casbin-rs on the same model and data.
-    let cshape = Shape { orgs: casbin_orgs, ..shape };
+    let cshape = Shape {
+        orgs: casbin_orgs,
+        ..shape
+    };
     let (enforcer, load) = casbin_enforcer(&cshape);
-    println!("casbin-rs load of {} memberships as g lines: {:.1} s", cshape.orgs * cshape.members, load.as_secs_f64());
+    println!(
+        "casbin-rs load of {} memberships as g lines: {:.1} s",
+        cshape.orgs * cshape.members,
+        load.as_secs_f64()
+    );
     let creqs = requests(&cshape, 20_000, 7);
     use casbin::CoreApi;
     let mut disagree = 0;
-    let cinputs: Vec<CheckInput<'_>> =
-        creqs.iter().map(|r| CheckInput { subject: &r[0], org: &r[1], resource: &r[2], action: &r[3] }).collect();
+    let cinputs: Vec<CheckInput<'_>> = creqs
+        .iter()
+        .map(|r| CheckInput {
+            subject: &r[0],
+            org: &r[1],
+            resource: &r[2],
+            action: &r[3],
+        })
+        .collect();
     let t = Instant::now();
     let mut clat = Vec::with_capacity(creqs.len());
     for r in &creqs {
@@ -232,7 +300,10 @@ fn main() {
         }
     }
 
-    let mut c = Criterion::default().configure_from_args().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
     let mut g = c.benchmark_group("check");
     let mut i = 0usize;
     g.bench_function("warden", |b| {

@@ -11,7 +11,7 @@ use warden::api::client::connect;
 use warden::api::pb;
 
 #[test]
-#[ignore = "needs policy loader"]
+
 fn reflection_lists_the_served_services() {
     let daemon = Workdir::new().start();
     let rt = runtime();
@@ -93,7 +93,7 @@ async fn list_services_v1alpha(target: &str) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs policy loader"]
+
 fn invalid_argument_names_the_field() {
     let daemon = Workdir::new().start();
     let rt = runtime();
@@ -156,7 +156,7 @@ fn invalid_argument_names_the_field() {
 }
 
 #[test]
-#[ignore = "needs policy loader"]
+
 fn failed_reload_reports_errors_and_keeps_serving() {
     let daemon = Workdir::new().start();
     let rt = runtime();

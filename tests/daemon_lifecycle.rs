@@ -28,7 +28,7 @@ fn broken_policy_is_fatal_before_any_listener_opens() {
 }
 
 #[test]
-#[ignore = "needs policy loader"]
+
 fn reports_serving_on_unix_socket_and_tcp() {
     let daemon = Workdir::new().start();
     let rt = runtime();
@@ -44,7 +44,7 @@ fn reports_serving_on_unix_socket_and_tcp() {
 }
 
 #[test]
-#[ignore = "needs policy loader"]
+
 fn sigterm_exits_zero_and_removes_the_socket() {
     let mut daemon = Workdir::new().start();
     assert!(daemon.work.socket().exists());
@@ -55,7 +55,7 @@ fn sigterm_exits_zero_and_removes_the_socket() {
 }
 
 #[test]
-#[ignore = "needs policy loader"]
+
 fn sigint_also_shuts_down_cleanly() {
     let mut daemon = Workdir::new().start();
     daemon.signal(libc::SIGINT);
@@ -65,7 +65,7 @@ fn sigint_also_shuts_down_cleanly() {
 }
 
 #[test]
-#[ignore = "needs policy loader"]
+
 fn stale_socket_file_is_replaced() {
     let work = Workdir::new();
     std::fs::create_dir_all(work.data()).expect("data dir");
@@ -81,7 +81,7 @@ fn stale_socket_file_is_replaced() {
 }
 
 #[test]
-#[ignore = "needs policy loader"]
+
 fn live_daemon_socket_is_not_stolen() {
     let first = Workdir::new().start();
 
@@ -114,7 +114,7 @@ fn second_daemon(first: &Daemon, second: &Workdir) -> std::process::Command {
 }
 
 #[test]
-#[ignore = "needs policy loader"]
+
 fn sigterm_lets_in_flight_calls_finish() {
     let mut daemon = Workdir::new().start();
     let target = daemon.work.unix_target();

@@ -19,20 +19,42 @@ fn engine() -> Engine {
         // A user whose id is a role name gets nothing from the name alone.
         ("globex", "admin", "org_user"),
     ] {
-        ops.push(IndexOp::SetMember { org: s(org), user: s(user), role: s(role) });
+        ops.push(IndexOp::SetMember {
+            org: s(org),
+            user: s(user),
+            role: s(role),
+        });
     }
     for (org, app) in [("acme", "web"), ("acme", "api"), ("globex", "ledger")] {
-        ops.push(IndexOp::AddApp { org: s(org), app: s(app) });
+        ops.push(IndexOp::AddApp {
+            org: s(org),
+            app: s(app),
+        });
     }
-    ops.push(IndexOp::AddTeamMember { org: s("acme"), team: s("frontend"), user: s("carol") });
-    ops.push(IndexOp::GrantApp { org: s("acme"), team: s("frontend"), app: s("web") });
+    ops.push(IndexOp::AddTeamMember {
+        org: s("acme"),
+        team: s("frontend"),
+        user: s("carol"),
+    });
+    ops.push(IndexOp::GrantApp {
+        org: s("acme"),
+        team: s("frontend"),
+        app: s("web"),
+    });
     index.apply(7, &ops);
     let policy = warden::policy::load_defaults().expect("default policies compile");
     Engine::new(Arc::new(policy), index)
 }
 
 fn check(e: &Engine, subject: &str, org: &str, resource: &str, action: &str) -> bool {
-    e.check(&CheckInput { subject, org, resource, action }).expect("check").allowed
+    e.check(&CheckInput {
+        subject,
+        org,
+        resource,
+        action,
+    })
+    .expect("check")
+    .allowed
 }
 
 const ORG_ACTIONS: &[&str] = &[
@@ -58,9 +80,15 @@ fn expected(role: &str, resource: &str, action: &str, granted_to_team: bool) -> 
     if resource == "org" {
         return match role {
             "admin" => true,
-            "org_contributor" => {
-                ["org:read", "member:read", "team:read", "app:create", "app:transfer", "usage:read"].contains(&action)
-            }
+            "org_contributor" => [
+                "org:read",
+                "member:read",
+                "team:read",
+                "app:create",
+                "app:transfer",
+                "usage:read",
+            ]
+            .contains(&action),
             _ => ["org:read", "member:read", "team:read"].contains(&action),
         };
     }
@@ -86,15 +114,30 @@ fn every_cell_of_the_role_action_table() {
         ("dave", "org_user"),
         ("tina", "team_contributor"),
     ];
-    let resources = ["org", "apps/web", "apps/web/models/m1", "apps/api", "apps/api/workflows/w", "apps/web/secrets/k"];
+    let resources = [
+        "org",
+        "apps/web",
+        "apps/web/models/m1",
+        "apps/api",
+        "apps/api/workflows/w",
+        "apps/web/secrets/k",
+    ];
     let mut cells = 0;
     for (user, role) in members {
         for resource in resources {
-            let actions = if resource == "org" { ORG_ACTIONS } else { APP_ACTIONS };
+            let actions = if resource == "org" {
+                ORG_ACTIONS
+            } else {
+                APP_ACTIONS
+            };
             for action in actions {
                 let granted = user == "carol" && resource.starts_with("apps/web");
                 let want = expected(role, resource, action, granted);
-                assert_eq!(check(&e, user, "acme", resource, action), want, "{user} ({role}) {action} on {resource}");
+                assert_eq!(
+                    check(&e, user, "acme", resource, action),
+                    want,
+                    "{user} ({role}) {action} on {resource}"
+                );
                 cells += 1;
             }
         }
@@ -107,11 +150,20 @@ fn non_members_and_other_orgs_get_nothing() {
     let e = engine();
     for action in ORG_ACTIONS.iter().chain(APP_ACTIONS) {
         for resource in ["org", "apps/web", "apps/web/models/m1", "apps/ledger"] {
-            assert!(!check(&e, "mallory", "acme", resource, action), "non-member {action} {resource}");
+            assert!(
+                !check(&e, "mallory", "acme", resource, action),
+                "non-member {action} {resource}"
+            );
             // erin is admin of globex, not a member of acme.
-            assert!(!check(&e, "erin", "acme", resource, action), "globex admin in acme: {action} {resource}");
+            assert!(
+                !check(&e, "erin", "acme", resource, action),
+                "globex admin in acme: {action} {resource}"
+            );
             // alice is admin of acme, not a member of globex.
-            assert!(!check(&e, "alice", "globex", resource, action), "acme admin in globex: {action} {resource}");
+            assert!(
+                !check(&e, "alice", "globex", resource, action),
+                "acme admin in globex: {action} {resource}"
+            );
         }
     }
     // Unknown org, empty strings.
@@ -128,7 +180,14 @@ fn a_user_named_like_a_role_or_an_app_gains_nothing_from_the_name() {
     assert!(!check(&e, "admin", "acme", "org", "org:read"));
     // Names spelled like directory nodes are refused outright (deny with a reason).
     for subject in ["role:admin", "team:frontend", "app:web"] {
-        let err = e.check(&CheckInput { subject, org: "acme", resource: "apps/web", action: "app:read" }).unwrap_err();
+        let err = e
+            .check(&CheckInput {
+                subject,
+                org: "acme",
+                resource: "apps/web",
+                action: "app:read",
+            })
+            .unwrap_err();
         assert!(err.to_string().contains("reserved prefix"), "{err}");
     }
 }
@@ -138,13 +197,40 @@ fn team_grants_follow_the_index_incrementally() {
     let e = engine();
     let s = |x: &str| x.to_string();
     assert!(!check(&e, "carol", "acme", "apps/api", "app:write"));
-    e.index().apply(8, &[IndexOp::GrantApp { org: s("acme"), team: s("frontend"), app: s("api") }]);
+    e.index().apply(
+        8,
+        &[IndexOp::GrantApp {
+            org: s("acme"),
+            team: s("frontend"),
+            app: s("api"),
+        }],
+    );
     assert!(check(&e, "carol", "acme", "apps/api", "app:write"));
-    e.index().apply(9, &[IndexOp::RemoveTeamMember { org: s("acme"), team: s("frontend"), user: s("carol") }]);
+    e.index().apply(
+        9,
+        &[IndexOp::RemoveTeamMember {
+            org: s("acme"),
+            team: s("frontend"),
+            user: s("carol"),
+        }],
+    );
     assert!(!check(&e, "carol", "acme", "apps/web", "app:read"));
-    e.index().apply(10, &[IndexOp::SetMember { org: s("acme"), user: s("carol"), role: s("org_user") }]);
+    e.index().apply(
+        10,
+        &[IndexOp::SetMember {
+            org: s("acme"),
+            user: s("carol"),
+            role: s("org_user"),
+        }],
+    );
     assert!(check(&e, "carol", "acme", "apps/web", "app:read"));
-    e.index().apply(11, &[IndexOp::RemoveMember { org: s("acme"), user: s("carol") }]);
+    e.index().apply(
+        11,
+        &[IndexOp::RemoveMember {
+            org: s("acme"),
+            user: s("carol"),
+        }],
+    );
     assert!(!check(&e, "carol", "acme", "apps/web", "app:read"));
     assert_eq!(e.index().revision(), 11);
 }
@@ -152,20 +238,48 @@ fn team_grants_follow_the_index_incrementally() {
 #[test]
 fn explain_names_the_rule_and_the_role_path() {
     let e = engine();
-    let x = e.explain(&CheckInput { subject: "alice", org: "acme", resource: "apps/web", action: "app:write" }).unwrap();
+    let x = e
+        .explain(&CheckInput {
+            subject: "alice",
+            org: "acme",
+            resource: "apps/web",
+            action: "app:write",
+        })
+        .unwrap();
     assert!(x.allowed);
     assert_eq!(x.effect, "allow");
     let rule = x.rule.expect("a decisive rule");
     assert_eq!(rule.file, "policy.csv");
-    assert!(rule.text.contains("role:org_contributor, apps/:app, app:write"), "{}", rule.text);
-    assert_eq!(x.role_path, "alice -[role:admin@acme]-> role:admin -> role:org_contributor");
+    assert!(
+        rule.text.contains("role:org_contributor, apps/:app, app:write"),
+        "{}",
+        rule.text
+    );
+    assert_eq!(
+        x.role_path,
+        "alice -[role:admin@acme]-> role:admin -> role:org_contributor"
+    );
 
-    let d = e.explain(&CheckInput { subject: "alice", org: "acme", resource: "apps/web/secrets/k", action: "app:read" }).unwrap();
+    let d = e
+        .explain(&CheckInput {
+            subject: "alice",
+            org: "acme",
+            resource: "apps/web/secrets/k",
+            action: "app:read",
+        })
+        .unwrap();
     assert!(!d.allowed);
     assert_eq!(d.effect, "deny");
     assert!(d.rule.unwrap().text.contains("secrets/*"));
 
-    let n = e.explain(&CheckInput { subject: "mallory", org: "acme", resource: "org", action: "org:read" }).unwrap();
+    let n = e
+        .explain(&CheckInput {
+            subject: "mallory",
+            org: "acme",
+            resource: "org",
+            action: "org:read",
+        })
+        .unwrap();
     assert_eq!(n.effect, "default deny");
     assert!(n.rule.is_none());
     assert_eq!(x.revision, 7);
@@ -177,18 +291,37 @@ fn lookups_are_complete_and_paginated() {
     let p = e.lookup_resources("dave", "acme", "app:read", "", 1).unwrap();
     assert_eq!(p.items, vec!["apps/api"]);
     assert!(!p.next_page_token.is_empty());
-    let p2 = e.lookup_resources("dave", "acme", "app:read", &p.next_page_token, 1).unwrap();
+    let p2 = e
+        .lookup_resources("dave", "acme", "app:read", &p.next_page_token, 1)
+        .unwrap();
     assert_eq!(p2.items, vec!["apps/web"]);
     assert!(p2.next_page_token.is_empty());
-    assert_eq!(e.lookup_resources("carol", "acme", "app:write", "", 100).unwrap().items, vec!["apps/web"]);
-    assert!(e.lookup_resources("mallory", "acme", "app:read", "", 100).unwrap().items.is_empty());
-    assert!(e.lookup_resources("dave", "acme", "app:read", "garbage", 10).is_err());
+    assert_eq!(
+        e.lookup_resources("carol", "acme", "app:write", "", 100)
+            .unwrap()
+            .items,
+        vec!["apps/web"]
+    );
+    assert!(
+        e.lookup_resources("mallory", "acme", "app:read", "", 100)
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        e.lookup_resources("dave", "acme", "app:read", "garbage", 10)
+            .is_err()
+    );
 
-    let s = e.lookup_subjects("acme", "apps/web", "app:write", "", 100).unwrap();
+    let s = e
+        .lookup_subjects("acme", "apps/web", "app:write", "", 100)
+        .unwrap();
     assert_eq!(s.items, vec!["alice", "bob", "carol"]);
     let first = e.lookup_subjects("acme", "apps/web", "app:read", "", 2).unwrap();
     assert_eq!(first.items, vec!["alice", "bob"]);
-    let rest = e.lookup_subjects("acme", "apps/web", "app:read", &first.next_page_token, 2).unwrap();
+    let rest = e
+        .lookup_subjects("acme", "apps/web", "app:read", &first.next_page_token, 2)
+        .unwrap();
     assert_eq!(rest.items, vec!["carol", "dave"]);
     assert!(rest.next_page_token.is_empty());
 }
@@ -197,12 +330,43 @@ fn lookups_are_complete_and_paginated() {
 fn batch_keeps_order_and_one_revision() {
     let e = engine();
     let qs = [
-        CheckInput { subject: "alice", org: "acme", resource: "org", action: "org:delete" },
-        CheckInput { subject: "dave", org: "acme", resource: "org", action: "org:delete" },
-        CheckInput { subject: "dave", org: "acme", resource: "apps/web", action: "app:read" },
+        CheckInput {
+            subject: "alice",
+            org: "acme",
+            resource: "org",
+            action: "org:delete",
+        },
+        CheckInput {
+            subject: "dave",
+            org: "acme",
+            resource: "org",
+            action: "org:delete",
+        },
+        CheckInput {
+            subject: "dave",
+            org: "acme",
+            resource: "apps/web",
+            action: "app:read",
+        },
     ];
     let (results, rev) = e.batch_check(&qs);
     let got: Vec<bool> = results.into_iter().map(|r| r.unwrap()).collect();
     assert_eq!(got, vec![true, false, true]);
     assert_eq!(rev, 7);
+}
+
+#[test]
+fn the_policy_names_its_org_roles() {
+    let p = warden::policy::load_defaults().unwrap();
+    let roles: Vec<String> = p.org_roles().into_iter().collect();
+    assert_eq!(
+        roles,
+        vec![
+            "admin",
+            "member",
+            "org_contributor",
+            "org_user",
+            "team_contributor"
+        ]
+    );
 }

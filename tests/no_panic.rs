@@ -18,11 +18,16 @@ fn load_corpus_policies() -> Vec<CompiledPolicy> {
     for entry in std::fs::read_dir(dir).expect("corpus") {
         let case = entry.expect("entry").path();
         let meta: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(case.join("case.json")).expect("case.json")).expect("json");
+            serde_json::from_str(&std::fs::read_to_string(case.join("case.json")).expect("case.json"))
+                .expect("json");
         let pairs = |k: &str| -> Vec<String> {
             meta.get(k)
                 .and_then(|m| m.as_object())
-                .map(|m| m.iter().map(|(g, f)| format!("{g}={}", f.as_str().unwrap_or(""))).collect())
+                .map(|m| {
+                    m.iter()
+                        .map(|(g, f)| format!("{g}={}", f.as_str().unwrap_or("")))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let cfg = eval::config_from_pairs(&pairs("role_matching"), &pairs("domain_matching")).expect("cfg");
@@ -51,12 +56,27 @@ fn engine() -> Engine {
     index.apply(
         1,
         &[
-            IndexOp::SetMember { org: "acme".into(), user: "alice".into(), role: "admin".into() },
-            IndexOp::AddTeamMember { org: "acme".into(), team: "t".into(), user: "alice".into() },
-            IndexOp::GrantApp { org: "acme".into(), team: "t".into(), app: "web".into() },
+            IndexOp::SetMember {
+                org: "acme".into(),
+                user: "alice".into(),
+                role: "admin".into(),
+            },
+            IndexOp::AddTeamMember {
+                org: "acme".into(),
+                team: "t".into(),
+                user: "alice".into(),
+            },
+            IndexOp::GrantApp {
+                org: "acme".into(),
+                team: "t".into(),
+                app: "web".into(),
+            },
         ],
     );
-    Engine::new(Arc::new(warden::policy::load_defaults().expect("defaults")), index)
+    Engine::new(
+        Arc::new(warden::policy::load_defaults().expect("defaults")),
+        index,
+    )
 }
 
 proptest! {

@@ -34,12 +34,23 @@ pub fn org_ops(shape: &Shape, o: usize) -> Vec<IndexOp> {
     let org = org(o);
     let mut ops = Vec::with_capacity(shape.members * 2 + shape.apps + shape.teams * 2);
     for a in 0..shape.apps {
-        ops.push(IndexOp::AddApp { org: org.clone(), app: format!("app{a}") });
+        ops.push(IndexOp::AddApp {
+            org: org.clone(),
+            app: format!("app{a}"),
+        });
     }
     for i in 0..shape.members {
-        ops.push(IndexOp::SetMember { org: org.clone(), user: user(o, i), role: role_of(i).into() });
+        ops.push(IndexOp::SetMember {
+            org: org.clone(),
+            user: user(o, i),
+            role: role_of(i).into(),
+        });
         if role_of(i) == "team_contributor" && shape.teams > 0 {
-            ops.push(IndexOp::AddTeamMember { org: org.clone(), team: format!("team{}", i % shape.teams), user: user(o, i) });
+            ops.push(IndexOp::AddTeamMember {
+                org: org.clone(),
+                team: format!("team{}", i % shape.teams),
+                user: user(o, i),
+            });
         }
     }
     for t in 0..shape.teams {
@@ -75,7 +86,14 @@ impl Rng {
 }
 
 pub const ACTIONS: &[&str] = &[
-    "app:read", "app:write", "app:delete", "org:read", "org:update", "member:invite", "team:manage", "billing:manage",
+    "app:read",
+    "app:write",
+    "app:delete",
+    "org:read",
+    "org:update",
+    "member:invite",
+    "team:manage",
+    "billing:manage",
 ];
 
 /// (subject, org, resource, action) requests: members of the org asking about its apps

@@ -242,13 +242,10 @@ fn log_status(status: &Status) {
 mod tests {
     use super::*;
     use crate::api::pb::authz_service_server::AuthzService;
-    use crate::engine::{CompiledPolicy, index::DirectoryIndex};
+    use crate::engine::index::DirectoryIndex;
 
     fn authz() -> Authz {
-        let policy = Arc::new(CompiledPolicy {
-            hash: String::new(),
-            files: Vec::new(),
-        });
+        let policy = Arc::new(crate::policy::load_defaults().expect("default policies"));
         let mut a = Authz::new(Arc::new(Engine::new(policy, Arc::new(DirectoryIndex::new()))));
         a.max_wait = Duration::from_millis(10);
         a

@@ -193,10 +193,10 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn policy(hash: &str) -> CompiledPolicy {
-        CompiledPolicy {
-            hash: hash.into(),
-            files: vec![PathBuf::from("policy.csv")],
-        }
+        let mut p = crate::policy::load_defaults().expect("default policies");
+        p.hash = hash.into();
+        p.files = vec![PathBuf::from("policy.csv")];
+        p
     }
 
     /// A loader that fails when the directory holds a file named `broken`, and

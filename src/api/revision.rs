@@ -42,14 +42,11 @@ pub async fn wait_for(engine: &Engine, min_revision: u64, max_wait: Duration) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{CompiledPolicy, index::DirectoryIndex};
+    use crate::engine::index::DirectoryIndex;
     use std::sync::Arc;
 
     fn engine() -> Arc<Engine> {
-        let policy = Arc::new(CompiledPolicy {
-            hash: String::new(),
-            files: Vec::new(),
-        });
+        let policy = Arc::new(crate::policy::load_defaults().expect("default policies"));
         Arc::new(Engine::new(policy, Arc::new(DirectoryIndex::new())))
     }
 

@@ -626,6 +626,6 @@ mod tests {
     #[test]
     fn invalid_regex_is_an_error_not_a_panic() {
         assert!(Pattern::compile(Func::RegexMatch, "(unclosed").is_err());
-        assert!(Pattern::compile(Func::RegexMatch, "a{2,1}").is_err());
+        assert!(Pattern::compile(Func::RegexMatch, "[z-a]").is_err());
     }
 }

@@ -86,6 +86,33 @@ impl CompiledPolicy {
             .map_err(EngineError::Eval)
     }
 
+    /// Org roles this policy knows: every `role:<name>` that appears as a rule subject
+    /// or in a static role link. The directory accepts only these for memberships.
+    pub fn org_roles(&self) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut add = |name: &str| {
+            if let Some(r) = name.strip_prefix("role:") {
+                out.insert(r.to_string());
+            }
+        };
+        for row in &self.rows {
+            if let Some(sub) = row.values.first() {
+                add(sub);
+            }
+        }
+        for g in &self.roles {
+            for dl in g.domains.values() {
+                for (child, parents) in &dl.parents {
+                    add(child);
+                    for p in parents {
+                        add(&p.name);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     fn require_daemon_shape(&self) -> Result<(), EngineError> {
         if self.r_tokens.len() != 4 {
             return Err(EngineError::Eval(format!(
@@ -114,7 +141,9 @@ pub const RESERVED_PREFIXES: [&str; 3] = ["role:", "team:", "app:"];
 
 fn check_subject(subject: &str) -> Result<(), EngineError> {
     match RESERVED_PREFIXES.iter().find(|p| subject.starts_with(**p)) {
-        Some(p) => Err(EngineError::Eval(format!("subject `{subject}` uses the reserved prefix `{p}`"))),
+        Some(p) => Err(EngineError::Eval(format!(
+            "subject `{subject}` uses the reserved prefix `{p}`"
+        ))),
         None => Ok(()),
     }
 }
