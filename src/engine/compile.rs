@@ -99,11 +99,19 @@ pub struct Bucket {
 }
 
 /// Rule index: a check only evaluates rows that can match its indexed conjuncts.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RuleIndex {
     pub key1: Option<(usize, Key1)>,
     pub key2: Option<Key2>,
     pub buckets: FxHashMap<Box<str>, Bucket>,
+    /// The matcher without the indexed conjuncts, for rows picked through the index.
+    pub residual: Expr,
+}
+
+impl Default for RuleIndex {
+    fn default() -> Self {
+        RuleIndex { key1: None, key2: None, buckets: FxHashMap::default(), residual: Expr::Bool(true) }
+    }
 }
 
 /// A compiled, immutable policy (model + rules), swapped atomically on reload.
@@ -645,7 +653,8 @@ fn key2_of(e: &Expr) -> Option<Key2> {
 fn build_index(matcher: &Expr, rows: &[Row], roles: &[RoleDef]) -> RuleIndex {
     let conj = matcher.conjuncts();
     let mut key1: Option<(usize, Key1)> = None;
-    for c in &conj {
+    let mut used: Vec<usize> = Vec::new();
+    for (ci, c) in conj.iter().enumerate() {
         if let Expr::Role { g, args } = c
             && let (Some(req), Some(field)) =
                 (args.first().and_then(plain_req), args.get(1).and_then(plain_pol))
@@ -660,14 +669,16 @@ fn build_index(matcher: &Expr, rows: &[Row], roles: &[RoleDef]) -> RuleIndex {
             };
             if roles.get(*g).is_some() {
                 key1 = Some((field, Key1::Role { g: *g, req, dom }));
+                used.push(ci);
                 break;
             }
         }
     }
     if key1.is_none() {
-        for c in &conj {
+        for (ci, c) in conj.iter().enumerate() {
             if let Some((req, field)) = eq_pair(c) {
                 key1 = Some((field, Key1::Eq { req }));
+                used.push(ci);
                 break;
             }
         }
@@ -675,7 +686,24 @@ fn build_index(matcher: &Expr, rows: &[Row], roles: &[RoleDef]) -> RuleIndex {
     let Some((field1, k1)) = key1 else {
         return RuleIndex::default();
     };
-    let key2 = conj.iter().filter_map(|c| key2_of(c)).find(|k| k.field != field1);
+    let key2 = conj
+        .iter()
+        .enumerate()
+        .filter_map(|(ci, c)| key2_of(c).map(|k| (ci, k)))
+        .find(|(_, k)| k.field != field1)
+        .map(|(ci, k)| {
+            used.push(ci);
+            k
+        });
+    // What is left to evaluate on a candidate row: the indexed conjuncts hold for every
+    // candidate by construction (it was picked by exactly those conditions).
+    let residual = conj
+        .iter()
+        .enumerate()
+        .filter(|(ci, _)| !used.contains(ci))
+        .map(|(_, c)| (*c).clone())
+        .reduce(|a, b| Expr::And(Box::new(a), Box::new(b)))
+        .unwrap_or(Expr::Bool(true));
     let mut buckets: FxHashMap<Box<str>, Bucket> = FxHashMap::default();
     for (i, row) in rows.iter().enumerate() {
         let b = buckets.entry(row.values[field1].clone()).or_default();
@@ -691,5 +719,6 @@ fn build_index(matcher: &Expr, rows: &[Row], roles: &[RoleDef]) -> RuleIndex {
         key1: Some((field1, k1)),
         key2,
         buckets,
+        residual,
     }
 }

@@ -262,6 +262,22 @@ fn eval<'a>(e: &'a Expr, cx: &mut Cx<'a>, row: Option<&'a Row>) -> Result<V<'a>,
         Expr::Call { func, args, pat } => call(*func, args, pat, cx, row)?,
         Expr::Role { g, args } => {
             let a = str_arg(eval(&args[0], cx, row)?, "role name")?;
+            if let Expr::Arith(ArithOp::Add, pre, rest) = &args[1]
+                && let Expr::Str(prefix) = &**pre
+            {
+                // `g(a, "app:" + x, d)`: test for the joined name without building it.
+                let rest = str_arg(eval(rest, cx, row)?, "role name")?;
+                let d = match args.get(2) {
+                    Some(x) => str_arg(eval(x, cx, row)?, "domain")?,
+                    None => "",
+                };
+                let hit = cx.reach(*g, a, d).is_some_and(|r| {
+                    r.nodes.iter().any(|(n, _, _)| {
+                        n.len() == prefix.len() + rest.len() && n.starts_with(&**prefix) && n.ends_with(rest)
+                    })
+                });
+                return Ok(V::B(hit));
+            }
             let b = str_arg(eval(&args[1], cx, row)?, "role name")?;
             let d = match args.get(2) {
                 Some(x) => str_arg(eval(x, cx, row)?, "domain")?,
@@ -329,10 +345,12 @@ fn call<'a>(
     }
 }
 
-/// Does the matcher hold for `row`?
-fn matches<'a>(cx: &mut Cx<'a>, row: Option<&'a Row>) -> Result<bool, String> {
+/// Does the matcher hold for `row`? `indexed`: the row came through the rule index, so
+/// only the residual (non-indexed) conjuncts are left to evaluate.
+fn matches<'a>(cx: &mut Cx<'a>, row: Option<&'a Row>, indexed: bool) -> Result<bool, String> {
     let policy = cx.policy;
-    Ok(truthy(eval(&policy.matcher, cx, row)?))
+    let expr = if indexed { &policy.index.residual } else { &policy.matcher };
+    Ok(truthy(eval(expr, cx, row)?))
 }
 
 /// Candidate rows for this request, in evaluation order; `None` means "all rows".
@@ -408,16 +426,16 @@ pub fn decide<'a>(cx: &mut Cx<'a>) -> Result<Outcome, String> {
     }
     if policy.rows.is_empty() {
         return Ok(Outcome {
-            allowed: matches(cx, None)?,
+            allowed: matches(cx, None, false)?,
             rule: None,
         });
     }
     let effect = policy.effect;
     let mut first_allow: Option<u32> = None;
     let mut first_deny: Option<u32> = None;
-    let mut visit = |cx: &mut Cx<'a>, i: u32| -> Result<bool, String> {
+    let mut visit = |cx: &mut Cx<'a>, i: u32, indexed: bool| -> Result<bool, String> {
         let row = &policy.rows[i as usize];
-        if !matches(cx, Some(row))? {
+        if !matches(cx, Some(row), indexed)? {
             return Ok(false);
         }
         match row.eft {
@@ -437,14 +455,14 @@ pub fn decide<'a>(cx: &mut Cx<'a>) -> Result<Outcome, String> {
     match candidates(cx) {
         Some(list) => {
             for i in list {
-                if visit(cx, i)? {
+                if visit(cx, i, true)? {
                     break;
                 }
             }
         }
         None => {
             for i in 0..policy.rows.len() as u32 {
-                if visit(cx, i)? {
+                if visit(cx, i, false)? {
                     break;
                 }
             }

@@ -82,7 +82,7 @@ impl Func {
 pub enum Seg {
     Lit(Box<str>),
     /// `:name` — one or more characters other than `/`.
-    Param,
+    Param(Box<str>),
     /// A trailing `.*` (from `/*`): anything, including nothing.
     Rest,
 }
@@ -212,13 +212,14 @@ fn segments(key: &str) -> Option<Box<[Seg]>> {
     let mut chars = body.chars().peekable();
     while let Some(c) = chars.next() {
         if c == ':' && chars.peek().is_some_and(|n| *n != '/') {
-            while chars.peek().is_some_and(|n| *n != '/') {
-                chars.next();
+            let mut name = String::new();
+            while let Some(n) = chars.next_if(|n| *n != '/') {
+                name.push(n);
             }
             if !lit.is_empty() {
                 segs.push(Seg::Lit(std::mem::take(&mut lit).into()));
             }
-            segs.push(Seg::Param);
+            segs.push(Seg::Param(name.into()));
             continue;
         }
         if ".+*?()[]{}|^$\\".contains(c) {
@@ -238,27 +239,29 @@ fn segments(key: &str) -> Option<Box<[Seg]>> {
     Some(segs.into())
 }
 
-fn match_segments(segs: &[Seg], mut key: &str) -> bool {
-    for (i, seg) in segs.iter().enumerate() {
+/// Match `key` against segments; on success, the text captured by the parameter named
+/// `var` (or "" when there is none).
+fn match_segments<'k>(segs: &[Seg], mut key: &'k str, var: &str) -> Option<&'k str> {
+    let mut captured = "";
+    for seg in segs {
         match seg {
-            Seg::Lit(l) => match key.strip_prefix(&**l) {
-                Some(rest) => key = rest,
-                None => return false,
-            },
-            Seg::Param => {
-                let end = key.find('/').unwrap_or(key.len());
-                if end == 0 {
-                    return false;
-                }
+            Seg::Lit(l) => key = key.strip_prefix(&**l)?,
+            Seg::Param(name) => {
                 // A param is followed by a literal starting with `/`, by the end, or by
                 // `/.*`: consuming up to the next `/` is then the only possible match.
+                let end = key.find('/').unwrap_or(key.len());
+                if end == 0 {
+                    return None;
+                }
+                if &**name == var {
+                    captured = &key[..end];
+                }
                 key = &key[end..];
-                let _ = i;
             }
-            Seg::Rest => return true,
+            Seg::Rest => return Some(captured),
         }
     }
-    key.is_empty()
+    key.is_empty().then_some(captured)
 }
 
 impl Pattern {
@@ -284,6 +287,9 @@ impl Pattern {
                 })
             }
             Func::KeyGet2 => {
+                if let Some(segs) = segments(pattern) {
+                    return Ok(Pattern::Segments(segs));
+                }
                 let mut names = Vec::new();
                 let mut src = colon_params(&star_to_regex(pattern), true, &mut names);
                 if src == "*" {
@@ -333,7 +339,7 @@ impl Pattern {
         Ok(match self {
             Pattern::Exact(p) => key == &**p,
             Pattern::Prefix(p) => key.starts_with(&**p),
-            Pattern::Segments(segs) => match_segments(segs, key),
+            Pattern::Segments(segs) => match_segments(segs, key, "").is_some(),
             Pattern::Regex { re, names } => {
                 if func == Func::KeyMatch4 {
                     key_match4(re, names, key)
@@ -358,6 +364,7 @@ impl Pattern {
                     ""
                 }
             }
+            (Func::KeyGet2, Pattern::Segments(segs)) => match_segments(segs, key, var).unwrap_or(""),
             (Func::KeyGet2, Pattern::Regex { re, names }) => {
                 let Some(caps) = re.captures(key) else { return "" };
                 names
@@ -600,6 +607,9 @@ mod tests {
         let p = Pattern::compile(Func::KeyGet2, "apps/:app/*").unwrap();
         assert_eq!(p.get(Func::KeyGet2, "apps/web/models/1", "app"), "web");
         assert_eq!(p.get(Func::KeyGet2, "teams/web", "app"), "");
+        assert!(matches!(p, Pattern::Segments(_)));
+        let slow = Pattern::compile(Func::KeyGet2, "apps/:app/(x)").unwrap();
+        assert_eq!(slow.get(Func::KeyGet2, "apps/web/x", "app"), "web");
     }
 
     #[test]

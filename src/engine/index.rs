@@ -12,6 +12,7 @@
 //! `parking_lot::RwLock` is the simplest thing that keeps every reader consistent with
 //! one revision.
 
+use compact_str::CompactString;
 use parking_lot::{RwLock, RwLockReadGuard};
 use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
@@ -130,19 +131,23 @@ pub enum IndexOp {
     },
 }
 
+/// A user id, stored inline (ids up to 24 bytes need no heap allocation), so a member
+/// lookup touches one hash-table slot and no separate string.
+type UserId = CompactString;
+
 #[derive(Default)]
 struct TeamEntry {
-    members: FxHashSet<Sym>,
+    members: FxHashSet<UserId>,
     apps: FxHashSet<Sym>,
 }
 
 /// Everything the index knows about one org.
 #[derive(Default)]
 pub(crate) struct OrgEntry {
-    /// user → org role.
-    pub(crate) members: FxHashMap<Sym, Sym>,
-    /// user → teams it belongs to in this org.
-    pub(crate) user_teams: FxHashMap<Sym, SmallVec<[Sym; 2]>>,
+    /// user → org role node (`role:<name>`).
+    pub(crate) members: FxHashMap<UserId, Sym>,
+    /// user → team nodes (`team:<id>`) it belongs to in this org.
+    pub(crate) user_teams: FxHashMap<UserId, SmallVec<[Sym; 2]>>,
     teams: FxHashMap<Sym, TeamEntry>,
     /// App ids, sorted by name so lookups page deterministically.
     pub(crate) apps: BTreeSet<Arc<str>>,
@@ -151,19 +156,20 @@ pub(crate) struct OrgEntry {
 impl OrgEntry {
     /// Apps granted to `team` (empty when `team` is not a team of this org).
     pub(crate) fn team_apps(&self, team: Sym) -> impl Iterator<Item = Sym> + '_ {
-        self.teams
-            .get(&team)
-            .into_iter()
-            .flat_map(|t| t.apps.iter().copied())
+        self.teams.get(&team).into_iter().flat_map(|t| t.apps.iter().copied())
     }
 }
 
 /// The data behind the lock.
+///
+/// Orgs and users are keyed by their ids directly (users never pass through the
+/// interner: a million of them would make every check chase two more cache lines);
+/// role, team and app nodes are interned, there are few of them.
 #[derive(Default)]
 pub struct IndexData {
     pub(crate) revision: u64,
     pub(crate) names: Interner,
-    pub(crate) orgs: FxHashMap<Sym, OrgEntry>,
+    pub(crate) orgs: FxHashMap<CompactString, OrgEntry>,
     memberships: usize,
 }
 
@@ -182,116 +188,79 @@ impl IndexData {
 
     /// The role `user` holds in `org`, if a member.
     pub fn role_of(&self, org: &str, user: &str) -> Option<&str> {
-        let o = self.orgs.get(&self.names.get(org)?)?;
-        let r = o.members.get(&self.names.get(user)?)?;
+        let r = self.orgs.get(org)?.members.get(user)?;
         let node = self.names.name(*r);
         Some(node.strip_prefix("role:").unwrap_or(node))
     }
 
     pub(crate) fn org(&self, org: &str) -> Option<&OrgEntry> {
-        self.orgs.get(&self.names.get(org)?)
+        self.orgs.get(org)
     }
 
     fn apply_one(&mut self, op: &IndexOp) {
         match op {
             IndexOp::SetMember { org, user, role } => {
-                let (o, u, r) = (
-                    self.names.intern(org),
-                    self.names.intern(user),
-                    self.names.intern(&role_node(role)),
-                );
-                if self.orgs.entry(o).or_default().members.insert(u, r).is_none() {
+                let r = self.names.intern(&role_node(role));
+                let entry = self.orgs.entry(org.as_str().into()).or_default();
+                if entry.members.insert(user.as_str().into(), r).is_none() {
                     self.memberships += 1;
                 }
             }
             IndexOp::RemoveMember { org, user } => {
-                let (Some(o), Some(u)) = (self.names.get(org), self.names.get(user)) else {
-                    return;
-                };
-                if let Some(entry) = self.orgs.get_mut(&o) {
-                    if entry.members.remove(&u).is_some() {
+                if let Some(entry) = self.orgs.get_mut(org.as_str()) {
+                    if entry.members.remove(user.as_str()).is_some() {
                         self.memberships -= 1;
                     }
-                    if let Some(teams) = entry.user_teams.remove(&u) {
+                    if let Some(teams) = entry.user_teams.remove(user.as_str()) {
                         for t in teams {
                             if let Some(team) = entry.teams.get_mut(&t) {
-                                team.members.remove(&u);
+                                team.members.remove(user.as_str());
                             }
                         }
                     }
                 }
             }
             IndexOp::AddTeamMember { org, team, user } => {
-                let (o, t, u) = (
-                    self.names.intern(org),
-                    self.names.intern(&team_node(team)),
-                    self.names.intern(user),
-                );
-                let entry = self.orgs.entry(o).or_default();
-                if entry.teams.entry(t).or_default().members.insert(u) {
-                    entry.user_teams.entry(u).or_default().push(t);
+                let t = self.names.intern(&team_node(team));
+                let entry = self.orgs.entry(org.as_str().into()).or_default();
+                if entry.teams.entry(t).or_default().members.insert(user.as_str().into()) {
+                    entry.user_teams.entry(user.as_str().into()).or_default().push(t);
                 }
             }
             IndexOp::RemoveTeamMember { org, team, user } => {
-                let (Some(o), Some(t), Some(u)) = (
-                    self.names.get(org),
-                    self.names.get(&team_node(team)),
-                    self.names.get(user),
-                ) else {
-                    return;
-                };
-                if let Some(entry) = self.orgs.get_mut(&o) {
+                let Some(t) = self.names.get(&team_node(team)) else { return };
+                if let Some(entry) = self.orgs.get_mut(org.as_str()) {
                     if let Some(team) = entry.teams.get_mut(&t) {
-                        team.members.remove(&u);
+                        team.members.remove(user.as_str());
                     }
-                    if let Some(list) = entry.user_teams.get_mut(&u) {
+                    if let Some(list) = entry.user_teams.get_mut(user.as_str()) {
                         list.retain(|x| *x != t);
                         if list.is_empty() {
-                            entry.user_teams.remove(&u);
+                            entry.user_teams.remove(user.as_str());
                         }
                     }
                 }
             }
             IndexOp::GrantApp { org, team, app } => {
-                let (o, t, a) = (
-                    self.names.intern(org),
-                    self.names.intern(&team_node(team)),
-                    self.names.intern(&app_node(app)),
-                );
-                self.orgs
-                    .entry(o)
-                    .or_default()
-                    .teams
-                    .entry(t)
-                    .or_default()
-                    .apps
-                    .insert(a);
+                let (t, a) = (self.names.intern(&team_node(team)), self.names.intern(&app_node(app)));
+                self.orgs.entry(org.as_str().into()).or_default().teams.entry(t).or_default().apps.insert(a);
             }
             IndexOp::RevokeApp { org, team, app } => {
-                let (Some(o), Some(t), Some(a)) = (
-                    self.names.get(org),
-                    self.names.get(&team_node(team)),
-                    self.names.get(&app_node(app)),
-                ) else {
+                let (Some(t), Some(a)) = (self.names.get(&team_node(team)), self.names.get(&app_node(app))) else {
                     return;
                 };
-                if let Some(team) = self.orgs.get_mut(&o).and_then(|e| e.teams.get_mut(&t)) {
+                if let Some(team) = self.orgs.get_mut(org.as_str()).and_then(|e| e.teams.get_mut(&t)) {
                     team.apps.remove(&a);
                 }
             }
             IndexOp::AddApp { org, app } => {
-                let o = self.names.intern(org);
-                self.orgs
-                    .entry(o)
-                    .or_default()
-                    .apps
-                    .insert(Arc::from(app.as_str()));
+                self.orgs.entry(org.as_str().into()).or_default().apps.insert(Arc::from(app.as_str()));
             }
             IndexOp::RemoveApp { org, app } => {
-                let Some(o) = self.names.get(org) else { return };
-                if let Some(entry) = self.orgs.get_mut(&o) {
+                let a = self.names.get(&app_node(app));
+                if let Some(entry) = self.orgs.get_mut(org.as_str()) {
                     entry.apps.remove(app.as_str());
-                    if let Some(a) = self.names.get(&app_node(app)) {
+                    if let Some(a) = a {
                         for team in entry.teams.values_mut() {
                             team.apps.remove(&a);
                         }
@@ -299,10 +268,8 @@ impl IndexData {
                 }
             }
             IndexOp::RemoveTeam { org, team } => {
-                let (Some(o), Some(t)) = (self.names.get(org), self.names.get(&team_node(team))) else {
-                    return;
-                };
-                if let Some(entry) = self.orgs.get_mut(&o)
+                let Some(t) = self.names.get(&team_node(team)) else { return };
+                if let Some(entry) = self.orgs.get_mut(org.as_str())
                     && let Some(removed) = entry.teams.remove(&t)
                 {
                     for u in removed.members {
@@ -316,8 +283,7 @@ impl IndexData {
                 }
             }
             IndexOp::RemoveOrg { org } => {
-                let Some(o) = self.names.get(org) else { return };
-                if let Some(entry) = self.orgs.remove(&o) {
+                if let Some(entry) = self.orgs.remove(org.as_str()) {
                     self.memberships -= entry.members.len();
                 }
             }

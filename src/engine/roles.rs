@@ -16,6 +16,14 @@ use super::index::IndexData;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
+/// Is `name` a role, team or app node (`role:`, `team:`, `app:`)? Fixed-width
+/// comparisons: this runs for every node of every check.
+#[inline]
+pub fn is_node_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    (b.len() >= 4 && b[..4] == *b"app:") || (b.len() >= 5 && (b[..5] == *b"role:" || b[..5] == *b"team:"))
+}
+
 /// Which directory relation feeds a role definition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DirectorySource {
@@ -77,9 +85,14 @@ impl<'a> Reach<'a> {
         self.nodes.iter().any(|(n, _, _)| *n == name)
     }
 
-    fn push(&mut self, name: &'a str, pred: u32, via: Via) {
-        if !self.contains(name) {
-            self.nodes.push((name, pred, via));
+    /// Add a node unless present; its position either way.
+    fn push(&mut self, name: &'a str, pred: u32, via: Via) -> u32 {
+        match self.nodes.iter().position(|(n, _, _)| *n == name) {
+            Some(i) => i as u32,
+            None => {
+                self.nodes.push((name, pred, via));
+                (self.nodes.len() - 1) as u32
+            }
         }
     }
 
@@ -164,26 +177,36 @@ impl RoleDef {
                     }
                 }
             }
-            if let Some((d, o)) = org
-                && let Some(sym) = d.names.get(name)
-            {
+            if let Some((d, o)) = org {
+                // Only users (and, for teams, team nodes) have directory links; role and
+                // app nodes never do, so they cost no lookup.
+                let node = is_node_name(name);
+                let via = reach.nodes[i].2;
                 match self.source {
-                    Some(DirectorySource::Members) => {
-                        if let Some(role) = o.members.get(&sym) {
+                    Some(DirectorySource::Members) if !node => {
+                        if let Some(role) = o.members.get(name) {
                             reach.push(d.names.name(*role), pred, Via::Directory);
                         }
                     }
-                    Some(DirectorySource::Teams) => {
-                        if let Some(teams) = o.user_teams.get(&sym) {
+                    Some(DirectorySource::Teams) if !node => {
+                        if let Some(teams) = o.user_teams.get(name) {
+                            // Expand each team right away: its symbol is at hand.
                             for t in teams {
-                                reach.push(d.names.name(*t), pred, Via::Directory);
+                                let ti = reach.push(d.names.name(*t), pred, Via::Directory);
+                                for app in o.team_apps(*t) {
+                                    reach.push(d.names.name(app), ti, Via::Directory);
+                                }
                             }
                         }
-                        for app in o.team_apps(sym) {
-                            reach.push(d.names.name(app), pred, Via::Directory);
+                    }
+                    Some(DirectorySource::Teams) if name.starts_with("team:") && via != Via::Directory => {
+                        if let Some(t) = d.names.get(name) {
+                            for app in o.team_apps(t) {
+                                reach.push(d.names.name(app), pred, Via::Directory);
+                            }
                         }
                     }
-                    None => {}
+                    _ => {}
                 }
             }
             i += 1;
