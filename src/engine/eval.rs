@@ -313,7 +313,7 @@ fn call<'a>(
 ) -> Result<V<'a>, String> {
     let key = str_arg(
         eval(&args[0], cx, row)?,
-        &format!("{}'s first argument", func.name()),
+        "a matching function's first argument",
     )?;
     let owned;
     let pattern: &Pattern = match pat {
@@ -329,7 +329,7 @@ fn call<'a>(
         PatSrc::Dynamic => {
             let text = str_arg(
                 eval(&args[1], cx, row)?,
-                &format!("{}'s second argument", func.name()),
+                "a matching function's second argument",
             )?;
             owned = Pattern::compile(func, text)?;
             &owned

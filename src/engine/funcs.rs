@@ -265,6 +265,15 @@ fn match_segments<'k>(segs: &[Seg], mut key: &'k str, var: &str) -> Option<&'k s
 }
 
 impl Pattern {
+    /// Does this pattern match every string (`*` for keyMatch / keyMatch2)?
+    pub fn is_universal(&self) -> bool {
+        match self {
+            Pattern::Prefix(p) => p.is_empty(),
+            Pattern::Segments(segs) => matches!(&**segs, [Seg::Rest]),
+            _ => false,
+        }
+    }
+
     /// Compile `pattern` as the pattern argument of `func`.
     pub fn compile(func: Func, pattern: &str) -> Result<Pattern, String> {
         match func {

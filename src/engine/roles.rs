@@ -135,7 +135,7 @@ impl RoleDef {
         if let Some(f) = self.domain_match {
             for (name, pat) in &self.domain_patterns {
                 if &**name != domain
-                    && pat.matches(f, domain).unwrap_or(false)
+                    && (pat.is_universal() || pat.matches(f, domain).unwrap_or(false))
                     && let Some(d) = self.domains.get(name)
                 {
                     out.push(d);
