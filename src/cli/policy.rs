@@ -11,11 +11,54 @@ pub enum PolicyCommand {
         /// Policy directory (model.conf, policy.csv).
         dir: PathBuf,
     },
+    /// Evaluate JSON-lines requests (`{"request": [v1, …]}`) from stdin against a model
+    /// and policy file, printing one `{"allow": …}` or `{"error": …}` line per request.
+    /// No directory, no daemon.
+    Eval {
+        /// Casbin model file.
+        #[arg(long)]
+        model: PathBuf,
+        /// Casbin policy file.
+        #[arg(long)]
+        policy: PathBuf,
+        /// Role matching function of one role definition, e.g. `g2=keyMatch2`.
+        #[arg(long = "role-matching", value_name = "PTYPE=FN")]
+        role_matching: Vec<String>,
+        /// Domain matching function of one role definition, e.g. `g=keyMatch`.
+        #[arg(long = "domain-matching", value_name = "PTYPE=FN")]
+        domain_matching: Vec<String>,
+    },
 }
 
 pub fn run(cmd: PolicyCommand) -> ExitCode {
     match cmd {
         PolicyCommand::Validate { dir } => validate(&dir),
+        PolicyCommand::Eval { model, policy, role_matching, domain_matching } => {
+            eval(&model, &policy, &role_matching, &domain_matching)
+        }
+    }
+}
+
+fn eval(model: &std::path::Path, policy_file: &std::path::Path, rm: &[String], dm: &[String]) -> ExitCode {
+    // Everything that can be wrong with the model is reported before reading a request.
+    let compiled = match policy::eval::config_from_pairs(rm, dm)
+        .and_then(|cfg| policy::eval::prepare(model, policy_file, &cfg))
+    {
+        Ok(p) => p,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("unsupported or invalid policy: nothing was evaluated");
+            return ExitCode::from(2);
+        }
+    };
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    match policy::eval::run(&compiled, stdin, stdout) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
