@@ -13,6 +13,8 @@
 //! one revision.
 
 use compact_str::CompactString;
+use rustc_hash::FxBuildHasher;
+use std::hash::{Hash, Hasher};
 use parking_lot::{RwLock, RwLockReadGuard};
 use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
@@ -131,9 +133,56 @@ pub enum IndexOp {
     },
 }
 
-/// A user id, stored inline (ids up to 24 bytes need no heap allocation), so a member
-/// lookup touches one hash-table slot and no separate string.
+/// A user id, stored inline (ids up to 24 bytes need no heap allocation).
 type UserId = CompactString;
+
+/// Key of the membership table: (org, user). One hash lookup answers "what is this user
+/// in this org" — the question every check asks first — touching one table slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MemberKey {
+    org: CompactString,
+    user: UserId,
+}
+
+/// The borrowed form of [`MemberKey`], for lookups without building a key.
+#[derive(Debug, Clone, Copy)]
+struct MemberRef<'a> {
+    org: &'a str,
+    user: &'a str,
+}
+
+fn hash_member<H: Hasher>(org: &str, user: &str, state: &mut H) {
+    state.write(org.as_bytes());
+    state.write_u8(0xff);
+    state.write(user.as_bytes());
+}
+
+impl Hash for MemberKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_member(&self.org, &self.user, state);
+    }
+}
+
+impl Hash for MemberRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_member(self.org, self.user, state);
+    }
+}
+
+impl hashbrown::Equivalent<MemberKey> for MemberRef<'_> {
+    fn equivalent(&self, key: &MemberKey) -> bool {
+        key.org == self.org && key.user == self.user
+    }
+}
+
+/// What a user is in one org.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct MemberEntry {
+    /// The org role node (`role:<name>`), if a member.
+    pub(crate) role: Option<Sym>,
+    /// Team nodes (`team:<id>`) the user belongs to in this org.
+    pub(crate) teams: SmallVec<[Sym; 2]>,
+}
 
 #[derive(Default)]
 struct TeamEntry {
@@ -141,13 +190,11 @@ struct TeamEntry {
     apps: FxHashSet<Sym>,
 }
 
-/// Everything the index knows about one org.
+/// Org-level data: teams, apps and the member list in id order (for lookups).
 #[derive(Default)]
 pub(crate) struct OrgEntry {
-    /// user → org role node (`role:<name>`).
-    pub(crate) members: FxHashMap<UserId, Sym>,
-    /// user → team nodes (`team:<id>`) it belongs to in this org.
-    pub(crate) user_teams: FxHashMap<UserId, SmallVec<[Sym; 2]>>,
+    /// Member ids, sorted, so subject lookups page without sorting.
+    pub(crate) members: BTreeSet<UserId>,
     teams: FxHashMap<Sym, TeamEntry>,
     /// App ids, sorted by name so lookups page deterministically.
     pub(crate) apps: BTreeSet<Arc<str>>,
@@ -162,14 +209,14 @@ impl OrgEntry {
 
 /// The data behind the lock.
 ///
-/// Orgs and users are keyed by their ids directly (users never pass through the
-/// interner: a million of them would make every check chase two more cache lines);
-/// role, team and app nodes are interned, there are few of them.
+/// Users never pass through the interner: a million of them would make every check
+/// chase more cache lines. Role, team and app nodes are interned; there are few.
 #[derive(Default)]
 pub struct IndexData {
     pub(crate) revision: u64,
     pub(crate) names: Interner,
     pub(crate) orgs: FxHashMap<CompactString, OrgEntry>,
+    members: hashbrown::HashMap<MemberKey, MemberEntry, FxBuildHasher>,
     memberships: usize,
 }
 
@@ -188,31 +235,50 @@ impl IndexData {
 
     /// The role `user` holds in `org`, if a member.
     pub fn role_of(&self, org: &str, user: &str) -> Option<&str> {
-        let r = self.orgs.get(org)?.members.get(user)?;
-        let node = self.names.name(*r);
+        let r = self.member(org, user)?.role?;
+        let node = self.names.name(r);
         Some(node.strip_prefix("role:").unwrap_or(node))
+    }
+
+    pub(crate) fn member(&self, org: &str, user: &str) -> Option<&MemberEntry> {
+        self.members.get(&MemberRef { org, user })
     }
 
     pub(crate) fn org(&self, org: &str) -> Option<&OrgEntry> {
         self.orgs.get(org)
     }
 
+    fn member_mut(&mut self, org: &str, user: &str) -> &mut MemberEntry {
+        self.members
+            .entry(MemberKey { org: org.into(), user: user.into() })
+            .or_default()
+    }
+
+    /// Drop the entry of a user who is neither a member nor in a team.
+    fn prune(&mut self, org: &str, user: &str) {
+        if self.member(org, user).is_some_and(|m| m.role.is_none() && m.teams.is_empty()) {
+            self.members.remove(&MemberRef { org, user });
+        }
+    }
+
     fn apply_one(&mut self, op: &IndexOp) {
         match op {
             IndexOp::SetMember { org, user, role } => {
                 let r = self.names.intern(&role_node(role));
-                let entry = self.orgs.entry(org.as_str().into()).or_default();
-                if entry.members.insert(user.as_str().into(), r).is_none() {
+                let m = self.member_mut(org, user);
+                if m.role.replace(r).is_none() {
                     self.memberships += 1;
                 }
+                self.orgs.entry(org.as_str().into()).or_default().members.insert(user.as_str().into());
             }
             IndexOp::RemoveMember { org, user } => {
-                if let Some(entry) = self.orgs.get_mut(org.as_str()) {
-                    if entry.members.remove(user.as_str()).is_some() {
+                if let Some(m) = self.members.remove(&MemberRef { org, user }) {
+                    if m.role.is_some() {
                         self.memberships -= 1;
                     }
-                    if let Some(teams) = entry.user_teams.remove(user.as_str()) {
-                        for t in teams {
+                    if let Some(entry) = self.orgs.get_mut(org.as_str()) {
+                        entry.members.remove(user.as_str());
+                        for t in m.teams {
                             if let Some(team) = entry.teams.get_mut(&t) {
                                 team.members.remove(user.as_str());
                             }
@@ -224,22 +290,18 @@ impl IndexData {
                 let t = self.names.intern(&team_node(team));
                 let entry = self.orgs.entry(org.as_str().into()).or_default();
                 if entry.teams.entry(t).or_default().members.insert(user.as_str().into()) {
-                    entry.user_teams.entry(user.as_str().into()).or_default().push(t);
+                    self.member_mut(org, user).teams.push(t);
                 }
             }
             IndexOp::RemoveTeamMember { org, team, user } => {
                 let Some(t) = self.names.get(&team_node(team)) else { return };
-                if let Some(entry) = self.orgs.get_mut(org.as_str()) {
-                    if let Some(team) = entry.teams.get_mut(&t) {
-                        team.members.remove(user.as_str());
-                    }
-                    if let Some(list) = entry.user_teams.get_mut(user.as_str()) {
-                        list.retain(|x| *x != t);
-                        if list.is_empty() {
-                            entry.user_teams.remove(user.as_str());
-                        }
-                    }
+                if let Some(team) = self.orgs.get_mut(org.as_str()).and_then(|e| e.teams.get_mut(&t)) {
+                    team.members.remove(user.as_str());
                 }
+                if let Some(m) = self.members.get_mut(&MemberRef { org, user }) {
+                    m.teams.retain(|x| *x != t);
+                }
+                self.prune(org, user);
             }
             IndexOp::GrantApp { org, team, app } => {
                 let (t, a) = (self.names.intern(&team_node(team)), self.names.intern(&app_node(app)));
@@ -269,22 +331,28 @@ impl IndexData {
             }
             IndexOp::RemoveTeam { org, team } => {
                 let Some(t) = self.names.get(&team_node(team)) else { return };
-                if let Some(entry) = self.orgs.get_mut(org.as_str())
-                    && let Some(removed) = entry.teams.remove(&t)
-                {
+                let removed = self.orgs.get_mut(org.as_str()).and_then(|e| e.teams.remove(&t));
+                if let Some(removed) = removed {
                     for u in removed.members {
-                        if let Some(list) = entry.user_teams.get_mut(&u) {
-                            list.retain(|x| *x != t);
-                            if list.is_empty() {
-                                entry.user_teams.remove(&u);
-                            }
+                        if let Some(m) = self.members.get_mut(&MemberRef { org, user: &u }) {
+                            m.teams.retain(|x| *x != t);
                         }
+                        self.prune(org, &u);
                     }
                 }
             }
             IndexOp::RemoveOrg { org } => {
                 if let Some(entry) = self.orgs.remove(org.as_str()) {
-                    self.memberships -= entry.members.len();
+                    for user in &entry.members {
+                        if self.members.remove(&MemberRef { org, user }).is_some_and(|m| m.role.is_some()) {
+                            self.memberships -= 1;
+                        }
+                    }
+                    for team in entry.teams.values() {
+                        for user in &team.members {
+                            self.members.remove(&MemberRef { org, user });
+                        }
+                    }
                 }
             }
         }
