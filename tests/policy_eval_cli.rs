@@ -4,7 +4,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 fn case(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/cases").join(name)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/conformance/cases")
+        .join(name)
 }
 
 fn eval(args: &[&str], input: &str) -> (i32, String, String) {
@@ -55,7 +57,12 @@ fn answers_each_line_in_order_with_errors_per_line() {
     assert_eq!(lines[0]["allow"], true);
     assert_eq!(lines[1]["allow"], false);
     assert!(lines[2]["error"].as_str().unwrap().contains("invalid JSON"));
-    assert!(lines[3]["error"].as_str().unwrap().contains("request has 2 values"));
+    assert!(
+        lines[3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("request has 2 values")
+    );
 }
 
 #[test]
@@ -69,10 +76,20 @@ fn an_unsupported_model_fails_before_reading_requests() {
     .unwrap();
     let policy = dir.path().join("policy.csv");
     std::fs::write(&policy, "p, alice, data1\n").unwrap();
-    let (code, out, err) =
-        eval(&["--model", model.to_str().unwrap(), "--policy", policy.to_str().unwrap()], "{\"request\": [\"a\", \"b\"]}\n");
+    let (code, out, err) = eval(
+        &[
+            "--model",
+            model.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+        "{\"request\": [\"a\", \"b\"]}\n",
+    );
     assert_eq!(code, 2);
     assert!(out.is_empty(), "no request may be answered: {out}");
     assert!(err.contains("model.conf:6: unsupported policy effect"), "{err}");
-    assert!(err.contains("model.conf:8: matcher `m`: unknown function `unknownFn`"), "{err}");
+    assert!(
+        err.contains("model.conf:8: matcher `m`: unknown function `unknownFn`"),
+        "{err}"
+    );
 }

@@ -33,9 +33,12 @@ pub enum PolicyCommand {
 pub fn run(cmd: PolicyCommand) -> ExitCode {
     match cmd {
         PolicyCommand::Validate { dir } => validate(&dir),
-        PolicyCommand::Eval { model, policy, role_matching, domain_matching } => {
-            eval(&model, &policy, &role_matching, &domain_matching)
-        }
+        PolicyCommand::Eval {
+            model,
+            policy,
+            role_matching,
+            domain_matching,
+        } => eval(&model, &policy, &role_matching, &domain_matching),
     }
 }
 

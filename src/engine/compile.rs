@@ -110,7 +110,12 @@ pub struct RuleIndex {
 
 impl Default for RuleIndex {
     fn default() -> Self {
-        RuleIndex { key1: None, key2: None, buckets: FxHashMap::default(), residual: Expr::Bool(true) }
+        RuleIndex {
+            key1: None,
+            key2: None,
+            buckets: FxHashMap::default(),
+            residual: Expr::Bool(true),
+        }
     }
 }
 

@@ -311,10 +311,7 @@ fn call<'a>(
     cx: &mut Cx<'a>,
     row: Option<&'a Row>,
 ) -> Result<V<'a>, String> {
-    let key = str_arg(
-        eval(&args[0], cx, row)?,
-        "a matching function's first argument",
-    )?;
+    let key = str_arg(eval(&args[0], cx, row)?, "a matching function's first argument")?;
     let owned;
     let pattern: &Pattern = match pat {
         PatSrc::Site(s) => match row.and_then(|r| r.patterns.get(*s)) {
@@ -327,10 +324,7 @@ fn call<'a>(
         },
         PatSrc::Lit(p) => p,
         PatSrc::Dynamic => {
-            let text = str_arg(
-                eval(&args[1], cx, row)?,
-                "a matching function's second argument",
-            )?;
+            let text = str_arg(eval(&args[1], cx, row)?, "a matching function's second argument")?;
             owned = Pattern::compile(func, text)?;
             &owned
         }
@@ -349,7 +343,11 @@ fn call<'a>(
 /// only the residual (non-indexed) conjuncts are left to evaluate.
 fn matches<'a>(cx: &mut Cx<'a>, row: Option<&'a Row>, indexed: bool) -> Result<bool, String> {
     let policy = cx.policy;
-    let expr = if indexed { &policy.index.residual } else { &policy.matcher };
+    let expr = if indexed {
+        &policy.index.residual
+    } else {
+        &policy.matcher
+    };
     Ok(truthy(eval(expr, cx, row)?))
 }
 

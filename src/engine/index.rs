@@ -13,12 +13,12 @@
 //! one revision.
 
 use compact_str::CompactString;
-use rustc_hash::FxBuildHasher;
-use std::hash::{Hash, Hasher};
 use parking_lot::{RwLock, RwLockReadGuard};
+use rustc_hash::FxBuildHasher;
 use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
 use std::collections::BTreeSet;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// An interned name: an index into [`Interner`].
@@ -203,7 +203,10 @@ pub(crate) struct OrgEntry {
 impl OrgEntry {
     /// Apps granted to `team` (empty when `team` is not a team of this org).
     pub(crate) fn team_apps(&self, team: Sym) -> impl Iterator<Item = Sym> + '_ {
-        self.teams.get(&team).into_iter().flat_map(|t| t.apps.iter().copied())
+        self.teams
+            .get(&team)
+            .into_iter()
+            .flat_map(|t| t.apps.iter().copied())
     }
 }
 
@@ -250,13 +253,19 @@ impl IndexData {
 
     fn member_mut(&mut self, org: &str, user: &str) -> &mut MemberEntry {
         self.members
-            .entry(MemberKey { org: org.into(), user: user.into() })
+            .entry(MemberKey {
+                org: org.into(),
+                user: user.into(),
+            })
             .or_default()
     }
 
     /// Drop the entry of a user who is neither a member nor in a team.
     fn prune(&mut self, org: &str, user: &str) {
-        if self.member(org, user).is_some_and(|m| m.role.is_none() && m.teams.is_empty()) {
+        if self
+            .member(org, user)
+            .is_some_and(|m| m.role.is_none() && m.teams.is_empty())
+        {
             self.members.remove(&MemberRef { org, user });
         }
     }
@@ -269,7 +278,11 @@ impl IndexData {
                 if m.role.replace(r).is_none() {
                     self.memberships += 1;
                 }
-                self.orgs.entry(org.as_str().into()).or_default().members.insert(user.as_str().into());
+                self.orgs
+                    .entry(org.as_str().into())
+                    .or_default()
+                    .members
+                    .insert(user.as_str().into());
             }
             IndexOp::RemoveMember { org, user } => {
                 if let Some(m) = self.members.remove(&MemberRef { org, user }) {
@@ -289,12 +302,20 @@ impl IndexData {
             IndexOp::AddTeamMember { org, team, user } => {
                 let t = self.names.intern(&team_node(team));
                 let entry = self.orgs.entry(org.as_str().into()).or_default();
-                if entry.teams.entry(t).or_default().members.insert(user.as_str().into()) {
+                if entry
+                    .teams
+                    .entry(t)
+                    .or_default()
+                    .members
+                    .insert(user.as_str().into())
+                {
                     self.member_mut(org, user).teams.push(t);
                 }
             }
             IndexOp::RemoveTeamMember { org, team, user } => {
-                let Some(t) = self.names.get(&team_node(team)) else { return };
+                let Some(t) = self.names.get(&team_node(team)) else {
+                    return;
+                };
                 if let Some(team) = self.orgs.get_mut(org.as_str()).and_then(|e| e.teams.get_mut(&t)) {
                     team.members.remove(user.as_str());
                 }
@@ -304,11 +325,22 @@ impl IndexData {
                 self.prune(org, user);
             }
             IndexOp::GrantApp { org, team, app } => {
-                let (t, a) = (self.names.intern(&team_node(team)), self.names.intern(&app_node(app)));
-                self.orgs.entry(org.as_str().into()).or_default().teams.entry(t).or_default().apps.insert(a);
+                let (t, a) = (
+                    self.names.intern(&team_node(team)),
+                    self.names.intern(&app_node(app)),
+                );
+                self.orgs
+                    .entry(org.as_str().into())
+                    .or_default()
+                    .teams
+                    .entry(t)
+                    .or_default()
+                    .apps
+                    .insert(a);
             }
             IndexOp::RevokeApp { org, team, app } => {
-                let (Some(t), Some(a)) = (self.names.get(&team_node(team)), self.names.get(&app_node(app))) else {
+                let (Some(t), Some(a)) = (self.names.get(&team_node(team)), self.names.get(&app_node(app)))
+                else {
                     return;
                 };
                 if let Some(team) = self.orgs.get_mut(org.as_str()).and_then(|e| e.teams.get_mut(&t)) {
@@ -316,7 +348,11 @@ impl IndexData {
                 }
             }
             IndexOp::AddApp { org, app } => {
-                self.orgs.entry(org.as_str().into()).or_default().apps.insert(Arc::from(app.as_str()));
+                self.orgs
+                    .entry(org.as_str().into())
+                    .or_default()
+                    .apps
+                    .insert(Arc::from(app.as_str()));
             }
             IndexOp::RemoveApp { org, app } => {
                 let a = self.names.get(&app_node(app));
@@ -330,7 +366,9 @@ impl IndexData {
                 }
             }
             IndexOp::RemoveTeam { org, team } => {
-                let Some(t) = self.names.get(&team_node(team)) else { return };
+                let Some(t) = self.names.get(&team_node(team)) else {
+                    return;
+                };
                 let removed = self.orgs.get_mut(org.as_str()).and_then(|e| e.teams.remove(&t));
                 if let Some(removed) = removed {
                     for u in removed.members {
@@ -344,7 +382,11 @@ impl IndexData {
             IndexOp::RemoveOrg { org } => {
                 if let Some(entry) = self.orgs.remove(org.as_str()) {
                     for user in &entry.members {
-                        if self.members.remove(&MemberRef { org, user }).is_some_and(|m| m.role.is_some()) {
+                        if self
+                            .members
+                            .remove(&MemberRef { org, user })
+                            .is_some_and(|m| m.role.is_some())
+                        {
                             self.memberships -= 1;
                         }
                     }
