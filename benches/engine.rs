@@ -51,7 +51,7 @@ fn pin_to_one_core() {
     // SAFETY: plain libc call on a zeroed cpu_set_t for this thread.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(0, &mut set);
+        libc::CPU_SET(env_usize("WARDEN_BENCH_CPU", 0), &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
 }

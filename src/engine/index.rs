@@ -14,11 +14,9 @@
 
 use compact_str::CompactString;
 use parking_lot::{RwLock, RwLockReadGuard};
-use rustc_hash::FxBuildHasher;
 use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
 use std::collections::BTreeSet;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// An interned name: an index into [`Interner`].
@@ -133,56 +131,9 @@ pub enum IndexOp {
     },
 }
 
-/// A user id, stored inline (ids up to 24 bytes need no heap allocation).
+/// A user id, stored inline (ids up to 24 bytes need no heap allocation), so a member
+/// lookup touches one hash-table slot and no separate string.
 type UserId = CompactString;
-
-/// Key of the membership table: (org, user). One hash lookup answers "what is this user
-/// in this org" — the question every check asks first — touching one table slot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct MemberKey {
-    org: CompactString,
-    user: UserId,
-}
-
-/// The borrowed form of [`MemberKey`], for lookups without building a key.
-#[derive(Debug, Clone, Copy)]
-struct MemberRef<'a> {
-    org: &'a str,
-    user: &'a str,
-}
-
-fn hash_member<H: Hasher>(org: &str, user: &str, state: &mut H) {
-    state.write(org.as_bytes());
-    state.write_u8(0xff);
-    state.write(user.as_bytes());
-}
-
-impl Hash for MemberKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_member(&self.org, &self.user, state);
-    }
-}
-
-impl Hash for MemberRef<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_member(self.org, self.user, state);
-    }
-}
-
-impl hashbrown::Equivalent<MemberKey> for MemberRef<'_> {
-    fn equivalent(&self, key: &MemberKey) -> bool {
-        key.org == self.org && key.user == self.user
-    }
-}
-
-/// What a user is in one org.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct MemberEntry {
-    /// The org role node (`role:<name>`), if a member.
-    pub(crate) role: Option<Sym>,
-    /// Team nodes (`team:<id>`) the user belongs to in this org.
-    pub(crate) teams: SmallVec<[Sym; 2]>,
-}
 
 #[derive(Default)]
 struct TeamEntry {
@@ -190,11 +141,13 @@ struct TeamEntry {
     apps: FxHashSet<Sym>,
 }
 
-/// Org-level data: teams, apps and the member list in id order (for lookups).
+/// Everything the index knows about one org.
 #[derive(Default)]
 pub(crate) struct OrgEntry {
-    /// Member ids, sorted, so subject lookups page without sorting.
-    pub(crate) members: BTreeSet<UserId>,
+    /// user → org role node (`role:<name>`).
+    pub(crate) members: FxHashMap<UserId, Sym>,
+    /// user → team nodes (`team:<id>`) it belongs to in this org.
+    pub(crate) user_teams: FxHashMap<UserId, SmallVec<[Sym; 2]>>,
     teams: FxHashMap<Sym, TeamEntry>,
     /// App ids, sorted by name so lookups page deterministically.
     pub(crate) apps: BTreeSet<Arc<str>>,
@@ -212,14 +165,14 @@ impl OrgEntry {
 
 /// The data behind the lock.
 ///
-/// Users never pass through the interner: a million of them would make every check
-/// chase more cache lines. Role, team and app nodes are interned; there are few.
+/// Orgs and users are keyed by their ids directly (users never pass through the
+/// interner: a million of them would make every check chase two more cache lines);
+/// role, team and app nodes are interned, there are few of them.
 #[derive(Default)]
 pub struct IndexData {
     pub(crate) revision: u64,
     pub(crate) names: Interner,
     pub(crate) orgs: FxHashMap<CompactString, OrgEntry>,
-    members: hashbrown::HashMap<MemberKey, MemberEntry, FxBuildHasher>,
     memberships: usize,
 }
 
@@ -238,60 +191,31 @@ impl IndexData {
 
     /// The role `user` holds in `org`, if a member.
     pub fn role_of(&self, org: &str, user: &str) -> Option<&str> {
-        let r = self.member(org, user)?.role?;
-        let node = self.names.name(r);
+        let r = self.orgs.get(org)?.members.get(user)?;
+        let node = self.names.name(*r);
         Some(node.strip_prefix("role:").unwrap_or(node))
-    }
-
-    pub(crate) fn member(&self, org: &str, user: &str) -> Option<&MemberEntry> {
-        self.members.get(&MemberRef { org, user })
     }
 
     pub(crate) fn org(&self, org: &str) -> Option<&OrgEntry> {
         self.orgs.get(org)
     }
 
-    fn member_mut(&mut self, org: &str, user: &str) -> &mut MemberEntry {
-        self.members
-            .entry(MemberKey {
-                org: org.into(),
-                user: user.into(),
-            })
-            .or_default()
-    }
-
-    /// Drop the entry of a user who is neither a member nor in a team.
-    fn prune(&mut self, org: &str, user: &str) {
-        if self
-            .member(org, user)
-            .is_some_and(|m| m.role.is_none() && m.teams.is_empty())
-        {
-            self.members.remove(&MemberRef { org, user });
-        }
-    }
-
     fn apply_one(&mut self, op: &IndexOp) {
         match op {
             IndexOp::SetMember { org, user, role } => {
                 let r = self.names.intern(&role_node(role));
-                let m = self.member_mut(org, user);
-                if m.role.replace(r).is_none() {
+                let entry = self.orgs.entry(org.as_str().into()).or_default();
+                if entry.members.insert(user.as_str().into(), r).is_none() {
                     self.memberships += 1;
                 }
-                self.orgs
-                    .entry(org.as_str().into())
-                    .or_default()
-                    .members
-                    .insert(user.as_str().into());
             }
             IndexOp::RemoveMember { org, user } => {
-                if let Some(m) = self.members.remove(&MemberRef { org, user }) {
-                    if m.role.is_some() {
+                if let Some(entry) = self.orgs.get_mut(org.as_str()) {
+                    if entry.members.remove(user.as_str()).is_some() {
                         self.memberships -= 1;
                     }
-                    if let Some(entry) = self.orgs.get_mut(org.as_str()) {
-                        entry.members.remove(user.as_str());
-                        for t in m.teams {
+                    if let Some(teams) = entry.user_teams.remove(user.as_str()) {
+                        for t in teams {
                             if let Some(team) = entry.teams.get_mut(&t) {
                                 team.members.remove(user.as_str());
                             }
@@ -309,20 +233,24 @@ impl IndexData {
                     .members
                     .insert(user.as_str().into())
                 {
-                    self.member_mut(org, user).teams.push(t);
+                    entry.user_teams.entry(user.as_str().into()).or_default().push(t);
                 }
             }
             IndexOp::RemoveTeamMember { org, team, user } => {
                 let Some(t) = self.names.get(&team_node(team)) else {
                     return;
                 };
-                if let Some(team) = self.orgs.get_mut(org.as_str()).and_then(|e| e.teams.get_mut(&t)) {
-                    team.members.remove(user.as_str());
+                if let Some(entry) = self.orgs.get_mut(org.as_str()) {
+                    if let Some(team) = entry.teams.get_mut(&t) {
+                        team.members.remove(user.as_str());
+                    }
+                    if let Some(list) = entry.user_teams.get_mut(user.as_str()) {
+                        list.retain(|x| *x != t);
+                        if list.is_empty() {
+                            entry.user_teams.remove(user.as_str());
+                        }
+                    }
                 }
-                if let Some(m) = self.members.get_mut(&MemberRef { org, user }) {
-                    m.teams.retain(|x| *x != t);
-                }
-                self.prune(org, user);
             }
             IndexOp::GrantApp { org, team, app } => {
                 let (t, a) = (
@@ -369,32 +297,22 @@ impl IndexData {
                 let Some(t) = self.names.get(&team_node(team)) else {
                     return;
                 };
-                let removed = self.orgs.get_mut(org.as_str()).and_then(|e| e.teams.remove(&t));
-                if let Some(removed) = removed {
+                if let Some(entry) = self.orgs.get_mut(org.as_str())
+                    && let Some(removed) = entry.teams.remove(&t)
+                {
                     for u in removed.members {
-                        if let Some(m) = self.members.get_mut(&MemberRef { org, user: &u }) {
-                            m.teams.retain(|x| *x != t);
+                        if let Some(list) = entry.user_teams.get_mut(&u) {
+                            list.retain(|x| *x != t);
+                            if list.is_empty() {
+                                entry.user_teams.remove(&u);
+                            }
                         }
-                        self.prune(org, &u);
                     }
                 }
             }
             IndexOp::RemoveOrg { org } => {
                 if let Some(entry) = self.orgs.remove(org.as_str()) {
-                    for user in &entry.members {
-                        if self
-                            .members
-                            .remove(&MemberRef { org, user })
-                            .is_some_and(|m| m.role.is_some())
-                        {
-                            self.memberships -= 1;
-                        }
-                    }
-                    for team in entry.teams.values() {
-                        for user in &team.members {
-                            self.members.remove(&MemberRef { org, user });
-                        }
-                    }
+                    self.memberships -= entry.members.len();
                 }
             }
         }
@@ -429,5 +347,128 @@ impl DirectoryIndex {
 
     pub fn revision(&self) -> u64 {
         self.inner.read().revision
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(x: &str) -> String {
+        x.to_string()
+    }
+
+    fn seeded() -> DirectoryIndex {
+        let index = DirectoryIndex::new();
+        index.apply(
+            3,
+            &[
+                IndexOp::SetMember {
+                    org: s("acme"),
+                    user: s("alice"),
+                    role: s("admin"),
+                },
+                IndexOp::SetMember {
+                    org: s("acme"),
+                    user: s("carol"),
+                    role: s("team_contributor"),
+                },
+                IndexOp::AddTeamMember {
+                    org: s("acme"),
+                    team: s("fe"),
+                    user: s("carol"),
+                },
+                IndexOp::AddApp {
+                    org: s("acme"),
+                    app: s("web"),
+                },
+                IndexOp::GrantApp {
+                    org: s("acme"),
+                    team: s("fe"),
+                    app: s("web"),
+                },
+            ],
+        );
+        index
+    }
+
+    fn teams_of(index: &DirectoryIndex, user: &str) -> usize {
+        index
+            .read()
+            .org("acme")
+            .and_then(|o| o.user_teams.get(user))
+            .map(|t| t.len())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn members_change_role_and_leave_with_their_teams() {
+        let index = seeded();
+        assert_eq!(index.read().role_of("acme", "carol"), Some("team_contributor"));
+        index.apply(
+            4,
+            &[IndexOp::SetMember {
+                org: s("acme"),
+                user: s("carol"),
+                role: s("org_user"),
+            }],
+        );
+        assert_eq!(index.read().role_of("acme", "carol"), Some("org_user"));
+        assert_eq!(index.read().membership_count(), 2);
+        index.apply(
+            5,
+            &[IndexOp::RemoveMember {
+                org: s("acme"),
+                user: s("carol"),
+            }],
+        );
+        assert_eq!(index.read().role_of("acme", "carol"), None);
+        assert_eq!(teams_of(&index, "carol"), 0);
+        assert_eq!(index.read().membership_count(), 1);
+        assert_eq!(index.revision(), 5);
+    }
+
+    #[test]
+    fn removing_a_team_or_an_org_leaves_nothing_behind() {
+        let index = seeded();
+        index.apply(
+            4,
+            &[IndexOp::RemoveTeam {
+                org: s("acme"),
+                team: s("fe"),
+            }],
+        );
+        assert_eq!(teams_of(&index, "carol"), 0);
+        index.apply(5, &[IndexOp::RemoveOrg { org: s("acme") }]);
+        assert_eq!(index.read().membership_count(), 0);
+        assert_eq!(index.read().org_count(), 0);
+        assert_eq!(index.read().role_of("acme", "alice"), None);
+    }
+
+    #[test]
+    fn revisions_never_go_back_and_ops_are_idempotent() {
+        let index = seeded();
+        index.apply(
+            2,
+            &[IndexOp::SetMember {
+                org: s("acme"),
+                user: s("alice"),
+                role: s("admin"),
+            }],
+        );
+        assert_eq!(index.revision(), 3);
+        assert_eq!(index.read().membership_count(), 2);
+        index.apply(
+            4,
+            &[IndexOp::RemoveApp {
+                org: s("acme"),
+                app: s("web"),
+            }],
+        );
+        let d = index.read();
+        let o = d.org("acme").unwrap();
+        assert!(o.apps.is_empty());
+        let fe = d.names.get("team:fe").unwrap();
+        assert_eq!(o.team_apps(fe).count(), 0);
     }
 }

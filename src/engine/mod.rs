@@ -356,7 +356,8 @@ impl Engine {
         let Some(entry) = dir.org(org) else {
             return Ok(page);
         };
-        let users: Vec<&str> = entry.members.iter().map(|u| u.as_str()).collect();
+        let mut users: Vec<&str> = entry.members.keys().map(|u| u.as_str()).collect();
+        users.sort_unstable();
         let start = match after {
             Some(a) => users.partition_point(|u| *u <= a),
             None => 0,

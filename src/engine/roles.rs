@@ -150,9 +150,10 @@ impl RoleDef {
         let mut reach = Reach::default();
         reach.nodes.push((start, 0, Via::Start));
         let links = self.applicable(domain);
-        let dir = if self.source.is_some() { dir } else { None };
-        // The org entry is only needed to expand teams into their apps.
-        let mut org: Option<Option<&'a super::index::OrgEntry>> = None;
+        let org = match (self.source, dir) {
+            (Some(_), Some(d)) => d.org(domain).map(|o| (d, o)),
+            _ => None,
+        };
         let mut i = 0;
         while i < reach.nodes.len() {
             let name = reach.nodes[i].0;
@@ -176,33 +177,31 @@ impl RoleDef {
                     }
                 }
             }
-            if let Some(d) = dir {
+            if let Some((d, o)) = org {
                 // Only users (and, for teams, team nodes) have directory links; role and
                 // app nodes never do, so they cost no lookup.
                 let node = is_node_name(name);
                 let via = reach.nodes[i].2;
                 match self.source {
                     Some(DirectorySource::Members) if !node => {
-                        if let Some(role) = d.member(domain, name).and_then(|m| m.role) {
-                            reach.push(d.names.name(role), pred, Via::Directory);
+                        if let Some(role) = o.members.get(name) {
+                            reach.push(d.names.name(*role), pred, Via::Directory);
                         }
                     }
                     Some(DirectorySource::Teams) if !node => {
-                        if let Some(teams) = d.member(domain, name).map(|m| &m.teams) {
+                        if let Some(teams) = o.user_teams.get(name) {
                             // Expand each team right away: its symbol is at hand.
-                            let o = *org.get_or_insert_with(|| d.org(domain));
                             for t in teams {
                                 let ti = reach.push(d.names.name(*t), pred, Via::Directory);
-                                for app in o.into_iter().flat_map(|o| o.team_apps(*t)) {
+                                for app in o.team_apps(*t) {
                                     reach.push(d.names.name(app), ti, Via::Directory);
                                 }
                             }
                         }
                     }
                     Some(DirectorySource::Teams) if name.starts_with("team:") && via != Via::Directory => {
-                        let o = *org.get_or_insert_with(|| d.org(domain));
                         if let Some(t) = d.names.get(name) {
-                            for app in o.into_iter().flat_map(|o| o.team_apps(t)) {
+                            for app in o.team_apps(t) {
                                 reach.push(d.names.name(app), pred, Via::Directory);
                             }
                         }
