@@ -216,14 +216,14 @@ fn every_mutation_succeeds_over_unix_socket_and_tcp() {
                 .into_inner()
                 .teams;
             assert_eq!(teams.len(), 1);
-            assert_eq!(teams[0].member_ids, [mate.clone()]);
+            assert_eq!(teams[0].member_ids, [mate.as_str()]);
             assert_eq!(
                 teams[0]
                     .app_grants
                     .iter()
-                    .map(|g| g.app_id.clone())
+                    .map(|g| g.app_id.as_str())
                     .collect::<Vec<_>>(),
-                [app.clone()]
+                [app.as_str()]
             );
 
             // As a team contributor, the mate writes the app only through the team grant.

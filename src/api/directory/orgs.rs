@@ -8,7 +8,7 @@
 use super::convert::{metadata, opt, org_pb, settings_from_pb};
 use super::{Directory, WALK_PAGE, check_actor, check_slug, check_user, on_unix_socket, vanished, walk};
 use crate::api::pb;
-use crate::directory::{Change, Org, OrgSettings};
+use crate::directory::{Change, Org};
 use crate::store::{ApplyError, Store};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -58,10 +58,7 @@ impl pb::org_service_server::OrgService for Directory {
                 // An org without a plan is on the free plan.
                 plan: opt(r.plan).unwrap_or_else(|| "free".to_string()),
                 logo_url: opt(r.logo_url),
-                settings: r
-                    .settings
-                    .map(settings_from_pb)
-                    .unwrap_or_else(OrgSettings::default),
+                settings: r.settings.map(settings_from_pb).unwrap_or_default(),
             };
             let revision = self.write(&r.actor, "org_id", change).await?;
             let org = self.org_after_write(&r.actor, r.org_id, revision).await?;
