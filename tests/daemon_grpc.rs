@@ -25,6 +25,11 @@ fn reflection_lists_the_served_services() {
         for expected in [
             "warden.v1.AuthzService",
             "warden.v1.AdminService",
+            "warden.v1.OrgService",
+            "warden.v1.MemberService",
+            "warden.v1.TeamService",
+            "warden.v1.AppService",
+            "warden.v1.UserService",
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
         ] {

@@ -123,3 +123,23 @@ impl pb::admin_service_server::AdminService for Admin {
         Ok(Response::new(resp))
     }
 }
+
+/// The store counts the directory from one read snapshot; a storage failure is reported
+/// as text (the admin service turns it into UNAVAILABLE) and logged in full here.
+impl DirectoryStats for crate::store::Store {
+    fn counts(&self) -> Result<DirectoryCounts, String> {
+        match self.stats() {
+            Ok(s) => Ok(DirectoryCounts {
+                users: s.users,
+                orgs: s.orgs,
+                memberships: s.memberships,
+                teams: s.teams,
+                apps: s.apps,
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "counting the directory");
+                Err("cannot read the directory store; see the daemon log".to_string())
+            }
+        }
+    }
+}

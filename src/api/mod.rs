@@ -1,13 +1,13 @@
 //! gRPC: the wire types, the services, the listeners, health and reflection.
 //!
 //! Owns everything between a socket and the engine: the `warden.v1` protobuf types
-//! (generated from `proto/`), request validation, the Authz and Admin services, the
-//! Unix-socket and TCP listeners with their shutdown, gRPC health and reflection, the
+//! (generated from `proto/`), request validation, the Authz, Admin and directory
+//! services, the Unix-socket and TCP listeners with their shutdown, gRPC health and reflection, the
 //! client connector, and (for now) policy reload orchestration and its status.
 //!
 //! It must not touch redb or read policy files itself: decisions come from the
-//! [`crate::engine`], policies from [`crate::policy`], directory data (later) from
-//! [`crate::store`].
+//! [`crate::engine`], policies from [`crate::policy`], directory data from
+//! [`crate::store`]'s API.
 //!
 //! Entry points: [`server::run`] serves bound [`listener::Bound`]s until a
 //! [`shutdown::Shutdown`]; [`client::connect`] dials a daemon; [`reload`] keeps the
@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod authz;
 pub mod client;
+pub mod directory;
 pub mod listener;
 pub mod policy_state;
 pub mod reload;

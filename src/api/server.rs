@@ -1,4 +1,4 @@
-//! The gRPC server: one router (authz, admin, health, reflection) served on every
+//! The gRPC server: one router (authz, admin, directory, health, reflection) served on every
 //! bound listener until shutdown, then drained.
 //!
 //! Health follows the daemon's life: every service is NOT_SERVING until the
@@ -7,11 +7,13 @@
 
 use crate::api::admin::{Admin, DirectoryStats};
 use crate::api::authz::Authz;
+use crate::api::directory::Directory;
 use crate::api::listener::Bound;
 use crate::api::reload::PolicyReloader;
 use crate::api::shutdown::{Shutdown, ShutdownTrigger};
 use crate::api::{FILE_DESCRIPTOR_SET, pb};
 use crate::engine::Engine;
+use crate::store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -29,14 +31,22 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const SERVICE_NAMES: &[&str] = &[
     <pb::authz_service_server::AuthzServiceServer<Authz> as NamedService>::NAME,
     <pb::admin_service_server::AdminServiceServer<Admin> as NamedService>::NAME,
+    <pb::org_service_server::OrgServiceServer<Directory> as NamedService>::NAME,
+    <pb::member_service_server::MemberServiceServer<Directory> as NamedService>::NAME,
+    <pb::team_service_server::TeamServiceServer<Directory> as NamedService>::NAME,
+    <pb::app_service_server::AppServiceServer<Directory> as NamedService>::NAME,
+    <pb::user_service_server::UserServiceServer<Directory> as NamedService>::NAME,
 ];
 
 /// Everything the services read; built by the startup sequence.
 pub struct Services {
     pub engine: Arc<Engine>,
     pub reloader: Arc<PolicyReloader>,
-    /// Counts from the directory store, once one is attached.
+    /// Counts for `GetStats`; the store in the daemon, absent only in tests of the
+    /// admin service without one.
     pub stats: Option<Arc<dyn DirectoryStats>>,
+    /// The directory behind the Org/Member/Team/App/User services.
+    pub store: Arc<Store>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,8 +69,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::NotServing).await;
 
-    // Advertise only what this server registers: the directory services are in the
-    // descriptor set but not served yet, and listing them would mislead grpcurl.
+    // Advertise exactly what this server registers.
     let reflection = |b: tonic_reflection::server::Builder<'static>| {
         SERVICE_NAMES
             .iter()
@@ -76,12 +85,18 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     let reflection_v1 = reflection(tonic_reflection::server::Builder::configure()).build_v1()?;
     let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
 
+    let directory = Directory::new(services.store, services.engine.clone());
     let router = Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(Authz::new(services.engine.clone()).into_server())
-        .add_service(Admin::new(services.reloader, services.engine, services.stats).into_server());
+        .add_service(Admin::new(services.reloader, services.engine, services.stats).into_server())
+        .add_service(directory.org_server())
+        .add_service(directory.member_server())
+        .add_service(directory.team_server())
+        .add_service(directory.app_server())
+        .add_service(directory.user_server());
 
     // The listeners stop on this server's own signal, fired on shutdown or when one
     // listener fails, so a failure drains the others instead of leaving them serving.

@@ -1,5 +1,6 @@
-//! The `warden` command line: `serve` runs the daemon; `check` and `admin` talk to a
-//! running one over gRPC; `policy` works on policy directories offline.
+//! The `warden` command line: `serve` runs the daemon; `check`, `admin` and the
+//! directory commands (`org`, `member`, `team`, `app`, `user`) talk to a running one over
+//! gRPC; `policy`, `export` and `import` work offline on files.
 //!
 //! Owns argument parsing, configuration layering and exit codes. It starts the daemon
 //! through [`serve::serve`] and reaches daemons only through [`crate::api::client`].
@@ -7,6 +8,8 @@
 pub mod admin;
 pub mod check;
 pub mod config;
+pub mod directory;
+pub mod dump;
 pub mod policy;
 pub mod serve;
 
@@ -35,6 +38,20 @@ enum Command {
     Policy(policy::PolicyCommand),
     /// Inspect or reload a running daemon.
     Admin(admin::AdminArgs),
+    /// Create, change and list orgs.
+    Org(directory::OrgArgs),
+    /// Add, re-role, remove and list an org's members.
+    Member(directory::MemberArgs),
+    /// Manage teams, their members and their app grants.
+    Team(directory::TeamArgs),
+    /// Create, list, delete and transfer apps.
+    App(directory::AppArgs),
+    /// Create or read user profiles.
+    User(directory::UserArgs),
+    /// Write the whole directory to a file (offline: no daemon may hold the store).
+    Export(dump::ExportArgs),
+    /// Load a directory written by `export` into a new store (offline).
+    Import(dump::ImportArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -59,6 +76,13 @@ pub fn main() -> ExitCode {
         Command::Check(args) => block_on(check::run(args)),
         Command::Admin(args) => block_on(admin::run(args)),
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Org(args) => block_on(directory::run_org(args)),
+        Command::Member(args) => block_on(directory::run_member(args)),
+        Command::Team(args) => block_on(directory::run_team(args)),
+        Command::App(args) => block_on(directory::run_app(args)),
+        Command::User(args) => block_on(directory::run_user(args)),
+        Command::Export(args) => dump::export(args),
+        Command::Import(args) => dump::import(args),
     }
 }
 

@@ -2,13 +2,15 @@
 //!
 //! 1. Load the policy. A broken policy is fatal here, before any port opens, so a
 //!    bad deploy fails loudly instead of serving denials.
-//! 2. Open the directory and load the decision index (store hook below).
+//! 2. Open the directory store (seeding the demo into an empty one on `--demo`) and
+//!    load the decision index from it. A store that cannot be opened is fatal here.
 //! 3. Watch the policy directory; reload on change and on SIGHUP.
 //! 4. Bind every listener (refusing to steal a live daemon's socket) and serve.
 //! 5. On SIGTERM/SIGINT: stop accepting, drain in-flight calls, stop the watcher,
 //!    remove the socket file.
 
 use crate::api::admin::DirectoryStats;
+use crate::api::directory::now_ms;
 use crate::api::listener;
 use crate::api::policy_state::PolicyState;
 use crate::api::reload::{self, PolicyReloader};
@@ -18,7 +20,8 @@ use crate::cli::config::ServeConfig;
 use crate::engine::index::DirectoryIndex;
 use crate::engine::{CompiledPolicy, Engine};
 use crate::policy;
-use anyhow::{Context, bail};
+use crate::store::{ApplyContext, Store, demo};
+use anyhow::Context;
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -44,17 +47,18 @@ pub fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
 /// What serve gets from the directory store.
 struct Directory {
+    store: Arc<Store>,
     index: Arc<DirectoryIndex>,
-    stats: Option<Arc<dyn DirectoryStats>>,
 }
 
-/// Open the directory and fill the decision index.
+/// The directory database's file name inside the data directory.
+pub const STORE_FILE: &str = "warden.redb";
+
+/// Open `<data>/warden.redb`, seed the demo directory into an empty store when
+/// `config.demo` is set, and bring a fresh decision index to the committed revision.
 ///
-/// STORE HOOK: the `store` module has not landed. When it does, this function opens
-/// `<data>/warden.redb` with it, seeds the demo directory into an empty store when
-/// `config.demo` is set, calls the store's `load_index` to bring `index` to the
-/// committed revision, and returns the store as `stats`. Until then the daemon serves
-/// an empty directory at revision 0, which is the truth for a daemon without a store.
+/// Runs before any listener binds: a store that cannot be opened (newer schema,
+/// corrupt file, unwritable directory, another daemon holding it) stops startup here.
 fn open_directory(config: &ServeConfig) -> anyhow::Result<Directory> {
     // Owner and group only: the directory database and the socket live here.
     std::fs::DirBuilder::new()
@@ -62,13 +66,44 @@ fn open_directory(config: &ServeConfig) -> anyhow::Result<Directory> {
         .mode(0o750)
         .create(&config.data)
         .with_context(|| format!("creating data directory {}", config.data.display()))?;
+    let path = config.data.join(STORE_FILE);
+    let store = Store::open(&path).context("opening the directory store; not starting")?;
     if config.demo {
-        bail!("--demo needs the directory store, which this build does not include yet");
+        seed_demo(&store)?;
     }
+    let index = Arc::new(DirectoryIndex::new());
+    let revision = store
+        .load_index(&index)
+        .with_context(|| format!("loading the directory index from {}", path.display()))?;
+    tracing::info!(store = %path.display(), revision, "directory loaded");
     Ok(Directory {
-        index: Arc::new(DirectoryIndex::new()),
-        stats: None,
+        store: Arc::new(store),
+        index,
     })
+}
+
+/// Seed the demo directory through the ordinary write path, but only into an empty
+/// store: a restart with `--demo` keeps whatever the demo has become since.
+fn seed_demo(store: &Store) -> anyhow::Result<()> {
+    let revision = store.revision().context("reading the directory revision")?;
+    if revision > 0 {
+        tracing::info!(
+            revision,
+            "--demo: the directory is not empty; not seeding it again"
+        );
+        return Ok(());
+    }
+    // The index is discarded: `load_index` rebuilds the real one from the store.
+    let scratch = DirectoryIndex::new();
+    let ctx = ApplyContext::trusted();
+    for env in demo::demo_changes(now_ms()) {
+        let kind = env.change.kind();
+        store
+            .apply_and_index(env, &ctx, &scratch)
+            .with_context(|| format!("seeding the demo directory ({kind})"))?;
+    }
+    tracing::info!("--demo: seeded the demo directory");
+    Ok(())
 }
 
 async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> {
@@ -92,10 +127,12 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
         .with_context(|| format!("watching policy directory {}", config.policies.display()))?;
     let listeners = listener::bind_all(&config.listen).await?;
 
+    let stats: Arc<dyn DirectoryStats> = directory.store.clone();
     let services = Services {
         engine,
         reloader,
-        stats: directory.stats,
+        stats: Some(stats),
+        store: directory.store,
     };
     let server = server::run(services, listeners, shutdown);
     tokio::pin!(server);

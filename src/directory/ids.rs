@@ -12,6 +12,7 @@
 //! is.
 
 use super::Refusal;
+use crate::engine::RESERVED_PREFIXES;
 
 /// Longest slug id (org, team, app, plan).
 pub const MAX_SLUG_LEN: usize = 64;
@@ -77,6 +78,14 @@ pub fn validate_user_id(field: &str, value: &str) -> Result<(), Refusal> {
         return Err(invalid(
             field,
             format!("may only contain A-Z, a-z, 0-9 and '_.@:|+-' (found {c:?})"),
+        ));
+    }
+    // The engine names role, team and app nodes of its role graphs with these prefixes; a user
+    // spelled like one would stand for that node in `g(user, ...)` and inherit its rights.
+    if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| value.starts_with(**p)) {
+        return Err(invalid(
+            field,
+            format!("must not start with `{prefix}`, which names role, team and app nodes in the engine"),
         ));
     }
     Ok(())
@@ -206,6 +215,23 @@ mod tests {
             "é",
         ] {
             assert!(validate_slug("id", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn user_ids_cannot_impersonate_engine_nodes() {
+        for bad in ["role:admin", "team:frontend", "app:web", "role:"] {
+            match validate_user_id("user_id", bad) {
+                Err(Refusal::InvalidArgument { field, reason }) => {
+                    assert_eq!(field, "user_id");
+                    assert!(reason.contains("must not start with"), "{reason}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        // Only the exact prefixes are reserved; a colon elsewhere is an IdP separator.
+        for ok in ["roles:x", "google-oauth2:1", "Role:admin", "x:role:admin"] {
+            assert!(validate_user_id("user_id", ok).is_ok(), "{ok}");
         }
     }
 

@@ -95,17 +95,16 @@ impl Workdir {
 
     /// Start the daemon and wait until it reports SERVING on both listeners.
     pub fn start(self) -> Daemon {
+        self.start_with(&[])
+    }
+
+    /// [`Workdir::start`] with extra `serve` arguments (e.g. `--demo`), kept for restarts.
+    pub fn start_with(self, extra: &[&str]) -> Daemon {
         let log = self.dir.path().join("warden.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = self
-            .serve_command()
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn warden");
         let mut daemon = Daemon {
-            child,
+            child: spawn_serve(&self, &log, extra),
             log,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             work: self,
         };
         daemon.wait_serving();
@@ -113,10 +112,28 @@ impl Workdir {
     }
 }
 
+/// Spawn `warden serve` for `work`, appending its stderr to `log` (restarts keep the
+/// earlier runs' logs).
+fn spawn_serve(work: &Workdir, log: &Path, extra: &[impl AsRef<std::ffi::OsStr>]) -> Child {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    work.serve_command()
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .expect("spawn warden")
+}
+
 /// A running `warden serve`, killed on drop.
 pub struct Daemon {
     child: Child,
     log: PathBuf,
+    /// Extra `serve` arguments, reused by [`Daemon::restart`].
+    extra: Vec<String>,
     pub work: Workdir,
 }
 
@@ -149,6 +166,34 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        self.signal(libc::SIGTERM);
+        let status = self.wait_exit();
+        assert!(
+            status.success(),
+            "warden exited with {status}; logs:\n{}",
+            self.logs()
+        );
+    }
+
+    /// SIGKILL: no shutdown code runs, as in a power cut of the process.
+    pub fn kill9(&mut self) {
+        self.signal(libc::SIGKILL);
+        self.wait_exit();
+    }
+
+    /// Start the daemon again in the same workdir (after [`stop`](Self::stop) or
+    /// [`kill9`](Self::kill9)) and wait until it serves.
+    pub fn restart(&mut self) {
+        assert!(
+            matches!(self.child.try_wait(), Ok(Some(_))),
+            "restart needs the previous daemon to have exited"
+        );
+        self.child = spawn_serve(&self.work, &self.log, &self.extra);
+        self.wait_serving();
     }
 
     fn wait_serving(&mut self) {
@@ -251,3 +296,5 @@ pub fn run_to_exit(cmd: &mut Command) -> (ExitStatus, String) {
     }
     (status, stderr)
 }
+
+pub mod directory;

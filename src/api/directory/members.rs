@@ -1,0 +1,159 @@
+//! `warden.v1.MemberService`.
+//!
+//! Authorization: mutations need `member:manage` in the org (checked by the store's rules,
+//! which also keep the last admin); `ListMembers` needs `member:read` in the org.
+
+use super::convert::member_pb;
+use super::{Directory, WALK_PAGE, check_actor, check_slug, vanished, walk};
+use crate::api::pb;
+use crate::directory::Change;
+use crate::directory::ids::validate_role;
+use crate::store::{ApplyError, Store};
+use std::collections::BTreeMap;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+/// Team ids of every team member of `org`, by user.
+pub(super) fn teams_by_user(store: &Store, org: &str) -> Result<BTreeMap<String, Vec<String>>, ApplyError> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for team in walk(|token| store.list_teams(org, token, WALK_PAGE))? {
+        for user in walk(|token| store.list_team_members(org, &team.id, token, WALK_PAGE))? {
+            out.entry(user).or_default().push(team.id.clone());
+        }
+    }
+    Ok(out)
+}
+
+impl Directory {
+    async fn member_after_write(
+        &self,
+        actor: &str,
+        org: String,
+        user: String,
+        revision: u64,
+    ) -> Result<pb::Member, Status> {
+        let (o, u) = (org.clone(), user.clone());
+        self.read(actor, "", move |s| {
+            let Some(m) = s.get_membership(&o, &u)? else {
+                return Ok(None);
+            };
+            let teams = teams_by_user(s, &o)?.remove(&u).unwrap_or_default();
+            Ok(Some(member_pb(m, teams)))
+        })
+        .await?
+        .ok_or_else(|| vanished(&format!("membership of `{user}` in org `{org}`"), revision))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::member_service_server::MemberService for Directory {
+    async fn add_member(
+        &self,
+        request: Request<pb::AddMemberRequest>,
+    ) -> Result<Response<pb::AddMemberResponse>, Status> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("AddMember", org = %r.org_id, user = %r.user_id, actor = %r.actor);
+        async move {
+            let change = Change::AddMember {
+                org: r.org_id.clone(),
+                user: r.user_id.clone(),
+                role: r.role,
+                terms_version: None,
+            };
+            let revision = self.write(&r.actor, "", change).await?;
+            let member = self
+                .member_after_write(&r.actor, r.org_id, r.user_id, revision)
+                .await?;
+            Ok(Response::new(pb::AddMemberResponse {
+                member: Some(member),
+                revision,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn update_member_role(
+        &self,
+        request: Request<pb::UpdateMemberRoleRequest>,
+    ) -> Result<Response<pb::UpdateMemberRoleResponse>, Status> {
+        let r = request.into_inner();
+        let span =
+            tracing::info_span!("UpdateMemberRole", org = %r.org_id, user = %r.user_id, actor = %r.actor);
+        async move {
+            let change = Change::ChangeRole {
+                org: r.org_id.clone(),
+                user: r.user_id.clone(),
+                role: r.role,
+            };
+            let revision = self.write(&r.actor, "", change).await?;
+            let member = self
+                .member_after_write(&r.actor, r.org_id, r.user_id, revision)
+                .await?;
+            Ok(Response::new(pb::UpdateMemberRoleResponse {
+                member: Some(member),
+                revision,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn remove_member(
+        &self,
+        request: Request<pb::RemoveMemberRequest>,
+    ) -> Result<Response<pb::RemoveMemberResponse>, Status> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("RemoveMember", org = %r.org_id, user = %r.user_id, actor = %r.actor);
+        async move {
+            let change = Change::RemoveMember {
+                org: r.org_id,
+                user: r.user_id,
+            };
+            let revision = self.write(&r.actor, "", change).await?;
+            Ok(Response::new(pb::RemoveMemberResponse { revision }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn list_members(
+        &self,
+        request: Request<pb::ListMembersRequest>,
+    ) -> Result<Response<pb::ListMembersResponse>, Status> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("ListMembers", org = %r.org_id, actor = %r.actor);
+        async move {
+            check_slug("org_id", &r.org_id)?;
+            check_actor(&r.actor)?;
+            if !r.role.is_empty() {
+                validate_role("role", &r.role).map_err(super::invalid_status)?;
+            }
+            self.require(&r.actor, &r.org_id, "org", "member:read")?;
+            let revision = self.revision();
+            let (members, next_page_token) = self
+                .read(&r.actor, "", move |s| {
+                    let page = s.list_members(&r.org_id, &r.query, &r.page_token, r.page_size)?;
+                    let mut teams = teams_by_user(s, &r.org_id)?;
+                    let members = page
+                        .items
+                        .into_iter()
+                        .filter(|m| r.role.is_empty() || m.membership.role == r.role)
+                        .map(|m| {
+                            let team_ids = teams.remove(&m.membership.user).unwrap_or_default();
+                            member_pb(m.membership, team_ids)
+                        })
+                        .collect();
+                    Ok((members, page.next_page_token))
+                })
+                .await?;
+            Ok(Response::new(pb::ListMembersResponse {
+                members,
+                next_page_token,
+                revision,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+}

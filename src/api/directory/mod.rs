@@ -1,0 +1,308 @@
+//! The directory services: `OrgService`, `MemberService`, `TeamService`, `AppService` and
+//! `UserService` over the store and the engine.
+//!
+//! Every mutation is the same five steps: check the request's shape (INVALID_ARGUMENT naming
+//! the proto field), build a [`ChangeEnvelope`] stamped with the current time *before* it is
+//! applied (DESIGN §6), run [`Store::apply_and_index`] on a blocking thread with the engine as
+//! the authorizer and the policy's org roles as the role predicate, map a [`Refusal`] 1:1 to a
+//! gRPC status, and answer with the committed revision. Reads are authorized with the engine
+//! too, before the store is asked (see each service for its rule).
+//!
+//! Nothing here decides what the directory allows: the store runs the rules and the engine
+//! answers permissions. This module only translates between protobuf and those two.
+
+mod apps;
+mod convert;
+mod members;
+mod orgs;
+mod teams;
+mod users;
+
+use crate::api::pb;
+use crate::directory::ids::{validate_slug, validate_user_id};
+use crate::directory::{Change, ChangeEnvelope, Refusal};
+use crate::engine::{CheckInput, Engine};
+use crate::store::{ApplyContext, ApplyError, Page, Store, StoreError};
+use std::sync::Arc;
+use tonic::{Request, Status};
+
+/// The five directory services share one handle: they read and write the same store and
+/// ask the same engine, and a cheap `Clone` lets tonic hand one to each service.
+#[derive(Clone)]
+pub struct Directory {
+    store: Arc<Store>,
+    engine: Arc<Engine>,
+}
+
+/// Page size used to walk whole lists inside one call (team members, member counts).
+const WALK_PAGE: u32 = crate::store::MAX_PAGE_SIZE;
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it). The one clock of the
+/// write path: it is read before a change is applied, never inside `apply`.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Whether the call came in on the Unix socket, whose callers are trusted by file
+/// permission (DESIGN §5). Fails closed: anything that is not positively a Unix-socket
+/// connection counts as remote.
+pub(crate) fn on_unix_socket<T>(req: &Request<T>) -> bool {
+    req.extensions()
+        .get::<tonic::transport::server::UdsConnectInfo>()
+        .is_some()
+}
+
+impl Directory {
+    pub fn new(store: Arc<Store>, engine: Arc<Engine>) -> Self {
+        Self { store, engine }
+    }
+
+    pub fn org_server(&self) -> pb::org_service_server::OrgServiceServer<Self> {
+        pb::org_service_server::OrgServiceServer::new(self.clone())
+    }
+
+    pub fn member_server(&self) -> pb::member_service_server::MemberServiceServer<Self> {
+        pb::member_service_server::MemberServiceServer::new(self.clone())
+    }
+
+    pub fn team_server(&self) -> pb::team_service_server::TeamServiceServer<Self> {
+        pb::team_service_server::TeamServiceServer::new(self.clone())
+    }
+
+    pub fn app_server(&self) -> pb::app_service_server::AppServiceServer<Self> {
+        pb::app_service_server::AppServiceServer::new(self.clone())
+    }
+
+    pub fn user_server(&self) -> pb::user_service_server::UserServiceServer<Self> {
+        pb::user_service_server::UserServiceServer::new(self.clone())
+    }
+
+    /// Apply `change` on behalf of `actor` and return the committed revision.
+    ///
+    /// `id_field` is the proto name of the change's own id (`org_id`, `app_id`, `user_id`), so a
+    /// refusal about `id` names the field the caller actually sent.
+    async fn write(&self, actor: &str, id_field: &'static str, change: Change) -> Result<u64, Status> {
+        validate_user_id("actor", actor).map_err(|r| refusal_status(r, actor, id_field))?;
+        let env = ChangeEnvelope::new(actor, now_ms(), change);
+        let store = self.store.clone();
+        let engine = self.engine.clone();
+        let applied = tokio::task::spawn_blocking(move || {
+            // One policy snapshot for the role predicate of this write; the authorizer asks
+            // the engine, which sees the index as of the previous write (the store holds its
+            // write lock until this write is published).
+            let roles = engine.policy().org_roles();
+            let authorize = |actor: &str, org: &str, resource: &str, action: &str| {
+                engine
+                    .check(&CheckInput {
+                        subject: actor,
+                        org,
+                        resource,
+                        action,
+                    })
+                    .map(|d| d.allowed)
+                    .unwrap_or(false)
+            };
+            let is_role = |role: &str| roles.contains(role);
+            let ctx = ApplyContext::new(&authorize, &is_role);
+            store.apply_and_index(env, &ctx, engine.index())
+        })
+        .await
+        .map_err(task_failed)?;
+        match applied {
+            Ok(applied) => {
+                tracing::info!(revision = applied.revision, "applied");
+                Ok(applied.revision)
+            }
+            Err(err) => {
+                let status = apply_status(err, actor, id_field);
+                tracing::info!(code = ?status.code(), reason = status.message(), "refused");
+                Err(status)
+            }
+        }
+    }
+
+    /// Run a store read on a blocking thread (redb reads may touch the disk).
+    async fn read<T: Send + 'static>(
+        &self,
+        actor: &str,
+        id_field: &'static str,
+        f: impl FnOnce(&Store) -> Result<T, ApplyError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(task_failed)?
+            .map_err(|e| apply_status(e, actor, id_field))
+    }
+
+    /// The index revision now: a read that starts after this reflects at least this revision.
+    fn revision(&self) -> u64 {
+        self.engine.index().revision()
+    }
+
+    /// PERMISSION_DENIED unless the engine allows `actor` to do `action` on `resource` in `org`.
+    fn require(&self, actor: &str, org: &str, resource: &str, action: &str) -> Result<(), Status> {
+        let allowed = self
+            .engine
+            .check(&CheckInput {
+                subject: actor,
+                org,
+                resource,
+                action,
+            })
+            .map(|d| d.allowed)
+            .unwrap_or(false);
+        if allowed {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(format!(
+                "actor `{actor}` lacks `{action}` on `{resource}` in org `{org}`"
+            )))
+        }
+    }
+}
+
+/// Shape checks shared by reads: the actor is a user id, the org a slug.
+fn check_actor(actor: &str) -> Result<(), Status> {
+    validate_user_id("actor", actor).map_err(invalid_status)
+}
+
+fn check_slug(field: &str, value: &str) -> Result<(), Status> {
+    validate_slug(field, value).map_err(invalid_status)
+}
+
+fn check_user(field: &str, value: &str) -> Result<(), Status> {
+    validate_user_id(field, value).map_err(invalid_status)
+}
+
+fn invalid_status(r: Refusal) -> Status {
+    refusal_status(r, "", "")
+}
+
+/// The proto field a domain field name stands for in the request being served.
+fn proto_field<'a>(field: &'a str, id_field: &'static str) -> &'a str {
+    match field {
+        "id" if !id_field.is_empty() => id_field,
+        "org" => "org_id",
+        "user" => "user_id",
+        "team" => "team_id",
+        "app" => "app_id",
+        "to_org" => "to_org_id",
+        "rename" => "new_name",
+        other => other,
+    }
+}
+
+fn apply_status(err: ApplyError, actor: &str, id_field: &'static str) -> Status {
+    match err {
+        ApplyError::Refused(r) => refusal_status(r, actor, id_field),
+        ApplyError::Storage(e) => storage_status(e),
+    }
+}
+
+/// Refusals map 1:1 to gRPC codes; messages name the field, the thing or the permission.
+fn refusal_status(r: Refusal, actor: &str, id_field: &'static str) -> Status {
+    match r {
+        Refusal::InvalidArgument { field, reason } => {
+            Status::invalid_argument(format!("{}: {reason}", proto_field(&field, id_field)))
+        }
+        Refusal::NotFound { what } => Status::not_found(format!("{what} not found")),
+        Refusal::AlreadyExists { what } => Status::already_exists(format!("{what} already exists")),
+        Refusal::FailedPrecondition { reason } => Status::failed_precondition(reason),
+        Refusal::PermissionDenied { permission, org } if org.is_empty() => {
+            Status::permission_denied(format!("actor `{actor}` lacks {permission}"))
+        }
+        Refusal::PermissionDenied { permission, org } => {
+            Status::permission_denied(format!("actor `{actor}` lacks {permission} in org `{org}`"))
+        }
+    }
+}
+
+/// Storage failures are logged in full and reported without internals: UNAVAILABLE for
+/// the disk and database layer (worth a retry), INTERNAL for records this build cannot read.
+fn storage_status(e: StoreError) -> Status {
+    tracing::error!(error = %e, "directory storage failed");
+    match e {
+        StoreError::Redb(_) => Status::unavailable("the directory store is unavailable; see the daemon log"),
+        _ => Status::internal("the directory store failed; see the daemon log"),
+    }
+}
+
+fn task_failed(e: tokio::task::JoinError) -> Status {
+    tracing::error!(error = %e, "directory task failed");
+    Status::internal("the directory request failed; see the daemon log")
+}
+
+/// Every item of a paginated store list, page after page.
+fn walk<T>(mut page: impl FnMut(&str) -> Result<Page<T>, ApplyError>) -> Result<Vec<T>, ApplyError> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let p = page(&token)?;
+        out.extend(p.items);
+        if p.next_page_token.is_empty() {
+            return Ok(out);
+        }
+        token = p.next_page_token;
+    }
+}
+
+/// Gone between our write and our read-back: a later write deleted it.
+fn vanished(what: &str, revision: u64) -> Status {
+    Status::not_found(format!(
+        "{what} was written at revision {revision} but a later write removed it"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_map_one_to_one_and_name_fields() {
+        let s = refusal_status(Refusal::invalid("id", "bad"), "bob", "org_id");
+        assert_eq!(s.code(), tonic::Code::InvalidArgument);
+        assert!(s.message().starts_with("org_id:"), "{}", s.message());
+        let s = refusal_status(Refusal::invalid("user", "bad"), "bob", "org_id");
+        assert!(s.message().starts_with("user_id:"), "{}", s.message());
+        let s = refusal_status(
+            Refusal::PermissionDenied {
+                permission: "`member:manage` on `org`".into(),
+                org: "acme".into(),
+            },
+            "bob",
+            "",
+        );
+        assert_eq!(s.code(), tonic::Code::PermissionDenied);
+        assert_eq!(
+            s.message(),
+            "actor `bob` lacks `member:manage` on `org` in org `acme`"
+        );
+        assert_eq!(
+            refusal_status(Refusal::not_found("org `x`"), "", "").code(),
+            tonic::Code::NotFound
+        );
+        assert_eq!(
+            refusal_status(Refusal::already_exists("org `x`"), "", "").code(),
+            tonic::Code::AlreadyExists
+        );
+        assert_eq!(
+            refusal_status(Refusal::precondition("last admin"), "", "").code(),
+            tonic::Code::FailedPrecondition
+        );
+    }
+
+    #[test]
+    fn storage_errors_do_not_leak_internals() {
+        let s = storage_status(StoreError::Corrupt {
+            table: "orgs".into(),
+            key: "secret-key".into(),
+            reason: "bad json".into(),
+        });
+        assert_eq!(s.code(), tonic::Code::Internal);
+        assert!(!s.message().contains("secret-key"), "{}", s.message());
+    }
+}

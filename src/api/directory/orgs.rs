@@ -1,0 +1,196 @@
+//! `warden.v1.OrgService`.
+//!
+//! Authorization: create needs only an existing user as actor (who may create orgs is the
+//! app's call, before it asks); update/delete need `org:update`/`org:delete` (checked by the
+//! store's rules); `GetOrg` needs `org:read` in the org; `ListOrgs` with a `user_id` needs the
+//! actor to be that user, and listing every org is reserved to Unix-socket callers.
+
+use super::convert::{metadata, opt, org_pb, settings_from_pb};
+use super::{Directory, WALK_PAGE, check_actor, check_slug, check_user, on_unix_socket, vanished, walk};
+use crate::api::pb;
+use crate::directory::{Change, Org};
+use crate::store::{ApplyError, Store};
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+/// How many members `org` has.
+fn member_count(store: &Store, org: &str) -> Result<u32, ApplyError> {
+    let members = walk(|token| store.list_members(org, "", token, WALK_PAGE))?;
+    Ok(u32::try_from(members.len()).unwrap_or(u32::MAX))
+}
+
+/// The org with its member count, as the API shows it.
+fn load_org(store: &Store, id: &str) -> Result<Option<pb::Org>, ApplyError> {
+    match store.get_org(id)? {
+        Some(org) => Ok(Some(org_pb(org.clone(), member_count(store, &org.id)?))),
+        None => Ok(None),
+    }
+}
+
+impl Directory {
+    async fn org_after_write(&self, actor: &str, id: String, revision: u64) -> Result<pb::Org, Status> {
+        let lookup = id.clone();
+        self.read(actor, "org_id", move |s| load_org(s, &lookup))
+            .await?
+            .ok_or_else(|| vanished(&format!("org `{id}`"), revision))
+    }
+}
+
+fn matches(org: &Org, query: &str) -> bool {
+    query.is_empty() || org.id.to_lowercase().contains(query) || org.name.to_lowercase().contains(query)
+}
+
+#[tonic::async_trait]
+impl pb::org_service_server::OrgService for Directory {
+    async fn create_org(
+        &self,
+        request: Request<pb::CreateOrgRequest>,
+    ) -> Result<Response<pb::CreateOrgResponse>, Status> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("CreateOrg", org = %r.org_id, actor = %r.actor);
+        async move {
+            let change = Change::CreateOrg {
+                public_metadata: metadata("public_metadata", &r.public_metadata)?,
+                private_metadata: metadata("private_metadata", &r.private_metadata)?,
+                id: r.org_id.clone(),
+                name: r.name,
+                billing_email: opt(r.billing_email),
+                // An org without a plan is on the free plan.
+                plan: opt(r.plan).unwrap_or_else(|| "free".to_string()),
+                logo_url: opt(r.logo_url),
+                settings: r.settings.map(settings_from_pb).unwrap_or_default(),
+            };
+            let revision = self.write(&r.actor, "org_id", change).await?;
+            let org = self.org_after_write(&r.actor, r.org_id, revision).await?;
+            Ok(Response::new(pb::CreateOrgResponse {
+                org: Some(org),
+                revision,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn get_org(&self, request: Request<pb::GetOrgRequest>) -> Result<Response<pb::Org>, Status> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("GetOrg", org = %r.org_id, actor = %r.actor);
+        async move {
+            check_slug("org_id", &r.org_id)?;
+            check_actor(&r.actor)?;
+            self.require(&r.actor, &r.org_id, "org", "org:read")?;
+            let id = r.org_id.clone();
+            self.read(&r.actor, "org_id", move |s| load_org(s, &id))
+                .await?
+                .map(Response::new)
+                .ok_or_else(|| Status::not_found(format!("org `{}` not found", r.org_id)))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn update_org(
+        &self,
+        request: Request<pb::UpdateOrgRequest>,
+    ) -> Result<Response<pb::UpdateOrgResponse>, Status> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("UpdateOrg", org = %r.org_id, actor = %r.actor);
+        async move {
+            let meta = |field: &str, text: Option<&String>| text.map(|t| metadata(field, t)).transpose();
+            let change = Change::UpdateOrg {
+                public_metadata: meta("public_metadata", r.public_metadata.as_ref())?,
+                private_metadata: meta("private_metadata", r.private_metadata.as_ref())?,
+                id: r.org_id.clone(),
+                name: r.name,
+                billing_email: r.billing_email,
+                plan: r.plan,
+                logo_url: r.logo_url,
+                settings: r.settings.map(settings_from_pb),
+            };
+            let revision = self.write(&r.actor, "org_id", change).await?;
+            let org = self.org_after_write(&r.actor, r.org_id, revision).await?;
+            Ok(Response::new(pb::UpdateOrgResponse {
+                org: Some(org),
+                revision,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn delete_org(
+        &self,
+        request: Request<pb::DeleteOrgRequest>,
+    ) -> Result<Response<pb::DeleteOrgResponse>, Status> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("DeleteOrg", org = %r.org_id, actor = %r.actor);
+        async move {
+            let revision = self
+                .write(&r.actor, "org_id", Change::DeleteOrg { id: r.org_id })
+                .await?;
+            Ok(Response::new(pb::DeleteOrgResponse { revision }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn list_orgs(
+        &self,
+        request: Request<pb::ListOrgsRequest>,
+    ) -> Result<Response<pb::ListOrgsResponse>, Status> {
+        let trusted = on_unix_socket(&request);
+        let r = request.into_inner();
+        let span = tracing::info_span!("ListOrgs", actor = %r.actor, user = %r.user_id);
+        async move {
+            check_actor(&r.actor)?;
+            if r.user_id.is_empty() {
+                if !trusted {
+                    return Err(Status::permission_denied(format!(
+                        "actor `{}` may not list every org over TCP; set user_id to the actor, \
+                         or call on the Unix socket",
+                        r.actor
+                    )));
+                }
+            } else {
+                check_user("user_id", &r.user_id)?;
+                if r.user_id != r.actor && !trusted {
+                    return Err(Status::permission_denied(format!(
+                        "actor `{}` may only list its own orgs (user_id `{}`)",
+                        r.actor, r.user_id
+                    )));
+                }
+            }
+            let revision = self.revision();
+            let query = r.query.to_lowercase();
+            let (orgs, next_page_token) = self
+                .read(&r.actor, "org_id", move |s| {
+                    // A page of candidates, filtered by `query`: pages may come back shorter
+                    // than `page_size`, and `next_page_token` says whether more may follow.
+                    let (candidates, token) = if r.user_id.is_empty() {
+                        let page = s.list_orgs(&r.page_token, r.page_size)?;
+                        (page.items, page.next_page_token)
+                    } else {
+                        let page = s.list_user_orgs(&r.user_id, &r.page_token, r.page_size)?;
+                        let mut orgs = Vec::with_capacity(page.items.len());
+                        for m in page.items {
+                            orgs.extend(s.get_org(&m.org)?);
+                        }
+                        (orgs, page.next_page_token)
+                    };
+                    let mut out = Vec::new();
+                    for org in candidates.into_iter().filter(|o| matches(o, &query)) {
+                        let count = member_count(s, &org.id)?;
+                        out.push(org_pb(org, count));
+                    }
+                    Ok((out, token))
+                })
+                .await?;
+            Ok(Response::new(pb::ListOrgsResponse {
+                orgs,
+                next_page_token,
+                revision,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+}

@@ -1,0 +1,797 @@
+//! `warden org|member|team|app|user …`: the directory services from the command line.
+//!
+//! Each command makes one call (lists follow every page) to a running daemon and prints the
+//! result and the directory revision it was read or written at. Exit codes let scripts branch
+//! without parsing: 0 done, 1 refused by the directory (permission, precondition, not found,
+//! already exists), 2 anything else (bad arguments, daemon unreachable, storage failure).
+
+use crate::api::client;
+use crate::api::pb;
+use crate::cli::config::DEFAULT_CONNECT;
+use std::process::ExitCode;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_REFUSED: u8 = 1;
+pub const EXIT_ERROR: u8 = 2;
+
+/// Flags every directory command takes.
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// The user on whose behalf the change or read is made; the daemon authorizes it.
+    #[arg(long, global = true, env = "WARDEN_ACTOR", default_value = "")]
+    pub actor: String,
+    /// Daemon address: unix:PATH or tcp:HOST:PORT.
+    #[arg(long, global = true, env = "WARDEN_CONNECT", default_value = DEFAULT_CONNECT)]
+    pub connect: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OrgArgs {
+    #[command(subcommand)]
+    pub command: OrgCommand,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum OrgCommand {
+    /// Create an org; the actor becomes its first admin.
+    Create {
+        org_id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        billing_email: String,
+        /// Plan id [default: free].
+        #[arg(long, default_value = "")]
+        plan: String,
+        #[arg(long, default_value = "")]
+        logo_url: String,
+    },
+    Get {
+        org_id: String,
+    },
+    /// Change the given fields; the others keep their value.
+    Update {
+        org_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        billing_email: Option<String>,
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long)]
+        logo_url: Option<String>,
+    },
+    Delete {
+        org_id: String,
+    },
+    /// List the orgs of `--user` (or every org, on the Unix socket).
+    List {
+        #[arg(long, default_value = "")]
+        user: String,
+        #[arg(long, default_value = "")]
+        query: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MemberArgs {
+    #[command(subcommand)]
+    pub command: MemberCommand,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum MemberCommand {
+    Add {
+        org_id: String,
+        user_id: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Change a member's role.
+    Role {
+        org_id: String,
+        user_id: String,
+        role: String,
+    },
+    Remove {
+        org_id: String,
+        user_id: String,
+    },
+    List {
+        org_id: String,
+        /// Substring of the user id, username or email.
+        #[arg(long, default_value = "")]
+        query: String,
+        #[arg(long, default_value = "")]
+        role: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TeamArgs {
+    #[command(subcommand)]
+    pub command: TeamCommand,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TeamCommand {
+    Create {
+        org_id: String,
+        team_id: String,
+        #[arg(long)]
+        name: String,
+    },
+    Rename {
+        org_id: String,
+        team_id: String,
+        name: String,
+    },
+    Delete {
+        org_id: String,
+        team_id: String,
+    },
+    List {
+        org_id: String,
+    },
+    AddMember {
+        org_id: String,
+        team_id: String,
+        user_id: String,
+    },
+    RemoveMember {
+        org_id: String,
+        team_id: String,
+        user_id: String,
+    },
+    /// Give a team access to one app of its org.
+    Grant {
+        org_id: String,
+        team_id: String,
+        app_id: String,
+    },
+    Revoke {
+        org_id: String,
+        team_id: String,
+        app_id: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AppArgs {
+    #[command(subcommand)]
+    pub command: AppCommand,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// An app's owner: exactly one of `--org` and `--user`.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct OwnerArgs {
+    #[arg(long)]
+    org: Option<String>,
+    #[arg(long)]
+    user: Option<String>,
+}
+
+impl OwnerArgs {
+    fn to_pb(&self) -> pb::Owner {
+        let owner = match (&self.org, &self.user) {
+            (Some(org), _) => pb::owner::Owner::OrgId(org.clone()),
+            (None, Some(user)) => pb::owner::Owner::UserId(user.clone()),
+            (None, None) => return pb::Owner { owner: None },
+        };
+        pb::Owner { owner: Some(owner) }
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AppCommand {
+    Create {
+        app_id: String,
+        #[command(flatten)]
+        owner: OwnerArgs,
+        #[arg(long)]
+        name: String,
+        /// Repeatable.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+    },
+    Get {
+        app_id: String,
+    },
+    Delete {
+        app_id: String,
+    },
+    List {
+        #[command(flatten)]
+        owner: OwnerArgs,
+    },
+    /// Move a personal app into an org (the id stays).
+    Transfer {
+        app_id: String,
+        #[arg(long)]
+        to_org: String,
+        #[arg(long, default_value = "")]
+        new_name: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    pub command: UserCommand,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum UserCommand {
+    /// Create the user or replace its profile.
+    Upsert {
+        user_id: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        username: String,
+    },
+    Get {
+        user_id: String,
+    },
+}
+
+/// What went wrong, sorted by exit code.
+enum Failure {
+    Status(Status),
+    Other(anyhow::Error),
+}
+
+impl From<Status> for Failure {
+    fn from(s: Status) -> Self {
+        Failure::Status(s)
+    }
+}
+
+impl From<client::ConnectError> for Failure {
+    fn from(e: client::ConnectError) -> Self {
+        Failure::Other(e.into())
+    }
+}
+
+type Outcome = Result<(), Failure>;
+
+/// Run a directory command and turn its outcome into the exit code.
+fn finish(result: Outcome) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(Failure::Status(s)) => {
+            eprintln!("error: {:?}: {}", s.code(), s.message());
+            ExitCode::from(match s.code() {
+                Code::PermissionDenied | Code::FailedPrecondition | Code::NotFound | Code::AlreadyExists => {
+                    EXIT_REFUSED
+                }
+                _ => EXIT_ERROR,
+            })
+        }
+        Err(Failure::Other(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+async fn channel(common: &Common) -> Result<Channel, Failure> {
+    Ok(client::connect(&common.connect).await?)
+}
+
+fn print_revision(revision: u64) {
+    println!("revision: {revision}");
+}
+
+fn print_org(o: &pb::Org) {
+    println!("org: {}", o.org_id);
+    println!("  name: {}", o.name);
+    println!("  plan: {}", o.plan);
+    if !o.billing_email.is_empty() {
+        println!("  billing_email: {}", o.billing_email);
+    }
+    if !o.logo_url.is_empty() {
+        println!("  logo_url: {}", o.logo_url);
+    }
+    println!("  created_by: {}", o.created_by);
+    println!("  members: {}", o.member_count);
+}
+
+fn print_member(m: &pb::Member) {
+    println!(
+        "member: {} in {} as {}{}",
+        m.user_id,
+        m.org_id,
+        m.role,
+        if m.team_ids.is_empty() {
+            String::new()
+        } else {
+            format!(" (teams: {})", m.team_ids.join(", "))
+        }
+    );
+}
+
+fn print_team(t: &pb::Team) {
+    println!("team: {} in {} ({})", t.team_id, t.org_id, t.name);
+    println!("  members: {}", t.member_ids.join(", "));
+    let apps: Vec<&str> = t.app_grants.iter().map(|g| g.app_id.as_str()).collect();
+    println!("  apps: {}", apps.join(", "));
+}
+
+fn owner_text(o: Option<&pb::Owner>) -> String {
+    match o.and_then(|o| o.owner.as_ref()) {
+        Some(pb::owner::Owner::UserId(u)) => format!("user {u}"),
+        Some(pb::owner::Owner::OrgId(o)) => format!("org {o}"),
+        None => "nobody".into(),
+    }
+}
+
+fn print_app(a: &pb::App) {
+    println!(
+        "app: {} ({}) owned by {}",
+        a.app_id,
+        a.name,
+        owner_text(a.owner.as_ref())
+    );
+    if !a.labels.is_empty() {
+        println!("  labels: {}", a.labels.join(", "));
+    }
+}
+
+fn print_user(u: &pb::User) {
+    println!("user: {}", u.user_id);
+    println!("  email: {}", u.email);
+    if !u.username.is_empty() {
+        println!("  username: {}", u.username);
+    }
+}
+
+pub async fn run_org(args: OrgArgs) -> ExitCode {
+    finish(org(args).await)
+}
+
+async fn org(args: OrgArgs) -> Outcome {
+    let mut c = pb::org_service_client::OrgServiceClient::new(channel(&args.common).await?);
+    let actor = args.common.actor;
+    match args.command {
+        OrgCommand::Create {
+            org_id,
+            name,
+            billing_email,
+            plan,
+            logo_url,
+        } => {
+            let r = c
+                .create_org(pb::CreateOrgRequest {
+                    actor,
+                    org_id,
+                    name,
+                    billing_email,
+                    plan,
+                    logo_url,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            if let Some(o) = &r.org {
+                print_org(o);
+            }
+            print_revision(r.revision);
+        }
+        OrgCommand::Get { org_id } => {
+            let o = c.get_org(pb::GetOrgRequest { org_id, actor }).await?.into_inner();
+            print_org(&o);
+        }
+        OrgCommand::Update {
+            org_id,
+            name,
+            billing_email,
+            plan,
+            logo_url,
+        } => {
+            let r = c
+                .update_org(pb::UpdateOrgRequest {
+                    actor,
+                    org_id,
+                    name,
+                    billing_email,
+                    plan,
+                    logo_url,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            if let Some(o) = &r.org {
+                print_org(o);
+            }
+            print_revision(r.revision);
+        }
+        OrgCommand::Delete { org_id } => {
+            let r = c
+                .delete_org(pb::DeleteOrgRequest { actor, org_id })
+                .await?
+                .into_inner();
+            print_revision(r.revision);
+        }
+        OrgCommand::List { user, query } => {
+            let mut page_token = String::new();
+            let mut revision = 0;
+            loop {
+                let r = c
+                    .list_orgs(pb::ListOrgsRequest {
+                        user_id: user.clone(),
+                        query: query.clone(),
+                        page_size: 0,
+                        page_token,
+                        actor: actor.clone(),
+                    })
+                    .await?
+                    .into_inner();
+                r.orgs.iter().for_each(print_org);
+                revision = revision.max(r.revision);
+                if r.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = r.next_page_token;
+            }
+            print_revision(revision);
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_member(args: MemberArgs) -> ExitCode {
+    finish(member(args).await)
+}
+
+async fn member(args: MemberArgs) -> Outcome {
+    let mut c = pb::member_service_client::MemberServiceClient::new(channel(&args.common).await?);
+    let actor = args.common.actor;
+    match args.command {
+        MemberCommand::Add {
+            org_id,
+            user_id,
+            role,
+        } => {
+            let r = c
+                .add_member(pb::AddMemberRequest {
+                    actor,
+                    org_id,
+                    user_id,
+                    role,
+                })
+                .await?
+                .into_inner();
+            if let Some(m) = &r.member {
+                print_member(m);
+            }
+            print_revision(r.revision);
+        }
+        MemberCommand::Role {
+            org_id,
+            user_id,
+            role,
+        } => {
+            let r = c
+                .update_member_role(pb::UpdateMemberRoleRequest {
+                    actor,
+                    org_id,
+                    user_id,
+                    role,
+                })
+                .await?
+                .into_inner();
+            if let Some(m) = &r.member {
+                print_member(m);
+            }
+            print_revision(r.revision);
+        }
+        MemberCommand::Remove { org_id, user_id } => {
+            let r = c
+                .remove_member(pb::RemoveMemberRequest {
+                    actor,
+                    org_id,
+                    user_id,
+                })
+                .await?
+                .into_inner();
+            print_revision(r.revision);
+        }
+        MemberCommand::List { org_id, query, role } => {
+            let mut page_token = String::new();
+            let mut revision = 0;
+            loop {
+                let r = c
+                    .list_members(pb::ListMembersRequest {
+                        org_id: org_id.clone(),
+                        query: query.clone(),
+                        role: role.clone(),
+                        page_size: 0,
+                        page_token,
+                        actor: actor.clone(),
+                    })
+                    .await?
+                    .into_inner();
+                r.members.iter().for_each(print_member);
+                revision = revision.max(r.revision);
+                if r.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = r.next_page_token;
+            }
+            print_revision(revision);
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_team(args: TeamArgs) -> ExitCode {
+    finish(team(args).await)
+}
+
+async fn team(args: TeamArgs) -> Outcome {
+    let mut c = pb::team_service_client::TeamServiceClient::new(channel(&args.common).await?);
+    let actor = args.common.actor;
+    let revision = match args.command {
+        TeamCommand::Create {
+            org_id,
+            team_id,
+            name,
+        } => {
+            let r = c
+                .create_team(pb::CreateTeamRequest {
+                    actor,
+                    org_id,
+                    team_id,
+                    name,
+                })
+                .await?
+                .into_inner();
+            r.team.iter().for_each(print_team);
+            r.revision
+        }
+        TeamCommand::Rename {
+            org_id,
+            team_id,
+            name,
+        } => {
+            let r = c
+                .rename_team(pb::RenameTeamRequest {
+                    actor,
+                    org_id,
+                    team_id,
+                    name,
+                })
+                .await?
+                .into_inner();
+            r.team.iter().for_each(print_team);
+            r.revision
+        }
+        TeamCommand::Delete { org_id, team_id } => {
+            c.delete_team(pb::DeleteTeamRequest {
+                actor,
+                org_id,
+                team_id,
+            })
+            .await?
+            .into_inner()
+            .revision
+        }
+        TeamCommand::List { org_id } => {
+            let mut page_token = String::new();
+            let mut revision = 0;
+            loop {
+                let r = c
+                    .list_teams(pb::ListTeamsRequest {
+                        org_id: org_id.clone(),
+                        page_size: 0,
+                        page_token,
+                        actor: actor.clone(),
+                    })
+                    .await?
+                    .into_inner();
+                r.teams.iter().for_each(print_team);
+                revision = revision.max(r.revision);
+                if r.next_page_token.is_empty() {
+                    break revision;
+                }
+                page_token = r.next_page_token;
+            }
+        }
+        TeamCommand::AddMember {
+            org_id,
+            team_id,
+            user_id,
+        } => {
+            c.add_team_member(pb::AddTeamMemberRequest {
+                actor,
+                org_id,
+                team_id,
+                user_id,
+            })
+            .await?
+            .into_inner()
+            .revision
+        }
+        TeamCommand::RemoveMember {
+            org_id,
+            team_id,
+            user_id,
+        } => {
+            c.remove_team_member(pb::RemoveTeamMemberRequest {
+                actor,
+                org_id,
+                team_id,
+                user_id,
+            })
+            .await?
+            .into_inner()
+            .revision
+        }
+        TeamCommand::Grant {
+            org_id,
+            team_id,
+            app_id,
+        } => {
+            c.grant_app(pb::GrantAppRequest {
+                actor,
+                org_id,
+                team_id,
+                app_id,
+                role: String::new(),
+            })
+            .await?
+            .into_inner()
+            .revision
+        }
+        TeamCommand::Revoke {
+            org_id,
+            team_id,
+            app_id,
+        } => {
+            c.revoke_app(pb::RevokeAppRequest {
+                actor,
+                org_id,
+                team_id,
+                app_id,
+            })
+            .await?
+            .into_inner()
+            .revision
+        }
+    };
+    print_revision(revision);
+    Ok(())
+}
+
+pub async fn run_app(args: AppArgs) -> ExitCode {
+    finish(app(args).await)
+}
+
+async fn app(args: AppArgs) -> Outcome {
+    let mut c = pb::app_service_client::AppServiceClient::new(channel(&args.common).await?);
+    let actor = args.common.actor;
+    match args.command {
+        AppCommand::Create {
+            app_id,
+            owner,
+            name,
+            labels,
+        } => {
+            let r = c
+                .create_app(pb::CreateAppRequest {
+                    actor,
+                    app_id,
+                    owner: Some(owner.to_pb()),
+                    name,
+                    labels,
+                })
+                .await?
+                .into_inner();
+            r.app.iter().for_each(print_app);
+            print_revision(r.revision);
+        }
+        AppCommand::Get { app_id } => {
+            let a = c.get_app(pb::GetAppRequest { app_id, actor }).await?.into_inner();
+            print_app(&a);
+        }
+        AppCommand::Delete { app_id } => {
+            let r = c
+                .delete_app(pb::DeleteAppRequest { actor, app_id })
+                .await?
+                .into_inner();
+            print_revision(r.revision);
+        }
+        AppCommand::List { owner } => {
+            let mut page_token = String::new();
+            let mut revision = 0;
+            loop {
+                let r = c
+                    .list_apps(pb::ListAppsRequest {
+                        owner: Some(owner.to_pb()),
+                        page_size: 0,
+                        page_token,
+                        actor: actor.clone(),
+                    })
+                    .await?
+                    .into_inner();
+                r.apps.iter().for_each(print_app);
+                revision = revision.max(r.revision);
+                if r.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = r.next_page_token;
+            }
+            print_revision(revision);
+        }
+        AppCommand::Transfer {
+            app_id,
+            to_org,
+            new_name,
+        } => {
+            let r = c
+                .transfer_app(pb::TransferAppRequest {
+                    actor,
+                    app_id,
+                    to_org_id: to_org,
+                    new_app_id: String::new(),
+                    new_name,
+                })
+                .await?
+                .into_inner();
+            r.app.iter().for_each(print_app);
+            print_revision(r.revision);
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_user(args: UserArgs) -> ExitCode {
+    finish(user(args).await)
+}
+
+async fn user(args: UserArgs) -> Outcome {
+    let mut c = pb::user_service_client::UserServiceClient::new(channel(&args.common).await?);
+    let actor = args.common.actor;
+    match args.command {
+        UserCommand::Upsert {
+            user_id,
+            email,
+            username,
+        } => {
+            let r = c
+                .upsert_user(pb::UpsertUserRequest {
+                    actor,
+                    user_id,
+                    username,
+                    email,
+                    name: String::new(),
+                })
+                .await?
+                .into_inner();
+            r.user.iter().for_each(print_user);
+            print_revision(r.revision);
+        }
+        UserCommand::Get { user_id } => {
+            let u = c
+                .get_user(pb::GetUserRequest { user_id, actor })
+                .await?
+                .into_inner();
+            print_user(&u);
+        }
+    }
+    Ok(())
+}
