@@ -152,3 +152,20 @@ fn sigterm_lets_in_flight_calls_finish() {
     );
     assert!(daemon.wait_exit().success());
 }
+
+#[test]
+fn a_fresh_directory_gets_the_embedded_default_policies() {
+    let work = Workdir::with_policy_files(&[]);
+    std::fs::remove_dir_all(work.policies()).expect("no policies dir");
+    let daemon = work.start();
+    for f in ["model.conf", "policy.csv", "engine.toml"] {
+        let written = std::fs::read_to_string(daemon.work.policies().join(f)).expect("written");
+        let shipped = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("policies")
+                .join(f),
+        )
+        .expect("shipped");
+        assert_eq!(written, shipped, "{f}");
+    }
+}

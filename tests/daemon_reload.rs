@@ -88,7 +88,8 @@ fn saved_edits_take_effect_and_broken_ones_never_do() {
         let good = status(&target).await.content_hash;
 
         // Broken in several ways: each keeps the last good policy serving.
-        let broken: Vec<(&str, Box<dyn Fn()>)> = vec![
+        type Breaker<'a> = (&'a str, Box<dyn Fn() + 'a>);
+        let broken: Vec<Breaker<'_>> = vec![
             (
                 "wrong arity",
                 Box::new(|| std::fs::write(&policy, "p, bob, acme\n").unwrap()),

@@ -30,6 +30,14 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 /// non-zero) if startup fails or a listener dies.
 pub fn serve(config: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(policies = %config.policies.display(), data = %config.data.display(), "starting");
+    // A fresh machine has no policy directory: write the embedded defaults there, so the
+    // operator has files to edit and the daemon has rules to serve. An existing directory
+    // is never touched.
+    if policy::write_defaults_if_missing(&config.policies)
+        .with_context(|| format!("writing the default policies to {}", config.policies.display()))?
+    {
+        tracing::info!(policies = %config.policies.display(), "wrote the embedded default policies");
+    }
     let policy = policy::load_dir(&config.policies).map_err(|errors| {
         anyhow::anyhow!(
             "policy directory {} is invalid; not starting:\n{errors}",

@@ -66,6 +66,8 @@ pub struct EngineConfig {
     pub domain_matching: BTreeMap<String, Func>,
     /// Role definitions fed by the directory.
     pub directory: BTreeMap<String, DirectorySource>,
+    /// Org roles a membership may hold; `None`: every role the policy names.
+    pub assignable_roles: Option<Vec<String>>,
 }
 
 /// Where the first index key's request value comes from.

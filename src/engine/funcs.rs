@@ -366,12 +366,8 @@ impl Pattern {
     /// keyGet / keyGet2: the part of `key` the pattern captures.
     pub fn get<'k>(&self, func: Func, key: &'k str, var: &str) -> &'k str {
         match (func, self) {
-            (Func::KeyGet, Pattern::Prefix(p)) => {
-                if key.len() > p.len() && key.starts_with(&**p) {
-                    &key[p.len()..]
-                } else {
-                    ""
-                }
+            (Func::KeyGet, Pattern::Prefix(p)) if key.len() > p.len() && key.starts_with(&**p) => {
+                &key[p.len()..]
             }
             (Func::KeyGet2, Pattern::Segments(segs)) => match_segments(segs, key, var).unwrap_or(""),
             (Func::KeyGet2, Pattern::Regex { re, names }) => {

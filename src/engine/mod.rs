@@ -86,9 +86,13 @@ impl CompiledPolicy {
             .map_err(EngineError::Eval)
     }
 
-    /// Org roles this policy knows: every `role:<name>` that appears as a rule subject
-    /// or in a static role link. The directory accepts only these for memberships.
+    /// Org roles a membership may hold: `[directory] roles` of `engine.toml` when set
+    /// (so abstract roles such as `member` stay internal), else every `role:<name>` that
+    /// appears as a rule subject or in a static role link.
     pub fn org_roles(&self) -> std::collections::BTreeSet<String> {
+        if let Some(roles) = &self.config.assignable_roles {
+            return roles.iter().cloned().collect();
+        }
         let mut out = std::collections::BTreeSet::new();
         let mut add = |name: &str| {
             if let Some(r) = name.strip_prefix("role:") {

@@ -63,6 +63,8 @@ struct EngineFile {
 struct DirectoryFile {
     members: Option<String>,
     teams: Option<String>,
+    /// Org roles a membership may hold (without the `role:` prefix).
+    roles: Option<Vec<String>>,
 }
 
 fn read(path: &Path) -> Result<String, PolicyError> {
@@ -117,6 +119,7 @@ pub fn parse_engine_config(file: &str, text: &str) -> Result<EngineConfig, Polic
     if let Some(g) = parsed.directory.teams {
         cfg.directory.insert(g, DirectorySource::Teams);
     }
+    cfg.assignable_roles = parsed.directory.roles;
     Ok(cfg)
 }
 
