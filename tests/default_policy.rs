@@ -361,12 +361,6 @@ fn the_policy_names_its_org_roles() {
     let roles: Vec<String> = p.org_roles().into_iter().collect();
     assert_eq!(
         roles,
-        vec![
-            "admin",
-            "member",
-            "org_contributor",
-            "org_user",
-            "team_contributor"
-        ]
+        vec!["admin", "org_contributor", "org_user", "team_contributor"]
     );
 }
