@@ -107,7 +107,7 @@ impl<'a> Cx<'a> {
         self.memo.get(pos).map(|m| &m.3)
     }
 
-    fn req_str(&self, idx: usize) -> Option<&'a str> {
+    pub(crate) fn req_str(&self, idx: usize) -> Option<&'a str> {
         match self.req.get(idx)? {
             ReqVal::Str(s) => Some(s),
             ReqVal::Json(serde_json::Value::String(s)) => Some(s),

@@ -163,6 +163,53 @@ fn page_after(token: &str) -> Result<Option<&str>, EngineError> {
         .ok_or(EngineError::InvalidPageToken)
 }
 
+/// Decide one request in the daemon's shape against a snapshot and an index guard, then
+/// hand the evaluation context and outcome to `then` (explanations read more from it).
+fn with_decision<R>(
+    policy: &CompiledPolicy,
+    dir: &index::IndexData,
+    q: &CheckInput<'_>,
+    then: impl FnOnce(&mut eval::Cx<'_>, eval::Outcome) -> R,
+) -> Result<R, EngineError> {
+    check_subject(q.subject)?;
+    policy.require_daemon_shape()?;
+    let req = [
+        ReqVal::Str(q.subject),
+        ReqVal::Str(q.org),
+        ReqVal::Str(q.resource),
+        ReqVal::Str(q.action),
+    ];
+    let scratch = eval::Scratch::new();
+    let mut cx = eval::Cx::new(policy, &req, Some(dir), &scratch);
+    let out = eval::decide(&mut cx).map_err(EngineError::Eval)?;
+    Ok(then(&mut cx, out))
+}
+
+/// The role path of a decision: from the subject to the decisive rule's subject through
+/// the role definition the matcher indexes on; without a decisive rule, the names the
+/// subject reaches.
+fn role_path(cx: &mut eval::Cx<'_>, out: eval::Outcome) -> String {
+    let policy = cx.policy;
+    let Some((field, compile::Key1::Role { g, .. })) = &policy.index.key1 else {
+        return String::new();
+    };
+    let (sub, org) = (cx.req_str(0).unwrap_or(""), cx.req_str(1).unwrap_or(""));
+    let Some(reach) = cx.reach(*g, sub, org) else {
+        return String::new();
+    };
+    match out.rule.and_then(|i| policy.rows.get(i as usize)) {
+        Some(row) => reach.path_to(&row.values[*field], org).unwrap_or_default(),
+        None => {
+            let names: Vec<&str> = reach.nodes.iter().skip(1).map(|(n, _, _)| *n).collect();
+            if names.is_empty() {
+                sub.to_string()
+            } else {
+                format!("{sub} -> {}", names.join(", "))
+            }
+        }
+    }
+}
+
 impl Engine {
     pub fn new(policy: Arc<CompiledPolicy>, index: Arc<DirectoryIndex>) -> Self {
         Self {
@@ -185,21 +232,11 @@ impl Engine {
     }
 
     pub fn check(&self, q: &CheckInput<'_>) -> Result<Decision, EngineError> {
-        check_subject(q.subject)?;
         let policy = self.policy.load();
-        policy.require_daemon_shape()?;
         let dir = self.index.read();
-        let req = [
-            ReqVal::Str(q.subject),
-            ReqVal::Str(q.org),
-            ReqVal::Str(q.resource),
-            ReqVal::Str(q.action),
-        ];
-        let scratch = eval::Scratch::new();
-        let mut cx = eval::Cx::new(&policy, &req, Some(&dir), &scratch);
-        let out = eval::decide(&mut cx).map_err(EngineError::Eval)?;
+        let allowed = with_decision(&policy, &dir, q, |_, out| out.allowed)?;
         Ok(Decision {
-            allowed: out.allowed,
+            allowed,
             revision: dir.revision,
         })
     }
@@ -210,39 +247,15 @@ impl Engine {
         let dir = self.index.read();
         let out = qs
             .iter()
-            .map(|q| {
-                check_subject(q.subject)?;
-                policy.require_daemon_shape()?;
-                let req = [
-                    ReqVal::Str(q.subject),
-                    ReqVal::Str(q.org),
-                    ReqVal::Str(q.resource),
-                    ReqVal::Str(q.action),
-                ];
-                let scratch = eval::Scratch::new();
-                let mut cx = eval::Cx::new(&policy, &req, Some(&dir), &scratch);
-                eval::decide(&mut cx)
-                    .map(|o| o.allowed)
-                    .map_err(EngineError::Eval)
-            })
+            .map(|q| with_decision(&policy, &dir, q, |_, out| out.allowed))
             .collect();
         (out, dir.revision)
     }
 
     pub fn explain(&self, q: &CheckInput<'_>) -> Result<Explanation, EngineError> {
-        check_subject(q.subject)?;
         let policy = self.policy.load();
-        policy.require_daemon_shape()?;
         let dir = self.index.read();
-        let req = [
-            ReqVal::Str(q.subject),
-            ReqVal::Str(q.org),
-            ReqVal::Str(q.resource),
-            ReqVal::Str(q.action),
-        ];
-        let scratch = eval::Scratch::new();
-        let mut cx = eval::Cx::new(&policy, &req, Some(&dir), &scratch);
-        let out = eval::decide(&mut cx).map_err(EngineError::Eval)?;
+        let (out, role_path) = with_decision(&policy, &dir, q, |cx, out| (out, role_path(cx, out)))?;
         let row = out.rule.and_then(|i| policy.rows.get(i as usize));
         let effect = match (row, out.allowed) {
             (Some(r), _) => match r.eft {
@@ -253,26 +266,6 @@ impl Engine {
             (None, false) => "default deny",
         }
         .to_string();
-        // The role path: from the subject to the decisive rule's subject, through the
-        // role definition the matcher indexes on (or `g`).
-        let mut role_path = String::new();
-        if let Some((field, compile::Key1::Role { g, .. })) = &policy.index.key1 {
-            let reach = cx.reach(*g, q.subject, q.org).cloned().unwrap_or_default();
-            role_path = match row {
-                Some(r) => reach.path_to(&r.values[*field], q.org).unwrap_or_default(),
-                None => reach
-                    .nodes
-                    .iter()
-                    .skip(1)
-                    .fold(q.subject.to_string(), |acc, (n, _, _)| {
-                        if acc == q.subject {
-                            format!("{acc} -> {n}")
-                        } else {
-                            format!("{acc}, {n}")
-                        }
-                    }),
-            };
-        }
         Ok(Explanation {
             allowed: out.allowed,
             effect,
@@ -318,15 +311,13 @@ impl Engine {
             resource.clear();
             resource.push_str("apps/");
             resource.push_str(app);
-            let req = [
-                ReqVal::Str(subject),
-                ReqVal::Str(org),
-                ReqVal::Str(&resource),
-                ReqVal::Str(action),
-            ];
-            let scratch = eval::Scratch::new();
-            let mut cx = eval::Cx::new(&policy, &req, Some(&dir), &scratch);
-            if eval::decide(&mut cx).map_err(EngineError::Eval)?.allowed {
+            let q = CheckInput {
+                subject,
+                org,
+                resource: &resource,
+                action,
+            };
+            if with_decision(&policy, &dir, &q, |_, out| out.allowed)? {
                 if page.items.len() == page_size.max(1) {
                     page.next_page_token = format!(
                         "{PAGE_PREFIX}{}",
@@ -367,15 +358,13 @@ impl Engine {
             None => 0,
         };
         for user in &users[start..] {
-            let req = [
-                ReqVal::Str(user),
-                ReqVal::Str(org),
-                ReqVal::Str(resource),
-                ReqVal::Str(action),
-            ];
-            let scratch = eval::Scratch::new();
-            let mut cx = eval::Cx::new(&policy, &req, Some(&dir), &scratch);
-            if eval::decide(&mut cx).map_err(EngineError::Eval)?.allowed {
+            let q = CheckInput {
+                subject: user,
+                org,
+                resource,
+                action,
+            };
+            if with_decision(&policy, &dir, &q, |_, out| out.allowed)? {
                 if page.items.len() == page_size.max(1) {
                     page.next_page_token = format!(
                         "{PAGE_PREFIX}{}",
