@@ -28,7 +28,8 @@ use tracing::Instrument;
 /// coalesce an editor's or kubelet's burst of events, short enough to feel instant.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
 
-/// Loads a policy directory. The daemon uses [`policy::load_dir`]; tests substitute
+/// Loads a policy directory. The daemon uses [`policy::load_dir`], or
+/// [`policy::suite::load_dir_tested`] with `--require-policy-tests`; tests substitute
 /// their own.
 pub type LoadFn = dyn Fn(&Path) -> Result<CompiledPolicy, PolicyErrors> + Send + Sync;
 
@@ -63,7 +64,8 @@ impl PolicyReloader {
         }
     }
 
-    /// Replace the loader (tests).
+    /// Replace the loader (tests, and `serve --require-policy-tests`, which also runs
+    /// the policy's test suite).
     pub fn with_loader(mut self, load: Arc<LoadFn>) -> Self {
         self.load = load;
         self

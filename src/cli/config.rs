@@ -43,12 +43,17 @@ pub struct ServeArgs {
     #[arg(long, env = "WARDEN_NO_TCP")]
     pub no_tcp: bool,
     /// TOML file with defaults for these settings (keys: data, policies, listen,
-    /// no_unix, no_tcp, demo). Relative paths in it are relative to the working directory.
+    /// no_unix, no_tcp, demo, require_policy_tests). Relative paths in it are relative to the working directory.
     #[arg(long, env = "WARDEN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Seed a demo directory (orgs, members, teams, apps) into an empty store.
     #[arg(long, env = "WARDEN_DEMO")]
     pub demo: bool,
+    /// Run the policy's tests (`<policies>/tests/*.yaml`) before serving it: a failing
+    /// suite stops startup, and a reloaded policy whose tests fail is refused (the
+    /// previous one keeps serving).
+    #[arg(long, env = "WARDEN_REQUIRE_POLICY_TESTS")]
+    pub require_policy_tests: bool,
 }
 
 /// The TOML file's shape: every key optional, unknown keys rejected so that a typo
@@ -62,6 +67,7 @@ struct FileConfig {
     no_unix: Option<bool>,
     no_tcp: Option<bool>,
     demo: Option<bool>,
+    require_policy_tests: Option<bool>,
 }
 
 /// Fully resolved settings for one daemon run.
@@ -72,6 +78,8 @@ pub struct ServeConfig {
     /// Non-empty; `--no-unix`/`--no-tcp` already applied.
     pub listen: Vec<Listen>,
     pub demo: bool,
+    /// Load policies through `policy::suite::load_dir_tested` (startup and reload).
+    pub require_policy_tests: bool,
 }
 
 impl ServeArgs {
@@ -125,6 +133,7 @@ impl ServeArgs {
             policies,
             listen,
             demo: self.demo || file.demo.unwrap_or(false),
+            require_policy_tests: self.require_policy_tests || file.require_policy_tests.unwrap_or(false),
         })
     }
 }
@@ -184,6 +193,17 @@ mod tests {
         assert_eq!(c.policies, PathBuf::from("p"));
         assert_eq!(c.data, PathBuf::from("/srv/w"));
         assert_eq!(c.listen, vec![Listen::Unix("/tmp/x.sock".into())]);
+    }
+
+    #[test]
+    fn require_policy_tests_from_flag_or_file() {
+        assert!(!resolve(&[]).unwrap().require_policy_tests);
+        assert!(resolve(&["--require-policy-tests"]).unwrap().require_policy_tests);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warden.toml");
+        std::fs::write(&file, "require_policy_tests = true\n").unwrap();
+        let c = resolve(&["--config", file.to_str().unwrap()]).unwrap();
+        assert!(c.require_policy_tests);
     }
 
     #[test]

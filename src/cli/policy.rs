@@ -11,6 +11,17 @@ pub enum PolicyCommand {
         /// Policy directory (model.conf, policy.csv).
         dir: PathBuf,
     },
+    /// Run the policy's test suite (`DIR/tests/*.yaml`): print which cases failed with
+    /// expected vs got and the explanation, then `N passed, M failed`. Exit 0 when all
+    /// pass, 1 when a case fails, 2 when the policy or a test file cannot be loaded.
+    Test {
+        /// Policy directory (model.conf, policy.csv, tests/).
+        #[arg(default_value = "./policies")]
+        dir: PathBuf,
+        /// List passing cases too.
+        #[arg(short, long)]
+        verbose: bool,
+    },
     /// Evaluate JSON-lines requests (`{"request": [v1, …]}`) from stdin against a model
     /// and policy file, printing one `{"allow": …}` or `{"error": …}` line per request.
     /// No directory, no daemon.
@@ -33,6 +44,7 @@ pub enum PolicyCommand {
 pub fn run(cmd: PolicyCommand) -> ExitCode {
     match cmd {
         PolicyCommand::Validate { dir } => validate(&dir),
+        PolicyCommand::Test { dir, verbose } => test(&dir, verbose),
         PolicyCommand::Eval {
             model,
             policy,
@@ -85,6 +97,35 @@ fn validate(dir: &std::path::Path) -> ExitCode {
                 if errors.0.len() == 1 { "" } else { "s" }
             );
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn test(dir: &std::path::Path, verbose: bool) -> ExitCode {
+    let loaded = policy::load_dir(dir).and_then(|p| {
+        let p = std::sync::Arc::new(p);
+        let files = policy::suite::load(dir)?;
+        if files.is_empty() {
+            eprintln!(
+                "warning: no test files in {}",
+                dir.join(policy::suite::TESTS_DIR).display()
+            );
+        }
+        policy::suite::run(&p, &files)
+    });
+    match loaded {
+        Ok(report) => {
+            print!("{}", report.render(verbose));
+            if report.failed() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{}: policy tests could not run", dir.display());
+            ExitCode::from(2)
         }
     }
 }

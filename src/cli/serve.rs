@@ -1,7 +1,9 @@
 //! `warden serve`: the daemon's startup and shutdown sequence, in order.
 //!
 //! 1. Load the policy. A broken policy is fatal here, before any port opens, so a
-//!    bad deploy fails loudly instead of serving denials.
+//!    bad deploy fails loudly instead of serving denials. With
+//!    `--require-policy-tests`, a policy whose tests fail counts as broken, here and
+//!    on every reload.
 //! 2. Open the directory store (seeding the demo into an empty one on `--demo`) and
 //!    load the decision index from it. A store that cannot be opened is fatal here.
 //! 3. Watch the policy directory; reload on change and on SIGHUP.
@@ -38,10 +40,15 @@ pub fn serve(config: ServeConfig) -> anyhow::Result<()> {
     {
         tracing::info!(policies = %config.policies.display(), "wrote the embedded default policies");
     }
-    let policy = policy::load_dir(&config.policies).map_err(|errors| {
+    let policy = load_fn(&config)(&config.policies).map_err(|errors| {
         anyhow::anyhow!(
-            "policy directory {} is invalid; not starting:\n{errors}",
-            config.policies.display()
+            "policy directory {} is invalid{}; not starting:\n{errors}",
+            config.policies.display(),
+            if config.require_policy_tests {
+                " or fails its tests"
+            } else {
+                ""
+            }
         )
     })?;
     tracing::info!(hash = %policy.hash, files = policy.files.len(), "policy loaded");
@@ -51,6 +58,20 @@ pub fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(run(config, policy))
+}
+
+/// How this daemon loads its policy directory, at startup and on every reload.
+///
+/// `--require-policy-tests` swaps in a loader that also runs `<policies>/tests`: failing
+/// cases come back as `file:line: reason` errors, so the reloader refuses the policy
+/// like a broken file (the old one keeps serving, the status lists the cases) and
+/// startup exits before any port opens. Nothing else in the reload path changes.
+fn load_fn(config: &ServeConfig) -> fn(&std::path::Path) -> Result<CompiledPolicy, policy::PolicyErrors> {
+    if config.require_policy_tests {
+        policy::suite::load_dir_tested
+    } else {
+        policy::load_dir
+    }
 }
 
 /// What serve gets from the directory store.
@@ -122,11 +143,10 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
     let directory = open_directory(&config)?;
     let state = Arc::new(PolicyState::new(&config.policies, &policy));
     let engine = Arc::new(Engine::new(Arc::new(policy), directory.index));
-    let reloader = Arc::new(PolicyReloader::new(
-        config.policies.clone(),
-        engine.clone(),
-        state,
-    ));
+    let reloader = Arc::new(
+        PolicyReloader::new(config.policies.clone(), engine.clone(), state)
+            .with_loader(Arc::new(load_fn(&config))),
+    );
 
     // The watcher (and its SIGHUP handler) starts before the listeners so that no
     // policy change or SIGHUP during startup is lost or kills the process.

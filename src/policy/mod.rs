@@ -7,6 +7,7 @@
 pub mod csv;
 pub mod eval;
 pub mod model;
+pub mod suite;
 
 use crate::engine::compile::{self, Sources};
 use crate::engine::funcs::Func;
@@ -22,6 +23,9 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_MODEL: &str = include_str!("../../policies/model.conf");
 pub const DEFAULT_POLICY: &str = include_str!("../../policies/policy.csv");
 pub const DEFAULT_ENGINE: &str = include_str!("../../policies/engine.toml");
+/// The default policy's test suite (`warden policy test`), written out beside it.
+pub const DEFAULT_TESTS: &str = include_str!("../../policies/tests/default_roles.yaml");
+pub const DEFAULT_TESTS_FILE: &str = "tests/default_roles.yaml";
 
 pub const MODEL_FILE: &str = "model.conf";
 pub const POLICY_FILE: &str = "policy.csv";
@@ -191,7 +195,8 @@ pub fn load_files(
 
 /// Load and compile a policy directory: `model.conf`, `policy.csv` and the optional
 /// `engine.toml`. A missing, empty or unreadable model or policy file is an error: a
-/// policy directory mid-edit must never load as "no rules".
+/// policy directory mid-edit must never load as "no rules". Only these files are read:
+/// the `tests/` subdirectory belongs to [`suite`].
 pub fn load_dir(dir: &Path) -> Result<CompiledPolicy, PolicyErrors> {
     let model_path = dir.join(MODEL_FILE);
     let policy_path = dir.join(POLICY_FILE);
@@ -252,11 +257,12 @@ pub fn write_defaults_if_missing(dir: &Path) -> std::io::Result<bool> {
     if dir.exists() {
         return Ok(false);
     }
-    std::fs::create_dir_all(dir)?;
+    std::fs::create_dir_all(dir.join(suite::TESTS_DIR))?;
     for (name, text) in [
         (MODEL_FILE, DEFAULT_MODEL),
         (POLICY_FILE, DEFAULT_POLICY),
         (ENGINE_FILE, DEFAULT_ENGINE),
+        (DEFAULT_TESTS_FILE, DEFAULT_TESTS),
     ] {
         std::fs::write(dir.join(name), text)?;
     }
