@@ -141,13 +141,22 @@ struct TeamEntry {
     apps: FxHashSet<Sym>,
 }
 
+/// What a user is in one org: its role and its teams, in one table slot so a check
+/// finds both with one lookup.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct MemberEntry {
+    /// The org role node (`role:<name>`); `None` only transiently for a team member
+    /// whose membership is gone (the store never leaves one behind).
+    pub(crate) role: Option<Sym>,
+    /// Team nodes (`team:<id>`) the user belongs to in this org.
+    pub(crate) teams: SmallVec<[Sym; 2]>,
+}
+
 /// Everything the index knows about one org.
 #[derive(Default)]
 pub(crate) struct OrgEntry {
-    /// user → org role node (`role:<name>`).
-    pub(crate) members: FxHashMap<UserId, Sym>,
-    /// user → team nodes (`team:<id>`) it belongs to in this org.
-    pub(crate) user_teams: FxHashMap<UserId, SmallVec<[Sym; 2]>>,
+    /// user → role and teams.
+    pub(crate) members: FxHashMap<UserId, MemberEntry>,
     teams: FxHashMap<Sym, TeamEntry>,
     /// App ids, sorted by name so lookups page deterministically.
     pub(crate) apps: BTreeSet<Arc<str>>,
@@ -191,8 +200,8 @@ impl IndexData {
 
     /// The role `user` holds in `org`, if a member.
     pub fn role_of(&self, org: &str, user: &str) -> Option<&str> {
-        let r = self.orgs.get(org)?.members.get(user)?;
-        let node = self.names.name(*r);
+        let r = self.orgs.get(org)?.members.get(user)?.role?;
+        let node = self.names.name(r);
         Some(node.strip_prefix("role:").unwrap_or(node))
     }
 
@@ -205,20 +214,27 @@ impl IndexData {
             IndexOp::SetMember { org, user, role } => {
                 let r = self.names.intern(&role_node(role));
                 let entry = self.orgs.entry(org.as_str().into()).or_default();
-                if entry.members.insert(user.as_str().into(), r).is_none() {
+                if entry
+                    .members
+                    .entry(user.as_str().into())
+                    .or_default()
+                    .role
+                    .replace(r)
+                    .is_none()
+                {
                     self.memberships += 1;
                 }
             }
             IndexOp::RemoveMember { org, user } => {
-                if let Some(entry) = self.orgs.get_mut(org.as_str()) {
-                    if entry.members.remove(user.as_str()).is_some() {
+                if let Some(entry) = self.orgs.get_mut(org.as_str())
+                    && let Some(m) = entry.members.remove(user.as_str())
+                {
+                    if m.role.is_some() {
                         self.memberships -= 1;
                     }
-                    if let Some(teams) = entry.user_teams.remove(user.as_str()) {
-                        for t in teams {
-                            if let Some(team) = entry.teams.get_mut(&t) {
-                                team.members.remove(user.as_str());
-                            }
+                    for t in m.teams {
+                        if let Some(team) = entry.teams.get_mut(&t) {
+                            team.members.remove(user.as_str());
                         }
                     }
                 }
@@ -233,7 +249,12 @@ impl IndexData {
                     .members
                     .insert(user.as_str().into())
                 {
-                    entry.user_teams.entry(user.as_str().into()).or_default().push(t);
+                    entry
+                        .members
+                        .entry(user.as_str().into())
+                        .or_default()
+                        .teams
+                        .push(t);
                 }
             }
             IndexOp::RemoveTeamMember { org, team, user } => {
@@ -244,12 +265,7 @@ impl IndexData {
                     if let Some(team) = entry.teams.get_mut(&t) {
                         team.members.remove(user.as_str());
                     }
-                    if let Some(list) = entry.user_teams.get_mut(user.as_str()) {
-                        list.retain(|x| *x != t);
-                        if list.is_empty() {
-                            entry.user_teams.remove(user.as_str());
-                        }
-                    }
+                    leave_team(entry, user, t);
                 }
             }
             IndexOp::GrantApp { org, team, app } => {
@@ -301,20 +317,25 @@ impl IndexData {
                     && let Some(removed) = entry.teams.remove(&t)
                 {
                     for u in removed.members {
-                        if let Some(list) = entry.user_teams.get_mut(&u) {
-                            list.retain(|x| *x != t);
-                            if list.is_empty() {
-                                entry.user_teams.remove(&u);
-                            }
-                        }
+                        leave_team(entry, &u, t);
                     }
                 }
             }
             IndexOp::RemoveOrg { org } => {
                 if let Some(entry) = self.orgs.remove(org.as_str()) {
-                    self.memberships -= entry.members.len();
+                    self.memberships -= entry.members.values().filter(|m| m.role.is_some()).count();
                 }
             }
+        }
+    }
+}
+
+/// Take `team` out of `user`'s entry; drop the entry when nothing is left in it.
+fn leave_team(entry: &mut OrgEntry, user: &str, team: Sym) {
+    if let Some(m) = entry.members.get_mut(user) {
+        m.teams.retain(|x| *x != team);
+        if m.role.is_none() && m.teams.is_empty() {
+            entry.members.remove(user);
         }
     }
 }
@@ -396,8 +417,8 @@ mod tests {
         index
             .read()
             .org("acme")
-            .and_then(|o| o.user_teams.get(user))
-            .map(|t| t.len())
+            .and_then(|o| o.members.get(user))
+            .map(|m| m.teams.len())
             .unwrap_or(0)
     }
 

@@ -351,7 +351,12 @@ impl Engine {
         let Some(entry) = dir.org(org) else {
             return Ok(page);
         };
-        let mut users: Vec<&str> = entry.members.keys().map(|u| u.as_str()).collect();
+        let mut users: Vec<&str> = entry
+            .members
+            .iter()
+            .filter(|(_, m)| m.role.is_some())
+            .map(|(u, _)| u.as_str())
+            .collect();
         users.sort_unstable();
         let start = match after {
             Some(a) => users.partition_point(|u| *u <= a),

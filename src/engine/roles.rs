@@ -184,12 +184,12 @@ impl RoleDef {
                 let via = reach.nodes[i].2;
                 match self.source {
                     Some(DirectorySource::Members) if !node => {
-                        if let Some(role) = o.members.get(name) {
-                            reach.push(d.names.name(*role), pred, Via::Directory);
+                        if let Some(role) = o.members.get(name).and_then(|m| m.role) {
+                            reach.push(d.names.name(role), pred, Via::Directory);
                         }
                     }
                     Some(DirectorySource::Teams) if !node => {
-                        if let Some(teams) = o.user_teams.get(name) {
+                        if let Some(teams) = o.members.get(name).map(|m| &m.teams) {
                             // Expand each team right away: its symbol is at hand.
                             for t in teams {
                                 let ti = reach.push(d.names.name(*t), pred, Via::Directory);
