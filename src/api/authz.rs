@@ -4,12 +4,13 @@
 //! Nothing here decides anything; the engine does. Spans record org, resource and
 //! action but never the subject, which may be an API token.
 
+use crate::api::metrics::{Metrics, Outcome};
 use crate::api::pb;
 use crate::api::revision;
 use crate::api::validate::{self, MAX_BATCH_ITEMS};
 use crate::engine::{CheckInput, Engine, EngineError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -19,6 +20,8 @@ pub struct Authz {
     engine: Arc<Engine>,
     /// Bound on the `min_revision` wait; a field so tests can shorten it.
     max_wait: Duration,
+    /// Decision counters and the latency histogram; shared with the metrics listener.
+    metrics: Arc<Metrics>,
 }
 
 impl Authz {
@@ -26,16 +29,43 @@ impl Authz {
         Self {
             engine,
             max_wait: revision::MAX_WAIT,
+            metrics: Metrics::new(),
         }
+    }
+
+    /// Count decisions into `metrics` (the daemon's, scraped by `/metrics`).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn into_server(self) -> pb::authz_service_server::AuthzServiceServer<Self> {
         pb::authz_service_server::AuthzServiceServer::new(self)
     }
 
-    /// Validate and answer one check whose `min_revision` has already been awaited.
+    /// Validate and answer one check whose `min_revision` has already been awaited,
+    /// counting its outcome and the engine's time in the metrics.
     fn decide(&self, req: &pb::CheckRequest) -> Result<pb::CheckResponse, Status> {
-        let input = check_input(req)?;
+        let input = match check_input(req) {
+            Ok(input) => input,
+            Err(status) => {
+                self.metrics.record(Outcome::Error, None);
+                return Err(status);
+            }
+        };
+        let started = Instant::now();
+        let answer = self.answer(req, input);
+        let outcome = match &answer {
+            Ok(r) if r.allowed => Outcome::Allow,
+            Ok(_) => Outcome::Deny,
+            Err(_) => Outcome::Error,
+        };
+        self.metrics.record(outcome, Some(started.elapsed()));
+        answer
+    }
+
+    /// The engine call itself, with or without an explanation.
+    fn answer(&self, req: &pb::CheckRequest, input: CheckInput<'_>) -> Result<pb::CheckResponse, Status> {
         if req.explain {
             let e = self.engine.explain(&input).map_err(engine_status)?;
             let (rule_file, rule_line, rule_text) = match e.rule {

@@ -9,6 +9,7 @@ use crate::api::admin::{Admin, DirectoryStats};
 use crate::api::authz::Authz;
 use crate::api::directory::Directory;
 use crate::api::listener::Bound;
+use crate::api::metrics::Metrics;
 use crate::api::reload::PolicyReloader;
 use crate::api::shutdown::{Shutdown, ShutdownTrigger};
 use crate::api::{FILE_DESCRIPTOR_SET, pb};
@@ -47,6 +48,9 @@ pub struct Services {
     pub stats: Option<Arc<dyn DirectoryStats>>,
     /// The directory behind the Org/Member/Team/App/User services.
     pub store: Arc<Store>,
+    /// Decision counters for the metrics listener; also told when serving starts and
+    /// stops, for `/healthz`.
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +94,11 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(Authz::new(services.engine.clone()).into_server())
+        .add_service(
+            Authz::new(services.engine.clone())
+                .with_metrics(services.metrics.clone())
+                .into_server(),
+        )
         .add_service(Admin::new(services.reloader, services.engine, services.stats).into_server())
         .add_service(directory.org_server())
         .add_service(directory.member_server())
@@ -128,6 +136,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         }
     }
     set_health(&health, ServingStatus::Serving).await;
+    services.metrics.set_serving(true);
 
     // Serve until shutdown, unless a listener fails first.
     let outcome = tokio::select! {
@@ -139,6 +148,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         },
     };
     set_health(&health, ServingStatus::NotServing).await;
+    services.metrics.set_serving(false);
     stop_all.trigger();
     if outcome.is_ok() {
         tracing::info!("shutting down; draining in-flight calls");

@@ -43,7 +43,7 @@ pub struct ServeArgs {
     #[arg(long, env = "WARDEN_NO_TCP")]
     pub no_tcp: bool,
     /// TOML file with defaults for these settings (keys: data, policies, listen,
-    /// no_unix, no_tcp, demo, require_policy_tests). Relative paths in it are relative to the working directory.
+    /// no_unix, no_tcp, demo, require_policy_tests, metrics, metrics_allow_remote). Relative paths in it are relative to the working directory.
     #[arg(long, env = "WARDEN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Seed a demo directory (orgs, members, teams, apps) into an empty store.
@@ -54,6 +54,14 @@ pub struct ServeArgs {
     /// previous one keeps serving).
     #[arg(long, env = "WARDEN_REQUIRE_POLICY_TESTS")]
     pub require_policy_tests: bool,
+    /// Serve Prometheus metrics (GET /metrics) and a probe (GET /healthz) over plain
+    /// HTTP on tcp:IP:PORT, e.g. tcp:127.0.0.1:9090. Off by default; loopback only
+    /// unless --metrics-allow-remote.
+    #[arg(long, env = "WARDEN_METRICS", value_name = "ADDR")]
+    pub metrics: Option<Listen>,
+    /// Allow --metrics on a non-loopback address (the endpoint has no authentication).
+    #[arg(long, env = "WARDEN_METRICS_ALLOW_REMOTE")]
+    pub metrics_allow_remote: bool,
 }
 
 /// The TOML file's shape: every key optional, unknown keys rejected so that a typo
@@ -68,6 +76,8 @@ struct FileConfig {
     no_tcp: Option<bool>,
     demo: Option<bool>,
     require_policy_tests: Option<bool>,
+    metrics: Option<String>,
+    metrics_allow_remote: Option<bool>,
 }
 
 /// Fully resolved settings for one daemon run.
@@ -80,6 +90,8 @@ pub struct ServeConfig {
     pub demo: bool,
     /// Load policies through `policy::suite::load_dir_tested` (startup and reload).
     pub require_policy_tests: bool,
+    /// Where to serve `/metrics` and `/healthz`; `None` serves neither.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -128,12 +140,37 @@ impl ServeArgs {
         if listen.is_empty() {
             bail!("nothing to listen on: every listen address is disabled by --no-unix/--no-tcp");
         }
+
+        let metrics = match (self.metrics, file.metrics) {
+            (Some(l), _) => Some(l),
+            (None, Some(s)) => Some(s.parse::<Listen>().map_err(anyhow::Error::msg).with_context(|| {
+                format!(
+                    "{}: metrics",
+                    self.config.as_deref().unwrap_or(Path::new("")).display()
+                )
+            })?),
+            (None, None) => None,
+        };
+        let allow_remote = self.metrics_allow_remote || file.metrics_allow_remote.unwrap_or(false);
+        let metrics = match metrics {
+            None => None,
+            Some(Listen::Unix(p)) => bail!(
+                "--metrics unix:{}: metrics are served over TCP for Prometheus; use tcp:127.0.0.1:PORT",
+                p.display()
+            ),
+            Some(Listen::Tcp(addr)) if !addr.ip().is_loopback() && !allow_remote => bail!(
+                "--metrics tcp:{addr}: not a loopback address, and the metrics endpoint has no \
+                 authentication; add --metrics-allow-remote if this is intended"
+            ),
+            Some(Listen::Tcp(addr)) => Some(addr),
+        };
         Ok(ServeConfig {
             data,
             policies,
             listen,
             demo: self.demo || file.demo.unwrap_or(false),
             require_policy_tests: self.require_policy_tests || file.require_policy_tests.unwrap_or(false),
+            metrics,
         })
     }
 }
@@ -212,6 +249,23 @@ mod tests {
         let file = dir.path().join("warden.toml");
         std::fs::write(&file, "polices = \"typo\"\n").unwrap();
         assert!(resolve(&["--config", file.to_str().unwrap()]).is_err());
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_loopback_unless_allowed() {
+        assert_eq!(resolve(&[]).unwrap().metrics, None);
+        let c = resolve(&["--metrics", "tcp:127.0.0.1:9090"]).unwrap();
+        assert_eq!(c.metrics, Some("127.0.0.1:9090".parse().unwrap()));
+        let err = resolve(&["--metrics", "tcp:0.0.0.0:9090"]).unwrap_err();
+        assert!(err.to_string().contains("--metrics-allow-remote"), "{err}");
+        assert!(resolve(&["--metrics", "tcp:0.0.0.0:9090", "--metrics-allow-remote"]).is_ok());
+        assert!(resolve(&["--metrics", "unix:/tmp/m.sock"]).is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warden.toml");
+        std::fs::write(&file, "metrics = \"tcp:[::1]:9100\"\n").unwrap();
+        let c = resolve(&["--config", file.to_str().unwrap()]).unwrap();
+        assert_eq!(c.metrics, Some("[::1]:9100".parse().unwrap()));
     }
 
     #[test]

@@ -7,13 +7,15 @@
 //! 2. Open the directory store (seeding the demo into an empty one on `--demo`) and
 //!    load the decision index from it. A store that cannot be opened is fatal here.
 //! 3. Watch the policy directory; reload on change and on SIGHUP.
-//! 4. Bind every listener (refusing to steal a live daemon's socket) and serve.
+//! 4. Bind every listener (refusing to steal a live daemon's socket) and the metrics
+//!    listener if asked for, and serve.
 //! 5. On SIGTERM/SIGINT: stop accepting, drain in-flight calls, stop the watcher,
 //!    remove the socket file.
 
 use crate::api::admin::DirectoryStats;
 use crate::api::directory::now_ms;
 use crate::api::listener;
+use crate::api::metrics::{self, Metrics, Scrape};
 use crate::api::policy_state::PolicyState;
 use crate::api::reload::{self, PolicyReloader};
 use crate::api::server::{self, Services};
@@ -144,7 +146,7 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
     let state = Arc::new(PolicyState::new(&config.policies, &policy));
     let engine = Arc::new(Engine::new(Arc::new(policy), directory.index));
     let reloader = Arc::new(
-        PolicyReloader::new(config.policies.clone(), engine.clone(), state)
+        PolicyReloader::new(config.policies.clone(), engine.clone(), state.clone())
             .with_loader(Arc::new(load_fn(&config))),
     );
 
@@ -156,11 +158,31 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
     let listeners = listener::bind_all(&config.listen).await?;
 
     let stats: Arc<dyn DirectoryStats> = directory.store.clone();
+    let metrics = Metrics::new();
+    // Bound before the gRPC listeners serve, so a daemon reporting SERVING answers
+    // scrapes too; a port already taken stops startup like any other listener.
+    let metrics_task = match config.metrics {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the metrics listener tcp:{addr}"))?;
+            tracing::info!(listener = %format!("tcp:{}", l.local_addr()?), "serving metrics");
+            let scrape = Scrape {
+                metrics: metrics.clone(),
+                engine: engine.clone(),
+                policy: state,
+                stats: Some(stats.clone()),
+            };
+            Some(tokio::spawn(metrics::serve(l, scrape, shutdown.clone())))
+        }
+        None => None,
+    };
     let services = Services {
         engine,
         reloader,
         stats: Some(stats),
         store: directory.store,
+        metrics,
     };
     let server = server::run(services, listeners, shutdown);
     tokio::pin!(server);
@@ -174,6 +196,9 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
     };
     trigger.trigger();
     runner.stop().await;
+    if let Some(task) = metrics_task {
+        let _ = task.await;
+    }
     result?;
     tracing::info!("stopped");
     Ok(())

@@ -1,0 +1,325 @@
+//! Prometheus metrics and a liveness probe on an optional, separate HTTP listener
+//! (`serve --metrics tcp:127.0.0.1:9090`): `GET /metrics` and `GET /healthz`.
+//!
+//! Two kinds of numbers, kept apart on purpose:
+//! - **Counted on the check path** ([`Metrics`]): decisions by result and the check
+//!   latency histogram. Plain relaxed atomics — one `Instant::now()` pair and two
+//!   `fetch_add`s per decision, no lock, no allocation, no formatting.
+//! - **Read at scrape time** ([`Scrape`]): reload counters and times from
+//!   [`PolicyState`], directory sizes from [`DirectoryStats`], the revision from the
+//!   index. Nothing on the reload or write paths changes for metrics.
+//!
+//! The text is written by hand in the Prometheus text exposition format (0.0.4): a
+//! dozen series do not justify a registry crate. The listener is plain HTTP/1.1 with
+//! no authentication, so the daemon refuses a non-loopback address unless
+//! `--metrics-allow-remote` says so (see `cli::config`).
+
+use crate::api::admin::DirectoryStats;
+use crate::api::policy_state::PolicyState;
+use crate::api::shutdown::Shutdown;
+use crate::engine::Engine;
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Upper bounds of the check latency buckets, in nanoseconds: 1 µs to 100 ms in
+/// 1-2.5-5 steps. An in-process check takes well under a microsecond; anything past
+/// 100 ms is an incident, and lands in `+Inf`.
+pub const BUCKETS_NS: [u64; 16] = [
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+];
+
+/// How a check came out, as counted in `warden_decisions_total{result}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Allow,
+    Deny,
+    /// Invalid input or an engine evaluation failure: no decision was made.
+    Error,
+}
+
+/// Counters written on the check path and read by the scraper.
+///
+/// Every field is an independent relaxed atomic: a scrape may see a decision in
+/// `decisions` a moment before it shows in the histogram, which Prometheus tolerates,
+/// and in exchange a check never waits on a scrape or on another check.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    allow: AtomicU64,
+    deny: AtomicU64,
+    error: AtomicU64,
+    /// Non-cumulative per-bucket counts (index `BUCKETS_NS.len()` is `+Inf`); made
+    /// cumulative when rendered, so an observation touches one bucket, not sixteen.
+    buckets: [AtomicU64; BUCKETS_NS.len() + 1],
+    sum_ns: AtomicU64,
+    /// Set once every gRPC listener serves; `/healthz` answers 200 only then.
+    serving: AtomicBool,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Count one check and, when the engine ran, its latency.
+    pub fn record(&self, outcome: Outcome, engine_time: Option<Duration>) {
+        match outcome {
+            Outcome::Allow => &self.allow,
+            Outcome::Deny => &self.deny,
+            Outcome::Error => &self.error,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = engine_time {
+            let ns = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
+            let bucket = BUCKETS_NS.partition_point(|&upper| upper < ns);
+            self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+            self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        }
+    }
+
+    pub fn set_serving(&self, serving: bool) {
+        self.serving.store(serving, Ordering::Relaxed);
+    }
+
+    pub fn is_serving(&self) -> bool {
+        self.serving.load(Ordering::Relaxed)
+    }
+}
+
+/// Everything a scrape reads.
+#[derive(Clone)]
+pub struct Scrape {
+    pub metrics: Arc<Metrics>,
+    pub engine: Arc<Engine>,
+    pub policy: Arc<PolicyState>,
+    pub stats: Option<Arc<dyn DirectoryStats>>,
+}
+
+impl Scrape {
+    /// The whole `/metrics` body. Directory counts read the store, so call this off
+    /// the async threads (the server does, with `spawn_blocking`).
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let m = &self.metrics;
+
+        header(
+            &mut out,
+            "warden_decisions_total",
+            "counter",
+            "Checks answered, by result.",
+        );
+        for (result, n) in [("allow", &m.allow), ("deny", &m.deny), ("error", &m.error)] {
+            let _ = writeln!(
+                out,
+                "warden_decisions_total{{result=\"{result}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+
+        header(
+            &mut out,
+            "warden_check_duration_seconds",
+            "histogram",
+            "Time the engine spent on one check (excludes transport and min_revision waits).",
+        );
+        let mut cumulative = 0u64;
+        for (i, upper) in BUCKETS_NS.iter().enumerate() {
+            cumulative += m.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "warden_check_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
+                seconds(*upper)
+            );
+        }
+        cumulative += m.buckets[BUCKETS_NS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "warden_check_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+        );
+        let _ = writeln!(
+            out,
+            "warden_check_duration_seconds_sum {}",
+            m.sum_ns.load(Ordering::Relaxed) as f64 / 1e9
+        );
+        let _ = writeln!(out, "warden_check_duration_seconds_count {cumulative}");
+
+        let p = self.policy.snapshot();
+        gauge_or_counter(
+            &mut out,
+            "warden_policy_reloads_succeeded_total",
+            "counter",
+            "Policy reloads that swapped in a new policy (the startup load excluded).",
+            p.reloads_succeeded,
+        );
+        gauge_or_counter(
+            &mut out,
+            "warden_policy_reloads_failed_total",
+            "counter",
+            "Policy reloads refused; the previous policy kept serving.",
+            p.reloads_failed,
+        );
+        header(
+            &mut out,
+            "warden_policy_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time the serving policy was loaded.",
+        );
+        let _ = writeln!(
+            out,
+            "warden_policy_last_success_timestamp_seconds {}",
+            p.loaded_at_unix_ms as f64 / 1e3
+        );
+
+        gauge_or_counter(
+            &mut out,
+            "warden_directory_revision",
+            "gauge",
+            "Revision of the directory the decision index reflects.",
+            self.engine.index().revision(),
+        );
+        // A store failure is already logged by the store; the other series still serve.
+        if let Some(Ok(c)) = self.stats.as_ref().map(|s| s.counts()) {
+            header(
+                &mut out,
+                "warden_directory_entries",
+                "gauge",
+                "Records in the directory store, by kind.",
+            );
+            for (kind, n) in [
+                ("users", c.users),
+                ("orgs", c.orgs),
+                ("memberships", c.memberships),
+                ("teams", c.teams),
+                ("apps", c.apps),
+            ] {
+                let _ = writeln!(out, "warden_directory_entries{{kind=\"{kind}\"}} {n}");
+            }
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn gauge_or_counter(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    header(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// A bucket bound in seconds, printed exactly (`0.0000025`, not `2.5e-6`).
+fn seconds(ns: u64) -> String {
+    let s = format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Serve `/metrics` and `/healthz` on `listener` until `shutdown` fires. Connections
+/// in progress are dropped at shutdown: a scrape is cheap to repeat.
+pub async fn serve(listener: TcpListener, scrape: Scrape, shutdown: Shutdown) {
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let scrape = scrape.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| respond(req, scrape.clone()));
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %e, "metrics connection ended with an error");
+            }
+        });
+    }
+    tracing::debug!("metrics listener stopped");
+}
+
+async fn respond(
+    req: Request<Incoming>,
+    scrape: Scrape,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let reply = |status: StatusCode, content_type: &'static str, body: String| {
+        let mut resp = Response::new(Full::new(Bytes::from(body)));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(content_type),
+        );
+        Ok(resp)
+    };
+    const TEXT: &str = "text/plain; charset=utf-8";
+    if req.method() != Method::GET {
+        return reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "only GET\n".into());
+    }
+    match req.uri().path() {
+        "/metrics" => match tokio::task::spawn_blocking(move || scrape.render()).await {
+            Ok(body) => reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body),
+            Err(e) => reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                TEXT,
+                format!("scrape failed: {e}\n"),
+            ),
+        },
+        "/healthz" if scrape.metrics.is_serving() => reply(StatusCode::OK, TEXT, "ok\n".into()),
+        "/healthz" => reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, "not serving\n".into()),
+        _ => reply(StatusCode::NOT_FOUND, TEXT, "try /metrics or /healthz\n".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_bounds_print_exactly() {
+        assert_eq!(seconds(1_000), "0.000001");
+        assert_eq!(seconds(2_500), "0.0000025");
+        assert_eq!(seconds(100_000_000), "0.1");
+    }
+
+    #[test]
+    fn observations_land_in_the_first_bucket_that_holds_them() {
+        let m = Metrics::default();
+        m.record(Outcome::Allow, Some(Duration::from_nanos(1_000)));
+        m.record(Outcome::Deny, Some(Duration::from_micros(3)));
+        m.record(Outcome::Deny, Some(Duration::from_secs(1)));
+        m.record(Outcome::Error, None);
+        assert_eq!(m.buckets[0].load(Ordering::Relaxed), 1);
+        assert_eq!(m.buckets[2].load(Ordering::Relaxed), 1);
+        assert_eq!(m.buckets[BUCKETS_NS.len()].load(Ordering::Relaxed), 1);
+        assert_eq!(m.deny.load(Ordering::Relaxed), 2);
+        assert_eq!(m.error.load(Ordering::Relaxed), 1);
+    }
+}

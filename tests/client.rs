@@ -1,0 +1,122 @@
+//! `warden::client::Client` against the real daemon on the demo directory: answers,
+//! batch order and item errors, lookups across pages, and what a caller sees when no
+//! daemon is there.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+use warden::client::{Client, Error, Retry};
+
+#[test]
+fn client_answers_batches_and_pages_on_the_demo_directory() {
+    let daemon = Workdir::new().start_with(&["--demo"]);
+    let rt = runtime();
+    for target in [daemon.work.unix_target(), daemon.work.tcp_target()] {
+        rt.block_on(async {
+            let c = Client::connect(&target).await.expect("connect");
+            assert!(
+                c.can("alice", "acme", "apps/web", "app:write").await.unwrap(),
+                "{target}"
+            );
+            assert!(!c.can("dave", "acme", "apps/web", "app:write").await.unwrap());
+
+            let answers = c
+                .batch(&[
+                    ("carol", "acme", "apps/web", "app:write"),
+                    ("carol", "acme", "apps/api", "app:read"),
+                    ("carol", "acme", "", "app:read"),
+                    ("alice", "acme", "apps/api", "app:delete"),
+                ])
+                .await
+                .unwrap();
+            assert_eq!(answers.len(), 4);
+            assert_eq!(answers[0], Ok(true));
+            assert_eq!(answers[1], Ok(false));
+            let item = answers[2].as_ref().unwrap_err();
+            assert_eq!(item.code, tonic::Code::InvalidArgument);
+            assert!(item.message.starts_with("items[2].resource"), "{item}");
+            assert_eq!(answers[3], Ok(true));
+
+            let paged = c
+                .lookup_resources_paged("dave", "acme", "app:read", 1)
+                .await
+                .unwrap();
+            assert_eq!(paged, vec!["apps/api", "apps/web"]);
+            assert_eq!(
+                c.lookup_resources("dave", "acme", "app:read").await.unwrap(),
+                paged
+            );
+            assert_eq!(
+                c.lookup_resources("carol", "acme", "app:write").await.unwrap(),
+                vec!["apps/web"]
+            );
+
+            let err = c.can("", "acme", "apps/web", "app:read").await.unwrap_err();
+            assert!(
+                matches!(&err, Error::Status(s) if s.code() == tonic::Code::InvalidArgument),
+                "{err}"
+            );
+        });
+    }
+}
+
+#[test]
+fn nothing_listening_is_unavailable_after_bounded_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = format!("unix:{}", dir.path().join("absent.sock").display());
+    let retry = Retry {
+        attempts: 3,
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(50),
+    };
+    let started = Instant::now();
+    let err = runtime()
+        .block_on(Client::connect_with(&target, retry))
+        .unwrap_err();
+    match &err {
+        Error::Unavailable { attempts, last } => {
+            assert_eq!(*attempts, 3);
+            assert!(last.contains("No such file"), "{last}");
+        }
+        other => panic!("expected Unavailable, got {other}"),
+    }
+    // Two backoffs happened (20 + 40 ms), and nothing waited unboundedly.
+    assert!(started.elapsed() >= Duration::from_millis(60));
+    assert!(started.elapsed() < PATIENCE);
+
+    assert!(matches!(
+        runtime().block_on(Client::connect("localhost:50051")),
+        Err(Error::BadTarget(_))
+    ));
+}
+
+#[test]
+fn a_client_started_before_the_daemon_connects_within_the_retry_window() {
+    let work = Workdir::new();
+    let target = work.tcp_target();
+    let retry = Retry {
+        attempts: 600,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(100),
+    };
+    // Multi-threaded, so the client task runs while this thread starts the daemon.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let connecting = rt.spawn(async move { Client::connect_with(&target, retry).await });
+    // The daemon comes up while the client is already retrying.
+    std::thread::sleep(Duration::from_millis(200));
+    let daemon = work.start_with(&["--demo"]);
+    let client = rt
+        .block_on(connecting)
+        .unwrap()
+        .expect("connected once the daemon served");
+    assert!(
+        rt.block_on(client.can("alice", "acme", "apps/web", "app:read"))
+            .unwrap()
+    );
+    drop(daemon);
+}
