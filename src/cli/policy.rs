@@ -171,8 +171,8 @@ fn store_index(data: &Path) -> Result<DirectoryIndex, String> {
     }
     let store = Store::open(&path).map_err(|e| match e {
         StoreError::AlreadyOpen { .. } => format!(
-            "{e}; policy diff reads the store offline (redb allows one process per file): \
-             stop the daemon first, or compare over a fixture with --fixture FILE.yaml"
+            "{e}; policy diff reads the store offline (redb allows one process per file), \
+             or compare over a policy test fixture with --fixture FILE.yaml"
         ),
         e => e.to_string(),
     })?;
