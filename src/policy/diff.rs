@@ -102,7 +102,8 @@ impl RequestSpace {
         space
     }
 
-    /// How many requests a diff over this space compares.
+    /// How many requests a diff over this space compares, at most: a literal pattern that
+    /// spells out an app's resource (`apps/web`) is compared once, not twice.
     pub fn len(&self) -> u64 {
         let per_action = self.actions.len() as u64;
         self.orgs
