@@ -1,8 +1,13 @@
 //! `warden policy …`: working with policy directories offline, without a daemon.
 
-use crate::policy;
-use std::path::PathBuf;
+use crate::cli::config::DEFAULT_DATA;
+use crate::cli::serve::STORE_FILE;
+use crate::engine::index::DirectoryIndex;
+use crate::policy::{self, PolicyError, PolicyErrors};
+use crate::store::{Store, StoreError};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PolicyCommand {
@@ -39,6 +44,35 @@ pub enum PolicyCommand {
         #[arg(long = "domain-matching", value_name = "PTYPE=FN")]
         domain_matching: Vec<String>,
     },
+    /// Blast radius of a policy edit: every request whose decision changes between OLD
+    /// and NEW over the org directory (a data directory, read offline, or a policy test
+    /// fixture), with each side's decisive rule. Exit 0 when nothing changes, 1 when
+    /// something does, 2 on errors.
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The policy directory as it is now.
+    old: PathBuf,
+    /// The edited policy directory.
+    new: PathBuf,
+    /// Data directory whose warden.redb supplies the directory (no daemon may hold it).
+    /// [default: ./data]
+    #[arg(long, value_name = "DIR", conflicts_with = "fixture")]
+    data: Option<PathBuf>,
+    /// A policy test file (`tests/*.yaml`) whose fixture supplies the directory instead.
+    #[arg(long, value_name = "FILE.yaml")]
+    fixture: Option<PathBuf>,
+    /// Actions to compare besides those the rules name (e.g. ones only a `*` rule covers).
+    #[arg(long, value_delimiter = ',', value_name = "A,B,…")]
+    actions: Vec<String>,
+    /// Refuse to compare more requests than this.
+    #[arg(long, value_name = "N", default_value_t = policy::diff::DEFAULT_LIMIT)]
+    limit: u64,
+    /// One JSON object per change, then a summary object.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(cmd: PolicyCommand) -> ExitCode {
@@ -51,7 +85,100 @@ pub fn run(cmd: PolicyCommand) -> ExitCode {
             role_matching,
             domain_matching,
         } => eval(&model, &policy, &role_matching, &domain_matching),
+        PolicyCommand::Diff(args) => diff(&args),
     }
+}
+
+fn diff(args: &DiffArgs) -> ExitCode {
+    let report = match run_diff(args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("policy diff: nothing was compared");
+            return ExitCode::from(2);
+        }
+    };
+    if args.json {
+        print!("{}", report.render_json());
+    } else {
+        print!("{}", report.render());
+    }
+    if report.changes.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn run_diff(args: &DiffArgs) -> Result<policy::diff::DiffReport, String> {
+    let (old, new) = match (policy::load_dir(&args.old), policy::load_dir(&args.new)) {
+        (Ok(old), Ok(new)) => (Arc::new(old), Arc::new(new)),
+        (old, new) => {
+            let errors: Vec<String> = [old.err(), new.err()]
+                .into_iter()
+                .flatten()
+                .map(|e| e.to_string())
+                .collect();
+            return Err(errors.join("\n"));
+        }
+    };
+    let index = Arc::new(match &args.fixture {
+        Some(file) => {
+            // A fixture either policy could hold: its roles are checked against both.
+            let mut roles = old.org_roles();
+            roles.extend(new.org_roles());
+            fixture_index(file, &roles).map_err(|e| e.to_string())?
+        }
+        None => store_index(args.data.as_deref().unwrap_or(Path::new(DEFAULT_DATA)))?,
+    });
+    let space = policy::diff::RequestSpace::new(&old, &new, &index, &args.actions);
+    let requests = space.len();
+    if requests > args.limit {
+        return Err(format!(
+            "{requests} requests to compare, more than the limit of {}; raise it with --limit {requests}, \
+             or compare over a smaller directory with --fixture",
+            args.limit
+        ));
+    }
+    Ok(policy::diff::diff(old, new, index, &space))
+}
+
+fn fixture_index(
+    file: &Path,
+    roles: &std::collections::BTreeSet<String>,
+) -> Result<DirectoryIndex, PolicyErrors> {
+    let name = file.display().to_string();
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        PolicyErrors(vec![PolicyError {
+            file: name.clone(),
+            line: 0,
+            reason: format!("cannot read: {e}"),
+        }])
+    })?;
+    let parsed = policy::suite::parse(&name, &text).map_err(|e| PolicyErrors(vec![e]))?;
+    policy::suite::fixture_index(&parsed, roles)
+}
+
+/// The directory of `<data>/warden.redb`, read offline. A missing file is an error
+/// rather than an empty directory (which would compare nothing and pass).
+fn store_index(data: &Path) -> Result<DirectoryIndex, String> {
+    let path = data.join(STORE_FILE);
+    if !path.is_file() {
+        return Err(format!(
+            "{}: no directory store here; pass --data DIR (a daemon's data directory) or --fixture FILE.yaml",
+            path.display()
+        ));
+    }
+    let store = Store::open(&path).map_err(|e| match e {
+        StoreError::AlreadyOpen { .. } => format!(
+            "{e}; policy diff reads the store offline (redb allows one process per file), \
+             or compare over a policy test fixture with --fixture FILE.yaml"
+        ),
+        e => e.to_string(),
+    })?;
+    let index = DirectoryIndex::new();
+    store.load_index(&index).map_err(|e| e.to_string())?;
+    Ok(index)
 }
 
 fn eval(model: &std::path::Path, policy_file: &std::path::Path, rm: &[String], dm: &[String]) -> ExitCode {

@@ -5,6 +5,7 @@
 //! never touches the directory or redb.
 
 pub mod csv;
+pub mod diff;
 pub mod eval;
 pub mod model;
 pub mod suite;

@@ -391,6 +391,19 @@ fn fixture_ops(
     }
 }
 
+/// A fresh directory index holding `file`'s fixture (its cases are not read), checked as
+/// [`run`] checks it against the org roles in `roles`. `warden policy diff --fixture`
+/// compares two policies over it.
+pub fn fixture_index(
+    file: &SuiteFile,
+    roles: &std::collections::BTreeSet<String>,
+) -> Result<DirectoryIndex, PolicyErrors> {
+    let ops = fixture_ops(&file.path, &file.file.fixture, roles)?;
+    let index = DirectoryIndex::new();
+    index.apply(1, &ops);
+    Ok(index)
+}
+
 /// Run every file against `policy`, each on its own fresh directory index. A fixture the
 /// store would refuse is an error, not a failed case.
 pub fn run(policy: &Arc<CompiledPolicy>, files: &[SuiteFile]) -> Result<Report, PolicyErrors> {
