@@ -1,15 +1,18 @@
 //! The `warden` command line: `serve` runs the daemon; `check`, `admin` and the
 //! directory commands (`org`, `member`, `team`, `app`, `user`) talk to a running one over
-//! gRPC; `policy`, `export` and `import` work offline on files.
+//! gRPC; `policy`, `export` and `import` work offline on files. `gen-directory` writes a
+//! synthetic directory for `import`, and `bench` drives a running daemon with load.
 //!
 //! Owns argument parsing, configuration layering and exit codes. It starts the daemon
 //! through [`serve::serve`] and reaches daemons only through [`crate::api::client`].
 
 pub mod admin;
+pub mod bench;
 pub mod check;
 pub mod config;
 pub mod directory;
 pub mod dump;
+pub mod gen_directory;
 pub mod policy;
 pub mod serve;
 
@@ -52,6 +55,10 @@ enum Command {
     Export(dump::ExportArgs),
     /// Load a directory written by `export` into a new store (offline).
     Import(dump::ImportArgs),
+    /// Write a synthetic directory (orgs × members, teams, apps) as a dump for `import`.
+    GenDirectory(gen_directory::GenArgs),
+    /// Drive a running daemon with concurrent Check or BatchCheck calls (loopback only).
+    Bench(bench::BenchArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -83,6 +90,8 @@ pub fn main() -> ExitCode {
         Command::User(args) => block_on(directory::run_user(args)),
         Command::Export(args) => dump::export(args),
         Command::Import(args) => dump::import(args),
+        Command::GenDirectory(args) => gen_directory::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 
