@@ -122,6 +122,11 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// redb's page cache. Decisions never read redb (they read the in-memory index), so the
+/// cache only serves writes and listings; redb's default (1 GiB) would keep the pages read
+/// by the startup load resident for nothing.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 /// How many index ops `load_index` hands over at a time: bounds memory while loading millions of
 /// memberships, and keeps each write-lock hold on the index short.
 const LOAD_BATCH: usize = 16 * 1024;
@@ -141,6 +146,7 @@ impl Store {
         }
         let db = Database::builder()
             .set_check_integrity_on_open(true)
+            .set_cache_size(CACHE_BYTES)
             .create(&path)
             .map_err(|source| match source {
                 redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen { path: path.clone() },
