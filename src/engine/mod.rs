@@ -245,6 +245,11 @@ impl Engine {
     pub fn batch_check(&self, qs: &[CheckInput<'_>]) -> (Vec<Result<bool, EngineError>>, u64) {
         let policy = self.policy.load();
         let dir = self.index.read();
+        // Touch every item's member entry first: the lookups are independent, so the CPU
+        // overlaps their cache misses instead of paying them one decision at a time.
+        for q in qs {
+            std::hint::black_box(dir.org(q.org).and_then(|o| o.members.get(q.subject)));
+        }
         let out = qs
             .iter()
             .map(|q| with_decision(&policy, &dir, q, |_, out| out.allowed))
