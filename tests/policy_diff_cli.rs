@@ -143,3 +143,100 @@ fn broken_policy_or_too_many_requests_is_an_error() {
         "{stderr}"
     );
 }
+
+/// `--data DIR` compares over a real store (imported with `warden import`, read offline):
+/// the changed requests are exactly every non-team-contributor member's `app:read` on each
+/// of their org's apps, counted from the dump itself. A data directory without a store is
+/// an error, not an empty (and therefore passing) comparison.
+#[test]
+fn diff_over_a_real_data_directory_counts_every_affected_member() {
+    let work = Workdir::new();
+    edited_copy(&work);
+    let dump = work.data().with_file_name("dir.json");
+    let (status, out) = run_to_exit(Command::new(WARDEN).args([
+        "gen-directory",
+        "--orgs",
+        "3",
+        "--members",
+        "20",
+        "--teams",
+        "2",
+        "--apps",
+        "4",
+        "--out",
+        dump.to_str().unwrap(),
+    ]));
+    assert!(status.success(), "{out}");
+    let (status, out) = run_to_exit(
+        Command::new(WARDEN)
+            .arg("import")
+            .arg(&dump)
+            .arg("--data")
+            .arg(work.data()),
+    );
+    assert!(status.success(), "{out}");
+
+    let parsed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&dump).unwrap()).unwrap();
+    let apps_of = |org: &str| {
+        parsed["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["owner"]["kind"] == "org" && a["owner"]["id"] == org)
+            .count()
+    };
+    let expected: usize = parsed["memberships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] != "team_contributor")
+        .map(|m| apps_of(m["org"].as_str().unwrap()))
+        .sum();
+    assert!(expected > 0);
+
+    let out = Command::new(WARDEN)
+        .args(["policy", "diff"])
+        .arg(repo_policies())
+        .arg(work.policies())
+        .arg("--data")
+        .arg(work.data())
+        .arg("--json")
+        .output()
+        .expect("run warden policy diff");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let values: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let (summary, changes) = values.split_last().unwrap();
+    assert_eq!(changes.len(), expected, "{stdout}");
+    assert!(
+        changes
+            .iter()
+            .all(|c| c["change"] == "ALLOW→DENY" && c["action"] == "app:read")
+    );
+    assert_eq!(summary["summary"]["newly_denied"], expected as u64);
+
+    let empty = work.data().with_file_name("no-store");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = Command::new(WARDEN)
+        .args(["policy", "diff"])
+        .arg(repo_policies())
+        .arg(work.policies())
+        .arg("--data")
+        .arg(&empty)
+        .output()
+        .expect("run warden policy diff");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("warden.redb"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
