@@ -84,6 +84,31 @@ impl Retry {
 pub struct Client {
     authz: AuthzServiceClient<Channel>,
     retry: Retry,
+    /// Sent as `min_revision` on every call (0: whatever the daemon has).
+    min_revision: u64,
+}
+
+/// A decision with the directory revision it was made at, and, from
+/// [`Client::explain`], why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The directory revision the daemon decided at; pass it to [`Client::at_revision`]
+    /// to read at least this state on another connection.
+    pub revision: u64,
+    pub explanation: Option<Explanation>,
+}
+
+/// The decisive rule and the role path behind a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// `allow` or `deny`; for a deny no rule matched when `rule_file` is empty.
+    pub effect: String,
+    pub rule_file: String,
+    pub rule_line: u32,
+    pub rule_text: String,
+    /// e.g. `bob -[role:org_contributor@acme]-> role:org_contributor`.
+    pub role_path: String,
 }
 
 impl Client {
@@ -103,6 +128,7 @@ impl Client {
                     return Ok(Self {
                         authz: AuthzServiceClient::new(channel),
                         retry,
+                        min_revision: 0,
                     });
                 }
                 Err(ConnectError::BadTarget(t)) => return Err(Error::BadTarget(t)),
@@ -120,16 +146,70 @@ impl Client {
         }
     }
 
+    /// A client on the same connection whose every call is answered at directory
+    /// revision `min_revision` or later: read your own writes by passing the revision a
+    /// directory mutation returned. The daemon waits briefly for a revision it has not
+    /// applied yet, then refuses with FAILED_PRECONDITION ([`Error::Status`]).
+    pub fn at_revision(&self, min_revision: u64) -> Client {
+        Client {
+            min_revision,
+            ..self.clone()
+        }
+    }
+
     /// May `subject` do `action` on `resource` in `org`?
     pub async fn can(&self, subject: &str, org: &str, resource: &str, action: &str) -> Result<bool, Error> {
-        let req = check_request((subject, org, resource, action));
+        Ok(self
+            .decide((subject, org, resource, action), false)
+            .await?
+            .allowed)
+    }
+
+    /// [`Client::can`] with the revision the decision was made at.
+    pub async fn check(
+        &self,
+        subject: &str,
+        org: &str,
+        resource: &str,
+        action: &str,
+    ) -> Result<Decision, Error> {
+        self.decide((subject, org, resource, action), false).await
+    }
+
+    /// [`Client::check`] with the decisive rule (`file:line`, effect) and role path.
+    pub async fn explain(
+        &self,
+        subject: &str,
+        org: &str,
+        resource: &str,
+        action: &str,
+    ) -> Result<Decision, Error> {
+        self.decide((subject, org, resource, action), true).await
+    }
+
+    async fn decide(&self, item: (&str, &str, &str, &str), explain: bool) -> Result<Decision, Error> {
+        let req = pb::CheckRequest {
+            explain,
+            min_revision: self.min_revision,
+            ..check_request(item)
+        };
         let resp = self
             .call(|mut c| {
                 let req = req.clone();
                 async move { c.check(req).await }
             })
             .await?;
-        Ok(resp.allowed)
+        Ok(Decision {
+            allowed: resp.allowed,
+            revision: resp.revision,
+            explanation: resp.explanation.map(|e| Explanation {
+                effect: e.effect,
+                rule_file: e.rule_file,
+                rule_line: e.rule_line,
+                rule_text: e.rule_text,
+                role_path: e.role_path,
+            }),
+        })
     }
 
     /// Many checks in one round trip; the answers come back in the order asked. An
@@ -141,7 +221,7 @@ impl Client {
     ) -> Result<Vec<Result<bool, ItemError>>, Error> {
         let req = pb::BatchCheckRequest {
             items: items.iter().copied().map(check_request).collect(),
-            min_revision: 0,
+            min_revision: self.min_revision,
         };
         let resp = self
             .call(|mut c| {
@@ -191,6 +271,7 @@ impl Client {
             org: org.into(),
             action: action.into(),
             page_size,
+            min_revision: self.min_revision,
             ..Default::default()
         };
         loop {
@@ -206,6 +287,50 @@ impl Client {
             }
             // Later pages are read at least at the first page's revision, so a
             // directory change mid-iteration cannot make the token meaningless.
+            req.min_revision = req.min_revision.max(page.revision);
+            req.page_token = page.next_page_token;
+        }
+    }
+
+    /// Every member of `org` who may `action` on `resource`, all pages followed.
+    pub async fn lookup_subjects(
+        &self,
+        org: &str,
+        resource: &str,
+        action: &str,
+    ) -> Result<Vec<String>, Error> {
+        self.lookup_subjects_paged(org, resource, action, 0).await
+    }
+
+    /// [`Client::lookup_subjects`] fetching `page_size` entries per round trip (0 is the
+    /// daemon's default).
+    pub async fn lookup_subjects_paged(
+        &self,
+        org: &str,
+        resource: &str,
+        action: &str,
+        page_size: u32,
+    ) -> Result<Vec<String>, Error> {
+        let mut all = Vec::new();
+        let mut req = pb::LookupSubjectsRequest {
+            org: org.into(),
+            resource: resource.into(),
+            action: action.into(),
+            page_size,
+            min_revision: self.min_revision,
+            ..Default::default()
+        };
+        loop {
+            let page = self
+                .call(|mut c| {
+                    let req = req.clone();
+                    async move { c.lookup_subjects(req).await }
+                })
+                .await?;
+            all.extend(page.subjects);
+            if page.next_page_token.is_empty() {
+                return Ok(all);
+            }
             req.min_revision = req.min_revision.max(page.revision);
             req.page_token = page.next_page_token;
         }

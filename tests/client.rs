@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use std::time::{Duration, Instant};
+use warden::api::pb;
 use warden::client::{Client, Error, Retry};
 
 #[test]
@@ -119,4 +120,94 @@ fn a_client_started_before_the_daemon_connects_within_the_retry_window() {
             .unwrap()
     );
     drop(daemon);
+}
+
+/// The rest of the client: `lookup_subjects` agrees with `can` for every demo user,
+/// `explain` names the decisive rule and the role path, and `at_revision` reads a
+/// directory write made on another connection (and refuses a revision that never comes).
+#[test]
+fn client_lookup_subjects_explain_and_read_your_writes() {
+    let daemon = Workdir::new().start_with(&["--demo"]);
+    let rt = runtime();
+    rt.block_on(async {
+        let c = Client::connect(&daemon.work.unix_target())
+            .await
+            .expect("connect");
+        for (resource, action) in [
+            ("apps/web", "app:write"),
+            ("apps/api", "app:write"),
+            ("apps/web", "app:read"),
+            ("org", "member:manage"),
+        ] {
+            let mut subjects = c.lookup_subjects("acme", resource, action).await.unwrap();
+            subjects.sort();
+            let paged = c
+                .lookup_subjects_paged("acme", resource, action, 1)
+                .await
+                .unwrap();
+            let mut expected = vec![];
+            for user in ["alice", "bob", "carol", "dave", "erin"] {
+                if c.can(user, "acme", resource, action).await.unwrap() {
+                    expected.push(user.to_string());
+                }
+            }
+            assert_eq!(subjects, expected, "{action} on {resource}");
+            let mut paged_sorted = paged.clone();
+            paged_sorted.sort();
+            assert_eq!(paged_sorted, expected, "paged {action} on {resource}");
+        }
+        assert!(
+            c.lookup_subjects("acme", "apps/web", "app:write")
+                .await
+                .unwrap()
+                .contains(&"carol".to_string())
+        );
+
+        let d = c.explain("bob", "acme", "apps/api", "app:write").await.unwrap();
+        assert!(d.allowed);
+        let e = d.explanation.expect("explain asked for an explanation");
+        assert_eq!(e.effect, "allow");
+        assert!(e.rule_file.ends_with("policy.csv"), "{e:?}");
+        assert!(e.rule_line > 0);
+        assert!(
+            e.role_path == "bob -[role:org_contributor@acme]-> role:org_contributor",
+            "{e:?}"
+        );
+        let plain = c.check("bob", "acme", "apps/api", "app:write").await.unwrap();
+        assert!(plain.allowed && plain.explanation.is_none());
+
+        // dave is an org user: no write on api until an admin promotes him.
+        assert!(!c.can("dave", "acme", "apps/api", "app:write").await.unwrap());
+        let mut admin = common::directory::clients(&daemon.work.tcp_target()).await;
+        let rev = admin
+            .member
+            .update_member_role(pb::UpdateMemberRoleRequest {
+                actor: "alice".into(),
+                org_id: "acme".into(),
+                user_id: "dave".into(),
+                role: "org_contributor".into(),
+            })
+            .await
+            .expect("alice promotes dave")
+            .into_inner()
+            .revision;
+        assert!(rev > plain.revision);
+        let fresh = c
+            .at_revision(rev)
+            .check("dave", "acme", "apps/api", "app:write")
+            .await
+            .unwrap();
+        assert!(fresh.allowed);
+        assert!(fresh.revision >= rev);
+
+        let err = c
+            .at_revision(rev + 1_000)
+            .can("dave", "acme", "apps/api", "app:write")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Status(s) if s.code() == tonic::Code::FailedPrecondition),
+            "{err}"
+        );
+    });
 }
