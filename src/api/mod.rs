@@ -3,7 +3,7 @@
 //! Owns everything between a socket and the engine: the `warden.v1` protobuf types
 //! (generated from `proto/`), request validation, the Authz, Admin and directory
 //! services, the Unix-socket and TCP listeners with their shutdown, gRPC health and reflection, the
-//! Prometheus metrics listener, the client connector, and (for now) policy reload orchestration and its status.
+//! Prometheus metrics listener, the HTTP/JSON gateway, the client connector, and (for now) policy reload orchestration and its status.
 //!
 //! It must not touch redb or read policy files itself: decisions come from the
 //! [`crate::engine`], policies from [`crate::policy`], directory data from
@@ -17,6 +17,7 @@ pub mod admin;
 pub mod authz;
 pub mod client;
 pub mod directory;
+pub mod http;
 pub mod listener;
 pub mod metrics;
 pub mod policy_state;

@@ -1,5 +1,5 @@
 //! The gRPC server: one router (authz, admin, directory, health, reflection) served on every
-//! bound listener until shutdown, then drained.
+//! bound listener, and behind the optional HTTP/JSON gateway, until shutdown, then drained.
 //!
 //! Health follows the daemon's life: every service is NOT_SERVING until the
 //! listeners run (the caller has loaded the policy and the index by then), SERVING
@@ -8,6 +8,7 @@
 use crate::api::admin::{Admin, DirectoryStats};
 use crate::api::authz::Authz;
 use crate::api::directory::Directory;
+use crate::api::http::{self, Gateway};
 use crate::api::listener::Bound;
 use crate::api::metrics::Metrics;
 use crate::api::reload::PolicyReloader;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::server::NamedService;
+use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -51,6 +53,8 @@ pub struct Services {
     /// Decision counters for the metrics listener; also told when serving starts and
     /// stops, for `/healthz`.
     pub metrics: Arc<Metrics>,
+    /// Where to serve the HTTP/JSON gateway ([`crate::api::http`]), if anywhere.
+    pub http: Option<tokio::net::TcpListener>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +69,10 @@ pub enum ServeError {
     },
     #[error("listener {0} stopped unexpectedly")]
     Crashed(String),
+    #[error("HTTP/JSON gateway: {0}")]
+    Gateway(#[from] crate::api::http::GatewayError),
+    #[error("HTTP/JSON listener: {0}")]
+    Http(std::io::Error),
 }
 
 /// Serve `services` on every listener until `shutdown` fires, then drain in-flight
@@ -90,8 +98,8 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
 
     let directory = Directory::new(services.store, services.engine.clone());
-    let router = Server::builder()
-        .add_service(health_service)
+    // One set of routes behind every listener, the HTTP/JSON gateway's in-process calls included.
+    let routes = Routes::new(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(
@@ -105,6 +113,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         .add_service(directory.team_server())
         .add_service(directory.app_server())
         .add_service(directory.user_server());
+    let router = Server::builder().add_routes(routes.clone());
 
     // The listeners stop on this server's own signal, fired on shutdown or when one
     // listener fails, so a failure drains the others instead of leaving them serving.
@@ -135,6 +144,14 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
             }
         }
     }
+    let http_task = match services.http {
+        Some(l) => {
+            let gateway = Gateway::new(routes)?;
+            tracing::info!(listener = %format!("tcp:{}", l.local_addr().map_err(ServeError::Http)?), "serving HTTP/JSON");
+            Some(tokio::spawn(http::serve(l, gateway, stop.clone().wait())))
+        }
+        None => None,
+    };
     set_health(&health, ServingStatus::Serving).await;
     services.metrics.set_serving(true);
 
@@ -167,6 +184,13 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
             "calls still in flight after {} s; closing them",
             DRAIN_TIMEOUT.as_secs()
         );
+    }
+    if let Some(task) = http_task {
+        match tokio::time::timeout(DRAIN_TIMEOUT, task).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP/JSON listener failed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP/JSON listener crashed"),
+            Ok(Ok(Ok(()))) | Err(_) => {}
+        }
     }
     drop(servers);
     drop(socket_files);

@@ -43,7 +43,8 @@ pub struct ServeArgs {
     #[arg(long, env = "WARDEN_NO_TCP")]
     pub no_tcp: bool,
     /// TOML file with defaults for these settings (keys: data, policies, listen,
-    /// no_unix, no_tcp, demo, require_policy_tests, metrics, metrics_allow_remote). Relative paths in it are relative to the working directory.
+    /// no_unix, no_tcp, demo, require_policy_tests, metrics, metrics_allow_remote, http,
+    /// http_allow_remote). Relative paths in it are relative to the working directory.
     #[arg(long, env = "WARDEN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Seed a demo directory (orgs, members, teams, apps) into an empty store.
@@ -62,6 +63,14 @@ pub struct ServeArgs {
     /// Allow --metrics on a non-loopback address (the endpoint has no authentication).
     #[arg(long, env = "WARDEN_METRICS_ALLOW_REMOTE")]
     pub metrics_allow_remote: bool,
+    /// Serve the HTTP/JSON gateway (every gRPC call as POST /<Service>/<Method> with a
+    /// JSON body, and GET /openapi.json) on tcp:IP:PORT, e.g. tcp:127.0.0.1:8080. Off by
+    /// default; loopback only unless --http-allow-remote.
+    #[arg(long, env = "WARDEN_HTTP", value_name = "ADDR")]
+    pub http: Option<Listen>,
+    /// Allow --http on a non-loopback address.
+    #[arg(long, env = "WARDEN_HTTP_ALLOW_REMOTE")]
+    pub http_allow_remote: bool,
 }
 
 /// The TOML file's shape: every key optional, unknown keys rejected so that a typo
@@ -78,6 +87,8 @@ struct FileConfig {
     require_policy_tests: Option<bool>,
     metrics: Option<String>,
     metrics_allow_remote: Option<bool>,
+    http: Option<String>,
+    http_allow_remote: Option<bool>,
 }
 
 /// Fully resolved settings for one daemon run.
@@ -92,6 +103,8 @@ pub struct ServeConfig {
     pub require_policy_tests: bool,
     /// Where to serve `/metrics` and `/healthz`; `None` serves neither.
     pub metrics: Option<SocketAddr>,
+    /// Where to serve the HTTP/JSON gateway; `None` serves none.
+    pub http: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -164,6 +177,28 @@ impl ServeArgs {
             ),
             Some(Listen::Tcp(addr)) => Some(addr),
         };
+        let http = match (self.http, file.http) {
+            (Some(l), _) => Some(l),
+            (None, Some(s)) => Some(s.parse::<Listen>().map_err(anyhow::Error::msg).with_context(|| {
+                format!(
+                    "{}: http",
+                    self.config.as_deref().unwrap_or(Path::new("")).display()
+                )
+            })?),
+            (None, None) => None,
+        };
+        let http_allow_remote = self.http_allow_remote || file.http_allow_remote.unwrap_or(false);
+        let http = match http {
+            None => None,
+            Some(Listen::Unix(p)) => bail!(
+                "--http unix:{}: the HTTP/JSON gateway listens on TCP; use tcp:127.0.0.1:PORT",
+                p.display()
+            ),
+            Some(Listen::Tcp(addr)) if !addr.ip().is_loopback() && !http_allow_remote => bail!(
+                "--http tcp:{addr}: not a loopback address; add --http-allow-remote if this is intended"
+            ),
+            Some(Listen::Tcp(addr)) => Some(addr),
+        };
         Ok(ServeConfig {
             data,
             policies,
@@ -171,6 +206,7 @@ impl ServeArgs {
             demo: self.demo || file.demo.unwrap_or(false),
             require_policy_tests: self.require_policy_tests || file.require_policy_tests.unwrap_or(false),
             metrics,
+            http,
         })
     }
 }

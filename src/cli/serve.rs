@@ -184,12 +184,21 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
         }
         None => None,
     };
+    let http = match config.http {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the HTTP/JSON listener tcp:{addr}"))?,
+        ),
+        None => None,
+    };
     let services = Services {
         engine,
         reloader,
         stats: Some(stats),
         store: directory.store,
         metrics,
+        http,
     };
     let server = server::run(services, listeners, shutdown);
     tokio::pin!(server);

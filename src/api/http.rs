@@ -1,0 +1,429 @@
+//! The HTTP/JSON gateway (`serve --http tcp:127.0.0.1:8080`): every unary method of
+//! Warden's gRPC services as `POST /<package.Service>/<Method>` with a JSON body, for curl
+//! and for languages without gRPC, and `GET /openapi.json` describing them.
+//!
+//! It owns no behaviour of its own. A JSON body is read with the protobuf descriptors the
+//! build embeds (proto3 JSON mapping, unknown fields refused), encoded to protobuf and
+//! sent **in-process through the same tonic routes** the gRPC listeners serve, so every
+//! check, validation and authorization rule is the gRPC one; the reply (or the gRPC
+//! status) is turned back into JSON. Adding an RPC to `proto/` adds it here and to the
+//! OpenAPI document without a line of gateway code.
+//!
+//! Replies use the proto field names (`org_id`, not `orgId`) and include fields at their
+//! default values (`"allowed": false` is never left out); 64-bit integers are strings, as
+//! proto3 JSON says. Requests accept either field-name spelling. Errors are
+//! `{"code": "PERMISSION_DENIED", "message": "..."}` with the HTTP status Google's API
+//! guidelines give each gRPC code. Like the gRPC listeners, this listener is loopback-only
+//! unless configured otherwise (see `cli::config`).
+
+use crate::api::FILE_DESCRIPTOR_SET;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::{BodyExt, Full};
+use prost::Message as _;
+use prost_reflect::{
+    DescriptorPool, DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor,
+    MethodDescriptor, SerializeOptions,
+};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tonic::service::Routes;
+use tower::ServiceExt as _;
+
+/// Largest request body accepted (the gRPC listeners' default message limit too).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Packages whose unary methods the gateway exposes.
+const PACKAGES: &[&str] = &["warden.v1", "grpc.health.v1"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("reading the embedded protobuf descriptors: {0}")]
+    Descriptors(#[from] prost_reflect::DescriptorError),
+}
+
+/// The gateway's state: descriptors, the in-process gRPC routes, the OpenAPI document.
+#[derive(Clone)]
+pub struct Gateway {
+    pool: DescriptorPool,
+    routes: Routes,
+    openapi: Bytes,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// A gateway in front of `routes` (the gRPC server's services).
+    pub fn new(routes: Routes) -> Result<Self, GatewayError> {
+        let mut pool = DescriptorPool::decode(FILE_DESCRIPTOR_SET)?;
+        pool.decode_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)?;
+        let openapi = Bytes::from(openapi(&pool).to_string());
+        Ok(Self {
+            pool,
+            routes,
+            openapi,
+        })
+    }
+
+    /// The axum router serving the gateway.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/openapi.json", get(openapi_json))
+            .route("/{service}/{method}", post(call))
+            .fallback(not_found)
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(Arc::new(self))
+    }
+
+    fn method(&self, service: &str, method: &str) -> Option<MethodDescriptor> {
+        let svc = self.pool.get_service_by_name(service)?;
+        if !PACKAGES.contains(&svc.package_name()) {
+            return None;
+        }
+        svc.methods()
+            .find(|m| m.name() == method && !m.is_client_streaming() && !m.is_server_streaming())
+    }
+}
+
+/// Serve the gateway on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gateway: Gateway,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, gateway.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn openapi_json(State(gw): State<Arc<Gateway>>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], gw.openapi.clone()).into_response()
+}
+
+async fn not_found() -> Response {
+    error(
+        tonic::Code::NotFound,
+        "no such route: POST /<package.Service>/<Method> (see GET /openapi.json)",
+    )
+}
+
+async fn call(
+    State(gw): State<Arc<Gateway>>,
+    Path((service, method)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(m) = gw.method(&service, &method) else {
+        return error(
+            tonic::Code::NotFound,
+            &format!("no unary method {service}/{method} (see GET /openapi.json)"),
+        );
+    };
+    let json_body = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim() == "application/json")
+        });
+    if !json_body && !body.is_empty() {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            error_body(
+                tonic::Code::InvalidArgument,
+                "content-type: expected application/json",
+            ),
+        )
+            .into_response();
+    }
+    let input = match parse(m.input(), &body) {
+        Ok(msg) => msg,
+        Err(e) => return error(tonic::Code::InvalidArgument, &format!("body: {e}")),
+    };
+
+    let mut frame = Vec::with_capacity(5 + input.encoded_len());
+    frame.push(0);
+    frame.extend_from_slice(
+        &u32::try_from(input.encoded_len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    input.encode_raw(&mut frame);
+    let mut req = axum::http::Request::post(format!("/{service}/{method}"))
+        .header(header::CONTENT_TYPE, "application/grpc")
+        .header("te", "trailers");
+    // Whatever authenticates a gRPC caller authenticates an HTTP one the same way.
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        req = req.header(header::AUTHORIZATION, auth.clone());
+    }
+    let req = match req.body(Full::new(Bytes::from(frame))) {
+        Ok(r) => r,
+        Err(e) => return error(tonic::Code::Internal, &format!("building the call: {e}")),
+    };
+    let resp = match gw.routes.clone().oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let (parts, body) = resp.into_parts();
+    if let Some(status) = tonic::Status::from_header_map(&parts.headers)
+        && status.code() != tonic::Code::Ok
+    {
+        return error(status.code(), status.message());
+    }
+    let collected = match body.collect().await {
+        Ok(c) => c,
+        Err(e) => return error(tonic::Code::Internal, &format!("reading the reply: {e}")),
+    };
+    if let Some(status) = collected.trailers().and_then(tonic::Status::from_header_map)
+        && status.code() != tonic::Code::Ok
+    {
+        return error(status.code(), status.message());
+    }
+    let data = collected.to_bytes();
+    let output = match unframe(&data).map(|msg| DynamicMessage::decode(m.output(), msg)) {
+        Some(Ok(msg)) => msg,
+        Some(Err(e)) => return error(tonic::Code::Internal, &format!("decoding the reply: {e}")),
+        None => return error(tonic::Code::Internal, "the reply was not one gRPC message"),
+    };
+    let options = SerializeOptions::new()
+        .use_proto_field_name(true)
+        .skip_default_fields(false);
+    let mut out = Vec::with_capacity(data.len() * 2 + 16);
+    let mut ser = serde_json::Serializer::new(&mut out);
+    if let Err(e) = output.serialize_with_options(&mut ser, &options) {
+        return error(tonic::Code::Internal, &format!("encoding the reply: {e}"));
+    }
+    ([(header::CONTENT_TYPE, "application/json")], out).into_response()
+}
+
+/// A request message from a JSON body; an empty body is the empty message.
+fn parse(desc: MessageDescriptor, body: &[u8]) -> Result<DynamicMessage, serde_json::Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(DynamicMessage::new(desc));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let msg = DynamicMessage::deserialize_with_options(
+        desc,
+        &mut de,
+        &DeserializeOptions::new().deny_unknown_fields(true),
+    )?;
+    de.end()?;
+    Ok(msg)
+}
+
+/// The one uncompressed message of a unary gRPC reply body.
+fn unframe(data: &[u8]) -> Option<&[u8]> {
+    let (&flag, rest) = data.split_first()?;
+    let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let msg = rest.get(4..4 + len)?;
+    (flag == 0 && rest.len() == 4 + len).then_some(msg)
+}
+
+/// The HTTP status for a gRPC code (google.rpc.Code's documented mapping).
+pub fn http_status(code: tonic::Code) -> StatusCode {
+    use tonic::Code as C;
+    match code {
+        C::Ok => StatusCode::OK,
+        C::InvalidArgument | C::FailedPrecondition | C::OutOfRange => StatusCode::BAD_REQUEST,
+        C::Unauthenticated => StatusCode::UNAUTHORIZED,
+        C::PermissionDenied => StatusCode::FORBIDDEN,
+        C::NotFound => StatusCode::NOT_FOUND,
+        C::AlreadyExists | C::Aborted => StatusCode::CONFLICT,
+        C::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        C::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+        C::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        C::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        C::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        C::Unknown | C::Internal | C::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// `INVALID_ARGUMENT`-style name of a code, as in the JSON error body.
+fn code_name(code: tonic::Code) -> String {
+    format!("{code:?}")
+        .chars()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            let sep = (i > 0 && c.is_ascii_uppercase()).then_some('_');
+            sep.into_iter().chain(std::iter::once(c.to_ascii_uppercase()))
+        })
+        .collect()
+}
+
+fn error_body(code: tonic::Code, message: &str) -> ([(header::HeaderName, HeaderValue); 1], String) {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        json!({ "code": code_name(code), "message": message }).to_string(),
+    )
+}
+
+fn error(code: tonic::Code, message: &str) -> Response {
+    (http_status(code), error_body(code, message)).into_response()
+}
+
+/// The OpenAPI 3.1 document for every exposed method, from the descriptors.
+fn openapi(pool: &DescriptorPool) -> Value {
+    let mut paths = serde_json::Map::new();
+    let mut schemas = BTreeMap::new();
+    let mut pending = Vec::new();
+    for svc in pool.services().filter(|s| PACKAGES.contains(&s.package_name())) {
+        for m in svc.methods() {
+            if m.is_client_streaming() || m.is_server_streaming() {
+                continue;
+            }
+            pending.push(m.input());
+            pending.push(m.output());
+            paths.insert(
+                format!("/{}/{}", svc.full_name(), m.name()),
+                json!({ "post": {
+                    "operationId": format!("{}.{}", svc.name(), m.name()),
+                    "tags": [svc.full_name()],
+                    "summary": format!("{} (gRPC {}/{})", m.name(), svc.full_name(), m.name()),
+                    "requestBody": { "required": false, "content": { "application/json": {
+                        "schema": { "$ref": schema_ref(&m.input()) } } } },
+                    "responses": {
+                        "200": { "description": "the reply", "content": { "application/json": {
+                            "schema": { "$ref": schema_ref(&m.output()) } } } },
+                        "default": { "description": "the gRPC status as JSON", "content": {
+                            "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+                    }
+                }}),
+            );
+        }
+    }
+    while let Some(msg) = pending.pop() {
+        if schemas.contains_key(msg.full_name()) || well_known(&msg).is_some() {
+            continue;
+        }
+        let mut props = serde_json::Map::new();
+        for f in msg.fields() {
+            if let Kind::Message(inner) = f.kind() {
+                let inner = if f.is_map() {
+                    value_message(&f)
+                } else {
+                    Some(inner)
+                };
+                pending.extend(inner);
+            }
+            props.insert(f.name().to_string(), field_schema(&f));
+        }
+        schemas.insert(
+            msg.full_name().to_string(),
+            json!({ "type": "object", "properties": props, "additionalProperties": false }),
+        );
+    }
+    let mut components: serde_json::Map<String, Value> = schemas.into_iter().collect();
+    components.insert(
+        "Error".into(),
+        json!({ "type": "object", "required": ["code", "message"], "properties": {
+            "code": { "type": "string", "description": "the gRPC status code name, e.g. PERMISSION_DENIED" },
+            "message": { "type": "string", "description": "names the field or the missing permission" } } }),
+    );
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Warden HTTP/JSON API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Every unary gRPC method of Warden as POST /<package.Service>/<Method> with \
+                a proto3-JSON body. Replies use proto field names and include default values; \
+                64-bit integers are strings. Errors carry the gRPC code and message."
+        },
+        "paths": paths,
+        "components": { "schemas": components },
+    })
+}
+
+fn schema_ref(msg: &MessageDescriptor) -> String {
+    format!("#/components/schemas/{}", msg.full_name())
+}
+
+fn value_message(map_field: &FieldDescriptor) -> Option<MessageDescriptor> {
+    match map_field.kind() {
+        Kind::Message(entry) => match entry.map_entry_value_field().kind() {
+            Kind::Message(v) => Some(v),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn well_known(msg: &MessageDescriptor) -> Option<Value> {
+    Some(match msg.full_name() {
+        "google.protobuf.Struct" => json!({ "type": "object" }),
+        "google.protobuf.Value" => json!({}),
+        "google.protobuf.ListValue" => json!({ "type": "array" }),
+        "google.protobuf.Timestamp" => json!({ "type": "string", "format": "date-time" }),
+        "google.protobuf.Duration" => json!({ "type": "string" }),
+        "google.protobuf.Empty" => json!({ "type": "object" }),
+        _ => return None,
+    })
+}
+
+fn kind_schema(kind: &Kind) -> Value {
+    match kind {
+        Kind::Double | Kind::Float => json!({ "type": "number" }),
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => json!({ "type": "integer", "format": "int32" }),
+        Kind::Uint32 | Kind::Fixed32 => json!({ "type": "integer", "minimum": 0 }),
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
+            json!({ "type": ["string", "integer"], "format": "int64" })
+        }
+        Kind::Uint64 | Kind::Fixed64 => json!({ "type": ["string", "integer"], "format": "uint64" }),
+        Kind::Bool => json!({ "type": "boolean" }),
+        Kind::String => json!({ "type": "string" }),
+        Kind::Bytes => json!({ "type": "string", "contentEncoding": "base64" }),
+        Kind::Enum(e) => json!({ "anyOf": [
+            { "type": "string", "enum": e.values().map(|v| v.name().to_string()).collect::<Vec<_>>() },
+            { "type": "integer" } ] }),
+        Kind::Message(m) => well_known(m).unwrap_or_else(|| json!({ "$ref": schema_ref(m) })),
+    }
+}
+
+fn field_schema(f: &FieldDescriptor) -> Value {
+    if f.is_map() {
+        let value = match f.kind() {
+            Kind::Message(entry) => kind_schema(&entry.map_entry_value_field().kind()),
+            other => kind_schema(&other),
+        };
+        return json!({ "type": "object", "additionalProperties": value });
+    }
+    let item = kind_schema(&f.kind());
+    if f.is_list() {
+        json!({ "type": "array", "items": item })
+    } else if f.supports_presence() {
+        // Unset optional fields and messages are left out or null.
+        json!({ "anyOf": [item, { "type": "null" }] })
+    } else {
+        item
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_names_are_screaming_snake_case() {
+        assert_eq!(code_name(tonic::Code::PermissionDenied), "PERMISSION_DENIED");
+        assert_eq!(code_name(tonic::Code::Ok), "OK");
+        assert_eq!(code_name(tonic::Code::InvalidArgument), "INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn unframe_takes_exactly_one_uncompressed_message() {
+        assert_eq!(unframe(&[0, 0, 0, 0, 2, 7, 8]), Some(&[7u8, 8][..]));
+        assert_eq!(unframe(&[0, 0, 0, 0, 3, 7, 8]), None);
+        assert_eq!(unframe(&[1, 0, 0, 0, 1, 7]), None);
+        assert_eq!(unframe(&[0, 0, 0, 0, 1, 7, 9]), None);
+        assert_eq!(unframe(&[]), None);
+    }
+}
