@@ -17,6 +17,7 @@ pub mod admin;
 pub mod authz;
 pub mod client;
 pub mod directory;
+pub mod ext_authz;
 pub mod listener;
 pub mod metrics;
 pub mod policy_state;

@@ -8,6 +8,7 @@
 use crate::api::admin::{Admin, DirectoryStats};
 use crate::api::authz::Authz;
 use crate::api::directory::Directory;
+use crate::api::ext_authz::{ExtAuthz, Mapping as ExtAuthzMapping};
 use crate::api::listener::Bound;
 use crate::api::metrics::Metrics;
 use crate::api::reload::PolicyReloader;
@@ -51,6 +52,9 @@ pub struct Services {
     /// Decision counters for the metrics listener; also told when serving starts and
     /// stops, for `/healthz`.
     pub metrics: Arc<Metrics>,
+    /// The Envoy ext_authz mapping; `None` leaves `envoy.service.auth.v3.Authorization`
+    /// unregistered (UNIMPLEMENTED), so Envoy fails closed unless told otherwise.
+    pub ext_authz: Option<Arc<ExtAuthzMapping>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +94,9 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
 
     let directory = Directory::new(services.store, services.engine.clone());
+    let ext_authz = services
+        .ext_authz
+        .map(|m| ExtAuthz::new(services.engine.clone(), m, services.metrics.clone()).into_server());
     let router = Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -104,7 +111,8 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         .add_service(directory.member_server())
         .add_service(directory.team_server())
         .add_service(directory.app_server())
-        .add_service(directory.user_server());
+        .add_service(directory.user_server())
+        .add_optional_service(ext_authz);
 
     // The listeners stop on this server's own signal, fired on shutdown or when one
     // listener fails, so a failure drains the others instead of leaving them serving.

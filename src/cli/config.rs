@@ -43,7 +43,7 @@ pub struct ServeArgs {
     #[arg(long, env = "WARDEN_NO_TCP")]
     pub no_tcp: bool,
     /// TOML file with defaults for these settings (keys: data, policies, listen,
-    /// no_unix, no_tcp, demo, require_policy_tests, metrics, metrics_allow_remote). Relative paths in it are relative to the working directory.
+    /// no_unix, no_tcp, demo, require_policy_tests, metrics, metrics_allow_remote, ext_authz). Relative paths in it are relative to the working directory.
     #[arg(long, env = "WARDEN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Seed a demo directory (orgs, members, teams, apps) into an empty store.
@@ -62,6 +62,11 @@ pub struct ServeArgs {
     /// Allow --metrics on a non-loopback address (the endpoint has no authentication).
     #[arg(long, env = "WARDEN_METRICS_ALLOW_REMOTE")]
     pub metrics_allow_remote: bool,
+    /// Serve Envoy external authorization (envoy.service.auth.v3.Authorization) on the
+    /// gRPC listeners, mapping HTTP requests to checks with this TOML file (see
+    /// deploy/envoy/ext_authz.toml). Off by default.
+    #[arg(long = "ext-authz", env = "WARDEN_EXT_AUTHZ", value_name = "FILE")]
+    pub ext_authz: Option<PathBuf>,
 }
 
 /// The TOML file's shape: every key optional, unknown keys rejected so that a typo
@@ -78,6 +83,7 @@ struct FileConfig {
     require_policy_tests: Option<bool>,
     metrics: Option<String>,
     metrics_allow_remote: Option<bool>,
+    ext_authz: Option<PathBuf>,
 }
 
 /// Fully resolved settings for one daemon run.
@@ -92,6 +98,8 @@ pub struct ServeConfig {
     pub require_policy_tests: bool,
     /// Where to serve `/metrics` and `/healthz`; `None` serves neither.
     pub metrics: Option<SocketAddr>,
+    /// The Envoy ext_authz mapping file; `None` serves no ext_authz.
+    pub ext_authz: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -171,6 +179,7 @@ impl ServeArgs {
             demo: self.demo || file.demo.unwrap_or(false),
             require_policy_tests: self.require_policy_tests || file.require_policy_tests.unwrap_or(false),
             metrics,
+            ext_authz: self.ext_authz.or(file.ext_authz),
         })
     }
 }

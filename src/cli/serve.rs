@@ -149,6 +149,16 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
+    // A broken mapping stops startup like a broken policy: never serve Envoy a guess.
+    let ext_authz = match &config.ext_authz {
+        Some(path) => {
+            let mapping = crate::api::ext_authz::Mapping::load(path)
+                .context("loading the ext_authz mapping; not starting")?;
+            tracing::info!(mapping = %path.display(), rules = mapping.rules.len(), "serving Envoy ext_authz");
+            Some(Arc::new(mapping))
+        }
+        None => None,
+    };
     let directory = open_directory(&config)?;
     let state = Arc::new(PolicyState::new(&config.policies, &policy));
     let engine = Arc::new(Engine::new(Arc::new(policy), directory.index));
@@ -190,6 +200,7 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
         stats: Some(stats),
         store: directory.store,
         metrics,
+        ext_authz,
     };
     let server = server::run(services, listeners, shutdown);
     tokio::pin!(server);
