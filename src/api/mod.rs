@@ -19,6 +19,7 @@ pub mod client;
 pub mod directory;
 pub mod ext_authz;
 pub mod listener;
+pub mod logs;
 pub mod metrics;
 pub mod policy_state;
 pub mod reload;

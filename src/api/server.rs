@@ -10,6 +10,7 @@ use crate::api::authz::Authz;
 use crate::api::directory::Directory;
 use crate::api::ext_authz::{ExtAuthz, Mapping as ExtAuthzMapping};
 use crate::api::listener::Bound;
+use crate::api::logs::decisions::DecisionLog;
 use crate::api::metrics::Metrics;
 use crate::api::reload::PolicyReloader;
 use crate::api::shutdown::{Shutdown, ShutdownTrigger};
@@ -55,6 +56,8 @@ pub struct Services {
     /// The Envoy ext_authz mapping; `None` leaves `envoy.service.auth.v3.Authorization`
     /// unregistered (UNIMPLEMENTED), so Envoy fails closed unless told otherwise.
     pub ext_authz: Option<Arc<ExtAuthzMapping>>,
+    /// The sampled decision log every check is offered to; `None` logs nothing.
+    pub decision_log: Option<Arc<DecisionLog>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,9 +97,11 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
 
     let directory = Directory::new(services.store, services.engine.clone());
-    let ext_authz = services
-        .ext_authz
-        .map(|m| ExtAuthz::new(services.engine.clone(), m, services.metrics.clone()).into_server());
+    let ext_authz = services.ext_authz.map(|m| {
+        ExtAuthz::new(services.engine.clone(), m, services.metrics.clone())
+            .with_decision_log(services.decision_log.clone())
+            .into_server()
+    });
     let router = Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -104,6 +109,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         .add_service(
             Authz::new(services.engine.clone())
                 .with_metrics(services.metrics.clone())
+                .with_decision_log(services.decision_log.clone())
                 .into_server(),
         )
         .add_service(Admin::new(services.reloader, services.engine, services.stats).into_server())

@@ -15,6 +15,8 @@
 use crate::api::admin::DirectoryStats;
 use crate::api::directory::now_ms;
 use crate::api::listener;
+use crate::api::logs::audit::AuditLog;
+use crate::api::logs::decisions::DecisionLog;
 use crate::api::metrics::{self, Metrics, Scrape};
 use crate::api::policy_state::PolicyState;
 use crate::api::reload::{self, PolicyReloader};
@@ -194,6 +196,31 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
         }
         None => None,
     };
+    // Both logs write from their own threads; opening a file that cannot be written
+    // stops startup like a port that cannot be bound.
+    let (decision_log, decision_writer) = match &config.logs.decisions {
+        Some(d) => {
+            let (log, writer) = DecisionLog::start(d, engine.clone(), metrics.clone())
+                .with_context(|| format!("opening the decision log {}", d.path.display()))?;
+            tracing::info!(file = %d.path.display(), sample = d.sample, "writing the decision log");
+            (Some(log), Some(writer))
+        }
+        None => (None, None),
+    };
+    let audit_log = match &config.logs.audit {
+        Some(path) => {
+            let log = AuditLog::start(
+                path,
+                config.logs.rotation,
+                directory.store.clone(),
+                engine.clone(),
+            )
+            .with_context(|| format!("opening the audit log {}", path.display()))?;
+            tracing::info!(file = %path.display(), "writing the audit log");
+            Some(log)
+        }
+        None => None,
+    };
     let services = Services {
         engine,
         reloader,
@@ -201,6 +228,7 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
         store: directory.store,
         metrics,
         ext_authz,
+        decision_log,
     };
     let server = server::run(services, listeners, shutdown);
     tokio::pin!(server);
@@ -217,6 +245,16 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
     if let Some(task) = metrics_task {
         let _ = task.await;
     }
+    // After the listeners drained: every decision and change is in, so these write the
+    // rest and flush.
+    tokio::task::block_in_place(|| {
+        if let Some(w) = decision_writer {
+            w.stop();
+        }
+        if let Some(a) = audit_log {
+            a.stop();
+        }
+    });
     result?;
     tracing::info!("stopped");
     Ok(())

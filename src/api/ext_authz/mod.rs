@@ -15,6 +15,7 @@
 
 pub mod mapping;
 
+use crate::api::logs::decisions::{DecisionLog, Source as LogSource};
 use crate::api::metrics::{Metrics, Outcome};
 use crate::api::validate;
 use crate::engine::{CheckInput, Engine};
@@ -42,6 +43,8 @@ pub struct ExtAuthz {
     mapping: Arc<Mapping>,
     /// Shared with the gRPC Check so `/metrics` counts every decision the daemon makes.
     metrics: Arc<Metrics>,
+    /// The sampled decision log, when configured.
+    decisions: Option<Arc<DecisionLog>>,
 }
 
 /// What the service answers, before it is dressed as Envoy's `CheckResponse`.
@@ -66,7 +69,14 @@ impl ExtAuthz {
             engine,
             mapping,
             metrics,
+            decisions: None,
         }
+    }
+
+    /// Offer every decision to `log` (it samples and never blocks).
+    pub fn with_decision_log(mut self, log: Option<Arc<DecisionLog>>) -> Self {
+        self.decisions = log;
+        self
     }
 
     pub fn into_server(self) -> AuthorizationServer<Self> {
@@ -126,6 +136,9 @@ impl ExtAuthz {
         let started = Instant::now();
         let decided = self.engine.check(&input);
         let elapsed = started.elapsed();
+        if let (Some(log), Ok(d)) = (&self.decisions, &decided) {
+            log.record(LogSource::ExtAuthz, &input, d.allowed, d.revision);
+        }
         match decided {
             Ok(d) if d.allowed => {
                 self.metrics.record(Outcome::Allow, Some(elapsed));
