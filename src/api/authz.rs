@@ -95,6 +95,16 @@ impl Authz {
                     rule_line,
                     rule_text,
                     role_path: e.role_path,
+                    near_misses: e
+                        .near_misses
+                        .into_iter()
+                        .map(|m| pb::NearMiss {
+                            rule_file: m.rule.file,
+                            rule_line: m.rule.line,
+                            rule_text: m.rule.text,
+                            failed: m.failed,
+                        })
+                        .collect(),
                 }),
             })
         } else {
