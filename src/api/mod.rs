@@ -18,6 +18,7 @@ pub mod authz;
 pub mod client;
 pub mod directory;
 pub mod ext_authz;
+pub mod http;
 pub mod listener;
 pub mod logs;
 pub mod metrics;

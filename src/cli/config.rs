@@ -47,7 +47,7 @@ pub struct ServeArgs {
     pub no_tcp: bool,
     /// TOML file with defaults for these settings (keys: data, policies, listen,
     /// no_unix, no_tcp, demo, require_policy_tests, metrics, metrics_allow_remote, ext_authz, decision_log, decision_log_sample,
-    /// decision_log_subjects, audit_log, log_rotate_bytes, log_rotate_keep). Relative paths in it are relative to the working directory.
+    /// decision_log_subjects, audit_log, log_rotate_bytes, log_rotate_keep, http). Relative paths in it are relative to the working directory.
     #[arg(long, env = "WARDEN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Seed a demo directory (orgs, members, teams, apps) into an empty store.
@@ -105,6 +105,11 @@ pub struct ServeArgs {
     /// Rotated files kept per log (FILE.1 … FILE.N). [default: 5]
     #[arg(long = "log-rotate-keep", env = "WARDEN_LOG_ROTATE_KEEP", value_name = "N")]
     pub log_rotate_keep: Option<u32>,
+    /// Serve the HTTP/JSON API (Check, BatchCheck, lookups, directory reads; OpenAPI at
+    /// /openapi.yaml) on tcp:IP:PORT, e.g. tcp:127.0.0.1:8181. Off by default; loopback
+    /// only (it has no authentication).
+    #[arg(long, env = "WARDEN_HTTP", value_name = "ADDR")]
+    pub http: Option<Listen>,
 }
 
 /// The TOML file's shape: every key optional, unknown keys rejected so that a typo
@@ -128,6 +133,7 @@ struct FileConfig {
     audit_log: Option<PathBuf>,
     log_rotate_bytes: Option<u64>,
     log_rotate_keep: Option<u32>,
+    http: Option<String>,
 }
 
 /// Fully resolved settings for one daemon run.
@@ -146,6 +152,8 @@ pub struct ServeConfig {
     pub ext_authz: Option<PathBuf>,
     /// The decision and audit logs; each `None` when off.
     pub logs: LogsConfig,
+    /// Where to serve the HTTP/JSON API; `None` serves none.
+    pub http: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -218,6 +226,19 @@ impl ServeArgs {
             ),
             Some(Listen::Tcp(addr)) => Some(addr),
         };
+        let http = match (self.http, file.http) {
+            (Some(l), _) => Some(l),
+            (None, Some(s)) => Some(s.parse::<Listen>().map_err(anyhow::Error::msg).context("http")?),
+            (None, None) => None,
+        };
+        let http = match http {
+            None => None,
+            Some(Listen::Tcp(addr)) if addr.ip().is_loopback() => Some(addr),
+            Some(other) => bail!(
+                "--http {other}: the HTTP/JSON API has no authentication and is served on a loopback \
+                 TCP address only, e.g. tcp:127.0.0.1:8181"
+            ),
+        };
         let rotation = Rotation {
             max_bytes: self
                 .log_rotate_bytes
@@ -266,6 +287,7 @@ impl ServeArgs {
             metrics,
             ext_authz: self.ext_authz.or(file.ext_authz),
             logs,
+            http,
         })
     }
 }

@@ -13,7 +13,9 @@
 //!    remove the socket file.
 
 use crate::api::admin::DirectoryStats;
+use crate::api::authz::Authz;
 use crate::api::directory::now_ms;
+use crate::api::http::{self, HttpApi};
 use crate::api::listener;
 use crate::api::logs::audit::AuditLog;
 use crate::api::logs::decisions::DecisionLog;
@@ -221,6 +223,22 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
         }
         None => None,
     };
+    let http_task = match config.http {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the HTTP listener tcp:{addr}"))?;
+            tracing::info!(listener = %format!("tcp:{}", l.local_addr()?), "serving the HTTP/JSON API");
+            let api = HttpApi {
+                authz: Authz::new(engine.clone())
+                    .with_metrics(metrics.clone())
+                    .with_decision_log(decision_log.clone()),
+                directory: crate::api::directory::Directory::new(directory.store.clone(), engine.clone()),
+            };
+            Some(tokio::spawn(http::serve(l, api, shutdown.clone())))
+        }
+        None => None,
+    };
     let services = Services {
         engine,
         reloader,
@@ -243,6 +261,9 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
     trigger.trigger();
     runner.stop().await;
     if let Some(task) = metrics_task {
+        let _ = task.await;
+    }
+    if let Some(task) = http_task {
         let _ = task.await;
     }
     // After the listeners drained: every decision and change is in, so these write the
