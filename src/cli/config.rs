@@ -428,4 +428,13 @@ mod tests {
         assert_eq!(d.rotation.keep, 2);
         assert_eq!(c.ext_authz, Some(PathBuf::from("m.toml")));
     }
+
+    #[test]
+    fn http_is_off_by_default_and_loopback_only() {
+        assert_eq!(resolve(&[]).unwrap().http, None);
+        let c = resolve(&["--http", "tcp:127.0.0.1:8181"]).unwrap();
+        assert_eq!(c.http, Some("127.0.0.1:8181".parse().unwrap()));
+        assert!(resolve(&["--http", "tcp:0.0.0.0:8181"]).is_err());
+        assert!(resolve(&["--http", "unix:/tmp/h.sock"]).is_err());
+    }
 }

@@ -213,7 +213,11 @@ fn read_source<'p>(
     let value = match source {
         Source::Header(name) => {
             let http = attrs.request.as_ref()?.http.as_ref()?;
-            mapping::header(&http.headers, name)?.to_string()
+            match mapping::header(&http.headers, name) {
+                Some(v) => v.to_string(),
+                // `encode_raw_headers: true` sends `header_map` instead, uncombined.
+                None => raw_header(http.header_map.as_ref()?, name)?,
+            }
         }
         Source::ContextExtension(key) => attrs.context_extensions.get(key)?.clone(),
         Source::PathParam(name) => param(name)?.to_string(),
@@ -236,6 +240,25 @@ fn read_source<'p>(
         }
     };
     (!value.is_empty()).then_some(value)
+}
+
+/// A header from Envoy's raw `header_map`: its one value, or `None` when it is absent,
+/// not UTF-8, or sent more than once with different values (a subject must not be
+/// ambiguous).
+fn raw_header(map: &envoy_types::pb::envoy::config::core::v3::HeaderMap, name: &str) -> Option<String> {
+    let mut found: Option<&[u8]> = None;
+    for h in map.headers.iter().filter(|h| h.key.eq_ignore_ascii_case(name)) {
+        let v = if h.raw_value.is_empty() {
+            h.value.as_bytes()
+        } else {
+            &h.raw_value[..]
+        };
+        match found {
+            Some(prev) if prev != v => return None,
+            _ => found = Some(v),
+        }
+    }
+    std::str::from_utf8(found?).ok().map(str::to_string)
 }
 
 fn header(key: &str, value: String) -> HeaderValueOption {
@@ -308,4 +331,40 @@ fn truncated(s: &str) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::raw_header;
+    use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        HeaderMap {
+            headers: pairs
+                .iter()
+                .map(|(k, v)| HeaderValue {
+                    key: k.to_string(),
+                    raw_value: v.as_bytes().to_vec(),
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn raw_headers_must_be_unambiguous() {
+        assert_eq!(
+            raw_header(&map(&[("x-user", "alice")]), "X-User").as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            raw_header(&map(&[("x-user", "alice"), ("x-user", "alice")]), "x-user").as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            raw_header(&map(&[("x-user", "alice"), ("x-user", "mallory")]), "x-user"),
+            None
+        );
+        assert_eq!(raw_header(&map(&[("x-other", "alice")]), "x-user"), None);
+    }
 }
