@@ -4,6 +4,7 @@
 //! Nothing here decides anything; the engine does. Spans record org, resource and
 //! action but never the subject, which may be an API token.
 
+use crate::api::logs::decisions::{DecisionLog, Source};
 use crate::api::metrics::{Metrics, Outcome};
 use crate::api::pb;
 use crate::api::revision;
@@ -22,6 +23,8 @@ pub struct Authz {
     max_wait: Duration,
     /// Decision counters and the latency histogram; shared with the metrics listener.
     metrics: Arc<Metrics>,
+    /// The sampled decision log, when `serve --decision-log` asks for one.
+    decisions: Option<Arc<DecisionLog>>,
 }
 
 impl Authz {
@@ -30,7 +33,14 @@ impl Authz {
             engine,
             max_wait: revision::MAX_WAIT,
             metrics: Metrics::new(),
+            decisions: None,
         }
+    }
+
+    /// Offer every decision to `log` (it samples and never blocks).
+    pub fn with_decision_log(mut self, log: Option<Arc<DecisionLog>>) -> Self {
+        self.decisions = log;
+        self
     }
 
     /// Count decisions into `metrics` (the daemon's, scraped by `/metrics`).
@@ -61,6 +71,9 @@ impl Authz {
             Err(_) => Outcome::Error,
         };
         self.metrics.record(outcome, Some(started.elapsed()));
+        if let (Some(log), Ok(r)) = (&self.decisions, &answer) {
+            log.record(Source::Check, &input, r.allowed, r.revision);
+        }
         answer
     }
 
@@ -82,6 +95,16 @@ impl Authz {
                     rule_line,
                     rule_text,
                     role_path: e.role_path,
+                    near_misses: e
+                        .near_misses
+                        .into_iter()
+                        .map(|m| pb::NearMiss {
+                            rule_file: m.rule.file,
+                            rule_line: m.rule.line,
+                            rule_text: m.rule.text,
+                            failed: m.failed,
+                        })
+                        .collect(),
                 }),
             })
         } else {
@@ -178,10 +201,13 @@ impl pb::authz_service_server::AuthzService for Authz {
                             Err(status)
                         }
                         Ok(_) if item.explain => self.decide(item),
-                        Ok(_) => match decided.next() {
+                        Ok(input) => match decided.next() {
                             Some(Ok(allowed)) => {
                                 let outcome = if allowed { Outcome::Allow } else { Outcome::Deny };
                                 self.metrics.record(outcome, Some(share));
+                                if let Some(log) = &self.decisions {
+                                    log.record(Source::BatchCheck, &input, allowed, batch_revision);
+                                }
                                 Ok(pb::CheckResponse {
                                     allowed,
                                     revision: batch_revision,

@@ -75,6 +75,8 @@ pub struct Metrics {
     sum_ns: AtomicU64,
     /// Set once every gRPC listener serves; `/healthz` answers 200 only then.
     serving: AtomicBool,
+    /// Decision-log records dropped because the writer fell behind (`api::logs`).
+    decision_log_dropped: AtomicU64,
 }
 
 impl Metrics {
@@ -104,6 +106,14 @@ impl Metrics {
 
     pub fn is_serving(&self) -> bool {
         self.serving.load(Ordering::Relaxed)
+    }
+
+    pub fn count_decision_log_drop(&self) {
+        self.decision_log_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn decision_log_dropped(&self) -> u64 {
+        self.decision_log_dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -216,6 +226,13 @@ impl Scrape {
                 let _ = writeln!(out, "warden_directory_entries{{kind=\"{kind}\"}} {n}");
             }
         }
+        gauge_or_counter(
+            &mut out,
+            "warden_decision_log_dropped_total",
+            "counter",
+            "Decision-log records dropped because the log writer fell behind.",
+            m.decision_log_dropped(),
+        );
         out
     }
 }

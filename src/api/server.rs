@@ -8,8 +8,10 @@
 use crate::api::admin::{Admin, DirectoryStats};
 use crate::api::authz::Authz;
 use crate::api::directory::Directory;
+use crate::api::ext_authz::{ExtAuthz, Mapping as ExtAuthzMapping};
 use crate::api::http::{self, Gateway};
 use crate::api::listener::Bound;
+use crate::api::logs::decisions::DecisionLog;
 use crate::api::metrics::Metrics;
 use crate::api::reload::PolicyReloader;
 use crate::api::shutdown::{Shutdown, ShutdownTrigger};
@@ -55,6 +57,11 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// Where to serve the HTTP/JSON gateway ([`crate::api::http`]), if anywhere.
     pub http: Option<tokio::net::TcpListener>,
+    /// The Envoy ext_authz mapping; `None` leaves `envoy.service.auth.v3.Authorization`
+    /// unregistered (UNIMPLEMENTED), so Envoy fails closed unless told otherwise.
+    pub ext_authz: Option<Arc<ExtAuthzMapping>>,
+    /// The sampled decision log every check is offered to; `None` logs nothing.
+    pub decision_log: Option<Arc<DecisionLog>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,13 +105,19 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
 
     let directory = Directory::new(services.store, services.engine.clone());
+    let ext_authz = services.ext_authz.map(|m| {
+        ExtAuthz::new(services.engine.clone(), m, services.metrics.clone())
+            .with_decision_log(services.decision_log.clone())
+            .into_server()
+    });
     // One set of routes behind every listener, the HTTP/JSON gateway's in-process calls included.
-    let routes = Routes::new(health_service)
+    let mut routes = Routes::new(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(
             Authz::new(services.engine.clone())
                 .with_metrics(services.metrics.clone())
+                .with_decision_log(services.decision_log.clone())
                 .into_server(),
         )
         .add_service(Admin::new(services.reloader, services.engine, services.stats).into_server())
@@ -113,6 +126,9 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         .add_service(directory.team_server())
         .add_service(directory.app_server())
         .add_service(directory.user_server());
+    if let Some(ext_authz) = ext_authz {
+        routes = routes.add_service(ext_authz);
+    }
     let router = Server::builder().add_routes(routes.clone());
 
     // The listeners stop on this server's own signal, fired on shutdown or when one

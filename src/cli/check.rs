@@ -20,7 +20,8 @@ pub struct CheckArgs {
     /// Action, e.g. app:read.
     #[arg(long)]
     pub action: String,
-    /// Also print the deciding rule and role path.
+    /// Also print the deciding rule and role path; for a deny, the closest rules that
+    /// did not match and the part of the matcher each failed.
     #[arg(long)]
     pub explain: bool,
     /// Wait until the daemon's directory reaches this revision.
@@ -48,6 +49,15 @@ pub async fn run(args: CheckArgs) -> ExitCode {
                 }
                 if !e.role_path.is_empty() {
                     println!("  role path: {}", e.role_path);
+                }
+                if !e.near_misses.is_empty() {
+                    println!("  closest rules that did not match:");
+                    for m in &e.near_misses {
+                        println!("    {}:{}: {}", m.rule_file, m.rule_line, m.rule_text);
+                        for f in &m.failed {
+                            println!("      failed: {f}");
+                        }
+                    }
                 }
             }
             if args.explain {

@@ -5,6 +5,9 @@
 //! and the defaults beneath them and produces one resolved [`ServeConfig`].
 
 use crate::api::listener::Listen;
+use crate::api::logs::LogsConfig;
+use crate::api::logs::decisions::{DecisionLogConfig, SubjectMode};
+use crate::api::logs::rotate::Rotation;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -43,8 +46,9 @@ pub struct ServeArgs {
     #[arg(long, env = "WARDEN_NO_TCP")]
     pub no_tcp: bool,
     /// TOML file with defaults for these settings (keys: data, policies, listen,
-    /// no_unix, no_tcp, demo, require_policy_tests, metrics, metrics_allow_remote, http,
-    /// http_allow_remote). Relative paths in it are relative to the working directory.
+    /// no_unix, no_tcp, demo, require_policy_tests, metrics, metrics_allow_remote, ext_authz,
+    /// decision_log, decision_log_sample, decision_log_subjects, audit_log, log_rotate_bytes,
+    /// log_rotate_keep, http, http_allow_remote). Relative paths in it are relative to the working directory.
     #[arg(long, env = "WARDEN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Seed a demo directory (orgs, members, teams, apps) into an empty store.
@@ -63,6 +67,45 @@ pub struct ServeArgs {
     /// Allow --metrics on a non-loopback address (the endpoint has no authentication).
     #[arg(long, env = "WARDEN_METRICS_ALLOW_REMOTE")]
     pub metrics_allow_remote: bool,
+    /// Serve Envoy external authorization (envoy.service.auth.v3.Authorization) on the
+    /// gRPC listeners, mapping HTTP requests to checks with this TOML file (see
+    /// deploy/envoy/ext_authz.toml). Off by default.
+    #[arg(long = "ext-authz", env = "WARDEN_EXT_AUTHZ", value_name = "FILE")]
+    pub ext_authz: Option<PathBuf>,
+    /// Write one JSON line per sampled decision (subject, org, resource, action, result,
+    /// revision, policy hash) to FILE, rotated by size. Off by default.
+    #[arg(long = "decision-log", env = "WARDEN_DECISION_LOG", value_name = "FILE")]
+    pub decision_log: Option<PathBuf>,
+    /// Fraction of decisions the decision log keeps, 0.0 to 1.0. [default: 1]
+    #[arg(
+        long = "decision-log-sample",
+        env = "WARDEN_DECISION_LOG_SAMPLE",
+        value_name = "RATE"
+    )]
+    pub decision_log_sample: Option<f64>,
+    /// How the decision log writes subjects: `hash` (sha256 prefix) or `plain` user ids
+    /// (anything that is not a user id, such as a token, is hashed anyway). [default: hash]
+    #[arg(
+        long = "decision-log-subjects",
+        env = "WARDEN_DECISION_LOG_SUBJECTS",
+        value_enum
+    )]
+    pub decision_log_subjects: Option<SubjectMode>,
+    /// Write one JSON line per committed directory change (actor, kind, revision, the
+    /// change with secrets redacted) to FILE, rotated by size. Off by default.
+    #[arg(long = "audit-log", env = "WARDEN_AUDIT_LOG", value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Rotate the decision and audit logs when a file would pass this many bytes.
+    /// [default: 67108864]
+    #[arg(
+        long = "log-rotate-bytes",
+        env = "WARDEN_LOG_ROTATE_BYTES",
+        value_name = "BYTES"
+    )]
+    pub log_rotate_bytes: Option<u64>,
+    /// Rotated files kept per log (FILE.1 … FILE.N). [default: 5]
+    #[arg(long = "log-rotate-keep", env = "WARDEN_LOG_ROTATE_KEEP", value_name = "N")]
+    pub log_rotate_keep: Option<u32>,
     /// Serve the HTTP/JSON gateway (every gRPC call as POST /<Service>/<Method> with a
     /// JSON body, and GET /openapi.json) on tcp:IP:PORT, e.g. tcp:127.0.0.1:8080. Off by
     /// default; loopback only unless --http-allow-remote.
@@ -87,6 +130,13 @@ struct FileConfig {
     require_policy_tests: Option<bool>,
     metrics: Option<String>,
     metrics_allow_remote: Option<bool>,
+    ext_authz: Option<PathBuf>,
+    decision_log: Option<PathBuf>,
+    decision_log_sample: Option<f64>,
+    decision_log_subjects: Option<SubjectMode>,
+    audit_log: Option<PathBuf>,
+    log_rotate_bytes: Option<u64>,
+    log_rotate_keep: Option<u32>,
     http: Option<String>,
     http_allow_remote: Option<bool>,
 }
@@ -103,6 +153,10 @@ pub struct ServeConfig {
     pub require_policy_tests: bool,
     /// Where to serve `/metrics` and `/healthz`; `None` serves neither.
     pub metrics: Option<SocketAddr>,
+    /// The Envoy ext_authz mapping file; `None` serves no ext_authz.
+    pub ext_authz: Option<PathBuf>,
+    /// The decision and audit logs; each `None` when off.
+    pub logs: LogsConfig,
     /// Where to serve the HTTP/JSON gateway; `None` serves none.
     pub http: Option<SocketAddr>,
 }
@@ -199,6 +253,45 @@ impl ServeArgs {
             ),
             Some(Listen::Tcp(addr)) => Some(addr),
         };
+        let rotation = Rotation {
+            max_bytes: self
+                .log_rotate_bytes
+                .or(file.log_rotate_bytes)
+                .unwrap_or(Rotation::default().max_bytes),
+            keep: self
+                .log_rotate_keep
+                .or(file.log_rotate_keep)
+                .unwrap_or(Rotation::default().keep),
+        };
+        if rotation.max_bytes < 4096 {
+            bail!("--log-rotate-bytes {}: at least 4096", rotation.max_bytes);
+        }
+        if rotation.keep == 0 {
+            bail!("--log-rotate-keep 0: keep at least 1 rotated file");
+        }
+        let sample = self
+            .decision_log_sample
+            .or(file.decision_log_sample)
+            .unwrap_or(1.0);
+        if !(0.0..=1.0).contains(&sample) {
+            bail!("--decision-log-sample {sample}: a fraction from 0.0 to 1.0");
+        }
+        let logs = LogsConfig {
+            decisions: self
+                .decision_log
+                .or(file.decision_log)
+                .map(|path| DecisionLogConfig {
+                    path,
+                    sample,
+                    subjects: self
+                        .decision_log_subjects
+                        .or(file.decision_log_subjects)
+                        .unwrap_or_default(),
+                    rotation,
+                }),
+            audit: self.audit_log.or(file.audit_log),
+            rotation,
+        };
         Ok(ServeConfig {
             data,
             policies,
@@ -206,6 +299,8 @@ impl ServeArgs {
             demo: self.demo || file.demo.unwrap_or(false),
             require_policy_tests: self.require_policy_tests || file.require_policy_tests.unwrap_or(false),
             metrics,
+            ext_authz: self.ext_authz.or(file.ext_authz),
+            logs,
             http,
         })
     }
@@ -309,5 +404,51 @@ mod tests {
         let c = resolve(&["--no-tcp", "--data", "/d"]).unwrap();
         assert_eq!(c.listen, vec![Listen::Unix("/d/warden.sock".into())]);
         assert!(resolve(&["--no-tcp", "--no-unix"]).is_err());
+    }
+
+    #[test]
+    fn logs_are_off_by_default_and_validated() {
+        let c = resolve(&[]).unwrap();
+        assert_eq!(c.logs, LogsConfig::default());
+        let c = resolve(&[
+            "--decision-log",
+            "d.jsonl",
+            "--decision-log-sample",
+            "0.25",
+            "--audit-log",
+            "a.jsonl",
+        ])
+        .unwrap();
+        let d = c.logs.decisions.unwrap();
+        assert_eq!(
+            (d.path, d.sample, d.subjects),
+            (PathBuf::from("d.jsonl"), 0.25, SubjectMode::Hash)
+        );
+        assert_eq!(c.logs.audit, Some(PathBuf::from("a.jsonl")));
+        assert!(resolve(&["--decision-log", "d", "--decision-log-sample", "1.5"]).is_err());
+        assert!(resolve(&["--log-rotate-keep", "0"]).is_err());
+        assert!(resolve(&["--log-rotate-bytes", "10"]).is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warden.toml");
+        std::fs::write(
+            &file,
+            "decision_log = \"/var/log/d\"\ndecision_log_subjects = \"plain\"\nlog_rotate_keep = 2\next_authz = \"m.toml\"\n",
+        )
+        .unwrap();
+        let c = resolve(&["--config", file.to_str().unwrap()]).unwrap();
+        let d = c.logs.decisions.unwrap();
+        assert_eq!(d.subjects, SubjectMode::Plain);
+        assert_eq!(d.rotation.keep, 2);
+        assert_eq!(c.ext_authz, Some(PathBuf::from("m.toml")));
+    }
+
+    #[test]
+    fn http_is_off_by_default_and_loopback_only() {
+        assert_eq!(resolve(&[]).unwrap().http, None);
+        let c = resolve(&["--http", "tcp:127.0.0.1:8181"]).unwrap();
+        assert_eq!(c.http, Some("127.0.0.1:8181".parse().unwrap()));
+        assert!(resolve(&["--http", "tcp:0.0.0.0:8181"]).is_err());
+        assert!(resolve(&["--http", "unix:/tmp/h.sock"]).is_err());
     }
 }

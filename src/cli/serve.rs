@@ -15,6 +15,8 @@
 use crate::api::admin::DirectoryStats;
 use crate::api::directory::now_ms;
 use crate::api::listener;
+use crate::api::logs::audit::AuditLog;
+use crate::api::logs::decisions::DecisionLog;
 use crate::api::metrics::{self, Metrics, Scrape};
 use crate::api::policy_state::PolicyState;
 use crate::api::reload::{self, PolicyReloader};
@@ -149,6 +151,16 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
+    // A broken mapping stops startup like a broken policy: never serve Envoy a guess.
+    let ext_authz = match &config.ext_authz {
+        Some(path) => {
+            let mapping = crate::api::ext_authz::Mapping::load(path)
+                .context("loading the ext_authz mapping; not starting")?;
+            tracing::info!(mapping = %path.display(), rules = mapping.rules.len(), "serving Envoy ext_authz");
+            Some(Arc::new(mapping))
+        }
+        None => None,
+    };
     let directory = open_directory(&config)?;
     let state = Arc::new(PolicyState::new(&config.policies, &policy));
     let engine = Arc::new(Engine::new(Arc::new(policy), directory.index));
@@ -184,6 +196,31 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
         }
         None => None,
     };
+    // Both logs write from their own threads; opening a file that cannot be written
+    // stops startup like a port that cannot be bound.
+    let (decision_log, decision_writer) = match &config.logs.decisions {
+        Some(d) => {
+            let (log, writer) = DecisionLog::start(d, engine.clone(), metrics.clone())
+                .with_context(|| format!("opening the decision log {}", d.path.display()))?;
+            tracing::info!(file = %d.path.display(), sample = d.sample, "writing the decision log");
+            (Some(log), Some(writer))
+        }
+        None => (None, None),
+    };
+    let audit_log = match &config.logs.audit {
+        Some(path) => {
+            let log = AuditLog::start(
+                path,
+                config.logs.rotation,
+                directory.store.clone(),
+                engine.clone(),
+            )
+            .with_context(|| format!("opening the audit log {}", path.display()))?;
+            tracing::info!(file = %path.display(), "writing the audit log");
+            Some(log)
+        }
+        None => None,
+    };
     let http = match config.http {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -198,6 +235,8 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
         stats: Some(stats),
         store: directory.store,
         metrics,
+        ext_authz,
+        decision_log,
         http,
     };
     let server = server::run(services, listeners, shutdown);
@@ -215,6 +254,16 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
     if let Some(task) = metrics_task {
         let _ = task.await;
     }
+    // After the listeners drained: every decision and change is in, so these write the
+    // rest and flush.
+    tokio::task::block_in_place(|| {
+        if let Some(w) = decision_writer {
+            w.stop();
+        }
+        if let Some(a) = audit_log {
+            a.stop();
+        }
+    });
     result?;
     tracing::info!("stopped");
     Ok(())

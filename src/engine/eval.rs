@@ -351,6 +351,11 @@ fn matches<'a>(cx: &mut Cx<'a>, row: Option<&'a Row>, indexed: bool) -> Result<b
     Ok(truthy(eval(expr, cx, row)?))
 }
 
+/// Does `e` (one part of the matcher) hold for `row`? For near-miss explanations.
+pub(crate) fn holds<'a>(e: &'a Expr, cx: &mut Cx<'a>, row: &'a Row) -> Result<bool, String> {
+    Ok(truthy(eval(e, cx, Some(row))?))
+}
+
 /// Candidate rows for this request, in evaluation order; `None` means "all rows".
 fn candidates<'a>(cx: &mut Cx<'a>) -> Option<SmallVec<[u32; 32]>> {
     let policy = cx.policy;

@@ -13,6 +13,7 @@ pub mod eval;
 pub mod expr;
 pub mod funcs;
 pub mod index;
+pub mod nearmiss;
 pub mod roles;
 
 use arc_swap::ArcSwap;
@@ -59,7 +60,13 @@ pub struct Explanation {
     /// `alice -[admin@acme]-> admin -> org_contributor`.
     pub role_path: String,
     pub revision: u64,
+    /// For a deny: the rules closest to matching and what each failed (closest first,
+    /// at most [`NEAR_MISSES`]); empty for an allow.
+    pub near_misses: Vec<nearmiss::NearMiss>,
 }
+
+/// How many near misses an explained deny lists.
+pub const NEAR_MISSES: usize = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleRef {
@@ -260,7 +267,15 @@ impl Engine {
     pub fn explain(&self, q: &CheckInput<'_>) -> Result<Explanation, EngineError> {
         let policy = self.policy.load();
         let dir = self.index.read();
-        let (out, role_path) = with_decision(&policy, &dir, q, |cx, out| (out, role_path(cx, out)))?;
+        let (out, role_path, near_misses) = with_decision(&policy, &dir, q, |cx, out| {
+            let path = role_path(cx, out);
+            let misses = if out.allowed {
+                Vec::new()
+            } else {
+                nearmiss::near_misses(cx, NEAR_MISSES)
+            };
+            (out, path, misses)
+        })?;
         let row = out.rule.and_then(|i| policy.rows.get(i as usize));
         let effect = match (row, out.allowed) {
             (Some(r), _) => match r.eft {
@@ -281,6 +296,7 @@ impl Engine {
             }),
             role_path,
             revision: dir.revision,
+            near_misses,
         })
     }
 

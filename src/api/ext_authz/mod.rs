@@ -1,0 +1,370 @@
+//! `envoy.service.auth.v3.Authorization/Check`: Envoy's (and Istio's CUSTOM provider's)
+//! external authorization, served on the same listeners as the Warden services.
+//!
+//! Envoy sends the HTTP request's attributes; the operator's [`mapping::Mapping`] turns
+//! them into one check — subject from a header or JWT claims in the filter metadata, org
+//! and app from the route's `context_extensions` or the path template, action and
+//! resource from the first route rule matching method + path — and the engine decides.
+//! A deny answers `403` (`401` when no subject could be found) with an
+//! `x-warden-reason` header; an allow may add `x-warden-*` headers to the upstream
+//! request. Anything that is not a clear allow is a deny: a request no rule maps, a
+//! missing org, an oversized field, an engine failure.
+//!
+//! Nothing here decides anything; the engine does. Spans and reasons name the org,
+//! action and resource, never the subject (which may be derived from a token).
+
+pub mod mapping;
+
+use crate::api::logs::decisions::{DecisionLog, Source as LogSource};
+use crate::api::metrics::{Metrics, Outcome};
+use crate::api::validate;
+use crate::engine::{CheckInput, Engine};
+use envoy_types::ext_authz::v3::pb::{
+    Authorization, AuthorizationServer, CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction,
+    HeaderValue, HeaderValueOption, HttpResponse, HttpStatus, HttpStatusCode, OkHttpResponse,
+};
+use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+use envoy_types::pb::google::protobuf::value::Kind;
+use envoy_types::pb::google::rpc;
+pub use mapping::Mapping;
+use mapping::Source;
+use std::sync::Arc;
+use std::time::Instant;
+use tonic::{Request, Response, Status};
+
+/// The header that carries a deny's reason to the client (and Envoy's access log).
+pub const REASON_HEADER: &str = "x-warden-reason";
+
+/// The Envoy external authorization service over the shared engine.
+#[derive(Clone)]
+pub struct ExtAuthz {
+    engine: Arc<Engine>,
+    /// Loaded and validated at startup; read-only afterwards.
+    mapping: Arc<Mapping>,
+    /// Shared with the gRPC Check so `/metrics` counts every decision the daemon makes.
+    metrics: Arc<Metrics>,
+    /// The sampled decision log, when configured.
+    decisions: Option<Arc<DecisionLog>>,
+}
+
+/// What the service answers, before it is dressed as Envoy's `CheckResponse`.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Allow {
+        subject: String,
+        org: String,
+        resource: String,
+        action: String,
+        revision: u64,
+    },
+    /// 401: nobody to ask about.
+    Unauthenticated(String),
+    /// 403 with the reason.
+    Denied(String),
+}
+
+impl ExtAuthz {
+    pub fn new(engine: Arc<Engine>, mapping: Arc<Mapping>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            engine,
+            mapping,
+            metrics,
+            decisions: None,
+        }
+    }
+
+    /// Offer every decision to `log` (it samples and never blocks).
+    pub fn with_decision_log(mut self, log: Option<Arc<DecisionLog>>) -> Self {
+        self.decisions = log;
+        self
+    }
+
+    pub fn into_server(self) -> AuthorizationServer<Self> {
+        AuthorizationServer::new(self)
+    }
+
+    fn verdict(&self, req: &CheckRequest) -> Verdict {
+        let Some(attrs) = req.attributes.as_ref() else {
+            self.metrics.record(Outcome::Error, None);
+            return Verdict::Denied("the request carries no attributes".into());
+        };
+        let Some(http) = attrs.request.as_ref().and_then(|r| r.http.as_ref()) else {
+            self.metrics.record(Outcome::Error, None);
+            return Verdict::Denied("the request carries no HTTP attributes".into());
+        };
+        let Some(route) = self.mapping.route(&http.method, &http.path) else {
+            self.metrics.record(Outcome::Deny, None);
+            return Verdict::Denied("no route rule maps this method and path".into());
+        };
+        let param = |name: &str| route.params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        let resolve = |sources: &[Source]| sources.iter().find_map(|s| read_source(s, attrs, &param));
+        let Some(subject) = resolve(&self.mapping.subject) else {
+            self.metrics.record(Outcome::Deny, None);
+            return Verdict::Unauthenticated(
+                "no subject: none of the mapping's subject sources is present".into(),
+            );
+        };
+        let Some(org) = resolve(&self.mapping.org) else {
+            self.metrics.record(Outcome::Deny, None);
+            return Verdict::Denied("no org: none of the mapping's org sources is present".into());
+        };
+        let app = resolve(&self.mapping.app);
+        let resource = route.rule.resource(app.as_deref(), |name| match name {
+            "org" => Some(org.clone()),
+            "app" => app.clone(),
+            other => param(other).map(str::to_string),
+        });
+        let Some(resource) = resource else {
+            self.metrics.record(Outcome::Deny, None);
+            return Verdict::Denied("the rule's resource names a value this request does not carry".into());
+        };
+        let action = route.rule.action.as_str();
+        let input = match (|| {
+            Ok::<_, Status>(CheckInput {
+                subject: validate::required("subject", &subject)?,
+                org: validate::required("org", &org)?,
+                resource: validate::required("resource", &resource)?,
+                action: validate::required("action", action)?,
+            })
+        })() {
+            Ok(input) => input,
+            Err(status) => {
+                self.metrics.record(Outcome::Error, None);
+                return Verdict::Denied(status.message().to_string());
+            }
+        };
+        let started = Instant::now();
+        let decided = self.engine.check(&input);
+        let elapsed = started.elapsed();
+        if let (Some(log), Ok(d)) = (&self.decisions, &decided) {
+            log.record(LogSource::ExtAuthz, &input, d.allowed, d.revision);
+        }
+        match decided {
+            Ok(d) if d.allowed => {
+                self.metrics.record(Outcome::Allow, Some(elapsed));
+                Verdict::Allow {
+                    action: action.to_string(),
+                    subject,
+                    org,
+                    resource,
+                    revision: d.revision,
+                }
+            }
+            Ok(_) => {
+                self.metrics.record(Outcome::Deny, Some(elapsed));
+                Verdict::Denied(format!("policy denies {action} on {resource} in org {org}"))
+            }
+            Err(e) => {
+                self.metrics.record(Outcome::Error, Some(elapsed));
+                tracing::warn!(error = %e, "ext_authz: evaluation failed; denying");
+                Verdict::Denied("evaluation failed".into())
+            }
+        }
+    }
+
+    fn respond(&self, verdict: Verdict) -> CheckResponse {
+        match verdict {
+            Verdict::Allow {
+                subject,
+                org,
+                resource,
+                action,
+                revision,
+            } => {
+                let headers = if self.mapping.upstream_headers {
+                    vec![
+                        header("x-warden-subject", subject),
+                        header("x-warden-org", org),
+                        header("x-warden-resource", resource),
+                        header("x-warden-action", action),
+                        header("x-warden-revision", revision.to_string()),
+                    ]
+                } else {
+                    Vec::new()
+                };
+                CheckResponse {
+                    status: Some(rpc::Status {
+                        code: tonic::Code::Ok as i32,
+                        ..Default::default()
+                    }),
+                    http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
+                        headers,
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                }
+            }
+            Verdict::Unauthenticated(reason) => {
+                denied(tonic::Code::Unauthenticated, HttpStatusCode::Unauthorized, reason)
+            }
+            Verdict::Denied(reason) => {
+                denied(tonic::Code::PermissionDenied, HttpStatusCode::Forbidden, reason)
+            }
+        }
+    }
+}
+
+/// Read one source from the request; empty values count as absent.
+fn read_source<'p>(
+    source: &Source,
+    attrs: &AttributeContext,
+    param: &impl Fn(&str) -> Option<&'p str>,
+) -> Option<String> {
+    let value = match source {
+        Source::Header(name) => {
+            let http = attrs.request.as_ref()?.http.as_ref()?;
+            match mapping::header(&http.headers, name) {
+                Some(v) => v.to_string(),
+                // `encode_raw_headers: true` sends `header_map` instead, uncombined.
+                None => raw_header(http.header_map.as_ref()?, name)?,
+            }
+        }
+        Source::ContextExtension(key) => attrs.context_extensions.get(key)?.clone(),
+        Source::PathParam(name) => param(name)?.to_string(),
+        Source::Metadata { filter, path } => {
+            let root = attrs.metadata_context.as_ref()?.filter_metadata.get(filter)?;
+            let (last, walk) = path.split_last()?;
+            let mut at = root;
+            for key in walk {
+                match at.fields.get(key)?.kind.as_ref()? {
+                    Kind::StructValue(s) => at = s,
+                    _ => return None,
+                }
+            }
+            match at.fields.get(last)?.kind.as_ref()? {
+                Kind::StringValue(s) => s.clone(),
+                // Numeric subject claims (some IdPs) are whole numbers.
+                Kind::NumberValue(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => format!("{}", *n as i64),
+                _ => return None,
+            }
+        }
+    };
+    (!value.is_empty()).then_some(value)
+}
+
+/// A header from Envoy's raw `header_map`: its one value, or `None` when it is absent,
+/// not UTF-8, or sent more than once with different values (a subject must not be
+/// ambiguous).
+fn raw_header(map: &envoy_types::pb::envoy::config::core::v3::HeaderMap, name: &str) -> Option<String> {
+    let mut found: Option<&[u8]> = None;
+    for h in map.headers.iter().filter(|h| h.key.eq_ignore_ascii_case(name)) {
+        let v = if h.raw_value.is_empty() {
+            h.value.as_bytes()
+        } else {
+            &h.raw_value[..]
+        };
+        match found {
+            Some(prev) if prev != v => return None,
+            _ => found = Some(v),
+        }
+    }
+    std::str::from_utf8(found?).ok().map(str::to_string)
+}
+
+fn header(key: &str, value: String) -> HeaderValueOption {
+    #[allow(deprecated)]
+    HeaderValueOption {
+        header: Some(HeaderValue {
+            key: key.to_string(),
+            value,
+            raw_value: Vec::new(),
+        }),
+        append: None,
+        // Overwrite: a client must not be able to pre-set what the upstream trusts.
+        append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+        keep_empty_value: false,
+    }
+}
+
+fn denied(code: tonic::Code, http: HttpStatusCode, reason: String) -> CheckResponse {
+    CheckResponse {
+        status: Some(rpc::Status {
+            code: code as i32,
+            message: reason.clone(),
+            details: Vec::new(),
+        }),
+        http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
+            status: Some(HttpStatus { code: http as i32 }),
+            headers: vec![header(REASON_HEADER, reason.clone())],
+            body: format!("{reason}\n"),
+        })),
+        ..Default::default()
+    }
+}
+
+#[tonic::async_trait]
+impl Authorization for ExtAuthz {
+    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+        let req = request.into_inner();
+        let (method, path) = req
+            .attributes
+            .as_ref()
+            .and_then(|a| a.request.as_ref())
+            .and_then(|r| r.http.as_ref())
+            .map(|h| (h.method.as_str(), h.path.split('?').next().unwrap_or("")))
+            .unwrap_or_default();
+        let span =
+            tracing::info_span!("ext_authz.Check", method = %truncated(method), path = %truncated(path));
+        let _entered = span.enter();
+        let verdict = self.verdict(&req);
+        match &verdict {
+            Verdict::Allow {
+                org,
+                resource,
+                action,
+                ..
+            } => {
+                tracing::debug!(org = %org, resource = %resource, action = %action, "allow")
+            }
+            Verdict::Unauthenticated(reason) | Verdict::Denied(reason) => {
+                tracing::debug!(reason = %reason, "deny")
+            }
+        }
+        Ok(Response::new(self.respond(verdict)))
+    }
+}
+
+/// At most 128 bytes of a client-supplied value for a span.
+fn truncated(s: &str) -> &str {
+    let mut end = s.len().min(128);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::raw_header;
+    use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        HeaderMap {
+            headers: pairs
+                .iter()
+                .map(|(k, v)| HeaderValue {
+                    key: k.to_string(),
+                    raw_value: v.as_bytes().to_vec(),
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn raw_headers_must_be_unambiguous() {
+        assert_eq!(
+            raw_header(&map(&[("x-user", "alice")]), "X-User").as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            raw_header(&map(&[("x-user", "alice"), ("x-user", "alice")]), "x-user").as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            raw_header(&map(&[("x-user", "alice"), ("x-user", "mallory")]), "x-user"),
+            None
+        );
+        assert_eq!(raw_header(&map(&[("x-other", "alice")]), "x-user"), None);
+    }
+}
