@@ -9,7 +9,5 @@ pub mod cli;
 pub mod client;
 pub mod directory;
 pub mod engine;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod policy;
 pub mod store;
