@@ -14,6 +14,7 @@
 //! policy fresh.
 
 pub mod admin;
+pub mod auth;
 pub mod authz;
 pub mod client;
 pub mod directory;

@@ -6,6 +6,7 @@
 //! while they do, and NOT_SERVING again once shutdown begins.
 
 use crate::api::admin::{Admin, DirectoryStats};
+use crate::api::auth::TcpAuthLayer;
 use crate::api::authz::Authz;
 use crate::api::directory::Directory;
 use crate::api::listener::Bound;
@@ -51,6 +52,18 @@ pub struct Services {
     /// Decision counters for the metrics listener; also told when serving starts and
     /// stops, for `/healthz`.
     pub metrics: Arc<Metrics>,
+    /// Bearer token and TLS for TCP listeners.
+    pub transport: Transport,
+}
+
+/// How TCP listeners protect themselves; Unix-socket callers are trusted by file
+/// permission and get neither.
+#[derive(Clone, Default)]
+pub struct Transport {
+    /// SHA-256 of the bearer token TCP callers must present (see [`crate::api::auth`]).
+    pub token_sha256: Option<[u8; 32]>,
+    /// TLS for TCP listeners.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +78,8 @@ pub enum ServeError {
     },
     #[error("listener {0} stopped unexpectedly")]
     Crashed(String),
+    #[error("TLS configuration: {0}")]
+    Tls(#[source] tonic::transport::Error),
 }
 
 /// Serve `services` on every listener until `shutdown` fires, then drain in-flight
@@ -90,21 +105,29 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
 
     let directory = Directory::new(services.store, services.engine.clone());
-    let router = Server::builder()
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(
-            Authz::new(services.engine.clone())
-                .with_metrics(services.metrics.clone())
-                .into_server(),
-        )
-        .add_service(Admin::new(services.reloader, services.engine, services.stats).into_server())
-        .add_service(directory.org_server())
-        .add_service(directory.member_server())
-        .add_service(directory.team_server())
-        .add_service(directory.app_server())
-        .add_service(directory.user_server());
+    let authz = Authz::new(services.engine.clone()).with_metrics(services.metrics.clone());
+    let admin = Admin::new(services.reloader, services.engine, services.stats);
+    // One router per kind of listener: the same services, but TCP listeners may add TLS.
+    // Both check bearer tokens for TCP callers (the layer lets Unix-socket callers by).
+    let routes = |builder: Server<tower::layer::util::Identity>| {
+        builder
+            .layer(TcpAuthLayer::new(services.transport.token_sha256))
+            .add_service(health_service.clone())
+            .add_service(reflection_v1.clone())
+            .add_service(reflection_v1alpha.clone())
+            .add_service(authz.clone().into_server())
+            .add_service(admin.clone().into_server())
+            .add_service(directory.org_server())
+            .add_service(directory.member_server())
+            .add_service(directory.team_server())
+            .add_service(directory.app_server())
+            .add_service(directory.user_server())
+    };
+    let router = routes(Server::builder());
+    let tcp_router = match services.transport.tls.clone() {
+        Some(tls) => routes(Server::builder().tls_config(tls).map_err(ServeError::Tls)?),
+        None => router.clone(),
+    };
 
     // The listeners stop on this server's own signal, fired on shutdown or when one
     // listener fails, so a failure drains the others instead of leaving them serving.
@@ -127,6 +150,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
                 });
             }
             Bound::Tcp(l) => {
+                let router = tcp_router.clone();
                 servers.spawn(async move {
                     let incoming = TcpIncoming::from(l).with_nodelay(Some(true));
                     let result = router.serve_with_incoming_shutdown(incoming, stop).await;

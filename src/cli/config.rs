@@ -43,7 +43,8 @@ pub struct ServeArgs {
     #[arg(long, env = "WARDEN_NO_TCP")]
     pub no_tcp: bool,
     /// TOML file with defaults for these settings (keys: data, policies, listen,
-    /// no_unix, no_tcp, demo, require_policy_tests, metrics, metrics_allow_remote). Relative paths in it are relative to the working directory.
+    /// no_unix, no_tcp, demo, require_policy_tests, metrics, metrics_allow_remote,
+    /// tcp_token_sha256, tls_cert, tls_key). Relative paths in it are relative to the working directory.
     #[arg(long, env = "WARDEN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Seed a demo directory (orgs, members, teams, apps) into an empty store.
@@ -62,6 +63,17 @@ pub struct ServeArgs {
     /// Allow --metrics on a non-loopback address (the endpoint has no authentication).
     #[arg(long, env = "WARDEN_METRICS_ALLOW_REMOTE")]
     pub metrics_allow_remote: bool,
+    /// Require TCP callers to send `authorization: Bearer <token>`; the value is the hex
+    /// SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`), never the token itself.
+    /// Unix-socket callers and health checks are exempt.
+    #[arg(long, env = "WARDEN_TCP_TOKEN_SHA256", value_name = "HEX")]
+    pub tcp_token_sha256: Option<String>,
+    /// Serve TCP listeners over TLS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, env = "WARDEN_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "WARDEN_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The TOML file's shape: every key optional, unknown keys rejected so that a typo
@@ -78,6 +90,9 @@ struct FileConfig {
     require_policy_tests: Option<bool>,
     metrics: Option<String>,
     metrics_allow_remote: Option<bool>,
+    tcp_token_sha256: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// Fully resolved settings for one daemon run.
@@ -92,6 +107,10 @@ pub struct ServeConfig {
     pub require_policy_tests: bool,
     /// Where to serve `/metrics` and `/healthz`; `None` serves neither.
     pub metrics: Option<SocketAddr>,
+    /// SHA-256 of the bearer token TCP callers must present.
+    pub tcp_token_sha256: Option<[u8; 32]>,
+    /// PEM certificate chain and key for TLS on TCP listeners.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl ServeArgs {
@@ -164,6 +183,19 @@ impl ServeArgs {
             ),
             Some(Listen::Tcp(addr)) => Some(addr),
         };
+        let tcp_token_sha256 = match self.tcp_token_sha256.or(file.tcp_token_sha256) {
+            Some(hex_text) => Some(
+                crate::api::auth::parse_token_sha256(&hex_text)
+                    .map_err(|e| anyhow::anyhow!("--tcp-token-sha256: {e}"))?,
+            ),
+            None => None,
+        };
+        let tls = match (self.tls_cert.or(file.tls_cert), self.tls_key.or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            (Some(_), None) => bail!("--tls-cert needs --tls-key"),
+            (None, Some(_)) => bail!("--tls-key needs --tls-cert"),
+        };
         Ok(ServeConfig {
             data,
             policies,
@@ -171,6 +203,8 @@ impl ServeArgs {
             demo: self.demo || file.demo.unwrap_or(false),
             require_policy_tests: self.require_policy_tests || file.require_policy_tests.unwrap_or(false),
             metrics,
+            tcp_token_sha256,
+            tls,
         })
     }
 }
