@@ -18,6 +18,7 @@ pub mod auth;
 pub mod authz;
 pub mod client;
 pub mod directory;
+pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod policy_state;

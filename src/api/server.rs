@@ -9,6 +9,7 @@ use crate::api::admin::{Admin, DirectoryStats};
 use crate::api::auth::TcpAuthLayer;
 use crate::api::authz::Authz;
 use crate::api::directory::Directory;
+use crate::api::limits::{InFlightLayer, MAX_CONCURRENT_STREAMS};
 use crate::api::listener::Bound;
 use crate::api::metrics::Metrics;
 use crate::api::reload::PolicyReloader;
@@ -58,12 +59,14 @@ pub struct Services {
 
 /// How TCP listeners protect themselves; Unix-socket callers are trusted by file
 /// permission and get neither.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Transport {
     /// SHA-256 of the bearer token TCP callers must present (see [`crate::api::auth`]).
     pub token_sha256: Option<[u8; 32]>,
     /// TLS for TCP listeners.
     pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// Calls in flight at once, over all listeners (see [`crate::api::limits`]).
+    pub max_in_flight: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,9 +112,13 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     let admin = Admin::new(services.reloader, services.engine, services.stats);
     // One router per kind of listener: the same services, but TCP listeners may add TLS.
     // Both check bearer tokens for TCP callers (the layer lets Unix-socket callers by).
+    // One in-flight bound shared by every listener.
+    let in_flight = InFlightLayer::new(services.transport.max_in_flight);
     let routes = |builder: Server<tower::layer::util::Identity>| {
         builder
+            .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
             .layer(TcpAuthLayer::new(services.transport.token_sha256))
+            .layer(in_flight.clone())
             .add_service(health_service.clone())
             .add_service(reflection_v1.clone())
             .add_service(reflection_v1alpha.clone())

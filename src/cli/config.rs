@@ -44,7 +44,7 @@ pub struct ServeArgs {
     pub no_tcp: bool,
     /// TOML file with defaults for these settings (keys: data, policies, listen,
     /// no_unix, no_tcp, demo, require_policy_tests, metrics, metrics_allow_remote,
-    /// tcp_token_sha256, tls_cert, tls_key). Relative paths in it are relative to the working directory.
+    /// tcp_token_sha256, tls_cert, tls_key, max_in_flight). Relative paths in it are relative to the working directory.
     #[arg(long, env = "WARDEN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Seed a demo directory (orgs, members, teams, apps) into an empty store.
@@ -74,6 +74,10 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "WARDEN_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// Calls worked on at once, over all listeners; beyond it a call is refused at once
+    /// with RESOURCE_EXHAUSTED (health checks exempt). [default: 1024]
+    #[arg(long, env = "WARDEN_MAX_IN_FLIGHT", value_name = "N")]
+    pub max_in_flight: Option<usize>,
 }
 
 /// The TOML file's shape: every key optional, unknown keys rejected so that a typo
@@ -93,6 +97,7 @@ struct FileConfig {
     tcp_token_sha256: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    max_in_flight: Option<usize>,
 }
 
 /// Fully resolved settings for one daemon run.
@@ -111,6 +116,8 @@ pub struct ServeConfig {
     pub tcp_token_sha256: Option<[u8; 32]>,
     /// PEM certificate chain and key for TLS on TCP listeners.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Bound on calls in flight.
+    pub max_in_flight: usize,
 }
 
 impl ServeArgs {
@@ -205,6 +212,11 @@ impl ServeArgs {
             metrics,
             tcp_token_sha256,
             tls,
+            max_in_flight: match self.max_in_flight.or(file.max_in_flight) {
+                Some(0) => bail!("--max-in-flight must be at least 1"),
+                Some(n) => n,
+                None => crate::api::limits::DEFAULT_MAX_IN_FLIGHT,
+            },
         })
     }
 }

@@ -259,6 +259,7 @@ fn transport(config: &ServeConfig) -> anyhow::Result<server::Transport> {
     Ok(server::Transport {
         token_sha256: config.tcp_token_sha256,
         tls,
+        max_in_flight: config.max_in_flight,
     })
 }
 
