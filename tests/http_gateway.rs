@@ -323,3 +323,46 @@ fn malformed_requests_get_a_clear_json_error() {
     drop(conn);
     sender.join().unwrap();
 }
+
+/// With a bearer token configured for TCP callers, the gateway asks it too: its calls
+/// go through the same authentication layer as the TCP listeners.
+#[test]
+fn the_gateway_requires_the_tcp_bearer_token_when_one_is_configured() {
+    let token = "s3cret-token-for-the-gateway";
+    let hash = warden::api::auth::token_sha256_hex(token);
+    let addr = free_port();
+    let _daemon = Workdir::new().start_with(&[
+        "--demo",
+        "--http",
+        &format!("tcp:{addr}"),
+        "--tcp-token-sha256",
+        &hash,
+    ]);
+    let http = Http::new(addr);
+    let check = "/warden.v1.AuthzService/Check";
+    let body = r#"{"subject":"alice","org":"acme","resource":"apps/web","action":"app:write"}"#;
+    let (status, e) = http.post(check, body);
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (401, Some("UNAUTHENTICATED")),
+        "{e}"
+    );
+    assert!(!e.to_string().contains(token));
+
+    let send = |auth: &str| {
+        let mut resp = http
+            .agent
+            .post(&format!("{}{check}", http.base))
+            .header("content-type", "application/json")
+            .header("authorization", auth)
+            .send(body)
+            .expect("POST");
+        let status = resp.status().as_u16();
+        let v: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        (status, v)
+    };
+    let (status, e) = send("Bearer not-the-token");
+    assert_eq!(status, 401, "{e}");
+    let (status, ok) = send(&format!("Bearer {token}"));
+    assert_eq!((status, &ok["allowed"]), (200, &json!(true)), "{ok}");
+}

@@ -4,6 +4,8 @@ use crate::api::pb;
 use crate::api::policy_state::PolicyStatus;
 use crate::api::reload::{PolicyReloader, Trigger};
 use crate::engine::Engine;
+use crate::engine::index::DirectoryIndex;
+use crate::store::IndexCheck;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -23,6 +25,11 @@ pub struct DirectoryCounts {
 /// what the index knows, and leaves the other counts absent rather than zero.
 pub trait DirectoryStats: Send + Sync {
     fn counts(&self) -> Result<DirectoryCounts, String>;
+
+    /// Compare `live` with an index rebuilt from the directory (`CheckIndex`).
+    fn check_index(&self, _live: &DirectoryIndex) -> Result<IndexCheck, String> {
+        Err("no directory store is attached".into())
+    }
 }
 
 /// The admin service.
@@ -122,6 +129,37 @@ impl pb::admin_service_server::AdminService for Admin {
         };
         Ok(Response::new(resp))
     }
+
+    async fn check_index(
+        &self,
+        _request: Request<pb::CheckIndexRequest>,
+    ) -> Result<Response<pb::CheckIndexResponse>, Status> {
+        let span = tracing::info_span!("CheckIndex");
+        let Some(stats) = self.stats.clone() else {
+            return Err(Status::failed_precondition("no directory store is attached"));
+        };
+        let engine = self.engine.clone();
+        let check = tokio::task::spawn_blocking(move || span.in_scope(|| stats.check_index(engine.index())))
+            .await
+            .map_err(|e| Status::internal(format!("index check crashed: {e}")))?
+            .map_err(|e| Status::unavailable(format!("directory store: {e}")))?;
+        if !check.consistent() {
+            tracing::error!(
+                revision = check.revision,
+                live = %check.live_digest,
+                rebuilt = %check.rebuilt_digest,
+                "the live decision index differs from the directory tables"
+            );
+        }
+        Ok(Response::new(pb::CheckIndexResponse {
+            revision: check.revision,
+            consistent: check.consistent(),
+            live_digest: check.live_digest,
+            live_facts: check.live_facts,
+            rebuilt_digest: check.rebuilt_digest,
+            rebuilt_facts: check.rebuilt_facts,
+        }))
+    }
 }
 
 /// The store counts the directory from one read snapshot; a storage failure is reported
@@ -141,5 +179,12 @@ impl DirectoryStats for crate::store::Store {
                 Err("cannot read the directory store; see the daemon log".to_string())
             }
         }
+    }
+
+    fn check_index(&self, live: &DirectoryIndex) -> Result<IndexCheck, String> {
+        crate::store::Store::check_index(self, live).map_err(|e| {
+            tracing::error!(error = %e, "rebuilding the index for a check");
+            "cannot read the directory store; see the daemon log".to_string()
+        })
     }
 }

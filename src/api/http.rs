@@ -31,9 +31,18 @@ use prost_reflect::{
 };
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::sync::Arc;
-use tonic::service::Routes;
 use tower::ServiceExt as _;
+use tower::util::BoxCloneSyncService;
+
+/// The gRPC services as the gateway calls them: a request with one framed message in,
+/// the gRPC reply out.
+pub type GrpcService = BoxCloneSyncService<
+    axum::http::Request<Full<Bytes>>,
+    axum::http::Response<tonic::body::Body>,
+    Infallible,
+>;
 
 /// Largest request body accepted (the gRPC listeners' default message limit too).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -51,7 +60,7 @@ pub enum GatewayError {
 #[derive(Clone)]
 pub struct Gateway {
     pool: DescriptorPool,
-    routes: Routes,
+    grpc: GrpcService,
     openapi: Bytes,
 }
 
@@ -62,14 +71,26 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// A gateway in front of `routes` (the gRPC server's services).
-    pub fn new(routes: Routes) -> Result<Self, GatewayError> {
+    /// A gateway in front of `grpc`: the gRPC server's routes, with the same layers
+    /// (caller authentication, in-flight bound) the listeners put in front of them.
+    pub fn new<S>(grpc: S) -> Result<Self, GatewayError>
+    where
+        S: tower::Service<
+                axum::http::Request<Full<Bytes>>,
+                Response = axum::http::Response<tonic::body::Body>,
+                Error = Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
         let mut pool = DescriptorPool::decode(FILE_DESCRIPTOR_SET)?;
         pool.decode_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)?;
         let openapi = Bytes::from(openapi(&pool).to_string());
         Ok(Self {
             pool,
-            routes,
+            grpc: BoxCloneSyncService::new(grpc),
             openapi,
         })
     }
@@ -170,7 +191,7 @@ async fn call(
         Ok(r) => r,
         Err(e) => return error(tonic::Code::Internal, &format!("building the call: {e}")),
     };
-    let resp = match gw.routes.clone().oneshot(req).await {
+    let resp = match gw.grpc.clone().oneshot(req).await {
         Ok(r) => r,
         Err(never) => match never {},
     };

@@ -14,11 +14,13 @@
 //! policy fresh.
 
 pub mod admin;
+pub mod auth;
 pub mod authz;
 pub mod client;
 pub mod directory;
 pub mod ext_authz;
 pub mod http;
+pub mod limits;
 pub mod listener;
 pub mod logs;
 pub mod metrics;

@@ -6,10 +6,12 @@
 //! while they do, and NOT_SERVING again once shutdown begins.
 
 use crate::api::admin::{Admin, DirectoryStats};
+use crate::api::auth::TcpAuthLayer;
 use crate::api::authz::Authz;
 use crate::api::directory::Directory;
 use crate::api::ext_authz::{ExtAuthz, Mapping as ExtAuthzMapping};
 use crate::api::http::{self, Gateway};
+use crate::api::limits::{InFlightLayer, MAX_CONCURRENT_STREAMS};
 use crate::api::listener::Bound;
 use crate::api::logs::decisions::DecisionLog;
 use crate::api::metrics::Metrics;
@@ -62,6 +64,20 @@ pub struct Services {
     pub ext_authz: Option<Arc<ExtAuthzMapping>>,
     /// The sampled decision log every check is offered to; `None` logs nothing.
     pub decision_log: Option<Arc<DecisionLog>>,
+    /// Bearer token and TLS for TCP listeners.
+    pub transport: Transport,
+}
+
+/// How TCP listeners protect themselves; Unix-socket callers are trusted by file
+/// permission and get neither.
+#[derive(Clone)]
+pub struct Transport {
+    /// SHA-256 of the bearer token TCP callers must present (see [`crate::api::auth`]).
+    pub token_sha256: Option<[u8; 32]>,
+    /// TLS for TCP listeners.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// Calls in flight at once, over all listeners (see [`crate::api::limits`]).
+    pub max_in_flight: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +96,8 @@ pub enum ServeError {
     Gateway(#[from] crate::api::http::GatewayError),
     #[error("HTTP/JSON listener: {0}")]
     Http(std::io::Error),
+    #[error("TLS configuration: {0}")]
+    Tls(#[source] tonic::transport::Error),
 }
 
 /// Serve `services` on every listener until `shutdown` fires, then drain in-flight
@@ -110,17 +128,16 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
             .with_decision_log(services.decision_log.clone())
             .into_server()
     });
-    // One set of routes behind every listener, the HTTP/JSON gateway's in-process calls included.
+    let authz = Authz::new(services.engine.clone())
+        .with_metrics(services.metrics.clone())
+        .with_decision_log(services.decision_log.clone());
+    let admin = Admin::new(services.reloader, services.engine, services.stats);
+    // The one set of services behind every listener and the HTTP/JSON gateway.
     let mut routes = Routes::new(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(
-            Authz::new(services.engine.clone())
-                .with_metrics(services.metrics.clone())
-                .with_decision_log(services.decision_log.clone())
-                .into_server(),
-        )
-        .add_service(Admin::new(services.reloader, services.engine, services.stats).into_server())
+        .add_service(authz.into_server())
+        .add_service(admin.into_server())
         .add_service(directory.org_server())
         .add_service(directory.member_server())
         .add_service(directory.team_server())
@@ -129,7 +146,23 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     if let Some(ext_authz) = ext_authz {
         routes = routes.add_service(ext_authz);
     }
-    let router = Server::builder().add_routes(routes.clone());
+    // One router per kind of listener: the same services, but TCP listeners may add TLS.
+    // Both check bearer tokens for TCP callers (the layer lets Unix-socket callers by).
+    // One in-flight bound shared by every listener and the gateway.
+    let in_flight = InFlightLayer::new(services.transport.max_in_flight);
+    let auth = TcpAuthLayer::new(services.transport.token_sha256);
+    let router_for = |builder: Server<tower::layer::util::Identity>| {
+        builder
+            .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
+            .layer(auth.clone())
+            .layer(in_flight.clone())
+            .add_routes(routes.clone())
+    };
+    let router = router_for(Server::builder());
+    let tcp_router = match services.transport.tls.clone() {
+        Some(tls) => router_for(Server::builder().tls_config(tls).map_err(ServeError::Tls)?),
+        None => router.clone(),
+    };
 
     // The listeners stop on this server's own signal, fired on shutdown or when one
     // listener fails, so a failure drains the others instead of leaving them serving.
@@ -152,6 +185,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
                 });
             }
             Bound::Tcp(l) => {
+                let router = tcp_router.clone();
                 servers.spawn(async move {
                     let incoming = TcpIncoming::from(l).with_nodelay(Some(true));
                     let result = router.serve_with_incoming_shutdown(incoming, stop).await;
@@ -162,7 +196,14 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     }
     let http_task = match services.http {
         Some(l) => {
-            let gateway = Gateway::new(routes)?;
+            // In-process calls carry no Unix-socket marker, so the bearer-token layer
+            // treats them as the TCP callers they are; the in-flight bound covers them too.
+            let gateway = Gateway::new(
+                tower::ServiceBuilder::new()
+                    .layer(auth.clone())
+                    .layer(in_flight.clone())
+                    .service(routes),
+            )?;
             tracing::info!(listener = %format!("tcp:{}", l.local_addr().map_err(ServeError::Http)?), "serving HTTP/JSON");
             Some(tokio::spawn(http::serve(l, gateway, stop.clone().wait())))
         }

@@ -48,7 +48,8 @@ pub struct ServeArgs {
     /// TOML file with defaults for these settings (keys: data, policies, listen,
     /// no_unix, no_tcp, demo, require_policy_tests, metrics, metrics_allow_remote, ext_authz,
     /// decision_log, decision_log_sample, decision_log_subjects, audit_log, log_rotate_bytes,
-    /// log_rotate_keep, http, http_allow_remote). Relative paths in it are relative to the working directory.
+    /// log_rotate_keep, http, http_allow_remote, tcp_token_sha256, tls_cert, tls_key,
+    /// max_in_flight). Relative paths in it are relative to the working directory.
     #[arg(long, env = "WARDEN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Seed a demo directory (orgs, members, teams, apps) into an empty store.
@@ -114,6 +115,21 @@ pub struct ServeArgs {
     /// Allow --http on a non-loopback address.
     #[arg(long, env = "WARDEN_HTTP_ALLOW_REMOTE")]
     pub http_allow_remote: bool,
+    /// Require TCP callers to send `authorization: Bearer <token>`; the value is the hex
+    /// SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`), never the token itself.
+    /// Unix-socket callers and health checks are exempt.
+    #[arg(long, env = "WARDEN_TCP_TOKEN_SHA256", value_name = "HEX")]
+    pub tcp_token_sha256: Option<String>,
+    /// Serve TCP listeners over TLS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, env = "WARDEN_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "WARDEN_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Calls worked on at once, over all listeners; beyond it a call is refused at once
+    /// with RESOURCE_EXHAUSTED (health checks exempt). [default: 1024]
+    #[arg(long, env = "WARDEN_MAX_IN_FLIGHT", value_name = "N")]
+    pub max_in_flight: Option<usize>,
 }
 
 /// The TOML file's shape: every key optional, unknown keys rejected so that a typo
@@ -139,6 +155,10 @@ struct FileConfig {
     log_rotate_keep: Option<u32>,
     http: Option<String>,
     http_allow_remote: Option<bool>,
+    tcp_token_sha256: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    max_in_flight: Option<usize>,
 }
 
 /// Fully resolved settings for one daemon run.
@@ -159,6 +179,12 @@ pub struct ServeConfig {
     pub logs: LogsConfig,
     /// Where to serve the HTTP/JSON gateway; `None` serves none.
     pub http: Option<SocketAddr>,
+    /// SHA-256 of the bearer token TCP callers must present.
+    pub tcp_token_sha256: Option<[u8; 32]>,
+    /// PEM certificate chain and key for TLS on TCP listeners.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Bound on calls in flight.
+    pub max_in_flight: usize,
 }
 
 impl ServeArgs {
@@ -292,6 +318,19 @@ impl ServeArgs {
             audit: self.audit_log.or(file.audit_log),
             rotation,
         };
+        let tcp_token_sha256 = match self.tcp_token_sha256.or(file.tcp_token_sha256) {
+            Some(hex_text) => Some(
+                crate::api::auth::parse_token_sha256(&hex_text)
+                    .map_err(|e| anyhow::anyhow!("--tcp-token-sha256: {e}"))?,
+            ),
+            None => None,
+        };
+        let tls = match (self.tls_cert.or(file.tls_cert), self.tls_key.or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            (Some(_), None) => bail!("--tls-cert needs --tls-key"),
+            (None, Some(_)) => bail!("--tls-key needs --tls-cert"),
+        };
         Ok(ServeConfig {
             data,
             policies,
@@ -302,6 +341,13 @@ impl ServeArgs {
             ext_authz: self.ext_authz.or(file.ext_authz),
             logs,
             http,
+            tcp_token_sha256,
+            tls,
+            max_in_flight: match self.max_in_flight.or(file.max_in_flight) {
+                Some(0) => bail!("--max-in-flight must be at least 1"),
+                Some(n) => n,
+                None => crate::api::limits::DEFAULT_MAX_IN_FLIGHT,
+            },
         })
     }
 }

@@ -101,6 +101,19 @@ fn open_directory(config: &ServeConfig) -> anyhow::Result<Directory> {
         .with_context(|| format!("creating data directory {}", config.data.display()))?;
     let path = config.data.join(STORE_FILE);
     let store = Store::open(&path).context("opening the directory store; not starting")?;
+    // The database holds the directory (emails, metadata): owner and group only, whatever
+    // the umask or however the data directory was made.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)
+            .with_context(|| format!("reading the mode of {}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o007 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o770))
+                .with_context(|| format!("restricting {} to owner and group", path.display()))?;
+        }
+    }
     if config.demo {
         seed_demo(&store)?;
     }
@@ -238,6 +251,7 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
         ext_authz,
         decision_log,
         http,
+        transport: transport(&config)?,
     };
     let server = server::run(services, listeners, shutdown);
     tokio::pin!(server);
@@ -267,6 +281,44 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
     result?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Bearer token and TLS for the TCP listeners, from the configuration. Only the
+/// token's hash is ever held; the key file is read here and handed to rustls.
+fn transport(config: &ServeConfig) -> anyhow::Result<server::Transport> {
+    let tls = match &config.tls {
+        Some((cert, key)) => {
+            let cert_pem =
+                std::fs::read(cert).with_context(|| format!("reading --tls-cert {}", cert.display()))?;
+            let key_pem =
+                std::fs::read(key).with_context(|| format!("reading --tls-key {}", key.display()))?;
+            Some(
+                tonic::transport::ServerTlsConfig::new()
+                    .identity(tonic::transport::Identity::from_pem(cert_pem, key_pem)),
+            )
+        }
+        None => None,
+    };
+    tracing::info!(
+        tcp_token = config.tcp_token_sha256.is_some(),
+        tls = tls.is_some(),
+        "TCP caller authentication"
+    );
+    if let Some(addr) = config.listen.iter().find_map(|l| match l {
+        listener::Listen::Tcp(a) if !a.ip().is_loopback() => Some(a),
+        _ => None,
+    }) && config.tcp_token_sha256.is_none()
+    {
+        tracing::warn!(
+            listener = %addr,
+            "TCP listener on a non-loopback address without --tcp-token-sha256: any host that reaches it may call"
+        );
+    }
+    Ok(server::Transport {
+        token_sha256: config.tcp_token_sha256,
+        tls,
+        max_in_flight: config.max_in_flight,
+    })
 }
 
 async fn first_signal(terminate: &mut Signal, interrupt: &mut Signal) -> &'static str {

@@ -182,9 +182,15 @@ pub fn validate_labels(field: &str, labels: &[String]) -> Result<(), Refusal> {
                 .chars()
                 .any(|c| !(c.is_ascii_alphanumeric() || "_.:/-".contains(c)))
         {
+            // The label is named by position, not echoed: it may be megabytes long, and an
+            // error message travels in a response header.
             return Err(invalid(
                 field,
-                format!("label {label:?} must be 1 to {MAX_LABEL_LEN} characters of A-Z, a-z, 0-9, '_.:/-'"),
+                format!(
+                    "label #{} ({} bytes) must be 1 to {MAX_LABEL_LEN} characters of A-Z, a-z, 0-9, '_.:/-'",
+                    i + 1,
+                    label.len()
+                ),
             ));
         }
         if labels[..i].contains(label) {

@@ -19,6 +19,8 @@ use smallvec::SmallVec;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+mod digest;
+
 /// An interned name: an index into [`Interner`].
 pub type Sym = u32;
 

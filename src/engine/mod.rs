@@ -188,8 +188,32 @@ fn with_decision<R>(
     ];
     let scratch = eval::Scratch::new();
     let mut cx = eval::Cx::new(policy, &req, Some(dir), &scratch);
-    let out = eval::decide(&mut cx).map_err(EngineError::Eval)?;
+    let out = if outside_org(policy, dir, q) {
+        eval::Outcome {
+            allowed: false,
+            rule: None,
+        }
+    } else {
+        eval::decide(&mut cx).map_err(EngineError::Eval)?
+    };
     Ok(then(&mut cx, out))
+}
+
+/// Whether `q` names an app (`apps/<id>`, `apps/<id>/…`) that the directory does not list
+/// under `q.org`: another org's app, a personal app, or no app at all. Such a request is
+/// a deny before any rule is read, because rules scoped to "every app of the org"
+/// (`apps/:app`, `apps/*`) match by shape and would otherwise let an admin of one org
+/// act on another org's app by naming it with their own org. Only for policies that
+/// read the directory; a plain Casbin model decides by its rules alone.
+fn outside_org(policy: &CompiledPolicy, dir: &index::IndexData, q: &CheckInput<'_>) -> bool {
+    if policy.config.directory.is_empty() {
+        return false;
+    }
+    let Some(rest) = q.resource.strip_prefix("apps/") else {
+        return false;
+    };
+    let app = rest.split('/').next().unwrap_or_default();
+    !dir.org(q.org).is_some_and(|o| o.apps.contains(app))
 }
 
 /// The role path of a decision: from the subject to the decisive rule's subject through

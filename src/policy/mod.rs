@@ -8,6 +8,7 @@ pub mod csv;
 pub mod diff;
 pub mod eval;
 pub mod model;
+pub mod snapshot;
 pub mod suite;
 
 use crate::engine::compile::{self, Sources};
@@ -72,18 +73,26 @@ struct DirectoryFile {
     roles: Option<Vec<String>>,
 }
 
-fn read(path: &Path) -> Result<String, PolicyError> {
-    let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+/// A model or policy file's text from a consistent read: it must exist and say something.
+fn required(path: &Path, read: snapshot::FileRead) -> Result<String, PolicyError> {
+    let error = |reason: String| PolicyError {
         file: path.display().to_string(),
         line: 0,
-        reason: format!("cannot read: {e}"),
-    })?;
+        reason,
+    };
+    let text = match read {
+        Ok(Some(text)) => text,
+        Ok(None) => {
+            return Err(error(
+                "cannot read: No such file or directory (os error 2)".into(),
+            ));
+        }
+        Err(reason) => return Err(error(reason)),
+    };
     if text.trim().is_empty() {
-        return Err(PolicyError {
-            file: path.display().to_string(),
-            line: 0,
-            reason: "file is empty (an empty policy is refused rather than denying everything)".into(),
-        });
+        return Err(error(
+            "file is empty (an empty policy is refused rather than denying everything)".into(),
+        ));
     }
     Ok(text)
 }
@@ -202,17 +211,31 @@ pub fn load_dir(dir: &Path) -> Result<CompiledPolicy, PolicyErrors> {
     let model_path = dir.join(MODEL_FILE);
     let policy_path = dir.join(POLICY_FILE);
     let engine_path = dir.join(ENGINE_FILE);
+    // One consistent version of the three files, even while an edit or a ConfigMap
+    // swap lands (see `snapshot`).
+    let [model_read, policy_read, engine_read] =
+        match snapshot::read_consistent([&model_path, &policy_path, &engine_path]) {
+            Ok(reads) => reads,
+            Err(reason) => {
+                return Err(PolicyErrors(vec![PolicyError {
+                    file: dir.display().to_string(),
+                    line: 0,
+                    reason,
+                }]));
+            }
+        };
     let mut errors = Vec::new();
-    let model_text = read(&model_path).map_err(|e| errors.push(e)).ok();
-    let policy_text = read(&policy_path).map_err(|e| errors.push(e)).ok();
-    let engine_text = match std::fs::read_to_string(&engine_path) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => {
+    let model_text = required(&model_path, model_read).map_err(|e| errors.push(e)).ok();
+    let policy_text = required(&policy_path, policy_read)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let engine_text = match engine_read {
+        Ok(t) => t,
+        Err(reason) => {
             errors.push(PolicyError {
                 file: engine_path.display().to_string(),
                 line: 0,
-                reason: format!("cannot read: {e}"),
+                reason,
             });
             None
         }

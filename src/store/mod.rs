@@ -15,10 +15,12 @@ pub mod demo;
 mod dump;
 mod read;
 mod tables;
+mod verify;
 
 pub use crate::directory::ApplyContext;
 pub use dump::{DUMP_FORMAT, Dump};
 pub use read::{ChangeRecord, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Member, Page, Stats};
+pub use verify::IndexCheck;
 
 use crate::directory::{ChangeEnvelope, Refusal};
 use crate::engine::index::{DirectoryIndex, IndexOp};
@@ -266,6 +268,11 @@ impl Store {
     pub fn load_index(&self, index: &DirectoryIndex) -> Result<u64, StoreError> {
         // Hold the write path so no write commits between the snapshot and publication.
         let _serialized = self.write_lock.lock();
+        self.load_index_locked(index)
+    }
+
+    /// [`Store::load_index`] for a caller that already holds the write path.
+    fn load_index_locked(&self, index: &DirectoryIndex) -> Result<u64, StoreError> {
         let txn = self.db.begin_read()?;
         let mut batch = Vec::with_capacity(LOAD_BATCH);
         let flush = |batch: &mut Vec<IndexOp>, force: bool| {

@@ -26,6 +26,8 @@ pub const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
 pub struct Workdir {
     pub dir: TempDir,
     pub tcp: SocketAddr,
+    /// Extra environment for `warden serve` (e.g. `WARDEN_LOG=trace`), set last.
+    pub env: Vec<(String, String)>,
 }
 
 impl Workdir {
@@ -37,6 +39,7 @@ impl Workdir {
         Self {
             dir,
             tcp: free_port(),
+            env: Vec::new(),
         }
     }
 
@@ -51,6 +54,7 @@ impl Workdir {
         Self {
             dir,
             tcp: free_port(),
+            env: Vec::new(),
         }
     }
 
@@ -89,6 +93,7 @@ impl Workdir {
             .arg(self.tcp_target())
             .env("WARDEN_LOG", "debug")
             .env_remove("WARDEN_CONFIG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         cmd
     }

@@ -126,6 +126,7 @@ impl pb::member_service_server::MemberService for Directory {
         async move {
             check_slug("org_id", &r.org_id)?;
             check_actor(&r.actor)?;
+            crate::api::validate::bounded("query", &r.query)?;
             if !r.role.is_empty() {
                 validate_role("role", &r.role).map_err(super::invalid_status)?;
             }

@@ -203,8 +203,31 @@ fn apply_status(err: ApplyError, actor: &str, id_field: &'static str) -> Status 
     }
 }
 
+/// Longest status message sent back, in bytes. A message travels in the `grpc-message`
+/// response header; one that echoed a megabyte of hostile input would overflow the
+/// client's header limit and turn a clear INVALID_ARGUMENT into a protocol error.
+const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// `message` cut to [`MAX_MESSAGE_BYTES`] at a character boundary, marked when cut.
+fn capped(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
+
 /// Refusals map 1:1 to gRPC codes; messages name the field, the thing or the permission.
 fn refusal_status(r: Refusal, actor: &str, id_field: &'static str) -> Status {
+    let status = refusal_status_uncapped(r, actor, id_field);
+    Status::new(status.code(), capped(status.message().to_string()))
+}
+
+fn refusal_status_uncapped(r: Refusal, actor: &str, id_field: &'static str) -> Status {
     match r {
         Refusal::InvalidArgument { field, reason } => {
             Status::invalid_argument(format!("{}: {reason}", proto_field(&field, id_field)))

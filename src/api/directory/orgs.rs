@@ -142,6 +142,7 @@ impl pb::org_service_server::OrgService for Directory {
         let span = tracing::info_span!("ListOrgs", actor = %r.actor, user = %r.user_id);
         async move {
             check_actor(&r.actor)?;
+            crate::api::validate::bounded("query", &r.query)?;
             if r.user_id.is_empty() {
                 if !trusted {
                     return Err(Status::permission_denied(format!(
