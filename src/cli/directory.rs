@@ -249,7 +249,7 @@ pub enum UserCommand {
 }
 
 /// What went wrong, sorted by exit code.
-enum Failure {
+pub(crate) enum Failure {
     Status(Status),
     Other(anyhow::Error),
 }
@@ -266,10 +266,10 @@ impl From<client::ConnectError> for Failure {
     }
 }
 
-type Outcome = Result<(), Failure>;
+pub(crate) type Outcome = Result<(), Failure>;
 
 /// Run a directory command and turn its outcome into the exit code.
-fn finish(result: Outcome) -> ExitCode {
+pub(crate) fn finish(result: Outcome) -> ExitCode {
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(Failure::Status(s)) => {
@@ -288,11 +288,11 @@ fn finish(result: Outcome) -> ExitCode {
     }
 }
 
-async fn channel(common: &Common) -> Result<Channel, Failure> {
+pub(crate) async fn channel(common: &Common) -> Result<Channel, Failure> {
     Ok(client::connect(&common.connect).await?)
 }
 
-fn print_revision(revision: u64) {
+pub(crate) fn print_revision(revision: u64) {
     println!("revision: {revision}");
 }
 
@@ -310,7 +310,7 @@ fn print_org(o: &pb::Org) {
     println!("  members: {}", o.member_count);
 }
 
-fn print_member(m: &pb::Member) {
+pub(crate) fn print_member(m: &pb::Member) {
     println!(
         "member: {} in {} as {}{}",
         m.user_id,

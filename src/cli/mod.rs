@@ -13,6 +13,7 @@ pub mod config;
 pub mod directory;
 pub mod dump;
 pub mod gen_directory;
+pub mod lifecycle;
 pub mod policy;
 pub mod serve;
 
@@ -59,6 +60,8 @@ enum Command {
     GenDirectory(gen_directory::GenArgs),
     /// Drive a running daemon with concurrent Check or BatchCheck calls (loopback only).
     Bench(bench::BenchArgs),
+    /// Invite people to an org; accept, decline, revoke and list invitations.
+    Invitation(lifecycle::InvitationArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -92,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Import(args) => dump::import(args),
         Command::GenDirectory(args) => gen_directory::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Invitation(args) => block_on(lifecycle::run_invitation(args)),
     }
 }
 

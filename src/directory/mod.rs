@@ -11,6 +11,8 @@
 
 pub mod change;
 pub mod ids;
+pub mod invitation;
+pub mod limits;
 pub mod records;
 pub mod refusal;
 
@@ -18,6 +20,8 @@ pub use change::{
     ApplyContext, CHANGE_FORMAT, Change, ChangeEnvelope, DEFAULT_ROLES, ImportCounts, Permission,
     is_default_role,
 };
+pub use invitation::{Invitation, InvitationStatus, Invitee};
+pub use limits::{Limits, Plan};
 pub use records::{
     App, Membership, Org, OrgSettings, Owner, Team, TeamGrant, TeamMember, TermsAcceptance, User,
 };

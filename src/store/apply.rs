@@ -16,6 +16,7 @@
 //! - `membership_limit` caps new members;
 //! - everything a change refers to exists, and nothing is created twice.
 
+use super::invitations;
 use super::tables::{WriteTables, encode, get_json, get_json2, seconds, thirds};
 use super::{ApplyError, StoreError};
 use crate::directory::ids::validate_user_id;
@@ -41,7 +42,9 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
     }
     validate_user_id("actor", &env.actor)?;
     env.change.validate()?;
-    if let Change::AddMember { role, .. } | Change::ChangeRole { role, .. } = &env.change
+    if let Change::AddMember { role, .. }
+    | Change::ChangeRole { role, .. }
+    | Change::CreateInvitation { role, .. } = &env.change
         && !(ctx.is_role)(role)
     {
         return Err(Refusal::invalid(
@@ -62,6 +65,8 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
 
     let actor = env.actor.as_str();
     let at_ms = env.at_ms;
+    // The membership limit in force for an org: its own setting, else the instance default.
+    let limit_of = |o: &Org| ctx.limits.membership_limit(o.settings.membership_limit);
     match &env.change {
         Change::UpsertUser { id, email, username } => {
             if let Some(old) = get_json::<User>(&t.users, "users", id)? {
@@ -176,6 +181,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
             for team in seconds(&t.teams, id)? {
                 remove_team(t, id, &team)?;
             }
+            invitations::remove_org(t, id)?;
             t.orgs.remove(id.as_str())?;
             Ok(vec![IndexOp::RemoveOrg { org: id.clone() }])
         }
@@ -190,22 +196,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
             if t.memberships.get((org.as_str(), user.as_str()))?.is_some() {
                 return Err(Refusal::already_exists(format!("membership of `{user}` in org `{org}`")).into());
             }
-            if let Some(limit) = o.settings.membership_limit {
-                let mut count: u64 = 0;
-                for item in t.memberships.range((org.as_str(), "")..)? {
-                    let (key, _) = item?;
-                    if key.value().0 != org {
-                        break;
-                    }
-                    count += 1;
-                    if count >= u64::from(limit) {
-                        return Err(Refusal::precondition(format!(
-                            "org `{org}` has reached its membership limit of {limit}"
-                        ))
-                        .into());
-                    }
-                }
-            }
+            invitations::check_membership_limit(t, &o, limit_of(&o), at_ms, None)?;
             let m = Membership {
                 org: org.clone(),
                 user: user.clone(),
@@ -427,17 +418,46 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
         Change::Import { .. } => {
             Err(Refusal::invalid("change", "imports come only from a dump, through `import`").into())
         }
+        Change::CreateInvitation {
+            id,
+            org,
+            invitee,
+            role,
+            teams,
+            code_sha256,
+            expires_at_ms,
+        } => invitations::create(
+            t,
+            actor,
+            at_ms,
+            invitations::NewInvitation {
+                id,
+                org,
+                invitee,
+                role,
+                teams,
+                code_sha256,
+                expires_at_ms: *expires_at_ms,
+                limit_of: &limit_of,
+            },
+        ),
+        Change::RevokeInvitation { org, id } => invitations::revoke(t, actor, at_ms, org, id),
+        Change::AcceptInvitation {
+            code_sha256,
+            terms_version,
+        } => invitations::accept(t, actor, at_ms, code_sha256, terms_version.as_deref(), &limit_of),
+        Change::DeclineInvitation { code_sha256 } => invitations::decline(t, actor, at_ms, code_sha256),
     }
 }
 
-fn require_user(t: &WriteTables<'_>, id: &str, role: &str) -> Result<(), ApplyError> {
+pub(super) fn require_user(t: &WriteTables<'_>, id: &str, role: &str) -> Result<(), ApplyError> {
     if t.users.get(id)?.is_none() {
         return Err(Refusal::not_found(format!("user `{id}` ({role})")).into());
     }
     Ok(())
 }
 
-fn require_org(t: &WriteTables<'_>, id: &str) -> Result<Org, ApplyError> {
+pub(super) fn require_org(t: &WriteTables<'_>, id: &str) -> Result<Org, ApplyError> {
     get_json(&t.orgs, "orgs", id)?.ok_or_else(|| Refusal::not_found(format!("org `{id}`")).into())
 }
 
@@ -445,12 +465,16 @@ fn require_app(t: &WriteTables<'_>, id: &str) -> Result<App, ApplyError> {
     get_json(&t.apps, "apps", id)?.ok_or_else(|| Refusal::not_found(format!("app `{id}`")).into())
 }
 
-fn require_team(t: &WriteTables<'_>, org: &str, team: &str) -> Result<Team, ApplyError> {
+pub(super) fn require_team(t: &WriteTables<'_>, org: &str, team: &str) -> Result<Team, ApplyError> {
     get_json2(&t.teams, "teams", (org, team))?
         .ok_or_else(|| Refusal::not_found(format!("team `{team}` in org `{org}`")).into())
 }
 
-fn require_membership(t: &WriteTables<'_>, org: &str, user: &str) -> Result<Membership, ApplyError> {
+pub(super) fn require_membership(
+    t: &WriteTables<'_>,
+    org: &str,
+    user: &str,
+) -> Result<Membership, ApplyError> {
     get_json2(&t.memberships, "memberships", (org, user))?
         .ok_or_else(|| Refusal::not_found(format!("membership of `{user}` in org `{org}`")).into())
 }

@@ -8,12 +8,14 @@
 //! `apps_by_owner`) are rebuilt, not exported.
 
 use super::apply::{put_app, put_membership};
+use super::invitations::put_invitation;
 use super::tables::{self, WriteTables, decode, encode};
 use super::{ApplyError, ChangeRecord, Store, StoreError, is_empty};
 use crate::directory::ids::{validate_role, validate_slug, validate_user_id};
+use crate::directory::invitation::validate_code_hash;
 use crate::directory::{
-    ADMIN_ROLE, App, CHANGE_FORMAT, Change, ImportCounts, Membership, Org, Owner, Refusal, Team, TeamGrant,
-    TeamMember, User,
+    ADMIN_ROLE, App, CHANGE_FORMAT, Change, ImportCounts, Invitation, InvitationStatus, Invitee, Membership,
+    Org, Owner, Refusal, Team, TeamGrant, TeamMember, User,
 };
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,9 @@ pub struct Dump {
     pub team_members: Vec<TeamMember>,
     pub apps: Vec<App>,
     pub team_grants: Vec<TeamGrant>,
+    /// Every invitation, with its code hash (never the code) and its status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invitations: Vec<Invitation>,
 }
 
 fn refuse(field: &str, reason: String) -> ApplyError {
@@ -67,6 +72,7 @@ impl Dump {
             team_members: n(self.team_members.len()),
             apps: n(self.apps.len()),
             team_grants: n(self.team_grants.len()),
+            invitations: n(self.invitations.len()),
         }
     }
 
@@ -120,6 +126,7 @@ impl Store {
                 .into_iter()
                 .map(|(org, team, app)| TeamGrant { org, team, app })
                 .collect(),
+            invitations: Store::all_invitations(&txn)?,
         })
     }
 
@@ -295,6 +302,37 @@ fn write_dump(t: &mut WriteTables<'_>, dump: &Dump) -> Result<(), ApplyError> {
         }
         t.team_grants
             .insert((g.org.as_str(), g.team.as_str(), g.app.as_str()), ())?;
+    }
+    for (i, inv) in dump.invitations.iter().enumerate() {
+        let field = |name: &str| format!("invitations[{i}].{name}");
+        validate_slug(&field("id"), &inv.id)?;
+        validate_role(&field("role"), &inv.role)?;
+        validate_code_hash(&field("code_sha256"), &inv.code_sha256)?;
+        inv.invitee.validate().map_err(|r| match r {
+            Refusal::InvalidArgument { reason, .. } => refuse(&field("invitee"), reason),
+            other => other.into(),
+        })?;
+        if inv.status == InvitationStatus::Expired {
+            return Err(refuse(
+                &field("status"),
+                "`expired` is derived, never stored".into(),
+            ));
+        }
+        if t.orgs.get(inv.org.as_str())?.is_none() {
+            return Err(refuse(&field("org"), format!("unknown org `{}`", inv.org)));
+        }
+        if let Invitee::User(u) = &inv.invitee
+            && t.users.get(u.as_str())?.is_none()
+        {
+            return Err(refuse(&field("invitee"), format!("unknown user `{u}`")));
+        }
+        if t.invitations.get(inv.id.as_str())?.is_some() {
+            return Err(dup(format!("invitation `{}`", inv.id)));
+        }
+        if t.invitation_codes.get(inv.code_sha256.as_str())?.is_some() {
+            return Err(dup(format!("code hash of invitation `{}`", inv.id)));
+        }
+        put_invitation(t, inv)?;
     }
     Ok(())
 }

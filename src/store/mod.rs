@@ -13,6 +13,7 @@
 mod apply;
 pub mod demo;
 mod dump;
+mod invitations;
 mod read;
 mod tables;
 
@@ -28,8 +29,11 @@ use std::path::{Path, PathBuf};
 use tables::{CHANGELOG, META, WriteTables};
 
 /// The schema this build writes. Bump it, with an upgrade step in `open`, whenever a table's
-/// key or value layout changes.
-pub const SCHEMA_VERSION: u64 = 1;
+/// key or value layout changes or tables are added.
+///
+/// - 1: users, orgs, memberships, teams, apps, grants, the change log.
+/// - 2: adds the invitation tables (an upgrade only creates them).
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// A storage failure: the file, the disk, or a record this build cannot read. Never a rule.
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +184,18 @@ impl Store {
                 });
             }
             Some(v) if v == SCHEMA_VERSION => {}
+            Some(v) if v >= 1 => {
+                // Every step so far only adds tables: opening them in a write transaction
+                // creates the missing ones; existing records keep their layout.
+                let txn = db.begin_write()?;
+                {
+                    let mut meta = txn.open_table(META)?;
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                    WriteTables::open(&txn)?;
+                }
+                txn.commit()?;
+                tracing::info!(from = v, to = SCHEMA_VERSION, path = %path.display(), "store schema upgraded");
+            }
             Some(v) => {
                 return Err(StoreError::Corrupt {
                     table: "meta".into(),

@@ -36,8 +36,19 @@ pub(crate) const TEAM_GRANTS: TableDefinition<(&str, &str, &str), ()> = TableDef
 /// revision → ChangeRecord. Gap-free from its first key.
 pub(crate) const CHANGELOG: TableDefinition<u64, &[u8]> = TableDefinition::new("changelog");
 
+/// invitation id → Invitation (ids are unique across orgs, so a code leads to one record).
+pub(crate) const INVITATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("invitations");
+/// (org, invitation id) → (): an org's invitations.
+pub(crate) const ORG_INVITATIONS: TableDefinition<(&str, &str), ()> = TableDefinition::new("org_invitations");
+/// (invitee key `email:<lowercased>` | `user:<id>`, invitation id) → (): a person's invitations.
+pub(crate) const INVITEE_INVITATIONS: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("invitee_invitations");
+/// hex SHA-256 of the code → invitation id. Kept after the invitation is resolved, so a second
+/// use of a code is refused with the reason rather than "not found".
+pub(crate) const INVITATION_CODES: TableDefinition<&str, &str> = TableDefinition::new("invitation_codes");
+
 /// Names of every table Warden owns, to tell a Warden file from another redb file.
-pub(crate) const TABLE_NAMES: [&str; 13] = [
+pub(crate) const TABLE_NAMES: [&str; 17] = [
     "meta",
     "users",
     "users_by_email",
@@ -51,6 +62,10 @@ pub(crate) const TABLE_NAMES: [&str; 13] = [
     "apps_by_owner",
     "team_grants",
     "changelog",
+    "invitations",
+    "org_invitations",
+    "invitee_invitations",
+    "invitation_codes",
 ];
 
 /// All tables of one write transaction, opened once so the apply logic reads like plain code.
@@ -67,6 +82,10 @@ pub(crate) struct WriteTables<'txn> {
     pub apps_by_owner: Table<'txn, (&'static str, &'static str, &'static str), ()>,
     pub team_grants: Table<'txn, (&'static str, &'static str, &'static str), ()>,
     pub changelog: Table<'txn, u64, &'static [u8]>,
+    pub invitations: Table<'txn, &'static str, &'static [u8]>,
+    pub org_invitations: Table<'txn, (&'static str, &'static str), ()>,
+    pub invitee_invitations: Table<'txn, (&'static str, &'static str), ()>,
+    pub invitation_codes: Table<'txn, &'static str, &'static str>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -84,6 +103,10 @@ impl<'txn> WriteTables<'txn> {
             apps_by_owner: txn.open_table(APPS_BY_OWNER)?,
             team_grants: txn.open_table(TEAM_GRANTS)?,
             changelog: txn.open_table(CHANGELOG)?,
+            invitations: txn.open_table(INVITATIONS)?,
+            org_invitations: txn.open_table(ORG_INVITATIONS)?,
+            invitee_invitations: txn.open_table(INVITEE_INVITATIONS)?,
+            invitation_codes: txn.open_table(INVITATION_CODES)?,
         })
     }
 }

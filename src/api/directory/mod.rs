@@ -13,6 +13,7 @@
 
 mod apps;
 mod convert;
+mod invitations;
 mod members;
 mod orgs;
 mod teams;
@@ -80,6 +81,10 @@ impl Directory {
         pb::user_service_server::UserServiceServer::new(self.clone())
     }
 
+    pub fn invitation_server(&self) -> pb::invitation_service_server::InvitationServiceServer<Self> {
+        pb::invitation_service_server::InvitationServiceServer::new(self.clone())
+    }
+
     /// Apply `change` on behalf of `actor` and return the committed revision.
     ///
     /// `id_field` is the proto name of the change's own id (`org_id`, `app_id`, `user_id`), so a
@@ -93,7 +98,8 @@ impl Directory {
             // One policy snapshot for the role predicate of this write; the authorizer asks
             // the engine, which sees the index as of the previous write (the store holds its
             // write lock until this write is published).
-            let roles = engine.policy().org_roles();
+            let policy = engine.policy();
+            let roles = policy.org_roles();
             let authorize = |actor: &str, org: &str, resource: &str, action: &str| {
                 engine
                     .check(&CheckInput {
@@ -106,7 +112,7 @@ impl Directory {
                     .unwrap_or(false)
             };
             let is_role = |role: &str| roles.contains(role);
-            let ctx = ApplyContext::new(&authorize, &is_role);
+            let ctx = ApplyContext::new(&authorize, &is_role).with_limits(&policy.limits);
             store.apply_and_index(env, &ctx, engine.index())
         })
         .await
@@ -192,6 +198,7 @@ fn proto_field<'a>(field: &'a str, id_field: &'static str) -> &'a str {
         "app" => "app_id",
         "to_org" => "to_org_id",
         "rename" => "new_name",
+        "teams" => "team_ids",
         other => other,
     }
 }
