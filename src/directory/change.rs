@@ -211,6 +211,14 @@ pub enum Change {
     DeclineInvitation {
         code_sha256: String,
     },
+    /// Delete an org even though it still owns apps: the apps (and their grants) go with it.
+    ForceDeleteOrg {
+        id: String,
+    },
+    /// The actor leaves `org` (and its teams); the last admin cannot.
+    LeaveOrg {
+        org: String,
+    },
 }
 
 /// A permission the actor must hold: `action` on `resource` in `org`, asked of the authorizer.
@@ -276,6 +284,8 @@ impl Change {
             Change::RevokeInvitation { .. } => "revoke_invitation",
             Change::AcceptInvitation { .. } => "accept_invitation",
             Change::DeclineInvitation { .. } => "decline_invitation",
+            Change::ForceDeleteOrg { .. } => "force_delete_org",
+            Change::LeaveOrg { .. } => "leave_org",
         }
     }
 
@@ -301,6 +311,7 @@ impl Change {
     /// - `CreateInvitation`, `RevokeInvitation` → `member:invite` on `org`.
     /// - `AcceptInvitation`, `DeclineInvitation` → nothing here: the actor must be the invitee,
     ///   which `apply` checks against the invitation the code names.
+    /// - `ForceDeleteOrg` → `org:force_delete` on `org`; `LeaveOrg` → `org:leave` on `org`.
     pub fn required_permission(
         &self,
         actor: &str,
@@ -351,6 +362,8 @@ impl Change {
                 Some(Permission::new(org, "org", "member:invite"))
             }
             Change::AcceptInvitation { .. } | Change::DeclineInvitation { .. } => None,
+            Change::ForceDeleteOrg { id } => Some(Permission::new(id, "org", "org:force_delete")),
+            Change::LeaveOrg { org } => Some(Permission::new(org, "org", "org:leave")),
         };
         Ok(perm)
     }
@@ -522,6 +535,8 @@ impl Change {
                 }
             }
             Change::DeclineInvitation { code_sha256 } => validate_code_hash("code", code_sha256)?,
+            Change::ForceDeleteOrg { id } => validate_slug("id", id)?,
+            Change::LeaveOrg { org } => validate_slug("org", org)?,
         }
         Ok(())
     }

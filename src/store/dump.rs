@@ -204,6 +204,7 @@ fn write_dump(t: &mut WriteTables<'_>, dump: &Dump) -> Result<(), ApplyError> {
         if t.orgs.insert(o.id.as_str(), encode(o)?.as_slice())?.is_some() {
             return Err(dup(format!("org `{}`", o.id)));
         }
+        super::limits::remember_org(t, o)?;
     }
     for (i, m) in dump.memberships.iter().enumerate() {
         validate_role(&format!("memberships[{i}].role"), &m.role)?;

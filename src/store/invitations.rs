@@ -12,7 +12,7 @@ use super::tables::{self, WriteTables, decode, encode, get_json};
 use super::{ApplyError, Store, StoreError};
 use crate::directory::invitation::MAX_INVITATION_TTL_MS;
 use crate::directory::{
-    Invitation, InvitationStatus, Invitee, Membership, Org, Refusal, TermsAcceptance, User,
+    ApplyContext, Invitation, InvitationStatus, Invitee, Membership, Org, Refusal, TermsAcceptance, User,
 };
 use crate::engine::index::IndexOp;
 use redb::{ReadableDatabase, ReadableTable};
@@ -146,6 +146,7 @@ pub(crate) fn create(
     actor: &str,
     at_ms: u64,
     n: NewInvitation<'_>,
+    ctx: &ApplyContext<'_>,
 ) -> Result<Vec<IndexOp>, ApplyError> {
     let org = require_org(t, n.org)?;
     if n.expires_at_ms <= at_ms || n.expires_at_ms - at_ms > MAX_INVITATION_TTL_MS {
@@ -179,6 +180,7 @@ pub(crate) fn create(
         require_team(t, n.org, team)?;
     }
     check_membership_limit(t, &org, (n.limit_of)(&org), at_ms, None)?;
+    super::limits::check_plan_role(ctx, &org, n.role)?;
     let inv = Invitation {
         id: n.id.to_string(),
         org: n.org.to_string(),
@@ -259,6 +261,7 @@ pub(crate) fn accept(
     code_sha256: &str,
     terms_version: Option<&str>,
     limit_of: &dyn Fn(&Org) -> Option<u32>,
+    ctx: &ApplyContext<'_>,
 ) -> Result<Vec<IndexOp>, ApplyError> {
     let mut inv = redeemable(t, actor, at_ms, code_sha256)?;
     let org = require_org(t, &inv.org)?;
@@ -282,6 +285,7 @@ pub(crate) fn accept(
         return Err(Refusal::already_exists(format!("membership of `{actor}` in org `{}`", org.id)).into());
     }
     check_membership_limit(t, &org, limit_of(&org), at_ms, Some(&inv.id))?;
+    super::limits::check_join(t, ctx, &org, actor, &inv.role)?;
     let m = Membership {
         org: org.id.clone(),
         user: actor.to_string(),

@@ -14,6 +14,7 @@ mod apply;
 pub mod demo;
 mod dump;
 mod invitations;
+mod limits;
 mod read;
 mod tables;
 
@@ -32,7 +33,8 @@ use tables::{CHANGELOG, META, WriteTables};
 /// key or value layout changes or tables are added.
 ///
 /// - 1: users, orgs, memberships, teams, apps, grants, the change log.
-/// - 2: adds the invitation tables (an upgrade only creates them).
+/// - 2: adds the invitation tables and `orgs_by_creator` (an upgrade creates them and fills
+///   `orgs_by_creator` from `orgs`).
 pub const SCHEMA_VERSION: u64 = 2;
 
 /// A storage failure: the file, the disk, or a record this build cannot read. Never a rule.
@@ -191,7 +193,21 @@ impl Store {
                 {
                     let mut meta = txn.open_table(META)?;
                     meta.insert("schema_version", SCHEMA_VERSION)?;
-                    WriteTables::open(&txn)?;
+                    let mut t = WriteTables::open(&txn)?;
+                    if v < 2 {
+                        let mut orgs = Vec::new();
+                        for item in t.orgs.iter()? {
+                            let (key, value) = item?;
+                            orgs.push(tables::decode::<crate::directory::Org>(
+                                "orgs",
+                                key.value(),
+                                value.value(),
+                            )?);
+                        }
+                        for org in &orgs {
+                            limits::remember_org(&mut t, org)?;
+                        }
+                    }
                 }
                 txn.commit()?;
                 tracing::info!(from = v, to = SCHEMA_VERSION, path = %path.display(), "store schema upgraded");

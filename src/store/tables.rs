@@ -47,8 +47,11 @@ pub(crate) const INVITEE_INVITATIONS: TableDefinition<(&str, &str), ()> =
 /// use of a code is refused with the reason rather than "not found".
 pub(crate) const INVITATION_CODES: TableDefinition<&str, &str> = TableDefinition::new("invitation_codes");
 
+/// (creator, org) → (): orgs by the user who created them (org creation limits).
+pub(crate) const ORGS_BY_CREATOR: TableDefinition<(&str, &str), ()> = TableDefinition::new("orgs_by_creator");
+
 /// Names of every table Warden owns, to tell a Warden file from another redb file.
-pub(crate) const TABLE_NAMES: [&str; 17] = [
+pub(crate) const TABLE_NAMES: [&str; 18] = [
     "meta",
     "users",
     "users_by_email",
@@ -66,6 +69,7 @@ pub(crate) const TABLE_NAMES: [&str; 17] = [
     "org_invitations",
     "invitee_invitations",
     "invitation_codes",
+    "orgs_by_creator",
 ];
 
 /// All tables of one write transaction, opened once so the apply logic reads like plain code.
@@ -86,6 +90,7 @@ pub(crate) struct WriteTables<'txn> {
     pub org_invitations: Table<'txn, (&'static str, &'static str), ()>,
     pub invitee_invitations: Table<'txn, (&'static str, &'static str), ()>,
     pub invitation_codes: Table<'txn, &'static str, &'static str>,
+    pub orgs_by_creator: Table<'txn, (&'static str, &'static str), ()>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -107,6 +112,7 @@ impl<'txn> WriteTables<'txn> {
             org_invitations: txn.open_table(ORG_INVITATIONS)?,
             invitee_invitations: txn.open_table(INVITEE_INVITATIONS)?,
             invitation_codes: txn.open_table(INVITATION_CODES)?,
+            orgs_by_creator: txn.open_table(ORGS_BY_CREATOR)?,
         })
     }
 }

@@ -116,7 +116,8 @@ impl Directory {
         let invitee = invitee_from_pb(spec)?;
         let code = format!("{CODE_PREFIX}{}", random_hex(32));
         let id = format!("inv-{}", random_hex(10));
-        let expires_at_ms = self.expiry(now_ms(), expires_in_seconds)?;
+        let at_ms = now_ms();
+        let expires_at_ms = self.expiry(at_ms, expires_in_seconds)?;
         let change = Change::CreateInvitation {
             id: id.clone(),
             org: org.to_string(),
@@ -126,7 +127,9 @@ impl Directory {
             code_sha256: code_hash(&code),
             expires_at_ms,
         };
-        let revision = self.write(actor, "invitation_id", change).await?;
+        let revision = self
+            .write_at(actor, "invitation_id", change, false, at_ms)
+            .await?;
         let lookup = id.clone();
         let inv = self
             .read(actor, "", move |s| Ok(s.get_invitation(&lookup)?))

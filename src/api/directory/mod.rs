@@ -14,6 +14,7 @@
 mod apps;
 mod convert;
 mod invitations;
+mod lifecycle;
 mod members;
 mod orgs;
 mod teams;
@@ -81,6 +82,10 @@ impl Directory {
         pb::user_service_server::UserServiceServer::new(self.clone())
     }
 
+    pub fn lifecycle_server(&self) -> pb::org_lifecycle_service_server::OrgLifecycleServiceServer<Self> {
+        pb::org_lifecycle_service_server::OrgLifecycleServiceServer::new(self.clone())
+    }
+
     pub fn invitation_server(&self) -> pb::invitation_service_server::InvitationServiceServer<Self> {
         pb::invitation_service_server::InvitationServiceServer::new(self.clone())
     }
@@ -90,8 +95,33 @@ impl Directory {
     /// `id_field` is the proto name of the change's own id (`org_id`, `app_id`, `user_id`), so a
     /// refusal about `id` names the field the caller actually sent.
     async fn write(&self, actor: &str, id_field: &'static str, change: Change) -> Result<u64, Status> {
+        self.write_as(actor, id_field, change, false).await
+    }
+
+    /// [`Directory::write`] for a caller that may act as the operator (on the Unix socket):
+    /// instance switches such as `users_can_create_orgs` do not bind it.
+    async fn write_as(
+        &self,
+        actor: &str,
+        id_field: &'static str,
+        change: Change,
+        operator: bool,
+    ) -> Result<u64, Status> {
+        self.write_at(actor, id_field, change, operator, now_ms()).await
+    }
+
+    /// [`Directory::write_as`] stamped `at_ms`, for changes whose other times (an expiry)
+    /// were computed from the same instant.
+    async fn write_at(
+        &self,
+        actor: &str,
+        id_field: &'static str,
+        change: Change,
+        operator: bool,
+        at_ms: u64,
+    ) -> Result<u64, Status> {
         validate_user_id("actor", actor).map_err(|r| refusal_status(r, actor, id_field))?;
-        let env = ChangeEnvelope::new(actor, now_ms(), change);
+        let env = ChangeEnvelope::new(actor, at_ms, change);
         let store = self.store.clone();
         let engine = self.engine.clone();
         let applied = tokio::task::spawn_blocking(move || {
@@ -112,7 +142,9 @@ impl Directory {
                     .unwrap_or(false)
             };
             let is_role = |role: &str| roles.contains(role);
-            let ctx = ApplyContext::new(&authorize, &is_role).with_limits(&policy.limits);
+            let ctx = ApplyContext::new(&authorize, &is_role)
+                .with_limits(&policy.limits)
+                .as_operator(operator);
             store.apply_and_index(env, &ctx, engine.index())
         })
         .await
