@@ -39,6 +39,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     <pb::user_service_server::UserServiceServer<Directory> as NamedService>::NAME,
     <pb::invitation_service_server::InvitationServiceServer<Directory> as NamedService>::NAME,
     <pb::org_lifecycle_service_server::OrgLifecycleServiceServer<Directory> as NamedService>::NAME,
+    <pb::domain_service_server::DomainServiceServer<Directory> as NamedService>::NAME,
 ];
 
 /// Everything the services read; built by the startup sequence.
@@ -108,7 +109,8 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         .add_service(directory.app_server())
         .add_service(directory.user_server())
         .add_service(directory.invitation_server())
-        .add_service(directory.lifecycle_server());
+        .add_service(directory.lifecycle_server())
+        .add_service(directory.domain_server());
 
     // The listeners stop on this server's own signal, fired on shutdown or when one
     // listener fails, so a failure drains the others instead of leaving them serving.

@@ -1,4 +1,4 @@
-//! `warden invitation …`: the org lifecycle services from the command line.
+//! `warden invitation …` and `warden domain …`: the org lifecycle services from the command line.
 //!
 //! Same contract as the other directory commands (see [`super::directory`]): one call to a
 //! running daemon, the result and the revision on stdout, exit 0 done, 1 refused, 2 anything
@@ -249,6 +249,264 @@ async fn invitation(args: InvitationArgs) -> Outcome {
                 .await?
                 .into_inner();
             r.invitation.iter().for_each(print_invitation);
+            print_revision(r.revision);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DomainArgs {
+    #[command(subcommand)]
+    pub command: DomainCommand,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DomainCommand {
+    /// Claim an email domain for an org; prints the token to publish.
+    Add {
+        org_id: String,
+        domain: String,
+        /// manual, automatic_invitation or automatic_suggestion [default: manual].
+        #[arg(long, default_value = "")]
+        mode: String,
+        /// Role of users joining through it [default: org_user].
+        #[arg(long, default_value = "")]
+        role: String,
+    },
+    /// Mark a domain verified (on the Unix socket only), with its token.
+    Verify {
+        org_id: String,
+        domain: String,
+        token: String,
+    },
+    /// Change a domain's enrollment mode.
+    Mode {
+        org_id: String,
+        domain: String,
+        mode: String,
+    },
+    Remove {
+        org_id: String,
+        domain: String,
+    },
+    List {
+        org_id: String,
+    },
+    /// What the user's email domain offers (invitations to join, suggestions to ask).
+    Offers {
+        #[arg(long)]
+        user: String,
+    },
+    /// Join an org through an `automatic_invitation` domain, as the actor.
+    Join {
+        org_id: String,
+    },
+    /// Ask to join an org through an `automatic_suggestion` domain, as the actor.
+    Request {
+        org_id: String,
+    },
+    /// Membership requests of `--org` or of `--user`.
+    Requests {
+        #[arg(long, default_value = "")]
+        org: String,
+        #[arg(long, default_value = "")]
+        user: String,
+        #[arg(long, default_value = "")]
+        status: String,
+    },
+    Approve {
+        org_id: String,
+        request_id: String,
+        /// Default: the domain's role.
+        #[arg(long, default_value = "")]
+        role: String,
+    },
+    Reject {
+        org_id: String,
+        request_id: String,
+    },
+}
+
+fn print_domain(d: &pb::Domain) {
+    println!(
+        "domain: {} of {} ({}, {}, role {})",
+        d.domain,
+        d.org_id,
+        if d.verified { "verified" } else { "unverified" },
+        d.enrollment_mode,
+        d.role
+    );
+    println!("  verification_token: {}", d.verification_token);
+}
+
+fn print_request(r: &pb::MembershipRequest) {
+    println!(
+        "request: {} from {} to {} via {} ({}{})",
+        r.request_id,
+        r.user_id,
+        r.org_id,
+        r.domain,
+        r.status,
+        if r.role.is_empty() {
+            String::new()
+        } else {
+            format!(" as {}", r.role)
+        }
+    );
+}
+
+pub async fn run_domain(args: DomainArgs) -> ExitCode {
+    finish(domain(args).await)
+}
+
+async fn domain(args: DomainArgs) -> Outcome {
+    let mut c = pb::domain_service_client::DomainServiceClient::new(channel(&args.common).await?);
+    let actor = args.common.actor;
+    match args.command {
+        DomainCommand::Add {
+            org_id,
+            domain,
+            mode,
+            role,
+        } => {
+            let r = c
+                .add_domain(pb::AddDomainRequest {
+                    actor,
+                    org_id,
+                    domain,
+                    enrollment_mode: mode,
+                    role,
+                })
+                .await?
+                .into_inner();
+            r.domain.iter().for_each(print_domain);
+            print_revision(r.revision);
+        }
+        DomainCommand::Verify {
+            org_id,
+            domain,
+            token,
+        } => {
+            let r = c
+                .verify_domain(pb::VerifyDomainRequest {
+                    actor,
+                    org_id,
+                    domain,
+                    verification_token: token,
+                })
+                .await?
+                .into_inner();
+            r.domain.iter().for_each(print_domain);
+            print_revision(r.revision);
+        }
+        DomainCommand::Mode { org_id, domain, mode } => {
+            let r = c
+                .set_domain_enrollment(pb::SetDomainEnrollmentRequest {
+                    actor,
+                    org_id,
+                    domain,
+                    enrollment_mode: mode,
+                })
+                .await?
+                .into_inner();
+            r.domain.iter().for_each(print_domain);
+            print_revision(r.revision);
+        }
+        DomainCommand::Remove { org_id, domain } => {
+            let r = c
+                .remove_domain(pb::RemoveDomainRequest {
+                    actor,
+                    org_id,
+                    domain,
+                })
+                .await?
+                .into_inner();
+            print_revision(r.revision);
+        }
+        DomainCommand::List { org_id } => {
+            let r = c
+                .list_domains(pb::ListDomainsRequest { actor, org_id })
+                .await?
+                .into_inner();
+            r.domains.iter().for_each(print_domain);
+            print_revision(r.revision);
+        }
+        DomainCommand::Offers { user } => {
+            let r = c
+                .list_domain_offers(pb::ListDomainOffersRequest { actor, user_id: user })
+                .await?
+                .into_inner();
+            for o in &r.offers {
+                println!(
+                    "offer: {} to {} via {} as {}{}",
+                    o.kind,
+                    o.org_id,
+                    o.domain,
+                    o.role,
+                    if o.member { " (already a member)" } else { "" }
+                );
+            }
+            print_revision(r.revision);
+        }
+        DomainCommand::Join { org_id } => {
+            let r = c
+                .join_by_domain(pb::JoinByDomainRequest { actor, org_id })
+                .await?
+                .into_inner();
+            r.member.iter().for_each(print_member);
+            print_revision(r.revision);
+        }
+        DomainCommand::Request { org_id } => {
+            let r = c
+                .request_membership(pb::RequestMembershipRequest { actor, org_id })
+                .await?
+                .into_inner();
+            r.request.iter().for_each(print_request);
+            print_revision(r.revision);
+        }
+        DomainCommand::Requests { org, user, status } => {
+            let r = c
+                .list_membership_requests(pb::ListMembershipRequestsRequest {
+                    actor,
+                    org_id: org,
+                    user_id: user,
+                    status,
+                })
+                .await?
+                .into_inner();
+            r.requests.iter().for_each(print_request);
+            print_revision(r.revision);
+        }
+        DomainCommand::Approve {
+            org_id,
+            request_id,
+            role,
+        } => {
+            let r = c
+                .approve_membership_request(pb::ApproveMembershipRequestRequest {
+                    actor,
+                    org_id,
+                    request_id,
+                    role,
+                })
+                .await?
+                .into_inner();
+            r.request.iter().for_each(print_request);
+            print_revision(r.revision);
+        }
+        DomainCommand::Reject { org_id, request_id } => {
+            let r = c
+                .reject_membership_request(pb::RejectMembershipRequestRequest {
+                    actor,
+                    org_id,
+                    request_id,
+                })
+                .await?
+                .into_inner();
+            r.request.iter().for_each(print_request);
             print_revision(r.revision);
         }
     }

@@ -6,6 +6,7 @@
 //! outcome. The serialized form is versioned by [`ChangeEnvelope::format`]; changing the meaning of
 //! an existing variant needs a new format number.
 
+use super::domain::{Enrollment, validate_domain, validate_token};
 use super::ids::{
     validate_email, validate_labels, validate_metadata, validate_name, validate_role, validate_slug,
     validate_url, validate_user_id,
@@ -52,6 +53,10 @@ pub struct ImportCounts {
     pub team_grants: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub invitations: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub domains: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub membership_requests: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -219,6 +224,52 @@ pub enum Change {
     LeaveOrg {
         org: String,
     },
+    /// Claim an email domain for `org`, unverified, with the token it will publish.
+    AddDomain {
+        org: String,
+        domain: String,
+        verification_token: String,
+        enrollment: Enrollment,
+        role: String,
+    },
+    /// Mark a domain verified: only the operator (after checking the token) may.
+    VerifyDomain {
+        org: String,
+        domain: String,
+        verification_token: String,
+    },
+    SetDomainEnrollment {
+        org: String,
+        domain: String,
+        enrollment: Enrollment,
+    },
+    RemoveDomain {
+        org: String,
+        domain: String,
+    },
+    /// The actor joins `org` through a verified domain in `automatic_invitation` mode that
+    /// their email is on, with the domain's role.
+    JoinByDomain {
+        org: String,
+    },
+    /// The actor asks to join `org` through a verified domain in `automatic_suggestion` mode
+    /// that their email is on.
+    RequestMembership {
+        id: String,
+        org: String,
+    },
+    /// Approve a pending request: the requester becomes a member with `role` (or the
+    /// domain's role).
+    ApproveMembershipRequest {
+        org: String,
+        id: String,
+        #[serde(default)]
+        role: Option<String>,
+    },
+    RejectMembershipRequest {
+        org: String,
+        id: String,
+    },
 }
 
 /// A permission the actor must hold: `action` on `resource` in `org`, asked of the authorizer.
@@ -286,6 +337,14 @@ impl Change {
             Change::DeclineInvitation { .. } => "decline_invitation",
             Change::ForceDeleteOrg { .. } => "force_delete_org",
             Change::LeaveOrg { .. } => "leave_org",
+            Change::AddDomain { .. } => "add_domain",
+            Change::VerifyDomain { .. } => "verify_domain",
+            Change::SetDomainEnrollment { .. } => "set_domain_enrollment",
+            Change::RemoveDomain { .. } => "remove_domain",
+            Change::JoinByDomain { .. } => "join_by_domain",
+            Change::RequestMembership { .. } => "request_membership",
+            Change::ApproveMembershipRequest { .. } => "approve_membership_request",
+            Change::RejectMembershipRequest { .. } => "reject_membership_request",
         }
     }
 
@@ -312,6 +371,10 @@ impl Change {
     /// - `AcceptInvitation`, `DeclineInvitation` → nothing here: the actor must be the invitee,
     ///   which `apply` checks against the invitation the code names.
     /// - `ForceDeleteOrg` → `org:force_delete` on `org`; `LeaveOrg` → `org:leave` on `org`.
+    /// - `AddDomain`, `SetDomainEnrollment`, `RemoveDomain` → `domain:manage` on `org`;
+    ///   `VerifyDomain` → only the operator (checked by `apply`); `JoinByDomain` and
+    ///   `RequestMembership` → nothing here (the actor's email must be on a verified domain);
+    ///   approving or rejecting a request → `member:manage` on `org`.
     pub fn required_permission(
         &self,
         actor: &str,
@@ -364,6 +427,15 @@ impl Change {
             Change::AcceptInvitation { .. } | Change::DeclineInvitation { .. } => None,
             Change::ForceDeleteOrg { id } => Some(Permission::new(id, "org", "org:force_delete")),
             Change::LeaveOrg { org } => Some(Permission::new(org, "org", "org:leave")),
+            Change::AddDomain { org, .. }
+            | Change::SetDomainEnrollment { org, .. }
+            | Change::RemoveDomain { org, .. } => Some(Permission::new(org, "org", "domain:manage")),
+            Change::VerifyDomain { .. } | Change::JoinByDomain { .. } | Change::RequestMembership { .. } => {
+                None
+            }
+            Change::ApproveMembershipRequest { org, .. } | Change::RejectMembershipRequest { org, .. } => {
+                Some(Permission::new(org, "org", "member:manage"))
+            }
         };
         Ok(perm)
     }
@@ -537,6 +609,43 @@ impl Change {
             Change::DeclineInvitation { code_sha256 } => validate_code_hash("code", code_sha256)?,
             Change::ForceDeleteOrg { id } => validate_slug("id", id)?,
             Change::LeaveOrg { org } => validate_slug("org", org)?,
+            Change::AddDomain {
+                org,
+                domain,
+                verification_token,
+                enrollment: _,
+                role,
+            } => {
+                validate_slug("org", org)?;
+                validate_domain("domain", domain)?;
+                validate_token("verification_token", verification_token)?;
+                validate_role("role", role)?;
+            }
+            Change::VerifyDomain {
+                org,
+                domain,
+                verification_token,
+            } => {
+                validate_slug("org", org)?;
+                validate_domain("domain", domain)?;
+                validate_token("verification_token", verification_token)?;
+            }
+            Change::SetDomainEnrollment { org, domain, .. } | Change::RemoveDomain { org, domain } => {
+                validate_slug("org", org)?;
+                validate_domain("domain", domain)?;
+            }
+            Change::JoinByDomain { org } => validate_slug("org", org)?,
+            Change::RequestMembership { id, org } | Change::RejectMembershipRequest { org, id } => {
+                validate_slug("org", org)?;
+                validate_slug("id", id)?;
+            }
+            Change::ApproveMembershipRequest { org, id, role } => {
+                validate_slug("org", org)?;
+                validate_slug("id", id)?;
+                if let Some(role) = role {
+                    validate_role("role", role)?;
+                }
+            }
         }
         Ok(())
     }

@@ -18,7 +18,7 @@
 
 use super::tables::{WriteTables, encode, get_json, get_json2, seconds, thirds};
 use super::{ApplyError, StoreError};
-use super::{invitations, limits};
+use super::{domains, invitations, limits};
 use crate::directory::ids::validate_user_id;
 use crate::directory::{
     ADMIN_ROLE, App, ApplyContext, CHANGE_FORMAT, Change, ChangeEnvelope, Membership, Org, Owner, Refusal,
@@ -453,6 +453,30 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
                 user: actor.to_string(),
             }])
         }
+        Change::AddDomain {
+            org,
+            domain,
+            verification_token,
+            enrollment,
+            role,
+        } => domains::add(t, ctx, at_ms, org, domain, verification_token, *enrollment, role),
+        Change::VerifyDomain {
+            org,
+            domain,
+            verification_token,
+        } => domains::verify(t, ctx, actor, at_ms, org, domain, verification_token),
+        Change::SetDomainEnrollment {
+            org,
+            domain,
+            enrollment,
+        } => domains::set_enrollment(t, org, domain, *enrollment),
+        Change::RemoveDomain { org, domain } => domains::remove(t, org, domain),
+        Change::JoinByDomain { org } => domains::join_by_domain(t, ctx, actor, at_ms, org, &limit_of),
+        Change::RequestMembership { id, org } => domains::request(t, actor, at_ms, id, org),
+        Change::ApproveMembershipRequest { org, id, role } => {
+            domains::approve(t, ctx, actor, at_ms, org, id, role.as_deref(), &limit_of)
+        }
+        Change::RejectMembershipRequest { org, id } => domains::reject(t, actor, at_ms, org, id),
     }
 }
 
@@ -567,6 +591,7 @@ fn delete_org(t: &mut WriteTables<'_>, id: &str, force: bool) -> Result<Vec<Inde
         remove_team(t, id, &team)?;
     }
     invitations::remove_org(t, id)?;
+    domains::remove_org(t, id)?;
     super::limits::forget_org(t, &org)?;
     t.orgs.remove(id)?;
     Ok(vec![IndexOp::RemoveOrg { org: id.to_string() }])

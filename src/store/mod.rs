@@ -12,6 +12,7 @@
 
 mod apply;
 pub mod demo;
+mod domains;
 mod dump;
 mod invitations;
 mod limits;
@@ -33,8 +34,8 @@ use tables::{CHANGELOG, META, WriteTables};
 /// key or value layout changes or tables are added.
 ///
 /// - 1: users, orgs, memberships, teams, apps, grants, the change log.
-/// - 2: adds the invitation tables and `orgs_by_creator` (an upgrade creates them and fills
-///   `orgs_by_creator` from `orgs`).
+/// - 2: adds the invitation, domain and membership-request tables and `orgs_by_creator` (an
+///   upgrade creates them and fills `orgs_by_creator` from `orgs`).
 pub const SCHEMA_VERSION: u64 = 2;
 
 /// A storage failure: the file, the disk, or a record this build cannot read. Never a rule.

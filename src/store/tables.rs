@@ -50,8 +50,20 @@ pub(crate) const INVITATION_CODES: TableDefinition<&str, &str> = TableDefinition
 /// (creator, org) → (): orgs by the user who created them (org creation limits).
 pub(crate) const ORGS_BY_CREATOR: TableDefinition<(&str, &str), ()> = TableDefinition::new("orgs_by_creator");
 
+/// (org, domain) → Domain.
+pub(crate) const DOMAINS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("domains");
+/// (domain, org) → (): the orgs claiming a domain, for users whose email is on it.
+pub(crate) const DOMAIN_ORGS: TableDefinition<(&str, &str), ()> = TableDefinition::new("domain_orgs");
+/// request id → MembershipRequest.
+pub(crate) const MEMBERSHIP_REQUESTS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("membership_requests");
+/// (org, request id) → ().
+pub(crate) const ORG_REQUESTS: TableDefinition<(&str, &str), ()> = TableDefinition::new("org_requests");
+/// (user, request id) → ().
+pub(crate) const USER_REQUESTS: TableDefinition<(&str, &str), ()> = TableDefinition::new("user_requests");
+
 /// Names of every table Warden owns, to tell a Warden file from another redb file.
-pub(crate) const TABLE_NAMES: [&str; 18] = [
+pub(crate) const TABLE_NAMES: [&str; 23] = [
     "meta",
     "users",
     "users_by_email",
@@ -70,6 +82,11 @@ pub(crate) const TABLE_NAMES: [&str; 18] = [
     "invitee_invitations",
     "invitation_codes",
     "orgs_by_creator",
+    "domains",
+    "domain_orgs",
+    "membership_requests",
+    "org_requests",
+    "user_requests",
 ];
 
 /// All tables of one write transaction, opened once so the apply logic reads like plain code.
@@ -91,6 +108,11 @@ pub(crate) struct WriteTables<'txn> {
     pub invitee_invitations: Table<'txn, (&'static str, &'static str), ()>,
     pub invitation_codes: Table<'txn, &'static str, &'static str>,
     pub orgs_by_creator: Table<'txn, (&'static str, &'static str), ()>,
+    pub domains: Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    pub domain_orgs: Table<'txn, (&'static str, &'static str), ()>,
+    pub membership_requests: Table<'txn, &'static str, &'static [u8]>,
+    pub org_requests: Table<'txn, (&'static str, &'static str), ()>,
+    pub user_requests: Table<'txn, (&'static str, &'static str), ()>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -113,6 +135,11 @@ impl<'txn> WriteTables<'txn> {
             invitee_invitations: txn.open_table(INVITEE_INVITATIONS)?,
             invitation_codes: txn.open_table(INVITATION_CODES)?,
             orgs_by_creator: txn.open_table(ORGS_BY_CREATOR)?,
+            domains: txn.open_table(DOMAINS)?,
+            domain_orgs: txn.open_table(DOMAIN_ORGS)?,
+            membership_requests: txn.open_table(MEMBERSHIP_REQUESTS)?,
+            org_requests: txn.open_table(ORG_REQUESTS)?,
+            user_requests: txn.open_table(USER_REQUESTS)?,
         })
     }
 }

@@ -13,6 +13,7 @@
 
 mod apps;
 mod convert;
+mod domains;
 mod invitations;
 mod lifecycle;
 mod members;
@@ -84,6 +85,10 @@ impl Directory {
 
     pub fn lifecycle_server(&self) -> pb::org_lifecycle_service_server::OrgLifecycleServiceServer<Self> {
         pb::org_lifecycle_service_server::OrgLifecycleServiceServer::new(self.clone())
+    }
+
+    pub fn domain_server(&self) -> pb::domain_service_server::DomainServiceServer<Self> {
+        pb::domain_service_server::DomainServiceServer::new(self.clone())
     }
 
     pub fn invitation_server(&self) -> pb::invitation_service_server::InvitationServiceServer<Self> {
