@@ -518,3 +518,28 @@ fn without_limits_toml_the_embedded_defaults_apply() {
         );
     });
 }
+
+/// A broken `limits.toml` is a policy error everywhere: `policy validate` names it, and
+/// the daemon refuses to start on it rather than run without limits.
+#[test]
+fn a_broken_limits_toml_is_reported_like_a_broken_policy_file() {
+    let work = Workdir::new();
+    std::fs::write(
+        work.policies().join("limits.toml"),
+        "one_org_per_user = true\n[plans.community]\nroles = [\"Admin\"]\n",
+    )
+    .expect("write limits.toml");
+    let (status, stderr) = common::run_to_exit(
+        std::process::Command::new(common::WARDEN)
+            .args(["policy", "validate"])
+            .arg(work.policies()),
+    );
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("limits.toml") && stderr.contains("plans.community"),
+        "{stderr}"
+    );
+    let (status, stderr) = common::run_to_exit(&mut work.serve_command());
+    assert!(!status.success(), "serve must refuse a broken limits.toml");
+    assert!(stderr.contains("limits.toml"), "{stderr}");
+}
