@@ -543,3 +543,34 @@ fn a_broken_limits_toml_is_reported_like_a_broken_policy_file() {
     assert!(!status.success(), "serve must refuse a broken limits.toml");
     assert!(stderr.contains("limits.toml"), "{stderr}");
 }
+
+/// Saving `limits.toml` is enough: the policy watcher reloads it like the other files.
+#[test]
+fn saving_limits_toml_reloads_it_without_a_signal() {
+    let daemon = Workdir::new().start();
+    runtime().block_on(async {
+        let mut l = life(&daemon.work.tcp_target()).await;
+        let file = daemon.work.policies().join("limits.toml");
+        let tmp = daemon.work.policies().join(".limits.toml.tmp");
+        std::fs::write(&tmp, "max_admin_orgs_per_user = 3\n").expect("write");
+        std::fs::rename(&tmp, &file).expect("rename");
+        // Wait for the outcome, not for a duration.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let limits = l
+                .get_limits(pb::GetLimitsRequest {})
+                .await
+                .expect("GetLimits")
+                .into_inner();
+            if limits.max_admin_orgs_per_user == 3 {
+                assert!(limits.plans.is_empty(), "the new file has no plans");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "limits.toml was never reloaded"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
+}
