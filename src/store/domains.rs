@@ -217,7 +217,13 @@ pub(crate) fn join_by_domain(
 }
 
 pub(crate) fn request(t: &mut WriteTables<'_>, actor: &str, at_ms: u64, id: &str, org: &str) -> Ops {
-    require_org(t, org)?;
+    let o = require_org(t, org)?;
+    if o.settings.terms_version.is_some() {
+        return Err(Refusal::precondition(format!(
+            "org `{org}` has terms of use to accept; join it through an invitation"
+        ))
+        .into());
+    }
     let d = matching_domain(t, actor, org, Enrollment::AutomaticSuggestion)?;
     if t.memberships.get((org, actor))?.is_some() {
         return Err(Refusal::already_exists(format!("membership of `{actor}` in org `{org}`")).into());
