@@ -374,3 +374,59 @@ fn domains_are_verified_by_the_operator_and_requests_approved_once() {
     ]);
     assert_eq!(run(&["export", "--data", fresh.to_str().expect("utf-8")]), first);
 }
+
+/// An org with terms of use is joined only through invitations (which record acceptance):
+/// neither a domain join nor a membership request gets around them.
+#[test]
+fn orgs_with_terms_of_use_are_not_joined_through_domains() {
+    let daemon = Workdir::new().start();
+    runtime().block_on(async {
+        let mut c = clients(&daemon.work.unix_target()).await;
+        let mut d = dom(&daemon.work.unix_target()).await;
+        user(&mut c, "alice", "alice@acme.com").await;
+        user(&mut c, "bob", "bob@acme.com").await;
+        c.org
+            .create_org(pb::CreateOrgRequest {
+                actor: "alice".into(),
+                org_id: "acme".into(),
+                name: "Acme".into(),
+                settings: Some(pb::OrgSettings {
+                    deletable: true,
+                    terms_version: "v1".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .expect("CreateOrg");
+        let added = add_domain(&mut d, "alice", "acme.com", "automatic_invitation")
+            .await
+            .expect("AddDomain");
+        verify(&mut d, "acme.com", &added.verification_token)
+            .await
+            .expect("VerifyDomain");
+        assert_refused(
+            d.join_by_domain(pb::JoinByDomainRequest {
+                actor: "bob".into(),
+                org_id: "acme".into(),
+            })
+            .await,
+            Code::FailedPrecondition,
+            &["terms of use", "invitation"],
+        );
+        d.set_domain_enrollment(pb::SetDomainEnrollmentRequest {
+            actor: "alice".into(),
+            org_id: "acme".into(),
+            domain: "acme.com".into(),
+            enrollment_mode: "automatic_suggestion".into(),
+        })
+        .await
+        .expect("SetDomainEnrollment");
+        assert_refused(
+            ask(&mut d, "bob").await,
+            Code::FailedPrecondition,
+            &["terms of use"],
+        );
+        assert!(!c.check("bob", "acme", "org", "org:read", 0).await);
+    });
+}
