@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "proto/warden/v1/authz.proto",
     "proto/warden/v1/admin.proto",
     "proto/warden/v1/directory.proto",
+    "proto/warden/v1/lifecycle.proto",
 ];
 
 /// Messages the HTTP/JSON listener reads or writes.

@@ -71,6 +71,9 @@ const ORG_ACTIONS: &[&str] = &[
     "app:create",
     "app:transfer",
     "usage:read",
+    "org:leave",
+    "org:force_delete",
+    "domain:manage",
 ];
 const APP_ACTIONS: &[&str] = &["app:read", "app:write", "app:delete", "app:approve"];
 
@@ -87,9 +90,10 @@ fn expected(role: &str, resource: &str, action: &str, granted_to_team: bool) -> 
                 "app:create",
                 "app:transfer",
                 "usage:read",
+                "org:leave",
             ]
             .contains(&action),
-            _ => ["org:read", "member:read", "team:read"].contains(&action),
+            _ => ["org:read", "member:read", "team:read", "org:leave"].contains(&action),
         };
     }
     if secret && action == "app:read" {

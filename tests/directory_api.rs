@@ -379,6 +379,7 @@ fn every_mutation_succeeds_over_unix_socket_and_tcp() {
                 .delete_org(pb::DeleteOrgRequest {
                     actor: owner.clone(),
                     org_id: org.clone(),
+                    force: false,
                 })
                 .await
                 .expect("DeleteOrg");

@@ -101,6 +101,7 @@ fn org_update_and_delete() {
         *settings = Some(OrgSettings {
             membership_limit: Some(10),
             deletable: true,
+            ..Default::default()
         });
     }
     f.ok_as("alice", upd);
@@ -146,6 +147,7 @@ fn org_with_apps_or_not_deletable_is_kept() {
         *settings = Some(OrgSettings {
             membership_limit: None,
             deletable: false,
+            ..Default::default()
         });
     }
     f.ok_as("alice", upd);
@@ -644,6 +646,7 @@ fn membership_limit_caps_new_members() {
         *settings = Some(OrgSettings {
             membership_limit: Some(3),
             deletable: true,
+            ..Default::default()
         });
     }
     f.ok_as("alice", upd);

@@ -49,16 +49,16 @@ fn newer_schema_is_refused_naming_both_versions() {
     assert!(
         matches!(
             err,
-            StoreError::NewerSchema {
-                found: 2,
-                supported: 1,
-                ..
-            }
+            StoreError::NewerSchema { found, supported, .. }
+                if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION
         ),
         "{err}"
     );
     let msg = err.to_string();
-    assert!(msg.contains("version 2") && msg.contains("1"), "{msg}");
+    assert!(
+        msg.contains(&format!("version {}", SCHEMA_VERSION + 1)) && msg.contains(&SCHEMA_VERSION.to_string()),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -124,4 +124,54 @@ fn second_open_of_the_same_file_is_refused_clearly() {
         .err()
         .expect("a second open must be refused");
     assert!(matches!(err, StoreError::AlreadyOpen { .. }), "{err}");
+}
+
+/// A file written by schema 1 (before invitations) opens, keeps its records, and gains the
+/// new tables: the upgrade only adds.
+#[test]
+fn schema_1_files_are_upgraded_in_place() {
+    let f = Fixture::with_demo();
+    let before = f.store.export().unwrap().to_json().unwrap();
+    let path = f.path();
+    let Fixture { dir, store, .. } = f;
+    drop(store);
+    {
+        // Make it look exactly like a schema-1 file: version 1, no invitation tables.
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        for name in [
+            "invitations",
+            "org_invitations",
+            "invitee_invitations",
+            "invitation_codes",
+        ] {
+            let gone = match name {
+                "invitations" => txn.delete_table(redb::TableDefinition::<&str, &[u8]>::new(name)),
+                "invitation_codes" => txn.delete_table(redb::TableDefinition::<&str, &str>::new(name)),
+                _ => txn.delete_table(redb::TableDefinition::<(&str, &str), ()>::new(name)),
+            };
+            assert!(gone.unwrap(), "{name} existed before the downgrade");
+        }
+        {
+            let mut meta = txn
+                .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+                .unwrap();
+            meta.insert("schema_version", 1).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path).expect("a schema-1 store must open");
+    assert_eq!(store.export().unwrap().to_json().unwrap(), before);
+    assert!(store.get_invitation("anything").unwrap().is_none());
+    drop(store);
+    let db = redb::Database::open(&path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let meta = txn
+        .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+        .unwrap();
+    assert_eq!(
+        meta.get("schema_version").unwrap().unwrap().value(),
+        SCHEMA_VERSION
+    );
+    drop(dir);
 }

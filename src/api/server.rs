@@ -43,6 +43,9 @@ pub const SERVICE_NAMES: &[&str] = &[
     <pb::team_service_server::TeamServiceServer<Directory> as NamedService>::NAME,
     <pb::app_service_server::AppServiceServer<Directory> as NamedService>::NAME,
     <pb::user_service_server::UserServiceServer<Directory> as NamedService>::NAME,
+    <pb::invitation_service_server::InvitationServiceServer<Directory> as NamedService>::NAME,
+    <pb::org_lifecycle_service_server::OrgLifecycleServiceServer<Directory> as NamedService>::NAME,
+    <pb::domain_service_server::DomainServiceServer<Directory> as NamedService>::NAME,
 ];
 
 /// Everything the services read; built by the startup sequence.
@@ -142,7 +145,10 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         .add_service(directory.member_server())
         .add_service(directory.team_server())
         .add_service(directory.app_server())
-        .add_service(directory.user_server());
+        .add_service(directory.user_server())
+        .add_service(directory.invitation_server())
+        .add_service(directory.lifecycle_server())
+        .add_service(directory.domain_server());
     if let Some(ext_authz) = ext_authz {
         routes = routes.add_service(ext_authz);
     }

@@ -65,8 +65,12 @@ pub enum OrgCommand {
         #[arg(long)]
         logo_url: Option<String>,
     },
+    /// Refused while the org owns apps, unless `--force` (needs `org:force_delete`).
     Delete {
         org_id: String,
+        /// Delete the org's apps with it.
+        #[arg(long)]
+        force: bool,
     },
     /// List the orgs of `--user` (or every org, on the Unix socket).
     List {
@@ -75,6 +79,12 @@ pub enum OrgCommand {
         #[arg(long, default_value = "")]
         query: String,
     },
+    /// The actor leaves the org (and its teams); the last admin cannot.
+    Leave {
+        org_id: String,
+    },
+    /// The instance limits and plans in force (policies/limits.toml).
+    Limits,
 }
 
 #[derive(Debug, clap::Args)]
@@ -249,7 +259,7 @@ pub enum UserCommand {
 }
 
 /// What went wrong, sorted by exit code.
-enum Failure {
+pub(crate) enum Failure {
     Status(Status),
     Other(anyhow::Error),
 }
@@ -266,10 +276,10 @@ impl From<client::ConnectError> for Failure {
     }
 }
 
-type Outcome = Result<(), Failure>;
+pub(crate) type Outcome = Result<(), Failure>;
 
 /// Run a directory command and turn its outcome into the exit code.
-fn finish(result: Outcome) -> ExitCode {
+pub(crate) fn finish(result: Outcome) -> ExitCode {
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(Failure::Status(s)) => {
@@ -288,11 +298,11 @@ fn finish(result: Outcome) -> ExitCode {
     }
 }
 
-async fn channel(common: &Common) -> Result<Channel, Failure> {
+pub(crate) async fn channel(common: &Common) -> Result<Channel, Failure> {
     Ok(client::connect(&common.connect).await?)
 }
 
-fn print_revision(revision: u64) {
+pub(crate) fn print_revision(revision: u64) {
     println!("revision: {revision}");
 }
 
@@ -310,7 +320,7 @@ fn print_org(o: &pb::Org) {
     println!("  members: {}", o.member_count);
 }
 
-fn print_member(m: &pb::Member) {
+pub(crate) fn print_member(m: &pb::Member) {
     println!(
         "member: {} in {} as {}{}",
         m.user_id,
@@ -364,7 +374,8 @@ pub async fn run_org(args: OrgArgs) -> ExitCode {
 }
 
 async fn org(args: OrgArgs) -> Outcome {
-    let mut c = pb::org_service_client::OrgServiceClient::new(channel(&args.common).await?);
+    let ch = channel(&args.common).await?;
+    let mut c = pb::org_service_client::OrgServiceClient::new(ch.clone());
     let actor = args.common.actor;
     match args.command {
         OrgCommand::Create {
@@ -419,12 +430,40 @@ async fn org(args: OrgArgs) -> Outcome {
             }
             print_revision(r.revision);
         }
-        OrgCommand::Delete { org_id } => {
+        OrgCommand::Delete { org_id, force } => {
             let r = c
-                .delete_org(pb::DeleteOrgRequest { actor, org_id })
+                .delete_org(pb::DeleteOrgRequest { actor, org_id, force })
                 .await?
                 .into_inner();
             print_revision(r.revision);
+        }
+        OrgCommand::Leave { org_id } => {
+            let mut l = pb::org_lifecycle_service_client::OrgLifecycleServiceClient::new(ch.clone());
+            let r = l
+                .leave_org(pb::LeaveOrgRequest { actor, org_id })
+                .await?
+                .into_inner();
+            print_revision(r.revision);
+        }
+        OrgCommand::Limits => {
+            let mut l = pb::org_lifecycle_service_client::OrgLifecycleServiceClient::new(ch.clone());
+            let x = l.get_limits(pb::GetLimitsRequest {}).await?.into_inner();
+            let n = |v: u32| if v == 0 { "none".to_string() } else { v.to_string() };
+            println!("users_can_create_orgs: {}", x.users_can_create_orgs);
+            println!("max_orgs_created_per_user: {}", n(x.max_orgs_created_per_user));
+            println!("max_admin_orgs_per_user: {}", n(x.max_admin_orgs_per_user));
+            println!("one_org_per_user: {}", x.one_org_per_user);
+            println!("default_membership_limit: {}", n(x.default_membership_limit));
+            println!("invitation_ttl_seconds: {}", x.invitation_ttl_seconds);
+            for p in &x.plans {
+                println!(
+                    "plan: {} roles: [{}] max_orgs_per_user: {} teams: {}",
+                    p.plan_id,
+                    p.roles.join(", "),
+                    n(p.max_orgs_per_user),
+                    p.teams
+                );
+            }
         }
         OrgCommand::List { user, query } => {
             let mut page_token = String::new();

@@ -1,5 +1,5 @@
 //! The `warden` command line: `serve` runs the daemon; `check`, `admin` and the
-//! directory commands (`org`, `member`, `team`, `app`, `user`) talk to a running one over
+//! directory commands (`org`, `member`, `team`, `app`, `user`, `invitation`, `domain`) talk to a running one over
 //! gRPC; `policy`, `export` and `import` work offline on files. `gen-directory` writes a
 //! synthetic directory for `import`, and `bench` drives a running daemon with load.
 //!
@@ -13,6 +13,7 @@ pub mod config;
 pub mod directory;
 pub mod dump;
 pub mod gen_directory;
+pub mod lifecycle;
 pub mod policy;
 pub mod serve;
 
@@ -59,6 +60,10 @@ enum Command {
     GenDirectory(gen_directory::GenArgs),
     /// Drive a running daemon with concurrent Check or BatchCheck calls (loopback only).
     Bench(bench::BenchArgs),
+    /// Invite people to an org; accept, decline, revoke and list invitations.
+    Invitation(lifecycle::InvitationArgs),
+    /// Verified email domains of an org, and membership requests through them.
+    Domain(lifecycle::DomainArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -92,6 +97,8 @@ pub fn main() -> ExitCode {
         Command::Import(args) => dump::import(args),
         Command::GenDirectory(args) => gen_directory::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Invitation(args) => block_on(lifecycle::run_invitation(args)),
+        Command::Domain(args) => block_on(lifecycle::run_domain(args)),
     }
 }
 

@@ -6,12 +6,14 @@
 //! outcome. The serialized form is versioned by [`ChangeEnvelope::format`]; changing the meaning of
 //! an existing variant needs a new format number.
 
+use super::domain::{Enrollment, validate_domain, validate_token};
 use super::ids::{
     validate_email, validate_labels, validate_metadata, validate_name, validate_role, validate_slug,
     validate_url, validate_user_id,
 };
+use super::invitation::{Invitee, validate_code_hash, validate_teams};
 use super::records::{OrgSettings, Owner};
-use super::{ADMIN_ROLE, Refusal};
+use super::{ADMIN_ROLE, Limits, Refusal};
 use serde::{Deserialize, Serialize};
 
 /// The only change format this build writes and applies.
@@ -49,6 +51,16 @@ pub struct ImportCounts {
     pub team_members: u64,
     pub apps: u64,
     pub team_grants: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub invitations: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub domains: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub membership_requests: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One write to the directory. Optional fields of `UpdateOrg` mean "leave as is"; for the optional
@@ -175,6 +187,89 @@ pub enum Change {
     Import {
         counts: ImportCounts,
     },
+    /// Invite an email or an existing user to `org` as `role` (and into `teams` on accepting).
+    /// Only the code's hash travels in the change; it expires at `expires_at_ms`.
+    CreateInvitation {
+        id: String,
+        org: String,
+        invitee: Invitee,
+        role: String,
+        #[serde(default)]
+        teams: Vec<String>,
+        code_sha256: String,
+        expires_at_ms: u64,
+    },
+    /// Withdraw a pending invitation.
+    RevokeInvitation {
+        org: String,
+        id: String,
+    },
+    /// The invitee (the actor) accepts, presenting the code (by its hash): the membership and
+    /// the team memberships are created with it. `terms_version` is the org's terms-of-use
+    /// version the invitee accepted, required when the org has one.
+    AcceptInvitation {
+        code_sha256: String,
+        #[serde(default)]
+        terms_version: Option<String>,
+    },
+    /// The invitee (the actor) declines, presenting the code (by its hash).
+    DeclineInvitation {
+        code_sha256: String,
+    },
+    /// Delete an org even though it still owns apps: the apps (and their grants) go with it.
+    ForceDeleteOrg {
+        id: String,
+    },
+    /// The actor leaves `org` (and its teams); the last admin cannot.
+    LeaveOrg {
+        org: String,
+    },
+    /// Claim an email domain for `org`, unverified, with the token it will publish.
+    AddDomain {
+        org: String,
+        domain: String,
+        verification_token: String,
+        enrollment: Enrollment,
+        role: String,
+    },
+    /// Mark a domain verified: only the operator (after checking the token) may.
+    VerifyDomain {
+        org: String,
+        domain: String,
+        verification_token: String,
+    },
+    SetDomainEnrollment {
+        org: String,
+        domain: String,
+        enrollment: Enrollment,
+    },
+    RemoveDomain {
+        org: String,
+        domain: String,
+    },
+    /// The actor joins `org` through a verified domain in `automatic_invitation` mode that
+    /// their email is on, with the domain's role.
+    JoinByDomain {
+        org: String,
+    },
+    /// The actor asks to join `org` through a verified domain in `automatic_suggestion` mode
+    /// that their email is on.
+    RequestMembership {
+        id: String,
+        org: String,
+    },
+    /// Approve a pending request: the requester becomes a member with `role` (or the
+    /// domain's role).
+    ApproveMembershipRequest {
+        org: String,
+        id: String,
+        #[serde(default)]
+        role: Option<String>,
+    },
+    RejectMembershipRequest {
+        org: String,
+        id: String,
+    },
 }
 
 /// A permission the actor must hold: `action` on `resource` in `org`, asked of the authorizer.
@@ -236,6 +331,20 @@ impl Change {
             Change::DeleteApp { .. } => "delete_app",
             Change::TransferApp { .. } => "transfer_app",
             Change::Import { .. } => "import",
+            Change::CreateInvitation { .. } => "create_invitation",
+            Change::RevokeInvitation { .. } => "revoke_invitation",
+            Change::AcceptInvitation { .. } => "accept_invitation",
+            Change::DeclineInvitation { .. } => "decline_invitation",
+            Change::ForceDeleteOrg { .. } => "force_delete_org",
+            Change::LeaveOrg { .. } => "leave_org",
+            Change::AddDomain { .. } => "add_domain",
+            Change::VerifyDomain { .. } => "verify_domain",
+            Change::SetDomainEnrollment { .. } => "set_domain_enrollment",
+            Change::RemoveDomain { .. } => "remove_domain",
+            Change::JoinByDomain { .. } => "join_by_domain",
+            Change::RequestMembership { .. } => "request_membership",
+            Change::ApproveMembershipRequest { .. } => "approve_membership_request",
+            Change::RejectMembershipRequest { .. } => "reject_membership_request",
         }
     }
 
@@ -258,6 +367,14 @@ impl Change {
     /// - `UpsertUser`, `CreateOrg` → nothing: users carry no rights by themselves, and who may
     ///   create orgs (instance limits, plans) is decided before the change is submitted.
     /// - `Import` → nothing here; imports never go through `apply`.
+    /// - `CreateInvitation`, `RevokeInvitation` → `member:invite` on `org`.
+    /// - `AcceptInvitation`, `DeclineInvitation` → nothing here: the actor must be the invitee,
+    ///   which `apply` checks against the invitation the code names.
+    /// - `ForceDeleteOrg` → `org:force_delete` on `org`; `LeaveOrg` → `org:leave` on `org`.
+    /// - `AddDomain`, `SetDomainEnrollment`, `RemoveDomain` → `domain:manage` on `org`;
+    ///   `VerifyDomain` → only the operator (checked by `apply`); `JoinByDomain` and
+    ///   `RequestMembership` → nothing here (the actor's email must be on a verified domain);
+    ///   approving or rejecting a request → `member:manage` on `org`.
     pub fn required_permission(
         &self,
         actor: &str,
@@ -304,6 +421,21 @@ impl Change {
                 }
                 None => return Err(Refusal::not_found(format!("app `{app}`"))),
             },
+            Change::CreateInvitation { org, .. } | Change::RevokeInvitation { org, .. } => {
+                Some(Permission::new(org, "org", "member:invite"))
+            }
+            Change::AcceptInvitation { .. } | Change::DeclineInvitation { .. } => None,
+            Change::ForceDeleteOrg { id } => Some(Permission::new(id, "org", "org:force_delete")),
+            Change::LeaveOrg { org } => Some(Permission::new(org, "org", "org:leave")),
+            Change::AddDomain { org, .. }
+            | Change::SetDomainEnrollment { org, .. }
+            | Change::RemoveDomain { org, .. } => Some(Permission::new(org, "org", "domain:manage")),
+            Change::VerifyDomain { .. } | Change::JoinByDomain { .. } | Change::RequestMembership { .. } => {
+                None
+            }
+            Change::ApproveMembershipRequest { org, .. } | Change::RejectMembershipRequest { org, .. } => {
+                Some(Permission::new(org, "org", "member:manage"))
+            }
         };
         Ok(perm)
     }
@@ -327,10 +459,11 @@ impl Change {
                 logo_url,
                 public_metadata,
                 private_metadata,
-                settings: _,
+                settings,
             } => {
                 validate_slug("id", id)?;
                 validate_name("name", name)?;
+                settings.validate()?;
                 if let Some(email) = billing_email {
                     validate_email("billing_email", email)?;
                 }
@@ -349,9 +482,12 @@ impl Change {
                 logo_url,
                 public_metadata,
                 private_metadata,
-                settings: _,
+                settings,
             } => {
                 validate_slug("id", id)?;
+                if let Some(settings) = settings {
+                    settings.validate()?;
+                }
                 if let Some(name) = name {
                     validate_name("name", name)?;
                 }
@@ -441,6 +577,75 @@ impl Change {
                     "imports come only from a dump, through `import`",
                 ));
             }
+            Change::CreateInvitation {
+                id,
+                org,
+                invitee,
+                role,
+                teams,
+                code_sha256,
+                expires_at_ms: _,
+            } => {
+                validate_slug("id", id)?;
+                validate_slug("org", org)?;
+                invitee.validate()?;
+                validate_role("role", role)?;
+                validate_teams("teams", teams)?;
+                validate_code_hash("code", code_sha256)?;
+            }
+            Change::RevokeInvitation { org, id } => {
+                validate_slug("org", org)?;
+                validate_slug("id", id)?;
+            }
+            Change::AcceptInvitation {
+                code_sha256,
+                terms_version,
+            } => {
+                validate_code_hash("code", code_sha256)?;
+                if let Some(v) = terms_version {
+                    validate_slug("terms_version", v)?;
+                }
+            }
+            Change::DeclineInvitation { code_sha256 } => validate_code_hash("code", code_sha256)?,
+            Change::ForceDeleteOrg { id } => validate_slug("id", id)?,
+            Change::LeaveOrg { org } => validate_slug("org", org)?,
+            Change::AddDomain {
+                org,
+                domain,
+                verification_token,
+                enrollment: _,
+                role,
+            } => {
+                validate_slug("org", org)?;
+                validate_domain("domain", domain)?;
+                validate_token("verification_token", verification_token)?;
+                validate_role("role", role)?;
+            }
+            Change::VerifyDomain {
+                org,
+                domain,
+                verification_token,
+            } => {
+                validate_slug("org", org)?;
+                validate_domain("domain", domain)?;
+                validate_token("verification_token", verification_token)?;
+            }
+            Change::SetDomainEnrollment { org, domain, .. } | Change::RemoveDomain { org, domain } => {
+                validate_slug("org", org)?;
+                validate_domain("domain", domain)?;
+            }
+            Change::JoinByDomain { org } => validate_slug("org", org)?,
+            Change::RequestMembership { id, org } | Change::RejectMembershipRequest { org, id } => {
+                validate_slug("org", org)?;
+                validate_slug("id", id)?;
+            }
+            Change::ApproveMembershipRequest { org, id, role } => {
+                validate_slug("org", org)?;
+                validate_slug("id", id)?;
+                if let Some(role) = role {
+                    validate_role("role", role)?;
+                }
+            }
         }
         Ok(())
     }
@@ -453,7 +658,15 @@ pub struct ApplyContext<'a> {
     pub authorize: &'a dyn Fn(&str, &str, &str, &str) -> bool,
     /// Is this a role the policy defines? Roles live in the policy files, not in code.
     pub is_role: &'a dyn Fn(&str) -> bool,
+    /// Instance limits and plans in force (from the same policy snapshot).
+    pub limits: &'a Limits,
+    /// Whether the actor acts for the operator (a caller on the Unix socket): instance
+    /// switches such as `users_can_create_orgs` and forced deletes do not bind it.
+    pub operator: bool,
 }
+
+/// No limits, for contexts without a policy at hand.
+static NO_LIMITS: std::sync::LazyLock<Limits> = std::sync::LazyLock::new(Limits::default);
 
 /// The default roles (Clarifai's), for callers without a policy at hand.
 pub const DEFAULT_ROLES: [&str; 4] = [ADMIN_ROLE, "org_contributor", "team_contributor", "org_user"];
@@ -472,7 +685,24 @@ impl<'a> ApplyContext<'a> {
         authorize: &'a dyn Fn(&str, &str, &str, &str) -> bool,
         is_role: &'a dyn Fn(&str) -> bool,
     ) -> Self {
-        Self { authorize, is_role }
+        Self {
+            authorize,
+            is_role,
+            limits: &NO_LIMITS,
+            operator: false,
+        }
+    }
+
+    /// The same context judged against `limits`.
+    pub fn with_limits(mut self, limits: &'a Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The same context for a caller acting as the operator (or not).
+    pub fn as_operator(mut self, operator: bool) -> Self {
+        self.operator = operator;
+        self
     }
 
     /// Every permission granted, default roles: for seeding (`--demo`) and operator tools that
@@ -481,6 +711,8 @@ impl<'a> ApplyContext<'a> {
         ApplyContext {
             authorize: &allow_everything,
             is_role: &is_default_role,
+            limits: &NO_LIMITS,
+            operator: true,
         }
     }
 

@@ -10,7 +10,10 @@
 //! vocabulary and permission catalog in [`change`], refusal kinds in [`refusal`].
 
 pub mod change;
+pub mod domain;
 pub mod ids;
+pub mod invitation;
+pub mod limits;
 pub mod records;
 pub mod refusal;
 
@@ -18,6 +21,9 @@ pub use change::{
     ApplyContext, CHANGE_FORMAT, Change, ChangeEnvelope, DEFAULT_ROLES, ImportCounts, Permission,
     is_default_role,
 };
+pub use domain::{Domain, Enrollment, MembershipRequest, RequestStatus};
+pub use invitation::{Invitation, InvitationStatus, Invitee};
+pub use limits::{Limits, Plan};
 pub use records::{
     App, Membership, Org, OrgSettings, Owner, Team, TeamGrant, TeamMember, TermsAcceptance, User,
 };

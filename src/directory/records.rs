@@ -25,6 +25,19 @@ pub struct OrgSettings {
     /// Whether admins may delete the org.
     #[serde(default = "default_true")]
     pub deletable: bool,
+    /// Version of the org's terms of use that joining members must accept (a slug such as
+    /// `2024-06`); `None` means joining needs no acceptance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms_version: Option<String>,
+}
+
+impl OrgSettings {
+    pub fn validate(&self) -> Result<(), super::Refusal> {
+        if let Some(v) = &self.terms_version {
+            super::ids::validate_slug("terms_version", v)?;
+        }
+        Ok(())
+    }
 }
 
 fn default_true() -> bool {
@@ -36,6 +49,7 @@ impl Default for OrgSettings {
         Self {
             membership_limit: None,
             deletable: true,
+            terms_version: None,
         }
     }
 }

@@ -137,6 +137,9 @@ pub struct CompiledPolicy {
     pub roles: Vec<RoleDef>,
     pub index: RuleIndex,
     pub config: EngineConfig,
+    /// Instance limits and plans (`limits.toml`), loaded and reloaded with the policy; the
+    /// engine never reads them, the directory's write path does.
+    pub limits: std::sync::Arc<crate::directory::Limits>,
 }
 
 /// Inputs of one compilation.
@@ -540,6 +543,7 @@ pub fn compile(src: &Sources<'_>) -> Result<CompiledPolicy, Vec<PolicyError>> {
         roles,
         index,
         config: src.config.clone(),
+        limits: std::sync::Arc::new(crate::directory::Limits::defaults()),
     })
 }
 

@@ -32,6 +32,9 @@ pub const DEFAULT_TESTS_FILE: &str = "tests/default_roles.yaml";
 pub const MODEL_FILE: &str = "model.conf";
 pub const POLICY_FILE: &str = "policy.csv";
 pub const ENGINE_FILE: &str = "engine.toml";
+/// Instance limits and plans (optional; the embedded defaults apply without it).
+pub const LIMITS_FILE: &str = "limits.toml";
+pub const DEFAULT_LIMITS: &str = crate::directory::limits::DEFAULT_LIMITS_TOML;
 
 /// One problem in a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,7 +249,34 @@ pub fn load_dir(dir: &Path) -> Result<CompiledPolicy, PolicyErrors> {
             .ok(),
         None => Some(EngineConfig::default()),
     };
-    let (Some(model_text), Some(policy_text), Some(config)) = (model_text, policy_text, config) else {
+    let limits_path = dir.join(LIMITS_FILE);
+    let limits_text = match std::fs::read_to_string(&limits_path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            errors.push(PolicyError {
+                file: limits_path.display().to_string(),
+                line: 0,
+                reason: format!("cannot read: {e}"),
+            });
+            None
+        }
+    };
+    let limits = match &limits_text {
+        Some(t) => crate::directory::Limits::parse(t)
+            .map_err(|e| {
+                errors.push(PolicyError {
+                    file: limits_path.display().to_string(),
+                    line: e.line,
+                    reason: e.reason,
+                })
+            })
+            .ok(),
+        None => Some(crate::directory::Limits::defaults()),
+    };
+    let (Some(model_text), Some(policy_text), Some(config), Some(limits)) =
+        (model_text, policy_text, config, limits)
+    else {
         return Err(PolicyErrors(errors));
     };
     let mut p = compile_texts(
@@ -262,9 +292,20 @@ pub fn load_dir(dir: &Path) -> Result<CompiledPolicy, PolicyErrors> {
         h.update(t.as_bytes());
         p.hash = hex::encode(h.finalize());
     }
+    if let Some(t) = &limits_text {
+        let mut h = Sha256::new();
+        h.update(p.hash.as_bytes());
+        h.update(b"limits.toml");
+        h.update(t.as_bytes());
+        p.hash = hex::encode(h.finalize());
+    }
+    p.limits = std::sync::Arc::new(limits);
     p.files = vec![model_path, policy_path];
     if engine_text.is_some() {
         p.files.push(engine_path);
+    }
+    if limits_text.is_some() {
+        p.files.push(limits_path);
     }
     Ok(p)
 }
@@ -286,6 +327,7 @@ pub fn write_defaults_if_missing(dir: &Path) -> std::io::Result<bool> {
         (MODEL_FILE, DEFAULT_MODEL),
         (POLICY_FILE, DEFAULT_POLICY),
         (ENGINE_FILE, DEFAULT_ENGINE),
+        (LIMITS_FILE, DEFAULT_LIMITS),
         (DEFAULT_TESTS_FILE, DEFAULT_TESTS),
     ] {
         std::fs::write(dir.join(name), text)?;
@@ -295,5 +337,10 @@ pub fn write_defaults_if_missing(dir: &Path) -> std::io::Result<bool> {
 
 /// Files a policy directory is made of (for watchers and status).
 pub fn dir_files(dir: &Path) -> Vec<PathBuf> {
-    vec![dir.join(MODEL_FILE), dir.join(POLICY_FILE), dir.join(ENGINE_FILE)]
+    vec![
+        dir.join(MODEL_FILE),
+        dir.join(POLICY_FILE),
+        dir.join(ENGINE_FILE),
+        dir.join(LIMITS_FILE),
+    ]
 }

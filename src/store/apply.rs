@@ -18,6 +18,7 @@
 
 use super::tables::{WriteTables, encode, get_json, get_json2, seconds, thirds};
 use super::{ApplyError, StoreError};
+use super::{domains, invitations, limits};
 use crate::directory::ids::validate_user_id;
 use crate::directory::{
     ADMIN_ROLE, App, ApplyContext, CHANGE_FORMAT, Change, ChangeEnvelope, Membership, Org, Owner, Refusal,
@@ -41,7 +42,9 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
     }
     validate_user_id("actor", &env.actor)?;
     env.change.validate()?;
-    if let Change::AddMember { role, .. } | Change::ChangeRole { role, .. } = &env.change
+    if let Change::AddMember { role, .. }
+    | Change::ChangeRole { role, .. }
+    | Change::CreateInvitation { role, .. } = &env.change
         && !(ctx.is_role)(role)
     {
         return Err(Refusal::invalid(
@@ -62,6 +65,8 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
 
     let actor = env.actor.as_str();
     let at_ms = env.at_ms;
+    // The membership limit in force for an org: its own setting, else the instance default.
+    let limit_of = |o: &Org| ctx.limits.membership_limit(o.settings.membership_limit);
     match &env.change {
         Change::UpsertUser { id, email, username } => {
             if let Some(old) = get_json::<User>(&t.users, "users", id)? {
@@ -92,6 +97,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
                 return Err(Refusal::already_exists(format!("org `{id}`")).into());
             }
             require_user(t, actor, "actor")?;
+            limits::check_create_org(t, ctx, actor, id, plan)?;
             let org = Org {
                 id: id.clone(),
                 name: name.clone(),
@@ -105,6 +111,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
                 created_at_ms: at_ms,
             };
             t.orgs.insert(id.as_str(), encode(&org)?.as_slice())?;
+            limits::remember_org(t, &org)?;
             let m = Membership {
                 org: id.clone(),
                 user: actor.to_string(),
@@ -136,8 +143,11 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
             if let Some(v) = billing_email {
                 org.billing_email = Some(v.clone()).filter(|s| !s.is_empty());
             }
-            if let Some(v) = plan {
+            if let Some(v) = plan
+                && *v != org.plan
+            {
                 org.plan = v.clone();
+                limits::check_plan_change(t, ctx, &org)?;
             }
             if let Some(v) = logo_url {
                 org.logo_url = Some(v.clone()).filter(|s| !s.is_empty());
@@ -154,31 +164,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
             t.orgs.insert(id.as_str(), encode(&org)?.as_slice())?;
             Ok(vec![])
         }
-        Change::DeleteOrg { id } => {
-            let org = require_org(t, id)?;
-            if !org.settings.deletable {
-                return Err(Refusal::precondition(format!("org `{id}` is marked not deletable")).into());
-            }
-            let apps = thirds(&t.apps_by_owner, "org", id)?;
-            if !apps.is_empty() {
-                return Err(Refusal::precondition(format!(
-                    "org `{id}` still owns {} app(s) (first: `{}`); delete or move them first",
-                    apps.len(),
-                    apps[0]
-                ))
-                .into());
-            }
-            for user in seconds(&t.memberships, id)? {
-                t.memberships.remove((id.as_str(), user.as_str()))?;
-                t.user_orgs.remove((user.as_str(), id.as_str()))?;
-                t.org_admins.remove((id.as_str(), user.as_str()))?;
-            }
-            for team in seconds(&t.teams, id)? {
-                remove_team(t, id, &team)?;
-            }
-            t.orgs.remove(id.as_str())?;
-            Ok(vec![IndexOp::RemoveOrg { org: id.clone() }])
-        }
+        Change::DeleteOrg { id } => delete_org(t, id, false),
         Change::AddMember {
             org,
             user,
@@ -190,22 +176,8 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
             if t.memberships.get((org.as_str(), user.as_str()))?.is_some() {
                 return Err(Refusal::already_exists(format!("membership of `{user}` in org `{org}`")).into());
             }
-            if let Some(limit) = o.settings.membership_limit {
-                let mut count: u64 = 0;
-                for item in t.memberships.range((org.as_str(), "")..)? {
-                    let (key, _) = item?;
-                    if key.value().0 != org {
-                        break;
-                    }
-                    count += 1;
-                    if count >= u64::from(limit) {
-                        return Err(Refusal::precondition(format!(
-                            "org `{org}` has reached its membership limit of {limit}"
-                        ))
-                        .into());
-                    }
-                }
-            }
+            invitations::check_membership_limit(t, &o, limit_of(&o), at_ms, None)?;
+            limits::check_join(t, ctx, &o, user, role)?;
             let m = Membership {
                 org: org.clone(),
                 user: user.clone(),
@@ -228,6 +200,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
             if m.role == ADMIN_ROLE && role != ADMIN_ROLE {
                 keep_another_admin(t, org, user, "demote")?;
             }
+            limits::check_role_change(t, ctx, &require_org(t, org)?, user, &m.role, role)?;
             m.role = role.clone();
             put_membership(t, &m)?;
             Ok(vec![IndexOp::SetMember {
@@ -241,20 +214,14 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
             if m.role == ADMIN_ROLE {
                 keep_another_admin(t, org, user, "remove")?;
             }
-            for team in seconds(&t.teams, org)? {
-                t.team_members
-                    .remove((org.as_str(), team.as_str(), user.as_str()))?;
-            }
-            t.memberships.remove((org.as_str(), user.as_str()))?;
-            t.user_orgs.remove((user.as_str(), org.as_str()))?;
-            t.org_admins.remove((org.as_str(), user.as_str()))?;
+            remove_member(t, org, user)?;
             Ok(vec![IndexOp::RemoveMember {
                 org: org.clone(),
                 user: user.clone(),
             }])
         }
         Change::CreateTeam { org, team, name } => {
-            require_org(t, org)?;
+            limits::check_teams_allowed(t, ctx, org)?;
             if t.teams.get((org.as_str(), team.as_str()))?.is_some() {
                 return Err(Refusal::already_exists(format!("team `{team}` in org `{org}`")).into());
             }
@@ -427,17 +394,100 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
         Change::Import { .. } => {
             Err(Refusal::invalid("change", "imports come only from a dump, through `import`").into())
         }
+        Change::CreateInvitation {
+            id,
+            org,
+            invitee,
+            role,
+            teams,
+            code_sha256,
+            expires_at_ms,
+        } => invitations::create(
+            t,
+            actor,
+            at_ms,
+            invitations::NewInvitation {
+                id,
+                org,
+                invitee,
+                role,
+                teams,
+                code_sha256,
+                expires_at_ms: *expires_at_ms,
+                limit_of: &limit_of,
+            },
+            ctx,
+        ),
+        Change::RevokeInvitation { org, id } => invitations::revoke(t, actor, at_ms, org, id),
+        Change::AcceptInvitation {
+            code_sha256,
+            terms_version,
+        } => invitations::accept(
+            t,
+            actor,
+            at_ms,
+            code_sha256,
+            terms_version.as_deref(),
+            &limit_of,
+            ctx,
+        ),
+        Change::DeclineInvitation { code_sha256 } => invitations::decline(t, actor, at_ms, code_sha256),
+        Change::ForceDeleteOrg { id } => delete_org(t, id, true),
+        Change::LeaveOrg { org } => {
+            let m = require_membership(t, org, actor)?;
+            if m.role == ADMIN_ROLE {
+                match keep_another_admin(t, org, actor, "remove") {
+                    Err(ApplyError::Refused(_)) => {
+                        return Err(Refusal::precondition(format!(
+                            "`{actor}` is the last admin of org `{org}` and cannot leave it; \
+                             make someone else admin first"
+                        ))
+                        .into());
+                    }
+                    other => other?,
+                }
+            }
+            remove_member(t, org, actor)?;
+            Ok(vec![IndexOp::RemoveMember {
+                org: org.clone(),
+                user: actor.to_string(),
+            }])
+        }
+        Change::AddDomain {
+            org,
+            domain,
+            verification_token,
+            enrollment,
+            role,
+        } => domains::add(t, ctx, at_ms, org, domain, verification_token, *enrollment, role),
+        Change::VerifyDomain {
+            org,
+            domain,
+            verification_token,
+        } => domains::verify(t, ctx, actor, at_ms, org, domain, verification_token),
+        Change::SetDomainEnrollment {
+            org,
+            domain,
+            enrollment,
+        } => domains::set_enrollment(t, org, domain, *enrollment),
+        Change::RemoveDomain { org, domain } => domains::remove(t, org, domain),
+        Change::JoinByDomain { org } => domains::join_by_domain(t, ctx, actor, at_ms, org, &limit_of),
+        Change::RequestMembership { id, org } => domains::request(t, actor, at_ms, id, org),
+        Change::ApproveMembershipRequest { org, id, role } => {
+            domains::approve(t, ctx, actor, at_ms, org, id, role.as_deref(), &limit_of)
+        }
+        Change::RejectMembershipRequest { org, id } => domains::reject(t, actor, at_ms, org, id),
     }
 }
 
-fn require_user(t: &WriteTables<'_>, id: &str, role: &str) -> Result<(), ApplyError> {
+pub(super) fn require_user(t: &WriteTables<'_>, id: &str, role: &str) -> Result<(), ApplyError> {
     if t.users.get(id)?.is_none() {
         return Err(Refusal::not_found(format!("user `{id}` ({role})")).into());
     }
     Ok(())
 }
 
-fn require_org(t: &WriteTables<'_>, id: &str) -> Result<Org, ApplyError> {
+pub(super) fn require_org(t: &WriteTables<'_>, id: &str) -> Result<Org, ApplyError> {
     get_json(&t.orgs, "orgs", id)?.ok_or_else(|| Refusal::not_found(format!("org `{id}`")).into())
 }
 
@@ -445,12 +495,16 @@ fn require_app(t: &WriteTables<'_>, id: &str) -> Result<App, ApplyError> {
     get_json(&t.apps, "apps", id)?.ok_or_else(|| Refusal::not_found(format!("app `{id}`")).into())
 }
 
-fn require_team(t: &WriteTables<'_>, org: &str, team: &str) -> Result<Team, ApplyError> {
+pub(super) fn require_team(t: &WriteTables<'_>, org: &str, team: &str) -> Result<Team, ApplyError> {
     get_json2(&t.teams, "teams", (org, team))?
         .ok_or_else(|| Refusal::not_found(format!("team `{team}` in org `{org}`")).into())
 }
 
-fn require_membership(t: &WriteTables<'_>, org: &str, user: &str) -> Result<Membership, ApplyError> {
+pub(super) fn require_membership(
+    t: &WriteTables<'_>,
+    org: &str,
+    user: &str,
+) -> Result<Membership, ApplyError> {
     get_json2(&t.memberships, "memberships", (org, user))?
         .ok_or_else(|| Refusal::not_found(format!("membership of `{user}` in org `{org}`")).into())
 }
@@ -503,5 +557,53 @@ fn remove_team(t: &mut WriteTables<'_>, org: &str, team: &str) -> Result<(), Sto
         t.team_grants.remove((org, team, app.as_str()))?;
     }
     t.teams.remove((org, team))?;
+    Ok(())
+}
+
+/// Delete an org with its memberships, teams, grants and invitations. Refused when the org is
+/// marked not deletable; while it still owns apps, refused unless `force`, which deletes the
+/// apps too.
+fn delete_org(t: &mut WriteTables<'_>, id: &str, force: bool) -> Result<Vec<IndexOp>, ApplyError> {
+    let org = require_org(t, id)?;
+    if !org.settings.deletable {
+        return Err(Refusal::precondition(format!("org `{id}` is marked not deletable")).into());
+    }
+    let apps = thirds(&t.apps_by_owner, "org", id)?;
+    if !apps.is_empty() && !force {
+        return Err(Refusal::precondition(format!(
+            "org `{id}` still owns {} app(s) (first: `{}`); delete or move them first, \
+             or force the delete (needs `org:force_delete`)",
+            apps.len(),
+            apps[0]
+        ))
+        .into());
+    }
+    for app in &apps {
+        t.apps.remove(app.as_str())?;
+        t.apps_by_owner.remove(("org", id, app.as_str()))?;
+    }
+    for user in seconds(&t.memberships, id)? {
+        t.memberships.remove((id, user.as_str()))?;
+        t.user_orgs.remove((user.as_str(), id))?;
+        t.org_admins.remove((id, user.as_str()))?;
+    }
+    for team in seconds(&t.teams, id)? {
+        remove_team(t, id, &team)?;
+    }
+    invitations::remove_org(t, id)?;
+    domains::remove_org(t, id)?;
+    super::limits::forget_org(t, &org)?;
+    t.orgs.remove(id)?;
+    Ok(vec![IndexOp::RemoveOrg { org: id.to_string() }])
+}
+
+/// Remove a membership with its index entries and the member's teams in that org.
+fn remove_member(t: &mut WriteTables<'_>, org: &str, user: &str) -> Result<(), StoreError> {
+    for team in seconds(&t.teams, org)? {
+        t.team_members.remove((org, team.as_str(), user))?;
+    }
+    t.memberships.remove((org, user))?;
+    t.user_orgs.remove((user, org))?;
+    t.org_admins.remove((org, user))?;
     Ok(())
 }

@@ -8,12 +8,16 @@
 //! `apps_by_owner`) are rebuilt, not exported.
 
 use super::apply::{put_app, put_membership};
+use super::domains::{put_domain, put_request};
+use super::invitations::put_invitation;
 use super::tables::{self, WriteTables, decode, encode};
 use super::{ApplyError, ChangeRecord, Store, StoreError, is_empty};
+use crate::directory::domain::{validate_domain, validate_token};
 use crate::directory::ids::{validate_role, validate_slug, validate_user_id};
+use crate::directory::invitation::validate_code_hash;
 use crate::directory::{
-    ADMIN_ROLE, App, CHANGE_FORMAT, Change, ImportCounts, Membership, Org, Owner, Refusal, Team, TeamGrant,
-    TeamMember, User,
+    ADMIN_ROLE, App, CHANGE_FORMAT, Change, Domain, ImportCounts, Invitation, InvitationStatus, Invitee,
+    Membership, MembershipRequest, Org, Owner, Refusal, Team, TeamGrant, TeamMember, User,
 };
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
@@ -33,6 +37,14 @@ pub struct Dump {
     pub team_members: Vec<TeamMember>,
     pub apps: Vec<App>,
     pub team_grants: Vec<TeamGrant>,
+    /// Every invitation, with its code hash (never the code) and its status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invitations: Vec<Invitation>,
+    /// Claimed email domains (verified or not) with their tokens and enrollment modes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<Domain>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub membership_requests: Vec<MembershipRequest>,
 }
 
 fn refuse(field: &str, reason: String) -> ApplyError {
@@ -67,6 +79,9 @@ impl Dump {
             team_members: n(self.team_members.len()),
             apps: n(self.apps.len()),
             team_grants: n(self.team_grants.len()),
+            invitations: n(self.invitations.len()),
+            domains: n(self.domains.len()),
+            membership_requests: n(self.membership_requests.len()),
         }
     }
 
@@ -104,6 +119,7 @@ impl Store {
     /// The whole directory from one read snapshot.
     pub fn export(&self) -> Result<Dump, StoreError> {
         let txn = self.db.begin_read()?;
+        let (domains, membership_requests) = Store::all_domains_and_requests(&txn)?;
         Ok(Dump {
             format: DUMP_FORMAT,
             revision: super::last_revision(&txn.open_table(tables::CHANGELOG)?)?,
@@ -120,6 +136,9 @@ impl Store {
                 .into_iter()
                 .map(|(org, team, app)| TeamGrant { org, team, app })
                 .collect(),
+            invitations: Store::all_invitations(&txn)?,
+            domains,
+            membership_requests,
         })
     }
 
@@ -197,6 +216,7 @@ fn write_dump(t: &mut WriteTables<'_>, dump: &Dump) -> Result<(), ApplyError> {
         if t.orgs.insert(o.id.as_str(), encode(o)?.as_slice())?.is_some() {
             return Err(dup(format!("org `{}`", o.id)));
         }
+        super::limits::remember_org(t, o)?;
     }
     for (i, m) in dump.memberships.iter().enumerate() {
         validate_role(&format!("memberships[{i}].role"), &m.role)?;
@@ -295,6 +315,64 @@ fn write_dump(t: &mut WriteTables<'_>, dump: &Dump) -> Result<(), ApplyError> {
         }
         t.team_grants
             .insert((g.org.as_str(), g.team.as_str(), g.app.as_str()), ())?;
+    }
+    for (i, inv) in dump.invitations.iter().enumerate() {
+        let field = |name: &str| format!("invitations[{i}].{name}");
+        validate_slug(&field("id"), &inv.id)?;
+        validate_role(&field("role"), &inv.role)?;
+        validate_code_hash(&field("code_sha256"), &inv.code_sha256)?;
+        inv.invitee.validate().map_err(|r| match r {
+            Refusal::InvalidArgument { reason, .. } => refuse(&field("invitee"), reason),
+            other => other.into(),
+        })?;
+        if inv.status == InvitationStatus::Expired {
+            return Err(refuse(
+                &field("status"),
+                "`expired` is derived, never stored".into(),
+            ));
+        }
+        if t.orgs.get(inv.org.as_str())?.is_none() {
+            return Err(refuse(&field("org"), format!("unknown org `{}`", inv.org)));
+        }
+        if let Invitee::User(u) = &inv.invitee
+            && t.users.get(u.as_str())?.is_none()
+        {
+            return Err(refuse(&field("invitee"), format!("unknown user `{u}`")));
+        }
+        if t.invitations.get(inv.id.as_str())?.is_some() {
+            return Err(dup(format!("invitation `{}`", inv.id)));
+        }
+        if t.invitation_codes.get(inv.code_sha256.as_str())?.is_some() {
+            return Err(dup(format!("code hash of invitation `{}`", inv.id)));
+        }
+        put_invitation(t, inv)?;
+    }
+    for (i, d) in dump.domains.iter().enumerate() {
+        let field = |name: &str| format!("domains[{i}].{name}");
+        validate_domain(&field("domain"), &d.domain)?;
+        validate_role(&field("role"), &d.role)?;
+        validate_token(&field("verification_token"), &d.verification_token)?;
+        if t.orgs.get(d.org.as_str())?.is_none() {
+            return Err(refuse(&field("org"), format!("unknown org `{}`", d.org)));
+        }
+        if t.domains.get((d.org.as_str(), d.domain.as_str()))?.is_some() {
+            return Err(dup(format!("domain `{}` of org `{}`", d.domain, d.org)));
+        }
+        put_domain(t, d)?;
+    }
+    for (i, r) in dump.membership_requests.iter().enumerate() {
+        let field = |name: &str| format!("membership_requests[{i}].{name}");
+        validate_slug(&field("id"), &r.id)?;
+        if t.orgs.get(r.org.as_str())?.is_none() {
+            return Err(refuse(&field("org"), format!("unknown org `{}`", r.org)));
+        }
+        if t.users.get(r.user.as_str())?.is_none() {
+            return Err(refuse(&field("user"), format!("unknown user `{}`", r.user)));
+        }
+        if t.membership_requests.get(r.id.as_str())?.is_some() {
+            return Err(dup(format!("membership request `{}`", r.id)));
+        }
+        put_request(t, r)?;
     }
     Ok(())
 }

@@ -12,7 +12,10 @@
 
 mod apply;
 pub mod demo;
+mod domains;
 mod dump;
+mod invitations;
+mod limits;
 mod read;
 mod tables;
 mod verify;
@@ -30,8 +33,12 @@ use std::path::{Path, PathBuf};
 use tables::{CHANGELOG, META, WriteTables};
 
 /// The schema this build writes. Bump it, with an upgrade step in `open`, whenever a table's
-/// key or value layout changes.
-pub const SCHEMA_VERSION: u64 = 1;
+/// key or value layout changes or tables are added.
+///
+/// - 1: users, orgs, memberships, teams, apps, grants, the change log.
+/// - 2: adds the invitation, domain and membership-request tables and `orgs_by_creator` (an
+///   upgrade creates them and fills `orgs_by_creator` from `orgs`).
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// A storage failure: the file, the disk, or a record this build cannot read. Never a rule.
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +189,32 @@ impl Store {
                 });
             }
             Some(v) if v == SCHEMA_VERSION => {}
+            Some(v) if v >= 1 => {
+                // Every step so far only adds tables: opening them in a write transaction
+                // creates the missing ones; existing records keep their layout.
+                let txn = db.begin_write()?;
+                {
+                    let mut meta = txn.open_table(META)?;
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                    let mut t = WriteTables::open(&txn)?;
+                    if v < 2 {
+                        let mut orgs = Vec::new();
+                        for item in t.orgs.iter()? {
+                            let (key, value) = item?;
+                            orgs.push(tables::decode::<crate::directory::Org>(
+                                "orgs",
+                                key.value(),
+                                value.value(),
+                            )?);
+                        }
+                        for org in &orgs {
+                            limits::remember_org(&mut t, org)?;
+                        }
+                    }
+                }
+                txn.commit()?;
+                tracing::info!(from = v, to = SCHEMA_VERSION, path = %path.display(), "store schema upgraded");
+            }
             Some(v) => {
                 return Err(StoreError::Corrupt {
                     table: "meta".into(),

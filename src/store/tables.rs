@@ -36,8 +36,34 @@ pub(crate) const TEAM_GRANTS: TableDefinition<(&str, &str, &str), ()> = TableDef
 /// revision → ChangeRecord. Gap-free from its first key.
 pub(crate) const CHANGELOG: TableDefinition<u64, &[u8]> = TableDefinition::new("changelog");
 
+/// invitation id → Invitation (ids are unique across orgs, so a code leads to one record).
+pub(crate) const INVITATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("invitations");
+/// (org, invitation id) → (): an org's invitations.
+pub(crate) const ORG_INVITATIONS: TableDefinition<(&str, &str), ()> = TableDefinition::new("org_invitations");
+/// (invitee key `email:<lowercased>` | `user:<id>`, invitation id) → (): a person's invitations.
+pub(crate) const INVITEE_INVITATIONS: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("invitee_invitations");
+/// hex SHA-256 of the code → invitation id. Kept after the invitation is resolved, so a second
+/// use of a code is refused with the reason rather than "not found".
+pub(crate) const INVITATION_CODES: TableDefinition<&str, &str> = TableDefinition::new("invitation_codes");
+
+/// (creator, org) → (): orgs by the user who created them (org creation limits).
+pub(crate) const ORGS_BY_CREATOR: TableDefinition<(&str, &str), ()> = TableDefinition::new("orgs_by_creator");
+
+/// (org, domain) → Domain.
+pub(crate) const DOMAINS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("domains");
+/// (domain, org) → (): the orgs claiming a domain, for users whose email is on it.
+pub(crate) const DOMAIN_ORGS: TableDefinition<(&str, &str), ()> = TableDefinition::new("domain_orgs");
+/// request id → MembershipRequest.
+pub(crate) const MEMBERSHIP_REQUESTS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("membership_requests");
+/// (org, request id) → ().
+pub(crate) const ORG_REQUESTS: TableDefinition<(&str, &str), ()> = TableDefinition::new("org_requests");
+/// (user, request id) → ().
+pub(crate) const USER_REQUESTS: TableDefinition<(&str, &str), ()> = TableDefinition::new("user_requests");
+
 /// Names of every table Warden owns, to tell a Warden file from another redb file.
-pub(crate) const TABLE_NAMES: [&str; 13] = [
+pub(crate) const TABLE_NAMES: [&str; 23] = [
     "meta",
     "users",
     "users_by_email",
@@ -51,6 +77,16 @@ pub(crate) const TABLE_NAMES: [&str; 13] = [
     "apps_by_owner",
     "team_grants",
     "changelog",
+    "invitations",
+    "org_invitations",
+    "invitee_invitations",
+    "invitation_codes",
+    "orgs_by_creator",
+    "domains",
+    "domain_orgs",
+    "membership_requests",
+    "org_requests",
+    "user_requests",
 ];
 
 /// All tables of one write transaction, opened once so the apply logic reads like plain code.
@@ -67,6 +103,16 @@ pub(crate) struct WriteTables<'txn> {
     pub apps_by_owner: Table<'txn, (&'static str, &'static str, &'static str), ()>,
     pub team_grants: Table<'txn, (&'static str, &'static str, &'static str), ()>,
     pub changelog: Table<'txn, u64, &'static [u8]>,
+    pub invitations: Table<'txn, &'static str, &'static [u8]>,
+    pub org_invitations: Table<'txn, (&'static str, &'static str), ()>,
+    pub invitee_invitations: Table<'txn, (&'static str, &'static str), ()>,
+    pub invitation_codes: Table<'txn, &'static str, &'static str>,
+    pub orgs_by_creator: Table<'txn, (&'static str, &'static str), ()>,
+    pub domains: Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    pub domain_orgs: Table<'txn, (&'static str, &'static str), ()>,
+    pub membership_requests: Table<'txn, &'static str, &'static [u8]>,
+    pub org_requests: Table<'txn, (&'static str, &'static str), ()>,
+    pub user_requests: Table<'txn, (&'static str, &'static str), ()>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -84,6 +130,16 @@ impl<'txn> WriteTables<'txn> {
             apps_by_owner: txn.open_table(APPS_BY_OWNER)?,
             team_grants: txn.open_table(TEAM_GRANTS)?,
             changelog: txn.open_table(CHANGELOG)?,
+            invitations: txn.open_table(INVITATIONS)?,
+            org_invitations: txn.open_table(ORG_INVITATIONS)?,
+            invitee_invitations: txn.open_table(INVITEE_INVITATIONS)?,
+            invitation_codes: txn.open_table(INVITATION_CODES)?,
+            orgs_by_creator: txn.open_table(ORGS_BY_CREATOR)?,
+            domains: txn.open_table(DOMAINS)?,
+            domain_orgs: txn.open_table(DOMAIN_ORGS)?,
+            membership_requests: txn.open_table(MEMBERSHIP_REQUESTS)?,
+            org_requests: txn.open_table(ORG_REQUESTS)?,
+            user_requests: txn.open_table(USER_REQUESTS)?,
         })
     }
 }

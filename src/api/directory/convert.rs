@@ -31,6 +31,7 @@ pub fn settings_from_pb(s: pb::OrgSettings) -> OrgSettings {
     OrgSettings {
         membership_limit: (s.max_memberships != 0).then_some(s.max_memberships),
         deletable: s.deletable,
+        terms_version: opt(s.terms_version),
     }
 }
 
@@ -41,6 +42,7 @@ pub fn org_pb(org: Org, member_count: u32) -> pb::Org {
         settings: Some(pb::OrgSettings {
             max_memberships: org.settings.membership_limit.unwrap_or(0),
             deletable: org.settings.deletable,
+            terms_version: org.settings.terms_version.unwrap_or_default(),
         }),
         org_id: org.id,
         name: org.name,

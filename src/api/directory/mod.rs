@@ -13,6 +13,9 @@
 
 mod apps;
 mod convert;
+mod domains;
+mod invitations;
+mod lifecycle;
 mod members;
 mod orgs;
 mod teams;
@@ -80,20 +83,58 @@ impl Directory {
         pb::user_service_server::UserServiceServer::new(self.clone())
     }
 
+    pub fn lifecycle_server(&self) -> pb::org_lifecycle_service_server::OrgLifecycleServiceServer<Self> {
+        pb::org_lifecycle_service_server::OrgLifecycleServiceServer::new(self.clone())
+    }
+
+    pub fn domain_server(&self) -> pb::domain_service_server::DomainServiceServer<Self> {
+        pb::domain_service_server::DomainServiceServer::new(self.clone())
+    }
+
+    pub fn invitation_server(&self) -> pb::invitation_service_server::InvitationServiceServer<Self> {
+        pb::invitation_service_server::InvitationServiceServer::new(self.clone())
+    }
+
     /// Apply `change` on behalf of `actor` and return the committed revision.
     ///
     /// `id_field` is the proto name of the change's own id (`org_id`, `app_id`, `user_id`), so a
     /// refusal about `id` names the field the caller actually sent.
     async fn write(&self, actor: &str, id_field: &'static str, change: Change) -> Result<u64, Status> {
+        self.write_as(actor, id_field, change, false).await
+    }
+
+    /// [`Directory::write`] for a caller that may act as the operator (on the Unix socket):
+    /// instance switches such as `users_can_create_orgs` do not bind it.
+    async fn write_as(
+        &self,
+        actor: &str,
+        id_field: &'static str,
+        change: Change,
+        operator: bool,
+    ) -> Result<u64, Status> {
+        self.write_at(actor, id_field, change, operator, now_ms()).await
+    }
+
+    /// [`Directory::write_as`] stamped `at_ms`, for changes whose other times (an expiry)
+    /// were computed from the same instant.
+    async fn write_at(
+        &self,
+        actor: &str,
+        id_field: &'static str,
+        change: Change,
+        operator: bool,
+        at_ms: u64,
+    ) -> Result<u64, Status> {
         validate_user_id("actor", actor).map_err(|r| refusal_status(r, actor, id_field))?;
-        let env = ChangeEnvelope::new(actor, now_ms(), change);
+        let env = ChangeEnvelope::new(actor, at_ms, change);
         let store = self.store.clone();
         let engine = self.engine.clone();
         let applied = tokio::task::spawn_blocking(move || {
             // One policy snapshot for the role predicate of this write; the authorizer asks
             // the engine, which sees the index as of the previous write (the store holds its
             // write lock until this write is published).
-            let roles = engine.policy().org_roles();
+            let policy = engine.policy();
+            let roles = policy.org_roles();
             let authorize = |actor: &str, org: &str, resource: &str, action: &str| {
                 engine
                     .check(&CheckInput {
@@ -106,7 +147,9 @@ impl Directory {
                     .unwrap_or(false)
             };
             let is_role = |role: &str| roles.contains(role);
-            let ctx = ApplyContext::new(&authorize, &is_role);
+            let ctx = ApplyContext::new(&authorize, &is_role)
+                .with_limits(&policy.limits)
+                .as_operator(operator);
             store.apply_and_index(env, &ctx, engine.index())
         })
         .await
@@ -192,6 +235,7 @@ fn proto_field<'a>(field: &'a str, id_field: &'static str) -> &'a str {
         "app" => "app_id",
         "to_org" => "to_org_id",
         "rename" => "new_name",
+        "teams" => "team_ids",
         other => other,
     }
 }

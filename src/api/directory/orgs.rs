@@ -46,6 +46,7 @@ impl pb::org_service_server::OrgService for Directory {
         &self,
         request: Request<pb::CreateOrgRequest>,
     ) -> Result<Response<pb::CreateOrgResponse>, Status> {
+        let operator = on_unix_socket(&request);
         let r = request.into_inner();
         let span = tracing::info_span!("CreateOrg", org = %r.org_id, actor = %r.actor);
         async move {
@@ -60,7 +61,7 @@ impl pb::org_service_server::OrgService for Directory {
                 logo_url: opt(r.logo_url),
                 settings: r.settings.map(settings_from_pb).unwrap_or_default(),
             };
-            let revision = self.write(&r.actor, "org_id", change).await?;
+            let revision = self.write_as(&r.actor, "org_id", change, operator).await?;
             let org = self.org_after_write(&r.actor, r.org_id, revision).await?;
             Ok(Response::new(pb::CreateOrgResponse {
                 org: Some(org),
@@ -124,9 +125,12 @@ impl pb::org_service_server::OrgService for Directory {
         let r = request.into_inner();
         let span = tracing::info_span!("DeleteOrg", org = %r.org_id, actor = %r.actor);
         async move {
-            let revision = self
-                .write(&r.actor, "org_id", Change::DeleteOrg { id: r.org_id })
-                .await?;
+            let change = if r.force {
+                Change::ForceDeleteOrg { id: r.org_id }
+            } else {
+                Change::DeleteOrg { id: r.org_id }
+            };
+            let revision = self.write(&r.actor, "org_id", change).await?;
             Ok(Response::new(pb::DeleteOrgResponse { revision }))
         }
         .instrument(span)
