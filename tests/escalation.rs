@@ -216,6 +216,7 @@ fn denied(c: &Clients) -> Vec<(&'static str, Call)> {
                     settings: Some(pb::OrgSettings {
                         max_memberships: 1_000_000,
                         deletable: true,
+                        terms_version: String::new(),
                     }),
                     ..Default::default()
                 },
@@ -240,7 +241,8 @@ fn denied(c: &Clients) -> Vec<(&'static str, Call)> {
                 delete_org,
                 pb::DeleteOrgRequest {
                     actor: "bob".into(),
-                    org_id: "acme".into()
+                    org_id: "acme".into(),
+                    force: false,
                 }
             ),
         ),
@@ -271,7 +273,7 @@ fn denied(c: &Clients) -> Vec<(&'static str, Call)> {
                 get_org,
                 pb::GetOrgRequest {
                     actor: "alice".into(),
-                    org_id: "globex".into()
+                    org_id: "globex".into(),
                 }
             ),
         ),
@@ -371,7 +373,8 @@ fn denied(c: &Clients) -> Vec<(&'static str, Call)> {
                 delete_org,
                 pb::DeleteOrgRequest {
                     actor: "alice".into(),
-                    org_id: "globex".into()
+                    org_id: "globex".into(),
+                    force: true,
                 }
             ),
         ),

@@ -210,7 +210,8 @@ fn cases(c: &Clients) -> Vec<Case> {
                 delete_org,
                 pb::DeleteOrgRequest {
                     org_id: id.clone(),
-                    actor: a()
+                    actor: a(),
+                    force: false,
                 }
             ),
             InvalidArgument,
@@ -351,7 +352,8 @@ fn cases(c: &Clients) -> Vec<Case> {
             delete_org,
             pb::DeleteOrgRequest {
                 org_id: "nope".into(),
-                actor: a()
+                actor: a(),
+                force: false,
             }
         ),
         PermissionDenied,
