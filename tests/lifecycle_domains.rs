@@ -253,7 +253,7 @@ fn domains_are_verified_by_the_operator_and_requests_approved_once() {
             (r.status.as_str(), r.role.as_str(), r.resolved_by.as_str()),
             ("approved", "org_user", "alice")
         );
-        assert!(c.check("bob", "acme", "apps/web", "app:read", ok.revision).await);
+        assert!(c.check("bob", "acme", "org", "member:read", ok.revision).await);
         assert_refused(
             approve(&mut tcp, "alice", &req.request_id).await,
             Code::FailedPrecondition,

@@ -278,7 +278,7 @@ fn only_inviters_invite_and_only_the_invitee_accepts() {
         let r = accept(&mut inv, "carol", &made.code, "")
             .await
             .expect("carol accepts");
-        assert!(c.check("carol", "acme", "apps/x", "app:write", r.revision).await);
+        assert!(c.check("carol", "acme", "org", "app:create", r.revision).await);
 
         // Revoked: refused with the reason; only inviters revoke.
         let made = invite(&mut inv, "alice", "acme", by_user("dave", "org_user"), 0)
