@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "proto/warden/v1/authz.proto",
     "proto/warden/v1/admin.proto",
     "proto/warden/v1/directory.proto",
+    "proto/warden/v1/tokens.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

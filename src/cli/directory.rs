@@ -177,13 +177,13 @@ pub struct AppArgs {
 #[group(required = true, multiple = false)]
 pub struct OwnerArgs {
     #[arg(long)]
-    org: Option<String>,
+    pub org: Option<String>,
     #[arg(long)]
-    user: Option<String>,
+    pub user: Option<String>,
 }
 
 impl OwnerArgs {
-    fn to_pb(&self) -> pb::Owner {
+    pub(crate) fn to_pb(&self) -> pb::Owner {
         let owner = match (&self.org, &self.user) {
             (Some(org), _) => pb::owner::Owner::OrgId(org.clone()),
             (None, Some(user)) => pb::owner::Owner::UserId(user.clone()),
@@ -249,7 +249,7 @@ pub enum UserCommand {
 }
 
 /// What went wrong, sorted by exit code.
-enum Failure {
+pub(crate) enum Failure {
     Status(Status),
     Other(anyhow::Error),
 }
@@ -266,10 +266,10 @@ impl From<client::ConnectError> for Failure {
     }
 }
 
-type Outcome = Result<(), Failure>;
+pub(crate) type Outcome = Result<(), Failure>;
 
 /// Run a directory command and turn its outcome into the exit code.
-fn finish(result: Outcome) -> ExitCode {
+pub(crate) fn finish(result: Outcome) -> ExitCode {
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(Failure::Status(s)) => {
@@ -288,11 +288,11 @@ fn finish(result: Outcome) -> ExitCode {
     }
 }
 
-async fn channel(common: &Common) -> Result<Channel, Failure> {
+pub(crate) async fn channel(common: &Common) -> Result<Channel, Failure> {
     Ok(client::connect(&common.connect).await?)
 }
 
-fn print_revision(revision: u64) {
+pub(crate) fn print_revision(revision: u64) {
     println!("revision: {revision}");
 }
 
@@ -331,7 +331,7 @@ fn print_team(t: &pb::Team) {
     println!("  apps: {}", apps.join(", "));
 }
 
-fn owner_text(o: Option<&pb::Owner>) -> String {
+pub(crate) fn owner_text(o: Option<&pb::Owner>) -> String {
     match o.and_then(|o| o.owner.as_ref()) {
         Some(pb::owner::Owner::UserId(u)) => format!("user {u}"),
         Some(pb::owner::Owner::OrgId(o)) => format!("org {o}"),

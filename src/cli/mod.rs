@@ -15,6 +15,7 @@ pub mod dump;
 pub mod gen_directory;
 pub mod policy;
 pub mod serve;
+pub mod tokens;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -59,6 +60,8 @@ enum Command {
     GenDirectory(gen_directory::GenArgs),
     /// Drive a running daemon with concurrent Check or BatchCheck calls (loopback only).
     Bench(bench::BenchArgs),
+    /// Issue, list and revoke API tokens (personal tokens and org keys).
+    Token(tokens::TokenArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -92,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Import(args) => dump::import(args),
         Command::GenDirectory(args) => gen_directory::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Token(args) => block_on(tokens::run(args)),
     }
 }
 

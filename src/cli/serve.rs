@@ -20,6 +20,7 @@ use crate::api::policy_state::PolicyState;
 use crate::api::reload::{self, PolicyReloader};
 use crate::api::server::{self, Services};
 use crate::api::shutdown::ShutdownTrigger;
+use crate::api::usage;
 use crate::cli::config::ServeConfig;
 use crate::engine::index::DirectoryIndex;
 use crate::engine::{CompiledPolicy, Engine};
@@ -184,6 +185,8 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
         }
         None => None,
     };
+    let flusher = usage::spawn_flusher(engine.clone(), directory.store.clone(), shutdown.clone());
+    let (usage_engine, usage_store) = (engine.clone(), directory.store.clone());
     let services = Services {
         engine,
         reloader,
@@ -203,6 +206,9 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
     };
     trigger.trigger();
     runner.stop().await;
+    // Every call has drained: write the last token uses before the store closes.
+    let _ = flusher.await;
+    usage::flush(&usage_engine, &usage_store).await;
     if let Some(task) = metrics_task {
         let _ = task.await;
     }

@@ -9,10 +9,12 @@
 //! Where to look: id and field rules in [`ids`], stored records in [`records`], the change
 //! vocabulary and permission catalog in [`change`], refusal kinds in [`refusal`].
 
+pub mod catalog;
 pub mod change;
 pub mod ids;
 pub mod records;
 pub mod refusal;
+pub mod tokens;
 
 pub use change::{
     ApplyContext, CHANGE_FORMAT, Change, ChangeEnvelope, DEFAULT_ROLES, ImportCounts, Permission,
@@ -22,6 +24,7 @@ pub use records::{
     App, Membership, Org, OrgSettings, Owner, Team, TeamGrant, TeamMember, TermsAcceptance, User,
 };
 pub use refusal::Refusal;
+pub use tokens::Token;
 
 /// The role every org keeps at least one member in, and that an org's creator receives.
 pub const ADMIN_ROLE: &str = "admin";

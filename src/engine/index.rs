@@ -129,6 +129,29 @@ pub enum IndexOp {
     RemoveOrg {
         org: String,
     },
+    /// A token checks may present, keyed by its secret's SHA-256.
+    AddToken {
+        hash: [u8; 32],
+        id: String,
+        subject: TokenSubject,
+        scopes: Vec<String>,
+        expires_at_ms: Option<u64>,
+        /// Last use already recorded on disk (0 if never), so only newer uses are flushed.
+        last_used_ms: u64,
+    },
+    /// A revoked or deleted token.
+    RemoveToken {
+        hash: [u8; 32],
+    },
+}
+
+/// Whom a token acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSubject {
+    /// A personal access token: decides as this user.
+    User(String),
+    /// An org API key: decides as this org role, in this org only.
+    OrgRole { org: String, role: String },
 }
 
 /// A user id, stored inline (ids up to 24 bytes need no heap allocation), so a member
@@ -183,6 +206,8 @@ pub struct IndexData {
     pub(crate) names: Interner,
     pub(crate) orgs: FxHashMap<CompactString, OrgEntry>,
     memberships: usize,
+    /// Usable API tokens by the SHA-256 of their secret (see [`super::token`]).
+    pub(crate) tokens: FxHashMap<[u8; 32], super::token::TokenEntry>,
 }
 
 impl IndexData {
@@ -326,6 +351,22 @@ impl IndexData {
                     self.memberships -= entry.members.values().filter(|m| m.role.is_some()).count();
                 }
             }
+            IndexOp::AddToken {
+                hash,
+                id,
+                subject,
+                scopes,
+                expires_at_ms,
+                last_used_ms,
+            } => {
+                self.tokens.insert(
+                    *hash,
+                    super::token::TokenEntry::new(id, subject, scopes, *expires_at_ms, *last_used_ms),
+                );
+            }
+            IndexOp::RemoveToken { hash } => {
+                self.tokens.remove(hash);
+            }
         }
     }
 }
@@ -368,6 +409,12 @@ impl DirectoryIndex {
 
     pub fn revision(&self) -> u64 {
         self.inner.read().revision
+    }
+
+    /// Token uses recorded in memory since the last call, as (token id, Unix ms), for the
+    /// daemon to write to the store.
+    pub fn take_token_uses(&self) -> Vec<(String, u64)> {
+        self.inner.read().take_token_uses()
     }
 }
 

@@ -54,6 +54,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
     // Authorize. Whether an app rule is personal or org-scoped depends on its current owner.
     let app_owner = match &env.change {
         Change::DeleteApp { id: app } | Change::TransferApp { app, .. } => Some(require_app(t, app)?.owner),
+        Change::RevokeToken { id } => Some(super::tokens::require_token(t, id)?.owner),
         _ => None,
     };
     if let Some(perm) = env.change.required_permission(&env.actor, app_owner.as_ref())? {
@@ -176,8 +177,10 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
             for team in seconds(&t.teams, id)? {
                 remove_team(t, id, &team)?;
             }
+            let mut ops = super::tokens::drop_org_tokens(t, id)?;
             t.orgs.remove(id.as_str())?;
-            Ok(vec![IndexOp::RemoveOrg { org: id.clone() }])
+            ops.push(IndexOp::RemoveOrg { org: id.clone() });
+            Ok(ops)
         }
         Change::AddMember {
             org,
@@ -427,17 +430,18 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
         Change::Import { .. } => {
             Err(Refusal::invalid("change", "imports come only from a dump, through `import`").into())
         }
+        Change::CreateToken { .. } | Change::RevokeToken { .. } => super::tokens::apply(t, env, ctx),
     }
 }
 
-fn require_user(t: &WriteTables<'_>, id: &str, role: &str) -> Result<(), ApplyError> {
+pub(crate) fn require_user(t: &WriteTables<'_>, id: &str, role: &str) -> Result<(), ApplyError> {
     if t.users.get(id)?.is_none() {
         return Err(Refusal::not_found(format!("user `{id}` ({role})")).into());
     }
     Ok(())
 }
 
-fn require_org(t: &WriteTables<'_>, id: &str) -> Result<Org, ApplyError> {
+pub(crate) fn require_org(t: &WriteTables<'_>, id: &str) -> Result<Org, ApplyError> {
     get_json(&t.orgs, "orgs", id)?.ok_or_else(|| Refusal::not_found(format!("org `{id}`")).into())
 }
 

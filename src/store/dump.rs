@@ -9,11 +9,13 @@
 
 use super::apply::{put_app, put_membership};
 use super::tables::{self, WriteTables, decode, encode};
+use super::tokens::put_token;
 use super::{ApplyError, ChangeRecord, Store, StoreError, is_empty};
 use crate::directory::ids::{validate_role, validate_slug, validate_user_id};
+use crate::directory::tokens::{validate_scopes, validate_secret_hash, validate_token_id};
 use crate::directory::{
     ADMIN_ROLE, App, CHANGE_FORMAT, Change, ImportCounts, Membership, Org, Owner, Refusal, Team, TeamGrant,
-    TeamMember, User,
+    TeamMember, Token, User,
 };
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,9 @@ pub struct Dump {
     pub team_members: Vec<TeamMember>,
     pub apps: Vec<App>,
     pub team_grants: Vec<TeamGrant>,
+    /// API tokens (hashes only) with their last use. Absent in dumps from builds without tokens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<Token>,
 }
 
 fn refuse(field: &str, reason: String) -> ApplyError {
@@ -67,6 +72,7 @@ impl Dump {
             team_members: n(self.team_members.len()),
             apps: n(self.apps.len()),
             team_grants: n(self.team_grants.len()),
+            tokens: n(self.tokens.len()),
         }
     }
 
@@ -120,6 +126,7 @@ impl Store {
                 .into_iter()
                 .map(|(org, team, app)| TeamGrant { org, team, app })
                 .collect(),
+            tokens: Store::all_tokens(&txn)?,
         })
     }
 
@@ -154,6 +161,15 @@ impl Store {
                 return Ok(0);
             }
             write_dump(&mut t, dump)?;
+            drop(t);
+            let mut used = txn.open_table(tables::TOKEN_LAST_USED)?;
+            for token in &dump.tokens {
+                if let Some(at) = token.last_used_ms {
+                    used.insert(token.id.as_str(), at)?;
+                }
+            }
+            drop(used);
+            let mut t = WriteTables::open(&txn)?;
             let revision = dump.revision.max(1);
             let record = ChangeRecord {
                 revision,
@@ -295,6 +311,26 @@ fn write_dump(t: &mut WriteTables<'_>, dump: &Dump) -> Result<(), ApplyError> {
         }
         t.team_grants
             .insert((g.org.as_str(), g.team.as_str(), g.app.as_str()), ())?;
+    }
+    for (i, token) in dump.tokens.iter().enumerate() {
+        let field = |name: &str| format!("tokens[{i}].{name}");
+        validate_token_id(&field("id"), &token.id)?;
+        validate_secret_hash(&field("secret_hash"), &token.secret_hash)?;
+        validate_scopes(&field("scopes"), &token.scopes)?;
+        let owner_exists = match &token.owner {
+            Owner::User(u) => t.users.get(u.as_str())?.is_some(),
+            Owner::Org(o) => t.orgs.get(o.as_str())?.is_some() && token.role.is_some(),
+        };
+        if !owner_exists {
+            return Err(refuse(
+                &field("owner"),
+                format!("unknown {} (or an org key without a role)", token.owner),
+            ));
+        }
+        if t.tokens.get(token.id.as_str())?.is_some() {
+            return Err(dup(format!("token `{}`", token.id)));
+        }
+        put_token(t, token)?;
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod demo;
 mod dump;
 mod read;
 mod tables;
+mod tokens;
 
 pub use crate::directory::ApplyContext;
 pub use dump::{DUMP_FORMAT, Dump};
@@ -179,7 +180,22 @@ impl Store {
                     supported: SCHEMA_VERSION,
                 });
             }
-            Some(v) if v == SCHEMA_VERSION => {}
+            Some(v) if v == SCHEMA_VERSION => {
+                // Tables added since the file was created (tokens, …) are created empty, so
+                // readers never meet a missing one. Same schema: the file stays readable by
+                // the build that wrote it.
+                let missing = {
+                    use redb::TableHandle;
+                    let txn = db.begin_read()?;
+                    let names: Vec<String> = txn.list_tables()?.map(|t| t.name().to_string()).collect();
+                    tables::TABLE_NAMES.iter().any(|n| !names.iter().any(|m| m == n))
+                };
+                if missing {
+                    let txn = db.begin_write()?;
+                    tables::create_all(&txn)?;
+                    txn.commit()?;
+                }
+            }
             Some(v) => {
                 return Err(StoreError::Corrupt {
                     table: "meta".into(),
@@ -193,7 +209,7 @@ impl Store {
                 {
                     let mut meta = txn.open_table(META)?;
                     meta.insert("schema_version", SCHEMA_VERSION)?;
-                    WriteTables::open(&txn)?;
+                    tables::create_all(&txn)?;
                 }
                 txn.commit()?;
             }
@@ -319,6 +335,7 @@ impl Store {
             });
             flush(&mut batch, false);
         }
+        batch.extend(Self::token_index_ops(&txn)?);
         flush(&mut batch, true);
         let revision = last_revision(&txn.open_table(CHANGELOG)?)?;
         index.apply(revision, &[]);

@@ -393,7 +393,7 @@ impl Store {
 }
 
 /// A page of the third key elements under `(a, b)` of an index table.
-fn page_thirds(
+pub(crate) fn page_thirds(
     table: &impl ReadableTable<(&'static str, &'static str, &'static str), ()>,
     (a, b): (&str, &str),
     page_token: &str,

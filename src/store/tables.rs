@@ -36,8 +36,17 @@ pub(crate) const TEAM_GRANTS: TableDefinition<(&str, &str, &str), ()> = TableDef
 /// revision → ChangeRecord. Gap-free from its first key.
 pub(crate) const CHANGELOG: TableDefinition<u64, &[u8]> = TableDefinition::new("changelog");
 
+/// token id → Token (with the secret's hash, never the secret).
+pub(crate) const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+/// (owner kind `user`|`org`, owner id, token id) → ().
+pub(crate) const TOKENS_BY_OWNER: TableDefinition<(&str, &str, &str), ()> =
+    TableDefinition::new("tokens_by_owner");
+/// token id → last use (Unix ms). Telemetry flushed from memory now and then, outside the change
+/// log: a check never writes to redb.
+pub(crate) const TOKEN_LAST_USED: TableDefinition<&str, u64> = TableDefinition::new("token_last_used");
+
 /// Names of every table Warden owns, to tell a Warden file from another redb file.
-pub(crate) const TABLE_NAMES: [&str; 13] = [
+pub(crate) const TABLE_NAMES: [&str; 16] = [
     "meta",
     "users",
     "users_by_email",
@@ -51,6 +60,9 @@ pub(crate) const TABLE_NAMES: [&str; 13] = [
     "apps_by_owner",
     "team_grants",
     "changelog",
+    "tokens",
+    "tokens_by_owner",
+    "token_last_used",
 ];
 
 /// All tables of one write transaction, opened once so the apply logic reads like plain code.
@@ -67,6 +79,8 @@ pub(crate) struct WriteTables<'txn> {
     pub apps_by_owner: Table<'txn, (&'static str, &'static str, &'static str), ()>,
     pub team_grants: Table<'txn, (&'static str, &'static str, &'static str), ()>,
     pub changelog: Table<'txn, u64, &'static [u8]>,
+    pub tokens: Table<'txn, &'static str, &'static [u8]>,
+    pub tokens_by_owner: Table<'txn, (&'static str, &'static str, &'static str), ()>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -84,8 +98,17 @@ impl<'txn> WriteTables<'txn> {
             apps_by_owner: txn.open_table(APPS_BY_OWNER)?,
             team_grants: txn.open_table(TEAM_GRANTS)?,
             changelog: txn.open_table(CHANGELOG)?,
+            tokens: txn.open_table(TOKENS)?,
+            tokens_by_owner: txn.open_table(TOKENS_BY_OWNER)?,
         })
     }
+}
+
+/// Create every table but `meta` (a no-op for those that exist).
+pub(crate) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
+    WriteTables::open(txn)?;
+    txn.open_table(TOKEN_LAST_USED)?;
+    Ok(())
 }
 
 /// Decode a stored JSON value. A failure means the file holds something this build did not write:

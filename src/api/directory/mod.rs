@@ -16,6 +16,7 @@ mod convert;
 mod members;
 mod orgs;
 mod teams;
+mod tokens;
 mod users;
 
 use crate::api::pb;
@@ -192,6 +193,7 @@ fn proto_field<'a>(field: &'a str, id_field: &'static str) -> &'a str {
         "app" => "app_id",
         "to_org" => "to_org_id",
         "rename" => "new_name",
+        "expires_at_ms" => "expires_at_unix_ms",
         other => other,
     }
 }

@@ -1,0 +1,48 @@
+//! Writing in-memory usage telemetry to the store, off the check path.
+//!
+//! Checks record token last-use in the engine's index (an atomic per token, no lock, no I/O).
+//! This task collects what changed every [`FLUSH_EVERY`] (and `serve` once more after the last
+//! call has drained), and writes
+//! it in one store transaction outside the change log. A crash loses at most one interval of
+//! last-use times, which is telemetry, not directory state.
+
+use crate::api::shutdown::Shutdown;
+use crate::engine::Engine;
+use crate::store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// How often in-memory usage is written to the store.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(30);
+
+/// Write pending usage now (on a blocking thread: it is a redb write).
+pub async fn flush(engine: &Arc<Engine>, store: &Arc<Store>) {
+    let uses = engine.index().take_token_uses();
+    if uses.is_empty() {
+        return;
+    }
+    let store = store.clone();
+    let count = uses.len();
+    match tokio::task::spawn_blocking(move || store.record_token_use(&uses)).await {
+        Ok(Ok(())) => tracing::debug!(tokens = count, "token last-use flushed"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "writing token last-use failed"),
+        Err(e) => tracing::warn!(error = %e, "token last-use task failed"),
+    }
+}
+
+/// Flush every [`FLUSH_EVERY`] until `shutdown`.
+pub fn spawn_flusher(engine: Arc<Engine>, store: Arc<Store>, shutdown: Shutdown) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stop = shutdown.wait();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => flush(&engine, &store).await,
+                () = &mut stop => break,
+            }
+        }
+    })
+}
