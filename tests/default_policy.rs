@@ -71,6 +71,8 @@ const ORG_ACTIONS: &[&str] = &[
     "app:create",
     "app:transfer",
     "usage:read",
+    "token:manage",
+    "audit:read",
 ];
 const APP_ACTIONS: &[&str] = &["app:read", "app:write", "app:delete", "app:approve"];
 
