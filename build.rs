@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "proto/warden/v1/admin.proto",
     "proto/warden/v1/directory.proto",
     "proto/warden/v1/tokens.proto",
+    "proto/warden/v1/audit.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -7,6 +7,7 @@
 //! through [`serve::serve`] and reaches daemons only through [`crate::api::client`].
 
 pub mod admin;
+pub mod audit;
 pub mod bench;
 pub mod check;
 pub mod config;
@@ -62,6 +63,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Issue, list and revoke API tokens (personal tokens and org keys).
     Token(tokens::TokenArgs),
+    /// List the audit log: directory changes by org, actor, type and time, newest first.
+    Audit(audit::AuditArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -96,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::GenDirectory(args) => gen_directory::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Token(args) => block_on(tokens::run(args)),
+        Command::Audit(args) => block_on(audit::run(args)),
     }
 }
 

@@ -11,6 +11,7 @@
 //! roles of the caller's role predicate (both in [`ApplyContext`]).
 
 mod apply;
+pub mod audit;
 pub mod demo;
 mod dump;
 mod read;
@@ -172,6 +173,7 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         };
+        let mut backfill = false;
         match found {
             Some(v) if v > SCHEMA_VERSION => {
                 return Err(StoreError::NewerSchema {
@@ -194,6 +196,7 @@ impl Store {
                     let txn = db.begin_write()?;
                     tables::create_all(&txn)?;
                     txn.commit()?;
+                    backfill = true;
                 }
             }
             Some(v) => {
@@ -214,11 +217,15 @@ impl Store {
                 txn.commit()?;
             }
         }
-        Ok(Store {
+        let store = Store {
             db,
             write_lock: Mutex::new(()),
             path,
-        })
+        };
+        if backfill {
+            store.backfill_audit()?;
+        }
+        Ok(store)
     }
 
     pub fn path(&self) -> &Path {
@@ -250,8 +257,13 @@ impl Store {
         let txn = self.db.begin_write()?;
         let outcome = (|| {
             let mut t = WriteTables::open(&txn)?;
+            // Before apply: a deleted app's or token's org is known only from the old state.
+            let org = audit::org_in_txn(&t, &env.change)?;
             let index_ops = apply::apply_change(&mut t, env, ctx)?;
             let revision = next_revision(&t.changelog)?;
+            if let Some(org) = &org {
+                t.audit_by_org.insert((org.as_str(), revision), ())?;
+            }
             let record = ChangeRecord {
                 revision,
                 format: env.format,

@@ -45,8 +45,11 @@ pub(crate) const TOKENS_BY_OWNER: TableDefinition<(&str, &str, &str), ()> =
 /// log: a check never writes to redb.
 pub(crate) const TOKEN_LAST_USED: TableDefinition<&str, u64> = TableDefinition::new("token_last_used");
 
+/// (org, revision) → (): the changes that concern each org, for the audit log.
+pub(crate) const AUDIT_BY_ORG: TableDefinition<(&str, u64), ()> = TableDefinition::new("audit_by_org");
+
 /// Names of every table Warden owns, to tell a Warden file from another redb file.
-pub(crate) const TABLE_NAMES: [&str; 16] = [
+pub(crate) const TABLE_NAMES: [&str; 17] = [
     "meta",
     "users",
     "users_by_email",
@@ -63,6 +66,7 @@ pub(crate) const TABLE_NAMES: [&str; 16] = [
     "tokens",
     "tokens_by_owner",
     "token_last_used",
+    "audit_by_org",
 ];
 
 /// All tables of one write transaction, opened once so the apply logic reads like plain code.
@@ -81,6 +85,7 @@ pub(crate) struct WriteTables<'txn> {
     pub changelog: Table<'txn, u64, &'static [u8]>,
     pub tokens: Table<'txn, &'static str, &'static [u8]>,
     pub tokens_by_owner: Table<'txn, (&'static str, &'static str, &'static str), ()>,
+    pub audit_by_org: Table<'txn, (&'static str, u64), ()>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -100,6 +105,7 @@ impl<'txn> WriteTables<'txn> {
             changelog: txn.open_table(CHANGELOG)?,
             tokens: txn.open_table(TOKENS)?,
             tokens_by_owner: txn.open_table(TOKENS_BY_OWNER)?,
+            audit_by_org: txn.open_table(AUDIT_BY_ORG)?,
         })
     }
 }

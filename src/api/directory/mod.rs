@@ -12,6 +12,7 @@
 //! answers permissions. This module only translates between protobuf and those two.
 
 mod apps;
+mod audit;
 mod convert;
 mod members;
 mod orgs;
