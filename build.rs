@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "proto/warden/v1/directory.proto",
     "proto/warden/v1/tokens.proto",
     "proto/warden/v1/audit.proto",
+    "proto/warden/v1/apps.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

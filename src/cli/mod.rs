@@ -10,6 +10,7 @@ pub mod admin;
 pub mod audit;
 pub mod bench;
 pub mod check;
+pub mod collaborators;
 pub mod config;
 pub mod directory;
 pub mod dump;
@@ -65,6 +66,8 @@ enum Command {
     Token(tokens::TokenArgs),
     /// List the audit log: directory changes by org, actor, type and time, newest first.
     Audit(audit::AuditArgs),
+    /// Give users outside an org a role on one of its apps.
+    Collaborator(collaborators::CollaboratorArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -100,6 +103,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Token(args) => block_on(tokens::run(args)),
         Command::Audit(args) => block_on(audit::run(args)),
+        Command::Collaborator(args) => block_on(collaborators::run(args)),
     }
 }
 

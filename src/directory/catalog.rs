@@ -23,6 +23,8 @@ pub const ACTIONS: &[&str] = &[
     "app:write",
     "app:delete",
     "app:approve",
+    "app:publish",
+    "collaborator:manage",
     "usage:read",
     "token:manage",
     "audit:read",

@@ -52,6 +52,8 @@ pub struct ImportCounts {
     pub team_grants: u64,
     #[serde(default)]
     pub tokens: u64,
+    #[serde(default)]
+    pub collaborators: u64,
 }
 
 /// One write to the directory. Optional fields of `UpdateOrg` mean "leave as is"; for the optional
@@ -196,6 +198,16 @@ pub enum Change {
     RevokeToken {
         id: String,
     },
+    /// Give a user outside an org app's org `role` on that one app.
+    AddCollaborator {
+        app: String,
+        user: String,
+        role: String,
+    },
+    RemoveCollaborator {
+        app: String,
+        user: String,
+    },
 }
 
 /// A permission the actor must hold: `action` on `resource` in `org`, asked of the authorizer.
@@ -271,6 +283,8 @@ impl Change {
             Change::Import { .. } => "import",
             Change::CreateToken { .. } => "create_token",
             Change::RevokeToken { .. } => "revoke_token",
+            Change::AddCollaborator { .. } => "add_collaborator",
+            Change::RemoveCollaborator { .. } => "remove_collaborator",
         }
     }
 
@@ -293,6 +307,8 @@ impl Change {
     /// - `UpsertUser`, `CreateOrg` → nothing: users carry no rights by themselves, and who may
     ///   create orgs (instance limits, plans) is decided before the change is submitted.
     /// - `Import` → nothing here; imports never go through `apply`.
+    /// - `AddCollaborator`, `RemoveCollaborator` → `collaborator:manage` on `apps/<app>` in the
+    ///   app's org (personal apps have no collaborators).
     /// - `CreateToken`, `RevokeToken` of a personal token → the actor must be its user; of an org
     ///   key → `token:manage` on `org` in that org.
     pub fn required_permission(
@@ -345,6 +361,17 @@ impl Change {
             Change::RevokeToken { id } => match app_owner {
                 Some(owner) => token_permission(actor, owner, id)?,
                 None => return Err(Refusal::not_found(format!("token `{id}`"))),
+            },
+            Change::AddCollaborator { app, .. } | Change::RemoveCollaborator { app, .. } => match app_owner {
+                Some(Owner::Org(org)) => {
+                    Some(Permission::new(org, format!("apps/{app}"), "collaborator:manage"))
+                }
+                Some(Owner::User(_)) => {
+                    return Err(Refusal::precondition(format!(
+                        "app `{app}` is a personal app; collaborators are for org apps (transfer it to an org first)"
+                    )));
+                }
+                None => return Err(Refusal::not_found(format!("app `{app}`"))),
             },
         };
         Ok(perm)
@@ -517,6 +544,15 @@ impl Change {
                 validate_secret_hash("secret_hash", secret_hash)?;
             }
             Change::RevokeToken { id } => validate_token_id("id", id)?,
+            Change::AddCollaborator { app, user, role } => {
+                validate_slug("app", app)?;
+                validate_user_id("user", user)?;
+                validate_role("role", role)?;
+            }
+            Change::RemoveCollaborator { app, user } => {
+                validate_slug("app", app)?;
+                validate_user_id("user", user)?;
+            }
         }
         Ok(())
     }

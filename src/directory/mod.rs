@@ -21,7 +21,8 @@ pub use change::{
     is_default_role,
 };
 pub use records::{
-    App, Membership, Org, OrgSettings, Owner, Team, TeamGrant, TeamMember, TermsAcceptance, User,
+    App, Collaborator, Membership, Org, OrgSettings, Owner, Team, TeamGrant, TeamMember, TermsAcceptance,
+    User,
 };
 pub use refusal::Refusal;
 pub use tokens::Token;

@@ -152,3 +152,13 @@ pub struct App {
     pub labels: Vec<String>,
     pub created_at_ms: u64,
 }
+
+/// A user outside an app's org who holds `role` on that one app (Clarifai's collaborations).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collaborator {
+    pub app: String,
+    pub user: String,
+    pub role: String,
+    pub added_by: String,
+    pub added_at_ms: u64,
+}

@@ -143,6 +143,16 @@ pub enum IndexOp {
     RemoveToken {
         hash: [u8; 32],
     },
+    /// A user outside the app's org gets `role` on this one app.
+    SetCollaborator {
+        app: String,
+        user: String,
+        role: String,
+    },
+    RemoveCollaborator {
+        app: String,
+        user: String,
+    },
 }
 
 /// Whom a token acts as.
@@ -208,6 +218,9 @@ pub struct IndexData {
     memberships: usize,
     /// Usable API tokens by the SHA-256 of their secret (see [`super::token`]).
     pub(crate) tokens: FxHashMap<[u8; 32], super::token::TokenEntry>,
+    /// app → collaborator → role node (`role:<name>`). Empty in most directories, which lets
+    /// a denied check skip the collaborator lookup with one length test.
+    collaborators: FxHashMap<CompactString, FxHashMap<UserId, Sym>>,
 }
 
 impl IndexData {
@@ -232,6 +245,22 @@ impl IndexData {
 
     pub(crate) fn org(&self, org: &str) -> Option<&OrgEntry> {
         self.orgs.get(org)
+    }
+
+    pub(crate) fn has_collaborators(&self) -> bool {
+        !self.collaborators.is_empty()
+    }
+
+    /// The role node `user` holds as a collaborator on the app `resource` names (`apps/<app>`
+    /// or below it), if that app belongs to `org`.
+    pub(crate) fn collaborator_role(&self, org: &str, resource: &str, user: &str) -> Option<&str> {
+        let rest = resource.strip_prefix("apps/")?;
+        let app = rest.split('/').next().filter(|a| !a.is_empty())?;
+        let role = *self.collaborators.get(app)?.get(user)?;
+        if !self.org(org)?.apps.contains(app) {
+            return None;
+        }
+        Some(self.names.name(role))
     }
 
     fn apply_one(&mut self, op: &IndexOp) {
@@ -324,6 +353,7 @@ impl IndexData {
                     .insert(Arc::from(app.as_str()));
             }
             IndexOp::RemoveApp { org, app } => {
+                self.collaborators.remove(app.as_str());
                 let a = self.names.get(&app_node(app));
                 if let Some(entry) = self.orgs.get_mut(org.as_str()) {
                     entry.apps.remove(app.as_str());
@@ -366,6 +396,21 @@ impl IndexData {
             }
             IndexOp::RemoveToken { hash } => {
                 self.tokens.remove(hash);
+            }
+            IndexOp::SetCollaborator { app, user, role } => {
+                let r = self.names.intern(&role_node(role));
+                self.collaborators
+                    .entry(app.as_str().into())
+                    .or_default()
+                    .insert(user.as_str().into(), r);
+            }
+            IndexOp::RemoveCollaborator { app, user } => {
+                if let Some(users) = self.collaborators.get_mut(app.as_str()) {
+                    users.remove(user.as_str());
+                    if users.is_empty() {
+                        self.collaborators.remove(app.as_str());
+                    }
+                }
             }
         }
     }

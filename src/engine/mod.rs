@@ -213,6 +213,23 @@ fn with_decision<R>(
     let scratch = eval::Scratch::new();
     let mut cx = eval::Cx::new(policy, &req, Some(dir), &scratch);
     let out = eval::decide(&mut cx).map_err(EngineError::Eval)?;
+    // A collaborator on this app (a user outside the org) decides as its collaborator role,
+    // for this app only. Tried only after a deny, so allowed checks pay nothing.
+    if !out.allowed
+        && dir.has_collaborators()
+        && let Some(role) = dir.collaborator_role(q.org, q.resource, subject)
+    {
+        let req = [
+            ReqVal::Str(role),
+            ReqVal::Str(q.org),
+            ReqVal::Str(q.resource),
+            ReqVal::Str(q.action),
+        ];
+        let scratch = eval::Scratch::new();
+        let mut cx = eval::Cx::new(policy, &req, Some(dir), &scratch);
+        let out = eval::decide(&mut cx).map_err(EngineError::Eval)?;
+        return Ok(then(&mut cx, out));
+    }
     Ok(then(&mut cx, out))
 }
 
@@ -314,6 +331,13 @@ impl Engine {
         }
         .to_string();
         let effect = refused.unwrap_or(effect);
+        // A collaborator's path starts at its collaborator role: say how it got there.
+        if role_path.starts_with("role:")
+            && let Some(role) = dir.collaborator_role(q.org, q.resource, q.subject)
+            && role_path.starts_with(role)
+        {
+            role_path = format!("{} -[collaborator on {}]-> {role_path}", q.subject, q.resource);
+        }
         Ok(Explanation {
             allowed: out.allowed,
             effect,

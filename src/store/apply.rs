@@ -55,6 +55,9 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
     let app_owner = match &env.change {
         Change::DeleteApp { id: app } | Change::TransferApp { app, .. } => Some(require_app(t, app)?.owner),
         Change::RevokeToken { id } => Some(super::tokens::require_token(t, id)?.owner),
+        Change::AddCollaborator { app, .. } | Change::RemoveCollaborator { app, .. } => {
+            Some(require_app(t, app)?.owner)
+        }
         _ => None,
     };
     if let Some(perm) = env.change.required_permission(&env.actor, app_owner.as_ref())? {
@@ -404,6 +407,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
                     for team in seconds(&t.teams, org)? {
                         t.team_grants.remove((org.as_str(), team.as_str(), id.as_str()))?;
                     }
+                    super::collaborators::drop_app(t, id)?;
                     Ok(vec![IndexOp::RemoveApp {
                         org: org.clone(),
                         app: id.clone(),
@@ -431,6 +435,9 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
             Err(Refusal::invalid("change", "imports come only from a dump, through `import`").into())
         }
         Change::CreateToken { .. } | Change::RevokeToken { .. } => super::tokens::apply(t, env, ctx),
+        Change::AddCollaborator { .. } | Change::RemoveCollaborator { .. } => {
+            super::collaborators::apply(t, env, ctx)
+        }
     }
 }
 
@@ -445,7 +452,7 @@ pub(crate) fn require_org(t: &WriteTables<'_>, id: &str) -> Result<Org, ApplyErr
     get_json(&t.orgs, "orgs", id)?.ok_or_else(|| Refusal::not_found(format!("org `{id}`")).into())
 }
 
-fn require_app(t: &WriteTables<'_>, id: &str) -> Result<App, ApplyError> {
+pub(crate) fn require_app(t: &WriteTables<'_>, id: &str) -> Result<App, ApplyError> {
     get_json(&t.apps, "apps", id)?.ok_or_else(|| Refusal::not_found(format!("app `{id}`")).into())
 }
 

@@ -74,7 +74,9 @@ pub(crate) fn change_org(
         | Change::GrantApp { org, .. }
         | Change::RevokeApp { org, .. } => Some(org.clone()),
         Change::CreateApp { owner, .. } | Change::CreateToken { owner, .. } => org(owner),
-        Change::DeleteApp { id } => app_owner(id)?.as_ref().and_then(org),
+        Change::DeleteApp { id }
+        | Change::AddCollaborator { app: id, .. }
+        | Change::RemoveCollaborator { app: id, .. } => app_owner(id)?.as_ref().and_then(org),
         Change::TransferApp { to_org, .. } => Some(to_org.clone()),
         Change::RevokeToken { id } => token_owner(id)?.as_ref().and_then(org),
     })

@@ -14,8 +14,8 @@ use super::{ApplyError, ChangeRecord, Store, StoreError, is_empty};
 use crate::directory::ids::{validate_role, validate_slug, validate_user_id};
 use crate::directory::tokens::{validate_scopes, validate_secret_hash, validate_token_id};
 use crate::directory::{
-    ADMIN_ROLE, App, CHANGE_FORMAT, Change, ImportCounts, Membership, Org, Owner, Refusal, Team, TeamGrant,
-    TeamMember, Token, User,
+    ADMIN_ROLE, App, CHANGE_FORMAT, Change, Collaborator, ImportCounts, Membership, Org, Owner, Refusal,
+    Team, TeamGrant, TeamMember, Token, User,
 };
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,9 @@ pub struct Dump {
     /// API tokens (hashes only) with their last use. Absent in dumps from builds without tokens.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tokens: Vec<Token>,
+    /// App collaborators. Absent in dumps from builds without them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collaborators: Vec<Collaborator>,
 }
 
 fn refuse(field: &str, reason: String) -> ApplyError {
@@ -73,6 +76,7 @@ impl Dump {
             apps: n(self.apps.len()),
             team_grants: n(self.team_grants.len()),
             tokens: n(self.tokens.len()),
+            collaborators: n(self.collaborators.len()),
         }
     }
 
@@ -127,6 +131,7 @@ impl Store {
                 .map(|(org, team, app)| TeamGrant { org, team, app })
                 .collect(),
             tokens: Store::all_tokens(&txn)?,
+            collaborators: Store::all_collaborators(&txn)?,
         })
     }
 
@@ -331,6 +336,21 @@ fn write_dump(t: &mut WriteTables<'_>, dump: &Dump) -> Result<(), ApplyError> {
             return Err(dup(format!("token `{}`", token.id)));
         }
         put_token(t, token)?;
+    }
+    for (i, c) in dump.collaborators.iter().enumerate() {
+        let field = |name: &str| format!("collaborators[{i}].{name}");
+        validate_role(&field("role"), &c.role)?;
+        let org_app = match t.apps.get(c.app.as_str())? {
+            Some(v) => decode::<App>("apps", &c.app, v.value())?.owner.org().is_some(),
+            None => false,
+        };
+        if !org_app {
+            return Err(refuse(&field("app"), format!("`{}` is not an org app", c.app)));
+        }
+        if t.users.get(c.user.as_str())?.is_none() {
+            return Err(refuse(&field("user"), format!("unknown user `{}`", c.user)));
+        }
+        crate::store::collaborators::put(t, c)?;
     }
     Ok(())
 }

@@ -12,6 +12,7 @@
 
 mod apply;
 pub mod audit;
+mod collaborators;
 pub mod demo;
 mod dump;
 mod read;
@@ -348,6 +349,7 @@ impl Store {
             flush(&mut batch, false);
         }
         batch.extend(Self::token_index_ops(&txn)?);
+        batch.extend(Self::collaborator_index_ops(&txn)?);
         flush(&mut batch, true);
         let revision = last_revision(&txn.open_table(CHANGELOG)?)?;
         index.apply(revision, &[]);

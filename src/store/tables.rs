@@ -48,8 +48,11 @@ pub(crate) const TOKEN_LAST_USED: TableDefinition<&str, u64> = TableDefinition::
 /// (org, revision) → (): the changes that concern each org, for the audit log.
 pub(crate) const AUDIT_BY_ORG: TableDefinition<(&str, u64), ()> = TableDefinition::new("audit_by_org");
 
+/// (app, user) → Collaborator.
+pub(crate) const COLLABORATORS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("collaborators");
+
 /// Names of every table Warden owns, to tell a Warden file from another redb file.
-pub(crate) const TABLE_NAMES: [&str; 17] = [
+pub(crate) const TABLE_NAMES: [&str; 18] = [
     "meta",
     "users",
     "users_by_email",
@@ -67,6 +70,7 @@ pub(crate) const TABLE_NAMES: [&str; 17] = [
     "tokens_by_owner",
     "token_last_used",
     "audit_by_org",
+    "collaborators",
 ];
 
 /// All tables of one write transaction, opened once so the apply logic reads like plain code.
@@ -86,6 +90,7 @@ pub(crate) struct WriteTables<'txn> {
     pub tokens: Table<'txn, &'static str, &'static [u8]>,
     pub tokens_by_owner: Table<'txn, (&'static str, &'static str, &'static str), ()>,
     pub audit_by_org: Table<'txn, (&'static str, u64), ()>,
+    pub collaborators: Table<'txn, (&'static str, &'static str), &'static [u8]>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -106,6 +111,7 @@ impl<'txn> WriteTables<'txn> {
             tokens: txn.open_table(TOKENS)?,
             tokens_by_owner: txn.open_table(TOKENS_BY_OWNER)?,
             audit_by_org: txn.open_table(AUDIT_BY_ORG)?,
+            collaborators: txn.open_table(COLLABORATORS)?,
         })
     }
 }

@@ -34,6 +34,8 @@ fn known_change_type(t: &str) -> bool {
         "import",
         "create_token",
         "revoke_token",
+        "add_collaborator",
+        "remove_collaborator",
     ];
     KNOWN.contains(&t)
 }

@@ -13,6 +13,7 @@
 
 mod apps;
 mod audit;
+mod collaborators;
 mod convert;
 mod members;
 mod orgs;
