@@ -16,6 +16,7 @@ pub mod directory;
 pub mod dump;
 pub mod gen_directory;
 pub mod policy;
+pub mod publishing;
 pub mod serve;
 pub mod tokens;
 
@@ -68,6 +69,8 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Give users outside an org a role on one of its apps.
     Collaborator(collaborators::CollaboratorArgs),
+    /// Submit app versions for publishing; approve or reject them.
+    Publish(publishing::PublishArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -104,6 +107,7 @@ pub fn main() -> ExitCode {
         Command::Token(args) => block_on(tokens::run(args)),
         Command::Audit(args) => block_on(audit::run(args)),
         Command::Collaborator(args) => block_on(collaborators::run(args)),
+        Command::Publish(args) => block_on(publishing::run(args)),
     }
 }
 

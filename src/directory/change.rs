@@ -54,6 +54,8 @@ pub struct ImportCounts {
     pub tokens: u64,
     #[serde(default)]
     pub collaborators: u64,
+    #[serde(default)]
+    pub app_versions: u64,
 }
 
 /// One write to the directory. Optional fields of `UpdateOrg` mean "leave as is"; for the optional
@@ -208,6 +210,21 @@ pub enum Change {
         app: String,
         user: String,
     },
+    /// Submit a version of an org app for publishing; it waits for an admin's review.
+    SubmitAppVersion {
+        app: String,
+        version: String,
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// Approve or reject a pending version.
+    ReviewAppVersion {
+        app: String,
+        version: String,
+        approve: bool,
+        #[serde(default)]
+        reason: Option<String>,
+    },
 }
 
 /// A permission the actor must hold: `action` on `resource` in `org`, asked of the authorizer.
@@ -285,6 +302,8 @@ impl Change {
             Change::RevokeToken { .. } => "revoke_token",
             Change::AddCollaborator { .. } => "add_collaborator",
             Change::RemoveCollaborator { .. } => "remove_collaborator",
+            Change::SubmitAppVersion { .. } => "submit_app_version",
+            Change::ReviewAppVersion { .. } => "review_app_version",
         }
     }
 
@@ -309,6 +328,8 @@ impl Change {
     /// - `Import` → nothing here; imports never go through `apply`.
     /// - `AddCollaborator`, `RemoveCollaborator` → `collaborator:manage` on `apps/<app>` in the
     ///   app's org (personal apps have no collaborators).
+    /// - `SubmitAppVersion` → `app:publish`, `ReviewAppVersion` → `app:approve`, on `apps/<app>`
+    ///   in the app's org (personal apps are not reviewed).
     /// - `CreateToken`, `RevokeToken` of a personal token → the actor must be its user; of an org
     ///   key → `token:manage` on `org` in that org.
     pub fn required_permission(
@@ -373,6 +394,22 @@ impl Change {
                 }
                 None => return Err(Refusal::not_found(format!("app `{app}`"))),
             },
+            Change::SubmitAppVersion { app, .. } | Change::ReviewAppVersion { app, .. } => {
+                let action = if matches!(self, Change::SubmitAppVersion { .. }) {
+                    "app:publish"
+                } else {
+                    "app:approve"
+                };
+                match app_owner {
+                    Some(Owner::Org(org)) => Some(Permission::new(org, format!("apps/{app}"), action)),
+                    Some(Owner::User(_)) => {
+                        return Err(Refusal::precondition(format!(
+                            "app `{app}` is a personal app; publishing review is for org apps"
+                        )));
+                    }
+                    None => return Err(Refusal::not_found(format!("app `{app}`"))),
+                }
+            }
         };
         Ok(perm)
     }
@@ -552,6 +589,25 @@ impl Change {
             Change::RemoveCollaborator { app, user } => {
                 validate_slug("app", app)?;
                 validate_user_id("user", user)?;
+            }
+            Change::SubmitAppVersion { app, version, note } => {
+                validate_slug("app", app)?;
+                validate_slug("version", version)?;
+                if let Some(n) = note {
+                    validate_name("note", n)?;
+                }
+            }
+            Change::ReviewAppVersion {
+                app,
+                version,
+                approve: _,
+                reason,
+            } => {
+                validate_slug("app", app)?;
+                validate_slug("version", version)?;
+                if let Some(r) = reason {
+                    validate_name("reason", r)?;
+                }
             }
         }
         Ok(())

@@ -21,8 +21,8 @@ pub use change::{
     is_default_role,
 };
 pub use records::{
-    App, Collaborator, Membership, Org, OrgSettings, Owner, Team, TeamGrant, TeamMember, TermsAcceptance,
-    User,
+    App, AppVersion, Collaborator, Membership, Org, OrgSettings, Owner, Team, TeamGrant, TeamMember,
+    TermsAcceptance, User, VersionState,
 };
 pub use refusal::Refusal;
 pub use tokens::Token;

@@ -55,9 +55,10 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
     let app_owner = match &env.change {
         Change::DeleteApp { id: app } | Change::TransferApp { app, .. } => Some(require_app(t, app)?.owner),
         Change::RevokeToken { id } => Some(super::tokens::require_token(t, id)?.owner),
-        Change::AddCollaborator { app, .. } | Change::RemoveCollaborator { app, .. } => {
-            Some(require_app(t, app)?.owner)
-        }
+        Change::AddCollaborator { app, .. }
+        | Change::RemoveCollaborator { app, .. }
+        | Change::SubmitAppVersion { app, .. }
+        | Change::ReviewAppVersion { app, .. } => Some(require_app(t, app)?.owner),
         _ => None,
     };
     if let Some(perm) = env.change.required_permission(&env.actor, app_owner.as_ref())? {
@@ -408,6 +409,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
                         t.team_grants.remove((org.as_str(), team.as_str(), id.as_str()))?;
                     }
                     super::collaborators::drop_app(t, id)?;
+                    super::publishing::drop_app(t, id)?;
                     Ok(vec![IndexOp::RemoveApp {
                         org: org.clone(),
                         app: id.clone(),
@@ -438,6 +440,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
         Change::AddCollaborator { .. } | Change::RemoveCollaborator { .. } => {
             super::collaborators::apply(t, env, ctx)
         }
+        Change::SubmitAppVersion { .. } | Change::ReviewAppVersion { .. } => super::publishing::apply(t, env),
     }
 }
 

@@ -76,7 +76,9 @@ pub(crate) fn change_org(
         Change::CreateApp { owner, .. } | Change::CreateToken { owner, .. } => org(owner),
         Change::DeleteApp { id }
         | Change::AddCollaborator { app: id, .. }
-        | Change::RemoveCollaborator { app: id, .. } => app_owner(id)?.as_ref().and_then(org),
+        | Change::RemoveCollaborator { app: id, .. }
+        | Change::SubmitAppVersion { app: id, .. }
+        | Change::ReviewAppVersion { app: id, .. } => app_owner(id)?.as_ref().and_then(org),
         Change::TransferApp { to_org, .. } => Some(to_org.clone()),
         Change::RevokeToken { id } => token_owner(id)?.as_ref().and_then(org),
     })

@@ -14,8 +14,8 @@ use super::{ApplyError, ChangeRecord, Store, StoreError, is_empty};
 use crate::directory::ids::{validate_role, validate_slug, validate_user_id};
 use crate::directory::tokens::{validate_scopes, validate_secret_hash, validate_token_id};
 use crate::directory::{
-    ADMIN_ROLE, App, CHANGE_FORMAT, Change, Collaborator, ImportCounts, Membership, Org, Owner, Refusal,
-    Team, TeamGrant, TeamMember, Token, User,
+    ADMIN_ROLE, App, AppVersion, CHANGE_FORMAT, Change, Collaborator, ImportCounts, Membership, Org, Owner,
+    Refusal, Team, TeamGrant, TeamMember, Token, User,
 };
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,9 @@ pub struct Dump {
     /// App collaborators. Absent in dumps from builds without them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub collaborators: Vec<Collaborator>,
+    /// App versions submitted for publishing, with their review.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub app_versions: Vec<AppVersion>,
 }
 
 fn refuse(field: &str, reason: String) -> ApplyError {
@@ -77,6 +80,7 @@ impl Dump {
             team_grants: n(self.team_grants.len()),
             tokens: n(self.tokens.len()),
             collaborators: n(self.collaborators.len()),
+            app_versions: n(self.app_versions.len()),
         }
     }
 
@@ -132,6 +136,7 @@ impl Store {
                 .collect(),
             tokens: Store::all_tokens(&txn)?,
             collaborators: Store::all_collaborators(&txn)?,
+            app_versions: Store::all_app_versions(&txn)?,
         })
     }
 
@@ -351,6 +356,24 @@ fn write_dump(t: &mut WriteTables<'_>, dump: &Dump) -> Result<(), ApplyError> {
             return Err(refuse(&field("user"), format!("unknown user `{}`", c.user)));
         }
         crate::store::collaborators::put(t, c)?;
+    }
+    for (i, v) in dump.app_versions.iter().enumerate() {
+        let field = |name: &str| format!("app_versions[{i}].{name}");
+        validate_slug(&field("version"), &v.version)?;
+        let org_app = match t.apps.get(v.app.as_str())? {
+            Some(a) => decode::<App>("apps", &v.app, a.value())?.owner.org().is_some(),
+            None => false,
+        };
+        if !org_app {
+            return Err(refuse(&field("app"), format!("`{}` is not an org app", v.app)));
+        }
+        if t.app_versions
+            .get((v.app.as_str(), v.version.as_str()))?
+            .is_some()
+        {
+            return Err(dup(format!("version `{}` of app `{}`", v.version, v.app)));
+        }
+        crate::store::publishing::put(t, v)?;
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod audit;
 mod collaborators;
 pub mod demo;
 mod dump;
+mod publishing;
 mod read;
 mod tables;
 mod tokens;

@@ -51,8 +51,11 @@ pub(crate) const AUDIT_BY_ORG: TableDefinition<(&str, u64), ()> = TableDefinitio
 /// (app, user) → Collaborator.
 pub(crate) const COLLABORATORS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("collaborators");
 
+/// (app, version) → AppVersion.
+pub(crate) const APP_VERSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("app_versions");
+
 /// Names of every table Warden owns, to tell a Warden file from another redb file.
-pub(crate) const TABLE_NAMES: [&str; 18] = [
+pub(crate) const TABLE_NAMES: [&str; 19] = [
     "meta",
     "users",
     "users_by_email",
@@ -71,6 +74,7 @@ pub(crate) const TABLE_NAMES: [&str; 18] = [
     "token_last_used",
     "audit_by_org",
     "collaborators",
+    "app_versions",
 ];
 
 /// All tables of one write transaction, opened once so the apply logic reads like plain code.
@@ -91,6 +95,7 @@ pub(crate) struct WriteTables<'txn> {
     pub tokens_by_owner: Table<'txn, (&'static str, &'static str, &'static str), ()>,
     pub audit_by_org: Table<'txn, (&'static str, u64), ()>,
     pub collaborators: Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    pub app_versions: Table<'txn, (&'static str, &'static str), &'static [u8]>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -112,6 +117,7 @@ impl<'txn> WriteTables<'txn> {
             tokens_by_owner: txn.open_table(TOKENS_BY_OWNER)?,
             audit_by_org: txn.open_table(AUDIT_BY_ORG)?,
             collaborators: txn.open_table(COLLABORATORS)?,
+            app_versions: txn.open_table(APP_VERSIONS)?,
         })
     }
 }

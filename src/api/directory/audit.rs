@@ -36,6 +36,8 @@ fn known_change_type(t: &str) -> bool {
         "revoke_token",
         "add_collaborator",
         "remove_collaborator",
+        "submit_app_version",
+        "review_app_version",
     ];
     KNOWN.contains(&t)
 }

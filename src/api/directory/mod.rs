@@ -17,6 +17,7 @@ mod collaborators;
 mod convert;
 mod members;
 mod orgs;
+mod publishing;
 mod teams;
 mod tokens;
 mod users;
