@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "proto/warden/v1/tokens.proto",
     "proto/warden/v1/audit.proto",
     "proto/warden/v1/apps.proto",
+    "proto/warden/v1/security.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

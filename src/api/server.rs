@@ -41,6 +41,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     <pb::audit_service_server::AuditServiceServer<Directory> as NamedService>::NAME,
     <pb::collaborator_service_server::CollaboratorServiceServer<Directory> as NamedService>::NAME,
     <pb::publishing_service_server::PublishingServiceServer<Directory> as NamedService>::NAME,
+    <pb::security_service_server::SecurityServiceServer<Directory> as NamedService>::NAME,
 ];
 
 /// Everything the services read; built by the startup sequence.
@@ -112,7 +113,8 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         .add_service(directory.token_server())
         .add_service(directory.audit_server())
         .add_service(directory.collaborator_server())
-        .add_service(directory.publishing_server());
+        .add_service(directory.publishing_server())
+        .add_service(directory.security_server());
 
     // The listeners stop on this server's own signal, fired on shutdown or when one
     // listener fails, so a failure drains the others instead of leaving them serving.

@@ -17,6 +17,7 @@ pub mod dump;
 pub mod gen_directory;
 pub mod policy;
 pub mod publishing;
+pub mod security;
 pub mod serve;
 pub mod tokens;
 
@@ -71,6 +72,8 @@ enum Command {
     Collaborator(collaborators::CollaboratorArgs),
     /// Submit app versions for publishing; approve or reject them.
     Publish(publishing::PublishArgs),
+    /// Per-org password policy and identity providers; SSO auto-join.
+    Security(security::SecurityArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -108,6 +111,7 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => block_on(audit::run(args)),
         Command::Collaborator(args) => block_on(collaborators::run(args)),
         Command::Publish(args) => block_on(publishing::run(args)),
+        Command::Security(args) => block_on(security::run(args)),
     }
 }
 

@@ -11,6 +11,7 @@ use super::ids::{
     validate_url, validate_user_id,
 };
 use super::records::{OrgSettings, Owner};
+use super::security::SecuritySettings;
 use super::tokens::{validate_scopes, validate_secret_hash, validate_token_id};
 use super::{ADMIN_ROLE, Refusal};
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,8 @@ pub struct ImportCounts {
     pub collaborators: u64,
     #[serde(default)]
     pub app_versions: u64,
+    #[serde(default)]
+    pub security: u64,
 }
 
 /// One write to the directory. Optional fields of `UpdateOrg` mean "leave as is"; for the optional
@@ -225,6 +228,17 @@ pub enum Change {
         #[serde(default)]
         reason: Option<String>,
     },
+    /// Replace an org's security settings (password policy, identity providers).
+    SetSecuritySettings {
+        org: String,
+        settings: SecuritySettings,
+    },
+    /// The actor, authenticated by the org's identity provider `idp`, joins the org with that
+    /// IdP's auto-join role. Submitted by the app's login layer on the user's behalf.
+    SsoJoin {
+        org: String,
+        idp: String,
+    },
 }
 
 /// A permission the actor must hold: `action` on `resource` in `org`, asked of the authorizer.
@@ -304,6 +318,8 @@ impl Change {
             Change::RemoveCollaborator { .. } => "remove_collaborator",
             Change::SubmitAppVersion { .. } => "submit_app_version",
             Change::ReviewAppVersion { .. } => "review_app_version",
+            Change::SetSecuritySettings { .. } => "set_security_settings",
+            Change::SsoJoin { .. } => "sso_join",
         }
     }
 
@@ -330,6 +346,8 @@ impl Change {
     ///   app's org (personal apps have no collaborators).
     /// - `SubmitAppVersion` → `app:publish`, `ReviewAppVersion` → `app:approve`, on `apps/<app>`
     ///   in the app's org (personal apps are not reviewed).
+    /// - `SetSecuritySettings` → `security:manage` on `org`; `SsoJoin` → nothing from the
+    ///   policy: the org's settings must name the IdP with an auto-join role.
     /// - `CreateToken`, `RevokeToken` of a personal token → the actor must be its user; of an org
     ///   key → `token:manage` on `org` in that org.
     pub fn required_permission(
@@ -394,6 +412,9 @@ impl Change {
                 }
                 None => return Err(Refusal::not_found(format!("app `{app}`"))),
             },
+            Change::SetSecuritySettings { org, .. } => Some(Permission::new(org, "org", "security:manage")),
+            // The org's own settings authorize it (an IdP with auto-join); checked by apply.
+            Change::SsoJoin { .. } => None,
             Change::SubmitAppVersion { app, .. } | Change::ReviewAppVersion { app, .. } => {
                 let action = if matches!(self, Change::SubmitAppVersion { .. }) {
                     "app:publish"
@@ -608,6 +629,14 @@ impl Change {
                 if let Some(r) = reason {
                     validate_name("reason", r)?;
                 }
+            }
+            Change::SetSecuritySettings { org, settings } => {
+                validate_slug("org", org)?;
+                settings.validate()?;
+            }
+            Change::SsoJoin { org, idp } => {
+                validate_slug("org", org)?;
+                validate_slug("idp", idp)?;
             }
         }
         Ok(())

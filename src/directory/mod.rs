@@ -14,6 +14,7 @@ pub mod change;
 pub mod ids;
 pub mod records;
 pub mod refusal;
+pub mod security;
 pub mod tokens;
 
 pub use change::{

@@ -182,6 +182,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
                 remove_team(t, id, &team)?;
             }
             let mut ops = super::tokens::drop_org_tokens(t, id)?;
+            t.org_security.remove(id.as_str())?;
             t.orgs.remove(id.as_str())?;
             ops.push(IndexOp::RemoveOrg { org: id.clone() });
             Ok(ops)
@@ -441,6 +442,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
             super::collaborators::apply(t, env, ctx)
         }
         Change::SubmitAppVersion { .. } | Change::ReviewAppVersion { .. } => super::publishing::apply(t, env),
+        Change::SetSecuritySettings { .. } | Change::SsoJoin { .. } => super::security::apply(t, env, ctx),
     }
 }
 

@@ -72,7 +72,9 @@ pub(crate) fn change_org(
         | Change::AddTeamMember { org, .. }
         | Change::RemoveTeamMember { org, .. }
         | Change::GrantApp { org, .. }
-        | Change::RevokeApp { org, .. } => Some(org.clone()),
+        | Change::RevokeApp { org, .. }
+        | Change::SetSecuritySettings { org, .. }
+        | Change::SsoJoin { org, .. } => Some(org.clone()),
         Change::CreateApp { owner, .. } | Change::CreateToken { owner, .. } => org(owner),
         Change::DeleteApp { id }
         | Change::AddCollaborator { app: id, .. }

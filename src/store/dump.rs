@@ -12,6 +12,7 @@ use super::tables::{self, WriteTables, decode, encode};
 use super::tokens::put_token;
 use super::{ApplyError, ChangeRecord, Store, StoreError, is_empty};
 use crate::directory::ids::{validate_role, validate_slug, validate_user_id};
+use crate::directory::security::OrgSecurity;
 use crate::directory::tokens::{validate_scopes, validate_secret_hash, validate_token_id};
 use crate::directory::{
     ADMIN_ROLE, App, AppVersion, CHANGE_FORMAT, Change, Collaborator, ImportCounts, Membership, Org, Owner,
@@ -44,6 +45,9 @@ pub struct Dump {
     /// App versions submitted for publishing, with their review.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub app_versions: Vec<AppVersion>,
+    /// Org security settings (password policy, identity providers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security: Vec<OrgSecurity>,
 }
 
 fn refuse(field: &str, reason: String) -> ApplyError {
@@ -81,6 +85,7 @@ impl Dump {
             tokens: n(self.tokens.len()),
             collaborators: n(self.collaborators.len()),
             app_versions: n(self.app_versions.len()),
+            security: n(self.security.len()),
         }
     }
 
@@ -137,6 +142,7 @@ impl Store {
             tokens: Store::all_tokens(&txn)?,
             collaborators: Store::all_collaborators(&txn)?,
             app_versions: Store::all_app_versions(&txn)?,
+            security: Store::all_security(&txn)?,
         })
     }
 
@@ -374,6 +380,19 @@ fn write_dump(t: &mut WriteTables<'_>, dump: &Dump) -> Result<(), ApplyError> {
             return Err(dup(format!("version `{}` of app `{}`", v.version, v.app)));
         }
         crate::store::publishing::put(t, v)?;
+    }
+    for (i, s) in dump.security.iter().enumerate() {
+        if t.orgs.get(s.org.as_str())?.is_none() {
+            return Err(refuse(
+                &format!("security[{i}].org"),
+                format!("unknown org `{}`", s.org),
+            ));
+        }
+        s.settings.validate().map_err(|r| match r {
+            Refusal::InvalidArgument { field, reason } => refuse(&format!("security[{i}].{field}"), reason),
+            other => other.into(),
+        })?;
+        crate::store::security::put(t, s)?;
     }
     Ok(())
 }

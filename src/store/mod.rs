@@ -17,6 +17,7 @@ pub mod demo;
 mod dump;
 mod publishing;
 mod read;
+mod security;
 mod tables;
 mod tokens;
 

@@ -54,8 +54,11 @@ pub(crate) const COLLABORATORS: TableDefinition<(&str, &str), &[u8]> = TableDefi
 /// (app, version) → AppVersion.
 pub(crate) const APP_VERSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("app_versions");
 
+/// org → OrgSecurity.
+pub(crate) const ORG_SECURITY: TableDefinition<&str, &[u8]> = TableDefinition::new("org_security");
+
 /// Names of every table Warden owns, to tell a Warden file from another redb file.
-pub(crate) const TABLE_NAMES: [&str; 19] = [
+pub(crate) const TABLE_NAMES: [&str; 20] = [
     "meta",
     "users",
     "users_by_email",
@@ -75,6 +78,7 @@ pub(crate) const TABLE_NAMES: [&str; 19] = [
     "audit_by_org",
     "collaborators",
     "app_versions",
+    "org_security",
 ];
 
 /// All tables of one write transaction, opened once so the apply logic reads like plain code.
@@ -96,6 +100,7 @@ pub(crate) struct WriteTables<'txn> {
     pub audit_by_org: Table<'txn, (&'static str, u64), ()>,
     pub collaborators: Table<'txn, (&'static str, &'static str), &'static [u8]>,
     pub app_versions: Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    pub org_security: Table<'txn, &'static str, &'static [u8]>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -118,6 +123,7 @@ impl<'txn> WriteTables<'txn> {
             audit_by_org: txn.open_table(AUDIT_BY_ORG)?,
             collaborators: txn.open_table(COLLABORATORS)?,
             app_versions: txn.open_table(APP_VERSIONS)?,
+            org_security: txn.open_table(ORG_SECURITY)?,
         })
     }
 }

@@ -38,6 +38,8 @@ fn known_change_type(t: &str) -> bool {
         "remove_collaborator",
         "submit_app_version",
         "review_app_version",
+        "set_security_settings",
+        "sso_join",
     ];
     KNOWN.contains(&t)
 }

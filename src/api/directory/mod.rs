@@ -18,6 +18,7 @@ mod convert;
 mod members;
 mod orgs;
 mod publishing;
+mod security;
 mod teams;
 mod tokens;
 mod users;
@@ -197,6 +198,7 @@ fn proto_field<'a>(field: &'a str, id_field: &'static str) -> &'a str {
         "to_org" => "to_org_id",
         "rename" => "new_name",
         "expires_at_ms" => "expires_at_unix_ms",
+        "idp" => "idp_id",
         other => other,
     }
 }
