@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "proto/warden/v1/audit.proto",
     "proto/warden/v1/apps.proto",
     "proto/warden/v1/security.proto",
+    "proto/warden/v1/usage.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -42,6 +42,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     <pb::collaborator_service_server::CollaboratorServiceServer<Directory> as NamedService>::NAME,
     <pb::publishing_service_server::PublishingServiceServer<Directory> as NamedService>::NAME,
     <pb::security_service_server::SecurityServiceServer<Directory> as NamedService>::NAME,
+    <pb::usage_service_server::UsageServiceServer<Directory> as NamedService>::NAME,
 ];
 
 /// Everything the services read; built by the startup sequence.
@@ -56,6 +57,8 @@ pub struct Services {
     /// Decision counters for the metrics listener; also told when serving starts and
     /// stops, for `/healthz`.
     pub metrics: Arc<Metrics>,
+    /// Checks answered per (org, member), for usage reports; flushed by `api::usage`.
+    pub checks: Arc<crate::api::usage::CheckCounter>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +97,8 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     let reflection_v1 = reflection(tonic_reflection::server::Builder::configure()).build_v1()?;
     let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
 
-    let directory = Directory::new(services.store, services.engine.clone());
+    let directory =
+        Directory::new(services.store, services.engine.clone()).with_usage(services.checks.clone());
     let router = Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -102,6 +106,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         .add_service(
             Authz::new(services.engine.clone())
                 .with_metrics(services.metrics.clone())
+                .with_usage(services.checks)
                 .into_server(),
         )
         .add_service(Admin::new(services.reloader, services.engine, services.stats).into_server())
@@ -114,7 +119,8 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         .add_service(directory.audit_server())
         .add_service(directory.collaborator_server())
         .add_service(directory.publishing_server())
-        .add_service(directory.security_server());
+        .add_service(directory.security_server())
+        .add_service(directory.usage_server());
 
     // The listeners stop on this server's own signal, fired on shutdown or when one
     // listener fails, so a failure drains the others instead of leaving them serving.

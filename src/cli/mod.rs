@@ -20,6 +20,7 @@ pub mod publishing;
 pub mod security;
 pub mod serve;
 pub mod tokens;
+pub mod usage;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -74,6 +75,8 @@ enum Command {
     Publish(publishing::PublishArgs),
     /// Per-org password policy and identity providers; SSO auto-join.
     Security(security::SecurityArgs),
+    /// Usage reports: checks per member of an org, monthly active orgs.
+    Usage(usage::UsageArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -112,6 +115,7 @@ pub fn main() -> ExitCode {
         Command::Collaborator(args) => block_on(collaborators::run(args)),
         Command::Publish(args) => block_on(publishing::run(args)),
         Command::Security(args) => block_on(security::run(args)),
+        Command::Usage(args) => block_on(usage::run(args)),
     }
 }
 

@@ -185,14 +185,21 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
         }
         None => None,
     };
-    let flusher = usage::spawn_flusher(engine.clone(), directory.store.clone(), shutdown.clone());
-    let (usage_engine, usage_store) = (engine.clone(), directory.store.clone());
+    let checks = usage::CheckCounter::new();
+    let flusher = usage::spawn_flusher(
+        engine.clone(),
+        directory.store.clone(),
+        checks.clone(),
+        shutdown.clone(),
+    );
+    let (usage_engine, usage_store, usage_checks) = (engine.clone(), directory.store.clone(), checks.clone());
     let services = Services {
         engine,
         reloader,
         stats: Some(stats),
         store: directory.store,
         metrics,
+        checks,
     };
     let server = server::run(services, listeners, shutdown);
     tokio::pin!(server);
@@ -208,7 +215,7 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
     runner.stop().await;
     // Every call has drained: write the last token uses before the store closes.
     let _ = flusher.await;
-    usage::flush(&usage_engine, &usage_store).await;
+    usage::flush(&usage_engine, &usage_store, &usage_checks).await;
     if let Some(task) = metrics_task {
         let _ = task.await;
     }

@@ -20,6 +20,7 @@ mod read;
 mod security;
 mod tables;
 mod tokens;
+mod usage;
 
 pub use crate::directory::ApplyContext;
 pub use dump::{DUMP_FORMAT, Dump};

@@ -57,8 +57,11 @@ pub(crate) const APP_VERSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefin
 /// org → OrgSecurity.
 pub(crate) const ORG_SECURITY: TableDefinition<&str, &[u8]> = TableDefinition::new("org_security");
 
+/// (org, UTC day, user) → checks answered. Telemetry, outside the change log.
+pub(crate) const USAGE: TableDefinition<(&str, u64, &str), u64> = TableDefinition::new("usage");
+
 /// Names of every table Warden owns, to tell a Warden file from another redb file.
-pub(crate) const TABLE_NAMES: [&str; 20] = [
+pub(crate) const TABLE_NAMES: [&str; 21] = [
     "meta",
     "users",
     "users_by_email",
@@ -79,6 +82,7 @@ pub(crate) const TABLE_NAMES: [&str; 20] = [
     "collaborators",
     "app_versions",
     "org_security",
+    "usage",
 ];
 
 /// All tables of one write transaction, opened once so the apply logic reads like plain code.
@@ -132,6 +136,7 @@ impl<'txn> WriteTables<'txn> {
 pub(crate) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     WriteTables::open(txn)?;
     txn.open_table(TOKEN_LAST_USED)?;
+    txn.open_table(USAGE)?;
     Ok(())
 }
 

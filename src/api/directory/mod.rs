@@ -21,6 +21,7 @@ mod publishing;
 mod security;
 mod teams;
 mod tokens;
+mod usage;
 mod users;
 
 use crate::api::pb;
@@ -37,6 +38,8 @@ use tonic::{Request, Status};
 pub struct Directory {
     store: Arc<Store>,
     engine: Arc<Engine>,
+    /// Unflushed check counts, so usage reports include today so far.
+    usage: Arc<crate::api::usage::CheckCounter>,
 }
 
 /// Page size used to walk whole lists inside one call (team members, member counts).
@@ -62,7 +65,17 @@ pub(crate) fn on_unix_socket<T>(req: &Request<T>) -> bool {
 
 impl Directory {
     pub fn new(store: Arc<Store>, engine: Arc<Engine>) -> Self {
-        Self { store, engine }
+        Self {
+            store,
+            engine,
+            usage: crate::api::usage::CheckCounter::new(),
+        }
+    }
+
+    /// Share the daemon's check counter (usage reports read its unflushed counts).
+    pub fn with_usage(mut self, usage: Arc<crate::api::usage::CheckCounter>) -> Self {
+        self.usage = usage;
+        self
     }
 
     pub fn org_server(&self) -> pb::org_service_server::OrgServiceServer<Self> {
