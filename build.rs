@@ -11,6 +11,11 @@ const PROTOS: &[&str] = &[
     "proto/warden/v1/admin.proto",
     "proto/warden/v1/directory.proto",
     "proto/warden/v1/lifecycle.proto",
+    "proto/warden/v1/tokens.proto",
+    "proto/warden/v1/audit.proto",
+    "proto/warden/v1/apps.proto",
+    "proto/warden/v1/security.proto",
+    "proto/warden/v1/usage.proto",
 ];
 
 /// Messages the HTTP/JSON listener reads or writes.

@@ -74,8 +74,17 @@ const ORG_ACTIONS: &[&str] = &[
     "org:leave",
     "org:force_delete",
     "domain:manage",
+    "token:manage",
+    "audit:read",
 ];
-const APP_ACTIONS: &[&str] = &["app:read", "app:write", "app:delete", "app:approve"];
+const APP_ACTIONS: &[&str] = &[
+    "app:read",
+    "app:write",
+    "app:delete",
+    "app:approve",
+    "app:publish",
+    "collaborator:manage",
+];
 
 /// Expected answer for a member of acme holding `role`, on `resource`.
 fn expected(role: &str, resource: &str, action: &str, granted_to_team: bool) -> bool {
@@ -101,9 +110,17 @@ fn expected(role: &str, resource: &str, action: &str, granted_to_team: bool) -> 
     }
     match role {
         "admin" => true,
-        "org_contributor" => ["app:read", "app:write"].contains(&action),
+        // `app:publish` is granted on the app itself, not on what is below it.
+        "org_contributor" => {
+            ["app:read", "app:write"].contains(&action)
+                || (action == "app:publish" && resource.matches('/').count() == 1)
+        }
         "org_user" => action == "app:read",
-        "team_contributor" => granted_to_team && ["app:read", "app:write"].contains(&action),
+        "team_contributor" => {
+            granted_to_team
+                && (["app:read", "app:write"].contains(&action)
+                    || (action == "app:publish" && resource.matches('/').count() == 1))
+        }
         _ => false,
     }
 }

@@ -25,6 +25,8 @@ pub struct Authz {
     metrics: Arc<Metrics>,
     /// The sampled decision log, when `serve --decision-log` asks for one.
     decisions: Option<Arc<DecisionLog>>,
+    /// Checks answered per (org, member), for usage reports; `None` counts nothing.
+    usage: Option<Arc<crate::api::usage::CheckCounter>>,
 }
 
 impl Authz {
@@ -34,6 +36,27 @@ impl Authz {
             max_wait: revision::MAX_WAIT,
             metrics: Metrics::new(),
             decisions: None,
+            usage: None,
+        }
+    }
+
+    /// Count answered checks of org members into `usage` (the daemon's, flushed to the store).
+    pub fn with_usage(mut self, usage: Arc<crate::api::usage::CheckCounter>) -> Self {
+        self.usage = Some(usage);
+        self
+    }
+
+    /// Count answered checks whose subject is a member of the org (tokens and strangers are
+    /// not counted: they would let any caller grow the counters at will).
+    fn count_usage<'a>(&self, answered: impl Iterator<Item = (&'a str, &'a str)>) {
+        let Some(usage) = &self.usage else { return };
+        let dir = self.engine.index().read();
+        let members: Vec<(&str, &str)> = answered
+            .filter(|(org, sub)| dir.role_of(org, sub).is_some())
+            .collect();
+        drop(dir);
+        for (org, sub) in members {
+            usage.record(org, sub);
         }
     }
 
@@ -150,7 +173,9 @@ impl pb::authz_service_server::AuthzService for Authz {
         );
         traced(span, async {
             revision::wait_for(&self.engine, req.min_revision, self.max_wait).await?;
-            self.decide(&req).map(Response::new)
+            let answer = self.decide(&req)?;
+            self.count_usage(std::iter::once((req.org.as_str(), req.subject.as_str())));
+            Ok(Response::new(answer))
         })
         .await
     }
@@ -234,6 +259,15 @@ impl pb::authz_service_server::AuthzService for Authz {
                     pb::BatchCheckResult { result: Some(result) }
                 })
                 .collect();
+            self.count_usage(
+                req.items
+                    .iter()
+                    .zip(&results)
+                    .filter(|(_, r): &(_, &pb::BatchCheckResult)| {
+                        matches!(r.result, Some(pb::batch_check_result::Result::Decision(_)))
+                    })
+                    .map(|(item, _)| (item.org.as_str(), item.subject.as_str())),
+            );
             Ok(Response::new(pb::BatchCheckResponse {
                 results,
                 revision: lowest.unwrap_or(waited_at),

@@ -29,6 +29,7 @@ pub mod reload;
 pub mod revision;
 pub mod server;
 pub mod shutdown;
+pub mod usage;
 pub mod validate;
 
 /// Generated protobuf messages and tonic clients/servers for `warden.v1`.

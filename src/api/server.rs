@@ -46,6 +46,12 @@ pub const SERVICE_NAMES: &[&str] = &[
     <pb::invitation_service_server::InvitationServiceServer<Directory> as NamedService>::NAME,
     <pb::org_lifecycle_service_server::OrgLifecycleServiceServer<Directory> as NamedService>::NAME,
     <pb::domain_service_server::DomainServiceServer<Directory> as NamedService>::NAME,
+    <pb::token_service_server::TokenServiceServer<Directory> as NamedService>::NAME,
+    <pb::audit_service_server::AuditServiceServer<Directory> as NamedService>::NAME,
+    <pb::collaborator_service_server::CollaboratorServiceServer<Directory> as NamedService>::NAME,
+    <pb::publishing_service_server::PublishingServiceServer<Directory> as NamedService>::NAME,
+    <pb::security_service_server::SecurityServiceServer<Directory> as NamedService>::NAME,
+    <pb::usage_service_server::UsageServiceServer<Directory> as NamedService>::NAME,
 ];
 
 /// Everything the services read; built by the startup sequence.
@@ -69,6 +75,8 @@ pub struct Services {
     pub decision_log: Option<Arc<DecisionLog>>,
     /// Bearer token and TLS for TCP listeners.
     pub transport: Transport,
+    /// Checks answered per (org, member), for usage reports; flushed by `api::usage`.
+    pub checks: Arc<crate::api::usage::CheckCounter>,
 }
 
 /// How TCP listeners protect themselves; Unix-socket callers are trusted by file
@@ -125,7 +133,8 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     let reflection_v1 = reflection(tonic_reflection::server::Builder::configure()).build_v1()?;
     let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
 
-    let directory = Directory::new(services.store, services.engine.clone());
+    let directory =
+        Directory::new(services.store, services.engine.clone()).with_usage(services.checks.clone());
     let ext_authz = services.ext_authz.map(|m| {
         ExtAuthz::new(services.engine.clone(), m, services.metrics.clone())
             .with_decision_log(services.decision_log.clone())
@@ -133,7 +142,8 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     });
     let authz = Authz::new(services.engine.clone())
         .with_metrics(services.metrics.clone())
-        .with_decision_log(services.decision_log.clone());
+        .with_decision_log(services.decision_log.clone())
+        .with_usage(services.checks);
     let admin = Admin::new(services.reloader, services.engine, services.stats);
     // The one set of services behind every listener and the HTTP/JSON gateway.
     let mut routes = Routes::new(health_service)
@@ -148,7 +158,13 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         .add_service(directory.user_server())
         .add_service(directory.invitation_server())
         .add_service(directory.lifecycle_server())
-        .add_service(directory.domain_server());
+        .add_service(directory.domain_server())
+        .add_service(directory.token_server())
+        .add_service(directory.audit_server())
+        .add_service(directory.collaborator_server())
+        .add_service(directory.publishing_server())
+        .add_service(directory.security_server())
+        .add_service(directory.usage_server());
     if let Some(ext_authz) = ext_authz {
         routes = routes.add_service(ext_authz);
     }

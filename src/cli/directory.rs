@@ -187,13 +187,13 @@ pub struct AppArgs {
 #[group(required = true, multiple = false)]
 pub struct OwnerArgs {
     #[arg(long)]
-    org: Option<String>,
+    pub org: Option<String>,
     #[arg(long)]
-    user: Option<String>,
+    pub user: Option<String>,
 }
 
 impl OwnerArgs {
-    fn to_pb(&self) -> pb::Owner {
+    pub(crate) fn to_pb(&self) -> pb::Owner {
         let owner = match (&self.org, &self.user) {
             (Some(org), _) => pb::owner::Owner::OrgId(org.clone()),
             (None, Some(user)) => pb::owner::Owner::UserId(user.clone()),
@@ -341,7 +341,7 @@ fn print_team(t: &pb::Team) {
     println!("  apps: {}", apps.join(", "));
 }
 
-fn owner_text(o: Option<&pb::Owner>) -> String {
+pub(crate) fn owner_text(o: Option<&pb::Owner>) -> String {
     match o.and_then(|o| o.owner.as_ref()) {
         Some(pb::owner::Owner::UserId(u)) => format!("user {u}"),
         Some(pb::owner::Owner::OrgId(o)) => format!("org {o}"),

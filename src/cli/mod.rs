@@ -7,15 +7,21 @@
 //! through [`serve::serve`] and reaches daemons only through [`crate::api::client`].
 
 pub mod admin;
+pub mod audit;
 pub mod bench;
 pub mod check;
+pub mod collaborators;
 pub mod config;
 pub mod directory;
 pub mod dump;
 pub mod gen_directory;
 pub mod lifecycle;
 pub mod policy;
+pub mod publishing;
+pub mod security;
 pub mod serve;
+pub mod tokens;
+pub mod usage;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -64,6 +70,18 @@ enum Command {
     Invitation(lifecycle::InvitationArgs),
     /// Verified email domains of an org, and membership requests through them.
     Domain(lifecycle::DomainArgs),
+    /// Issue, list and revoke API tokens (personal tokens and org keys).
+    Token(tokens::TokenArgs),
+    /// List the audit log: directory changes by org, actor, type and time, newest first.
+    Audit(audit::AuditArgs),
+    /// Give users outside an org a role on one of its apps.
+    Collaborator(collaborators::CollaboratorArgs),
+    /// Submit app versions for publishing; approve or reject them.
+    Publish(publishing::PublishArgs),
+    /// Per-org password policy and identity providers; SSO auto-join.
+    Security(security::SecurityArgs),
+    /// Usage reports: checks per member of an org, monthly active orgs.
+    Usage(usage::UsageArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -99,6 +117,12 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Invitation(args) => block_on(lifecycle::run_invitation(args)),
         Command::Domain(args) => block_on(lifecycle::run_domain(args)),
+        Command::Token(args) => block_on(tokens::run(args)),
+        Command::Audit(args) => block_on(audit::run(args)),
+        Command::Collaborator(args) => block_on(collaborators::run(args)),
+        Command::Publish(args) => block_on(publishing::run(args)),
+        Command::Security(args) => block_on(security::run(args)),
+        Command::Usage(args) => block_on(usage::run(args)),
     }
 }
 

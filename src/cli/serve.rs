@@ -22,6 +22,7 @@ use crate::api::policy_state::PolicyState;
 use crate::api::reload::{self, PolicyReloader};
 use crate::api::server::{self, Services};
 use crate::api::shutdown::ShutdownTrigger;
+use crate::api::usage;
 use crate::cli::config::ServeConfig;
 use crate::engine::index::DirectoryIndex;
 use crate::engine::{CompiledPolicy, Engine};
@@ -242,6 +243,14 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
         ),
         None => None,
     };
+    let checks = usage::CheckCounter::new();
+    let flusher = usage::spawn_flusher(
+        engine.clone(),
+        directory.store.clone(),
+        checks.clone(),
+        shutdown.clone(),
+    );
+    let (usage_engine, usage_store, usage_checks) = (engine.clone(), directory.store.clone(), checks.clone());
     let services = Services {
         engine,
         reloader,
@@ -252,6 +261,7 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
         decision_log,
         http,
         transport: transport(&config)?,
+        checks,
     };
     let server = server::run(services, listeners, shutdown);
     tokio::pin!(server);
@@ -265,6 +275,9 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
     };
     trigger.trigger();
     runner.stop().await;
+    // Every call has drained: write the last token uses before the store closes.
+    let _ = flusher.await;
+    usage::flush(&usage_engine, &usage_store, &usage_checks).await;
     if let Some(task) = metrics_task {
         let _ = task.await;
     }

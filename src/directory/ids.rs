@@ -85,7 +85,9 @@ pub fn validate_user_id(field: &str, value: &str) -> Result<(), Refusal> {
     if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| value.starts_with(**p)) {
         return Err(invalid(
             field,
-            format!("must not start with `{prefix}`, which names role, team and app nodes in the engine"),
+            format!(
+                "must not start with `{prefix}`, which the engine reserves for role, team and app nodes and API tokens"
+            ),
         ));
     }
     Ok(())
@@ -226,7 +228,7 @@ mod tests {
 
     #[test]
     fn user_ids_cannot_impersonate_engine_nodes() {
-        for bad in ["role:admin", "team:frontend", "app:web", "role:"] {
+        for bad in ["role:admin", "team:frontend", "app:web", "role:", "token:wdn_x"] {
             match validate_user_id("user_id", bad) {
                 Err(Refusal::InvalidArgument { field, reason }) => {
                     assert_eq!(field, "user_id");

@@ -9,6 +9,7 @@
 //! Where to look: id and field rules in [`ids`], stored records in [`records`], the change
 //! vocabulary and permission catalog in [`change`], refusal kinds in [`refusal`].
 
+pub mod catalog;
 pub mod change;
 pub mod domain;
 pub mod ids;
@@ -16,6 +17,8 @@ pub mod invitation;
 pub mod limits;
 pub mod records;
 pub mod refusal;
+pub mod security;
+pub mod tokens;
 
 pub use change::{
     ApplyContext, CHANGE_FORMAT, Change, ChangeEnvelope, DEFAULT_ROLES, ImportCounts, Permission,
@@ -25,9 +28,11 @@ pub use domain::{Domain, Enrollment, MembershipRequest, RequestStatus};
 pub use invitation::{Invitation, InvitationStatus, Invitee};
 pub use limits::{Limits, Plan};
 pub use records::{
-    App, Membership, Org, OrgSettings, Owner, Team, TeamGrant, TeamMember, TermsAcceptance, User,
+    App, AppVersion, Collaborator, Membership, Org, OrgSettings, Owner, Team, TeamGrant, TeamMember,
+    TermsAcceptance, User, VersionState,
 };
 pub use refusal::Refusal;
+pub use tokens::Token;
 
 /// The role every org keeps at least one member in, and that an org's creator receives.
 pub const ADMIN_ROLE: &str = "admin";

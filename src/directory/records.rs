@@ -166,3 +166,50 @@ pub struct App {
     pub labels: Vec<String>,
     pub created_at_ms: u64,
 }
+
+/// A user outside an app's org who holds `role` on that one app (Clarifai's collaborations).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collaborator {
+    pub app: String,
+    pub user: String,
+    pub role: String,
+    pub added_by: String,
+    pub added_at_ms: u64,
+}
+
+/// Where an app version stands in the publish review (Algorithmia's publishing approval).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionState {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl VersionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionState::Pending => "pending",
+            VersionState::Approved => "approved",
+            VersionState::Rejected => "rejected",
+        }
+    }
+}
+
+/// A version of an org app submitted for publishing, and its review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppVersion {
+    pub app: String,
+    pub version: String,
+    pub state: VersionState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub submitted_by: String,
+    pub submitted_at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

@@ -131,6 +131,39 @@ pub enum IndexOp {
     RemoveOrg {
         org: String,
     },
+    /// A token checks may present, keyed by its secret's SHA-256.
+    AddToken {
+        hash: [u8; 32],
+        id: String,
+        subject: TokenSubject,
+        scopes: Vec<String>,
+        expires_at_ms: Option<u64>,
+        /// Last use already recorded on disk (0 if never), so only newer uses are flushed.
+        last_used_ms: u64,
+    },
+    /// A revoked or deleted token.
+    RemoveToken {
+        hash: [u8; 32],
+    },
+    /// A user outside the app's org gets `role` on this one app.
+    SetCollaborator {
+        app: String,
+        user: String,
+        role: String,
+    },
+    RemoveCollaborator {
+        app: String,
+        user: String,
+    },
+}
+
+/// Whom a token acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSubject {
+    /// A personal access token: decides as this user.
+    User(String),
+    /// An org API key: decides as this org role, in this org only.
+    OrgRole { org: String, role: String },
 }
 
 /// A user id, stored inline (ids up to 24 bytes need no heap allocation), so a member
@@ -185,6 +218,11 @@ pub struct IndexData {
     pub(crate) names: Interner,
     pub(crate) orgs: FxHashMap<CompactString, OrgEntry>,
     memberships: usize,
+    /// Usable API tokens by the SHA-256 of their secret (see [`super::token`]).
+    pub(crate) tokens: FxHashMap<[u8; 32], super::token::TokenEntry>,
+    /// app → collaborator → role node (`role:<name>`). Empty in most directories, which lets
+    /// a denied check skip the collaborator lookup with one length test.
+    collaborators: FxHashMap<CompactString, FxHashMap<UserId, Sym>>,
 }
 
 impl IndexData {
@@ -209,6 +247,22 @@ impl IndexData {
 
     pub(crate) fn org(&self, org: &str) -> Option<&OrgEntry> {
         self.orgs.get(org)
+    }
+
+    pub(crate) fn has_collaborators(&self) -> bool {
+        !self.collaborators.is_empty()
+    }
+
+    /// The role node `user` holds as a collaborator on the app `resource` names (`apps/<app>`
+    /// or below it), if that app belongs to `org`.
+    pub(crate) fn collaborator_role(&self, org: &str, resource: &str, user: &str) -> Option<&str> {
+        let rest = resource.strip_prefix("apps/")?;
+        let app = rest.split('/').next().filter(|a| !a.is_empty())?;
+        let role = *self.collaborators.get(app)?.get(user)?;
+        if !self.org(org)?.apps.contains(app) {
+            return None;
+        }
+        Some(self.names.name(role))
     }
 
     fn apply_one(&mut self, op: &IndexOp) {
@@ -301,6 +355,7 @@ impl IndexData {
                     .insert(Arc::from(app.as_str()));
             }
             IndexOp::RemoveApp { org, app } => {
+                self.collaborators.remove(app.as_str());
                 let a = self.names.get(&app_node(app));
                 if let Some(entry) = self.orgs.get_mut(org.as_str()) {
                     entry.apps.remove(app.as_str());
@@ -326,6 +381,37 @@ impl IndexData {
             IndexOp::RemoveOrg { org } => {
                 if let Some(entry) = self.orgs.remove(org.as_str()) {
                     self.memberships -= entry.members.values().filter(|m| m.role.is_some()).count();
+                }
+            }
+            IndexOp::AddToken {
+                hash,
+                id,
+                subject,
+                scopes,
+                expires_at_ms,
+                last_used_ms,
+            } => {
+                self.tokens.insert(
+                    *hash,
+                    super::token::TokenEntry::new(id, subject, scopes, *expires_at_ms, *last_used_ms),
+                );
+            }
+            IndexOp::RemoveToken { hash } => {
+                self.tokens.remove(hash);
+            }
+            IndexOp::SetCollaborator { app, user, role } => {
+                let r = self.names.intern(&role_node(role));
+                self.collaborators
+                    .entry(app.as_str().into())
+                    .or_default()
+                    .insert(user.as_str().into(), r);
+            }
+            IndexOp::RemoveCollaborator { app, user } => {
+                if let Some(users) = self.collaborators.get_mut(app.as_str()) {
+                    users.remove(user.as_str());
+                    if users.is_empty() {
+                        self.collaborators.remove(app.as_str());
+                    }
                 }
             }
         }
@@ -370,6 +456,12 @@ impl DirectoryIndex {
 
     pub fn revision(&self) -> u64 {
         self.inner.read().revision
+    }
+
+    /// Token uses recorded in memory since the last call, as (token id, Unix ms), for the
+    /// daemon to write to the store.
+    pub fn take_token_uses(&self) -> Vec<(String, u64)> {
+        self.inner.read().take_token_uses()
     }
 }
 

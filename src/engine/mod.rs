@@ -15,6 +15,7 @@ pub mod funcs;
 pub mod index;
 pub mod nearmiss;
 pub mod roles;
+pub mod token;
 
 use arc_swap::ArcSwap;
 pub use compile::{CompiledPolicy, EngineConfig};
@@ -148,7 +149,8 @@ const PAGE_PREFIX: &str = "after:";
 
 /// Prefixes of the names the directory puts into role graphs. A subject spelled like
 /// one would reach that node through Casbin's `g(x, x)`; it is refused instead.
-pub const RESERVED_PREFIXES: [&str; 3] = ["role:", "team:", "app:"];
+/// `token:` marks a subject that is an API token's secret (see [`token`]).
+pub const RESERVED_PREFIXES: [&str; 4] = ["role:", "team:", "app:", "token:"];
 
 fn check_subject(subject: &str) -> Result<(), EngineError> {
     match RESERVED_PREFIXES.iter().find(|p| subject.starts_with(**p)) {
@@ -158,6 +160,9 @@ fn check_subject(subject: &str) -> Result<(), EngineError> {
         None => Ok(()),
     }
 }
+
+/// Stands for a refused token's secret in explanations.
+const REDACTED_TOKEN: &str = "token:<refused>";
 
 fn page_after(token: &str) -> Result<Option<&str>, EngineError> {
     if token.is_empty() {
@@ -178,10 +183,36 @@ fn with_decision<R>(
     q: &CheckInput<'_>,
     then: impl FnOnce(&mut eval::Cx<'_>, eval::Outcome) -> R,
 ) -> Result<R, EngineError> {
-    check_subject(q.subject)?;
+    // A token decides as its owner, if it is usable for this action here; otherwise the
+    // answer is a deny without evaluation (the secret never reaches the evaluator).
+    let subject = match q.subject.strip_prefix(token::TOKEN_PREFIX) {
+        Some(secret) => match dir.resolve_token(secret, q.org, q.action, token::now_ms()) {
+            Ok(entry) => &*entry.subject,
+            Err(_) => {
+                policy.require_daemon_shape()?;
+                let req = [
+                    ReqVal::Str(REDACTED_TOKEN),
+                    ReqVal::Str(q.org),
+                    ReqVal::Str(q.resource),
+                    ReqVal::Str(q.action),
+                ];
+                let scratch = eval::Scratch::new();
+                let mut cx = eval::Cx::new(policy, &req, Some(dir), &scratch);
+                let denied = eval::Outcome {
+                    allowed: false,
+                    rule: None,
+                };
+                return Ok(then(&mut cx, denied));
+            }
+        },
+        None => {
+            check_subject(q.subject)?;
+            q.subject
+        }
+    };
     policy.require_daemon_shape()?;
     let req = [
-        ReqVal::Str(q.subject),
+        ReqVal::Str(subject),
         ReqVal::Str(q.org),
         ReqVal::Str(q.resource),
         ReqVal::Str(q.action),
@@ -196,6 +227,23 @@ fn with_decision<R>(
     } else {
         eval::decide(&mut cx).map_err(EngineError::Eval)?
     };
+    // A collaborator on this app (a user outside the org) decides as its collaborator role,
+    // for this app only. Tried only after a deny, so allowed checks pay nothing.
+    if !out.allowed
+        && dir.has_collaborators()
+        && let Some(role) = dir.collaborator_role(q.org, q.resource, subject)
+    {
+        let req = [
+            ReqVal::Str(role),
+            ReqVal::Str(q.org),
+            ReqVal::Str(q.resource),
+            ReqVal::Str(q.action),
+        ];
+        let scratch = eval::Scratch::new();
+        let mut cx = eval::Cx::new(policy, &req, Some(dir), &scratch);
+        let out = eval::decide(&mut cx).map_err(EngineError::Eval)?;
+        return Ok(then(&mut cx, out));
+    }
     Ok(then(&mut cx, out))
 }
 
@@ -291,7 +339,7 @@ impl Engine {
     pub fn explain(&self, q: &CheckInput<'_>) -> Result<Explanation, EngineError> {
         let policy = self.policy.load();
         let dir = self.index.read();
-        let (out, role_path, near_misses) = with_decision(&policy, &dir, q, |cx, out| {
+        let (out, mut role_path, near_misses) = with_decision(&policy, &dir, q, |cx, out| {
             let path = role_path(cx, out);
             let misses = if out.allowed {
                 Vec::new()
@@ -301,6 +349,17 @@ impl Engine {
             (out, path, misses)
         })?;
         let row = out.rule.and_then(|i| policy.rows.get(i as usize));
+        // A token subject: say which token decided, or why it was refused.
+        let mut refused = None;
+        if let Some(secret) = q.subject.strip_prefix(token::TOKEN_PREFIX) {
+            match dir.resolve_token(secret, q.org, q.action, token::now_ms()) {
+                Ok(entry) => role_path = format!("token {} -> {role_path}", entry.id),
+                Err(why) => {
+                    role_path = REDACTED_TOKEN.to_string();
+                    refused = Some(format!("deny ({why})"));
+                }
+            }
+        }
         let effect = match (row, out.allowed) {
             (Some(r), _) => match r.eft {
                 compile::Eft::Allow => "allow",
@@ -310,6 +369,14 @@ impl Engine {
             (None, false) => "default deny",
         }
         .to_string();
+        let effect = refused.unwrap_or(effect);
+        // A collaborator's path starts at its collaborator role: say how it got there.
+        if role_path.starts_with("role:")
+            && let Some(role) = dir.collaborator_role(q.org, q.resource, q.subject)
+            && role_path.starts_with(role)
+        {
+            role_path = format!("{} -[collaborator on {}]-> {role_path}", q.subject, q.resource);
+        }
         Ok(Explanation {
             allowed: out.allowed,
             effect,

@@ -57,6 +57,11 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
     // Authorize. Whether an app rule is personal or org-scoped depends on its current owner.
     let app_owner = match &env.change {
         Change::DeleteApp { id: app } | Change::TransferApp { app, .. } => Some(require_app(t, app)?.owner),
+        Change::RevokeToken { id } => Some(super::tokens::require_token(t, id)?.owner),
+        Change::AddCollaborator { app, .. }
+        | Change::RemoveCollaborator { app, .. }
+        | Change::SubmitAppVersion { app, .. }
+        | Change::ReviewAppVersion { app, .. } => Some(require_app(t, app)?.owner),
         _ => None,
     };
     if let Some(perm) = env.change.required_permission(&env.actor, app_owner.as_ref())? {
@@ -368,6 +373,8 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
                     for team in seconds(&t.teams, org)? {
                         t.team_grants.remove((org.as_str(), team.as_str(), id.as_str()))?;
                     }
+                    super::collaborators::drop_app(t, id)?;
+                    super::publishing::drop_app(t, id)?;
                     Ok(vec![IndexOp::RemoveApp {
                         org: org.clone(),
                         app: id.clone(),
@@ -477,21 +484,27 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
             domains::approve(t, ctx, actor, at_ms, org, id, role.as_deref(), &limit_of)
         }
         Change::RejectMembershipRequest { org, id } => domains::reject(t, actor, at_ms, org, id),
+        Change::CreateToken { .. } | Change::RevokeToken { .. } => super::tokens::apply(t, env, ctx),
+        Change::AddCollaborator { .. } | Change::RemoveCollaborator { .. } => {
+            super::collaborators::apply(t, env, ctx)
+        }
+        Change::SubmitAppVersion { .. } | Change::ReviewAppVersion { .. } => super::publishing::apply(t, env),
+        Change::SetSecuritySettings { .. } | Change::SsoJoin { .. } => super::security::apply(t, env, ctx),
     }
 }
 
-pub(super) fn require_user(t: &WriteTables<'_>, id: &str, role: &str) -> Result<(), ApplyError> {
+pub(crate) fn require_user(t: &WriteTables<'_>, id: &str, role: &str) -> Result<(), ApplyError> {
     if t.users.get(id)?.is_none() {
         return Err(Refusal::not_found(format!("user `{id}` ({role})")).into());
     }
     Ok(())
 }
 
-pub(super) fn require_org(t: &WriteTables<'_>, id: &str) -> Result<Org, ApplyError> {
+pub(crate) fn require_org(t: &WriteTables<'_>, id: &str) -> Result<Org, ApplyError> {
     get_json(&t.orgs, "orgs", id)?.ok_or_else(|| Refusal::not_found(format!("org `{id}`")).into())
 }
 
-fn require_app(t: &WriteTables<'_>, id: &str) -> Result<App, ApplyError> {
+pub(crate) fn require_app(t: &WriteTables<'_>, id: &str) -> Result<App, ApplyError> {
     get_json(&t.apps, "apps", id)?.ok_or_else(|| Refusal::not_found(format!("app `{id}`")).into())
 }
 
@@ -581,6 +594,8 @@ fn delete_org(t: &mut WriteTables<'_>, id: &str, force: bool) -> Result<Vec<Inde
     for app in &apps {
         t.apps.remove(app.as_str())?;
         t.apps_by_owner.remove(("org", id, app.as_str()))?;
+        super::collaborators::drop_app(t, app)?;
+        super::publishing::drop_app(t, app)?;
     }
     for user in seconds(&t.memberships, id)? {
         t.memberships.remove((id, user.as_str()))?;
@@ -593,8 +608,11 @@ fn delete_org(t: &mut WriteTables<'_>, id: &str, force: bool) -> Result<Vec<Inde
     invitations::remove_org(t, id)?;
     domains::remove_org(t, id)?;
     super::limits::forget_org(t, &org)?;
+    let mut ops = super::tokens::drop_org_tokens(t, id)?;
+    t.org_security.remove(id)?;
     t.orgs.remove(id)?;
-    Ok(vec![IndexOp::RemoveOrg { org: id.to_string() }])
+    ops.push(IndexOp::RemoveOrg { org: id.to_string() });
+    Ok(ops)
 }
 
 /// Remove a membership with its index entries and the member's teams in that org.

@@ -11,13 +11,17 @@ use super::apply::{put_app, put_membership};
 use super::domains::{put_domain, put_request};
 use super::invitations::put_invitation;
 use super::tables::{self, WriteTables, decode, encode};
+use super::tokens::put_token;
 use super::{ApplyError, ChangeRecord, Store, StoreError, is_empty};
 use crate::directory::domain::{validate_domain, validate_token};
 use crate::directory::ids::{validate_role, validate_slug, validate_user_id};
 use crate::directory::invitation::validate_code_hash;
+use crate::directory::security::OrgSecurity;
+use crate::directory::tokens::{validate_scopes, validate_secret_hash, validate_token_id};
 use crate::directory::{
-    ADMIN_ROLE, App, CHANGE_FORMAT, Change, Domain, ImportCounts, Invitation, InvitationStatus, Invitee,
-    Membership, MembershipRequest, Org, Owner, Refusal, Team, TeamGrant, TeamMember, User,
+    ADMIN_ROLE, App, AppVersion, CHANGE_FORMAT, Change, Collaborator, Domain, ImportCounts, Invitation,
+    InvitationStatus, Invitee, Membership, MembershipRequest, Org, Owner, Refusal, Team, TeamGrant, TeamMember,
+    Token, User,
 };
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
@@ -45,6 +49,18 @@ pub struct Dump {
     pub domains: Vec<Domain>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub membership_requests: Vec<MembershipRequest>,
+    /// API tokens (hashes only) with their last use. Absent in dumps from builds without tokens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<Token>,
+    /// App collaborators. Absent in dumps from builds without them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collaborators: Vec<Collaborator>,
+    /// App versions submitted for publishing, with their review.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub app_versions: Vec<AppVersion>,
+    /// Org security settings (password policy, identity providers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security: Vec<OrgSecurity>,
 }
 
 fn refuse(field: &str, reason: String) -> ApplyError {
@@ -82,6 +98,10 @@ impl Dump {
             invitations: n(self.invitations.len()),
             domains: n(self.domains.len()),
             membership_requests: n(self.membership_requests.len()),
+            tokens: n(self.tokens.len()),
+            collaborators: n(self.collaborators.len()),
+            app_versions: n(self.app_versions.len()),
+            security: n(self.security.len()),
         }
     }
 
@@ -139,6 +159,10 @@ impl Store {
             invitations: Store::all_invitations(&txn)?,
             domains,
             membership_requests,
+            tokens: Store::all_tokens(&txn)?,
+            collaborators: Store::all_collaborators(&txn)?,
+            app_versions: Store::all_app_versions(&txn)?,
+            security: Store::all_security(&txn)?,
         })
     }
 
@@ -173,6 +197,15 @@ impl Store {
                 return Ok(0);
             }
             write_dump(&mut t, dump)?;
+            drop(t);
+            let mut used = txn.open_table(tables::TOKEN_LAST_USED)?;
+            for token in &dump.tokens {
+                if let Some(at) = token.last_used_ms {
+                    used.insert(token.id.as_str(), at)?;
+                }
+            }
+            drop(used);
+            let mut t = WriteTables::open(&txn)?;
             let revision = dump.revision.max(1);
             let record = ChangeRecord {
                 revision,
@@ -373,6 +406,72 @@ fn write_dump(t: &mut WriteTables<'_>, dump: &Dump) -> Result<(), ApplyError> {
             return Err(dup(format!("membership request `{}`", r.id)));
         }
         put_request(t, r)?;
+    }
+    for (i, token) in dump.tokens.iter().enumerate() {
+        let field = |name: &str| format!("tokens[{i}].{name}");
+        validate_token_id(&field("id"), &token.id)?;
+        validate_secret_hash(&field("secret_hash"), &token.secret_hash)?;
+        validate_scopes(&field("scopes"), &token.scopes)?;
+        let owner_exists = match &token.owner {
+            Owner::User(u) => t.users.get(u.as_str())?.is_some(),
+            Owner::Org(o) => t.orgs.get(o.as_str())?.is_some() && token.role.is_some(),
+        };
+        if !owner_exists {
+            return Err(refuse(
+                &field("owner"),
+                format!("unknown {} (or an org key without a role)", token.owner),
+            ));
+        }
+        if t.tokens.get(token.id.as_str())?.is_some() {
+            return Err(dup(format!("token `{}`", token.id)));
+        }
+        put_token(t, token)?;
+    }
+    for (i, c) in dump.collaborators.iter().enumerate() {
+        let field = |name: &str| format!("collaborators[{i}].{name}");
+        validate_role(&field("role"), &c.role)?;
+        let org_app = match t.apps.get(c.app.as_str())? {
+            Some(v) => decode::<App>("apps", &c.app, v.value())?.owner.org().is_some(),
+            None => false,
+        };
+        if !org_app {
+            return Err(refuse(&field("app"), format!("`{}` is not an org app", c.app)));
+        }
+        if t.users.get(c.user.as_str())?.is_none() {
+            return Err(refuse(&field("user"), format!("unknown user `{}`", c.user)));
+        }
+        crate::store::collaborators::put(t, c)?;
+    }
+    for (i, v) in dump.app_versions.iter().enumerate() {
+        let field = |name: &str| format!("app_versions[{i}].{name}");
+        validate_slug(&field("version"), &v.version)?;
+        let org_app = match t.apps.get(v.app.as_str())? {
+            Some(a) => decode::<App>("apps", &v.app, a.value())?.owner.org().is_some(),
+            None => false,
+        };
+        if !org_app {
+            return Err(refuse(&field("app"), format!("`{}` is not an org app", v.app)));
+        }
+        if t.app_versions
+            .get((v.app.as_str(), v.version.as_str()))?
+            .is_some()
+        {
+            return Err(dup(format!("version `{}` of app `{}`", v.version, v.app)));
+        }
+        crate::store::publishing::put(t, v)?;
+    }
+    for (i, s) in dump.security.iter().enumerate() {
+        if t.orgs.get(s.org.as_str())?.is_none() {
+            return Err(refuse(
+                &format!("security[{i}].org"),
+                format!("unknown org `{}`", s.org),
+            ));
+        }
+        s.settings.validate().map_err(|r| match r {
+            Refusal::InvalidArgument { field, reason } => refuse(&format!("security[{i}].{field}"), reason),
+            other => other.into(),
+        })?;
+        crate::store::security::put(t, s)?;
     }
     Ok(())
 }

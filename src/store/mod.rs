@@ -11,14 +11,20 @@
 //! roles of the caller's role predicate (both in [`ApplyContext`]).
 
 mod apply;
+pub mod audit;
+mod collaborators;
 pub mod demo;
 mod domains;
 mod dump;
 mod invitations;
 mod limits;
+mod publishing;
 mod read;
+mod security;
 mod tables;
 mod verify;
+mod tokens;
+mod usage;
 
 pub use crate::directory::ApplyContext;
 pub use dump::{DUMP_FORMAT, Dump};
@@ -180,6 +186,7 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         };
+        let mut backfill = false;
         match found {
             Some(v) if v > SCHEMA_VERSION => {
                 return Err(StoreError::NewerSchema {
@@ -188,7 +195,23 @@ impl Store {
                     supported: SCHEMA_VERSION,
                 });
             }
-            Some(v) if v == SCHEMA_VERSION => {}
+            Some(v) if v == SCHEMA_VERSION => {
+                // Tables added since the file was created (tokens, …) are created empty, so
+                // readers never meet a missing one. Same schema: the file stays readable by
+                // the build that wrote it.
+                let missing = {
+                    use redb::TableHandle;
+                    let txn = db.begin_read()?;
+                    let names: Vec<String> = txn.list_tables()?.map(|t| t.name().to_string()).collect();
+                    tables::TABLE_NAMES.iter().any(|n| !names.iter().any(|m| m == n))
+                };
+                if missing {
+                    let txn = db.begin_write()?;
+                    tables::create_all(&txn)?;
+                    txn.commit()?;
+                    backfill = true;
+                }
+            }
             Some(v) if v >= 1 => {
                 // Every step so far only adds tables: opening them in a write transaction
                 // creates the missing ones; existing records keep their layout.
@@ -196,6 +219,7 @@ impl Store {
                 {
                     let mut meta = txn.open_table(META)?;
                     meta.insert("schema_version", SCHEMA_VERSION)?;
+                    tables::create_all(&txn)?;
                     let mut t = WriteTables::open(&txn)?;
                     if v < 2 {
                         let mut orgs = Vec::new();
@@ -214,6 +238,8 @@ impl Store {
                 }
                 txn.commit()?;
                 tracing::info!(from = v, to = SCHEMA_VERSION, path = %path.display(), "store schema upgraded");
+                // Older files predate the audit index too.
+                backfill = true;
             }
             Some(v) => {
                 return Err(StoreError::Corrupt {
@@ -228,16 +254,20 @@ impl Store {
                 {
                     let mut meta = txn.open_table(META)?;
                     meta.insert("schema_version", SCHEMA_VERSION)?;
-                    WriteTables::open(&txn)?;
+                    tables::create_all(&txn)?;
                 }
                 txn.commit()?;
             }
         }
-        Ok(Store {
+        let store = Store {
             db,
             write_lock: Mutex::new(()),
             path,
-        })
+        };
+        if backfill {
+            store.backfill_audit()?;
+        }
+        Ok(store)
     }
 
     pub fn path(&self) -> &Path {
@@ -269,8 +299,13 @@ impl Store {
         let txn = self.db.begin_write()?;
         let outcome = (|| {
             let mut t = WriteTables::open(&txn)?;
+            // Before apply: a deleted app's or token's org is known only from the old state.
+            let org = audit::org_in_txn(&t, &env.change)?;
             let index_ops = apply::apply_change(&mut t, env, ctx)?;
             let revision = next_revision(&t.changelog)?;
+            if let Some(org) = &org {
+                t.audit_by_org.insert((org.as_str(), revision), ())?;
+            }
             let record = ChangeRecord {
                 revision,
                 format: env.format,
@@ -359,6 +394,8 @@ impl Store {
             });
             flush(&mut batch, false);
         }
+        batch.extend(Self::token_index_ops(&txn)?);
+        batch.extend(Self::collaborator_index_ops(&txn)?);
         flush(&mut batch, true);
         let revision = last_revision(&txn.open_table(CHANGELOG)?)?;
         index.apply(revision, &[]);

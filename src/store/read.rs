@@ -392,8 +392,33 @@ impl Store {
     }
 }
 
+/// A page of the second key elements under `a` of a pair-keyed table.
+pub(crate) fn page_seconds<V: redb::Value + 'static>(
+    table: &impl ReadableTable<(&'static str, &'static str), V>,
+    a: &str,
+    page_token: &str,
+    page_size: u32,
+) -> Result<Page<String>, ApplyError> {
+    let after = parse_token(page_token)?;
+    let mut pager = Pager::new(page_size);
+    for item in table.range((a, after.as_deref().unwrap_or(""))..)? {
+        let (key, _) = item?;
+        let (x, y) = key.value();
+        if x != a {
+            break;
+        }
+        if after.as_deref() == Some(y) {
+            continue;
+        }
+        if !pager.push(y, y.to_string()) {
+            break;
+        }
+    }
+    Ok(pager.finish())
+}
+
 /// A page of the third key elements under `(a, b)` of an index table.
-fn page_thirds(
+pub(crate) fn page_thirds(
     table: &impl ReadableTable<(&'static str, &'static str, &'static str), ()>,
     (a, b): (&str, &str),
     page_token: &str,

@@ -62,8 +62,32 @@ pub(crate) const ORG_REQUESTS: TableDefinition<(&str, &str), ()> = TableDefiniti
 /// (user, request id) → ().
 pub(crate) const USER_REQUESTS: TableDefinition<(&str, &str), ()> = TableDefinition::new("user_requests");
 
+/// token id → Token (with the secret's hash, never the secret).
+pub(crate) const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+/// (owner kind `user`|`org`, owner id, token id) → ().
+pub(crate) const TOKENS_BY_OWNER: TableDefinition<(&str, &str, &str), ()> =
+    TableDefinition::new("tokens_by_owner");
+/// token id → last use (Unix ms). Telemetry flushed from memory now and then, outside the change
+/// log: a check never writes to redb.
+pub(crate) const TOKEN_LAST_USED: TableDefinition<&str, u64> = TableDefinition::new("token_last_used");
+
+/// (org, revision) → (): the changes that concern each org, for the audit log.
+pub(crate) const AUDIT_BY_ORG: TableDefinition<(&str, u64), ()> = TableDefinition::new("audit_by_org");
+
+/// (app, user) → Collaborator.
+pub(crate) const COLLABORATORS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("collaborators");
+
+/// (app, version) → AppVersion.
+pub(crate) const APP_VERSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("app_versions");
+
+/// org → OrgSecurity.
+pub(crate) const ORG_SECURITY: TableDefinition<&str, &[u8]> = TableDefinition::new("org_security");
+
+/// (org, UTC day, user) → checks answered. Telemetry, outside the change log.
+pub(crate) const USAGE: TableDefinition<(&str, u64, &str), u64> = TableDefinition::new("usage");
+
 /// Names of every table Warden owns, to tell a Warden file from another redb file.
-pub(crate) const TABLE_NAMES: [&str; 23] = [
+pub(crate) const TABLE_NAMES: [&str; 31] = [
     "meta",
     "users",
     "users_by_email",
@@ -87,6 +111,14 @@ pub(crate) const TABLE_NAMES: [&str; 23] = [
     "membership_requests",
     "org_requests",
     "user_requests",
+    "tokens",
+    "tokens_by_owner",
+    "token_last_used",
+    "audit_by_org",
+    "collaborators",
+    "app_versions",
+    "org_security",
+    "usage",
 ];
 
 /// All tables of one write transaction, opened once so the apply logic reads like plain code.
@@ -113,6 +145,12 @@ pub(crate) struct WriteTables<'txn> {
     pub membership_requests: Table<'txn, &'static str, &'static [u8]>,
     pub org_requests: Table<'txn, (&'static str, &'static str), ()>,
     pub user_requests: Table<'txn, (&'static str, &'static str), ()>,
+    pub tokens: Table<'txn, &'static str, &'static [u8]>,
+    pub tokens_by_owner: Table<'txn, (&'static str, &'static str, &'static str), ()>,
+    pub audit_by_org: Table<'txn, (&'static str, u64), ()>,
+    pub collaborators: Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    pub app_versions: Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    pub org_security: Table<'txn, &'static str, &'static [u8]>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -140,8 +178,22 @@ impl<'txn> WriteTables<'txn> {
             membership_requests: txn.open_table(MEMBERSHIP_REQUESTS)?,
             org_requests: txn.open_table(ORG_REQUESTS)?,
             user_requests: txn.open_table(USER_REQUESTS)?,
+            tokens: txn.open_table(TOKENS)?,
+            tokens_by_owner: txn.open_table(TOKENS_BY_OWNER)?,
+            audit_by_org: txn.open_table(AUDIT_BY_ORG)?,
+            collaborators: txn.open_table(COLLABORATORS)?,
+            app_versions: txn.open_table(APP_VERSIONS)?,
+            org_security: txn.open_table(ORG_SECURITY)?,
         })
     }
+}
+
+/// Create every table but `meta` (a no-op for those that exist).
+pub(crate) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
+    WriteTables::open(txn)?;
+    txn.open_table(TOKEN_LAST_USED)?;
+    txn.open_table(USAGE)?;
+    Ok(())
 }
 
 /// Decode a stored JSON value. A failure means the file holds something this build did not write:

@@ -12,13 +12,19 @@
 //! answers permissions. This module only translates between protobuf and those two.
 
 mod apps;
+mod audit;
+mod collaborators;
 mod convert;
 mod domains;
 mod invitations;
 mod lifecycle;
 mod members;
 mod orgs;
+mod publishing;
+mod security;
 mod teams;
+mod tokens;
+mod usage;
 mod users;
 
 use crate::api::pb;
@@ -35,6 +41,8 @@ use tonic::{Request, Status};
 pub struct Directory {
     store: Arc<Store>,
     engine: Arc<Engine>,
+    /// Unflushed check counts, so usage reports include today so far.
+    usage: Arc<crate::api::usage::CheckCounter>,
 }
 
 /// Page size used to walk whole lists inside one call (team members, member counts).
@@ -60,7 +68,17 @@ pub(crate) fn on_unix_socket<T>(req: &Request<T>) -> bool {
 
 impl Directory {
     pub fn new(store: Arc<Store>, engine: Arc<Engine>) -> Self {
-        Self { store, engine }
+        Self {
+            store,
+            engine,
+            usage: crate::api::usage::CheckCounter::new(),
+        }
+    }
+
+    /// Share the daemon's check counter (usage reports read its unflushed counts).
+    pub fn with_usage(mut self, usage: Arc<crate::api::usage::CheckCounter>) -> Self {
+        self.usage = usage;
+        self
     }
 
     pub fn org_server(&self) -> pb::org_service_server::OrgServiceServer<Self> {
@@ -236,6 +254,8 @@ fn proto_field<'a>(field: &'a str, id_field: &'static str) -> &'a str {
         "to_org" => "to_org_id",
         "rename" => "new_name",
         "teams" => "team_ids",
+        "expires_at_ms" => "expires_at_unix_ms",
+        "idp" => "idp_id",
         other => other,
     }
 }

@@ -1,0 +1,100 @@
+//! `warden collaborator add|remove|list`: users outside an org with a role on one of its apps.
+
+use crate::api::pb;
+use crate::cli::directory::{Common, channel, finish, print_revision};
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct CollaboratorArgs {
+    #[command(subcommand)]
+    pub command: CollaboratorCommand,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum CollaboratorCommand {
+    /// Give a user outside the app's org a role on this app only (needs `collaborator:manage`).
+    Add {
+        app_id: String,
+        user_id: String,
+        #[arg(long)]
+        role: String,
+    },
+    Remove {
+        app_id: String,
+        user_id: String,
+    },
+    List {
+        app_id: String,
+    },
+}
+
+fn print_collaborator(c: &pb::Collaborator) {
+    println!(
+        "collaborator: {} on {} as {} (added by {})",
+        c.user_id, c.app_id, c.role, c.added_by
+    );
+}
+
+pub async fn run(args: CollaboratorArgs) -> ExitCode {
+    finish(collaborator(args).await)
+}
+
+async fn collaborator(args: CollaboratorArgs) -> crate::cli::directory::Outcome {
+    let mut c = pb::collaborator_service_client::CollaboratorServiceClient::new(channel(&args.common).await?);
+    let actor = args.common.actor;
+    match args.command {
+        CollaboratorCommand::Add {
+            app_id,
+            user_id,
+            role,
+        } => {
+            let r = c
+                .add_collaborator(pb::AddCollaboratorRequest {
+                    actor,
+                    app_id,
+                    user_id,
+                    role,
+                })
+                .await?
+                .into_inner();
+            r.collaborator.iter().for_each(print_collaborator);
+            print_revision(r.revision);
+        }
+        CollaboratorCommand::Remove { app_id, user_id } => {
+            let r = c
+                .remove_collaborator(pb::RemoveCollaboratorRequest {
+                    actor,
+                    app_id,
+                    user_id,
+                })
+                .await?
+                .into_inner();
+            print_revision(r.revision);
+        }
+        CollaboratorCommand::List { app_id } => {
+            let mut page_token = String::new();
+            let mut revision = 0;
+            loop {
+                let r = c
+                    .list_collaborators(pb::ListCollaboratorsRequest {
+                        actor: actor.clone(),
+                        app_id: app_id.clone(),
+                        page_size: 0,
+                        page_token,
+                    })
+                    .await?
+                    .into_inner();
+                r.collaborators.iter().for_each(print_collaborator);
+                revision = revision.max(r.revision);
+                if r.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = r.next_page_token;
+            }
+            print_revision(revision);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! `warden publish submit|approve|reject|list`: the publishing review of org apps.
+
+use crate::api::pb;
+use crate::cli::directory::{Common, channel, finish, print_revision};
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct PublishArgs {
+    #[command(subcommand)]
+    pub command: PublishCommand,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PublishCommand {
+    /// Submit a version of an org app for review (needs `app:publish`).
+    Submit {
+        app_id: String,
+        version: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Approve a pending version (needs `app:approve`).
+    Approve {
+        app_id: String,
+        version: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Reject a pending version (needs `app:approve`).
+    Reject {
+        app_id: String,
+        version: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// List an app's versions, optionally only `--state pending|approved|rejected`.
+    List {
+        app_id: String,
+        #[arg(long, default_value = "")]
+        state: String,
+    },
+}
+
+fn print_version(v: &pb::AppVersion) {
+    println!(
+        "version: {} of {} is {} (submitted by {})",
+        v.version, v.app_id, v.state, v.submitted_by
+    );
+    if !v.reviewed_by.is_empty() {
+        println!("  reviewed by: {}", v.reviewed_by);
+    }
+    if !v.reason.is_empty() {
+        println!("  reason: {}", v.reason);
+    }
+}
+
+pub async fn run(args: PublishArgs) -> ExitCode {
+    finish(publish(args).await)
+}
+
+async fn publish(args: PublishArgs) -> crate::cli::directory::Outcome {
+    let mut c = pb::publishing_service_client::PublishingServiceClient::new(channel(&args.common).await?);
+    let actor = args.common.actor;
+    let review = |app_id, version, approve, reason| pb::ReviewAppVersionRequest {
+        actor: actor.clone(),
+        app_id,
+        version,
+        approve,
+        reason,
+    };
+    match args.command {
+        PublishCommand::Submit {
+            app_id,
+            version,
+            note,
+        } => {
+            let r = c
+                .submit_app_version(pb::SubmitAppVersionRequest {
+                    actor: actor.clone(),
+                    app_id,
+                    version,
+                    note,
+                })
+                .await?
+                .into_inner();
+            r.version.iter().for_each(print_version);
+            print_revision(r.revision);
+        }
+        PublishCommand::Approve {
+            app_id,
+            version,
+            reason,
+        } => {
+            let r = c
+                .review_app_version(review(app_id, version, true, reason))
+                .await?
+                .into_inner();
+            r.version.iter().for_each(print_version);
+            print_revision(r.revision);
+        }
+        PublishCommand::Reject {
+            app_id,
+            version,
+            reason,
+        } => {
+            let r = c
+                .review_app_version(review(app_id, version, false, reason))
+                .await?
+                .into_inner();
+            r.version.iter().for_each(print_version);
+            print_revision(r.revision);
+        }
+        PublishCommand::List { app_id, state } => {
+            let mut page_token = String::new();
+            let mut revision = 0;
+            loop {
+                let r = c
+                    .list_app_versions(pb::ListAppVersionsRequest {
+                        actor: actor.clone(),
+                        app_id: app_id.clone(),
+                        state: state.clone(),
+                        page_size: 0,
+                        page_token,
+                    })
+                    .await?
+                    .into_inner();
+                r.versions.iter().for_each(print_version);
+                revision = revision.max(r.revision);
+                if r.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = r.next_page_token;
+            }
+            print_revision(revision);
+        }
+    }
+    Ok(())
+}
