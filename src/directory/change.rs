@@ -527,6 +527,7 @@ impl Change {
             }
             Change::ApproveMembershipRequest { org, .. } | Change::RejectMembershipRequest { org, .. } => {
                 Some(Permission::new(org, "org", "member:manage"))
+            }
             Change::CreateToken { id, owner, .. } => token_permission(actor, owner, id)?,
             Change::RevokeToken { id } => match app_owner {
                 Some(owner) => token_permission(actor, owner, id)?,

@@ -20,8 +20,8 @@ use crate::directory::security::OrgSecurity;
 use crate::directory::tokens::{validate_scopes, validate_secret_hash, validate_token_id};
 use crate::directory::{
     ADMIN_ROLE, App, AppVersion, CHANGE_FORMAT, Change, Collaborator, Domain, ImportCounts, Invitation,
-    InvitationStatus, Invitee, Membership, MembershipRequest, Org, Owner, Refusal, Team, TeamGrant, TeamMember,
-    Token, User,
+    InvitationStatus, Invitee, Membership, MembershipRequest, Org, Owner, Refusal, Team, TeamGrant,
+    TeamMember, Token, User,
 };
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};

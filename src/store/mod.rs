@@ -22,9 +22,9 @@ mod publishing;
 mod read;
 mod security;
 mod tables;
-mod verify;
 mod tokens;
 mod usage;
+mod verify;
 
 pub use crate::directory::ApplyContext;
 pub use dump::{DUMP_FORMAT, Dump};

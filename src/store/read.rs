@@ -442,31 +442,6 @@ pub(crate) fn page_thirds(
     Ok(pager.finish())
 }
 
-/// A page of the second key elements under `a` of a pair-keyed index table.
-pub(crate) fn page_seconds(
-    table: &impl ReadableTable<(&'static str, &'static str), ()>,
-    a: &str,
-    page_token: &str,
-    page_size: u32,
-) -> Result<Page<String>, ApplyError> {
-    let after = parse_token(page_token)?;
-    let mut pager = Pager::new(page_size);
-    for item in table.range((a, after.as_deref().unwrap_or(""))..)? {
-        let (key, _) = item?;
-        let (x, y) = key.value();
-        if x != a {
-            break;
-        }
-        if after.as_deref() == Some(y) {
-            continue;
-        }
-        if !pager.push(y, y.to_string()) {
-            break;
-        }
-    }
-    Ok(pager.finish())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
