@@ -175,6 +175,24 @@ pub fn compile_texts(
     Ok(compiled)
 }
 
+/// The version directory behind a Kubernetes ConfigMap mount (`..data -> ..<version>/`), when
+/// every policy file present in `dir` is the symlink `..data/<file>`; `None` for any other
+/// layout (plain files, an editor's write-rename, hand-made symlinks), which is read in place.
+fn configmap_version_dir(dir: &Path) -> Option<PathBuf> {
+    let real = std::fs::canonicalize(dir.join("..data"))
+        .ok()
+        .filter(|p| p.is_dir())?;
+    let mut any = false;
+    for f in [MODEL_FILE, POLICY_FILE, ENGINE_FILE, LIMITS_FILE] {
+        match std::fs::read_link(dir.join(f)) {
+            Ok(target) if target == Path::new("..data").join(f) => any = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            _ => return None,
+        }
+    }
+    any.then_some(real)
+}
+
 /// Load model and policy files given by path (offline evaluation).
 pub fn load_files(
     model_path: &Path,
@@ -214,10 +232,18 @@ pub fn load_dir(dir: &Path) -> Result<CompiledPolicy, PolicyErrors> {
     let model_path = dir.join(MODEL_FILE);
     let policy_path = dir.join(POLICY_FILE);
     let engine_path = dir.join(ENGINE_FILE);
-    // One consistent version of the three files, even while an edit or a ConfigMap
-    // swap lands (see `snapshot`).
-    let [model_read, policy_read, engine_read] =
-        match snapshot::read_consistent([&model_path, &policy_path, &engine_path]) {
+    let limits_path = dir.join(LIMITS_FILE);
+    // Kubernetes mounts a ConfigMap as `..data -> ..<version>/` with every file a symlink
+    // through `..data`. Resolving `..data` once and reading inside the version directory it
+    // names reads one version whatever swaps land meanwhile; identity checks alone can be
+    // fooled when the link flips away and back between two reads. Errors and rules still
+    // name the paths the operator edits.
+    let base = configmap_version_dir(dir).unwrap_or_else(|| dir.to_path_buf());
+    let read_paths = [MODEL_FILE, POLICY_FILE, ENGINE_FILE, LIMITS_FILE].map(|f| base.join(f));
+    // One consistent version of the files, even while an edit or a ConfigMap swap lands
+    // (see `snapshot`).
+    let [model_read, policy_read, engine_read, limits_read] =
+        match snapshot::read_consistent([&read_paths[0], &read_paths[1], &read_paths[2], &read_paths[3]]) {
             Ok(reads) => reads,
             Err(reason) => {
                 return Err(PolicyErrors(vec![PolicyError {
@@ -249,15 +275,13 @@ pub fn load_dir(dir: &Path) -> Result<CompiledPolicy, PolicyErrors> {
             .ok(),
         None => Some(EngineConfig::default()),
     };
-    let limits_path = dir.join(LIMITS_FILE);
-    let limits_text = match std::fs::read_to_string(&limits_path) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => {
+    let limits_text = match limits_read {
+        Ok(t) => t,
+        Err(reason) => {
             errors.push(PolicyError {
                 file: limits_path.display().to_string(),
                 line: 0,
-                reason: format!("cannot read: {e}"),
+                reason,
             });
             None
         }
