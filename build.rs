@@ -18,28 +18,6 @@ const PROTOS: &[&str] = &[
     "proto/warden/v1/usage.proto",
 ];
 
-/// Messages the HTTP/JSON listener reads or writes.
-const JSON_MESSAGES: &[&str] = &[
-    "CheckRequest",
-    "CheckResponse",
-    "Explanation",
-    "NearMiss",
-    "BatchCheckRequest",
-    "BatchCheckResponse",
-    "BatchCheckResult",
-    "ItemError",
-    "LookupResourcesRequest",
-    "LookupResourcesResponse",
-    "LookupSubjectsRequest",
-    "LookupSubjectsResponse",
-    "GetOrgRequest",
-    "Org",
-    "OrgSettings",
-    "ListMembersRequest",
-    "ListMembersResponse",
-    "Member",
-];
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     // SAFETY: a build script is single-threaded here; nothing else reads the
@@ -47,20 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     unsafe { std::env::set_var("PROTOC", protoc) };
 
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    let mut build =
-        tonic_prost_build::configure().file_descriptor_set_path(out_dir.join("warden_descriptor.bin"));
-    // The HTTP/JSON listener (src/api/http.rs) speaks these messages as JSON, with the
-    // proto field names; requests are strict about unknown fields.
-    for message in JSON_MESSAGES {
-        build = build.message_attribute(
-            format!(".warden.v1.{message}"),
-            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default, deny_unknown_fields)]",
-        );
-    }
-    build = build.enum_attribute(
-        ".warden.v1.BatchCheckResult.result",
-        "#[derive(serde::Serialize, serde::Deserialize)] #[serde(rename_all = \"snake_case\")]",
-    );
-    build.compile_protos(PROTOS, &["proto"])?;
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("warden_descriptor.bin"))
+        .compile_protos(PROTOS, &["proto"])?;
     Ok(())
 }
