@@ -28,6 +28,7 @@ fn main() {
         ops.push(IndexOp::AddApp {
             org: format!("org{o}"),
             app: format!("app{o}"),
+            labels: vec![],
         });
     }
     let secret = format!("wdn_{}", "0123456789abcdef".repeat(4));

@@ -118,6 +118,7 @@ fn directory_fed_links_decide_like_casbin_rs_with_the_same_links() {
             ops.push(IndexOp::AddApp {
                 org: org.clone(),
                 app: format!("app{a}"),
+                labels: vec![],
             });
         }
         for t in 0..teams {

@@ -29,6 +29,7 @@ fn engine() -> Engine {
         ops.push(IndexOp::AddApp {
             org: s(org),
             app: s(app),
+            labels: vec![],
         });
     }
     ops.push(IndexOp::AddTeamMember {

@@ -48,6 +48,15 @@ fn default_policies_pass_their_suite() {
 }
 
 #[test]
+fn the_siloed_apps_example_passes_its_suite() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/policies/hipaa");
+    let (code, stdout, stderr) = policy_test(&dir);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert_eq!(summary, "21 passed, 0 failed", "{stdout}");
+}
+
+#[test]
 fn embedded_suite_is_the_repository_suite() {
     let on_disk = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/tests/default_roles.yaml"),

@@ -325,7 +325,7 @@ fn teams_members_and_grants() {
         vec![IndexOp::GrantApp {
             org: "acme".into(),
             team: "fe".into(),
-            app: "web".into()
+            app: "web".into(),
         }]
     );
     assert_eq!(
@@ -454,7 +454,8 @@ fn apps_are_created_deleted_and_transferred() {
         a.index_ops,
         vec![IndexOp::AddApp {
             org: "acme".into(),
-            app: "web".into()
+            app: "web".into(),
+            labels: vec![]
         }]
     );
     let personal = Change::CreateApp {
@@ -497,7 +498,9 @@ fn apps_are_created_deleted_and_transferred() {
         a.index_ops,
         vec![IndexOp::AddApp {
             org: "acme".into(),
-            app: "sandbox".into()
+            app: "sandbox".into(),
+            // The labels travel with the app.
+            labels: vec!["hipaa".into()]
         }]
     );
     let app = f.store.get_app("sandbox").unwrap().unwrap();
@@ -543,7 +546,7 @@ fn apps_are_created_deleted_and_transferred() {
         a.index_ops,
         vec![IndexOp::RemoveApp {
             org: "acme".into(),
-            app: "web".into()
+            app: "web".into(),
         }]
     );
     assert!(

@@ -37,6 +37,7 @@ pub fn org_ops(shape: &Shape, o: usize) -> Vec<IndexOp> {
         ops.push(IndexOp::AddApp {
             org: org.clone(),
             app: format!("app{a}"),
+            labels: vec![],
         });
     }
     for i in 0..shape.members {

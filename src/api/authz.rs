@@ -25,8 +25,9 @@ pub struct Authz {
     metrics: Arc<Metrics>,
     /// The sampled decision log, when `serve --decision-log` asks for one.
     decisions: Option<Arc<DecisionLog>>,
-    /// Checks answered per (org, member), for usage reports; `None` counts nothing.
-    usage: Option<Arc<crate::api::usage::CheckCounter>>,
+    /// Whether answered checks are counted per (org, member) for usage reports (in the
+    /// index; `api::usage` flushes them).
+    count_usage: bool,
 }
 
 impl Authz {
@@ -36,27 +37,26 @@ impl Authz {
             max_wait: revision::MAX_WAIT,
             metrics: Metrics::new(),
             decisions: None,
-            usage: None,
+            count_usage: false,
         }
     }
 
-    /// Count answered checks of org members into `usage` (the daemon's, flushed to the store).
-    pub fn with_usage(mut self, usage: Arc<crate::api::usage::CheckCounter>) -> Self {
-        self.usage = Some(usage);
+    /// Count answered checks of org members for usage reports (the daemon flushes them to
+    /// the store, see `api::usage`).
+    pub fn with_usage_counting(mut self) -> Self {
+        self.count_usage = true;
         self
     }
 
     /// Count answered checks whose subject is a member of the org (tokens and strangers are
     /// not counted: they would let any caller grow the counters at will).
     fn count_usage<'a>(&self, answered: impl Iterator<Item = (&'a str, &'a str)>) {
-        let Some(usage) = &self.usage else { return };
+        if !self.count_usage {
+            return;
+        }
         let dir = self.engine.index().read();
-        let members: Vec<(&str, &str)> = answered
-            .filter(|(org, sub)| dir.role_of(org, sub).is_some())
-            .collect();
-        drop(dir);
-        for (org, sub) in members {
-            usage.record(org, sub);
+        for (org, sub) in answered {
+            dir.count_check(org, sub);
         }
     }
 

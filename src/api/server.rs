@@ -75,8 +75,6 @@ pub struct Services {
     pub decision_log: Option<Arc<DecisionLog>>,
     /// Bearer token and TLS for TCP listeners.
     pub transport: Transport,
-    /// Checks answered per (org, member), for usage reports; flushed by `api::usage`.
-    pub checks: Arc<crate::api::usage::CheckCounter>,
 }
 
 /// How TCP listeners protect themselves; Unix-socket callers are trusted by file
@@ -133,8 +131,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     let reflection_v1 = reflection(tonic_reflection::server::Builder::configure()).build_v1()?;
     let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
 
-    let directory =
-        Directory::new(services.store, services.engine.clone()).with_usage(services.checks.clone());
+    let directory = Directory::new(services.store, services.engine.clone());
     let ext_authz = services.ext_authz.map(|m| {
         ExtAuthz::new(services.engine.clone(), m, services.metrics.clone())
             .with_decision_log(services.decision_log.clone())
@@ -143,7 +140,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     let authz = Authz::new(services.engine.clone())
         .with_metrics(services.metrics.clone())
         .with_decision_log(services.decision_log.clone())
-        .with_usage(services.checks);
+        .with_usage_counting();
     let admin = Admin::new(services.reloader, services.engine, services.stats);
     // The one set of services behind every listener and the HTTP/JSON gateway.
     let mut routes = Routes::new(health_service)

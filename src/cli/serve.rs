@@ -243,14 +243,8 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
         ),
         None => None,
     };
-    let checks = usage::CheckCounter::new();
-    let flusher = usage::spawn_flusher(
-        engine.clone(),
-        directory.store.clone(),
-        checks.clone(),
-        shutdown.clone(),
-    );
-    let (usage_engine, usage_store, usage_checks) = (engine.clone(), directory.store.clone(), checks.clone());
+    let flusher = usage::spawn_flusher(engine.clone(), directory.store.clone(), shutdown.clone());
+    let (usage_engine, usage_store) = (engine.clone(), directory.store.clone());
     let services = Services {
         engine,
         reloader,
@@ -261,7 +255,6 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
         decision_log,
         http,
         transport: transport(&config)?,
-        checks,
     };
     let server = server::run(services, listeners, shutdown);
     tokio::pin!(server);
@@ -277,7 +270,7 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
     runner.stop().await;
     // Every call has drained: write the last token uses before the store closes.
     let _ = flusher.await;
-    usage::flush(&usage_engine, &usage_store, &usage_checks).await;
+    usage::flush(&usage_engine, &usage_store).await;
     if let Some(task) = metrics_task {
         let _ = task.await;
     }

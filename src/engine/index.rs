@@ -13,11 +13,12 @@
 //! one revision.
 
 use compact_str::CompactString;
-use parking_lot::{RwLock, RwLockReadGuard};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 mod digest;
 
@@ -78,6 +79,11 @@ fn app_node(app: &str) -> String {
     format!("app:{app}")
 }
 
+/// App labels appear as `label:<l>`, reached from the app's node.
+fn label_node(label: &str) -> String {
+    format!("label:{label}")
+}
+
 /// One change to the index. The store turns each committed directory change into a
 /// short list of these; they are idempotent so replaying them is harmless.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,10 +119,11 @@ pub enum IndexOp {
         team: String,
         app: String,
     },
-    /// An app now belongs to the org (lookups list it).
+    /// An app now belongs to the org (lookups list it), with its labels.
     AddApp {
         org: String,
         app: String,
+        labels: Vec<String>,
     },
     RemoveApp {
         org: String,
@@ -178,13 +185,16 @@ struct TeamEntry {
 
 /// What a user is in one org: its role and its teams, in one table slot so a check
 /// finds both with one lookup.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub(crate) struct MemberEntry {
     /// The org role node (`role:<name>`); `None` only transiently for a team member
     /// whose membership is gone (the store never leaves one behind).
     pub(crate) role: Option<Sym>,
     /// Team nodes (`team:<id>`) the user belongs to in this org.
     pub(crate) teams: SmallVec<[Sym; 2]>,
+    /// Checks of this member answered over the API since the last usage flush
+    /// (telemetry, see [`IndexData::count_check`]).
+    checks: AtomicU64,
 }
 
 /// Everything the index knows about one org.
@@ -195,6 +205,11 @@ pub(crate) struct OrgEntry {
     teams: FxHashMap<Sym, TeamEntry>,
     /// App ids, sorted by name so lookups page deterministically.
     pub(crate) apps: BTreeSet<Arc<str>>,
+    /// App node → its label nodes (`label:<l>`), for apps that have labels.
+    labels: FxHashMap<Sym, SmallVec<[Sym; 2]>>,
+    /// Checks counted on members of this org since the last flush; lets a flush skip
+    /// idle orgs without visiting their members.
+    checks: AtomicU64,
 }
 
 impl OrgEntry {
@@ -204,6 +219,11 @@ impl OrgEntry {
             .get(&team)
             .into_iter()
             .flat_map(|t| t.apps.iter().copied())
+    }
+
+    /// Label nodes of the app node `app` (empty when it has none or is not an app here).
+    pub(crate) fn app_labels(&self, app: Sym) -> impl Iterator<Item = Sym> + '_ {
+        self.labels.get(&app).into_iter().flat_map(|l| l.iter().copied())
     }
 }
 
@@ -223,6 +243,9 @@ pub struct IndexData {
     /// app → collaborator → role node (`role:<name>`). Empty in most directories, which lets
     /// a denied check skip the collaborator lookup with one length test.
     collaborators: FxHashMap<CompactString, FxHashMap<UserId, Sym>>,
+    /// Unflushed check counts of members (or orgs) removed since the last flush, as
+    /// (org, user, checks), so a removal does not lose the day's usage.
+    retired_checks: Mutex<Vec<(String, String, u64)>>,
 }
 
 impl IndexData {
@@ -247,6 +270,86 @@ impl IndexData {
 
     pub(crate) fn org(&self, org: &str) -> Option<&OrgEntry> {
         self.orgs.get(org)
+    }
+
+    /// Count one answered check of `user` in `org` if `user` is a member of it (tokens and
+    /// strangers are not counted: they would let any caller grow the counts at will).
+    /// Two relaxed atomic adds under the shared lock: no allocation, no lock of its own.
+    pub fn count_check(&self, org: &str, user: &str) -> bool {
+        let Some(entry) = self.orgs.get(org) else {
+            return false;
+        };
+        match entry.members.get(user) {
+            Some(m) if m.role.is_some() => {
+                m.checks.fetch_add(1, Ordering::Relaxed);
+                entry.checks.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Unflushed check counts of `org`'s members, as (user, checks), without taking them.
+    pub fn unflushed_checks(&self, org: &str) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = self.orgs.get(org).map_or_else(Vec::new, |entry| {
+            entry
+                .members
+                .iter()
+                .map(|(u, m)| (u.to_string(), m.checks.load(Ordering::Relaxed)))
+                .filter(|(_, n)| *n > 0)
+                .collect()
+        });
+        out.extend(
+            self.retired_checks
+                .lock()
+                .iter()
+                .filter(|(o, _, _)| o == org)
+                .map(|(_, u, n)| (u.clone(), *n)),
+        );
+        out
+    }
+
+    /// Orgs with unflushed check counts, sorted.
+    pub fn orgs_with_unflushed_checks(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .orgs
+            .iter()
+            .filter(|(_, e)| e.checks.load(Ordering::Relaxed) > 0)
+            .map(|(o, _)| o.to_string())
+            .collect();
+        out.extend(self.retired_checks.lock().iter().map(|(o, _, _)| o.clone()));
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Take every unflushed check count as (org, user, checks), leaving zeros. Visits only
+    /// orgs that counted something. A check counted while this runs is either taken now
+    /// or left for the next flush, never lost or taken twice.
+    pub fn take_checks(&self) -> Vec<(String, String, u64)> {
+        let mut out = std::mem::take(&mut *self.retired_checks.lock());
+        for (org, entry) in &self.orgs {
+            if entry.checks.swap(0, Ordering::Relaxed) == 0 {
+                continue;
+            }
+            for (user, m) in &entry.members {
+                let n = m.checks.swap(0, Ordering::Relaxed);
+                if n > 0 {
+                    out.push((org.to_string(), user.to_string(), n));
+                }
+            }
+        }
+        out
+    }
+
+    /// Keep the unflushed count of a member leaving the index.
+    fn retire_checks(&self, org: &str, user: &str, m: &MemberEntry) {
+        let n = m.checks.load(Ordering::Relaxed);
+        if n > 0 {
+            self.retired_checks
+                .lock()
+                .push((org.to_string(), user.to_string(), n));
+        }
     }
 
     pub(crate) fn has_collaborators(&self) -> bool {
@@ -285,6 +388,10 @@ impl IndexData {
                 if let Some(entry) = self.orgs.get_mut(org.as_str())
                     && let Some(m) = entry.members.remove(user.as_str())
                 {
+                    let n = m.checks.load(Ordering::Relaxed);
+                    if n > 0 {
+                        self.retired_checks.lock().push((org.clone(), user.clone(), n));
+                    }
                     if m.role.is_some() {
                         self.memberships -= 1;
                     }
@@ -347,12 +454,15 @@ impl IndexData {
                     team.apps.remove(&a);
                 }
             }
-            IndexOp::AddApp { org, app } => {
-                self.orgs
-                    .entry(org.as_str().into())
-                    .or_default()
-                    .apps
-                    .insert(Arc::from(app.as_str()));
+            IndexOp::AddApp { org, app, labels } => {
+                let label_nodes: SmallVec<[Sym; 2]> =
+                    labels.iter().map(|l| self.names.intern(&label_node(l))).collect();
+                let node = (!label_nodes.is_empty()).then(|| self.names.intern(&app_node(app)));
+                let entry = self.orgs.entry(org.as_str().into()).or_default();
+                entry.apps.insert(Arc::from(app.as_str()));
+                if let Some(node) = node {
+                    entry.labels.insert(node, label_nodes);
+                }
             }
             IndexOp::RemoveApp { org, app } => {
                 self.collaborators.remove(app.as_str());
@@ -360,6 +470,7 @@ impl IndexData {
                 if let Some(entry) = self.orgs.get_mut(org.as_str()) {
                     entry.apps.remove(app.as_str());
                     if let Some(a) = a {
+                        entry.labels.remove(&a);
                         for team in entry.teams.values_mut() {
                             team.apps.remove(&a);
                         }
@@ -380,6 +491,9 @@ impl IndexData {
             }
             IndexOp::RemoveOrg { org } => {
                 if let Some(entry) = self.orgs.remove(org.as_str()) {
+                    for (user, m) in &entry.members {
+                        self.retire_checks(org, user, m);
+                    }
                     self.memberships -= entry.members.values().filter(|m| m.role.is_some()).count();
                 }
             }
@@ -496,6 +610,7 @@ mod tests {
                 IndexOp::AddApp {
                     org: s("acme"),
                     app: s("web"),
+                    labels: vec![],
                 },
                 IndexOp::GrantApp {
                     org: s("acme"),
@@ -505,6 +620,44 @@ mod tests {
             ],
         );
         index
+    }
+
+    #[test]
+    fn check_counts_are_per_member_taken_once_and_survive_a_removal() {
+        let index = seeded();
+        {
+            let dir = index.read();
+            for _ in 0..3 {
+                assert!(dir.count_check("acme", "alice"));
+            }
+            assert!(dir.count_check("acme", "carol"));
+            // Strangers, unknown orgs and token subjects are not counted.
+            assert!(!dir.count_check("acme", "mallory"));
+            assert!(!dir.count_check("nowhere", "alice"));
+            assert!(!dir.count_check("acme", "token:abc"));
+            let mut peek = dir.unflushed_checks("acme");
+            peek.sort();
+            assert_eq!(peek, vec![(s("alice"), 3), (s("carol"), 1)]);
+            assert_eq!(dir.orgs_with_unflushed_checks(), vec![s("acme")]);
+        }
+        // Carol leaves before the flush: her count is kept.
+        index.apply(
+            4,
+            &[IndexOp::RemoveMember {
+                org: s("acme"),
+                user: s("carol"),
+            }],
+        );
+        let mut taken = index.read().take_checks();
+        taken.sort();
+        assert_eq!(
+            taken,
+            vec![(s("acme"), s("alice"), 3), (s("acme"), s("carol"), 1)]
+        );
+        // Taken means gone: the next flush finds nothing.
+        assert!(index.read().take_checks().is_empty());
+        assert!(index.read().orgs_with_unflushed_checks().is_empty());
+        assert!(index.read().unflushed_checks("acme").is_empty());
     }
 
     fn teams_of(index: &DirectoryIndex, user: &str) -> usize {

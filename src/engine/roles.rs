@@ -16,21 +16,27 @@ use super::index::IndexData;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-/// Is `name` a role, team or app node (`role:`, `team:`, `app:`)? Fixed-width
-/// comparisons: this runs for every node of every check.
+/// Is `name` a role, team, app or label node (`role:`, `team:`, `app:`, `label:`)?
+/// Fixed-width comparisons: this runs for every node of every check.
 #[inline]
 pub fn is_node_name(name: &str) -> bool {
     let b = name.as_bytes();
-    (b.len() >= 4 && b[..4] == *b"app:") || (b.len() >= 5 && (b[..5] == *b"role:" || b[..5] == *b"team:"))
+    (b.len() >= 4 && b[..4] == *b"app:")
+        || (b.len() >= 5 && (b[..5] == *b"role:" || b[..5] == *b"team:"))
+        || (b.len() >= 6 && b[..6] == *b"label:")
 }
 
 /// Which directory relation feeds a role definition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DirectorySource {
-    /// user → org role.
+    /// user → org role, and user → `team:<id>` for each of the user's teams in the org
+    /// (so a rule can name a team as its subject).
     Members,
     /// user → `team:<id>` → app id (team memberships and team app grants).
     Teams,
+    /// `app:<id>` → `label:<l>`: the labels of an app of the org (apps of other orgs
+    /// have none here).
+    Labels,
 }
 
 /// One static parent link and the policy line that declared it.
@@ -184,8 +190,13 @@ impl RoleDef {
                 let via = reach.nodes[i].2;
                 match self.source {
                     Some(DirectorySource::Members) if !node => {
-                        if let Some(role) = o.members.get(name).and_then(|m| m.role) {
+                        if let Some(m) = o.members.get(name)
+                            && let Some(role) = m.role
+                        {
                             reach.push(d.names.name(role), pred, Via::Directory);
+                            for t in &m.teams {
+                                reach.push(d.names.name(*t), pred, Via::Directory);
+                            }
                         }
                     }
                     Some(DirectorySource::Teams) if !node => {
@@ -196,6 +207,13 @@ impl RoleDef {
                                 for app in o.team_apps(*t) {
                                     reach.push(d.names.name(app), ti, Via::Directory);
                                 }
+                            }
+                        }
+                    }
+                    Some(DirectorySource::Labels) if name.starts_with("app:") => {
+                        if let Some(app) = d.names.get(name) {
+                            for label in o.app_labels(app) {
+                                reach.push(d.names.name(label), pred, Via::Directory);
                             }
                         }
                     }

@@ -407,6 +407,7 @@ mod tests {
             ops.push(IndexOp::AddApp {
                 org: s("acme"),
                 app: s(app),
+                labels: vec![],
             });
         }
         ops.push(IndexOp::AddTeamMember {

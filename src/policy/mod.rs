@@ -72,6 +72,7 @@ struct EngineFile {
 struct DirectoryFile {
     members: Option<String>,
     teams: Option<String>,
+    labels: Option<String>,
     /// Org roles a membership may hold (without the `role:` prefix).
     roles: Option<Vec<String>>,
 }
@@ -135,6 +136,9 @@ pub fn parse_engine_config(file: &str, text: &str) -> Result<EngineConfig, Polic
     }
     if let Some(g) = parsed.directory.teams {
         cfg.directory.insert(g, DirectorySource::Teams);
+    }
+    if let Some(g) = parsed.directory.labels {
+        cfg.directory.insert(g, DirectorySource::Labels);
     }
     cfg.assignable_roles = parsed.directory.roles;
     Ok(cfg)

@@ -53,6 +53,9 @@ pub struct OrgFixture {
     pub teams: BTreeMap<String, TeamFixture>,
     #[serde(default)]
     pub apps: Vec<String>,
+    /// app → its labels (the app must be in `apps`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -341,7 +344,15 @@ fn fixture_ops(
             ops.push(IndexOp::AddApp {
                 org: org.clone(),
                 app: app.clone(),
+                labels: o.labels.get(app).cloned().unwrap_or_default(),
             });
+        }
+        for app in o.labels.keys() {
+            if !o.apps.contains(app) {
+                err(format!(
+                    "org `{org}`: labels of `{app}`, which is not in its apps"
+                ));
+            }
         }
         for (user, role) in &o.members {
             if !roles.contains(role) {

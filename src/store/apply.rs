@@ -359,6 +359,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
                 Owner::Org(org) => vec![IndexOp::AddApp {
                     org: org.clone(),
                     app: id.clone(),
+                    labels: labels.clone(),
                 }],
                 Owner::User(_) => vec![],
             })
@@ -396,6 +397,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
             Ok(vec![IndexOp::AddApp {
                 org: to_org.clone(),
                 app: app.clone(),
+                labels: record.labels.clone(),
             }])
         }
         Change::Import { .. } => {

@@ -372,15 +372,21 @@ impl Store {
             });
             flush(&mut batch, false);
         }
+        let apps = txn.open_table(tables::APPS)?;
         for item in txn.open_table(tables::APPS_BY_OWNER)?.range(("org", "", "")..)? {
             let (key, _) = item?;
             let (kind, org, app) = key.value();
             if kind != "org" {
                 break;
             }
+            // Labels live on the app record (policies can scope rules by them).
+            let labels = tables::get_json::<crate::directory::App>(&apps, "apps", app)?
+                .map(|record| record.labels)
+                .unwrap_or_default();
             batch.push(IndexOp::AddApp {
                 org: org.into(),
                 app: app.into(),
+                labels,
             });
             flush(&mut batch, false);
         }

@@ -41,8 +41,6 @@ use tonic::{Request, Status};
 pub struct Directory {
     store: Arc<Store>,
     engine: Arc<Engine>,
-    /// Unflushed check counts, so usage reports include today so far.
-    usage: Arc<crate::api::usage::CheckCounter>,
 }
 
 /// Page size used to walk whole lists inside one call (team members, member counts).
@@ -68,17 +66,7 @@ pub(crate) fn on_unix_socket<T>(req: &Request<T>) -> bool {
 
 impl Directory {
     pub fn new(store: Arc<Store>, engine: Arc<Engine>) -> Self {
-        Self {
-            store,
-            engine,
-            usage: crate::api::usage::CheckCounter::new(),
-        }
-    }
-
-    /// Share the daemon's check counter (usage reports read its unflushed counts).
-    pub fn with_usage(mut self, usage: Arc<crate::api::usage::CheckCounter>) -> Self {
-        self.usage = usage;
-        self
+        Self { store, engine }
     }
 
     pub fn org_server(&self) -> pb::org_service_server::OrgServiceServer<Self> {

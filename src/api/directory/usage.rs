@@ -79,7 +79,9 @@ impl pb::usage_service_server::UsageService for Directory {
             let mut rows = self
                 .read(&r.actor, "org_id", move |s| Ok(s.org_usage(&org, from, today)?))
                 .await?;
-            rows.extend(self.usage.peek(&r.org_id).into_iter().map(|(u, n)| (today, u, n)));
+            // Today's counts not flushed yet.
+            let unflushed = self.engine.index().read().unflushed_checks(&r.org_id);
+            rows.extend(unflushed.into_iter().map(|(u, n)| (today, u, n)));
             let mut members: BTreeMap<String, u64> = BTreeMap::new();
             let mut per_day: BTreeMap<u64, (u64, std::collections::BTreeSet<String>)> = BTreeMap::new();
             for (day, user, n) in rows {
@@ -136,7 +138,7 @@ impl pb::usage_service_server::UsageService for Directory {
         let mut active = self.read("", "", move |s| Ok(s.active_orgs(from, to)?)).await?;
         // Orgs active today whose counts are not flushed yet.
         if (from..=to).contains(&today) {
-            let pending: Vec<String> = self.usage.pending_orgs();
+            let pending: Vec<String> = self.engine.index().read().orgs_with_unflushed_checks();
             let store = self.store.clone();
             let extra = tokio::task::spawn_blocking(move || {
                 let mut n = 0;

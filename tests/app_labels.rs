@@ -1,0 +1,231 @@
+//! App labels usable by policies, through a running daemon with the siloed-apps example
+//! policy (`examples/policies/hipaa`): an app created with the `hipaa` label is kept out of
+//! org-wide roles and team grants, the clinical team (named as a rule subject) reaches it,
+//! a personal hipaa app transferred into the org joins the silo, a restart rebuilds the
+//! labels from the store, and deleting the app takes them away.
+//! Against `serve --demo` (acme: alice admin, bob org_contributor, carol team_contributor in
+//! team frontend, dave org_user; apps web, api; alice owns the personal app alice-sandbox).
+
+mod common;
+
+use common::directory::clients;
+use common::{Workdir, runtime};
+use warden::api::pb;
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policies/hipaa");
+
+fn example_policies() -> Workdir {
+    let read = |name: &str| std::fs::read_to_string(format!("{EXAMPLE}/{name}")).expect("example file");
+    let (model, policy, engine) = (read("model.conf"), read("policy.csv"), read("engine.toml"));
+    Workdir::with_policy_files(&[
+        ("model.conf", model.as_str()),
+        ("policy.csv", policy.as_str()),
+        ("engine.toml", engine.as_str()),
+    ])
+}
+
+fn org_owner(org: &str) -> Option<pb::Owner> {
+    Some(pb::Owner {
+        owner: Some(pb::owner::Owner::OrgId(org.into())),
+    })
+}
+
+fn user_owner(user: &str) -> Option<pb::Owner> {
+    Some(pb::Owner {
+        owner: Some(pb::owner::Owner::UserId(user.into())),
+    })
+}
+
+#[test]
+fn labelled_apps_are_siloed_by_policy_and_the_labels_survive_a_restart() {
+    let mut daemon = example_policies().start_with(&["--demo"]);
+    let target = daemon.work.unix_target();
+    let rev = runtime().block_on(async {
+        let mut c = clients(&target).await;
+        // A clinical team with one team contributor (hana) and one org user (ivan).
+        let mut rev = 0;
+        for (user, role) in [("hana", "team_contributor"), ("ivan", "org_user")] {
+            c.upsert_user(user, user).await;
+            rev = c
+                .add_member("alice", "acme", user, role)
+                .await
+                .expect("AddMember");
+        }
+        c.team
+            .create_team(pb::CreateTeamRequest {
+                actor: "alice".into(),
+                org_id: "acme".into(),
+                team_id: "clinical".into(),
+                name: "Clinical".into(),
+            })
+            .await
+            .expect("CreateTeam");
+        for user in ["hana", "ivan"] {
+            rev = c
+                .team
+                .add_team_member(pb::AddTeamMemberRequest {
+                    actor: "alice".into(),
+                    org_id: "acme".into(),
+                    team_id: "clinical".into(),
+                    user_id: user.into(),
+                })
+                .await
+                .expect("AddTeamMember")
+                .into_inner()
+                .revision;
+        }
+        // Before any hipaa app: dave reads every app, hana none of them.
+        assert!(c.check("dave", "acme", "apps/web", "app:read", rev).await);
+        assert!(!c.check("hana", "acme", "apps/web", "app:read", rev).await);
+
+        let made = c
+            .app
+            .create_app(pb::CreateAppRequest {
+                actor: "alice".into(),
+                app_id: "ehr".into(),
+                owner: org_owner("acme"),
+                name: "Health records".into(),
+                labels: vec!["hipaa".into()],
+            })
+            .await
+            .expect("CreateApp")
+            .into_inner();
+        assert_eq!(made.app.expect("app").labels, ["hipaa"]);
+        // Granting ehr to carol's team does not open the silo.
+        let rev = c
+            .team
+            .grant_app(pb::GrantAppRequest {
+                actor: "alice".into(),
+                org_id: "acme".into(),
+                team_id: "frontend".into(),
+                app_id: "ehr".into(),
+                role: String::new(),
+            })
+            .await
+            .expect("GrantApp")
+            .into_inner()
+            .revision;
+
+        assert!(
+            !c.check("dave", "acme", "apps/ehr", "app:read", rev).await,
+            "org user"
+        );
+        assert!(
+            !c.check("bob", "acme", "apps/ehr", "app:write", rev).await,
+            "org contributor"
+        );
+        assert!(
+            !c.check("carol", "acme", "apps/ehr", "app:read", rev).await,
+            "team grant"
+        );
+        assert!(
+            c.check("carol", "acme", "apps/web", "app:read", rev).await,
+            "unlabelled grant"
+        );
+        assert!(
+            c.check("hana", "acme", "apps/ehr", "app:write", rev).await,
+            "clinical"
+        );
+        assert!(
+            c.check("ivan", "acme", "apps/ehr/models/m1", "app:read", rev)
+                .await,
+            "clinical"
+        );
+        assert!(!c.check("hana", "acme", "apps/ehr", "app:delete", rev).await);
+        assert!(
+            !c.check("hana", "acme", "apps/ehr/exports/e1", "app:read", rev)
+                .await,
+            "deny"
+        );
+        assert!(
+            c.check("alice", "acme", "apps/ehr", "app:delete", rev).await,
+            "admin"
+        );
+        assert!(
+            !c.check("hana", "globex", "apps/ehr", "app:read", rev).await,
+            "other org"
+        );
+
+        // The explanation names the label rule and the team on the role path.
+        let e = c
+            .authz
+            .check(pb::CheckRequest {
+                subject: "hana".into(),
+                org: "acme".into(),
+                resource: "apps/ehr".into(),
+                action: "app:read".into(),
+                min_revision: rev,
+                explain: true,
+            })
+            .await
+            .expect("Check")
+            .into_inner();
+        let text = format!("{:?}", e.explanation.expect("explanation"));
+        assert!(
+            text.contains("label:hipaa") && text.contains("team:clinical"),
+            "{text}"
+        );
+
+        // A personal app carries its labels into the org on transfer.
+        c.app
+            .create_app(pb::CreateAppRequest {
+                actor: "bob".into(),
+                app_id: "trial".into(),
+                owner: user_owner("bob"),
+                name: "Trial".into(),
+                labels: vec!["hipaa".into()],
+            })
+            .await
+            .expect("CreateApp personal");
+        let rev = c
+            .app
+            .transfer_app(pb::TransferAppRequest {
+                actor: "bob".into(),
+                app_id: "trial".into(),
+                to_org_id: "acme".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("TransferApp")
+            .into_inner()
+            .revision;
+        assert!(
+            !c.check("bob", "acme", "apps/trial", "app:write", rev).await,
+            "siloed"
+        );
+        assert!(
+            c.check("hana", "acme", "apps/trial", "app:read", rev).await,
+            "clinical"
+        );
+        rev
+    });
+
+    // The index is rebuilt from the store on start: the labels come back.
+    daemon.stop();
+    daemon.restart();
+    runtime().block_on(async {
+        let mut c = clients(&target).await;
+        assert!(!c.check("dave", "acme", "apps/ehr", "app:read", rev).await);
+        assert!(!c.check("bob", "acme", "apps/trial", "app:write", rev).await);
+        assert!(c.check("hana", "acme", "apps/ehr", "app:read", rev).await);
+        assert!(c.check("hana", "acme", "apps/trial", "app:read", rev).await);
+        assert!(c.check("dave", "acme", "apps/web", "app:read", rev).await);
+
+        // Deleting the app drops its labels with it.
+        let rev = c
+            .app
+            .delete_app(pb::DeleteAppRequest {
+                actor: "alice".into(),
+                app_id: "ehr".into(),
+            })
+            .await
+            .expect("DeleteApp")
+            .into_inner()
+            .revision;
+        assert!(!c.check("hana", "acme", "apps/ehr", "app:read", rev).await);
+        assert!(
+            !c.check("alice", "acme", "apps/ehr", "app:read", rev).await,
+            "gone"
+        );
+    });
+}
