@@ -563,6 +563,13 @@ impl DirectoryIndex {
         data.revision = data.revision.max(revision);
     }
 
+    /// Replace everything with `fresh`'s contents, atomically for readers (after the store
+    /// was reopened and may hold a write this index never saw). Unflushed usage counts and
+    /// token uses in memory go with the old contents.
+    pub fn replace_with(&self, fresh: DirectoryIndex) {
+        *self.inner.write() = fresh.inner.into_inner();
+    }
+
     /// Read access for decisions. Hold the guard only for the duration of a check.
     pub fn read(&self) -> RwLockReadGuard<'_, IndexData> {
         self.inner.read()

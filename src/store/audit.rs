@@ -15,7 +15,7 @@ use super::read::ChangeRecord;
 use super::tables::{self, WriteTables, decode, get_json};
 use super::{ApplyError, Store, StoreError};
 use crate::directory::{App, Change, Owner, Refusal, Token};
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 /// Most change-log records one audit query reads.
 pub const MAX_SCANNED: usize = 10_000;

@@ -8,7 +8,7 @@ use super::tables::{self, WriteTables, decode, encode, get_json2};
 use super::{ApplyError, Store, StoreError};
 use crate::directory::{ApplyContext, Change, ChangeEnvelope, Collaborator, Owner, Refusal};
 use crate::engine::index::IndexOp;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 /// Apply a collaborator change (already validated and authorized by `apply_change`).
 pub(crate) fn apply(

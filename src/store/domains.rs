@@ -14,7 +14,7 @@ use crate::directory::{
     ApplyContext, Domain, Enrollment, Membership, MembershipRequest, Org, Refusal, RequestStatus, User,
 };
 use crate::engine::index::IndexOp;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 type Ops = Result<Vec<IndexOp>, ApplyError>;
 

@@ -23,7 +23,7 @@ use crate::directory::{
     InvitationStatus, Invitee, Membership, MembershipRequest, Org, Owner, Refusal, Team, TeamGrant,
     TeamMember, Token, User,
 };
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 /// The dump format this build writes and reads.

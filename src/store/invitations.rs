@@ -15,7 +15,7 @@ use crate::directory::{
     ApplyContext, Invitation, InvitationStatus, Invitee, Membership, Org, Refusal, TermsAcceptance, User,
 };
 use crate::engine::index::IndexOp;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 /// The invitation `id`, if any.
 fn load(t: &WriteTables<'_>, id: &str) -> Result<Option<Invitation>, StoreError> {

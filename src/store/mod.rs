@@ -13,6 +13,7 @@
 mod apply;
 pub mod audit;
 mod collaborators;
+mod db;
 pub mod demo;
 mod domains;
 mod dump;
@@ -34,7 +35,7 @@ pub use verify::IndexCheck;
 use crate::directory::{ChangeEnvelope, Refusal};
 use crate::engine::index::{DirectoryIndex, IndexOp};
 use parking_lot::Mutex;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use std::path::{Path, PathBuf};
 use tables::{CHANGELOG, META, WriteTables};
 
@@ -84,6 +85,22 @@ pub enum StoreError {
     Encode(String),
     #[error("storage error: {0}")]
     Redb(#[from] redb::Error),
+    #[error(
+        "{} was closed after an I/O error and could not be opened again yet; the next write retries",
+        path.display()
+    )]
+    Closed { path: PathBuf },
+}
+
+impl StoreError {
+    /// An I/O failure of the file or the disk (or redb's refusal after one): the database
+    /// must be reopened before it writes again.
+    pub fn is_io(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Redb(redb::Error::Io(_) | redb::Error::PreviousIo)
+        )
+    }
 }
 
 macro_rules! redb_errors {
@@ -128,7 +145,7 @@ pub struct Applied {
 
 /// The directory on disk.
 pub struct Store {
-    db: Database,
+    db: db::Db,
     /// Serializes the write path, including index publication in [`Store::apply_and_index`]: redb
     /// already allows one write transaction at a time, but the authorizer of the next write reads
     /// the index, so the index must be updated before that write begins. A `parking_lot` mutex,
@@ -136,11 +153,6 @@ pub struct Store {
     write_lock: Mutex<()>,
     path: PathBuf,
 }
-
-/// redb's page cache. Decisions never read redb (they read the in-memory index), so the
-/// cache only serves writes and listings; redb's default (1 GiB) would keep the pages read
-/// by the startup load resident for nothing.
-const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// How many index ops `load_index` hands over at a time: bounds memory while loading millions of
 /// memberships, and keeps each write-lock hold on the index short.
@@ -159,17 +171,7 @@ impl Store {
                 source,
             })?;
         }
-        let db = Database::builder()
-            .set_check_integrity_on_open(true)
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|source| match source {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen { path: path.clone() },
-                source => StoreError::Open {
-                    path: path.clone(),
-                    source,
-                },
-            })?;
+        let db = db::open_database(&path)?;
 
         let found = {
             let txn = db.begin_read()?;
@@ -260,7 +262,7 @@ impl Store {
             }
         }
         let store = Store {
-            db,
+            db: db::Db::new(db, path.clone()),
             write_lock: Mutex::new(()),
             path,
         };
@@ -272,6 +274,14 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Pass a write's result through, noting an I/O failure (see `db.rs`).
+    fn noting_io<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(e) = &result {
+            self.db.note(e);
+        }
+        result
     }
 
     /// Apply one change: validate, authorize, check invariants, write, append to the change log,
@@ -290,12 +300,36 @@ impl Store {
         index: &DirectoryIndex,
     ) -> Result<Applied, ApplyError> {
         let _serialized = self.write_lock.lock();
-        let applied = self.apply_locked(&env, ctx)?;
+        let reopens = self.db.reopens();
+        let result = self.apply_locked(&env, ctx);
+        if self.db.reopens() != reopens {
+            // The database was reopened after an I/O error: a write that reported failure
+            // may have reached the file after all, so the index is rebuilt from the tables
+            // (which include this write if it committed).
+            let fresh = DirectoryIndex::new();
+            match self.load_index_locked(&fresh) {
+                Ok(revision) => {
+                    tracing::warn!(revision, "index rebuilt from the reopened store");
+                    index.replace_with(fresh);
+                    return result;
+                }
+                Err(e) => tracing::error!(error = %e, "rebuilding the index after a reopen failed"),
+            }
+        }
+        let applied = result?;
         index.apply(applied.revision, &applied.index_ops);
         Ok(applied)
     }
 
     fn apply_locked(&self, env: &ChangeEnvelope, ctx: &ApplyContext<'_>) -> Result<Applied, ApplyError> {
+        let result = self.apply_in_txn(env, ctx);
+        if let Err(ApplyError::Storage(e)) = &result {
+            self.db.note(e);
+        }
+        result
+    }
+
+    fn apply_in_txn(&self, env: &ChangeEnvelope, ctx: &ApplyContext<'_>) -> Result<Applied, ApplyError> {
         let txn = self.db.begin_write()?;
         let outcome = (|| {
             let mut t = WriteTables::open(&txn)?;

@@ -9,7 +9,7 @@ use super::tables::{self, WriteTables, decode, encode, get_json2};
 use super::{ApplyError, Store, StoreError};
 use crate::directory::{AppVersion, Change, ChangeEnvelope, Refusal, VersionState};
 use crate::engine::index::IndexOp;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 /// Apply a publishing change (already validated and authorized by `apply_change`, which also
 /// checked that the app exists and belongs to an org).

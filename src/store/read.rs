@@ -9,7 +9,7 @@
 use super::tables::{self, decode, get_json, get_json2};
 use super::{ApplyError, Store, StoreError};
 use crate::directory::{App, Change, ChangeEnvelope, Membership, Org, Owner, Refusal, Team, User};
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 100;

@@ -11,7 +11,6 @@ use super::{ApplyError, Store, StoreError};
 use crate::directory::security::OrgSecurity;
 use crate::directory::{ApplyContext, Change, ChangeEnvelope, Refusal};
 use crate::engine::index::IndexOp;
-use redb::ReadableDatabase;
 
 fn allow_all(_: &str, _: &str, _: &str, _: &str) -> bool {
     true

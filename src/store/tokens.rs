@@ -13,7 +13,7 @@ use super::{ApplyError, Store, StoreError};
 use crate::directory::tokens::parse_hash;
 use crate::directory::{ApplyContext, Change, ChangeEnvelope, Owner, Refusal, Token};
 use crate::engine::index::{IndexOp, TokenSubject};
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 pub(crate) fn require_token(t: &WriteTables<'_>, id: &str) -> Result<Token, ApplyError> {
     get_json(&t.tokens, "tokens", id)?.ok_or_else(|| Refusal::not_found(format!("token `{id}`")).into())
@@ -197,22 +197,24 @@ impl Store {
             return Ok(());
         }
         let _serialized = self.write_lock.lock();
-        let txn = self.db.begin_write()?;
-        {
-            let tokens = txn.open_table(tables::TOKENS)?;
-            let mut used = txn.open_table(tables::TOKEN_LAST_USED)?;
-            for (id, at) in uses {
-                if tokens.get(id.as_str())?.is_none() {
-                    continue;
-                }
-                let old = used.get(id.as_str())?.map(|v| v.value()).unwrap_or(0);
-                if *at > old {
-                    used.insert(id.as_str(), *at)?;
+        self.noting_io((|| {
+            let txn = self.db.begin_write()?;
+            {
+                let tokens = txn.open_table(tables::TOKENS)?;
+                let mut used = txn.open_table(tables::TOKEN_LAST_USED)?;
+                for (id, at) in uses {
+                    if tokens.get(id.as_str())?.is_none() {
+                        continue;
+                    }
+                    let old = used.get(id.as_str())?.map(|v| v.value()).unwrap_or(0);
+                    if *at > old {
+                        used.insert(id.as_str(), *at)?;
+                    }
                 }
             }
-        }
-        txn.commit()?;
-        Ok(())
+            txn.commit()?;
+            Ok(())
+        })())
     }
 
     /// Every token record with its last use, in id order (for export).

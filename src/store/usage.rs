@@ -6,7 +6,7 @@
 
 use super::tables;
 use super::{Store, StoreError};
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 impl Store {
     /// Add check counts for `day` (one transaction).
@@ -15,17 +15,19 @@ impl Store {
             return Ok(());
         }
         let _serialized = self.write_lock.lock();
-        let txn = self.db.begin_write()?;
-        {
-            let mut usage = txn.open_table(tables::USAGE)?;
-            for (org, user, n) in counts {
-                let key = (org.as_str(), day, user.as_str());
-                let old = usage.get(key)?.map(|v| v.value()).unwrap_or(0);
-                usage.insert(key, old.saturating_add(*n))?;
+        self.noting_io((|| {
+            let txn = self.db.begin_write()?;
+            {
+                let mut usage = txn.open_table(tables::USAGE)?;
+                for (org, user, n) in counts {
+                    let key = (org.as_str(), day, user.as_str());
+                    let old = usage.get(key)?.map(|v| v.value()).unwrap_or(0);
+                    usage.insert(key, old.saturating_add(*n))?;
+                }
             }
-        }
-        txn.commit()?;
-        Ok(())
+            txn.commit()?;
+            Ok(())
+        })())
     }
 
     /// Every (day, user, checks) of `org` with `from_day <= day <= to_day`.

@@ -301,7 +301,9 @@ fn refusal_status_uncapped(r: Refusal, actor: &str, id_field: &'static str) -> S
 fn storage_status(e: StoreError) -> Status {
     tracing::error!(error = %e, "directory storage failed");
     match e {
-        StoreError::Redb(_) => Status::unavailable("the directory store is unavailable; see the daemon log"),
+        StoreError::Redb(_) | StoreError::Closed { .. } => {
+            Status::unavailable("the directory store is unavailable; see the daemon log")
+        }
         _ => Status::internal("the directory store failed; see the daemon log"),
     }
 }
