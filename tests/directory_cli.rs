@@ -229,6 +229,80 @@ fn directory_commands_print_the_revision_and_exit_by_outcome() {
 }
 
 /// `warden export` of `data` as text (the daemon must be stopped).
+/// `org update --max-memberships/--deletable/--terms-version` change only the settings
+/// given (the others keep their value), `org get` shows them, an org user is refused, and
+/// the limit is enforced on the next add.
+#[test]
+fn org_settings_from_the_cli() {
+    let daemon = Workdir::new().start_with(&["--demo"]);
+    let target = daemon.work.unix_target();
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--connect", target.as_str()]);
+        warden(&all)
+    };
+    let update = |actor: &str, flags: &[&str]| {
+        let mut args = vec!["org", "update", "acme", "--actor", actor];
+        args.extend(flags);
+        run(&args)
+    };
+    assert_exit(
+        &update("alice", &["--terms-version", "2026-11", "--deletable", "false"]),
+        0,
+    );
+    // A second update of one setting keeps the other two.
+    assert_exit(&update("alice", &["--max-memberships", "5"]), 0);
+    let got = run(&["org", "get", "acme", "--actor", "alice"]);
+    assert_exit(&got, 0);
+    let text = String::from_utf8_lossy(&got.stdout);
+    for line in ["max_memberships: 5", "deletable: false", "terms_version: 2026-11"] {
+        assert!(text.contains(line), "`{line}` missing from:\n{text}");
+    }
+    // An org user may not change settings: PERMISSION_DENIED, and nothing changes.
+    let denied = update("dave", &["--max-memberships", "500"]);
+    assert_ne!(denied.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("org:update"),
+        "{denied:?}"
+    );
+    let again = run(&["org", "get", "acme", "--actor", "alice"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("max_memberships: 5"));
+    // Not deletable: even the admin's delete is refused.
+    let delete = run(&["org", "delete", "acme", "--force", "--actor", "alice"]);
+    assert_ne!(delete.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&delete.stderr).contains("deletable"),
+        "{delete:?}"
+    );
+    // The limit (5) holds: acme has 4 members; a fifth joins, a sixth is refused.
+    for (user, fits) in [("zed1", true), ("zed2", false)] {
+        assert_exit(
+            &run(&[
+                "user",
+                "upsert",
+                user,
+                "--email",
+                &format!("{user}@example.com"),
+                "--actor",
+                user,
+            ]),
+            0,
+        );
+        let added = run(&[
+            "member", "add", "acme", user, "--role", "org_user", "--actor", "alice",
+        ]);
+        if fits {
+            assert_exit(&added, 0);
+        } else {
+            assert_ne!(added.status.code(), Some(0));
+            assert!(
+                String::from_utf8_lossy(&added.stderr).contains("limit"),
+                "{added:?}"
+            );
+        }
+    }
+}
+
 fn export(data: &std::path::Path, format: &str) -> String {
     let out = warden(&[
         "export",

@@ -64,6 +64,15 @@ pub enum OrgCommand {
         plan: Option<String>,
         #[arg(long)]
         logo_url: Option<String>,
+        /// Membership limit of this org (pending invitations count); 0 = the plan's.
+        #[arg(long)]
+        max_memberships: Option<u32>,
+        /// Whether admins may delete the org.
+        #[arg(long)]
+        deletable: Option<bool>,
+        /// Terms-of-use version joining members must accept ("" for none).
+        #[arg(long)]
+        terms_version: Option<String>,
     },
     /// Refused while the org owns apps, unless `--force` (needs `org:force_delete`).
     Delete {
@@ -318,6 +327,17 @@ fn print_org(o: &pb::Org) {
     }
     println!("  created_by: {}", o.created_by);
     println!("  members: {}", o.member_count);
+    if let Some(st) = &o.settings {
+        let limit = match st.max_memberships {
+            0 => "the plan's".to_string(),
+            n => n.to_string(),
+        };
+        println!("  max_memberships: {limit}");
+        println!("  deletable: {}", st.deletable);
+        if !st.terms_version.is_empty() {
+            println!("  terms_version: {}", st.terms_version);
+        }
+    }
 }
 
 pub(crate) fn print_member(m: &pb::Member) {
@@ -412,7 +432,30 @@ async fn org(args: OrgArgs) -> Outcome {
             billing_email,
             plan,
             logo_url,
+            max_memberships,
+            deletable,
+            terms_version,
         } => {
+            // Settings travel as one message: start from the org's current settings and
+            // change only the flags given.
+            let settings = if max_memberships.is_some() || deletable.is_some() || terms_version.is_some() {
+                let current = c
+                    .get_org(pb::GetOrgRequest {
+                        org_id: org_id.clone(),
+                        actor: actor.clone(),
+                    })
+                    .await?
+                    .into_inner()
+                    .settings
+                    .unwrap_or_default();
+                Some(pb::OrgSettings {
+                    max_memberships: max_memberships.unwrap_or(current.max_memberships),
+                    deletable: deletable.unwrap_or(current.deletable),
+                    terms_version: terms_version.unwrap_or(current.terms_version),
+                })
+            } else {
+                None
+            };
             let r = c
                 .update_org(pb::UpdateOrgRequest {
                     actor,
@@ -421,6 +464,7 @@ async fn org(args: OrgArgs) -> Outcome {
                     billing_email,
                     plan,
                     logo_url,
+                    settings,
                     ..Default::default()
                 })
                 .await?
