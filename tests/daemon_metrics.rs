@@ -63,10 +63,14 @@ fn metrics_count_decisions_reloads_and_the_directory() {
             .batch(&[
                 ("bob", "acme", "apps/web", "app:read"),
                 ("", "acme", "apps/web", "app:read"),
+                ("dave", "acme", "apps/web", "app:delete"),
             ])
             .await
             .unwrap();
-        assert!(batch[0].is_ok() && batch[1].is_err(), "{batch:?}");
+        assert!(
+            batch[0].is_ok() && batch[1].is_err() && batch[2].is_ok(),
+            "{batch:?}"
+        );
 
         // A reload through the admin service (the watcher would count the same way).
         let mut admin = warden::api::pb::admin_service_client::AdminServiceClient::new(
@@ -81,21 +85,27 @@ fn metrics_count_decisions_reloads_and_the_directory() {
 
         let (status, body) = get(metrics, "/metrics").await;
         assert_eq!(status, 200);
-        assert!(
-            value(&body, "warden_decisions_total{result=\"allow\"}") >= 2.0,
+        assert_eq!(
+            value(&body, "warden_decisions_total{result=\"allow\"}"),
+            2.0,
             "{body}"
         );
-        assert!(
-            value(&body, "warden_decisions_total{result=\"deny\"}") >= 1.0,
+        assert_eq!(
+            value(&body, "warden_decisions_total{result=\"deny\"}"),
+            2.0,
             "{body}"
         );
-        assert!(
-            value(&body, "warden_decisions_total{result=\"error\"}") >= 1.0,
+        assert_eq!(
+            value(&body, "warden_decisions_total{result=\"error\"}"),
+            1.0,
             "{body}"
         );
         // Every decision the engine made is in the histogram, and the buckets add up.
         let count = value(&body, "warden_check_duration_seconds_count");
-        assert!(count >= 3.0, "{body}");
+        assert_eq!(
+            count, 4.0,
+            "two checks and two batch items reached the engine: {body}"
+        );
         assert_eq!(
             value(&body, "warden_check_duration_seconds_bucket{le=\"+Inf\"}"),
             count

@@ -215,6 +215,8 @@ impl pb::authz_service_server::AuthzService for Authz {
             let share = started.elapsed() / u32::try_from(batch.len().max(1)).unwrap_or(u32::MAX);
             let mut decided = decided.into_iter();
             let mut lowest: Option<u64> = None;
+            // Counted here and added to the shared metrics once per batch.
+            let (mut allows, mut denies, mut errors, mut timed) = (0u64, 0u64, 0u64, 0u64);
             let results = inputs
                 .into_iter()
                 .zip(&req.items)
@@ -222,14 +224,18 @@ impl pb::authz_service_server::AuthzService for Authz {
                 .map(|(i, (input, item))| {
                     let answer = match input {
                         Err(status) => {
-                            self.metrics.record(Outcome::Error, None);
+                            errors += 1;
                             Err(status)
                         }
                         Ok(_) if item.explain => self.decide(item),
                         Ok(input) => match decided.next() {
                             Some(Ok(allowed)) => {
-                                let outcome = if allowed { Outcome::Allow } else { Outcome::Deny };
-                                self.metrics.record(outcome, Some(share));
+                                if allowed {
+                                    allows += 1;
+                                } else {
+                                    denies += 1;
+                                }
+                                timed += 1;
                                 if let Some(log) = &self.decisions {
                                     log.record(Source::BatchCheck, &input, allowed, batch_revision);
                                 }
@@ -240,7 +246,8 @@ impl pb::authz_service_server::AuthzService for Authz {
                                 })
                             }
                             Some(Err(e)) => {
-                                self.metrics.record(Outcome::Error, Some(share));
+                                errors += 1;
+                                timed += 1;
                                 Err(engine_status(e))
                             }
                             None => Err(Status::internal("engine: batch answer missing")),
@@ -259,6 +266,7 @@ impl pb::authz_service_server::AuthzService for Authz {
                     pb::BatchCheckResult { result: Some(result) }
                 })
                 .collect();
+            self.metrics.record_batch(allows, denies, errors, share, timed);
             self.count_usage(
                 req.items
                     .iter()
