@@ -532,6 +532,52 @@ fn pending_invitations_count_toward_the_membership_limit() {
     });
 }
 
+/// A person added directly while their invitation is pending takes one seat, not two: the
+/// invitation stops holding a seat once its invitee is a member (by user id or by email).
+#[test]
+fn an_invitee_added_directly_counts_once_toward_the_limit() {
+    let daemon = Workdir::new().start();
+    let rt = runtime();
+    rt.block_on(async {
+        let target = daemon.work.tcp_target();
+        let mut c = clients(&target).await;
+        let mut inv = inv_client(&target).await;
+        let settings = pb::OrgSettings {
+            max_memberships: 4,
+            deletable: true,
+            ..Default::default()
+        };
+        org_with_users(&mut c, "acme", Some(settings), &["bob", "carol", "dave", "erin"]).await;
+        // alice + two pending invitations (bob by id, carol by email) = 3 of 4 seats.
+        invite(&mut inv, "alice", "acme", by_user("bob", "org_user"), 0)
+            .await
+            .expect("invite bob");
+        invite(
+            &mut inv,
+            "alice",
+            "acme",
+            by_email("carol@example.com", "org_user", &[]),
+            0,
+        )
+        .await
+        .expect("invite carol");
+        // Both are then added directly: 3 members, and their invitations hold no seat.
+        for user in ["bob", "carol"] {
+            c.add_member("alice", "acme", user, "org_user")
+                .await
+                .expect("add an invitee directly");
+        }
+        c.add_member("alice", "acme", "dave", "org_user")
+            .await
+            .expect("the fourth seat is free: bob and carol count once each");
+        assert_refused(
+            c.add_member("alice", "acme", "erin", "org_user").await,
+            Code::FailedPrecondition,
+            &["membership limit of 4", "4 members", "0 pending"],
+        );
+    });
+}
+
 #[test]
 fn terms_of_use_must_be_accepted_when_the_org_has_them() {
     let daemon = Workdir::new().start();

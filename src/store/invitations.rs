@@ -73,7 +73,10 @@ pub(crate) fn check_membership_limit(
             if excluding == Some(inv_id) {
                 continue;
             }
-            if load(t, inv_id)?.is_some_and(|inv| inv.holds_seat(at_ms)) {
+            if let Some(inv) = load(t, inv_id)?
+                && inv.holds_seat(at_ms)
+                && !invitee_is_member(t, id, &inv.invitee)?
+            {
                 pending += 1;
             }
         }
@@ -86,6 +89,22 @@ pub(crate) fn check_membership_limit(
         .into());
     }
     Ok(())
+}
+
+/// Whether the invitee already is a member of `org` (added directly while the invitation
+/// was pending): such an invitation holds no seat, or the member would count twice.
+fn invitee_is_member(t: &WriteTables<'_>, org: &str, invitee: &Invitee) -> Result<bool, StoreError> {
+    match invitee {
+        Invitee::User(user) => Ok(t.memberships.get((org, user.as_str()))?.is_some()),
+        Invitee::Email(email) => {
+            for user in users_with_email(t, email)? {
+                if t.memberships.get((org, user.as_str()))?.is_some() {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+    }
 }
 
 /// Users whose email is `email` (lowercased).
