@@ -103,6 +103,9 @@ fn explained_denies_list_the_closest_rules_and_why() {
         .expect("carol's team write rule is a near miss");
     assert_eq!(
         team_rule.failed,
-        vec![r#"("team" == "org" || g2("carol", "app:" + keyGet2("apps/api", "apps/:app", "app"), "acme"))"#]
+        vec![concat!(
+            r#"(("team" == "org" || ("team" == "team" && g2("carol", "app:" + keyGet2("apps/api", "apps/:app", "app"), "acme")))"#,
+            r#" || g3("app:" + keyGet2("apps/api", "apps/:app", "app"), "team", "acme"))"#
+        )]
     );
 }
