@@ -5,16 +5,19 @@
 # whether the live index still equals a rebuild from the tables (admin check-index).
 #
 # Usage: scripts/soak.sh [DURATION_S]     env: ORGS (1000), MEMBERS (100), UDS_C (32),
-#        TCP_C (16), MAX_IN_FLIGHT (1024), WARDEN_BIN (default: builds target/release/warden)
+#        TCP_C (16), MAX_IN_FLIGHT (1024), RSS_GROWTH_MAX_MIB (64),
+#        WARDEN_BIN (default: builds target/release/warden)
 # Needs a quiet machine: the figures mean nothing while other builds run. Exit code 1 if
 # any call failed for a reason other than RESOURCE_EXHAUSTED (the documented refusal at
-# capacity), any write failed, or the index check failed.
+# capacity), any write failed, the index check failed, or the server's resident memory
+# grew by more than RSS_GROWTH_MAX_MIB over the soak (the writes add a few KiB each).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DURATION="${1:-60}"
 ORGS="${ORGS:-1000}"; MEMBERS="${MEMBERS:-100}"
 UDS_C="${UDS_C:-32}"; TCP_C="${TCP_C:-16}"
 MAX_IN_FLIGHT="${MAX_IN_FLIGHT:-1024}"
+RSS_GROWTH_MAX_MIB="${RSS_GROWTH_MAX_MIB:-64}"
 OUT="$(mktemp -d /tmp/warden-soak.XXXXXX)"
 if [ -z "${WARDEN_BIN:-}" ]; then
   (cd "$ROOT" && cargo build --release --locked --quiet)
@@ -58,10 +61,11 @@ wait $B1 $B2
 RSS1=$(rss)
 INDEX=$("$WARDEN_BIN" admin check-index --connect "unix:$SOCK" | tail -1 || true)
 
-python3 - "$OUT" "$RSS0" "$RSS1" "$WRITES" "$WRITE_ERRORS" "$INDEX" <<'PY'
+python3 - "$OUT" "$RSS0" "$RSS1" "$WRITES" "$WRITE_ERRORS" "$INDEX" "$RSS_GROWTH_MAX_MIB" <<'PY'
 import json, sys
-out, rss0, rss1, writes, werr, index = sys.argv[1:]
-bad = int(werr) > 0 or index != "consistent"
+out, rss0, rss1, writes, werr, index, growth_max = sys.argv[1:]
+grew = (int(rss1) - int(rss0)) / 1024
+bad = int(werr) > 0 or index != "consistent" or grew > float(growth_max)
 for name in ("uds", "tcp"):
     r = json.load(open(f"{out}/{name}.json"))
     other = {k: v for k, v in r["errors_by_code"].items() if k not in ("ResourceExhausted", "resource_exhausted")}
@@ -70,7 +74,7 @@ for name in ("uds", "tcp"):
     print(f"{name}: {r['requests']} calls in {r['seconds']:.0f} s ({r['requests_per_s']:.0f}/s), "
           f"errors {r['errors']} {dict(r['errors_by_code'])}, p50 {l['p50_us']:.0f} µs, p99 {l['p99_us']:.0f} µs, max {l['max_us']:.0f} µs")
 print(f"writes: {writes} committed, {werr} failed")
-print(f"RSS: {int(rss0)/1024:.0f} MiB -> {int(rss1)/1024:.0f} MiB ({(int(rss1)-int(rss0))/1024:+.0f} MiB)")
+print(f"RSS: {int(rss0)/1024:.0f} MiB -> {int(rss1)/1024:.0f} MiB ({grew:+.0f} MiB; bound +{growth_max} MiB)")
 print(f"index after the soak: {index}")
 print(f"work dir: {out}")
 sys.exit(1 if bad else 0)
