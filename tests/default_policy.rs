@@ -201,7 +201,7 @@ fn a_user_named_like_a_role_or_an_app_gains_nothing_from_the_name() {
     assert!(!check(&e, "admin", "globex", "org", "org:update"));
     assert!(!check(&e, "admin", "acme", "org", "org:read"));
     // Names spelled like directory nodes are refused outright (deny with a reason).
-    for subject in ["role:admin", "team:frontend", "app:web"] {
+    for subject in ["role:admin", "team:frontend", "app:web", "label:hipaa"] {
         let err = e
             .check(&CheckInput {
                 subject,

@@ -150,7 +150,7 @@ const PAGE_PREFIX: &str = "after:";
 /// Prefixes of the names the directory puts into role graphs. A subject spelled like
 /// one would reach that node through Casbin's `g(x, x)`; it is refused instead.
 /// `token:` marks a subject that is an API token's secret (see [`token`]).
-pub const RESERVED_PREFIXES: [&str; 4] = ["role:", "team:", "app:", "token:"];
+pub const RESERVED_PREFIXES: [&str; 5] = ["role:", "team:", "app:", "label:", "token:"];
 
 fn check_subject(subject: &str) -> Result<(), EngineError> {
     match RESERVED_PREFIXES.iter().find(|p| subject.starts_with(**p)) {
