@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::directory::clients;
+use common::directory::{clients, org_owner, user_owner};
 use common::{Workdir, runtime};
 use warden::api::pb;
 
@@ -22,18 +22,6 @@ fn example_policies() -> Workdir {
         ("policy.csv", policy.as_str()),
         ("engine.toml", engine.as_str()),
     ])
-}
-
-fn org_owner(org: &str) -> Option<pb::Owner> {
-    Some(pb::Owner {
-        owner: Some(pb::owner::Owner::OrgId(org.into())),
-    })
-}
-
-fn user_owner(user: &str) -> Option<pb::Owner> {
-    Some(pb::Owner {
-        owner: Some(pb::owner::Owner::UserId(user.into())),
-    })
 }
 
 #[test]

@@ -4,22 +4,10 @@
 
 mod common;
 
-use common::directory::{Clients, assert_refused, clients};
+use common::directory::{Clients, assert_refused, clients, org_owner, user_owner};
 use common::{Workdir, runtime};
 use tonic::Code;
 use warden::api::pb;
-
-fn org_owner(org: &str) -> Option<pb::Owner> {
-    Some(pb::Owner {
-        owner: Some(pb::owner::Owner::OrgId(org.into())),
-    })
-}
-
-fn user_owner(user: &str) -> Option<pb::Owner> {
-    Some(pb::Owner {
-        owner: Some(pb::owner::Owner::UserId(user.into())),
-    })
-}
 
 /// Tracks the expected revision: each acknowledged write is exactly the next one.
 struct Revisions(u64);

@@ -12,7 +12,7 @@
 mod common;
 
 use common::Workdir;
-use common::directory::{Clients, clients};
+use common::directory::{Clients, clients, org_owner};
 use std::future::Future;
 use std::pin::Pin;
 use tonic::{Code, Status};
@@ -26,12 +26,6 @@ macro_rules! call {
         let req = $req;
         Box::pin(async move { client.$method(req).await.map(|_| ()) }) as Call
     }};
-}
-
-fn org_owner(org: &str) -> Option<pb::Owner> {
-    Some(pb::Owner {
-        owner: Some(pb::owner::Owner::OrgId(org.into())),
-    })
 }
 
 fn update_member_role(c: &Clients, actor: &str, org: &str, user: &str, role: &str) -> Call {

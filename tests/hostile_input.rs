@@ -8,7 +8,7 @@
 mod common;
 
 use common::Workdir;
-use common::directory::{Clients, clients};
+use common::directory::{Clients, clients, org_owner};
 use std::future::Future;
 use std::pin::Pin;
 use tonic::{Code, Status};
@@ -40,12 +40,6 @@ macro_rules! call {
         let req = $req;
         Box::pin(async move { client.$method(req).await.map(|_| ()) }) as Call
     }};
-}
-
-fn org_owner(org: &str) -> Option<pb::Owner> {
-    Some(pb::Owner {
-        owner: Some(pb::owner::Owner::OrgId(org.into())),
-    })
 }
 
 /// Ids that no id grammar accepts, with a label.

@@ -6,25 +6,13 @@
 
 mod common;
 
-use common::directory::{Clients, assert_refused, clients};
+use common::directory::{Clients, assert_refused, clients, org_owner, user_owner};
 use common::{PATIENCE, WARDEN, Workdir, runtime};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tonic::Code;
 use warden::api::pb;
 use warden::api::pb::token_service_client::TokenServiceClient;
-
-fn user(u: &str) -> Option<pb::Owner> {
-    Some(pb::Owner {
-        owner: Some(pb::owner::Owner::UserId(u.into())),
-    })
-}
-
-fn org(o: &str) -> Option<pb::Owner> {
-    Some(pb::Owner {
-        owner: Some(pb::owner::Owner::OrgId(o.into())),
-    })
-}
 
 fn req(actor: &str, owner: Option<pb::Owner>, role: &str, scopes: &[&str]) -> pb::CreateTokenRequest {
     pb::CreateTokenRequest {
@@ -66,7 +54,7 @@ fn tokens_decide_as_their_owner_within_their_scopes() {
         let (mut c, mut t) = (clients(&target).await, tokens(&target).await);
 
         // alice (admin) with a read-only personal token: reads, but cannot write through it.
-        let a = create(&mut t, req("alice", user("alice"), "", &["app:read"])).await;
+        let a = create(&mut t, req("alice", user_owner("alice"), "", &["app:read"])).await;
         assert!(a.secret.starts_with("wdn_"), "{}", a.secret);
         let tok = a.token.clone().expect("token");
         assert!(tok.token_id.starts_with("tok_"));
@@ -84,7 +72,11 @@ fn tokens_decide_as_their_owner_within_their_scopes() {
         assert!(!can(&mut c, &a.secret, "globex", "apps/ledger", "app:read", rev).await);
 
         // dave (org_user) cannot gain app:write by asking for it as a scope.
-        let d = create(&mut t, req("dave", user("dave"), "", &["app:write", "org:read"])).await;
+        let d = create(
+            &mut t,
+            req("dave", user_owner("dave"), "", &["app:write", "org:read"]),
+        )
+        .await;
         assert!(!can(&mut c, &d.secret, "acme", "apps/web", "app:write", d.revision).await);
         assert!(can(&mut c, &d.secret, "acme", "org", "org:read", d.revision).await);
         assert!(
@@ -95,7 +87,7 @@ fn tokens_decide_as_their_owner_within_their_scopes() {
         // An org key acts as its role, in its org only.
         let k = create(
             &mut t,
-            req("alice", org("acme"), "org_user", &["app:read", "app:write"]),
+            req("alice", org_owner("acme"), "org_user", &["app:read", "app:write"]),
         )
         .await;
         let rev = k.revision;
@@ -176,7 +168,7 @@ fn tokens_decide_as_their_owner_within_their_scopes() {
         let list = t
             .list_tokens(pb::ListTokensRequest {
                 actor: "alice".into(),
-                owner: user("alice"),
+                owner: user_owner("alice"),
                 ..Default::default()
             })
             .await
@@ -201,13 +193,13 @@ fn who_may_issue_tokens_and_bad_input_is_named() {
 
         // Denied: another user's personal token; an org key without `token:manage`.
         assert_refused(
-            t.create_token(req("dave", user("alice"), "", &["app:read"]))
+            t.create_token(req("dave", user_owner("alice"), "", &["app:read"]))
                 .await,
             Code::PermissionDenied,
             &["dave", "alice"],
         );
         assert_refused(
-            t.create_token(req("bob", org("acme"), "admin", &["app:read"]))
+            t.create_token(req("bob", org_owner("acme"), "admin", &["app:read"]))
                 .await,
             Code::PermissionDenied,
             &["bob", "token:manage", "acme"],
@@ -215,7 +207,7 @@ fn who_may_issue_tokens_and_bad_input_is_named() {
         assert_refused(
             t.list_tokens(pb::ListTokensRequest {
                 actor: "bob".into(),
-                owner: org("acme"),
+                owner: org_owner("acme"),
                 ..Default::default()
             })
             .await,
@@ -225,17 +217,20 @@ fn who_may_issue_tokens_and_bad_input_is_named() {
 
         // Invalid: each refusal names the field.
         let cases: Vec<(pb::CreateTokenRequest, &str)> = vec![
-            (req("alice", user("alice"), "", &["app:reed"]), "scopes[0]"),
-            (req("alice", user("alice"), "", &["app:read", "*"]), "scopes[1]"),
-            (req("alice", user("alice"), "", &[]), "scopes"),
-            (req("alice", user("alice"), "admin", &["app:read"]), "role"),
-            (req("alice", org("acme"), "", &["app:read"]), "role"),
-            (req("alice", org("acme"), "overlord", &["app:read"]), "role"),
+            (req("alice", user_owner("alice"), "", &["app:reed"]), "scopes[0]"),
+            (
+                req("alice", user_owner("alice"), "", &["app:read", "*"]),
+                "scopes[1]",
+            ),
+            (req("alice", user_owner("alice"), "", &[]), "scopes"),
+            (req("alice", user_owner("alice"), "admin", &["app:read"]), "role"),
+            (req("alice", org_owner("acme"), "", &["app:read"]), "role"),
+            (req("alice", org_owner("acme"), "overlord", &["app:read"]), "role"),
             (req("alice", None, "", &["app:read"]), "owner"),
             (
                 pb::CreateTokenRequest {
                     expires_at_unix_ms: 1,
-                    ..req("alice", user("alice"), "", &["app:read"])
+                    ..req("alice", user_owner("alice"), "", &["app:read"])
                 },
                 "expires_at_unix_ms",
             ),
@@ -260,7 +255,7 @@ fn who_may_issue_tokens_and_bad_input_is_named() {
         );
 
         // Revocation: by someone else, refused; by the owner, effective at once; twice, refused.
-        let a = create(&mut t, req("alice", user("alice"), "", &["app:read"])).await;
+        let a = create(&mut t, req("alice", user_owner("alice"), "", &["app:read"])).await;
         let id = a.token.expect("token").token_id;
         assert_refused(
             t.revoke_token(pb::RevokeTokenRequest {
@@ -303,7 +298,7 @@ fn who_may_issue_tokens_and_bad_input_is_named() {
         // Expiry: a token valid for a moment is denied once the moment has passed.
         let r = pb::CreateTokenRequest {
             expires_at_unix_ms: now_ms() + 1500,
-            ..req("alice", user("alice"), "", &["app:read"])
+            ..req("alice", user_owner("alice"), "", &["app:read"])
         };
         let short = create(&mut t, r).await;
         let deadline = Instant::now() + PATIENCE;

@@ -13,6 +13,20 @@ use warden::api::pb::org_service_client::OrgServiceClient;
 use warden::api::pb::team_service_client::TeamServiceClient;
 use warden::api::pb::user_service_client::UserServiceClient;
 
+/// An app owner that is an org.
+pub fn org_owner(org: &str) -> Option<pb::Owner> {
+    Some(pb::Owner {
+        owner: Some(pb::owner::Owner::OrgId(org.into())),
+    })
+}
+
+/// An app owner that is a user (a personal app).
+pub fn user_owner(user: &str) -> Option<pb::Owner> {
+    Some(pb::Owner {
+        owner: Some(pb::owner::Owner::UserId(user.into())),
+    })
+}
+
 /// One client per service, sharing one connection.
 #[derive(Clone)]
 pub struct Clients {
