@@ -5,7 +5,7 @@
 
 use super::{Directory, check_actor, check_slug, vanished};
 use crate::api::pb;
-use crate::directory::{Change, Collaborator, Owner};
+use crate::directory::{Change, Collaborator};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -88,20 +88,9 @@ impl pb::collaborator_service_server::CollaboratorService for Directory {
         async move {
             check_actor(&r.actor)?;
             check_slug("app_id", &r.app_id)?;
-            let id = r.app_id.clone();
             let app = self
-                .read(&r.actor, "app_id", move |s| Ok(s.get_app(&id)?))
-                .await?
-                .ok_or_else(|| Status::not_found(format!("app `{}` not found", r.app_id)))?;
-            match &app.owner {
-                Owner::Org(org) => self.require(&r.actor, org, &format!("apps/{}", app.id), "app:read")?,
-                Owner::User(_) => {
-                    return Err(Status::failed_precondition(format!(
-                        "app `{}` is a personal app; it has no collaborators",
-                        app.id
-                    )));
-                }
-            }
+                .readable_org_app(&r.actor, &r.app_id, "collaborators")
+                .await?;
             let revision = self.revision();
             let (page_token, page_size) = (r.page_token, r.page_size);
             let page = self

@@ -212,6 +212,34 @@ impl Directory {
             )))
         }
     }
+
+    /// The org app `app_id`, if `actor` may read it: NOT_FOUND for no such app,
+    /// FAILED_PRECONDITION for a personal app (which has no `what`), PERMISSION_DENIED
+    /// without `app:read` on it.
+    async fn readable_org_app(
+        &self,
+        actor: &str,
+        app_id: &str,
+        what: &str,
+    ) -> Result<crate::directory::App, Status> {
+        let id = app_id.to_string();
+        let app = self
+            .read(actor, "app_id", move |s| Ok(s.get_app(&id)?))
+            .await?
+            .ok_or_else(|| Status::not_found(format!("app `{app_id}` not found")))?;
+        match &app.owner {
+            crate::directory::Owner::Org(org) => {
+                self.require(actor, org, &format!("apps/{}", app.id), "app:read")?
+            }
+            crate::directory::Owner::User(_) => {
+                return Err(Status::failed_precondition(format!(
+                    "app `{}` is a personal app; it has no {what}",
+                    app.id
+                )));
+            }
+        }
+        Ok(app)
+    }
 }
 
 /// Shape checks shared by reads: the actor is a user id, the org a slug.

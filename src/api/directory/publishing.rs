@@ -6,7 +6,7 @@
 use super::convert::opt;
 use super::{Directory, check_actor, check_slug, vanished};
 use crate::api::pb;
-use crate::directory::{AppVersion, Change, Owner, VersionState};
+use crate::directory::{AppVersion, Change, VersionState};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -118,20 +118,9 @@ impl pb::publishing_service_server::PublishingService for Directory {
                     )));
                 }
             };
-            let id = r.app_id.clone();
             let app = self
-                .read(&r.actor, "app_id", move |s| Ok(s.get_app(&id)?))
-                .await?
-                .ok_or_else(|| Status::not_found(format!("app `{}` not found", r.app_id)))?;
-            match &app.owner {
-                Owner::Org(org) => self.require(&r.actor, org, &format!("apps/{}", app.id), "app:read")?,
-                Owner::User(_) => {
-                    return Err(Status::failed_precondition(format!(
-                        "app `{}` is a personal app; it has no publishing review",
-                        app.id
-                    )));
-                }
-            }
+                .readable_org_app(&r.actor, &r.app_id, "publishing review")
+                .await?;
             let revision = self.revision();
             let (page_token, page_size) = (r.page_token, r.page_size);
             let page = self
