@@ -123,13 +123,6 @@ fn open_directory(config: &ServeConfig) -> anyhow::Result<Directory> {
         .load_index(&index)
         .with_context(|| format!("loading the directory index from {}", path.display()))?;
     tracing::info!(store = %path.display(), revision, "directory loaded");
-    // The load streamed every table through temporary buffers; hand the freed heap back
-    // to the OS so a sidecar's resident size is the index, not the load's high-water mark.
-    // SAFETY: malloc_trim only releases free memory of the allocator; no pointers change.
-    #[cfg(target_env = "gnu")]
-    unsafe {
-        libc::malloc_trim(0);
-    }
     Ok(Directory {
         store: Arc::new(store),
         index,
