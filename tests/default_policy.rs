@@ -371,7 +371,7 @@ fn batch_keeps_order_and_one_revision() {
             action: "app:read",
         },
     ];
-    let (results, rev) = e.batch_check(&qs);
+    let (results, rev) = e.batch_check(&qs, false);
     let got: Vec<bool> = results.into_iter().map(|r| r.unwrap()).collect();
     assert_eq!(got, vec![true, false, true]);
     assert_eq!(rev, 7);

@@ -50,13 +50,10 @@ impl Authz {
 
     /// Count answered checks whose subject is a member of the org (tokens and strangers are
     /// not counted: they would let any caller grow the counters at will).
-    fn count_usage<'a>(&self, answered: impl Iterator<Item = (&'a str, &'a str)>) {
-        if !self.count_usage {
-            return;
-        }
-        let dir = self.engine.index().read();
-        for (org, sub) in answered {
-            dir.count_check(org, sub);
+    /// (A batch's items are counted by the engine, which has their entries at hand.)
+    fn count_usage(&self, org: &str, subject: &str) {
+        if self.count_usage {
+            self.engine.index().read().count_check(org, subject);
         }
     }
 
@@ -174,7 +171,7 @@ impl pb::authz_service_server::AuthzService for Authz {
         traced(span, async {
             revision::wait_for(&self.engine, req.min_revision, self.max_wait).await?;
             let answer = self.decide(&req)?;
-            self.count_usage(std::iter::once((req.org.as_str(), req.subject.as_str())));
+            self.count_usage(&req.org, &req.subject);
             Ok(Response::new(answer))
         })
         .await
@@ -211,7 +208,7 @@ impl pb::authz_service_server::AuthzService for Authz {
                 .filter_map(|(input, _)| input.as_ref().ok().copied())
                 .collect();
             let started = Instant::now();
-            let (decided, batch_revision) = self.engine.batch_check(&batch);
+            let (decided, batch_revision) = self.engine.batch_check(&batch, self.count_usage);
             let share = started.elapsed() / u32::try_from(batch.len().max(1)).unwrap_or(u32::MAX);
             let mut decided = decided.into_iter();
             let mut lowest: Option<u64> = None;
@@ -227,7 +224,13 @@ impl pb::authz_service_server::AuthzService for Authz {
                             errors += 1;
                             Err(status)
                         }
-                        Ok(_) if item.explain => self.decide(item),
+                        Ok(_) if item.explain => {
+                            let answer = self.decide(item);
+                            if answer.is_ok() {
+                                self.count_usage(&item.org, &item.subject);
+                            }
+                            answer
+                        }
                         Ok(input) => match decided.next() {
                             Some(Ok(allowed)) => {
                                 if allowed {
@@ -267,15 +270,6 @@ impl pb::authz_service_server::AuthzService for Authz {
                 })
                 .collect();
             self.metrics.record_batch(allows, denies, errors, share, timed);
-            self.count_usage(
-                req.items
-                    .iter()
-                    .zip(&results)
-                    .filter(|(_, r): &(_, &pb::BatchCheckResult)| {
-                        matches!(r.result, Some(pb::batch_check_result::Result::Decision(_)))
-                    })
-                    .map(|(item, _)| (item.org.as_str(), item.subject.as_str())),
-            );
             Ok(Response::new(pb::BatchCheckResponse {
                 results,
                 revision: lowest.unwrap_or(waited_at),

@@ -16,7 +16,6 @@ use compact_str::CompactString;
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -203,8 +202,11 @@ pub(crate) struct OrgEntry {
     /// user → role and teams.
     pub(crate) members: FxHashMap<UserId, MemberEntry>,
     teams: FxHashMap<Sym, TeamEntry>,
-    /// App ids, sorted by name so lookups page deterministically.
-    pub(crate) apps: BTreeSet<Arc<str>>,
+    /// App ids, stored inline: every check on `apps/<id>` asks whether the app is this
+    /// org's (see `engine::outside_org`), and a hash set answers from one or two cache
+    /// lines where an ordered set of shared strings chased a pointer per comparison.
+    /// Listings sort what they page through.
+    pub(crate) apps: FxHashSet<CompactString>,
     /// App node → its label nodes (`label:<l>`), for apps that have labels.
     labels: FxHashMap<Sym, SmallVec<[Sym; 2]>>,
     /// Checks counted on members of this org since the last flush; lets a flush skip
@@ -219,6 +221,22 @@ impl OrgEntry {
             .get(&team)
             .into_iter()
             .flat_map(|t| t.apps.iter().copied())
+    }
+
+    /// Count one answered check of `member` (an entry of this org's `members`) if it is a
+    /// member (holds a role); see [`IndexData::count_check`].
+    pub(crate) fn count_check(&self, member: &MemberEntry) -> bool {
+        if member.role.is_none() {
+            return false;
+        }
+        member.checks.fetch_add(1, Ordering::Relaxed);
+        self.checks.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Whether any app of this org has a label.
+    pub(crate) fn has_labels(&self) -> bool {
+        !self.labels.is_empty()
     }
 
     /// Label nodes of the app node `app` (empty when it has none or is not an app here).
@@ -279,14 +297,7 @@ impl IndexData {
         let Some(entry) = self.orgs.get(org) else {
             return false;
         };
-        match entry.members.get(user) {
-            Some(m) if m.role.is_some() => {
-                m.checks.fetch_add(1, Ordering::Relaxed);
-                entry.checks.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            _ => false,
-        }
+        entry.members.get(user).is_some_and(|m| entry.count_check(m))
     }
 
     /// Unflushed check counts of `org`'s members, as (user, checks), without taking them.
@@ -459,7 +470,7 @@ impl IndexData {
                     labels.iter().map(|l| self.names.intern(&label_node(l))).collect();
                 let node = (!label_nodes.is_empty()).then(|| self.names.intern(&app_node(app)));
                 let entry = self.orgs.entry(org.as_str().into()).or_default();
-                entry.apps.insert(Arc::from(app.as_str()));
+                entry.apps.insert(app.as_str().into());
                 if let Some(node) = node {
                     entry.labels.insert(node, label_nodes);
                 }

@@ -257,11 +257,18 @@ fn outside_org(policy: &CompiledPolicy, dir: &index::IndexData, q: &CheckInput<'
     if policy.config.directory.is_empty() {
         return false;
     }
-    let Some(rest) = q.resource.strip_prefix("apps/") else {
+    if !q.resource.starts_with("apps/") {
         return false;
-    };
-    let app = rest.split('/').next().unwrap_or_default();
-    !dir.org(q.org).is_some_and(|o| o.apps.contains(app))
+    }
+    !dir.org(q.org)
+        .is_some_and(|o| o.apps.contains(app_of(q.resource)))
+}
+
+/// The app id of `apps/<id>` or `apps/<id>/…`; empty for any other resource.
+fn app_of(resource: &str) -> &str {
+    resource
+        .strip_prefix("apps/")
+        .map_or("", |rest| rest.split_once('/').map_or(rest, |(app, _)| app))
 }
 
 /// The role path of a decision: from the subject to the decisive rule's subject through
@@ -320,19 +327,49 @@ impl Engine {
         })
     }
 
-    /// Check many requests against one snapshot and one revision, in order.
-    pub fn batch_check(&self, qs: &[CheckInput<'_>]) -> (Vec<Result<bool, EngineError>>, u64) {
+    /// Check many requests against one snapshot and one revision, in order. With
+    /// `count_usage`, every answered item whose subject is a member of its org is counted
+    /// for usage reports (as [`index::IndexData::count_check`] does), using the entries the
+    /// batch has already looked up.
+    pub fn batch_check(
+        &self,
+        qs: &[CheckInput<'_>],
+        count_usage: bool,
+    ) -> (Vec<Result<bool, EngineError>>, u64) {
         let policy = self.policy.load();
         let dir = self.index.read();
-        // Touch every item's member entry first: the lookups are independent, so the CPU
-        // overlaps their cache misses instead of paying them one decision at a time.
-        for q in qs {
-            std::hint::black_box(dir.org(q.org).and_then(|o| o.members.get(q.subject)));
+        // Touch what every item's decision will read first, one level at a time: the
+        // lookups of one level are independent across items, so the CPU overlaps their
+        // cache misses instead of paying them one after another per decision. First the
+        // org entries, then each item's member entry and app entry, then the member's teams.
+        let orgs: Vec<Option<&index::OrgEntry>> = qs.iter().map(|q| dir.org(q.org)).collect();
+        let members: Vec<Option<&index::MemberEntry>> = qs
+            .iter()
+            .zip(&orgs)
+            .map(|(q, o)| {
+                let o = (*o)?;
+                std::hint::black_box(o.apps.contains(app_of(q.resource)));
+                o.members.get(q.subject)
+            })
+            .collect();
+        for (o, m) in orgs.iter().zip(&members) {
+            if let (Some(o), Some(m)) = (o, m) {
+                for t in &m.teams {
+                    std::hint::black_box(o.team_apps(*t).next());
+                }
+            }
         }
-        let out = qs
+        let out: Vec<Result<bool, EngineError>> = qs
             .iter()
             .map(|q| with_decision(&policy, &dir, q, |_, out| out.allowed))
             .collect();
+        if count_usage {
+            for ((o, m), answer) in orgs.iter().zip(&members).zip(&out) {
+                if let (Some(o), Some(m), Ok(_)) = (o, m, answer) {
+                    o.count_check(m);
+                }
+            }
+        }
         (out, dir.revision)
     }
 
@@ -412,14 +449,16 @@ impl Engine {
         let Some(entry) = dir.org(org) else {
             return Ok(page);
         };
-        let range = match after {
-            Some(a) => entry
-                .apps
-                .range::<str, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
-            None => entry.apps.range::<str, _>(..),
-        };
+        // Apps in id order after the page token, so pages are deterministic.
+        let mut apps: Vec<&str> = entry
+            .apps
+            .iter()
+            .map(|a| a.as_str())
+            .filter(|a| after.is_none_or(|after| *a > after))
+            .collect();
+        apps.sort_unstable();
         let mut resource = String::with_capacity(64);
-        for app in range {
+        for app in apps {
             resource.clear();
             resource.push_str("apps/");
             resource.push_str(app);

@@ -210,7 +210,8 @@ impl RoleDef {
                             }
                         }
                     }
-                    Some(DirectorySource::Labels) if name.starts_with("app:") => {
+                    // Most orgs label no app: they skip the interner lookup of the name.
+                    Some(DirectorySource::Labels) if name.starts_with("app:") && o.has_labels() => {
                         if let Some(app) = d.names.get(name) {
                             for label in o.app_labels(app) {
                                 reach.push(d.names.name(label), pred, Via::Directory);

@@ -93,10 +93,12 @@ impl RequestSpace {
             let mut subjects: Vec<String> = entry.members.keys().map(|u| u.to_string()).collect();
             subjects.sort_unstable();
             subjects.push(stranger(&subjects));
+            let mut apps: Vec<String> = entry.apps.iter().map(|a| a.to_string()).collect();
+            apps.sort_unstable();
             space.orgs.push(OrgSpace {
                 org: org.to_string(),
                 subjects,
-                apps: entry.apps.iter().map(|a| a.to_string()).collect(),
+                apps,
             });
         }
         space
