@@ -138,6 +138,10 @@ fn casbin_enforcer(shape: &Shape) -> (casbin::Enforcer, Duration) {
     })
 }
 
+/// The daemon's allocator (see `src/main.rs`), so the index is laid out as it is in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     if let Ok(orgs) = std::env::var("WARDEN_BENCH_MEMORY") {
         memory_mode(orgs.parse().unwrap_or(1000));
