@@ -334,19 +334,42 @@ impl IndexData {
         out
     }
 
-    /// Take every unflushed check count as (org, user, checks), leaving zeros. Visits only
-    /// orgs that counted something. A check counted while this runs is either taken now
-    /// or left for the next flush, never lost or taken twice.
+    /// Take every unflushed check count as (org, user, checks), leaving zeros (see
+    /// [`IndexData::take_checks_of`]).
     pub fn take_checks(&self) -> Vec<(String, String, u64)> {
-        let mut out = std::mem::take(&mut *self.retired_checks.lock());
-        for (org, entry) in &self.orgs {
+        self.take_checks_of(&self.orgs_with_unflushed_checks())
+    }
+
+    /// Take the unflushed check counts of the members of `orgs`, and of their members removed
+    /// since the last flush, as (org, user, checks), leaving zeros. Visits only orgs that
+    /// counted something. A check counted while this runs is either taken now or left for
+    /// the next flush, never lost or taken twice.
+    pub fn take_checks_of(&self, orgs: &[String]) -> Vec<(String, String, u64)> {
+        let mut out = Vec::new();
+        {
+            let mut retired = self.retired_checks.lock();
+            if !retired.is_empty() {
+                let wanted: FxHashSet<&str> = orgs.iter().map(String::as_str).collect();
+                retired.retain(|(org, user, n)| {
+                    let take = wanted.contains(org.as_str());
+                    if take {
+                        out.push((org.clone(), user.clone(), *n));
+                    }
+                    !take
+                });
+            }
+        }
+        for org in orgs {
+            let Some(entry) = self.orgs.get(org.as_str()) else {
+                continue;
+            };
             if entry.checks.swap(0, Ordering::Relaxed) == 0 {
                 continue;
             }
             for (user, m) in &entry.members {
                 let n = m.checks.swap(0, Ordering::Relaxed);
                 if n > 0 {
-                    out.push((org.to_string(), user.to_string(), n));
+                    out.push((org.clone(), user.to_string(), n));
                 }
             }
         }
@@ -638,6 +661,56 @@ mod tests {
             ],
         );
         index
+    }
+
+    #[test]
+    fn taking_counts_of_some_orgs_leaves_the_others_for_the_next_chunk() {
+        let index = seeded();
+        index.apply(
+            4,
+            &[
+                IndexOp::SetMember {
+                    org: s("globex"),
+                    user: s("gina"),
+                    role: s("admin"),
+                },
+                IndexOp::SetMember {
+                    org: s("globex"),
+                    user: s("hank"),
+                    role: s("org_user"),
+                },
+            ],
+        );
+        {
+            let dir = index.read();
+            assert!(dir.count_check("acme", "alice"));
+            assert!(dir.count_check("globex", "gina"));
+            assert!(dir.count_check("globex", "hank"));
+        }
+        // Hank leaves globex before its chunk is written: his count waits with globex's.
+        index.apply(
+            5,
+            &[IndexOp::RemoveMember {
+                org: s("globex"),
+                user: s("hank"),
+            }],
+        );
+        assert_eq!(
+            index.read().orgs_with_unflushed_checks(),
+            vec![s("acme"), s("globex")]
+        );
+        assert_eq!(
+            index.read().take_checks_of(&[s("acme")]),
+            vec![(s("acme"), s("alice"), 1)]
+        );
+        assert_eq!(index.read().orgs_with_unflushed_checks(), vec![s("globex")]);
+        let mut rest = index.read().take_checks_of(&[s("globex")]);
+        rest.sort();
+        assert_eq!(
+            rest,
+            vec![(s("globex"), s("gina"), 1), (s("globex"), s("hank"), 1)]
+        );
+        assert!(index.read().take_checks().is_empty());
     }
 
     #[test]
