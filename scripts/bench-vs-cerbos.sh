@@ -4,7 +4,8 @@
 # Generates a directory (ORGS x MEMBERS, TEAMS teams and APPS apps per org), imports it, starts
 # `warden serve` (release build) with a Unix socket and a loopback TCP port, and for every row
 # (transport in {tcp, uds}) x (concurrency in {1, 8, 32}) x (payload in {single check, batch of
-# 10 resources x 3 actions}) runs `warden bench` and then Cerbos's `grpcbench` with the same knobs:
+# 10 resources x 3 actions, batch of 100 independent checks}) runs `warden bench` and then Cerbos's
+# `grpcbench` with the same knobs (the peer has no 100-item payload: that row is Warden's alone):
 # closed loop, one HTTP/2 connection, one client thread, DURATION s after WARMUP s. Servers are
 # pinned to SERVER_CPUS and load generators to LOADGEN_CPUS, as in ../shared/peers/cerbos/RESULTS.md.
 # Prints one table with the ratio Warden / Cerbos per row.
@@ -13,7 +14,7 @@
 # the PDP from npm, grpcbench built with cargo (needs protoc). If any of that cannot be had, the
 # script says why and still prints Warden's side.
 #
-# Knobs (env): DURATION=10 WARMUP=2 CONC="1 8 32" TRANSPORTS="tcp uds" PAYLOADS="single batch10x3"
+# Knobs (env): DURATION=10 WARMUP=2 CONC="1 8 32" TRANSPORTS="tcp uds" PAYLOADS="single batch10x3 batch100"
 #   ORGS=10000 MEMBERS=100 TEAMS=10 APPS=20   CERBOS=1 (0 = Warden only)   INSTALL=1 (0 = no installs)
 #   SERVER_CPUS=0 LOADGEN_CPUS=1 ('' = unpinned)   WORK=/tmp/cerbos (Cerbos install, shared with run.sh)
 #   OUT=<new temp dir> (dump, store, JSON per cell, summary.md)   WARDEN_BIN=<skip the release build>
@@ -21,7 +22,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEER=${PEER:-$ROOT/../shared/peers/cerbos}
 DURATION=${DURATION:-10}; WARMUP=${WARMUP:-2}
-CONC=${CONC:-"1 8 32"}; TRANSPORTS=${TRANSPORTS:-"tcp uds"}; PAYLOADS=${PAYLOADS:-"single batch10x3"}
+CONC=${CONC:-"1 8 32"}; TRANSPORTS=${TRANSPORTS:-"tcp uds"}; PAYLOADS=${PAYLOADS:-"single batch10x3 batch100"}
 ORGS=${ORGS:-10000}; MEMBERS=${MEMBERS:-100}; TEAMS=${TEAMS:-10}; APPS=${APPS:-20}
 CERBOS=${CERBOS:-1}; INSTALL=${INSTALL:-1}
 SERVER_CPUS=${SERVER_CPUS-0}; LOADGEN_CPUS=${LOADGEN_CPUS-1}
@@ -113,14 +114,14 @@ for transport in $TRANSPORTS; do
   fi
   for c in $CONC; do
     for payload in $PAYLOADS; do
-      case $payload in single) batch=1 ;; batch10x3) batch=10x3 ;; *) echo "unknown payload $payload" >&2; exit 2 ;; esac
+      case $payload in single) batch=1 ;; batch10x3) batch=10x3 ;; batch100) batch=100 ;; *) echo "unknown payload $payload" >&2; exit 2 ;; esac
       cell=$transport-$payload-c$c
       # Alternate per row: Warden, then Cerbos, on the same knobs.
       timeout "$CELL_TIMEOUT" "${LOADGEN_PIN[@]}" "$WARDEN_BIN" bench --connect "$w_target" "${SHAPE[@]}" \
         --concurrency "$c" --connections 1 --threads 1 --duration "$DURATION" --warmup "$WARMUP" \
         --batch "$batch" --pid "$WARDEN_PID" --json > "$OUT/warden-$cell.json"
       cerbos_json=null
-      if [ "$CERBOS_OK" = 1 ]; then
+      if [ "$CERBOS_OK" = 1 ] && [ -f "$PEER/payloads/$payload.json" ]; then
         timeout "$CELL_TIMEOUT" "${LOADGEN_PIN[@]}" "$GRPCBENCH" --addr "$c_addr" --payload "$PEER/payloads/$payload.json" \
           --concurrency "$c" --connections 1 --threads 1 --duration "$DURATION" --warmup "$WARMUP" \
           --max-requests 5000000 > "$OUT/cerbos-$cell.json"
