@@ -83,8 +83,10 @@ async fn org_invitations(inv: &mut Inv, actor: &str, org: &str, status: &str) ->
     .invitations
 }
 
-/// Users alice (creator and admin of `org`), and the given others, with `<id>@example.com`.
-async fn org_with_users(c: &mut Clients, org: &str, settings: Option<pb::OrgSettings>, users: &[&str]) {
+/// Org `acme` created by alice (its admin) with `settings`, users alice and `users` (with
+/// `<id>@example.com`), and the clients to drive it.
+async fn acme(target: &str, settings: Option<pb::OrgSettings>, users: &[&str]) -> (Clients, Inv) {
+    let mut c = clients(target).await;
     c.upsert_user("alice", "alice").await;
     for u in users {
         c.upsert_user(u, u).await;
@@ -92,13 +94,23 @@ async fn org_with_users(c: &mut Clients, org: &str, settings: Option<pb::OrgSett
     c.org
         .create_org(pb::CreateOrgRequest {
             actor: "alice".into(),
-            org_id: org.into(),
+            org_id: "acme".into(),
             name: "Org".into(),
             settings,
             ..Default::default()
         })
         .await
         .expect("CreateOrg");
+    (c, inv_client(target).await)
+}
+
+/// Deletable org settings with a membership limit of `max`.
+fn seats(max: u32) -> pb::OrgSettings {
+    pb::OrgSettings {
+        max_memberships: max,
+        deletable: true,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -106,10 +118,7 @@ fn an_invitation_by_email_is_accepted_into_the_org_and_its_teams_once() {
     let daemon = Workdir::new().start();
     let rt = runtime();
     rt.block_on(async {
-        let target = daemon.work.tcp_target();
-        let mut c = clients(&target).await;
-        let mut inv = inv_client(&target).await;
-        org_with_users(&mut c, "acme", None, &["bob"]).await;
+        let (mut c, mut inv) = acme(&daemon.work.tcp_target(), None, &["bob"]).await;
         c.team
             .create_team(pb::CreateTeamRequest {
                 actor: "alice".into(),
@@ -213,9 +222,7 @@ fn only_inviters_invite_and_only_the_invitee_accepts() {
     let rt = runtime();
     rt.block_on(async {
         let target = daemon.work.unix_target();
-        let mut c = clients(&target).await;
-        let mut inv = inv_client(&target).await;
-        org_with_users(&mut c, "acme", None, &["bob", "carol", "dave"]).await;
+        let (mut c, mut inv) = acme(&target, None, &["bob", "carol", "dave"]).await;
         c.add_member("alice", "acme", "bob", "org_user")
             .await
             .expect("AddMember");
@@ -345,10 +352,7 @@ fn invalid_invitations_are_refused_naming_the_field() {
     let daemon = Workdir::new().start();
     let rt = runtime();
     rt.block_on(async {
-        let target = daemon.work.tcp_target();
-        let mut c = clients(&target).await;
-        let mut inv = inv_client(&target).await;
-        org_with_users(&mut c, "acme", None, &["bob"]).await;
+        let (mut c, mut inv) = acme(&daemon.work.tcp_target(), None, &["bob"]).await;
         c.add_member("alice", "acme", "bob", "org_user")
             .await
             .expect("AddMember");
@@ -469,10 +473,7 @@ fn expired_invitations_cannot_be_accepted() {
     let daemon = Workdir::new().start();
     let rt = runtime();
     rt.block_on(async {
-        let target = daemon.work.tcp_target();
-        let mut c = clients(&target).await;
-        let mut inv = inv_client(&target).await;
-        org_with_users(&mut c, "acme", None, &["bob"]).await;
+        let (_, mut inv) = acme(&daemon.work.tcp_target(), None, &["bob"]).await;
         let made = invite(&mut inv, "alice", "acme", by_user("bob", "org_user"), 1)
             .await
             .expect("invite");
@@ -503,15 +504,7 @@ fn pending_invitations_count_toward_the_membership_limit() {
     let daemon = Workdir::new().start();
     let rt = runtime();
     rt.block_on(async {
-        let target = daemon.work.tcp_target();
-        let mut c = clients(&target).await;
-        let mut inv = inv_client(&target).await;
-        let settings = pb::OrgSettings {
-            max_memberships: 2,
-            deletable: true,
-            ..Default::default()
-        };
-        org_with_users(&mut c, "acme", Some(settings), &["bob", "carol"]).await;
+        let (mut c, mut inv) = acme(&daemon.work.tcp_target(), Some(seats(2)), &["bob", "carol"]).await;
         let made = invite(&mut inv, "alice", "acme", by_user("bob", "org_user"), 0)
             .await
             .expect("one seat left");
@@ -539,15 +532,12 @@ fn an_invitee_added_directly_counts_once_toward_the_limit() {
     let daemon = Workdir::new().start();
     let rt = runtime();
     rt.block_on(async {
-        let target = daemon.work.tcp_target();
-        let mut c = clients(&target).await;
-        let mut inv = inv_client(&target).await;
-        let settings = pb::OrgSettings {
-            max_memberships: 4,
-            deletable: true,
-            ..Default::default()
-        };
-        org_with_users(&mut c, "acme", Some(settings), &["bob", "carol", "dave", "erin"]).await;
+        let (mut c, mut inv) = acme(
+            &daemon.work.tcp_target(),
+            Some(seats(4)),
+            &["bob", "carol", "dave", "erin"],
+        )
+        .await;
         // alice + two pending invitations (bob by id, carol by email) = 3 of 4 seats.
         invite(&mut inv, "alice", "acme", by_user("bob", "org_user"), 0)
             .await
@@ -583,15 +573,12 @@ fn terms_of_use_must_be_accepted_when_the_org_has_them() {
     let daemon = Workdir::new().start();
     let rt = runtime();
     rt.block_on(async {
-        let target = daemon.work.tcp_target();
-        let mut c = clients(&target).await;
-        let mut inv = inv_client(&target).await;
         let settings = pb::OrgSettings {
             deletable: true,
             terms_version: "2026-01".into(),
             ..Default::default()
         };
-        org_with_users(&mut c, "acme", Some(settings), &["bob"]).await;
+        let (mut c, mut inv) = acme(&daemon.work.tcp_target(), Some(settings), &["bob"]).await;
         let got = c
             .org
             .get_org(pb::GetOrgRequest {
@@ -628,10 +615,7 @@ fn bulk_invitations_report_each_item() {
     let daemon = Workdir::new().start();
     let rt = runtime();
     rt.block_on(async {
-        let target = daemon.work.tcp_target();
-        let mut c = clients(&target).await;
-        let mut inv = inv_client(&target).await;
-        org_with_users(&mut c, "acme", None, &["bob"]).await;
+        let (mut c, mut inv) = acme(&daemon.work.tcp_target(), None, &["bob"]).await;
         c.add_member("alice", "acme", "bob", "org_user")
             .await
             .expect("AddMember");
