@@ -172,6 +172,13 @@ pub enum TokenSubject {
     OrgRole { org: String, role: String },
 }
 
+/// The app id of `apps/<id>` or `apps/<id>/…`; empty for any other resource.
+pub(crate) fn app_of(resource: &str) -> &str {
+    resource
+        .strip_prefix("apps/")
+        .map_or("", |rest| rest.split_once('/').map_or(rest, |(app, _)| app))
+}
+
 /// A user id, stored inline (ids up to 24 bytes need no heap allocation), so a member
 /// lookup touches one hash-table slot and no separate string.
 type UserId = CompactString;
@@ -393,8 +400,7 @@ impl IndexData {
     /// The role node `user` holds as a collaborator on the app `resource` names (`apps/<app>`
     /// or below it), if that app belongs to `org`.
     pub(crate) fn collaborator_role(&self, org: &str, resource: &str, user: &str) -> Option<&str> {
-        let rest = resource.strip_prefix("apps/")?;
-        let app = rest.split('/').next().filter(|a| !a.is_empty())?;
+        let app = Some(app_of(resource)).filter(|a| !a.is_empty())?;
         let role = *self.collaborators.get(app)?.get(user)?;
         if !self.org(org)?.apps.contains(app) {
             return None;

@@ -261,14 +261,7 @@ fn outside_org(policy: &CompiledPolicy, dir: &index::IndexData, q: &CheckInput<'
         return false;
     }
     !dir.org(q.org)
-        .is_some_and(|o| o.apps.contains(app_of(q.resource)))
-}
-
-/// The app id of `apps/<id>` or `apps/<id>/…`; empty for any other resource.
-fn app_of(resource: &str) -> &str {
-    resource
-        .strip_prefix("apps/")
-        .map_or("", |rest| rest.split_once('/').map_or(rest, |(app, _)| app))
+        .is_some_and(|o| o.apps.contains(index::app_of(q.resource)))
 }
 
 /// The role path of a decision: from the subject to the decisive rule's subject through
@@ -348,7 +341,7 @@ impl Engine {
             .zip(&orgs)
             .map(|(q, o)| {
                 let o = (*o)?;
-                std::hint::black_box(o.apps.contains(app_of(q.resource)));
+                std::hint::black_box(o.apps.contains(index::app_of(q.resource)));
                 o.members.get(q.subject)
             })
             .collect();
