@@ -15,5 +15,5 @@ cd "$(dirname "$0")/.."
 ROUNDS="${1:-25}"
 PER_ROUND="${2:-500}"
 WARDEN_CRASH_ROUNDS="$ROUNDS" WARDEN_CRASH_WRITES_PER_ROUND="$PER_ROUND" \
-  cargo test --locked --test crash_durability -- --nocapture 2>&1 |
+  cargo test --locked --test integration crash_durability:: -- --nocapture 2>&1 |
   grep -E "SIGKILL rounds|panicked|test result|error"

@@ -6,7 +6,7 @@
 //! Against `serve --demo` (acme: alice admin, bob org_contributor, carol team_contributor in
 //! team frontend, dave org_user; apps web, api; alice owns the personal app alice-sandbox).
 
-mod common;
+use crate::common;
 
 use common::directory::{clients, org_owner, user_owner};
 use common::{Workdir, runtime};

@@ -4,7 +4,7 @@
 //! the Unix socket, bad filters named; and a store written before the audit index existed is
 //! indexed when opened.
 
-mod common;
+use crate::common;
 
 use common::directory::{assert_refused, clients};
 use common::{WARDEN, Workdir, runtime};

@@ -2,7 +2,7 @@
 //! imports cleanly with the counts it promises, and the load generator drives a daemon over UDS
 //! and TCP, counting every request and reporting no errors. No timing is asserted.
 
-mod common;
+use crate::common;
 
 use common::{WARDEN, Workdir};
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! matched", the operator sees the closest rules and what each failed, with the
 //! request's values in place; over gRPC the same list is in `Explanation.near_misses`.
 
-mod common;
+use crate::common;
 
 use common::directory::clients;
 use common::*;

@@ -1,6 +1,6 @@
 //! Exit codes scripts rely on, for the commands that need no running daemon.
 
-mod common;
+use crate::common;
 
 use common::{WARDEN, Workdir, run_to_exit};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! batch order and item errors, lookups across pages, and what a caller sees when no
 //! daemon is there.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! app deletion taking the access away, and a restart and an export/import keeping them.
 //! Against `serve --demo` (acme: alice admin, bob org_contributor, dave org_user; apps web, api).
 
-mod common;
+use crate::common;
 
 use common::directory::{Clients, assert_refused, clients};
 use common::{WARDEN, Workdir, runtime};

@@ -16,7 +16,7 @@
 //! CI runs a few rounds; `scripts/crash-soak.sh` runs ≥ 20 rounds and ≥ 10,000 writes
 //! (`WARDEN_CRASH_ROUNDS`, `WARDEN_CRASH_WRITES_PER_ROUND`).
 
-mod common;
+use crate::common;
 
 use common::Workdir;
 use common::directory::{Clients, clients};

@@ -2,7 +2,7 @@
 //! TCP: check, explain, batch (order kept, per-item errors), lookups (complete, paged),
 //! and `min_revision`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use warden::api::client::connect;

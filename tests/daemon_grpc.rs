@@ -2,7 +2,7 @@
 //! reflection lists the services, bad requests name the bad field, and a failed
 //! policy reload reports its errors while the old policy keeps serving.
 
-mod common;
+use crate::common;
 
 use common::{Workdir, health, runtime};
 use tokio_stream::StreamExt;

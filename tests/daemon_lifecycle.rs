@@ -2,7 +2,7 @@
 //! policy, reports health on both listeners, shuts down cleanly on SIGTERM, replaces
 //! a stale socket file and never steals a live daemon's socket.
 
-mod common;
+use crate::common;
 
 use common::{Daemon, Workdir, health, runtime};
 use tonic_health::pb::health_check_response::ServingStatus;

@@ -3,7 +3,7 @@
 //! secrets are not, sampling and rotation do what the flags say, and the audit log picks
 //! up where it stopped across a restart.
 
-mod common;
+use crate::common;
 
 use common::directory::clients;
 use common::*;

@@ -1,7 +1,7 @@
 //! `serve --metrics`: the Prometheus endpoint and the probe against the real daemon.
 //! Checks and a reload must move the counters a dashboard would watch.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::net::SocketAddr;

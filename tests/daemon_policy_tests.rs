@@ -2,7 +2,7 @@
 //! breaks the shipped suite is refused on reload like a broken file — the old policy
 //! keeps answering checks and the admin status lists the failing case.
 
-mod common;
+use crate::common;
 
 use common::*;
 use warden::api::client::connect;

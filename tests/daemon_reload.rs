@@ -3,7 +3,7 @@
 //! file leaves the last good policy serving with the error in status; SIGHUP and a
 //! Kubernetes-style `..data` symlink swap reload too.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! fails closed, the provider the Istio policy names is the one the mesh registers, the
 //! shipped mapping loads, and the `warden serve` lines in their comments use real flags.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde::Deserialize;

@@ -3,7 +3,7 @@
 //! and probes together, and every `warden serve` flag the unit, the Dockerfile and the
 //! manifest pass is one `warden serve --help` lists, with addresses Warden accepts.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_norway::Value;

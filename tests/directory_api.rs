@@ -2,7 +2,7 @@
 //! mutation's happy path, refusals that name the missing permission or the bad field and
 //! change nothing, the last-admin rule, and read-your-writes through `Check`.
 
-mod common;
+use crate::common;
 
 use common::directory::{Clients, assert_refused, clients, org_owner, user_owner};
 use common::{Workdir, runtime};

@@ -2,7 +2,7 @@
 //! commands' exit codes, restarts that keep every write, offline export/import round
 //! trips, and a store that cannot be opened stopping startup.
 
-mod common;
+use crate::common;
 
 use common::directory::clients;
 use common::{WARDEN, Workdir, run_to_exit, runtime};

@@ -2,7 +2,7 @@
 //! random moment, and after a restart every acknowledged write is there, the change log
 //! has no gaps, and nothing is half-applied (every stored member has its index links).
 
-mod common;
+use crate::common;
 
 use common::Workdir;
 use common::directory::{Clients, clients};

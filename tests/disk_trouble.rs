@@ -6,7 +6,7 @@
 //! (root ignores file modes) and use file modes otherwise; where neither is possible the
 //! test says so and skips that case.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::os::unix::fs::PermissionsExt;

@@ -7,7 +7,7 @@
 //! Demo directory, org acme: alice admin, bob org contributor, carol team contributor
 //! (team frontend, granted app web), dave org user; apps web and api.
 
-mod common;
+use crate::common;
 
 use common::*;
 use envoy_types::ext_authz::v3::pb::{CheckRequest, CheckResponse, HttpResponse};

@@ -9,7 +9,7 @@
 //! Every refused call must be PERMISSION_DENIED (or FAILED_PRECONDITION for the last
 //! admin), name the actor or the reason, and leave the revision where it was.
 
-mod common;
+use crate::common;
 
 use common::Workdir;
 use common::directory::{Clients, clients, org_owner};

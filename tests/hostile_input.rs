@@ -5,7 +5,7 @@
 //! the directory exactly as it was (same revision, same export); the daemon must keep
 //! serving throughout.
 
-mod common;
+use crate::common;
 
 use common::Workdir;
 use common::directory::{Clients, clients, org_owner};

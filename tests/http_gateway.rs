@@ -5,7 +5,7 @@
 //! requests come back as a curl user would expect; writes made over HTTP are the same
 //! directory the gRPC listeners serve.
 
-mod common;
+use crate::common;
 
 use common::*;
 use prost_reflect::DescriptorPool;

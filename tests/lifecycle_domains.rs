@@ -3,7 +3,7 @@
 //! ask to join (suggestion) or join (automatic invitation), admins approve or reject once;
 //! refusals name why; the CLI; and export → import → export keeping domains and requests.
 
-mod common;
+use crate::common;
 
 use common::directory::{Clients, assert_refused, clients};
 use common::{WARDEN, Workdir, runtime};

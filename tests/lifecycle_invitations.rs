@@ -3,7 +3,7 @@
 //! declined, expired, membership limit, terms of use), bulk invites with per-item errors,
 //! the CLI, and export → import → export keeping invitations (codes only as hashes).
 
-mod common;
+use crate::common;
 
 use common::directory::{Clients, assert_refused, clients};
 use common::{WARDEN, Workdir, runtime};

@@ -4,7 +4,7 @@
 //! who may create orgs, how many, how many to administer, one org per user, the plans, and a
 //! hot reload where a broken file keeps the last good limits.
 
-mod common;
+use crate::common;
 
 use common::directory::{Clients, assert_refused, clients};
 use common::{Daemon, Workdir, runtime};

@@ -3,7 +3,7 @@
 //! beyond capacity gets only answers or RESOURCE_EXHAUSTED and the daemon serves on
 //! afterwards, and an oversized message is refused by size.
 
-mod common;
+use crate::common;
 
 use common::*;
 use tonic::Code;

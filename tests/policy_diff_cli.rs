@@ -3,7 +3,7 @@
 //! decisive rule (`file:line`) under both policies, and exit 1; identical policies exit
 //! 0; a broken policy is a load error naming `file:line` (exit 2).
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::path::{Path, PathBuf};

@@ -12,7 +12,7 @@
 //! every decision came from a good version, and that the last good version is serving
 //! at the end.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::collections::BTreeSet;

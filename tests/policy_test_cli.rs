@@ -3,7 +3,7 @@
 //! test file that does not parse is a load error (exit 2); and `serve
 //! --require-policy-tests` refuses to start on a failing suite.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! CLI, and an export carrying the reviews. Against `serve --demo` (acme: alice admin, bob
 //! org_contributor, carol team_contributor granted `web`, dave org_user).
 
-mod common;
+use crate::common;
 
 use common::directory::{assert_refused, clients};
 use common::{WARDEN, Workdir, runtime};

@@ -8,7 +8,7 @@
 //! the target directory and reuses it while `requirements.txt` is unchanged. Anything
 //! missing fails the test with what to install: it never passes by skipping.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::path::{Path, PathBuf};

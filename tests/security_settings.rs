@@ -3,7 +3,7 @@
 //! are named field by field; SSO auto-join adds a user with the provider's role, only through
 //! the Unix socket and only for a provider configured for it. Against `serve --demo`.
 
-mod common;
+use crate::common;
 
 use common::directory::{assert_refused, clients};
 use common::{WARDEN, Workdir, runtime};

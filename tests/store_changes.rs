@@ -1,6 +1,6 @@
 //! Every change through the write path: happy paths, each refusal kind, invariants, revisions.
 
-mod store_support;
+use crate::store_support;
 
 use store_support::*;
 use warden::directory::{Change, OrgSettings, Owner, Refusal};

@@ -1,6 +1,6 @@
 //! Export and import: round trips, and what an import refuses.
 
-mod store_support;
+use crate::store_support;
 
 use store_support::*;
 use warden::directory::Refusal;

@@ -1,6 +1,6 @@
 //! The index built at startup equals the one built write by write.
 
-mod store_support;
+use crate::store_support;
 
 use store_support::*;
 use warden::directory::Change;

@@ -2,7 +2,7 @@
 //! reproduces the directory byte for byte (apply is deterministic), and deleting an org takes
 //! its invitations, domains and membership requests with it.
 
-mod store_support;
+use crate::store_support;
 
 use store_support::*;
 use warden::directory::invitation::code_hash;

@@ -1,6 +1,6 @@
 //! Opening the data file: first start, reopen, and files Warden must refuse.
 
-mod store_support;
+use crate::store_support;
 
 use store_support::*;
 use warden::store::{SCHEMA_VERSION, Store, StoreError};

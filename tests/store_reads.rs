@@ -1,6 +1,6 @@
 //! Paginated lists, member search and page-token validation.
 
-mod store_support;
+use crate::store_support;
 
 use store_support::*;
 use warden::directory::{Owner, Refusal};

@@ -4,7 +4,7 @@
 //! export/import keeping tokens usable. All against `serve --demo` (acme: alice admin, bob
 //! org_contributor, dave org_user; apps web and api; globex: erin admin).
 
-mod common;
+use crate::common;
 
 use common::directory::{Clients, assert_refused, clients, org_owner, user_owner};
 use common::{PATIENCE, WARDEN, Workdir, runtime};

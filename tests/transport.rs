@@ -2,7 +2,7 @@
 //! TCP bearer token (configured as a hash; Unix-socket callers and health checks exempt),
 //! TLS on TCP, and that no secret reaches the daemon's log even at `trace` level.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -4,7 +4,7 @@
 //! on the Unix socket only. Against `serve --demo` (acme: alice admin, bob org_contributor,
 //! dave org_user; globex: erin admin).
 
-mod common;
+use crate::common;
 
 use common::directory::{assert_refused, clients};
 use common::{WARDEN, Workdir, runtime};

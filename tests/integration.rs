@@ -1,0 +1,61 @@
+//! Warden's integration tests, in one test binary.
+//!
+//! Every file beside this one is a module named after the behaviour it protects; they share
+//! `common` (starting and stopping the real daemon) and `store_support` (store fixtures).
+//! One binary instead of one per file: each of them linked the whole daemon (tonic, redb,
+//! casbin-rs), which cost ~200 MB of disk and a link step apiece. Run one file's tests with
+//! `cargo test --test integration <module>::`, e.g. `cargo test --test integration conformance::`.
+
+mod common;
+mod store_support;
+
+mod app_labels;
+mod audit;
+mod bench_cli;
+mod casbin_rs_differential;
+mod check_explain_deny;
+mod cli_exit_codes;
+mod client;
+mod collaborators;
+mod conformance;
+mod crash_durability;
+mod daemon_authz;
+mod daemon_grpc;
+mod daemon_lifecycle;
+mod daemon_logs;
+mod daemon_metrics;
+mod daemon_policy_tests;
+mod daemon_reload;
+mod default_policy;
+mod deploy_envoy;
+mod deploy_files;
+mod directory_api;
+mod directory_cli;
+mod directory_crash;
+mod disk_trouble;
+mod envoy_ext_authz;
+mod escalation;
+mod hostile_input;
+mod http_gateway;
+mod lifecycle_domains;
+mod lifecycle_invitations;
+mod lifecycle_limits;
+mod limits;
+mod no_panic;
+mod policy_diff_cli;
+mod policy_eval_cli;
+mod policy_load_snapshot;
+mod policy_reload_storm;
+mod policy_test_cli;
+mod publishing;
+mod python_client;
+mod security_settings;
+mod store_changes;
+mod store_dump;
+mod store_index;
+mod store_lifecycle;
+mod store_open;
+mod store_reads;
+mod tokens;
+mod transport;
+mod usage;
