@@ -5,8 +5,6 @@
 //! is killed if a test forgets to stop it. Waits are generous and only bound how long
 //! a broken build takes to fail; nothing asserts timings.
 
-#![allow(dead_code)] // each test binary uses a different part of this module
-
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

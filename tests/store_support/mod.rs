@@ -1,6 +1,5 @@
 //! Shared fixtures for the store tests: a store in a temp dir, a toy authorizer reading the index,
 //! and change builders.
-#![allow(dead_code)]
 
 use warden::directory::{ApplyContext, Change, ChangeEnvelope, OrgSettings, Owner, is_default_role};
 use warden::engine::index::DirectoryIndex;
