@@ -38,7 +38,7 @@ fn rt() -> tokio::runtime::Runtime {
 
 #[test]
 fn casbin_rs_agrees_on_the_cases_it_supports() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/cases");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance/cases");
     let mut compared = 0usize;
     let mut cases = 0usize;
     for entry in std::fs::read_dir(&dir).expect("corpus") {

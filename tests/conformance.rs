@@ -1,9 +1,10 @@
-//! The Casbin conformance corpus (`../shared/conformance/cases`): Warden must give the
+//! The Casbin conformance corpus (`tests/data/conformance/cases`): Warden must give the
 //! reference answer for every scored request of every case it supports, refuse the
 //! models it does not support with a clear error, and answer contested requests on the
 //! side documented in `policies/README.md`.
 //!
-//! The corpus is read from `../shared` at test time, through the same path as
+//! The corpus is the repository's own copy (CI checks it still holds every case of the
+//! workplace's reference corpus unchanged); it is read through the same path as
 //! `warden policy eval` (`warden::policy::eval`).
 
 use serde_json::Value;
@@ -11,10 +12,10 @@ use std::path::{Path, PathBuf};
 use warden::policy::eval;
 
 fn corpus() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/cases");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance/cases");
     assert!(
         dir.is_dir(),
-        "conformance corpus not found at {} (is ../shared present?)",
+        "conformance corpus not found at {}: it is part of the repository (tests/data/conformance); is the clone complete?",
         dir.display()
     );
     dir

@@ -13,7 +13,7 @@ fn corpus_policies() -> &'static [CompiledPolicy] {
 }
 
 fn load_corpus_policies() -> Vec<CompiledPolicy> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/cases");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance/cases");
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).expect("corpus") {
         let case = entry.expect("entry").path();

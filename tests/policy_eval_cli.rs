@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 fn case(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/conformance/cases")
+        .join("tests/data/conformance/cases")
         .join(name)
 }
 
