@@ -37,6 +37,7 @@ fn lifecycle() -> Fixture {
             id: "dave".into(),
             email: "dave@acme.com".into(),
             username: None,
+            email_verified: None,
         },
     );
     next(&f, "alice", create_org("acme"));
