@@ -44,7 +44,8 @@ pub enum OrgCommand {
         name: String,
         #[arg(long, default_value = "")]
         billing_email: String,
-        /// Plan id [default: free].
+        /// Plan id of limits.toml [default: its default_plan, `free`]; another plan only
+        /// on the Unix socket (the operator).
         #[arg(long, default_value = "")]
         plan: String,
         #[arg(long, default_value = "")]
@@ -60,11 +61,13 @@ pub enum OrgCommand {
         name: Option<String>,
         #[arg(long)]
         billing_email: Option<String>,
+        /// Needs `billing:manage` in the org, or the Unix socket.
         #[arg(long)]
         plan: Option<String>,
         #[arg(long)]
         logo_url: Option<String>,
-        /// Membership limit of this org (pending invitations count); 0 = the plan's.
+        /// Membership limit of this org (pending invitations count); 0 = the instance's
+        /// `default_membership_limit`.
         #[arg(long)]
         max_memberships: Option<u32>,
         /// Whether admins may delete the org.
@@ -509,6 +512,9 @@ async fn org(args: OrgArgs) -> Outcome {
             println!("one_org_per_user: {}", x.one_org_per_user);
             println!("default_membership_limit: {}", n(x.default_membership_limit));
             println!("invitation_ttl_seconds: {}", x.invitation_ttl_seconds);
+            if !x.default_plan.is_empty() {
+                println!("default_plan: {}", x.default_plan);
+            }
             for p in &x.plans {
                 println!(
                     "plan: {} roles: [{}] max_orgs_per_user: {} teams: {}",
