@@ -84,6 +84,7 @@ const APP_ACTIONS: &[&str] = &[
     "app:delete",
     "app:approve",
     "app:publish",
+    "app:label",
     "collaborator:manage",
 ];
 

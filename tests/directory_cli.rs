@@ -173,7 +173,15 @@ fn directory_commands_print_the_revision_and_exit_by_outcome() {
         &[
             "org", "create", "initech", "--name", "Initech", "--actor", "frank",
         ][..],
-        &["org", "update", "initech", "--plan", "team", "--actor", "frank"],
+        &[
+            "org",
+            "update",
+            "initech",
+            "--plan",
+            "enterprise",
+            "--actor",
+            "frank",
+        ],
         &["org", "get", "initech", "--actor", "frank"],
         &[
             "org", "list", "--user", "frank", "--query", "INI", "--actor", "frank",

@@ -227,7 +227,48 @@ fn a_full_disk_fails_writes_clearly_and_writes_recover_when_space_returns() {
     };
     // The harness passes --data <workdir>/data; point that at the tmpfs.
     std::os::unix::fs::symlink(&data, work.data()).unwrap();
-    let mut daemon = work.start_with(&["--demo"]);
+    // The demo, and a part of the directory this daemon will never have read before the disk
+    // fills (150 users and an org holding them), written before it starts.
+    populate(&data);
+    {
+        use warden::directory::{Change, ChangeEnvelope};
+        let store = warden::store::Store::open(data.join("warden.redb")).unwrap();
+        let scratch = warden::engine::index::DirectoryIndex::new();
+        let mut changes = vec![Change::CreateOrg {
+            id: "late".into(),
+            name: "Late".into(),
+            billing_email: None,
+            plan: "free".into(),
+            logo_url: None,
+            public_metadata: serde_json::Value::Null,
+            private_metadata: serde_json::Value::Null,
+            settings: Default::default(),
+        }];
+        for i in 0..150 {
+            changes.push(Change::UpsertUser {
+                id: format!("late{i}"),
+                email: format!("late{i}@example.com"),
+                username: Some(format!("Late user number {i} with a longer name")),
+                email_verified: None,
+            });
+            changes.push(Change::AddMember {
+                org: "late".into(),
+                user: format!("late{i}"),
+                role: "org_user".into(),
+                terms_version: None,
+            });
+        }
+        for change in changes {
+            store
+                .apply_and_index(
+                    ChangeEnvelope::new("alice", 1, change),
+                    &warden::directory::ApplyContext::trusted(),
+                    &scratch,
+                )
+                .unwrap();
+        }
+    }
+    let mut daemon = work.start();
     let rt = runtime();
     let unix = daemon.work.unix_target();
     let mut c = rt.block_on(common::directory::clients(&unix));
@@ -250,6 +291,7 @@ fn a_full_disk_fails_writes_clearly_and_writes_recover_when_space_returns() {
             user_id: format!("full{i}"),
             email: format!("full{i}@example.com"),
             name: String::new(),
+            email_verified: None,
             username: "x".repeat(200),
         }));
         if let Err(s) = r {
@@ -264,6 +306,26 @@ fn a_full_disk_fails_writes_clearly_and_writes_recover_when_space_returns() {
     // Checks keep being answered from memory.
     assert!(rt.block_on(c.check("alice", "acme", "apps/web", "app:write", 0)));
     let during = rt.block_on(c.stats()).revision;
+    // Directory reads keep being answered from the store while writes are refused, every
+    // one of them, again and again (issue 11, item 11).
+    let reads = directory_reads_answered(&rt, &mut c, 5);
+    assert_eq!(reads.0, reads.1, "directory reads failed during a full disk");
+    // A write still refused after the reads: the disk is still full.
+    let again = rt.block_on(c.user.upsert_user(pb::UpsertUserRequest {
+        actor: "full-again".into(),
+        user_id: "full-again".into(),
+        email: "full-again@example.com".into(),
+        username: "y".repeat(200),
+        ..Default::default()
+    }));
+    if let Err(s) = &again {
+        assert_eq!(s.code(), Code::Unavailable, "{s:?}");
+        let reads = directory_reads_answered(&rt, &mut c, 1);
+        assert_eq!(
+            reads.0, reads.1,
+            "directory reads failed after a second refused write"
+        );
+    }
 
     // Space comes back. redb refuses every write after a failed one until the database is
     // reopened; the daemon reopens it on the next write, so writes work again without a
@@ -319,7 +381,129 @@ fn a_full_disk_fails_writes_clearly_and_writes_recover_when_space_returns() {
         .revision;
     assert_eq!(after, rev + 1);
     println!(
-        "disk full: {} of 50 writes refused with UNAVAILABLE, revision {before} -> {during} during, {after} after recovery",
-        failures.len()
+        "disk full: {} of 50 writes refused with UNAVAILABLE, revision {before} -> {during} during, {after} after recovery; \
+         directory reads during the full disk: {} of {} answered",
+        failures.len(),
+        reads.0,
+        reads.1
     );
+}
+
+/// `rounds` of GetUser, GetOrg, ListMembers, ListTeams, GetApp, GetStats and CheckIndex on
+/// the demo directory: (answered, asked). Every answer must be the demo's data.
+fn directory_reads_answered(
+    rt: &tokio::runtime::Runtime,
+    c: &mut common::directory::Clients,
+    rounds: usize,
+) -> (usize, usize) {
+    let mut answered = 0;
+    let mut asked = 0;
+    for _ in 0..rounds {
+        let outcomes: Vec<(&str, Result<(), tonic::Status>)> = rt.block_on(async {
+            let mut late_users = Ok(());
+            for i in (0..150).step_by(7) {
+                let id = format!("late{i}");
+                if let Err(s) = c
+                    .user
+                    .get_user(pb::GetUserRequest {
+                        user_id: id.clone(),
+                        actor: id.clone(),
+                    })
+                    .await
+                {
+                    late_users = Err(s);
+                    break;
+                }
+            }
+            vec![
+                ("GetUser (never read before)", late_users),
+                (
+                    "ListMembers (never read before)",
+                    c.member
+                        .list_members(pb::ListMembersRequest {
+                            org_id: "late".into(),
+                            actor: "alice".into(),
+                            page_size: 1000,
+                            ..Default::default()
+                        })
+                        .await
+                        .map(|m| assert_eq!(m.into_inner().members.len(), 151)),
+                ),
+                (
+                    "GetUser",
+                    c.user
+                        .get_user(pb::GetUserRequest {
+                            user_id: "alice".into(),
+                            actor: "alice".into(),
+                        })
+                        .await
+                        .map(|u| assert_eq!(u.into_inner().user_id, "alice")),
+                ),
+                (
+                    "GetOrg",
+                    c.org
+                        .get_org(pb::GetOrgRequest {
+                            org_id: "acme".into(),
+                            actor: "alice".into(),
+                        })
+                        .await
+                        .map(|o| assert!(o.into_inner().member_count > 0)),
+                ),
+                (
+                    "ListMembers",
+                    c.member
+                        .list_members(pb::ListMembersRequest {
+                            org_id: "acme".into(),
+                            actor: "alice".into(),
+                            ..Default::default()
+                        })
+                        .await
+                        .map(|m| assert!(!m.into_inner().members.is_empty())),
+                ),
+                (
+                    "ListTeams",
+                    c.team
+                        .list_teams(pb::ListTeamsRequest {
+                            org_id: "acme".into(),
+                            actor: "alice".into(),
+                            ..Default::default()
+                        })
+                        .await
+                        .map(|_| ()),
+                ),
+                (
+                    "GetApp",
+                    c.app
+                        .get_app(pb::GetAppRequest {
+                            app_id: "web".into(),
+                            actor: "alice".into(),
+                        })
+                        .await
+                        .map(|_| ()),
+                ),
+                (
+                    "GetStats",
+                    c.admin
+                        .get_stats(pb::GetStatsRequest {})
+                        .await
+                        .map(|s| assert!(s.into_inner().revision > 0)),
+                ),
+                (
+                    "CheckIndex",
+                    c.admin
+                        .check_index(pb::CheckIndexRequest {})
+                        .await
+                        .map(|i| assert!(i.into_inner().consistent)),
+                ),
+            ]
+        });
+        for (what, outcome) in outcomes {
+            asked += 1;
+            match outcome {
+                Ok(()) => answered += 1,
+                Err(s) => eprintln!("{what} during a full disk: {:?} {}", s.code(), s.message()),
+            }
+        }
+    }
+    (answered, asked)
 }

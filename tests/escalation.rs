@@ -208,9 +208,9 @@ fn denied(c: &Clients) -> Vec<(&'static str, Call)> {
                 "acme",
                 pb::UpdateOrgRequest {
                     settings: Some(pb::OrgSettings {
-                        max_memberships: 1_000_000,
-                        deletable: true,
-                        terms_version: String::new(),
+                        max_memberships: Some(1_000_000),
+                        deletable: Some(true),
+                        terms_version: Some(String::new()),
                     }),
                     ..Default::default()
                 },

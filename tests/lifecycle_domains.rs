@@ -20,12 +20,14 @@ async fn dom(target: &str) -> Dom {
     DomainServiceClient::new(connect(target).await.expect("connect"))
 }
 
+/// A user whose email the login layer verified (only a Unix-socket caller may say so).
 async fn user(c: &mut Clients, id: &str, email: &str) {
     c.user
         .upsert_user(pb::UpsertUserRequest {
             actor: id.into(),
             user_id: id.into(),
             email: email.into(),
+            email_verified: Some(true),
             ..Default::default()
         })
         .await
@@ -96,10 +98,11 @@ fn domains_are_verified_by_the_operator_and_requests_approved_once() {
         let mut c = clients(&daemon.work.tcp_target()).await;
         let mut tcp = dom(&daemon.work.tcp_target()).await;
         let mut unix = dom(&daemon.work.unix_target()).await;
-        user(&mut c, "alice", "alice@acme.com").await;
-        user(&mut c, "bob", "Bob@ACME.com").await;
-        user(&mut c, "carol", "carol@acme.com").await;
-        user(&mut c, "dave", "dave@other.org").await;
+        let mut login = clients(&daemon.work.unix_target()).await;
+        user(&mut login, "alice", "alice@acme.com").await;
+        user(&mut login, "bob", "Bob@ACME.com").await;
+        user(&mut login, "carol", "carol@acme.com").await;
+        user(&mut login, "dave", "dave@other.org").await;
         c.org
             .create_org(pb::CreateOrgRequest {
                 actor: "alice".into(),
@@ -391,8 +394,8 @@ fn orgs_with_terms_of_use_are_not_joined_through_domains() {
                 org_id: "acme".into(),
                 name: "Acme".into(),
                 settings: Some(pb::OrgSettings {
-                    deletable: true,
-                    terms_version: "v1".into(),
+                    deletable: Some(true),
+                    terms_version: Some("v1".into()),
                     ..Default::default()
                 }),
                 ..Default::default()

@@ -107,8 +107,8 @@ async fn acme(target: &str, settings: Option<pb::OrgSettings>, users: &[&str]) -
 /// Deletable org settings with a membership limit of `max`.
 fn seats(max: u32) -> pb::OrgSettings {
     pb::OrgSettings {
-        max_memberships: max,
-        deletable: true,
+        max_memberships: Some(max),
+        deletable: Some(true),
         ..Default::default()
     }
 }
@@ -574,8 +574,8 @@ fn terms_of_use_must_be_accepted_when_the_org_has_them() {
     let rt = runtime();
     rt.block_on(async {
         let settings = pb::OrgSettings {
-            deletable: true,
-            terms_version: "2026-01".into(),
+            deletable: Some(true),
+            terms_version: Some("2026-01".into()),
             ..Default::default()
         };
         let (mut c, mut inv) = acme(&daemon.work.tcp_target(), Some(settings), &["bob"]).await;
@@ -588,7 +588,10 @@ fn terms_of_use_must_be_accepted_when_the_org_has_them() {
             .await
             .expect("GetOrg")
             .into_inner();
-        assert_eq!(got.settings.expect("settings").terms_version, "2026-01");
+        assert_eq!(
+            got.settings.expect("settings").terms_version.as_deref(),
+            Some("2026-01")
+        );
         let made = invite(&mut inv, "alice", "acme", by_user("bob", "org_user"), 0)
             .await
             .expect("invite");
@@ -607,6 +610,26 @@ fn terms_of_use_must_be_accepted_when_the_org_has_them() {
             .expect("accept with terms");
         let m = ok.member.expect("member");
         assert!(m.terms_accepted_at_unix_ms > 0 && m.terms_accepted_at_unix_ms == m.created_at_unix_ms);
+        // The version accepted is readable on the membership, not only the time (item 20).
+        assert_eq!(m.terms_version, "2026-01");
+        let listed = c
+            .member
+            .list_members(pb::ListMembersRequest {
+                org_id: "acme".into(),
+                actor: "alice".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("ListMembers")
+            .into_inner()
+            .members;
+        let bob = listed.iter().find(|m| m.user_id == "bob").expect("bob listed");
+        assert_eq!(bob.terms_version, "2026-01");
+        let alice = listed
+            .iter()
+            .find(|m| m.user_id == "alice")
+            .expect("alice listed");
+        assert_eq!(alice.terms_version, "", "the creator accepted no terms");
     });
 }
 

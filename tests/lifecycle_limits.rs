@@ -195,7 +195,7 @@ fn an_org_with_apps_is_deleted_only_when_an_admin_forces_it() {
                 org_id: "keep".into(),
                 name: "Keep".into(),
                 settings: Some(pb::OrgSettings {
-                    deletable: false,
+                    deletable: Some(false),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -231,8 +231,8 @@ fn the_instance_membership_limit_applies_unless_the_org_sets_its_own() {
                 actor: "alice".into(),
                 org_id: "acme".into(),
                 settings: Some(pb::OrgSettings {
-                    max_memberships: 3,
-                    deletable: true,
+                    max_memberships: Some(3),
+                    deletable: Some(true),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -249,6 +249,7 @@ const STRICT: &str = r#"
 users_can_create_orgs = false
 max_orgs_created_per_user = 3
 max_admin_orgs_per_user = 3
+[plans.free]
 [plans.community]
 roles = ["admin"]
 max_orgs_per_user = 1
@@ -441,7 +442,10 @@ fn limits_reload_with_the_policy_and_a_broken_file_keeps_the_last_good_one() {
             (100, 20)
         );
         let plans: Vec<&str> = limits.plans.iter().map(|p| p.plan_id.as_str()).collect();
-        assert_eq!(plans, ["community", "enterprise", "essential", "professional"]);
+        assert_eq!(
+            plans,
+            ["community", "enterprise", "essential", "free", "professional"]
+        );
 
         let file = daemon.work.policies().join("limits.toml");
         std::fs::write(&file, "max_orgs_created_per_user = 1\n").expect("write");
@@ -509,7 +513,7 @@ fn without_limits_toml_the_embedded_defaults_apply() {
                 limits.max_admin_orgs_per_user,
                 limits.plans.len()
             ),
-            (100, 20, 4)
+            (100, 20, 5)
         );
         let mut c = clients(&daemon.work.tcp_target()).await;
         assert!(

@@ -52,6 +52,7 @@ fn user_upsert_creates_then_replaces() {
             id: "alice".into(),
             email: "new@x.io".into(),
             username: None,
+            email_verified: None,
         },
     );
     let u = f.store.get_user("alice").unwrap().unwrap();

@@ -56,6 +56,7 @@ fn member_search_matches_id_email_and_username() {
             id: "zed".into(),
             email: "Z@Corp.io".into(),
             username: Some("Zorro".into()),
+            email_verified: None,
         },
     );
     f.ok_as("root", add("big", "zed", "org_user"));

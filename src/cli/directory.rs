@@ -44,7 +44,8 @@ pub enum OrgCommand {
         name: String,
         #[arg(long, default_value = "")]
         billing_email: String,
-        /// Plan id [default: free].
+        /// Plan id of limits.toml [default: its default_plan, `free`]; another plan only
+        /// on the Unix socket (the operator).
         #[arg(long, default_value = "")]
         plan: String,
         #[arg(long, default_value = "")]
@@ -60,11 +61,13 @@ pub enum OrgCommand {
         name: Option<String>,
         #[arg(long)]
         billing_email: Option<String>,
+        /// Needs `billing:manage` in the org, or the Unix socket.
         #[arg(long)]
         plan: Option<String>,
         #[arg(long)]
         logo_url: Option<String>,
-        /// Membership limit of this org (pending invitations count); 0 = the plan's.
+        /// Membership limit of this org (pending invitations count); 0 = the instance's
+        /// `default_membership_limit`.
         #[arg(long)]
         max_memberships: Option<u32>,
         /// Whether admins may delete the org.
@@ -242,6 +245,16 @@ pub enum AppCommand {
         #[arg(long, default_value = "")]
         new_name: String,
     },
+    /// Replace an app's labels (grants, collaborators and versions stay).
+    Labels {
+        app_id: String,
+        /// The new labels, repeatable; they replace all current ones.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// Remove every label (instead of giving `--label`).
+        #[arg(long, conflicts_with = "labels")]
+        clear: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -261,6 +274,10 @@ pub enum UserCommand {
         email: String,
         #[arg(long, default_value = "")]
         username: String,
+        /// The login layer verified the email (only on the Unix socket); `false` drops a
+        /// verification. Without it a verification is kept while the email stays the same.
+        #[arg(long)]
+        email_verified: Option<bool>,
     },
     Get {
         user_id: String,
@@ -328,21 +345,21 @@ fn print_org(o: &pb::Org) {
     println!("  created_by: {}", o.created_by);
     println!("  members: {}", o.member_count);
     if let Some(st) = &o.settings {
-        let limit = match st.max_memberships {
-            0 => "the plan's".to_string(),
+        let limit = match st.max_memberships.unwrap_or(0) {
+            0 => "the instance default".to_string(),
             n => n.to_string(),
         };
         println!("  max_memberships: {limit}");
-        println!("  deletable: {}", st.deletable);
-        if !st.terms_version.is_empty() {
-            println!("  terms_version: {}", st.terms_version);
+        println!("  deletable: {}", st.deletable.unwrap_or(true));
+        if let Some(v) = st.terms_version.as_deref().filter(|v| !v.is_empty()) {
+            println!("  terms_version: {v}");
         }
     }
 }
 
 pub(crate) fn print_member(m: &pb::Member) {
     println!(
-        "member: {} in {} as {}{}",
+        "member: {} in {} as {}{}{}",
         m.user_id,
         m.org_id,
         m.role,
@@ -350,6 +367,11 @@ pub(crate) fn print_member(m: &pb::Member) {
             String::new()
         } else {
             format!(" (teams: {})", m.team_ids.join(", "))
+        },
+        if m.terms_version.is_empty() {
+            String::new()
+        } else {
+            format!(" (accepted terms {})", m.terms_version)
         }
     );
 }
@@ -383,7 +405,11 @@ fn print_app(a: &pb::App) {
 
 fn print_user(u: &pb::User) {
     println!("user: {}", u.user_id);
-    println!("  email: {}", u.email);
+    println!(
+        "  email: {}{}",
+        u.email,
+        if u.email_verified { " (verified)" } else { "" }
+    );
     if !u.username.is_empty() {
         println!("  username: {}", u.username);
     }
@@ -436,26 +462,13 @@ async fn org(args: OrgArgs) -> Outcome {
             deletable,
             terms_version,
         } => {
-            // Settings travel as one message: start from the org's current settings and
-            // change only the flags given.
-            let settings = if max_memberships.is_some() || deletable.is_some() || terms_version.is_some() {
-                let current = c
-                    .get_org(pb::GetOrgRequest {
-                        org_id: org_id.clone(),
-                        actor: actor.clone(),
-                    })
-                    .await?
-                    .into_inner()
-                    .settings
-                    .unwrap_or_default();
-                Some(pb::OrgSettings {
-                    max_memberships: max_memberships.unwrap_or(current.max_memberships),
-                    deletable: deletable.unwrap_or(current.deletable),
-                    terms_version: terms_version.unwrap_or(current.terms_version),
-                })
-            } else {
-                None
-            };
+            // Only the settings given are sent; the others keep their value on the server.
+            let settings = (max_memberships.is_some() || deletable.is_some() || terms_version.is_some())
+                .then_some(pb::OrgSettings {
+                    max_memberships,
+                    deletable,
+                    terms_version,
+                });
             let r = c
                 .update_org(pb::UpdateOrgRequest {
                     actor,
@@ -499,6 +512,9 @@ async fn org(args: OrgArgs) -> Outcome {
             println!("one_org_per_user: {}", x.one_org_per_user);
             println!("default_membership_limit: {}", n(x.default_membership_limit));
             println!("invitation_ttl_seconds: {}", x.invitation_ttl_seconds);
+            if !x.default_plan.is_empty() {
+                println!("default_plan: {}", x.default_plan);
+            }
             for p in &x.plans {
                 println!(
                     "plan: {} roles: [{}] max_orgs_per_user: {} teams: {}",
@@ -838,6 +854,30 @@ async fn app(args: AppArgs) -> Outcome {
             r.app.iter().for_each(print_app);
             print_revision(r.revision);
         }
+        AppCommand::Labels {
+            app_id,
+            labels,
+            clear,
+        } => {
+            if labels.is_empty() && !clear {
+                return Err(Failure::Other(anyhow::anyhow!(
+                    "give the new labels with --label (repeatable), or --clear to remove them all"
+                )));
+            }
+            let r = c
+                .set_app_labels(pb::SetAppLabelsRequest {
+                    actor,
+                    app_id,
+                    labels,
+                })
+                .await?
+                .into_inner();
+            r.app.iter().for_each(print_app);
+            if r.app.as_ref().is_some_and(|a| a.labels.is_empty()) {
+                println!("  labels: (none)");
+            }
+            print_revision(r.revision);
+        }
     }
     Ok(())
 }
@@ -854,6 +894,7 @@ async fn user(args: UserArgs) -> Outcome {
             user_id,
             email,
             username,
+            email_verified,
         } => {
             let r = c
                 .upsert_user(pb::UpsertUserRequest {
@@ -862,6 +903,7 @@ async fn user(args: UserArgs) -> Outcome {
                     username,
                     email,
                     name: String::new(),
+                    email_verified,
                 })
                 .await?
                 .into_inner();

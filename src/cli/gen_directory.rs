@@ -177,6 +177,7 @@ fn write_dump(w: &mut impl Write, s: &Shape, seed: u64) -> std::io::Result<()> {
             list.push(&User {
                 email: format!("{id}@example.com"),
                 username: None,
+                email_verified: None,
                 id,
             })?;
         }

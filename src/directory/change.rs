@@ -6,13 +6,13 @@
 //! outcome. The serialized form is versioned by [`ChangeEnvelope::format`]; changing the meaning of
 //! an existing variant needs a new format number.
 
-use super::domain::{Enrollment, validate_domain, validate_token};
+use super::domain::{Enrollment, normalize_email, validate_domain, validate_token};
 use super::ids::{
     validate_email, validate_labels, validate_metadata, validate_name, validate_role, validate_slug,
     validate_url, validate_user_id,
 };
 use super::invitation::{Invitee, validate_code_hash, validate_teams};
-use super::records::{OrgSettings, Owner};
+use super::records::{OrgSettings, OrgSettingsPatch, Owner};
 use super::security::SecuritySettings;
 use super::tokens::{validate_scopes, validate_secret_hash, validate_token_id};
 use super::{ADMIN_ROLE, Limits, Refusal};
@@ -79,11 +79,17 @@ fn is_zero(n: &u64) -> bool {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Change {
     /// Create or replace a user's profile (the IdP is the source of truth).
+    ///
+    /// `email_verified`: `Some(true)` records that the login layer verified the email (only
+    /// the operator may say so), `Some(false)` drops a verification, `None` keeps it while the
+    /// email stays the same (a changed email is never verified by itself).
     UpsertUser {
         id: String,
         email: String,
         #[serde(default)]
         username: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email_verified: Option<bool>,
     },
     /// Create an org; the actor (an existing user) becomes its first admin.
     CreateOrg {
@@ -115,8 +121,12 @@ pub enum Change {
         public_metadata: Option<serde_json::Value>,
         #[serde(default)]
         private_metadata: Option<serde_json::Value>,
+        /// Replaces every setting (the format-1 meaning, kept for change logs written with it).
         #[serde(default)]
         settings: Option<OrgSettings>,
+        /// Changes only the settings it names.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        settings_patch: Option<OrgSettingsPatch>,
     },
     /// Delete an org with its memberships, teams and grants; refused while it owns apps.
     DeleteOrg {
@@ -185,6 +195,11 @@ pub enum Change {
     /// Delete an app and every team grant on it.
     DeleteApp {
         id: String,
+    },
+    /// Replace an app's labels; label-scoped rules follow from this change's revision on.
+    SetAppLabels {
+        app: String,
+        labels: Vec<String>,
     },
     /// Move a personal app to an org, optionally renaming it. The id stays.
     TransferApp {
@@ -345,7 +360,7 @@ pub struct Permission {
 }
 
 impl Permission {
-    fn new(org: &str, resource: impl Into<String>, action: &str) -> Self {
+    pub fn new(org: &str, resource: impl Into<String>, action: &str) -> Self {
         Self {
             org: org.to_string(),
             resource: resource.into(),
@@ -405,6 +420,7 @@ impl Change {
             Change::RevokeApp { .. } => "revoke_app",
             Change::CreateApp { .. } => "create_app",
             Change::DeleteApp { .. } => "delete_app",
+            Change::SetAppLabels { .. } => "set_app_labels",
             Change::TransferApp { .. } => "transfer_app",
             Change::Import { .. } => "import",
             Change::CreateInvitation { .. } => "create_invitation",
@@ -446,10 +462,16 @@ impl Change {
     /// - `CreateApp` for an org → `app:create` on `org`; for a user → the actor must be that user.
     /// - `DeleteApp` of an org app → `app:delete` on `apps/<app>` in the owning org; of a personal
     ///   app → the actor must be the owner.
+    /// - `SetAppLabels` of an org app → `app:label` on `apps/<app>` in the owning org (labels
+    ///   decide label-scoped rules, so relabelling is an admin's act in the default policy); of
+    ///   a personal app → the actor must be the owner.
     /// - `TransferApp` → the actor must own the personal app and hold `app:transfer` on `org` in
     ///   the destination org.
     /// - `UpsertUser`, `CreateOrg` → nothing: users carry no rights by themselves, and who may
-    ///   create orgs (instance limits, plans) is decided before the change is submitted.
+    ///   create orgs (instance limits, plans) is checked by `apply`: a plan other than the
+    ///   default needs the operator, and so does marking an email verified.
+    /// - `UpdateOrg` that changes the plan → also `billing:manage` on `org` (or the operator),
+    ///   checked by `apply`.
     /// - `Import` → nothing here; imports never go through `apply`.
     /// - `CreateInvitation`, `RevokeInvitation` → `member:invite` on `org`.
     /// - `AcceptInvitation`, `DeclineInvitation` → nothing here: the actor must be the invitee,
@@ -492,6 +514,14 @@ impl Change {
                     owner_only(actor, user, id)?;
                     None
                 }
+            },
+            Change::SetAppLabels { app, .. } => match app_owner {
+                Some(Owner::Org(org)) => Some(Permission::new(org, format!("apps/{app}"), "app:label")),
+                Some(Owner::User(user)) => {
+                    owner_only(actor, user, app)?;
+                    None
+                }
+                None => return Err(Refusal::not_found(format!("app `{app}`"))),
             },
             Change::DeleteApp { id } => match app_owner {
                 Some(Owner::Org(org)) => Some(Permission::new(org, format!("apps/{id}"), "app:delete")),
@@ -571,9 +601,16 @@ impl Change {
     /// and everything about the directory's state are checked by `apply`.
     pub fn validate(&self) -> Result<(), Refusal> {
         match self {
-            Change::UpsertUser { id, email, username } => {
+            Change::UpsertUser {
+                id,
+                email,
+                username,
+                email_verified: _,
+            } => {
                 validate_user_id("id", id)?;
-                validate_email("email", email)?;
+                // Only an address with a canonical form is stored: one whose domain would
+                // fold into another's (`ban\u{212A}.io`) is refused, never matched.
+                normalize_email("email", email)?;
                 if let Some(name) = username {
                     validate_name("username", name)?;
                 }
@@ -610,10 +647,14 @@ impl Change {
                 public_metadata,
                 private_metadata,
                 settings,
+                settings_patch,
             } => {
                 validate_slug("id", id)?;
                 if let Some(settings) = settings {
                     settings.validate()?;
+                }
+                if let Some(patch) = settings_patch {
+                    patch.validate()?;
                 }
                 if let Some(name) = name {
                     validate_name("name", name)?;
@@ -691,6 +732,10 @@ impl Change {
                 validate_labels("labels", labels)?;
             }
             Change::DeleteApp { id } => validate_slug("id", id)?,
+            Change::SetAppLabels { app, labels } => {
+                validate_slug("app", app)?;
+                validate_labels("labels", labels)?;
+            }
             Change::TransferApp { app, to_org, rename } => {
                 validate_slug("app", app)?;
                 validate_slug("to_org", to_org)?;
@@ -956,6 +1001,7 @@ mod tests {
             public_metadata: None,
             private_metadata: None,
             settings: None,
+            settings_patch: None,
         };
         let p = upd.required_permission("x", None).unwrap().unwrap();
         assert_eq!(

@@ -153,9 +153,76 @@ pub fn validate_domain(field: &str, value: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// The domain of an email address, lowercased (`None` without an `@`).
+/// The canonical form of a domain name, the only form domains are compared in: ASCII letters
+/// lowercased, an international name as its punycode A-labels (`münchen.de` →
+/// `xn--mnchen-3ya.de`, per IDNA/UTS #46).
+///
+/// A name that reaches its canonical form only through a compatibility mapping is refused
+/// rather than folded: `ban\u{212A}.io` (KELVIN SIGN) would fold to `bank.io`, full-width
+/// letters to ASCII, a decomposed `u\u{308}` to `ü`. Such a name is a confusable of another
+/// domain, and a domain join must never match one by accident. Only ASCII letters are
+/// lowercased; a non-ASCII name must already be lowercase and NFC.
+pub fn normalize_domain(field: &str, value: &str) -> Result<String, Refusal> {
+    let lowered = value.to_ascii_lowercase();
+    if lowered.is_ascii() {
+        validate_domain(field, &lowered)?;
+        return Ok(lowered);
+    }
+    if lowered.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Refusal::invalid(
+            field,
+            "must not contain whitespace or control characters",
+        ));
+    }
+    let ascii = idna::domain_to_ascii_strict(&lowered).map_err(|_| {
+        Refusal::invalid(
+            field,
+            format!("{value:?} is not a valid international domain name (IDNA)"),
+        )
+    })?;
+    let (unicode, back) = idna::domain_to_unicode(&ascii);
+    if back.is_err() || unicode != lowered {
+        return Err(Refusal::invalid(
+            field,
+            format!(
+                "{value:?} uses characters that stand in for others (it would be read as {unicode:?}); \
+                 write the domain in its canonical form, or as punycode ({ascii})"
+            ),
+        ));
+    }
+    validate_domain(field, &ascii)?;
+    Ok(ascii)
+}
+
+/// The canonical form of an email address for comparison: the local part (ASCII only, refused
+/// otherwise) lowercased, `@`, the domain in [`normalize_domain`]'s canonical form.
+pub fn normalize_email(field: &str, value: &str) -> Result<String, Refusal> {
+    super::ids::validate_email(field, value)?;
+    let Some((local, domain)) = value.rsplit_once('@') else {
+        return Err(Refusal::invalid(field, "must look like name@domain"));
+    };
+    if !local.is_ascii() {
+        return Err(Refusal::invalid(
+            field,
+            "the part before '@' must be ASCII (non-ASCII letters there can stand in for others)",
+        ));
+    }
+    let domain = normalize_domain(field, domain)?;
+    Ok(format!("{}@{domain}", local.to_ascii_lowercase()))
+}
+
+/// The canonical domain of an email address (see [`normalize_email`]); `None` without an `@`
+/// or when the address has no canonical form (it then matches no domain).
 pub fn email_domain(email: &str) -> Option<String> {
-    email.rsplit_once('@').map(|(_, d)| d.to_lowercase())
+    let normal = normalize_email("email", email).ok()?;
+    normal.rsplit_once('@').map(|(_, d)| d.to_string())
+}
+
+/// The key an email is indexed and compared under: its canonical form, or, for an address
+/// stored before canonical forms were required and that has none, its lowercase text
+/// (which no canonical address can equal when it contains non-ASCII letters).
+pub fn email_key(email: &str) -> String {
+    normalize_email("email", email).unwrap_or_else(|_| email.to_lowercase())
 }
 
 /// A verification token: a slug (what the API draws is hex).
@@ -176,6 +243,25 @@ mod tests {
             assert!(validate_domain("domain", bad).is_err(), "{bad}");
         }
         assert_eq!(email_domain("Bob@Acme.COM").as_deref(), Some("acme.com"));
+        // KELVIN SIGN folds to `k` under lowercasing and IDNA mapping: refused, never `bank.io`.
+        assert_eq!(email_domain("kelvin@ban\u{212A}.io"), None);
+        assert!(normalize_email("email", "kelvin@ban\u{212A}.io").is_err());
+        assert!(normalize_domain("domain", "ban\u{212A}.io").is_err());
+        // Full-width letters, a decomposed umlaut and a non-ASCII local part are refused too.
+        assert!(normalize_domain("domain", "\u{FF41}cme.com").is_err());
+        assert!(normalize_domain("domain", "mu\u{308}nchen.de").is_err());
+        assert!(normalize_email("email", "j\u{F6}rg@acme.com").is_err());
+        // A genuine international domain is compared as punycode.
+        assert_eq!(
+            normalize_domain("domain", "m\u{FC}nchen.de").unwrap(),
+            "xn--mnchen-3ya.de"
+        );
+        assert_eq!(
+            normalize_email("email", "Ann@m\u{DC}nchen.de").err().map(|_| ()),
+            Some(()),
+            "a non-ASCII upper-case letter is not folded"
+        );
+        assert_eq!(normalize_email("email", "Ann@Acme.IO").unwrap(), "ann@acme.io");
         assert!(Enrollment::parse("enrollment", "both").is_err());
     }
 }

@@ -33,7 +33,7 @@ impl Invitee {
     /// The key of this invitee in the invitee index: `email:<lowercased>` or `user:<id>`.
     pub fn key(&self) -> String {
         match self {
-            Invitee::Email(e) => format!("email:{}", e.to_lowercase()),
+            Invitee::Email(e) => format!("email:{}", super::domain::email_key(e)),
             Invitee::User(u) => format!("user:{u}"),
         }
     }
@@ -42,10 +42,11 @@ impl Invitee {
         match self {
             Invitee::Email(e) => {
                 validate_email("email", e)?;
-                if e.to_lowercase() != *e {
+                if super::domain::normalize_email("email", e)? != *e {
                     return Err(Refusal::invalid(
                         "email",
-                        "must be lowercase (emails are matched case-insensitively)",
+                        "must be in canonical form: lowercase, the domain as punycode \
+                         (emails are matched in that form)",
                     ));
                 }
                 Ok(())

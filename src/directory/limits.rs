@@ -36,9 +36,19 @@ pub struct Limits {
     /// How long invitations stay open when the request does not say (default 7 days).
     #[serde(default)]
     pub invitation_ttl_seconds: Option<u64>,
-    /// Plan rules by plan id. An org whose plan is not listed has no plan rules.
+    /// The plan of an org created without one (and the only plan a user may pick at creation
+    /// without the operator). Must be a row of `plans` when the file lists plans.
+    #[serde(default = "free")]
+    pub default_plan: String,
+    /// Plan rules by plan id. When the file lists plans, an org's plan must be one of them
+    /// (an unknown plan is refused); a file without plans leaves plans unchecked. An org whose
+    /// stored plan was since removed from the file has no plan rules.
     #[serde(default)]
     pub plans: BTreeMap<String, Plan>,
+}
+
+fn free() -> String {
+    "free".to_string()
 }
 
 /// What an org on one plan may do.
@@ -70,6 +80,7 @@ impl Default for Limits {
             one_org_per_user: false,
             default_membership_limit: None,
             invitation_ttl_seconds: None,
+            default_plan: free(),
             plans: BTreeMap::new(),
         }
     }
@@ -121,6 +132,19 @@ impl Limits {
                 )));
             }
         }
+        super::ids::validate_slug("default_plan", &limits.default_plan).map_err(|e| LimitsError {
+            line: 0,
+            reason: format!("default_plan: {e}"),
+        })?;
+        if !limits.plans.is_empty() && !limits.plans.contains_key(&limits.default_plan) {
+            return Err(LimitsError {
+                line: 0,
+                reason: format!(
+                    "default_plan `{0}` is not in the plan table; add [plans.{0}] or name another default_plan",
+                    limits.default_plan
+                ),
+            });
+        }
         if let Some(ttl) = limits.invitation_ttl_seconds
             && (ttl == 0 || ttl > super::invitation::MAX_INVITATION_TTL_MS / 1000)
         {
@@ -165,6 +189,9 @@ mod tests {
         assert_eq!(community.roles, vec!["admin".to_string()]);
         assert!(!community.teams);
         assert!(l.plan("enterprise").expect("enterprise").teams);
+        // The default plan is a row of the table.
+        assert_eq!(l.default_plan, "free");
+        assert!(l.plan("free").is_some());
     }
 
     #[test]
@@ -173,5 +200,8 @@ mod tests {
         assert_eq!(e.line, 2, "{e:?}");
         assert!(e.reason.contains("bogus"), "{e:?}");
         assert!(Limits::parse("[plans.x]\nmax_orgs_per_user = 0\n").is_err());
+        let e = Limits::parse("[plans.community]\nroles = [\"admin\"]\n").unwrap_err();
+        assert!(e.reason.contains("default_plan `free`"), "{e:?}");
+        assert!(Limits::parse("default_plan = \"community\"\n[plans.community]\n").is_ok());
     }
 }

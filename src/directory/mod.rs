@@ -28,8 +28,8 @@ pub use domain::{Domain, Enrollment, MembershipRequest, RequestStatus};
 pub use invitation::{Invitation, InvitationStatus, Invitee};
 pub use limits::{Limits, Plan};
 pub use records::{
-    App, AppVersion, Collaborator, Membership, Org, OrgSettings, Owner, Team, TeamGrant, TeamMember,
-    TermsAcceptance, User, VersionState,
+    App, AppVersion, Collaborator, EmailVerification, Membership, Org, OrgSettings, OrgSettingsPatch, Owner,
+    Team, TeamGrant, TeamMember, TermsAcceptance, User, VersionState,
 };
 pub use refusal::Refusal;
 pub use tokens::Token;

@@ -13,6 +13,19 @@ pub struct User {
     pub email: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// Who vouched for `email` and when: set only by the operator (a caller on the Unix
+    /// socket, i.e. the login layer that checked the address), kept while the email stays the
+    /// same, dropped when it changes. Only a verified email may join an org by its domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<EmailVerification>,
+}
+
+/// The operator's word that a user's email belongs to them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailVerification {
+    /// The actor of the operator's write that marked it verified.
+    pub by: String,
+    pub at_ms: u64,
 }
 
 /// Per-org settings an org admin can change.
@@ -37,6 +50,57 @@ impl OrgSettings {
             super::ids::validate_slug("terms_version", v)?;
         }
         Ok(())
+    }
+}
+
+/// A change to some of an org's settings: each field that is `Some` is set, the others keep
+/// their value. For the two optional settings, `Some(None)` clears them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgSettingsPatch {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub membership_limit: Option<Option<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletable: Option<bool>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub terms_version: Option<Option<String>>,
+}
+
+/// A field that is present is `Some`, even when it is `null` (which clears the setting).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl OrgSettingsPatch {
+    pub fn validate(&self) -> Result<(), super::Refusal> {
+        if let Some(Some(v)) = &self.terms_version {
+            super::ids::validate_slug("terms_version", v)?;
+        }
+        Ok(())
+    }
+
+    /// `settings` with this patch applied.
+    pub fn apply_to(&self, settings: &mut OrgSettings) {
+        if let Some(v) = self.membership_limit {
+            settings.membership_limit = v;
+        }
+        if let Some(v) = self.deletable {
+            settings.deletable = v;
+        }
+        if let Some(v) = &self.terms_version {
+            settings.terms_version = v.clone();
+        }
     }
 }
 

@@ -128,6 +128,12 @@ pub enum IndexOp {
         org: String,
         app: String,
     },
+    /// Replace the labels of an app of the org (grants and collaborators stay).
+    SetAppLabels {
+        org: String,
+        app: String,
+        labels: Vec<String>,
+    },
     /// Drop a team with its members and grants.
     RemoveTeam {
         org: String,
@@ -501,6 +507,17 @@ impl IndexData {
                 let entry = self.orgs.entry(org.as_str().into()).or_default();
                 entry.apps.insert(app.as_str().into());
                 if let Some(node) = node {
+                    entry.labels.insert(node, label_nodes);
+                }
+            }
+            IndexOp::SetAppLabels { org, app, labels } => {
+                let label_nodes: SmallVec<[Sym; 2]> =
+                    labels.iter().map(|l| self.names.intern(&label_node(l))).collect();
+                let node = self.names.intern(&app_node(app));
+                let entry = self.orgs.entry(org.as_str().into()).or_default();
+                if label_nodes.is_empty() {
+                    entry.labels.remove(&node);
+                } else {
                     entry.labels.insert(node, label_nodes);
                 }
             }

@@ -13,16 +13,21 @@
 //! - a team grant names an app owned by the team's org;
 //! - an org that still owns apps cannot be deleted; deleting an org removes its memberships,
 //!   teams, team members and grants;
-//! - `membership_limit` caps new members;
+//! - `membership_limit` (`OrgSettings.max_memberships`, else `default_membership_limit`) caps
+//!   new members, on every path that creates one;
+//! - an org's plan is one of the plan table's, and choosing one is the operator's (at creation)
+//!   or `billing:manage`'s (later);
+//! - only the operator marks an email verified;
 //! - everything a change refers to exists, and nothing is created twice.
 
 use super::tables::{WriteTables, encode, get_json, get_json2, seconds, thirds};
 use super::{ApplyError, StoreError};
 use super::{domains, invitations, limits};
+use crate::directory::domain::email_key;
 use crate::directory::ids::validate_user_id;
 use crate::directory::{
-    ADMIN_ROLE, App, ApplyContext, CHANGE_FORMAT, Change, ChangeEnvelope, Membership, Org, Owner, Refusal,
-    Team, TermsAcceptance, User,
+    ADMIN_ROLE, App, ApplyContext, CHANGE_FORMAT, Change, ChangeEnvelope, EmailVerification, Membership, Org,
+    Owner, Refusal, Team, TermsAcceptance, User,
 };
 use crate::engine::index::IndexOp;
 use redb::ReadableTable;
@@ -56,7 +61,9 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
 
     // Authorize. Whether an app rule is personal or org-scoped depends on its current owner.
     let app_owner = match &env.change {
-        Change::DeleteApp { id: app } | Change::TransferApp { app, .. } => Some(require_app(t, app)?.owner),
+        Change::DeleteApp { id: app }
+        | Change::TransferApp { app, .. }
+        | Change::SetAppLabels { app, .. } => Some(require_app(t, app)?.owner),
         Change::RevokeToken { id } => Some(super::tokens::require_token(t, id)?.owner),
         Change::AddCollaborator { app, .. }
         | Change::RemoveCollaborator { app, .. }
@@ -73,19 +80,46 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
     // The membership limit in force for an org: its own setting, else the instance default.
     let limit_of = |o: &Org| ctx.limits.membership_limit(o.settings.membership_limit);
     match &env.change {
-        Change::UpsertUser { id, email, username } => {
-            if let Some(old) = get_json::<User>(&t.users, "users", id)? {
-                t.users_by_email
-                    .remove((old.email.to_lowercase().as_str(), id.as_str()))?;
+        Change::UpsertUser {
+            id,
+            email,
+            username,
+            email_verified,
+        } => {
+            if *email_verified == Some(true) && !ctx.operator {
+                return Err(Refusal::PermissionDenied {
+                    permission: "the operator's role to mark an email verified (email_verified): \
+                                 only the login layer, on the Unix socket, vouches for an address"
+                        .into(),
+                    org: String::new(),
+                }
+                .into());
             }
+            let old = get_json::<User>(&t.users, "users", id)?;
+            if let Some(old) = &old {
+                t.users_by_email
+                    .remove((email_key(&old.email).as_str(), id.as_str()))?;
+            }
+            let email_verified = match email_verified {
+                Some(true) => Some(EmailVerification {
+                    by: actor.to_string(),
+                    at_ms,
+                }),
+                Some(false) => None,
+                // Kept only for the very same address.
+                None => old
+                    .filter(|o| email_key(&o.email) == email_key(email))
+                    .and_then(|o| o.email_verified),
+            };
             let user = User {
                 id: id.clone(),
                 email: email.clone(),
                 username: username.clone(),
+                email_verified,
             };
             t.users.insert(id.as_str(), encode(&user)?.as_slice())?;
             t.users_by_email
-                .insert((email.to_lowercase().as_str(), id.as_str()), ())?;
+                .insert((email_key(email).as_str(), id.as_str()), ())?;
             Ok(vec![])
         }
         Change::CreateOrg {
@@ -102,6 +136,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
                 return Err(Refusal::already_exists(format!("org `{id}`")).into());
             }
             require_user(t, actor, "actor")?;
+            limits::check_plan_choice(ctx, plan, None)?;
             limits::check_create_org(t, ctx, actor, id, plan)?;
             let org = Org {
                 id: id.clone(),
@@ -140,6 +175,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
             public_metadata,
             private_metadata,
             settings,
+            settings_patch,
         } => {
             let mut org = require_org(t, id)?;
             if let Some(v) = name {
@@ -151,6 +187,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
             if let Some(v) = plan
                 && *v != org.plan
             {
+                limits::check_plan_choice(ctx, v, Some((actor, id)))?;
                 org.plan = v.clone();
                 limits::check_plan_change(t, ctx, &org)?;
             }
@@ -165,6 +202,9 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
             }
             if let Some(v) = settings {
                 org.settings = v.clone();
+            }
+            if let Some(patch) = settings_patch {
+                patch.apply_to(&mut org.settings);
             }
             t.orgs.insert(id.as_str(), encode(&org)?.as_slice())?;
             Ok(vec![])
@@ -383,6 +423,19 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
                 }
                 Owner::User(_) => Ok(vec![]),
             }
+        }
+        Change::SetAppLabels { app, labels } => {
+            let mut record = require_app(t, app)?;
+            record.labels = labels.clone();
+            put_app(t, &record)?;
+            Ok(match &record.owner {
+                Owner::Org(org) => vec![IndexOp::SetAppLabels {
+                    org: org.clone(),
+                    app: app.clone(),
+                    labels: labels.clone(),
+                }],
+                Owner::User(_) => vec![],
+            })
         }
         Change::TransferApp { app, to_org, rename } => {
             let mut record = require_app(t, app)?;

@@ -78,6 +78,7 @@ pub(crate) fn change_org(
         | Change::SsoJoin { org, .. } => Some(org.clone()),
         Change::CreateApp { owner, .. } | Change::CreateToken { owner, .. } => org(owner),
         Change::DeleteApp { id }
+        | Change::SetAppLabels { app: id, .. }
         | Change::AddCollaborator { app: id, .. }
         | Change::RemoveCollaborator { app: id, .. }
         | Change::SubmitAppVersion { app: id, .. }

@@ -1,11 +1,13 @@
 //! The redb database handle, reopened after an I/O error.
 //!
 //! After a failed write (a full disk, a failing device) redb refuses every later write
-//! ("a previous I/O error occurred") until the database is closed and opened again. The
-//! store marks such a failure with [`Db::note`]; the next write first checks that the disk
-//! takes a small probe file, then closes and reopens the file (redb repairs it on open if
-//! needed) and goes on. Until the disk has room, writes keep failing with the I/O error and
-//! reads keep working on the old handle.
+//! ("a previous I/O error occurred") until the database is closed and opened again, and
+//! with it every read of a page it has not cached. The store marks such a failure with
+//! [`Db::note`], which at once closes and reopens the file (redb repairs it on open if
+//! needed; nothing is written beyond the pages the file already has), so reads go on from the
+//! last commit on a clean handle. Every later write first checks that the disk takes a small
+//! probe file: until it does, writes are refused with the I/O error before redb sees them
+//! (so the clean handle stays clean for reads); once it does, they go on.
 //!
 //! Only the store's write path (under its write lock) reopens; readers wait on the handle's
 //! lock for the moment it takes.
@@ -74,11 +76,16 @@ impl Db {
         }
     }
 
-    /// Begin a write transaction, reopening the database first if a write failed with an
-    /// I/O error. Callers hold the store's write lock.
+    /// Begin a write transaction. After a write failed with an I/O error, only once the disk
+    /// takes a probe file (reopening the database if [`Db::note`] could not). Callers hold
+    /// the store's write lock.
     pub(crate) fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
         if self.failed_io.load(Ordering::Acquire) {
-            self.reopen()?;
+            probe(&self.path)?;
+            if self.slot.read().is_none() {
+                self.reopen()?;
+            }
+            self.failed_io.store(false, Ordering::Release);
         }
         match &*self.slot.read() {
             Some(db) => Ok(db.begin_write()?),
@@ -86,12 +93,18 @@ impl Db {
         }
     }
 
-    /// Look at a write's error: an I/O failure means redb must be reopened before it
-    /// writes again.
+    /// Look at a write's error: after an I/O failure the handle is replaced by a fresh one
+    /// at once (reads keep working from the last commit), and later writes wait for a disk
+    /// that takes a probe file. Callers hold the store's write lock.
     pub(crate) fn note(&self, e: &StoreError) {
-        if e.is_io() && !self.failed_io.swap(true, Ordering::AcqRel) {
-            tracing::warn!(error = %e, path = %self.path.display(), "a write failed with an I/O error; the store will be reopened before the next write");
+        if !e.is_io() {
+            return;
         }
+        if !self.failed_io.swap(true, Ordering::AcqRel) {
+            tracing::warn!(error = %e, path = %self.path.display(), "a write failed with an I/O error; writes wait for the disk, reads go on");
+        }
+        // A failure to reopen is logged by `reopen`; the next write tries again.
+        let _ = self.reopen();
     }
 
     /// How many times the database was reopened.
@@ -105,9 +118,8 @@ impl Db {
         }
     }
 
-    /// Close and reopen the file, if the disk takes a probe file.
+    /// Close and reopen the file.
     fn reopen(&self) -> Result<(), StoreError> {
-        probe(&self.path)?;
         let mut slot = self.slot.write();
         // Close the old handle first: redb locks the file while a handle is open.
         drop(slot.take());
@@ -116,7 +128,6 @@ impl Db {
             match open_database(&self.path) {
                 Ok(db) => {
                     *slot = Some(db);
-                    self.failed_io.store(false, Ordering::Release);
                     self.reopens.fetch_add(1, Ordering::AcqRel);
                     tracing::warn!(path = %self.path.display(), "store reopened after an I/O error");
                     return Ok(());
@@ -126,7 +137,7 @@ impl Db {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "reopening the store failed; reads and writes are unavailable until a write succeeds in reopening it");
+                    tracing::error!(error = %e, "reopening the store failed; reads and writes are unavailable until a write, once the disk has room, succeeds in reopening it");
                     return Err(e);
                 }
             }

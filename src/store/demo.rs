@@ -11,6 +11,7 @@ fn user(id: &str) -> Change {
         id: id.into(),
         email: format!("{id}@example.com"),
         username: Some(id.into()),
+        email_verified: None,
     }
 }
 

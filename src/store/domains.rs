@@ -139,8 +139,19 @@ fn matching_domain(
 ) -> Result<Domain, ApplyError> {
     let user: User = get_json(&t.users, "users", actor)?
         .ok_or_else(|| Refusal::not_found(format!("user `{actor}` (actor)")))?;
+    // A self-set address proves nothing: only one the login layer vouched for may join.
+    if user.email_verified.is_none() {
+        return Err(Refusal::precondition(format!(
+            "the email of `{actor}` is not verified; only an email the login layer verified \
+             (UpsertUser with email_verified, on the Unix socket) may join an org by its domain"
+        ))
+        .into());
+    }
     let Some(domain) = email_domain(&user.email) else {
-        return Err(Refusal::precondition(format!("`{actor}` has no email domain")).into());
+        return Err(Refusal::precondition(format!(
+            "`{actor}` has no email domain in canonical form (a domain must not fold into another's)"
+        ))
+        .into());
     };
     match get_json2::<Domain>(&t.domains, "domains", (org, &domain))? {
         Some(d) if d.verified() && d.enrollment == mode => Ok(d),

@@ -241,8 +241,13 @@ fn write_dump(t: &mut WriteTables<'_>, dump: &Dump) -> Result<(), ApplyError> {
         if t.users.insert(u.id.as_str(), encode(u)?.as_slice())?.is_some() {
             return Err(dup(format!("user `{}`", u.id)));
         }
-        t.users_by_email
-            .insert((u.email.to_lowercase().as_str(), u.id.as_str()), ())?;
+        t.users_by_email.insert(
+            (
+                crate::directory::domain::email_key(&u.email).as_str(),
+                u.id.as_str(),
+            ),
+            (),
+        )?;
     }
     for (i, o) in dump.orgs.iter().enumerate() {
         validate_slug(&format!("orgs[{i}].id"), &o.id)?;

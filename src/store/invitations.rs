@@ -10,6 +10,7 @@ use super::apply::{put_membership, require_org, require_team, require_user};
 use super::read::Page;
 use super::tables::{self, WriteTables, decode, encode, get_json};
 use super::{ApplyError, Store, StoreError};
+use crate::directory::domain::email_key;
 use crate::directory::invitation::MAX_INVITATION_TTL_MS;
 use crate::directory::{
     ApplyContext, Invitation, InvitationStatus, Invitee, Membership, Org, Refusal, TermsAcceptance, User,
@@ -82,9 +83,17 @@ pub(crate) fn check_membership_limit(
         }
     }
     if members + pending >= limit {
+        let source = match org.settings.membership_limit {
+            Some(_) => "the org's `OrgSettings.max_memberships`".to_string(),
+            None => {
+                "`default_membership_limit` in limits.toml (the org sets no `OrgSettings.max_memberships`)"
+                    .to_string()
+            }
+        };
         return Err(Refusal::precondition(format!(
-            "org `{id}` has reached its membership limit of {limit} ({members} members, \
-             {pending} pending invitations); raise `membership_limit` or revoke invitations"
+            "org `{id}` has reached its membership limit of {limit}, set by {source} \
+             ({members} members, {pending} pending invitations); raise `OrgSettings.max_memberships` \
+             (UpdateOrg) or revoke invitations"
         ))
         .into());
     }
@@ -258,7 +267,7 @@ fn redeemable(
         .ok_or_else(|| Refusal::not_found(format!("user `{actor}` (actor)")))?;
     let matches = match &inv.invitee {
         Invitee::User(u) => *u == user.id,
-        Invitee::Email(e) => user.email.to_lowercase() == *e,
+        Invitee::Email(e) => email_key(&user.email) == *e,
     };
     if !matches {
         return Err(Refusal::PermissionDenied {

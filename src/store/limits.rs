@@ -8,7 +8,7 @@
 use super::apply::require_org;
 use super::tables::{WriteTables, get_json, seconds};
 use super::{ApplyError, StoreError};
-use crate::directory::{ADMIN_ROLE, ApplyContext, Org, Refusal};
+use crate::directory::{ADMIN_ROLE, ApplyContext, Org, Permission, Refusal};
 use redb::ReadableTable;
 
 fn refuse(reason: String) -> ApplyError {
@@ -156,6 +156,44 @@ pub(crate) fn check_create_org(
         }
     }
     check_admin_count(t, ctx, actor)
+}
+
+/// Choosing `plan` for an org: it must be a row of the plan table (when the instance has one),
+/// and the choice is not self-service. At creation (`changer` `None`) anything but the default
+/// plan needs the operator; a change of an existing org's plan needs `billing:manage` on it
+/// (`changer` = the actor and the org), or the operator.
+pub(crate) fn check_plan_choice(
+    ctx: &ApplyContext<'_>,
+    plan: &str,
+    changer: Option<(&str, &str)>,
+) -> Result<(), ApplyError> {
+    let limits = ctx.limits;
+    if !limits.plans.is_empty() && limits.plan(plan).is_none() {
+        return Err(Refusal::invalid(
+            "plan",
+            format!(
+                "unknown plan `{plan}`; the plans of limits.toml are {}",
+                limits.plans.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )
+        .into());
+    }
+    if ctx.operator {
+        return Ok(());
+    }
+    match changer {
+        None if plan != limits.default_plan => Err(Refusal::PermissionDenied {
+            permission: format!(
+                "the operator's role to create an org on plan `{plan}`: orgs are created on the \
+                 default plan `{}`, and a holder of `billing:manage` changes the plan",
+                limits.default_plan
+            ),
+            org: String::new(),
+        }
+        .into()),
+        None => Ok(()),
+        Some((actor, org)) => Ok(ctx.check(actor, &Permission::new(org, "org", "billing:manage"))?),
+    }
 }
 
 /// Moving `org` to `plan`: every member's role and the org's teams must fit the new plan.

@@ -180,7 +180,10 @@ impl Store {
     /// Users whose email matches (case-insensitively) exactly.
     pub fn users_by_email(&self, email: &str) -> Result<Vec<String>, StoreError> {
         let txn = self.db.begin_read()?;
-        tables::seconds(&txn.open_table(tables::USERS_BY_EMAIL)?, &email.to_lowercase())
+        tables::seconds(
+            &txn.open_table(tables::USERS_BY_EMAIL)?,
+            &crate::directory::domain::email_key(email),
+        )
     }
 
     /// Orgs in id order.

@@ -3,7 +3,8 @@
 //! `SsoJoin` is an `AddMember` whose authorization comes from the org's own settings instead of
 //! the policy: the IdP the login layer names must be configured with an auto-join role. Once
 //! that holds, the membership is applied by the very same rules as `AddMember` (user exists,
-//! not yet a member, membership limit), so the two can never drift apart.
+//! not yet a member, membership limit, plan roles, instance limits: the limits in force are
+//! passed on), so the two can never drift apart.
 
 use super::apply::{apply_change, require_org};
 use super::tables::{self, WriteTables, decode, encode, get_json};
@@ -69,8 +70,11 @@ pub(crate) fn apply(
                     terms_version: None,
                 },
             };
-            // Authorized above by the org's settings; the role must still be a policy role.
-            let trusted = ApplyContext::new(&allow_all, ctx.is_role);
+            // Authorized above by the org's settings; the role must still be a policy role, and
+            // the plan, the membership limit and the instance limits bind it like any join.
+            let trusted = ApplyContext::new(&allow_all, ctx.is_role)
+                .with_limits(ctx.limits)
+                .as_operator(ctx.operator);
             apply_change(t, &join, &trusted)
         }
         other => {

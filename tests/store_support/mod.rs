@@ -71,6 +71,7 @@ pub fn user(id: &str) -> Change {
         id: id.into(),
         email: format!("{id}@example.com"),
         username: Some(format!("{id} name")),
+        email_verified: None,
     }
 }
 
@@ -124,5 +125,6 @@ pub fn update_org(id: &str) -> Change {
         public_metadata: None,
         private_metadata: None,
         settings: None,
+        settings_patch: None,
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Authorization: mutations follow the store's rules (`app:create` in the owning org or the
 //! owner itself for personal apps; `app:delete` on `apps/<app>`; transfer needs ownership and
-//! `app:transfer` in the destination org). `GetApp` of an org app needs `app:read` on
+//! `app:transfer` in the destination org; relabelling needs `app:label` on `apps/<app>`).
+//! `GetApp` of an org app needs `app:read` on
 //! `apps/<app>` in its org; of a personal app, the owner. `ListApps` of an org needs
 //! `org:read` there and returns only the apps the actor may `app:read`; of a user, the actor
 //! must be that user (or call on the Unix socket).
@@ -57,6 +58,28 @@ impl pb::app_service_server::AppService for Directory {
             let revision = self.write(&r.actor, "app_id", change).await?;
             let app = self.app_after_write(&r.actor, r.app_id, revision).await?;
             Ok(Response::new(pb::CreateAppResponse {
+                app: Some(app),
+                revision,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn set_app_labels(
+        &self,
+        request: Request<pb::SetAppLabelsRequest>,
+    ) -> Result<Response<pb::SetAppLabelsResponse>, Status> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("SetAppLabels", app = %r.app_id, actor = %r.actor);
+        async move {
+            let change = Change::SetAppLabels {
+                app: r.app_id.clone(),
+                labels: r.labels,
+            };
+            let revision = self.write(&r.actor, "app_id", change).await?;
+            let app = self.app_after_write(&r.actor, r.app_id, revision).await?;
+            Ok(Response::new(pb::SetAppLabelsResponse {
                 app: Some(app),
                 revision,
             }))

@@ -3,7 +3,7 @@
 //! dropping it silently.
 
 use crate::api::pb;
-use crate::directory::{App, Membership, Org, OrgSettings, Owner, Team, User};
+use crate::directory::{App, Membership, Org, OrgSettings, OrgSettingsPatch, Owner, Team, User};
 use tonic::Status;
 
 /// `""` means "not set" for optional text fields of create requests.
@@ -27,11 +27,20 @@ fn metadata_text(value: &serde_json::Value) -> String {
     }
 }
 
+/// Settings of a new org: an absent field takes its default (see `OrgSettings` in the proto;
+/// `deletable` defaults to true with or without other settings).
 pub fn settings_from_pb(s: pb::OrgSettings) -> OrgSettings {
-    OrgSettings {
-        membership_limit: (s.max_memberships != 0).then_some(s.max_memberships),
+    let mut settings = OrgSettings::default();
+    patch_from_pb(s).apply_to(&mut settings);
+    settings
+}
+
+/// An update of an org's settings: only the fields present change.
+pub fn patch_from_pb(s: pb::OrgSettings) -> OrgSettingsPatch {
+    OrgSettingsPatch {
+        membership_limit: s.max_memberships.map(|n| (n != 0).then_some(n)),
         deletable: s.deletable,
-        terms_version: opt(s.terms_version),
+        terms_version: s.terms_version.map(opt),
     }
 }
 
@@ -40,9 +49,9 @@ pub fn org_pb(org: Org, member_count: u32) -> pb::Org {
         public_metadata: metadata_text(&org.public_metadata),
         private_metadata: metadata_text(&org.private_metadata),
         settings: Some(pb::OrgSettings {
-            max_memberships: org.settings.membership_limit.unwrap_or(0),
-            deletable: org.settings.deletable,
-            terms_version: org.settings.terms_version.unwrap_or_default(),
+            max_memberships: Some(org.settings.membership_limit.unwrap_or(0)),
+            deletable: Some(org.settings.deletable),
+            terms_version: Some(org.settings.terms_version.unwrap_or_default()),
         }),
         org_id: org.id,
         name: org.name,
@@ -59,7 +68,8 @@ pub fn org_pb(org: Org, member_count: u32) -> pb::Org {
 
 pub fn member_pb(m: Membership, team_ids: Vec<String>) -> pb::Member {
     pb::Member {
-        terms_accepted_at_unix_ms: m.terms_accepted.map_or(0, |t| t.at_ms),
+        terms_accepted_at_unix_ms: m.terms_accepted.as_ref().map_or(0, |t| t.at_ms),
+        terms_version: m.terms_accepted.map(|t| t.version).unwrap_or_default(),
         org_id: m.org,
         user_id: m.user,
         role: m.role,
@@ -119,6 +129,7 @@ pub fn user_pb(user: User) -> pb::User {
         user_id: user.id,
         username: user.username.unwrap_or_default(),
         email: user.email,
+        email_verified: user.email_verified.is_some(),
         // Not stored by this version (see UpsertUserRequest.name).
         name: String::new(),
         created_at_unix_ms: 0,

@@ -10,7 +10,7 @@
 use super::convert::{member_pb, opt};
 use super::{Directory, check_actor, check_slug, check_user, on_unix_socket, vanished};
 use crate::api::pb;
-use crate::directory::domain::validate_domain;
+use crate::directory::domain::normalize_domain;
 use crate::directory::{Change, Domain, Enrollment, MembershipRequest, RequestStatus};
 use rand::RngCore;
 use tonic::{Request, Response, Status};
@@ -49,11 +49,10 @@ fn request_pb(r: MembershipRequest) -> pb::MembershipRequest {
     }
 }
 
-/// A domain as sent: lowercased, then checked (INVALID_ARGUMENT naming `domain`).
+/// A domain as sent, in canonical form (ASCII lowercase, international names as punycode);
+/// a look-alike that only folds into a domain is INVALID_ARGUMENT naming `domain`.
 fn domain_arg(text: &str) -> Result<String, Status> {
-    let d = text.to_lowercase();
-    validate_domain("domain", &d).map_err(super::invalid_status)?;
-    Ok(d)
+    normalize_domain("domain", text).map_err(super::invalid_status)
 }
 
 fn enrollment_arg(text: &str) -> Result<Enrollment, Status> {
@@ -245,6 +244,10 @@ impl pb::domain_service_server::DomainService for Directory {
                     let Some(user) = s.get_user(&user_id)? else {
                         return Ok(None);
                     };
+                    // An unverified email is offered nothing: it could not join.
+                    if user.email_verified.is_none() {
+                        return Ok(Some(Vec::new()));
+                    }
                     Ok(Some(s.domain_offers(&user.id, &user.email)?))
                 })
                 .await?

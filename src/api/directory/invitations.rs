@@ -14,6 +14,7 @@ use super::convert::member_pb;
 use super::members::teams_by_user;
 use super::{Directory, check_actor, check_slug, check_user, now_ms, on_unix_socket, vanished};
 use crate::api::pb;
+use crate::directory::domain::{email_key, normalize_email};
 use crate::directory::invitation::{MAX_BULK_INVITATIONS, MAX_INVITATION_TTL_MS, code_hash};
 use crate::directory::{Change, Invitation, InvitationStatus, Invitee};
 use rand::RngCore;
@@ -54,10 +55,12 @@ pub fn invitation_pb(inv: Invitation, at_ms: u64) -> pb::Invitation {
     }
 }
 
-/// The invitee of a spec: exactly one of `email` (matched lowercased) and `user_id`.
+/// The invitee of a spec: exactly one of `email` (matched in canonical form) and `user_id`.
 fn invitee_from_pb(spec: &pb::InvitationSpec) -> Result<Invitee, Status> {
     match (spec.email.is_empty(), spec.user_id.is_empty()) {
-        (false, true) => Ok(Invitee::Email(spec.email.to_lowercase())),
+        (false, true) => Ok(Invitee::Email(
+            normalize_email("email", &spec.email).map_err(super::invalid_status)?,
+        )),
         (true, false) => Ok(Invitee::User(spec.user_id.clone())),
         _ => Err(Status::invalid_argument(
             "invitee: set exactly one of email and user_id",
@@ -296,16 +299,13 @@ impl pb::invitation_service_server::InvitationService for Directory {
                     let user = self.read(&r.actor, "", move |s| Ok(s.get_user(&id)?)).await?;
                     let mut v = vec![Invitee::User(r.user_id.clone())];
                     if let Some(u) = user {
-                        v.push(Invitee::Email(u.email.to_lowercase()));
+                        v.push(Invitee::Email(email_key(&u.email)));
                     }
                     v
                 }
                 (true, false) => {
-                    let email = r.email.to_lowercase();
-                    crate::directory::ids::validate_email("email", &email).map_err(super::invalid_status)?;
-                    let own = actor_user
-                        .as_ref()
-                        .is_some_and(|u| u.email.to_lowercase() == email);
+                    let email = normalize_email("email", &r.email).map_err(super::invalid_status)?;
+                    let own = actor_user.as_ref().is_some_and(|u| email_key(&u.email) == email);
                     if !own && !trusted {
                         return Err(Status::permission_denied(format!(
                             "actor `{}` may only list invitations to its own email",

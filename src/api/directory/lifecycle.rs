@@ -51,6 +51,7 @@ impl pb::org_lifecycle_service_server::OrgLifecycleService for Directory {
                     teams: p.teams,
                 })
                 .collect(),
+            default_plan: l.default_plan.clone(),
         }))
     }
 }

@@ -1,11 +1,12 @@
 //! `warden.v1.OrgService`.
 //!
-//! Authorization: create needs only an existing user as actor (who may create orgs is the
-//! app's call, before it asks); update/delete need `org:update`/`org:delete` (checked by the
-//! store's rules); `GetOrg` needs `org:read` in the org; `ListOrgs` with a `user_id` needs the
+//! Authorization: create needs only an existing user as actor (instance limits apply, and a
+//! plan other than the default needs the operator); update/delete need
+//! `org:update`/`org:delete`, and a plan change also `billing:manage` or the operator (checked
+//! by the store's rules); `GetOrg` needs `org:read` in the org; `ListOrgs` with a `user_id` needs the
 //! actor to be that user, and listing every org is reserved to Unix-socket callers.
 
-use super::convert::{metadata, opt, org_pb, settings_from_pb};
+use super::convert::{metadata, opt, org_pb, patch_from_pb, settings_from_pb};
 use super::{Directory, WALK_PAGE, check_actor, check_slug, check_user, on_unix_socket, vanished, walk};
 use crate::api::pb;
 use crate::directory::{Change, Org};
@@ -56,8 +57,8 @@ impl pb::org_service_server::OrgService for Directory {
                 id: r.org_id.clone(),
                 name: r.name,
                 billing_email: opt(r.billing_email),
-                // An org without a plan is on the free plan.
-                plan: opt(r.plan).unwrap_or_else(|| "free".to_string()),
+                // An org without a plan is on the default plan of limits.toml.
+                plan: opt(r.plan).unwrap_or_else(|| self.engine.policy().limits.default_plan.clone()),
                 logo_url: opt(r.logo_url),
                 settings: r.settings.map(settings_from_pb).unwrap_or_default(),
             };
@@ -93,6 +94,7 @@ impl pb::org_service_server::OrgService for Directory {
         &self,
         request: Request<pb::UpdateOrgRequest>,
     ) -> Result<Response<pb::UpdateOrgResponse>, Status> {
+        let operator = on_unix_socket(&request);
         let r = request.into_inner();
         let span = tracing::info_span!("UpdateOrg", org = %r.org_id, actor = %r.actor);
         async move {
@@ -105,9 +107,10 @@ impl pb::org_service_server::OrgService for Directory {
                 billing_email: r.billing_email,
                 plan: r.plan,
                 logo_url: r.logo_url,
-                settings: r.settings.map(settings_from_pb),
+                settings: None,
+                settings_patch: r.settings.map(patch_from_pb),
             };
-            let revision = self.write(&r.actor, "org_id", change).await?;
+            let revision = self.write_as(&r.actor, "org_id", change, operator).await?;
             let org = self.org_after_write(&r.actor, r.org_id, revision).await?;
             Ok(Response::new(pb::UpdateOrgResponse {
                 org: Some(org),
