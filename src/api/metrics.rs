@@ -15,7 +15,7 @@
 //! `--metrics-allow-remote` says so (see `cli::config`).
 
 use crate::api::admin::DirectoryStats;
-use crate::api::policy_state::PolicyState;
+use crate::api::policy_state::{PolicyState, WatcherState};
 use crate::api::shutdown::Shutdown;
 use crate::engine::Engine;
 use http_body_util::Full;
@@ -220,6 +220,41 @@ impl Scrape {
 
         gauge_or_counter(
             &mut out,
+            "warden_policy_last_reload_failed",
+            "gauge",
+            "1 while the latest reload failed (the previous policy keeps serving); see warden_policy_reload_error_info.",
+            u64::from(p.last_error.is_some()),
+        );
+        if let Some(e) = &p.last_error {
+            header(
+                &mut out,
+                "warden_policy_reload_error_info",
+                "gauge",
+                "The latest reload's errors (`file:line: reason`, `; `-separated), while it failed.",
+            );
+            let _ = writeln!(
+                out,
+                "warden_policy_reload_error_info{{error=\"{}\"}} 1",
+                label_value(&e.replace('\n', "; "))
+            );
+        }
+        gauge_or_counter(
+            &mut out,
+            "warden_policy_watcher_up",
+            "gauge",
+            "1 while the policy directory is watched; 0 when the watch is lost or cannot be set up (edits then load only through the periodic content check).",
+            u64::from(matches!(p.watcher, WatcherState::Watching(_))),
+        );
+        gauge_or_counter(
+            &mut out,
+            "warden_policy_watch_restarts_total",
+            "counter",
+            "Times the watch was re-established after the policy directory was replaced or its symlink swapped.",
+            p.watch_restarts,
+        );
+
+        gauge_or_counter(
+            &mut out,
             "warden_directory_revision",
             "gauge",
             "Revision of the directory the decision index reflects.",
@@ -252,6 +287,11 @@ impl Scrape {
         );
         out
     }
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label_value(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -326,7 +366,18 @@ async fn respond(
                 format!("scrape failed: {e}\n"),
             ),
         },
-        "/healthz" if scrape.metrics.is_serving() => reply(StatusCode::OK, TEXT, "ok\n".into()),
+        // Still 200 with a failed reload or a lost watch: the last good policy serves, and
+        // a probe failing would take every replica out over one bad edit. The body names
+        // the problem for whoever looks.
+        "/healthz" if scrape.metrics.is_serving() => {
+            let problems = scrape.policy.problems();
+            let mut body = String::from(if problems.is_empty() { "ok\n" } else { "ok, degraded\n" });
+            for p in problems {
+                body.push_str(&p);
+                body.push('\n');
+            }
+            reply(StatusCode::OK, TEXT, body)
+        }
         "/healthz" => reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, "not serving\n".into()),
         _ => reply(StatusCode::NOT_FOUND, TEXT, "try /metrics or /healthz\n".into()),
     }
