@@ -17,6 +17,7 @@ mod check_explain_deny;
 mod cli_exit_codes;
 mod client;
 mod collaborators;
+mod connections;
 mod conformance;
 mod crash_durability;
 mod daemon_authz;
