@@ -45,7 +45,8 @@ async fn until_closed(s: &mut TcpStream, what: &str) {
 fn connections_beyond_the_cap_are_closed_and_open_ones_keep_answering() {
     // The handshake timeout is long so that the idle raw connections below hold their
     // slots for the whole test.
-    let daemon = Workdir::new().start_with(&["--demo", "--max-connections", "8", "--handshake-timeout", "10m"]);
+    let daemon =
+        Workdir::new().start_with(&["--demo", "--max-connections", "8", "--handshake-timeout", "10m"]);
     let tcp = daemon.work.tcp;
     let target = daemon.work.tcp_target();
     runtime().block_on(async {
@@ -170,7 +171,10 @@ fn out_of_file_descriptors_the_daemon_answers_open_connections_and_logs_sparingl
         }
         let start = Instant::now();
         while !daemon.logs().contains("accepting a connection failed") {
-            assert!(start.elapsed() < PATIENCE, "EMFILE was never reached or never logged");
+            assert!(
+                start.elapsed() < PATIENCE,
+                "EMFILE was never reached or never logged"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // Meanwhile the open connection answers.

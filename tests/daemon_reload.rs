@@ -224,14 +224,21 @@ fn configmap_symlink_swap_reloads() {
 }
 
 /// Poll the status until `done` holds for it; the status that did.
-async fn until_status(target: &str, what: &str, done: impl Fn(&pb::PolicyStatus) -> bool) -> pb::PolicyStatus {
+async fn until_status(
+    target: &str,
+    what: &str,
+    done: impl Fn(&pb::PolicyStatus) -> bool,
+) -> pb::PolicyStatus {
     let start = Instant::now();
     loop {
         let s = status(target).await;
         if done(&s) {
             return s;
         }
-        assert!(start.elapsed() < PATIENCE, "{what}: never happened; last status {s:?}");
+        assert!(
+            start.elapsed() < PATIENCE,
+            "{what}: never happened; last status {s:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -245,7 +252,12 @@ fn a_removed_engine_toml_is_a_failed_reload_not_a_policy_that_denies_every_membe
     let target = daemon.work.unix_target();
     runtime().block_on(async {
         let client = warden::client::Client::connect(&target).await.expect("connect");
-        assert!(client.can("alice", "acme", "apps/web", "app:write").await.unwrap());
+        assert!(
+            client
+                .can("alice", "acme", "apps/web", "app:write")
+                .await
+                .unwrap()
+        );
         let before = status(&target).await;
 
         std::fs::remove_file(daemon.work.policies().join("engine.toml")).unwrap();
@@ -254,14 +266,21 @@ fn a_removed_engine_toml_is_a_failed_reload_not_a_policy_that_denies_every_membe
         })
         .await;
         assert!(
-            s.last_reload_error.contains("engine.toml:0: cannot read: No such file or directory"),
+            s.last_reload_error
+                .contains("engine.toml:0: cannot read: No such file or directory"),
             "{}",
             s.last_reload_error
         );
-        assert_eq!(s.content_hash, before.content_hash, "the last good policy keeps serving");
+        assert_eq!(
+            s.content_hash, before.content_hash,
+            "the last good policy keeps serving"
+        );
         assert_eq!(s.reloads_succeeded, before.reloads_succeeded);
         assert!(
-            client.can("alice", "acme", "apps/web", "app:write").await.unwrap(),
+            client
+                .can("alice", "acme", "apps/web", "app:write")
+                .await
+                .unwrap(),
             "members keep their directory roles"
         );
 
@@ -274,14 +293,22 @@ fn a_removed_engine_toml_is_a_failed_reload_not_a_policy_that_denies_every_membe
         let (_, body) = crate::daemon_metrics::get(metrics, "/metrics").await;
         assert!(body.contains("\nwarden_policy_last_reload_failed 1\n"), "{body}");
         assert!(
-            body.lines().any(|l| l.starts_with("warden_policy_reload_error_info{")
-                && l.contains("engine.toml:0: cannot read")),
+            body.lines()
+                .any(|l| l.starts_with("warden_policy_reload_error_info{")
+                    && l.contains("engine.toml:0: cannot read")),
             "{body}"
         );
 
         // Putting it back is a successful reload again.
-        std::fs::write(daemon.work.policies().join("engine.toml"), warden::policy::DEFAULT_ENGINE).unwrap();
-        until_status(&target, "restored engine.toml loaded", |s| s.last_reload_error.is_empty()).await;
+        std::fs::write(
+            daemon.work.policies().join("engine.toml"),
+            warden::policy::DEFAULT_ENGINE,
+        )
+        .unwrap();
+        until_status(&target, "restored engine.toml loaded", |s| {
+            s.last_reload_error.is_empty()
+        })
+        .await;
         let (_, body) = crate::daemon_metrics::get(metrics, "/metrics").await;
         assert!(body.contains("\nwarden_policy_last_reload_failed 0\n"), "{body}");
     });
@@ -317,7 +344,11 @@ fn replacing_the_policy_directory_keeps_hot_reload_working() {
         // `rm -rf policies`: the watcher cannot watch what is gone, and says so.
         let staged = daemon.work.dir.path().join("new-policies");
         copy_files(&dir, &staged);
-        std::fs::write(staged.join("policy.csv"), rules(&["p, bob, acme, apps/:id, read"])).unwrap();
+        std::fs::write(
+            staged.join("policy.csv"),
+            rules(&["p, bob, acme, apps/:id, read"]),
+        )
+        .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         let s = until_status(&target, "lost watch reported", |s| s.watcher == "error").await;
         assert!(s.watcher_detail.contains("policies"), "{s:?}");
@@ -325,7 +356,10 @@ fn replacing_the_policy_directory_keeps_hot_reload_working() {
         assert!(body.contains("\nwarden_policy_watcher_up 0\n"), "{body}");
         let (code, health) = crate::daemon_metrics::get(metrics, "/healthz").await;
         assert!(code == 200 && health.contains("policy watcher:"), "{health}");
-        assert!(allowed(&target, "alice", "read").await, "the last good policy keeps serving");
+        assert!(
+            allowed(&target, "alice", "read").await,
+            "the last good policy keeps serving"
+        );
 
         // `cp -r new policies`: watched again and loaded.
         copy_files(&staged, &dir);
@@ -335,7 +369,10 @@ fn replacing_the_policy_directory_keeps_hot_reload_working() {
         assert!(s.watch_restarts >= 1, "{s:?}");
 
         // And a later edit inside the new directory still loads.
-        write_rename(&dir.join("policy.csv"), &rules(&["p, carol, acme, apps/:id, read"]));
+        write_rename(
+            &dir.join("policy.csv"),
+            &rules(&["p, carol, acme, apps/:id, read"]),
+        );
         until_decision(&target, "carol", "read", true).await;
         assert!(!allowed(&target, "bob", "read").await);
         let (_, body) = crate::daemon_metrics::get(metrics, "/metrics").await;

@@ -148,7 +148,13 @@ fn k8s_sidecar_manifest_parses_and_wires_socket_policies_and_probes() {
         Some("/healthz")
     );
     assert_eq!(warden["readinessProbe"]["httpGet"]["port"].as_u64(), Some(9090));
-    assert!(warden["ports"].as_sequence().expect("ports").iter().all(|p| p["containerPort"].as_u64() == Some(9090)));
+    assert!(
+        warden["ports"]
+            .as_sequence()
+            .expect("ports")
+            .iter()
+            .all(|p| p["containerPort"].as_u64() == Some(9090))
+    );
     assert_eq!(
         warden["livenessProbe"]["httpGet"]["path"].as_str(),
         Some("/healthz")

@@ -284,7 +284,9 @@ fn a_data_or_socket_directory_others_may_write_stops_startup() {
     let (status, stderr) = run_to_exit(&mut work.serve_command());
     assert!(!status.success());
     assert!(
-        stderr.contains("data directory") && stderr.contains("writable by others") && stderr.contains("chmod go-w"),
+        stderr.contains("data directory")
+            && stderr.contains("writable by others")
+            && stderr.contains("chmod go-w"),
         "{stderr}"
     );
     assert!(!work.socket().exists(), "no socket in an open directory");
@@ -304,7 +306,10 @@ fn a_data_or_socket_directory_others_may_write_stops_startup() {
 
     // A directory Warden creates itself is owner and group only, and it starts.
     let daemon = work.start();
-    let mode = std::fs::metadata(daemon.work.data()).unwrap().permissions().mode();
+    let mode = std::fs::metadata(daemon.work.data())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o750);
 }
 
@@ -319,7 +324,10 @@ fn a_remote_listener_without_authentication_needs_insecure_remote() {
         "{stderr}"
     );
     let http = format!("tcp:0.0.0.0:{}", free_port().port());
-    let (status, stderr) = run_to_exit(work.serve_command().args(["--http", &http, "--http-allow-remote"]));
+    let (status, stderr) = run_to_exit(
+        work.serve_command()
+            .args(["--http", &http, "--http-allow-remote"]),
+    );
     assert!(!status.success());
     assert!(stderr.contains(&format!("--http {http}")), "{stderr}");
 

@@ -204,7 +204,8 @@ impl pb::authz_service_server::AuthzService for Authz {
                 .iter()
                 .map(|i| i.min_revision)
                 .fold(req.min_revision, u64::max);
-            let waited_at = revision::wait_for(&self.engine, admission.as_ref(), min_revision, self.max_wait).await?;
+            let waited_at =
+                revision::wait_for(&self.engine, admission.as_ref(), min_revision, self.max_wait).await?;
 
             // Valid, unexplained items are decided together: one policy snapshot, one
             // index read, and the engine overlaps their directory lookups. Items asking for

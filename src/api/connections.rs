@@ -99,20 +99,18 @@ pub trait Accept: Send + Sync + 'static {
 
 impl Accept for TcpListener {
     type Io = TcpStream;
-    fn accept_one(&self) -> impl Future<Output = io::Result<TcpStream>> + Send {
-        async move {
-            let (s, _) = self.accept().await?;
-            // Small request/response messages: never wait to coalesce them.
-            let _ = s.set_nodelay(true);
-            Ok(s)
-        }
+    async fn accept_one(&self) -> io::Result<TcpStream> {
+        let (s, _) = self.accept().await?;
+        // Small request/response messages: never wait to coalesce them.
+        let _ = s.set_nodelay(true);
+        Ok(s)
     }
 }
 
 impl Accept for UnixListener {
     type Io = UnixStream;
-    fn accept_one(&self) -> impl Future<Output = io::Result<UnixStream>> + Send {
-        async move { self.accept().await.map(|(s, _)| s) }
+    async fn accept_one(&self) -> io::Result<UnixStream> {
+        self.accept().await.map(|(s, _)| s)
     }
 }
 
@@ -162,7 +160,9 @@ pub fn incoming<L: Accept>(
                 Err(e)
                     if matches!(
                         e.kind(),
-                        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
+                        io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::Interrupted
                     ) => {}
                 Err(e) => {
                     error_log.event(|held_back| {
@@ -326,7 +326,9 @@ impl<T> Conn<T> {
             }
             self.handshake_done = true;
             self.last_request = Instant::now();
-            self.timer.as_mut().reset(self.last_request + self.limits.idle_timeout);
+            self.timer
+                .as_mut()
+                .reset(self.last_request + self.limits.idle_timeout);
         } else if request {
             self.last_request = Instant::now();
         }
@@ -471,7 +473,17 @@ mod tests {
     use super::*;
 
     fn frame(kind: u8, payload: usize) -> Vec<u8> {
-        let mut f = vec![(payload >> 16) as u8, (payload >> 8) as u8, payload as u8, kind, 0, 0, 0, 0, 1];
+        let mut f = vec![
+            (payload >> 16) as u8,
+            (payload >> 8) as u8,
+            payload as u8,
+            kind,
+            0,
+            0,
+            0,
+            0,
+            1,
+        ];
         f.extend(std::iter::repeat_n(0xAB, payload));
         f
     }
@@ -487,9 +499,13 @@ mod tests {
         stream.extend(frame(0x0, 300)); // DATA
         for chunk in [1, 2, 7, 9, 64, stream.len()] {
             let mut t = FrameTracker::default();
-            let upkeep = stream[..upkeep_end].chunks(chunk).fold(false, |r, c| r | t.feed(c));
+            let upkeep = stream[..upkeep_end]
+                .chunks(chunk)
+                .fold(false, |r, c| r | t.feed(c));
             assert!(!upkeep, "chunk {chunk}: pings and settings are not requests");
-            let request = stream[upkeep_end..].chunks(chunk).fold(false, |r, c| r | t.feed(c));
+            let request = stream[upkeep_end..]
+                .chunks(chunk)
+                .fold(false, |r, c| r | t.feed(c));
             assert!(request, "chunk {chunk}: HEADERS is a request");
             assert_eq!((t.header_len, t.payload_left), (0, 0));
         }
@@ -505,13 +521,21 @@ mod tests {
             handshake_timeout: Duration::from_millis(200),
             ..ConnectionLimits::default()
         };
-        let mut conns = incoming(listener, limits, Framing::H2, "test".into(), std::future::pending());
+        let mut conns = incoming(
+            listener,
+            limits,
+            Framing::H2,
+            "test".into(),
+            std::future::pending(),
+        );
         let mut first = TcpStream::connect(addr).await.unwrap();
         let mut served = tokio_stream::StreamExt::next(&mut conns).await.unwrap().unwrap();
         // The second is over the cap: closed without being handed on.
         let mut second = TcpStream::connect(addr).await.unwrap();
         let mut b = [0u8; 1];
-        let n = tokio::time::timeout(Duration::from_secs(30), second.read(&mut b)).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(30), second.read(&mut b))
+            .await
+            .unwrap();
         assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
         // The first never sends its preface: its reads fail once the handshake time is up.
         first.write_all(b"PRI").await.unwrap();

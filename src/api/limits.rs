@@ -137,9 +137,7 @@ impl Parked {
 }
 
 fn at_capacity(max: usize) -> tonic::Status {
-    tonic::Status::resource_exhausted(format!(
-        "at capacity ({max} calls in flight); retry with backoff"
-    ))
+    tonic::Status::resource_exhausted(format!("at capacity ({max} calls in flight); retry with backoff"))
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;

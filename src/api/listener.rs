@@ -263,13 +263,23 @@ mod tests {
         std::fs::create_dir(&open).unwrap();
         for mode in [0o777, 0o770] {
             std::fs::set_permissions(&open, std::fs::Permissions::from_mode(mode)).unwrap();
-            let err = bind_all(&[Listen::Unix(open.join("w.sock"))]).await.err().unwrap();
-            assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{mode:o}: {err}");
+            let err = bind_all(&[Listen::Unix(open.join("w.sock"))])
+                .await
+                .err()
+                .unwrap();
+            assert_eq!(
+                err.kind(),
+                std::io::ErrorKind::PermissionDenied,
+                "{mode:o}: {err}"
+            );
             assert!(err.to_string().contains("chmod go-w"), "{err}");
             assert!(!open.join("w.sock").exists());
         }
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        assert!(bind_all(&[Listen::Unix(open.join("w.sock"))]).await.is_ok(), "sticky is fine");
+        assert!(
+            bind_all(&[Listen::Unix(open.join("w.sock"))]).await.is_ok(),
+            "sticky is fine"
+        );
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@
 //! `--metrics-allow-remote` says so (see `cli::config`).
 
 use crate::api::admin::DirectoryStats;
+use crate::api::connections::{self, ConnectionLimits, Framing};
 use crate::api::policy_state::{PolicyState, WatcherState};
 use crate::api::shutdown::Shutdown;
 use crate::engine::Engine;
@@ -309,27 +310,34 @@ fn seconds(ns: u64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-/// Serve `/metrics` and `/healthz` on `listener` until `shutdown` fires. Connections
-/// in progress are dropped at shutdown: a scrape is cheap to repeat.
-pub async fn serve(listener: TcpListener, scrape: Scrape, shutdown: Shutdown) {
-    let stop = shutdown.wait();
+/// Serve `/metrics` and `/healthz` on `listener` until `shutdown` fires, under the same
+/// connection cap, timeouts and accept backoff as every listener
+/// ([`crate::api::connections`]). Connections in progress are dropped at shutdown: a
+/// scrape is cheap to repeat.
+pub async fn serve(listener: TcpListener, scrape: Scrape, limits: ConnectionLimits, shutdown: Shutdown) {
+    use tokio_stream::StreamExt as _;
+    let name = match listener.local_addr() {
+        Ok(a) => format!("metrics:{a}"),
+        Err(_) => "metrics".into(),
+    };
+    let stop = shutdown.clone().wait();
     tokio::pin!(stop);
+    let mut conns = connections::incoming(listener, limits, Framing::Opaque, name, shutdown.wait());
     loop {
         let stream = tokio::select! {
             () = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics listener: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+            c = conns.next() => match c {
+                Some(Ok(c)) => c,
+                Some(Err(_)) => continue,
+                None => break,
             },
         };
         let scrape = scrape.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| respond(req, scrape.clone()));
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
@@ -371,7 +379,11 @@ async fn respond(
         // the problem for whoever looks.
         "/healthz" if scrape.metrics.is_serving() => {
             let problems = scrape.policy.problems();
-            let mut body = String::from(if problems.is_empty() { "ok\n" } else { "ok, degraded\n" });
+            let mut body = String::from(if problems.is_empty() {
+                "ok\n"
+            } else {
+                "ok, degraded\n"
+            });
             for p in problems {
                 body.push_str(&p);
                 body.push('\n');

@@ -231,7 +231,10 @@ impl Watch {
             Ok(batch) => {
                 let mut replaced = false;
                 let mut changed = false;
-                for e in batch.iter().filter(|e| !matches!(e.event.kind, EventKind::Access(_))) {
+                for e in batch
+                    .iter()
+                    .filter(|e| !matches!(e.event.kind, EventKind::Access(_)))
+                {
                     for p in &e.event.paths {
                         if p == &callback_dir {
                             replaced = true;
@@ -288,7 +291,8 @@ impl Watch {
         }
         let result = (|| -> Result<((u64, u64), PathBuf), String> {
             let meta = std::fs::metadata(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
-            let real = std::fs::canonicalize(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+            let real =
+                std::fs::canonicalize(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
             self.debouncer
                 .watch(&self.dir, RecursiveMode::NonRecursive)
                 .map_err(|e| format!("watching {}: {e}", self.dir.display()))?;

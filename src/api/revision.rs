@@ -95,7 +95,9 @@ mod tests {
     #[tokio::test]
     async fn gives_up_naming_min_revision() {
         let e = engine();
-        let err = wait_for(&e, None, 9, Duration::from_millis(10)).await.unwrap_err();
+        let err = wait_for(&e, None, 9, Duration::from_millis(10))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), tonic::Code::FailedPrecondition);
         assert!(err.message().starts_with("min_revision:"), "{}", err.message());
     }

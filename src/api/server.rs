@@ -7,8 +7,8 @@
 
 use crate::api::admin::{Admin, DirectoryStats};
 use crate::api::auth::TcpAuthLayer;
-use crate::api::connections::{self, ConnectionLimits, Framing};
 use crate::api::authz::Authz;
+use crate::api::connections::{self, ConnectionLimits, Framing};
 use crate::api::directory::Directory;
 use crate::api::ext_authz::{ExtAuthz, Mapping as ExtAuthzMapping};
 use crate::api::http::{self, Gateway};
@@ -214,7 +214,13 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         match listener {
             Bound::Unix(l, file) => {
                 socket_files.push(file);
-                let incoming = connections::incoming(l, limits, Framing::H2, name.clone(), stop_accepting.clone().wait());
+                let incoming = connections::incoming(
+                    l,
+                    limits,
+                    Framing::H2,
+                    name.clone(),
+                    stop_accepting.clone().wait(),
+                );
                 servers.spawn(async move {
                     let result = router.serve_with_incoming_shutdown(incoming, stop).await;
                     (name, result)
@@ -223,7 +229,8 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
             Bound::Tcp(l) => {
                 let router = tcp_router.clone();
                 let framing = if tls { Framing::Opaque } else { Framing::H2 };
-                let incoming = connections::incoming(l, limits, framing, name.clone(), stop_accepting.clone().wait());
+                let incoming =
+                    connections::incoming(l, limits, framing, name.clone(), stop_accepting.clone().wait());
                 servers.spawn(async move {
                     let result = router.serve_with_incoming_shutdown(incoming, stop).await;
                     (name, result)

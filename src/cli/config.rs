@@ -665,14 +665,23 @@ mod tests {
     #[test]
     fn remote_listeners_need_a_token_or_insecure_remote() {
         let token = "--tcp-token-sha256=0000000000000000000000000000000000000000000000000000000000000000";
-        let err = resolve(&["--listen", "tcp:0.0.0.0:50051"]).unwrap_err().to_string();
-        assert!(err.contains("--listen tcp:0.0.0.0:50051") && err.contains("--insecure-remote"), "{err}");
+        let err = resolve(&["--listen", "tcp:0.0.0.0:50051"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--listen tcp:0.0.0.0:50051") && err.contains("--insecure-remote"),
+            "{err}"
+        );
         let err = resolve(&["--http", "tcp:[::]:8080", "--http-allow-remote"])
             .unwrap_err()
             .to_string();
         assert!(err.contains("--http tcp:[::]:8080"), "{err}");
         assert!(resolve(&["--listen", "tcp:0.0.0.0:50051", token]).is_ok());
-        assert!(resolve(&["--listen", "tcp:0.0.0.0:50051", "--insecure-remote"]).unwrap().insecure_remote);
+        assert!(
+            resolve(&["--listen", "tcp:0.0.0.0:50051", "--insecure-remote"])
+                .unwrap()
+                .insecure_remote
+        );
         assert!(resolve(&["--listen", "tcp:127.0.0.1:50051"]).is_ok());
         assert!(resolve(&["--listen", "tcp:[::1]:50051"]).is_ok());
     }
@@ -688,7 +697,15 @@ mod tests {
         let c = resolve(&[]).unwrap();
         assert_eq!(c.min_revision_wait, Duration::from_secs(2));
         assert_eq!(c.connections, ConnectionLimits::default());
-        let c = resolve(&["--min-revision-wait", "250ms", "--max-connections", "8", "--idle-timeout", "1m"]).unwrap();
+        let c = resolve(&[
+            "--min-revision-wait",
+            "250ms",
+            "--max-connections",
+            "8",
+            "--idle-timeout",
+            "1m",
+        ])
+        .unwrap();
         assert_eq!(c.min_revision_wait, Duration::from_millis(250));
         assert_eq!(c.connections.max_connections, 8);
         assert_eq!(c.connections.idle_timeout, Duration::from_secs(60));
@@ -697,7 +714,11 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("warden.toml");
-        std::fs::write(&file, "min_revision_wait = \"5s\"\nmax_revision_waiters = 3\nkeepalive_interval = \"30s\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "min_revision_wait = \"5s\"\nmax_revision_waiters = 3\nkeepalive_interval = \"30s\"\n",
+        )
+        .unwrap();
         let c = resolve(&["--config", file.to_str().unwrap()]).unwrap();
         assert_eq!(c.min_revision_wait, Duration::from_secs(5));
         assert_eq!(c.max_revision_waiters, 3);

@@ -101,8 +101,7 @@ fn open_directory(config: &ServeConfig) -> anyhow::Result<Directory> {
         .mode(0o750)
         .create(&config.data)
         .with_context(|| format!("creating data directory {}", config.data.display()))?;
-    listener::require_private_dir(&config.data, !existed, "data directory")
-        .context("not starting")?;
+    listener::require_private_dir(&config.data, !existed, "data directory").context("not starting")?;
     let path = config.data.join(STORE_FILE);
     let store = Store::open(&path).context("opening the directory store; not starting")?;
     // The database holds the directory (emails, metadata): owner and group only, whatever
@@ -202,7 +201,7 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
                 policy: state,
                 stats: Some(stats.clone()),
             };
-            Some(tokio::spawn(metrics::serve(l, scrape, shutdown.clone())))
+            Some(tokio::spawn(metrics::serve(l, scrape, config.connections, shutdown.clone())))
         }
         None => None,
     };
