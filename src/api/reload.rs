@@ -266,9 +266,15 @@ impl Watch {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("/"),
         };
-        debouncer
-            .watch(&parent, RecursiveMode::NonRecursive)
-            .map_err(|e| std::io::Error::other(format!("watching {}: {e}", parent.display())))?;
+        // Without the parent watch a replaced directory is still found by the periodic
+        // check, a few seconds later: worth a warning, not a refusal to start.
+        if let Err(e) = debouncer.watch(&parent, RecursiveMode::NonRecursive) {
+            tracing::warn!(
+                dir = %parent.display(),
+                error = %e,
+                "cannot watch the policy directory's parent; a replaced policy directory is noticed by the periodic check"
+            );
+        }
         let mut watch = Self {
             debouncer,
             dir,

@@ -201,7 +201,12 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
                 policy: state,
                 stats: Some(stats.clone()),
             };
-            Some(tokio::spawn(metrics::serve(l, scrape, config.connections, shutdown.clone())))
+            Some(tokio::spawn(metrics::serve(
+                l,
+                scrape,
+                config.connections,
+                shutdown.clone(),
+            )))
         }
         None => None,
     };
