@@ -166,8 +166,11 @@ pub(crate) fn engine_status(err: EngineError) -> Status {
 
 #[tonic::async_trait]
 impl pb::authz_service_server::AuthzService for Authz {
-    async fn check(&self, request: Request<pb::CheckRequest>) -> Result<Response<pb::CheckResponse>, Status> {
-        let admission = Admission::of(&request);
+    async fn check(
+        &self,
+        mut request: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::CheckResponse>, Status> {
+        let admission = Admission::of(&mut request);
         let req = request.into_inner();
         let span = tracing::info_span!(
             "Check",
@@ -187,9 +190,9 @@ impl pb::authz_service_server::AuthzService for Authz {
 
     async fn batch_check(
         &self,
-        request: Request<pb::BatchCheckRequest>,
+        mut request: Request<pb::BatchCheckRequest>,
     ) -> Result<Response<pb::BatchCheckResponse>, Status> {
-        let admission = Admission::of(&request);
+        let admission = Admission::of(&mut request);
         let req = request.into_inner();
         let span = tracing::info_span!("BatchCheck", items = req.items.len());
         traced(span, async {
@@ -290,9 +293,9 @@ impl pb::authz_service_server::AuthzService for Authz {
 
     async fn lookup_resources(
         &self,
-        request: Request<pb::LookupResourcesRequest>,
+        mut request: Request<pb::LookupResourcesRequest>,
     ) -> Result<Response<pb::LookupResourcesResponse>, Status> {
-        let admission = Admission::of(&request);
+        let admission = Admission::of(&mut request);
         let req = request.into_inner();
         let span = tracing::info_span!(
             "LookupResources",
@@ -321,9 +324,9 @@ impl pb::authz_service_server::AuthzService for Authz {
 
     async fn lookup_subjects(
         &self,
-        request: Request<pb::LookupSubjectsRequest>,
+        mut request: Request<pb::LookupSubjectsRequest>,
     ) -> Result<Response<pb::LookupSubjectsResponse>, Status> {
-        let admission = Admission::of(&request);
+        let admission = Admission::of(&mut request);
         let req = request.into_inner();
         let span = tracing::info_span!(
             "LookupSubjects",

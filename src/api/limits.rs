@@ -36,11 +36,11 @@ const HEALTH_PREFIX: &str = "/grpc.health.v1.Health/";
 
 #[derive(Clone)]
 pub struct InFlightLayer {
-    bounds: Bounds,
+    bounds: Arc<Bounds>,
 }
 
-/// The two semaphores: calls in flight, and calls parked waiting for a revision.
-#[derive(Clone)]
+/// The two semaphores: calls in flight, and calls parked waiting for a revision. Behind
+/// one `Arc`, so a call's [`Admission`] costs one reference count, not three.
 struct Bounds {
     permits: Arc<Semaphore>,
     max: usize,
@@ -52,12 +52,12 @@ impl InFlightLayer {
     /// At most `max` calls in flight and `max_waiters` parked in a `min_revision` wait.
     pub fn new(max: usize, max_waiters: usize) -> Self {
         Self {
-            bounds: Bounds {
+            bounds: Arc::new(Bounds {
                 permits: Arc::new(Semaphore::new(max)),
                 max,
                 waiters: Arc::new(Semaphore::new(max_waiters)),
                 max_waiters,
-            },
+            }),
         }
     }
 }
@@ -76,7 +76,7 @@ impl<S> tower::Layer<S> for InFlightLayer {
 #[derive(Clone)]
 pub struct InFlight<S> {
     inner: S,
-    bounds: Bounds,
+    bounds: Arc<Bounds>,
 }
 
 /// A call's in-flight permit, put in the request's extensions so a handler that has to
@@ -87,7 +87,7 @@ pub struct Admission {
     /// The permit, `None` while parked. A `parking_lot::Mutex`: never held across
     /// `.await`, taken twice per parked call.
     slot: Arc<parking_lot::Mutex<Option<OwnedSemaphorePermit>>>,
-    bounds: Bounds,
+    bounds: Arc<Bounds>,
 }
 
 /// A call parked outside the in-flight bound; holds a waiter's permit until
@@ -98,9 +98,10 @@ pub struct Parked {
 }
 
 impl Admission {
-    /// The admission of the call `req` belongs to, if an [`InFlightLayer`] admitted it.
-    pub fn of<T>(req: &tonic::Request<T>) -> Option<Admission> {
-        req.extensions().get::<Admission>().cloned()
+    /// The admission of the call `req` belongs to, if an [`InFlightLayer`] admitted it
+    /// (taken out of the request: the handler holds it from here on).
+    pub fn of<T>(req: &mut tonic::Request<T>) -> Option<Admission> {
+        req.extensions_mut().remove::<Admission>()
     }
 
     /// Give the in-flight permit back and hold a waiter's instead; RESOURCE_EXHAUSTED
