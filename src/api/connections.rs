@@ -1,7 +1,8 @@
 //! Connections: how many each listener holds, how long one may stay silent, and what the
 //! accept loop does when `accept()` fails.
 //!
-//! Every listener (each gRPC listener and the HTTP/JSON gateway) accepts in its own loop
+//! Every listener (each gRPC listener, the HTTP/JSON gateway, the metrics listener) accepts
+//! in its own loop
 //! ([`incoming`]) instead of handing the socket to tonic or axum:
 //!
 //! - **Cap.** A listener holds at most [`ConnectionLimits::max_connections`]; a connection
