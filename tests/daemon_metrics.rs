@@ -10,7 +10,7 @@ use warden::client::Client;
 
 /// A bare HTTP/1.1 GET: status code and body. The server closes the connection
 /// because we ask it to, so reading to EOF gets the whole response.
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connect metrics");

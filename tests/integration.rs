@@ -18,6 +18,7 @@ mod cli_exit_codes;
 mod client;
 mod collaborators;
 mod conformance;
+mod connections;
 mod crash_durability;
 mod daemon_authz;
 mod daemon_grpc;

@@ -1,7 +1,7 @@
 //! `warden.v1.AdminService`: policy status and reload, directory statistics.
 
 use crate::api::pb;
-use crate::api::policy_state::PolicyStatus;
+use crate::api::policy_state::{PolicyStatus, WatcherState};
 use crate::api::reload::{PolicyReloader, Trigger};
 use crate::engine::Engine;
 use crate::engine::index::DirectoryIndex;
@@ -68,6 +68,13 @@ fn to_pb(s: PolicyStatus) -> pb::PolicyStatus {
         last_reload_error_at_unix_ms: s.last_error_at_unix_ms,
         reloads_succeeded: s.reloads_succeeded,
         reloads_failed: s.reloads_failed,
+        watcher: s.watcher.name().into(),
+        watcher_detail: match &s.watcher {
+            WatcherState::Off => String::new(),
+            WatcherState::Watching(dir) => dir.display().to_string(),
+            WatcherState::Failed(e) => e.clone(),
+        },
+        watch_restarts: s.watch_restarts,
     }
 }
 

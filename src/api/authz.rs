@@ -4,6 +4,7 @@
 //! Nothing here decides anything; the engine does. Spans record org, resource and
 //! action but never the subject, which may be an API token.
 
+use crate::api::limits::Admission;
 use crate::api::logs::decisions::{DecisionLog, Source};
 use crate::api::metrics::{Metrics, Outcome};
 use crate::api::pb;
@@ -39,6 +40,12 @@ impl Authz {
             decisions: None,
             count_usage: false,
         }
+    }
+
+    /// Bound the `min_revision` wait (`serve --min-revision-wait`).
+    pub fn with_max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
+        self
     }
 
     /// Count answered checks of org members for usage reports (the daemon flushes them to
@@ -159,7 +166,11 @@ pub(crate) fn engine_status(err: EngineError) -> Status {
 
 #[tonic::async_trait]
 impl pb::authz_service_server::AuthzService for Authz {
-    async fn check(&self, request: Request<pb::CheckRequest>) -> Result<Response<pb::CheckResponse>, Status> {
+    async fn check(
+        &self,
+        mut request: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::CheckResponse>, Status> {
+        let admission = Admission::of(&mut request);
         let req = request.into_inner();
         let span = tracing::info_span!(
             "Check",
@@ -169,7 +180,7 @@ impl pb::authz_service_server::AuthzService for Authz {
             explain = req.explain,
         );
         traced(span, async {
-            revision::wait_for(&self.engine, req.min_revision, self.max_wait).await?;
+            revision::wait_for(&self.engine, admission.as_ref(), req.min_revision, self.max_wait).await?;
             let answer = self.decide(&req)?;
             self.count_usage(&req.org, &req.subject);
             Ok(Response::new(answer))
@@ -179,8 +190,9 @@ impl pb::authz_service_server::AuthzService for Authz {
 
     async fn batch_check(
         &self,
-        request: Request<pb::BatchCheckRequest>,
+        mut request: Request<pb::BatchCheckRequest>,
     ) -> Result<Response<pb::BatchCheckResponse>, Status> {
+        let admission = Admission::of(&mut request);
         let req = request.into_inner();
         let span = tracing::info_span!("BatchCheck", items = req.items.len());
         traced(span, async {
@@ -195,7 +207,8 @@ impl pb::authz_service_server::AuthzService for Authz {
                 .iter()
                 .map(|i| i.min_revision)
                 .fold(req.min_revision, u64::max);
-            let waited_at = revision::wait_for(&self.engine, min_revision, self.max_wait).await?;
+            let waited_at =
+                revision::wait_for(&self.engine, admission.as_ref(), min_revision, self.max_wait).await?;
 
             // Valid, unexplained items are decided together: one policy snapshot, one
             // index read, and the engine overlaps their directory lookups. Items asking for
@@ -280,8 +293,9 @@ impl pb::authz_service_server::AuthzService for Authz {
 
     async fn lookup_resources(
         &self,
-        request: Request<pb::LookupResourcesRequest>,
+        mut request: Request<pb::LookupResourcesRequest>,
     ) -> Result<Response<pb::LookupResourcesResponse>, Status> {
+        let admission = Admission::of(&mut request);
         let req = request.into_inner();
         let span = tracing::info_span!(
             "LookupResources",
@@ -294,7 +308,7 @@ impl pb::authz_service_server::AuthzService for Authz {
             let action = validate::required("action", &req.action)?;
             let token = validate::bounded("page_token", &req.page_token)?;
             let size = validate::page_size(req.page_size);
-            revision::wait_for(&self.engine, req.min_revision, self.max_wait).await?;
+            revision::wait_for(&self.engine, admission.as_ref(), req.min_revision, self.max_wait).await?;
             let page = self
                 .engine
                 .lookup_resources(subject, org, action, token, size)
@@ -310,8 +324,9 @@ impl pb::authz_service_server::AuthzService for Authz {
 
     async fn lookup_subjects(
         &self,
-        request: Request<pb::LookupSubjectsRequest>,
+        mut request: Request<pb::LookupSubjectsRequest>,
     ) -> Result<Response<pb::LookupSubjectsResponse>, Status> {
+        let admission = Admission::of(&mut request);
         let req = request.into_inner();
         let span = tracing::info_span!(
             "LookupSubjects",
@@ -325,7 +340,7 @@ impl pb::authz_service_server::AuthzService for Authz {
             let action = validate::required("action", &req.action)?;
             let token = validate::bounded("page_token", &req.page_token)?;
             let size = validate::page_size(req.page_size);
-            revision::wait_for(&self.engine, req.min_revision, self.max_wait).await?;
+            revision::wait_for(&self.engine, admission.as_ref(), req.min_revision, self.max_wait).await?;
             let page = self
                 .engine
                 .lookup_subjects(org, resource, action, token, size)

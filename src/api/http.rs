@@ -119,11 +119,10 @@ impl Gateway {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Gateway,
+    limits: crate::api::connections::ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, gateway.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::api::connections::serve_http(listener, gateway.router(), limits, shutdown).await
 }
 
 async fn openapi_json(State(gw): State<Arc<Gateway>>) -> Response {

@@ -89,6 +89,10 @@ fn print_status(s: &pb::PolicyStatus) {
         "reloads:     {} ok, {} failed",
         s.reloads_succeeded, s.reloads_failed
     );
+    println!(
+        "watcher:     {} {} ({} restarts)",
+        s.watcher, s.watcher_detail, s.watch_restarts
+    );
     if !s.last_reload_error.is_empty() {
         println!(
             "last reload failed at {} (unix ms):",
