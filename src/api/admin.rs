@@ -132,9 +132,15 @@ impl pb::admin_service_server::AdminService for Admin {
 
     async fn check_index(
         &self,
-        _request: Request<pb::CheckIndexRequest>,
+        request: Request<pb::CheckIndexRequest>,
     ) -> Result<Response<pb::CheckIndexResponse>, Status> {
         let span = tracing::info_span!("CheckIndex");
+        // As long as a startup load: a TCP caller could keep a core busy with it at will.
+        if !crate::api::directory::on_unix_socket(&request) {
+            return Err(Status::permission_denied(
+                "CheckIndex is an operator call, served only on the Unix socket",
+            ));
+        }
         let Some(stats) = self.stats.clone() else {
             return Err(Status::failed_precondition("no directory store is attached"));
         };
@@ -148,6 +154,7 @@ impl pb::admin_service_server::AdminService for Admin {
                 revision = check.revision,
                 live = %check.live_digest,
                 rebuilt = %check.rebuilt_digest,
+                differences = ?check.differences,
                 "the live decision index differs from the directory tables"
             );
         }
@@ -158,6 +165,7 @@ impl pb::admin_service_server::AdminService for Admin {
             live_facts: check.live_facts,
             rebuilt_digest: check.rebuilt_digest,
             rebuilt_facts: check.rebuilt_facts,
+            differences: check.differences,
         }))
     }
 }

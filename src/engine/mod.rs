@@ -31,6 +31,10 @@ pub enum EngineError {
     Eval(String),
     #[error("invalid page token")]
     InvalidPageToken,
+    /// The caller's request is malformed (a reserved subject, a non-canonical resource):
+    /// nothing was evaluated. `field` names the request field.
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
 }
 
 /// One authorization question in the daemon's shape.
@@ -152,11 +156,38 @@ const PAGE_PREFIX: &str = "after:";
 /// `token:` marks a subject that is an API token's secret (see [`token`]).
 pub const RESERVED_PREFIXES: [&str; 5] = ["role:", "team:", "app:", "label:", "token:"];
 
+/// Why `subject` may not be a check's subject (a reserved prefix other than `token:`), if so.
+pub fn subject_problem(subject: &str) -> Option<String> {
+    RESERVED_PREFIXES
+        .iter()
+        .filter(|p| **p != token::TOKEN_PREFIX)
+        .find(|p| subject.starts_with(**p))
+        .map(|p| {
+            let shown: String = subject.chars().take(64).collect();
+            format!(
+                "`{shown}` uses the reserved prefix `{p}`; a subject is a user id or `token:<secret>`"
+            )
+        })
+}
+
 fn check_subject(subject: &str) -> Result<(), EngineError> {
-    match RESERVED_PREFIXES.iter().find(|p| subject.starts_with(**p)) {
-        Some(p) => Err(EngineError::Eval(format!(
-            "subject `{subject}` uses the reserved prefix `{p}`"
-        ))),
+    match subject_problem(subject) {
+        Some(reason) => Err(EngineError::Invalid {
+            field: "subject",
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The resource grammar (`directory::resource`), enforced here too so that no entry point
+/// can decide a name the service behind Warden would read differently.
+fn check_resource(resource: &str) -> Result<(), EngineError> {
+    match crate::directory::resource::resource_problem(resource) {
+        Some(reason) => Err(EngineError::Invalid {
+            field: "resource",
+            reason,
+        }),
         None => Ok(()),
     }
 }
@@ -183,6 +214,7 @@ fn with_decision<R>(
     q: &CheckInput<'_>,
     then: impl FnOnce(&mut eval::Cx<'_>, eval::Outcome) -> R,
 ) -> Result<R, EngineError> {
+    check_resource(q.resource)?;
     // A token decides as its owner, if it is usable for this action here; otherwise the
     // answer is a deny without evaluation (the secret never reaches the evaluator).
     let subject = match q.subject.strip_prefix(token::TOKEN_PREFIX) {
@@ -431,6 +463,8 @@ impl Engine {
         page_token: &str,
         page_size: usize,
     ) -> Result<Page, EngineError> {
+        // Refused even when the org has no apps to try it on.
+        check_subject(subject)?;
         let after = page_after(page_token)?;
         let policy = self.policy.load();
         policy.require_daemon_shape()?;
@@ -484,6 +518,7 @@ impl Engine {
         page_token: &str,
         page_size: usize,
     ) -> Result<Page, EngineError> {
+        check_resource(resource)?;
         let after = page_after(page_token)?;
         let policy = self.policy.load();
         policy.require_daemon_shape()?;
