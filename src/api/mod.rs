@@ -17,6 +17,7 @@ pub mod admin;
 pub mod auth;
 pub mod authz;
 pub mod client;
+pub mod codec;
 pub mod directory;
 pub mod ext_authz;
 pub mod http;

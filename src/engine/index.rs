@@ -412,6 +412,25 @@ impl IndexData {
         Some(self.names.name(role))
     }
 
+    /// The teams of `org` (as `team:<id>` nodes, in id order) that hold `user` and are
+    /// granted the app `app`: what a team-scoped allow used, for explanations.
+    pub(crate) fn granting_teams(&self, org: &str, user: &str, app: &str) -> Vec<&str> {
+        let Some(entry) = self.org(org) else {
+            return Vec::new();
+        };
+        let (Some(member), Some(node)) = (entry.members.get(user), self.names.get(&app_node(app))) else {
+            return Vec::new();
+        };
+        let mut out: Vec<&str> = member
+            .teams
+            .iter()
+            .filter(|t| entry.team_apps(**t).any(|a| a == node))
+            .map(|t| self.names.name(*t))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
     fn apply_one(&mut self, op: &IndexOp) {
         match op {
             IndexOp::SetMember { org, user, role } => {

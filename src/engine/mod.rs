@@ -321,6 +321,61 @@ fn role_path(cx: &mut eval::Cx<'_>, out: eval::Outcome) -> String {
     }
 }
 
+/// Whether the allow of `row` went through a call of the role definition `g` (the
+/// directory's teams: user → team → app): walking the matcher the way evaluation
+/// short-circuits, a call counts when it sits in a conjunction that held or in the first
+/// disjunct that held. `e` holds for `row`.
+fn used_role<'a>(e: &'a expr::Expr, g: usize, cx: &mut eval::Cx<'a>, row: &'a compile::Row) -> bool {
+    match e {
+        expr::Expr::And(a, b) => used_role(a, g, cx, row) || used_role(b, g, cx, row),
+        expr::Expr::Or(a, b) => {
+            if eval::holds(a, cx, row).unwrap_or(false) {
+                used_role(a, g, cx, row)
+            } else {
+                used_role(b, g, cx, row)
+            }
+        }
+        expr::Expr::Role { g: x, .. } => *x == g,
+        _ => false,
+    }
+}
+
+/// For an allow that used a team grant: `; app:<app> granted to team:<t> (<subject>
+/// -[member]-> team:<t> -[grant]-> app:<app>)`, naming every team of the subject that holds
+/// the grant. Empty otherwise.
+fn team_grant_note<'a>(cx: &mut eval::Cx<'a>, out: eval::Outcome, resource: &str) -> String {
+    let policy = cx.policy;
+    let (Some(dir), Some(row)) = (cx.dir, out.rule.and_then(|i| policy.rows.get(i as usize))) else {
+        return String::new();
+    };
+    if !out.allowed {
+        return String::new();
+    }
+    let Some(g) = policy
+        .roles
+        .iter()
+        .position(|r| r.source == Some(roles::DirectorySource::Teams))
+    else {
+        return String::new();
+    };
+    let app = index::app_of(resource);
+    let (Some(sub), Some(org)) = (cx.req_str(0), cx.req_str(1)) else {
+        return String::new();
+    };
+    if app.is_empty() || !used_role(&policy.matcher, g, cx, row) {
+        return String::new();
+    }
+    let teams = dir.granting_teams(org, sub, app);
+    if teams.is_empty() {
+        return String::new();
+    }
+    let paths: Vec<String> = teams
+        .iter()
+        .map(|t| format!("{sub} -[member]-> {t} -[grant]-> app:{app}"))
+        .collect();
+    format!("; app:{app} granted to {} ({})", teams.join(", "), paths.join("; "))
+}
+
 impl Engine {
     pub fn new(policy: Arc<CompiledPolicy>, index: Arc<DirectoryIndex>) -> Self {
         Self {
@@ -402,7 +457,9 @@ impl Engine {
         let policy = self.policy.load();
         let dir = self.index.read();
         let (out, mut role_path, near_misses) = with_decision(&policy, &dir, q, |cx, out| {
-            let path = role_path(cx, out);
+            let mut path = role_path(cx, out);
+            // A team-scoped allow names the team and the grant it used (issue 11, item 22).
+            path.push_str(&team_grant_note(cx, out, q.resource));
             let misses = if out.allowed {
                 Vec::new()
             } else {
