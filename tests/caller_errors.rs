@@ -18,13 +18,18 @@ const RESERVED: &[&str] = &["role:admin", "team:frontend", "label:hipaa"];
 
 /// `/metrics` body from the metrics listener.
 async fn scrape(addr: std::net::SocketAddr) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect metrics");
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect metrics");
     s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
         .await
         .expect("send");
     let mut raw = String::new();
     s.read_to_string(&mut raw).await.expect("read");
-    raw.split_once("\r\n\r\n").expect("an HTTP response").1.to_string()
+    raw.split_once("\r\n\r\n")
+        .expect("an HTTP response")
+        .1
+        .to_string()
 }
 
 fn series(body: &str, name: &str) -> f64 {
@@ -115,7 +120,11 @@ fn reserved_subjects_and_undecodable_bodies_are_invalid_argument() {
         assert_refused(answer, Code::InvalidArgument, &["request: ", "protobuf"]);
 
         let body = scrape(metrics).await;
-        assert_eq!(series(&body, "warden_decisions_total{result=\"error\"}"), 0.0, "{body}");
+        assert_eq!(
+            series(&body, "warden_decisions_total{result=\"error\"}"),
+            0.0,
+            "{body}"
+        );
         assert_eq!(
             series(&body, "warden_decisions_total{result=\"invalid\"}"),
             (RESERVED.len() * 2) as f64,
@@ -124,7 +133,9 @@ fn reserved_subjects_and_undecodable_bodies_are_invalid_argument() {
     });
     let logs = daemon.logs();
     assert!(
-        !logs.lines().any(|l| l.contains("WARN") && l.contains("reserved prefix")),
+        !logs
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("reserved prefix")),
         "a caller's mistake logged as a warning:\n{logs}"
     );
     assert!(logs.contains("reserved prefix"), "logged at debug: {logs}");
@@ -154,7 +165,11 @@ fn duplicate_json_keys_are_refused_naming_the_key() {
         check,
         r#"{"subject":"dave","subject":"alice","org":"acme","resource":"apps/web","action":"app:write"}"#,
     );
-    assert_eq!((status, reply["code"].as_str()), (400, Some("INVALID_ARGUMENT")), "{reply}");
+    assert_eq!(
+        (status, reply["code"].as_str()),
+        (400, Some("INVALID_ARGUMENT")),
+        "{reply}"
+    );
     let msg = reply["message"].as_str().unwrap();
     assert!(msg.starts_with("body: subject: the key appears twice"), "{msg}");
 
@@ -164,7 +179,10 @@ fn duplicate_json_keys_are_refused_naming_the_key() {
     );
     assert_eq!(status, 400, "{reply}");
     let msg = reply["message"].as_str().unwrap();
-    assert!(msg.contains("`org_id` and `orgId` both name the field `org_id`"), "{msg}");
+    assert!(
+        msg.contains("`org_id` and `orgId` both name the field `org_id`"),
+        "{msg}"
+    );
 
     let (status, reply) = post(
         "/warden.v1.AuthzService/BatchCheck",
@@ -174,7 +192,10 @@ fn duplicate_json_keys_are_refused_naming_the_key() {
     );
     assert_eq!(status, 400, "{reply}");
     assert!(
-        reply["message"].as_str().unwrap().starts_with("body: items[0].org: "),
+        reply["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("body: items[0].org: "),
         "{reply}"
     );
 

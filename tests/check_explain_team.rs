@@ -62,7 +62,15 @@ fn a_team_scoped_allow_names_the_team_and_the_grant() {
     });
 
     let out = Command::new(WARDEN)
-        .args(["check", "--subject", "carol", "--org", "acme", "--resource", "apps/web"])
+        .args([
+            "check",
+            "--subject",
+            "carol",
+            "--org",
+            "acme",
+            "--resource",
+            "apps/web",
+        ])
         .args(["--action", "app:read", "--explain", "--connect", &target])
         .output()
         .expect("run warden check");

@@ -359,7 +359,10 @@ fn a_force_deleted_orgs_collaborators_lose_their_role_everywhere() {
             .expect("AddCollaborator")
             .into_inner()
             .revision;
-        assert!(c.check("frank", "initech", "apps/billing", "app:delete", rev).await);
+        assert!(
+            c.check("frank", "initech", "apps/billing", "app:delete", rev)
+                .await
+        );
 
         c.org
             .delete_org(pb::DeleteOrgRequest {

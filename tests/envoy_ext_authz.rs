@@ -394,12 +394,18 @@ fn non_canonical_paths_are_refused_not_routed() {
     let unix = daemon.work.unix_target();
     // The canonical forms: carol writes web's models, not api's; dave reads no secrets.
     assert!(
-        rt.block_on(ask(&unix, &Http::new("POST", "/orgs/acme/apps/web/models/1", Some("carol"))))
-            .allowed()
+        rt.block_on(ask(
+            &unix,
+            &Http::new("POST", "/orgs/acme/apps/web/models/1", Some("carol"))
+        ))
+        .allowed()
     );
     assert!(
-        !rt.block_on(ask(&unix, &Http::new("GET", "/orgs/acme/apps/web/secrets/k", Some("dave"))))
-            .allowed()
+        !rt.block_on(ask(
+            &unix,
+            &Http::new("GET", "/orgs/acme/apps/web/secrets/k", Some("dave"))
+        ))
+        .allowed()
     );
     for (method, path, who) in [
         ("POST", "/orgs/acme/apps/web/../api/models/1", "carol"),
@@ -419,7 +425,10 @@ fn non_canonical_paths_are_refused_not_routed() {
     }
     // A trailing slash is not a trick: it routes as before.
     assert!(
-        rt.block_on(ask(&unix, &Http::new("GET", "/orgs/acme/apps/web/", Some("dave"))))
-            .allowed()
+        rt.block_on(ask(
+            &unix,
+            &Http::new("GET", "/orgs/acme/apps/web/", Some("dave"))
+        ))
+        .allowed()
     );
 }

@@ -128,9 +128,21 @@ fn unparsable_test_file_is_a_load_error_with_its_line() {
 #[test]
 fn a_case_the_daemon_would_refuse_is_a_load_error_with_its_line() {
     for (resource, subject, words) in [
-        ("apps/web/../secrets", "dave", "cases[1].resource: `apps/web/../secrets`: segment 3 is `..`"),
-        ("apps/web//secrets", "dave", "cases[1].resource: `apps/web//secrets`: segment 3 is empty"),
-        ("apps/web", "role:admin", "cases[1].subject: `role:admin` uses the reserved prefix `role:`"),
+        (
+            "apps/web/../secrets",
+            "dave",
+            "cases[1].resource: `apps/web/../secrets`: segment 3 is `..`",
+        ),
+        (
+            "apps/web//secrets",
+            "dave",
+            "cases[1].resource: `apps/web//secrets`: segment 3 is empty",
+        ),
+        (
+            "apps/web",
+            "role:admin",
+            "cases[1].subject: `role:admin` uses the reserved prefix `role:`",
+        ),
     ] {
         let work = Workdir::new();
         std::fs::write(

@@ -42,8 +42,14 @@ fn non_canonical_resources_are_refused_over_grpc_and_http() {
     runtime().block_on(async {
         let mut c = clients(&target).await;
         // The canonical spellings decide as before: carol may not write to api.
-        assert!(!c.check("carol", "acme", "apps/api/models/1", "app:write", 0).await);
-        assert!(c.check("carol", "acme", "apps/web/models/1", "app:write", 0).await);
+        assert!(
+            !c.check("carol", "acme", "apps/api/models/1", "app:write", 0)
+                .await
+        );
+        assert!(
+            c.check("carol", "acme", "apps/web/models/1", "app:write", 0)
+                .await
+        );
 
         for (subject, resource, action) in ATTACKS {
             for explain in [false, true] {
@@ -52,7 +58,11 @@ fn non_canonical_resources_are_refused_over_grpc_and_http() {
                 match c.authz.check(req).await {
                     Err(s) => {
                         assert_eq!(s.code(), Code::InvalidArgument, "{resource:?}: {}", s.message());
-                        assert!(s.message().starts_with("resource: "), "{resource:?}: {}", s.message());
+                        assert!(
+                            s.message().starts_with("resource: "),
+                            "{resource:?}: {}",
+                            s.message()
+                        );
                         assert!(!s.message().contains('\0'), "the reason echoes a NUL");
                     }
                     Ok(r) => panic!("{resource:?} was decided: {:?}", r.into_inner()),

@@ -280,7 +280,9 @@ mod keys {
         };
         if f.is_map() {
             return match f.kind() {
-                Kind::Message(entry) => Shape::Map(Box::new(value_shape(entry.map_entry_value_field().kind()))),
+                Kind::Message(entry) => {
+                    Shape::Map(Box::new(value_shape(entry.map_entry_value_field().kind())))
+                }
                 _ => Shape::Any,
             };
         }
@@ -587,12 +589,18 @@ mod tests {
     #[test]
     fn duplicate_keys_are_refused_naming_the_field() {
         let pool = DescriptorPool::decode(FILE_DESCRIPTOR_SET).expect("descriptors");
-        let check = pool.get_message_by_name("warden.v1.CheckRequest").expect("CheckRequest");
+        let check = pool
+            .get_message_by_name("warden.v1.CheckRequest")
+            .expect("CheckRequest");
         let err = parse(check.clone(), br#"{"subject":"dave","subject":"alice"}"#).unwrap_err();
-        assert!(err.to_string().starts_with("subject: the key appears twice"), "{err}");
+        assert!(
+            err.to_string().starts_with("subject: the key appears twice"),
+            "{err}"
+        );
         let ok = parse(check.clone(), br#"{"subject":"dave","org":"acme"}"#).expect("parses");
         assert_eq!(
-            ok.get_field_by_name("subject").map(|v| v.as_str().map(str::to_string)),
+            ok.get_field_by_name("subject")
+                .map(|v| v.as_str().map(str::to_string)),
             Some(Some("dave".to_string()))
         );
         let members = pool
@@ -600,7 +608,8 @@ mod tests {
             .expect("AddMemberRequest");
         let err = parse(members, br#"{"org_id":"acme","orgId":"globex"}"#).unwrap_err();
         assert!(
-            err.to_string().contains("`org_id` and `orgId` both name the field `org_id`"),
+            err.to_string()
+                .contains("`org_id` and `orgId` both name the field `org_id`"),
             "{err}"
         );
         let batch = pool

@@ -87,7 +87,11 @@ mod tests {
         for bad in ["role:admin", "team:x", "label:x", "app:web"] {
             let err = subject("items[2].subject", bad).unwrap_err();
             assert_eq!(err.code(), tonic::Code::InvalidArgument);
-            assert!(err.message().starts_with("items[2].subject:"), "{}", err.message());
+            assert!(
+                err.message().starts_with("items[2].subject:"),
+                "{}",
+                err.message()
+            );
         }
         assert!(subject("subject", "token:abc").is_ok());
         assert!(subject("subject", "auth0|abc").is_ok());

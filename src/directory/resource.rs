@@ -48,7 +48,14 @@ mod tests {
 
     #[test]
     fn canonical_resources_pass() {
-        for ok in ["org", "apps/web", "apps/web/models/1", "apps/web/secrets/k", "a.b/..c/d..", "x"] {
+        for ok in [
+            "org",
+            "apps/web",
+            "apps/web/models/1",
+            "apps/web/secrets/k",
+            "a.b/..c/d..",
+            "x",
+        ] {
             assert_eq!(resource_problem(ok), None, "{ok}");
         }
     }

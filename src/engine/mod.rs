@@ -164,9 +164,7 @@ pub fn subject_problem(subject: &str) -> Option<String> {
         .find(|p| subject.starts_with(**p))
         .map(|p| {
             let shown: String = subject.chars().take(64).collect();
-            format!(
-                "`{shown}` uses the reserved prefix `{p}`; a subject is a user id or `token:<secret>`"
-            )
+            format!("`{shown}` uses the reserved prefix `{p}`; a subject is a user id or `token:<secret>`")
         })
 }
 
@@ -373,7 +371,11 @@ fn team_grant_note<'a>(cx: &mut eval::Cx<'a>, out: eval::Outcome, resource: &str
         .iter()
         .map(|t| format!("{sub} -[member]-> {t} -[grant]-> app:{app}"))
         .collect();
-    format!("; app:{app} granted to {} ({})", teams.join(", "), paths.join("; "))
+    format!(
+        "; app:{app} granted to {} ({})",
+        teams.join(", "),
+        paths.join("; ")
+    )
 }
 
 impl Engine {

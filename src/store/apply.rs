@@ -549,7 +549,10 @@ fn keep_another_admin(t: &WriteTables<'_>, org: &str, user: &str, verb: &str) ->
 /// of its own org (every path that creates a membership comes through here).
 pub(crate) fn put_membership(t: &mut WriteTables<'_>, m: &Membership) -> Result<(), StoreError> {
     let (org, user) = (m.org.as_str(), m.user.as_str());
-    if t.memberships.insert((org, user), encode(m)?.as_slice())?.is_none() {
+    if t.memberships
+        .insert((org, user), encode(m)?.as_slice())?
+        .is_none()
+    {
         super::collaborators::drop_member(t, org, user)?;
     }
     t.user_orgs.insert((user, org), ())?;

@@ -135,8 +135,16 @@ mod tests {
 
     #[test]
     fn differences_name_each_side_in_order() {
-        let live = v(&["app acme web", "collaborator billing frank role:admin", "member acme alice role:admin"]);
-        let rebuilt = v(&["app acme web", "member acme alice role:admin", "member acme bob role:org_user"]);
+        let live = v(&[
+            "app acme web",
+            "collaborator billing frank role:admin",
+            "member acme alice role:admin",
+        ]);
+        let rebuilt = v(&[
+            "app acme web",
+            "member acme alice role:admin",
+            "member acme bob role:org_user",
+        ]);
         assert_eq!(
             differences(&live, &rebuilt, 10),
             v(&[

@@ -348,7 +348,10 @@ fn parse_resource(text: &str) -> Result<Vec<Piece>, String> {
 pub fn path_problem(path: &str) -> Option<String> {
     let path = path.split(['?', '#']).next().unwrap_or("");
     if let Some((at, c)) = path.char_indices().find(|(_, c)| c.is_control()) {
-        return Some(format!("a control character (U+{:04X}) at byte {at}", u32::from(c)));
+        return Some(format!(
+            "a control character (U+{:04X}) at byte {at}",
+            u32::from(c)
+        ));
     }
     let shown: String = path.chars().take(128).collect();
     let Some(body) = path.strip_prefix('/') else {
