@@ -38,6 +38,10 @@ pub struct Admin {
     reloader: Arc<PolicyReloader>,
     engine: Arc<Engine>,
     stats: Option<Arc<dyn DirectoryStats>>,
+    /// One `CheckIndex` at a time: each costs a startup load of CPU and memory, so
+    /// concurrent callers queue here (a Tokio mutex: held across the blocking task's
+    /// `.await`) instead of running side by side.
+    index_checks: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Admin {
@@ -50,6 +54,7 @@ impl Admin {
             reloader,
             engine,
             stats,
+            index_checks: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -145,6 +150,7 @@ impl pb::admin_service_server::AdminService for Admin {
             return Err(Status::failed_precondition("no directory store is attached"));
         };
         let engine = self.engine.clone();
+        let _one_at_a_time = self.index_checks.lock().await;
         let check = tokio::task::spawn_blocking(move || span.in_scope(|| stats.check_index(engine.index())))
             .await
             .map_err(|e| Status::internal(format!("index check crashed: {e}")))?

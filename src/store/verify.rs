@@ -7,8 +7,8 @@
 //! revision (see `engine::index::digest` for what a fact is), naming the facts that differ.
 //!
 //! It never takes the write path: the snapshot is a redb read transaction, and the live
-//! index is read under its shared lock only while its facts are listed. Writes keep
-//! committing while the (expensive) rebuild runs.
+//! index is read under its shared lock only while its facts are copied out (inline ids and
+//! symbols, no text). Writes keep committing while the (expensive) rebuild runs.
 
 use super::tables::CHANGELOG;
 use super::{Store, StoreError, last_revision};
@@ -51,9 +51,11 @@ impl Store {
     /// that writes wait for except the live index's shared lock while its facts are listed:
     /// an operator's and a test's tool, not a probe.
     pub fn check_index(&self, live: &DirectoryIndex) -> Result<IndexCheck, StoreError> {
+        let started = std::time::Instant::now();
         let mut last_seen = (0, 0);
         for _ in 0..ATTEMPTS {
             let data = live.read();
+            let locked = std::time::Instant::now();
             let live_revision = data.revision();
             let txn = self.db.begin_read()?;
             let snapshot_revision = last_revision(&txn.open_table(CHANGELOG)?)?;
@@ -65,14 +67,24 @@ impl Store {
                 std::thread::yield_now();
                 continue;
             }
-            let live_facts = data.facts();
+            // Copies only; the lines are written once the lock is released.
+            let live = data.snapshot_facts();
             drop(data);
+            let locked_ms = locked.elapsed().as_millis() as u64;
+            let live_facts = live.lines();
             let rebuilt = DirectoryIndex::new();
             Self::load_index_from(&txn, &rebuilt)?;
             drop(txn);
             let rebuilt_facts = rebuilt.read().facts();
             let (live_digest, live_count) = digest_of(&live_facts);
             let (rebuilt_digest, rebuilt_count) = digest_of(&rebuilt_facts);
+            tracing::info!(
+                revision = snapshot_revision,
+                facts = live_count,
+                locked_ms,
+                total_ms = started.elapsed().as_millis() as u64,
+                "index checked; the live index was read-locked for locked_ms"
+            );
             return Ok(IndexCheck {
                 revision: snapshot_revision,
                 live_digest,

@@ -10,43 +10,60 @@
 //! that say nothing (a team left with no members and no grants, an org left with nothing in
 //! it), which incremental removal may leave behind and a rebuild never creates, are skipped.
 
-use super::IndexData;
+use super::{IndexData, Sym, UserId};
+use compact_str::CompactString;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// One fact as the index holds it: ids copied inline (no allocation for ids of up to 24
+/// bytes), names as symbols. Cheap to take under the index's lock; turned into text after.
+enum Raw {
+    Member(CompactString, UserId, Sym),
+    InTeam(CompactString, UserId, Sym),
+    TeamMember(CompactString, Sym, UserId),
+    Grant(CompactString, Sym, Sym),
+    App(CompactString, CompactString),
+    Label(CompactString, Sym, Sym),
+    /// Tokens are few; their line is written at once.
+    Token(String),
+    Collaborator(CompactString, UserId, Sym),
+}
+
+/// The index's facts copied out of it ([`IndexData::snapshot_facts`]), to be written out as
+/// lines ([`FactsSnapshot::lines`]) once the lock is released.
+pub struct FactsSnapshot {
+    names: Vec<Arc<str>>,
+    raw: Vec<Raw>,
+}
 
 impl IndexData {
-    /// Every fact of the index as one line, sorted. Fields are separated by a space and
-    /// the kind comes first, so a line reads as what it says (`collaborator billing frank
-    /// role:admin`); ids never contain spaces.
-    pub fn facts(&self) -> Vec<String> {
-        let mut lines: Vec<String> = Vec::new();
+    /// Copy every fact out, for [`FactsSnapshot::lines`]: the part of a consistency check that
+    /// runs under the index's shared lock, kept to copies of inline ids and symbols.
+    pub fn snapshot_facts(&self) -> FactsSnapshot {
+        let mut raw = Vec::with_capacity(self.memberships * 2);
         for (org, entry) in &self.orgs {
             for (user, m) in &entry.members {
                 if let Some(r) = m.role {
-                    lines.push(format!("member {org} {user} {}", self.names.name(r)));
+                    raw.push(Raw::Member(org.clone(), user.clone(), r));
                 }
                 for t in &m.teams {
-                    lines.push(format!("in-team {org} {user} {}", self.names.name(*t)));
+                    raw.push(Raw::InTeam(org.clone(), user.clone(), *t));
                 }
             }
             for (t, team) in &entry.teams {
-                let team_name = self.names.name(*t);
                 for user in &team.members {
-                    lines.push(format!("team-member {org} {team_name} {user}"));
+                    raw.push(Raw::TeamMember(org.clone(), *t, user.clone()));
                 }
                 for a in &team.apps {
-                    lines.push(format!("grant {org} {team_name} {}", self.names.name(*a)));
+                    raw.push(Raw::Grant(org.clone(), *t, *a));
                 }
             }
             for app in &entry.apps {
-                lines.push(format!("app {org} {app}"));
+                raw.push(Raw::App(org.clone(), app.clone()));
             }
             for (app, labels) in &entry.labels {
                 for l in labels {
-                    lines.push(format!(
-                        "label {org} {} {}",
-                        self.names.name(*app),
-                        self.names.name(*l)
-                    ));
+                    raw.push(Raw::Label(org.clone(), *app, *l));
                 }
             }
         }
@@ -56,27 +73,59 @@ impl IndexData {
             } else {
                 t.expires_at_ms.to_string()
             };
-            lines.push(format!(
+            raw.push(Raw::Token(format!(
                 "token {} {} {} {} scopes={} expires={expiry}",
                 t.id,
                 hex::encode(&hash[..8]),
                 t.subject,
                 t.org.as_deref().unwrap_or("-"),
                 t.scopes.join(","),
-            ));
+            )));
         }
         for (app, users) in &self.collaborators {
             for (user, role) in users {
-                lines.push(format!("collaborator {app} {user} {}", self.names.name(*role)));
+                raw.push(Raw::Collaborator(app.clone(), user.clone(), *role));
             }
         }
-        lines.sort_unstable();
-        lines
+        FactsSnapshot {
+            names: self.names.names.clone(),
+            raw,
+        }
+    }
+
+    /// Every fact of the index as one line, sorted. Fields are separated by a space and
+    /// the kind comes first, so a line reads as what it says (`collaborator billing frank
+    /// role:admin`); ids never contain spaces.
+    pub fn facts(&self) -> Vec<String> {
+        self.snapshot_facts().lines()
     }
 
     /// Hex SHA-256 of the index's facts in canonical order, and how many facts it covered.
     pub fn digest(&self) -> (String, u64) {
         digest_of(&self.facts())
+    }
+}
+
+impl FactsSnapshot {
+    /// The facts as sorted lines (see [`IndexData::facts`]).
+    pub fn lines(self) -> Vec<String> {
+        let name = |s: Sym| self.names.get(s as usize).map_or("", |n| &**n);
+        let mut lines: Vec<String> = self
+            .raw
+            .into_iter()
+            .map(|f| match f {
+                Raw::Member(org, user, r) => format!("member {org} {user} {}", name(r)),
+                Raw::InTeam(org, user, t) => format!("in-team {org} {user} {}", name(t)),
+                Raw::TeamMember(org, t, user) => format!("team-member {org} {} {user}", name(t)),
+                Raw::Grant(org, t, a) => format!("grant {org} {} {}", name(t), name(a)),
+                Raw::App(org, app) => format!("app {org} {app}"),
+                Raw::Label(org, a, l) => format!("label {org} {} {}", name(a), name(l)),
+                Raw::Token(line) => line,
+                Raw::Collaborator(app, user, r) => format!("collaborator {app} {user} {}", name(r)),
+            })
+            .collect();
+        lines.sort_unstable();
+        lines
     }
 }
 
