@@ -62,7 +62,9 @@ pub struct Explanation {
     /// The decisive rule, if any: `file:line` and its text.
     pub rule: Option<RuleRef>,
     /// Role path from the subject to the rule's subject, e.g.
-    /// `alice -[admin@acme]-> admin -> org_contributor`.
+    /// `alice -[admin@acme]-> admin -> org_contributor`; an allow that used a team grant
+    /// adds the teams and the grant (`; app:web granted to team:frontend (carol -[member]->
+    /// team:frontend -[grant]-> app:web)`).
     pub role_path: String,
     pub revision: u64,
     /// For a deny: the rules closest to matching and what each failed (closest first,
