@@ -95,8 +95,14 @@ fn metrics_count_decisions_reloads_and_the_directory() {
             2.0,
             "{body}"
         );
+        // The empty subject is the caller's mistake, not an engine failure.
         assert_eq!(
             value(&body, "warden_decisions_total{result=\"error\"}"),
+            0.0,
+            "{body}"
+        );
+        assert_eq!(
+            value(&body, "warden_decisions_total{result=\"invalid\"}"),
             1.0,
             "{body}"
         );

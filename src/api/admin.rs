@@ -38,6 +38,10 @@ pub struct Admin {
     reloader: Arc<PolicyReloader>,
     engine: Arc<Engine>,
     stats: Option<Arc<dyn DirectoryStats>>,
+    /// One `CheckIndex` at a time: each costs a startup load of CPU and memory, so
+    /// concurrent callers queue here (a Tokio mutex: held across the blocking task's
+    /// `.await`) instead of running side by side.
+    index_checks: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Admin {
@@ -50,6 +54,7 @@ impl Admin {
             reloader,
             engine,
             stats,
+            index_checks: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -139,13 +144,20 @@ impl pb::admin_service_server::AdminService for Admin {
 
     async fn check_index(
         &self,
-        _request: Request<pb::CheckIndexRequest>,
+        request: Request<pb::CheckIndexRequest>,
     ) -> Result<Response<pb::CheckIndexResponse>, Status> {
         let span = tracing::info_span!("CheckIndex");
+        // As long as a startup load: a TCP caller could keep a core busy with it at will.
+        if !crate::api::directory::on_unix_socket(&request) {
+            return Err(Status::permission_denied(
+                "CheckIndex is an operator call, served only on the Unix socket",
+            ));
+        }
         let Some(stats) = self.stats.clone() else {
             return Err(Status::failed_precondition("no directory store is attached"));
         };
         let engine = self.engine.clone();
+        let _one_at_a_time = self.index_checks.lock().await;
         let check = tokio::task::spawn_blocking(move || span.in_scope(|| stats.check_index(engine.index())))
             .await
             .map_err(|e| Status::internal(format!("index check crashed: {e}")))?
@@ -155,6 +167,7 @@ impl pb::admin_service_server::AdminService for Admin {
                 revision = check.revision,
                 live = %check.live_digest,
                 rebuilt = %check.rebuilt_digest,
+                differences = ?check.differences,
                 "the live decision index differs from the directory tables"
             );
         }
@@ -165,6 +178,7 @@ impl pb::admin_service_server::AdminService for Admin {
             live_facts: check.live_facts,
             rebuilt_digest: check.rebuilt_digest,
             rebuilt_facts: check.rebuilt_facts,
+            differences: check.differences,
         }))
     }
 }

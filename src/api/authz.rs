@@ -86,7 +86,7 @@ impl Authz {
         let input = match check_input(req) {
             Ok(input) => input,
             Err(status) => {
-                self.metrics.record(Outcome::Error, None);
+                self.metrics.record(Outcome::Invalid, None);
                 return Err(status);
             }
         };
@@ -95,7 +95,7 @@ impl Authz {
         let outcome = match &answer {
             Ok(r) if r.allowed => Outcome::Allow,
             Ok(_) => Outcome::Deny,
-            Err(_) => Outcome::Error,
+            Err(s) => outcome_of(s),
         };
         self.metrics.record(outcome, Some(started.elapsed()));
         if let (Some(log), Ok(r)) = (&self.decisions, &answer) {
@@ -147,11 +147,20 @@ impl Authz {
 
 fn check_input(req: &pb::CheckRequest) -> Result<CheckInput<'_>, Status> {
     Ok(CheckInput {
-        subject: validate::required("subject", &req.subject)?,
+        subject: validate::subject("subject", &req.subject)?,
         org: validate::required("org", &req.org)?,
-        resource: validate::required("resource", &req.resource)?,
+        resource: validate::resource("resource", &req.resource)?,
         action: validate::required("action", &req.action)?,
     })
+}
+
+/// How a failed check counts in the metrics: the caller's mistake (INVALID_ARGUMENT) is
+/// not a server error.
+fn outcome_of(status: &Status) -> Outcome {
+    match status.code() {
+        tonic::Code::InvalidArgument => Outcome::Invalid,
+        _ => Outcome::Error,
+    }
 }
 
 /// Map an engine failure to a status whose message says what failed.
@@ -160,6 +169,7 @@ pub(crate) fn engine_status(err: EngineError) -> Status {
         EngineError::InvalidPageToken => Status::invalid_argument(
             "page_token: not a token from this query; pass back next_page_token unchanged",
         ),
+        EngineError::Invalid { field, reason } => Status::invalid_argument(format!("{field}: {reason}")),
         EngineError::Eval(reason) => Status::internal(format!("engine: evaluation failed: {reason}")),
     }
 }
@@ -226,7 +236,7 @@ impl pb::authz_service_server::AuthzService for Authz {
             let mut decided = decided.into_iter();
             let mut lowest: Option<u64> = None;
             // Counted here and added to the shared metrics once per batch.
-            let (mut allows, mut denies, mut errors, mut timed) = (0u64, 0u64, 0u64, 0u64);
+            let (mut allows, mut denies, mut errors, mut invalid, mut timed) = (0u64, 0u64, 0u64, 0u64, 0u64);
             let results = inputs
                 .into_iter()
                 .zip(&req.items)
@@ -234,7 +244,7 @@ impl pb::authz_service_server::AuthzService for Authz {
                 .map(|(i, (input, item))| {
                     let answer = match input {
                         Err(status) => {
-                            errors += 1;
+                            invalid += 1;
                             Err(status)
                         }
                         Ok(_) if item.explain => {
@@ -262,9 +272,13 @@ impl pb::authz_service_server::AuthzService for Authz {
                                 })
                             }
                             Some(Err(e)) => {
-                                errors += 1;
+                                let status = engine_status(e);
+                                match outcome_of(&status) {
+                                    Outcome::Invalid => invalid += 1,
+                                    _ => errors += 1,
+                                }
                                 timed += 1;
-                                Err(engine_status(e))
+                                Err(status)
                             }
                             None => Err(Status::internal("engine: batch answer missing")),
                         },
@@ -283,6 +297,7 @@ impl pb::authz_service_server::AuthzService for Authz {
                 })
                 .collect();
             self.metrics.record_batch(allows, denies, errors, share, timed);
+            self.metrics.record_invalid(invalid);
             Ok(Response::new(pb::BatchCheckResponse {
                 results,
                 revision: lowest.unwrap_or(waited_at),
@@ -303,7 +318,7 @@ impl pb::authz_service_server::AuthzService for Authz {
             action = %truncated(&req.action),
         );
         traced(span, async {
-            let subject = validate::required("subject", &req.subject)?;
+            let subject = validate::subject("subject", &req.subject)?;
             let org = validate::required("org", &req.org)?;
             let action = validate::required("action", &req.action)?;
             let token = validate::bounded("page_token", &req.page_token)?;
@@ -336,7 +351,7 @@ impl pb::authz_service_server::AuthzService for Authz {
         );
         traced(span, async {
             let org = validate::required("org", &req.org)?;
-            let resource = validate::required("resource", &req.resource)?;
+            let resource = validate::resource("resource", &req.resource)?;
             let action = validate::required("action", &req.action)?;
             let token = validate::bounded("page_token", &req.page_token)?;
             let size = validate::page_size(req.page_size);

@@ -56,8 +56,12 @@ pub const BUCKETS_NS: [u64; 16] = [
 pub enum Outcome {
     Allow,
     Deny,
-    /// Invalid input or an engine evaluation failure: no decision was made.
+    /// An engine evaluation failure: no decision was made, and the fault is not the
+    /// caller's (`result="error"`).
     Error,
+    /// The caller's request was malformed (an empty field, a reserved subject, a
+    /// non-canonical resource): refused with INVALID_ARGUMENT (`result="invalid"`).
+    Invalid,
 }
 
 /// Counters written on the check path and read by the scraper.
@@ -70,6 +74,7 @@ pub struct Metrics {
     allow: AtomicU64,
     deny: AtomicU64,
     error: AtomicU64,
+    invalid: AtomicU64,
     /// Non-cumulative per-bucket counts (index `BUCKETS_NS.len()` is `+Inf`); made
     /// cumulative when rendered, so an observation touches one bucket, not sixteen.
     buckets: [AtomicU64; BUCKETS_NS.len() + 1],
@@ -91,6 +96,7 @@ impl Metrics {
             Outcome::Allow => &self.allow,
             Outcome::Deny => &self.deny,
             Outcome::Error => &self.error,
+            Outcome::Invalid => &self.invalid,
         }
         .fetch_add(1, Ordering::Relaxed);
         if let Some(t) = engine_time {
@@ -115,6 +121,13 @@ impl Metrics {
             let bucket = BUCKETS_NS.partition_point(|&upper| upper < ns);
             self.buckets[bucket].fetch_add(timed, Ordering::Relaxed);
             self.sum_ns.fetch_add(ns.saturating_mul(timed), Ordering::Relaxed);
+        }
+    }
+
+    /// Count `n` refused batch items (caller mistakes) at once.
+    pub fn record_invalid(&self, n: u64) {
+        if n > 0 {
+            self.invalid.fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -155,9 +168,14 @@ impl Scrape {
             &mut out,
             "warden_decisions_total",
             "counter",
-            "Checks answered, by result.",
+            "Checks answered, by result (`invalid`: refused as the caller's mistake, INVALID_ARGUMENT; `error`: the engine failed).",
         );
-        for (result, n) in [("allow", &m.allow), ("deny", &m.deny), ("error", &m.error)] {
+        for (result, n) in [
+            ("allow", &m.allow),
+            ("deny", &m.deny),
+            ("error", &m.error),
+            ("invalid", &m.invalid),
+        ] {
             let _ = writeln!(
                 out,
                 "warden_decisions_total{{result=\"{result}\"}} {}",

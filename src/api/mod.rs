@@ -18,6 +18,7 @@ pub mod admin;
 pub mod auth;
 pub mod authz;
 pub mod client;
+pub mod codec;
 pub mod connections;
 pub mod directory;
 pub mod ext_authz;

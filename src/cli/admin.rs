@@ -68,6 +68,9 @@ async fn call(args: AdminArgs) -> anyhow::Result<ExitCode> {
             println!("revision:    {}", c.revision);
             println!("live:        {} ({} facts)", c.live_digest, c.live_facts);
             println!("rebuilt:     {} ({} facts)", c.rebuilt_digest, c.rebuilt_facts);
+            for d in &c.differences {
+                println!("  {d}");
+            }
             if !c.consistent {
                 eprintln!(
                     "the live index differs from the directory tables; restart the daemon to rebuild it"
