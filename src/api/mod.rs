@@ -29,6 +29,7 @@ pub mod reload;
 pub mod revision;
 pub mod server;
 pub mod shutdown;
+pub mod uds_authority;
 pub mod usage;
 pub mod validate;
 
