@@ -2,7 +2,8 @@
 //!
 //! Owns everything between a socket and the engine: the `warden.v1` protobuf types
 //! (generated from `proto/`), request validation, the Authz, Admin and directory
-//! services, the Unix-socket and TCP listeners with their shutdown, gRPC health and reflection, the
+//! services, the Unix-socket and TCP listeners with their shutdown (and, on the socket, any
+//! client's `:authority`: [`uds_authority`]), gRPC health and reflection, the
 //! Prometheus metrics listener, the HTTP/JSON gateway, the client connector, and (for now) policy reload orchestration and its status.
 //!
 //! It must not touch redb or read policy files itself: decisions come from the

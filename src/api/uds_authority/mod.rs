@@ -24,7 +24,9 @@
 //! `fuzz/fuzz_targets/uds_authority.rs`).
 //!
 //! Only the Unix listener uses it (TCP callers name a real host); the write direction is
-//! untouched.
+//! untouched. `WARDEN_UDS_AUTHORITY=strict` in the daemon's environment turns it off (every
+//! connection passes through from its first byte, leaving h2's check as it is): a switch
+//! for diagnosis and for measuring the adapter's cost.
 
 pub mod hpack;
 
@@ -34,6 +36,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::transport::server::Connected;
+
+/// The environment variable that turns the rewriting off (value `strict`).
+pub const STRICT_ENV: &str = "WARDEN_UDS_AUTHORITY";
 
 /// The client connection preface (RFC 9113 §3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -101,6 +106,14 @@ impl Rewriter {
             table: hpack::Table::default(),
             pending: None,
             patched: 0,
+        }
+    }
+
+    /// A rewriter that passes everything through from the first byte.
+    pub fn pass_through() -> Self {
+        Rewriter {
+            mode: Mode::PassThrough,
+            ..Self::new()
         }
     }
 
@@ -332,9 +345,18 @@ pub struct UdsAuthority<S> {
 
 impl<S> UdsAuthority<S> {
     pub fn new(inner: S) -> Self {
+        Self::with(inner, Rewriter::new())
+    }
+
+    /// The connection as it is, h2's check untouched ([`STRICT_ENV`]).
+    pub fn strict(inner: S) -> Self {
+        Self::with(inner, Rewriter::pass_through())
+    }
+
+    fn with(inner: S, rewriter: Rewriter) -> Self {
         UdsAuthority {
             inner,
-            rewriter: Rewriter::new(),
+            rewriter,
             raw: BytesMut::new(),
             ready: BytesMut::new(),
             eof: false,
@@ -412,11 +434,20 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for UdsAuthority<S> {
 }
 
 /// Every connection of `incoming` (the Unix listener's accepted streams) wrapped in
-/// [`UdsAuthority`].
+/// [`UdsAuthority`]; [`UdsAuthority::strict`] when [`STRICT_ENV`] says `strict`.
 pub fn incoming<S>(
     incoming: impl tokio_stream::Stream<Item = io::Result<S>>,
 ) -> impl tokio_stream::Stream<Item = io::Result<UdsAuthority<S>>> {
-    tokio_stream::StreamExt::map(incoming, |conn| conn.map(UdsAuthority::new))
+    let strict = std::env::var_os(STRICT_ENV).is_some_and(|v| v == "strict");
+    if strict {
+        tracing::info!("{STRICT_ENV}=strict: the Unix socket refuses an :authority h2 cannot parse");
+    }
+    let wrap = if strict {
+        UdsAuthority::strict
+    } else {
+        UdsAuthority::new
+    };
+    tokio_stream::StreamExt::map(incoming, move |conn| conn.map(wrap))
 }
 
 /// Keeps the socket's connection info (`UdsConnectInfo`), which the bearer-token

@@ -515,6 +515,17 @@ proptest! {
 }
 
 #[test]
+fn the_strict_switch_passes_everything_through() {
+    let mut r = Rewriter::pass_through();
+    let mut wire = PREFACE.to_vec();
+    wire.extend_from_slice(&hex("000001 01 05 00000001 be"));
+    let mut out = BytesMut::new();
+    r.feed(&mut BytesMut::from(&wire[..]), &mut out);
+    assert_eq!(&out[..], &wire[..]);
+    assert!(r.passing_through());
+}
+
+#[test]
 fn placeholder_keeps_the_length() {
     assert_eq!(
         hpack::patched_value(b"tmp%2Fw.sock", true).unwrap(),
