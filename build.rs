@@ -3,6 +3,11 @@
 //!
 //! protoc comes from `protoc-bin-vendored`, so building Warden never needs a system
 //! protoc and every machine compiles the protos with the same version.
+//!
+//! It reruns only when a proto or this file changes (`cargo:rerun-if-changed`); without
+//! those lines cargo reruns it, and so rebuilds the crate, after any change to any file of
+//! the package. The embedded default policies are `include_str!`ed, which cargo tracks on
+//! its own.
 
 use std::path::PathBuf;
 
@@ -19,6 +24,9 @@ const PROTOS: &[&str] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=build.rs");
+    // The directory: a proto added there (and imported) counts too.
+    println!("cargo:rerun-if-changed=proto");
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     // SAFETY: a build script is single-threaded here; nothing else reads the
     // environment concurrently.

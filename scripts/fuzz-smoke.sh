@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 SECONDS_EACH="${1:-30}"
-TARGETS=(policy_parser matcher_eval request_decode)
+TARGETS=(policy_parser matcher_eval request_decode uds_authority)
 
 export CARGO_TARGET_DIR="$PWD/target/smoke"
 export RUSTFLAGS="--cfg fuzzing -Cdebug-assertions -Coverflow-checks \

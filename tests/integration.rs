@@ -63,4 +63,5 @@ mod store_open;
 mod store_reads;
 mod tokens;
 mod transport;
+mod uds_any_client;
 mod usage;

@@ -49,11 +49,9 @@ def main() -> int:
     parser.add_argument("--target", default="unix:./data/warden.sock")
     args = parser.parse_args()
 
-    # Over a Unix socket grpc-core sends the socket path as the HTTP/2 :authority, which
-    # Warden's HTTP/2 server (hyper) refuses as malformed (RST_STREAM, PROTOCOL_ERROR);
-    # name an ordinary authority instead. Harmless over TCP.
-    options = [("grpc.default_authority", "localhost")]
-    with grpc.insecure_channel(target_of(args.target), options=options) as channel:
+    # No channel options needed: Warden takes any :authority on its Unix socket (grpc-core
+    # sends the socket path there).
+    with grpc.insecure_channel(target_of(args.target)) as channel:
         authz = authz_pb2_grpc.AuthzServiceStub(channel)
         members = directory_pb2_grpc.MemberServiceStub(channel)
 

@@ -2,8 +2,9 @@
 //!
 //! Owns everything between a socket and the engine: the `warden.v1` protobuf types
 //! (generated from `proto/`), request validation, the Authz, Admin and directory
-//! services, the Unix-socket and TCP listeners with their shutdown, connection caps and
-//! timeouts ([`connections`]), gRPC health and reflection, the
+//! services, the Unix-socket and TCP listeners with their shutdown (and, on the socket, any
+//! client's `:authority`: [`uds_authority`]), connection caps and timeouts ([`connections`]),
+//! gRPC health and reflection, the
 //! Prometheus metrics listener, the HTTP/JSON gateway, the client connector, and (for now) policy reload orchestration and its status.
 //!
 //! It must not touch redb or read policy files itself: decisions come from the
@@ -32,6 +33,7 @@ pub mod reload;
 pub mod revision;
 pub mod server;
 pub mod shutdown;
+pub mod uds_authority;
 pub mod usage;
 pub mod validate;
 

@@ -53,6 +53,10 @@ pub const SERVICE_NAMES: &[&str] = &[
     <pb::usage_service_server::UsageServiceServer<Directory> as NamedService>::NAME,
 ];
 
+/// Envoy's external authorization service, registered when a mapping is configured.
+pub const EXT_AUTHZ_NAME: &str =
+    <envoy_types::ext_authz::v3::pb::AuthorizationServer<ExtAuthz> as NamedService>::NAME;
+
 /// Everything the services read; built by the startup sequence.
 pub struct Services {
     pub engine: Arc<Engine>,
@@ -119,12 +123,20 @@ pub enum ServeError {
 /// Serve `services` on every listener until `shutdown` fires, then drain in-flight
 /// calls (bounded by [`DRAIN_TIMEOUT`]). Socket files are removed when this returns.
 pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) -> Result<(), ServeError> {
+    // The services this server registers: the warden ones, and Envoy's when served.
+    let has_ext_authz = services.ext_authz.is_some();
+    let served: Vec<&'static str> = SERVICE_NAMES
+        .iter()
+        .copied()
+        .chain(has_ext_authz.then_some(EXT_AUTHZ_NAME))
+        .collect();
     let (health, health_service) = tonic_health::server::health_reporter();
-    set_health(&health, ServingStatus::NotServing).await;
+    set_health(&health, &served, ServingStatus::NotServing).await;
 
-    // Advertise exactly what this server registers.
+    // Advertise exactly what this server registers. Both reflection versions know
+    // both reflection descriptors, so either can describe the other.
     let reflection = |b: tonic_reflection::server::Builder<'static>| {
-        SERVICE_NAMES
+        let b = served
             .iter()
             .chain(&[
                 tonic_health::pb::health_server::SERVICE_NAME,
@@ -134,6 +146,13 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
             .fold(b, |b, name| b.with_service_name(*name))
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET);
+        if has_ext_authz {
+            b.register_encoded_file_descriptor_set(crate::api::ext_authz::FILE_DESCRIPTOR_SET)
+        } else {
+            b
+        }
     };
     let reflection_v1 = reflection(tonic_reflection::server::Builder::configure()).build_v1()?;
     let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
@@ -222,7 +241,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
                     stop_accepting.clone().wait(),
                 );
                 servers.spawn(async move {
-                    let result = router.serve_with_incoming_shutdown(incoming, stop).await;
+                    let result = router.serve_with_incoming_shutdown(crate::api::uds_authority::incoming(incoming), stop).await;
                     (name, result)
                 });
             }
@@ -253,7 +272,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         }
         None => None,
     };
-    set_health(&health, ServingStatus::Serving).await;
+    set_health(&health, &served, ServingStatus::Serving).await;
     services.metrics.set_serving(true);
 
     // Serve until shutdown, unless a listener fails first.
@@ -265,7 +284,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
             Err(join) => Err(ServeError::Crashed(join.to_string())),
         },
     };
-    set_health(&health, ServingStatus::NotServing).await;
+    set_health(&health, &served, ServingStatus::NotServing).await;
     services.metrics.set_serving(false);
     stop_all.trigger();
     if outcome.is_ok() {
@@ -298,9 +317,9 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     outcome
 }
 
-async fn set_health(health: &tonic_health::server::HealthReporter, status: ServingStatus) {
+async fn set_health(health: &tonic_health::server::HealthReporter, served: &[&str], status: ServingStatus) {
     health.set_service_status("", status).await;
-    for name in SERVICE_NAMES {
+    for name in served {
         health.set_service_status(*name, status).await;
     }
 }
