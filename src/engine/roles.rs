@@ -315,3 +315,62 @@ impl RoleDef {
             .sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::{EngineConfig, ReqVal};
+    use crate::policy::{compile_texts, parse_engine_config};
+
+    const MODEL: &str = "[request_definition]\nr = sub, obj, act\n[policy_definition]\np = sub, obj, act\n\
+        [role_definition]\ng = _, _\n[policy_effect]\ne = some(where (p.eft == allow))\n\
+        [matchers]\nm = g(r.sub, p.sub) && r.obj == p.obj && r.act == p.act\n";
+
+    fn chain(n: usize) -> String {
+        let mut s = String::from("p, r0, data, read\n");
+        for i in 0..n {
+            s.push_str(&format!("g, r{}, r{i}\n", i + 1));
+        }
+        s
+    }
+
+    fn check(policy: &str, config: &EngineConfig, sub: &str) -> Result<bool, String> {
+        let p = compile_texts("model.conf", MODEL, "policy.csv", policy, config).map_err(|e| e.to_string())?;
+        p.enforce(&[ReqVal::Str(sub), ReqVal::Str("data"), ReqVal::Str("read")])
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_depth_bound_decides_within_it_and_reports_past_it() {
+        let config = parse_engine_config("engine.toml", "max_role_depth = 10\n").unwrap();
+        assert_eq!(config.max_role_depth, 10);
+        // r10 is 10 links from r0: within the bound.
+        assert_eq!(check(&chain(30), &config, "r10"), Ok(true));
+        // r11 is 11 links away: the answer is unknown, and the error says why.
+        let err = check(&chain(30), &config, "r11").unwrap_err();
+        assert!(
+            err.contains("role hierarchy `g` from `r11` is deeper than 10 links (max_role_depth in engine.toml)"),
+            "{err}"
+        );
+        // A short hierarchy under a bound is a plain deny for a stranger.
+        assert_eq!(check(&chain(3), &config, "nobody"), Ok(false));
+        // The default bound is 10,000 links.
+        assert_eq!(check(&chain(30), &EngineConfig::default(), "r30"), Ok(true));
+    }
+
+    #[test]
+    fn a_zero_depth_bound_is_refused_with_its_line() {
+        let err = parse_engine_config("engine.toml", "# c\nmax_role_depth = 0\n").unwrap_err();
+        assert_eq!(err.to_string(), "engine.toml:2: max_role_depth must be at least 1 (the links from a subject to its roles)");
+    }
+
+    #[test]
+    fn a_long_chain_and_a_ring_are_walked_once_per_name() {
+        // 30,000 links: linear in the links (this was quadratic); the time is printed by
+        // `cargo run --example engine_timings`, not asserted here.
+        assert_eq!(check(&chain(30_000), &EngineConfig::default(), "r9000"), Ok(true));
+        let mut ring = chain(5_000);
+        ring.push_str("g, r0, r5000\n");
+        assert_eq!(check(&ring, &EngineConfig::default(), "r4999"), Ok(true));
+        assert_eq!(check(&ring, &EngineConfig::default(), "stranger"), Ok(false));
+    }
+}
