@@ -41,7 +41,11 @@ fn time(p: &CompiledPolicy, req: [&str; 3], n: u32) -> (f64, String) {
 
 fn main() {
     let cfg = EngineConfig::default();
-    let globs = compile(GLOB_MODEL, "p, alice, *-*-*-*.log, read\np, bob, *a*a*b, read\n", &cfg);
+    let globs = compile(
+        GLOB_MODEL,
+        "p, alice, *-*-*-*.log, read\np, bob, *a*a*b, read\n",
+        &cfg,
+    );
     for (sub, value, what) in [
         ("alice", "-".repeat(1024), "globMatch `*-*-*-*.log`, 1 KiB of `-`"),
         ("bob", "a".repeat(1024), "globMatch `*a*a*b`, 1 KiB of `a`"),
@@ -67,10 +71,30 @@ fn main() {
     };
     for (n, ring, config, what) in [
         (10_000, false, &cfg, "10,000-link chain, subject at the far end"),
-        (30_000, false, &deep, "30,000-link chain, subject at the far end (max_role_depth 200000)"),
-        (30_000, false, &cfg, "30,000-link chain, subject at the far end (default bound 10000)"),
-        (100_000, true, &deep, "100,000-node ring, target one link behind (max_role_depth 200000)"),
-        (100_000, true, &cfg, "100,000-node ring, target one link behind (default bound 10000)"),
+        (
+            30_000,
+            false,
+            &deep,
+            "30,000-link chain, subject at the far end (max_role_depth 200000)",
+        ),
+        (
+            30_000,
+            false,
+            &cfg,
+            "30,000-link chain, subject at the far end (default bound 10000)",
+        ),
+        (
+            100_000,
+            true,
+            &deep,
+            "100,000-node ring, target one link behind (max_role_depth 200000)",
+        ),
+        (
+            100_000,
+            true,
+            &cfg,
+            "100,000-node ring, target one link behind (default bound 10000)",
+        ),
     ] {
         let p = compile(ROLE_MODEL, &chain(n, ring), config);
         let sub = if ring { "r1".to_string() } else { format!("r{n}") };

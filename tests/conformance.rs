@@ -119,7 +119,10 @@ fn engine_agrees_with_the_reference_corpus() {
             // deny with `{"error": …}`).
             if exp.get("error") == Some(&Value::Bool(true)) {
                 if got.get("error").is_none() {
-                    failures.push(format!("{name}: {} → expected an error, got {got}", exp["request"]));
+                    failures.push(format!(
+                        "{name}: {} → expected an error, got {got}",
+                        exp["request"]
+                    ));
                 }
                 continue;
             }

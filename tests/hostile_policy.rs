@@ -64,7 +64,11 @@ async fn reloaded(target: &str, old: &str) {
         if s.last_reload_error.is_empty() && s.content_hash != old {
             return;
         }
-        assert!(start.elapsed() < PATIENCE, "the edit never loaded: {}", s.last_reload_error);
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the edit never loaded: {}",
+            s.last_reload_error
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -75,7 +79,10 @@ fn wrapped(inner: &str, open: &str, close: &str, n: usize) -> String {
 
 #[test]
 fn a_2000_deep_matcher_is_refused_on_reload_and_the_last_good_policy_serves() {
-    let work = Workdir::with_policy_files(&[("model.conf", MODEL), ("policy.csv", "p, alice, acme, apps/:id, read\n")]);
+    let work = Workdir::with_policy_files(&[
+        ("model.conf", MODEL),
+        ("policy.csv", "p, alice, acme, apps/:id, read\n"),
+    ]);
     let model = work.policies().join("model.conf");
     let mut daemon = work.start();
     let target = daemon.work.unix_target();
@@ -88,8 +95,20 @@ fn a_2000_deep_matcher_is_refused_on_reload_and_the_last_good_policy_serves() {
             ("parentheses", wrapped(body, "(", ")", 2000)),
             ("negations", format!("{}({body})", "!".repeat(2000))),
             ("unary minus", format!("{} && {}1 == 1", body, "-".repeat(2000))),
-            ("nested calls", format!("{body} && {} == \"\"", wrapped("r.obj", "keyGet(", ", \"x\")", 2000))),
-            ("nested in", format!("{body} && r.act in ({})", wrapped("'read'", "r.sub in (", ")", 2000))),
+            (
+                "nested calls",
+                format!(
+                    "{body} && {} == \"\"",
+                    wrapped("r.obj", "keyGet(", ", \"x\")", 2000)
+                ),
+            ),
+            (
+                "nested in",
+                format!(
+                    "{body} && r.act in ({})",
+                    wrapped("'read'", "r.sub in (", ")", 2000)
+                ),
+            ),
         ];
         for (what, matcher) in hostile {
             std::fs::write(&model, MODEL.replace(body, &matcher)).unwrap();
@@ -99,8 +118,14 @@ fn a_2000_deep_matcher_is_refused_on_reload_and_the_last_good_policy_serves() {
                 "{what}: {err}"
             );
             let s = status(&target).await;
-            assert_eq!(s.content_hash, good, "{what}: the broken model replaced the good one");
-            assert!(allowed(&target, "alice").await, "{what}: the last good policy must keep serving");
+            assert_eq!(
+                s.content_hash, good,
+                "{what}: the broken model replaced the good one"
+            );
+            assert!(
+                allowed(&target, "alice").await,
+                "{what}: the last good policy must keep serving"
+            );
             assert!(!allowed(&target, "bob").await, "{what}");
             // Repair, so the next round's error is its own.
             std::fs::write(&model, MODEL).unwrap();

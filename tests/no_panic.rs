@@ -3,8 +3,8 @@
 use proptest::prelude::*;
 use std::path::Path;
 use std::sync::Arc;
-use warden::engine::index::{DirectoryIndex, IndexOp};
 use warden::engine::funcs::{Func, Pattern};
+use warden::engine::index::{DirectoryIndex, IndexOp};
 use warden::engine::{CheckInput, CompiledPolicy, Engine, ReqVal};
 use warden::policy::{compile_texts, eval};
 

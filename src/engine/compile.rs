@@ -750,9 +750,7 @@ fn fallible(e: &Expr) -> bool {
         Expr::Cmp(op, a, b) => !matches!(op, CmpOp::Eq | CmpOp::Ne) || fallible(a) || fallible(b),
         Expr::In(a, items) => fallible(a) || items.iter().any(fallible),
         Expr::Call { func, args, pat } => {
-            *func == Func::IpMatch
-                || matches!(pat, expr::PatSrc::Dynamic)
-                || args.iter().any(fallible)
+            *func == Func::IpMatch || matches!(pat, expr::PatSrc::Dynamic) || args.iter().any(fallible)
         }
         Expr::Role { args, .. } => args.iter().any(fallible),
     }

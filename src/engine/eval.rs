@@ -311,7 +311,13 @@ fn eval<'a>(e: &'a Expr, cx: &mut Cx<'a>, row: Option<&'a Row>) -> Result<V<'a>,
 /// `g(a, b)` over the names `a` reaches: true when `b` is among them; an error when it is
 /// not but the walk stopped at the depth bound (the answer is unknown, so the check
 /// denies with the reason instead of guessing).
-fn role_answer<'a>(r: &Reach<'_>, b: &str, g: usize, a: &str, policy: &CompiledPolicy) -> Result<V<'a>, String> {
+fn role_answer<'a>(
+    r: &Reach<'_>,
+    b: &str,
+    g: usize,
+    a: &str,
+    policy: &CompiledPolicy,
+) -> Result<V<'a>, String> {
     if r.contains(b) {
         return Ok(V::B(true));
     }
@@ -395,7 +401,11 @@ fn candidates<'a>(cx: &mut Cx<'a>) -> Result<Option<SmallVec<[u32; 32]>>, String
     let Some((_, k1)) = policy.index.key1.as_ref() else {
         return Ok(None);
     };
-    if cx.req.iter().any(|v| matches!(v, ReqVal::Json(j) if !j.is_string())) {
+    if cx
+        .req
+        .iter()
+        .any(|v| matches!(v, ReqVal::Json(j) if !j.is_string()))
+    {
         return Ok(None);
     }
     Ok(candidates_indexed(cx, k1))

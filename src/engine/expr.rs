@@ -725,12 +725,17 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused_not_a_stack_overflow() {
-        let deep = |open: &str, close: &str| format!("{}r.sub == p.sub{}", open.repeat(2000), close.repeat(2000));
+        let deep =
+            |open: &str, close: &str| format!("{}r.sub == p.sub{}", open.repeat(2000), close.repeat(2000));
         for src in [
             deep("(", ")"),
             deep("!", ""),
             deep("-", ""),
-            format!("{}r.sub{} == p.sub", "keyGet(".repeat(2000), ", p.obj)".repeat(2000)),
+            format!(
+                "{}r.sub{} == p.sub",
+                "keyGet(".repeat(2000),
+                ", p.obj)".repeat(2000)
+            ),
             format!("r.sub in ({}'x'{})", "r.obj in (".repeat(2000), ")".repeat(2000)),
             format!("r.sub == p.sub {}", "+ r.obj ".repeat(2000)),
         ] {
@@ -754,7 +759,11 @@ mod tests {
         let chain = vec!["r.sub == p.sub"; 20_000].join(" || ");
         assert!(scope_parse(&chain).is_ok());
         // Nesting just under the bound still parses.
-        let ok = format!("{}r.sub == p.sub{}", "(".repeat(MAX_DEPTH - 1), ")".repeat(MAX_DEPTH - 1));
+        let ok = format!(
+            "{}r.sub == p.sub{}",
+            "(".repeat(MAX_DEPTH - 1),
+            ")".repeat(MAX_DEPTH - 1)
+        );
         assert!(scope_parse(&ok).is_ok());
     }
 

@@ -117,18 +117,20 @@ impl<'a> Reach<'a> {
     fn position(&self, name: &str) -> Option<u32> {
         match &self.index {
             Some(ix) => ix.get(name).copied(),
-            None => self.nodes.iter().position(|(n, _, _)| *n == name).map(|i| i as u32),
+            None => self
+                .nodes
+                .iter()
+                .position(|(n, _, _)| *n == name)
+                .map(|i| i as u32),
         }
     }
 
     /// Is `name` reached: one of the nodes, or a name a reached pattern matches?
     pub fn contains(&self, name: &str) -> bool {
         self.position(name).is_some()
-            || self.role_match.is_some_and(|f| {
-                self.patterns
-                    .iter()
-                    .any(|p| p.matches(f, name).unwrap_or(false))
-            })
+            || self
+                .role_match
+                .is_some_and(|f| self.patterns.iter().any(|p| p.matches(f, name).unwrap_or(false)))
     }
 
     /// Add a node `depth` links from the start unless present; its position either way
@@ -149,7 +151,13 @@ impl<'a> Reach<'a> {
                 ix.insert(name, i);
             }
             None if self.nodes.len() > LINEAR_REACH => {
-                self.index = Some(self.nodes.iter().enumerate().map(|(k, (n, _, _))| (*n, k as u32)).collect());
+                self.index = Some(
+                    self.nodes
+                        .iter()
+                        .enumerate()
+                        .map(|(k, (n, _, _))| (*n, k as u32))
+                        .collect(),
+                );
             }
             None => {}
         }
@@ -334,7 +342,8 @@ mod tests {
     }
 
     fn check(policy: &str, config: &EngineConfig, sub: &str) -> Result<bool, String> {
-        let p = compile_texts("model.conf", MODEL, "policy.csv", policy, config).map_err(|e| e.to_string())?;
+        let p =
+            compile_texts("model.conf", MODEL, "policy.csv", policy, config).map_err(|e| e.to_string())?;
         p.enforce(&[ReqVal::Str(sub), ReqVal::Str("data"), ReqVal::Str("read")])
             .map_err(|e| e.to_string())
     }
@@ -348,7 +357,9 @@ mod tests {
         // r11 is 11 links away: the answer is unknown, and the error says why.
         let err = check(&chain(30), &config, "r11").unwrap_err();
         assert!(
-            err.contains("role hierarchy `g` from `r11` is deeper than 10 links (max_role_depth in engine.toml)"),
+            err.contains(
+                "role hierarchy `g` from `r11` is deeper than 10 links (max_role_depth in engine.toml)"
+            ),
             "{err}"
         );
         // A short hierarchy under a bound is a plain deny for a stranger.
@@ -360,7 +371,10 @@ mod tests {
     #[test]
     fn a_zero_depth_bound_is_refused_with_its_line() {
         let err = parse_engine_config("engine.toml", "# c\nmax_role_depth = 0\n").unwrap_err();
-        assert_eq!(err.to_string(), "engine.toml:2: max_role_depth must be at least 1 (the links from a subject to its roles)");
+        assert_eq!(
+            err.to_string(),
+            "engine.toml:2: max_role_depth must be at least 1 (the links from a subject to its roles)"
+        );
     }
 
     #[test]
