@@ -136,31 +136,38 @@ impl<'a> Reach<'a> {
     /// Add a node `depth` links from the start unless present; its position either way
     /// (`None` when it lies past the depth bound).
     fn push(&mut self, name: &'a str, pred: u32, via: Via, depth: u32, max: usize) -> Option<u32> {
-        if let Some(i) = self.position(name) {
-            return Some(i);
-        }
-        if depth as usize > max {
-            self.truncated = Some(max);
-            return None;
-        }
         let i = self.nodes.len() as u32;
+        match &mut self.index {
+            // One hash per step once the walk is long: look up and insert together.
+            Some(ix) => match ix.entry(name) {
+                std::collections::hash_map::Entry::Occupied(e) => return Some(*e.get()),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    if depth as usize > max {
+                        self.truncated = Some(max);
+                        return None;
+                    }
+                    e.insert(i);
+                }
+            },
+            None => {
+                if let Some(k) = self.nodes.iter().position(|(n, _, _)| *n == name) {
+                    return Some(k as u32);
+                }
+                if depth as usize > max {
+                    self.truncated = Some(max);
+                    return None;
+                }
+                if self.nodes.len() >= LINEAR_REACH {
+                    let mut ix: FxHashMap<&'a str, u32> = FxHashMap::default();
+                    ix.reserve(4 * LINEAR_REACH);
+                    ix.extend(self.nodes.iter().enumerate().map(|(k, (n, _, _))| (*n, k as u32)));
+                    ix.insert(name, i);
+                    self.index = Some(ix);
+                }
+            }
+        }
         self.nodes.push((name, pred, via));
         self.depth.push(depth);
-        match &mut self.index {
-            Some(ix) => {
-                ix.insert(name, i);
-            }
-            None if self.nodes.len() > LINEAR_REACH => {
-                self.index = Some(
-                    self.nodes
-                        .iter()
-                        .enumerate()
-                        .map(|(k, (n, _, _))| (*n, k as u32))
-                        .collect(),
-                );
-            }
-            None => {}
-        }
         Some(i)
     }
 
