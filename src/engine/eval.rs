@@ -4,7 +4,12 @@
 //! in order, combine effects. Values borrow from the request, the policy and the
 //! directory index for the duration of the check; nothing is allocated unless a
 //! request value has to be compiled as a pattern (`regexMatch(p.x, r.y)`), which
-//! policies rarely do.
+//! policies rarely do, or a role walk reaches more names than fit inline (past 16 it
+//! keeps a hash index so that the walk stays linear).
+//!
+//! Errors are Casbin's: a function that cannot take a value fails the whole check (a
+//! deny with the reason), and the rule index prunes no row whose evaluation Casbin would
+//! have reached with an error first (see `compile::build_index`).
 
 use super::compile::{Bucket, CompiledPolicy, DomArg, Effect, Eft, Key1, Row};
 use super::expr::{ArithOp, CmpOp, Expr, PatSrc};
