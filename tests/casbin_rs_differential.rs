@@ -44,7 +44,10 @@ fn casbin_rs_agrees_on_the_cases_it_supports() {
     for entry in std::fs::read_dir(&dir).expect("corpus") {
         let case = entry.expect("entry").path();
         let name = case.file_name().unwrap().to_string_lossy().to_string();
-        if CASBIN_RS_DEFECTS.contains(&name.as_str()) {
+        // The `warden_*` cases pin Go casbin's answers on Warden's own past defects (issue
+        // 12): errors, hostile nesting and contested points that casbin-rs is no reference
+        // for (it panics on a non-IP for ipMatch, and a 2,000-deep matcher is refused).
+        if CASBIN_RS_DEFECTS.contains(&name.as_str()) || name.starts_with("warden_") {
             continue;
         }
         let meta: serde_json::Value =

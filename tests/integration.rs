@@ -40,6 +40,7 @@ mod disk_trouble;
 mod envoy_ext_authz;
 mod escalation;
 mod hostile_input;
+mod hostile_policy;
 mod http_gateway;
 mod lifecycle_domains;
 mod lifecycle_invitations;

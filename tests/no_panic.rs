@@ -3,6 +3,7 @@
 use proptest::prelude::*;
 use std::path::Path;
 use std::sync::Arc;
+use warden::engine::funcs::{Func, Pattern};
 use warden::engine::index::{DirectoryIndex, IndexOp};
 use warden::engine::{CheckInput, CompiledPolicy, Engine, ReqVal};
 use warden::policy::{compile_texts, eval};
@@ -128,6 +129,57 @@ proptest! {
         };
         if let Ok(c) = compile_texts("model.conf", &m, "policy.csv", &p, &Default::default()) {
             let _ = c.enforce(&[ReqVal::Str("alice"), ReqVal::Str("acme"), ReqVal::Str("apps/web"), ReqVal::Str("app:read")]);
+        }
+    }
+}
+
+// Fewer cases: each builds values of kilobytes.
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Nesting of every kind, up to far past the bound, refused or answered but never a
+    /// stack overflow (which aborts the process rather than panicking), in the matcher
+    /// and in an `eval()` rule.
+    #[test]
+    fn deep_nesting_never_overflows(kinds in proptest::collection::vec(0usize..6, 1..4), depth in 0usize..3000) {
+        let mut m = "r.sub == p.sub".to_string();
+        for (i, k) in kinds.iter().cycle().take(depth).enumerate() {
+            m = match (k + i) % 6 {
+                0 => format!("({m})"),
+                1 => format!("!{m}"),
+                2 => format!("keyGet2({m}, p.obj, 'x') == ''"),
+                3 => format!("r.act in ({m}, 'x')"),
+                4 => format!("-{m}"),
+                _ => format!("{m} + 1"),
+            };
+        }
+        let model = format!(
+            "[request_definition]\nr = sub, obj, act\n[policy_definition]\np = sub, obj, act\n\
+             [policy_effect]\ne = some(where (p.eft == allow))\n[matchers]\nm = {m}\n"
+        );
+        if let Ok(c) = compile_texts("model.conf", &model, "policy.csv", "p, alice, data1, read\n", &Default::default()) {
+            let _ = c.enforce(&[ReqVal::Str("alice"), ReqVal::Str("data1"), ReqVal::Str("read")]);
+        }
+        let eval_model = "[request_definition]\nr = sub, obj, act\n[policy_definition]\np = rule, obj, act\n\
+             [policy_effect]\ne = some(where (p.eft == allow))\n[matchers]\nm = eval(p.rule) && r.obj == p.obj\n";
+        let rule = m.replace("p.sub", "'alice'").replace("p.obj", "'x'");
+        let policy = format!("p, \"{rule}\", data1, read\n");
+        if let Ok(c) = compile_texts("model.conf", eval_model, "policy.csv", &policy, &Default::default()) {
+            let _ = c.enforce(&[ReqVal::Str("alice"), ReqVal::Str("data1"), ReqVal::Str("read")]);
+        }
+    }
+
+    /// Globs and keyMatch patterns built from the shapes that make backtracking matchers
+    /// exponential, against long values: they answer (the time is the point; a hang
+    /// would stall the suite).
+    #[test]
+    fn backtracking_shaped_patterns_answer(stars in 1usize..12, sep in "[-a/.]", tail in "[a-z.]{0,4}", len in 0usize..4096) {
+        let pattern = format!("{}{tail}", format!("*{sep}").repeat(stars));
+        let value = sep.repeat(len);
+        for f in [Func::GlobMatch, Func::KeyMatch2, Func::KeyMatch3, Func::KeyMatch4, Func::KeyMatch5, Func::RegexMatch] {
+            if let Ok(p) = Pattern::compile(f, &pattern) {
+                let _ = p.matches(f, &value);
+            }
         }
     }
 }

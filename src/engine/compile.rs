@@ -35,6 +35,9 @@ pub enum Effect {
 pub enum Eft {
     Allow,
     Deny,
+    /// Any other `eft` value (`indeterminate`, a typo): the rule neither allows nor
+    /// denies, as in Casbin; it loads with a warning naming its line.
+    Indeterminate,
 }
 
 /// Where a rule came from.
@@ -57,8 +60,11 @@ pub struct Row {
     pub source: Source,
 }
 
+/// The default of [`EngineConfig::max_role_depth`].
+pub const DEFAULT_MAX_ROLE_DEPTH: usize = 10_000;
+
 /// Options that are not part of Casbin's model text.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
     /// Role matching function per role definition (`g2 = keyMatch2`).
     pub role_matching: BTreeMap<String, Func>,
@@ -68,6 +74,23 @@ pub struct EngineConfig {
     pub directory: BTreeMap<String, DirectorySource>,
     /// Org roles a membership may hold; `None`: every role the policy names.
     pub assignable_roles: Option<Vec<String>>,
+    /// How many links a role path may have (`max_role_depth` in `engine.toml`). A check
+    /// whose subject reaches names further away than this is an evaluation error (a
+    /// deny with the reason) unless it was decided within the bound; Go casbin stops
+    /// silently at 10 links, pycasbin at 9.
+    pub max_role_depth: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            role_matching: BTreeMap::new(),
+            domain_matching: BTreeMap::new(),
+            directory: BTreeMap::new(),
+            assignable_roles: None,
+            max_role_depth: DEFAULT_MAX_ROLE_DEPTH,
+        }
+    }
 }
 
 /// Where the first index key's request value comes from.
@@ -140,6 +163,9 @@ pub struct CompiledPolicy {
     /// Instance limits and plans (`limits.toml`), loaded and reloaded with the policy; the
     /// engine never reads them, the directory's write path does.
     pub limits: std::sync::Arc<crate::directory::Limits>,
+    /// What loaded but deserves the operator's eye (`file:line: reason`), e.g. a rule whose
+    /// effect is neither `allow` nor `deny`. Logged by the loader.
+    pub warnings: Vec<PolicyError>,
 }
 
 /// Inputs of one compilation.
@@ -280,7 +306,7 @@ pub fn compile(src: &Sources<'_>) -> Result<CompiledPolicy, Vec<PolicyError>> {
     let matcher = match expr::parse(&m.value, &scope, &mut sites) {
         Ok(x) => Some(x),
         Err(reason) => {
-            errors.push(merr(m.line, format!("matcher `m`: {reason}")));
+            errors.push(merr(m.line, located(reason, "matcher `m`")));
             None
         }
     };
@@ -296,6 +322,7 @@ pub fn compile(src: &Sources<'_>) -> Result<CompiledPolicy, Vec<PolicyError>> {
     let prio_idx = p_tokens.iter().position(|t| t == "priority");
     let mut rows = Vec::new();
     let mut prios = Vec::new();
+    let mut warnings = Vec::new();
     let mut roles: Vec<RoleDef> = role_names
         .iter()
         .map(|(name, arity)| RoleDef {
@@ -307,6 +334,7 @@ pub fn compile(src: &Sources<'_>) -> Result<CompiledPolicy, Vec<PolicyError>> {
             domains: FxHashMap::default(),
             domain_patterns: Vec::new(),
             file: src.policy_file.to_string(),
+            max_depth: src.config.max_role_depth,
         })
         .collect();
     for rule in src.rules {
@@ -327,11 +355,14 @@ pub fn compile(src: &Sources<'_>) -> Result<CompiledPolicy, Vec<PolicyError>> {
                 None | Some("allow") => Eft::Allow,
                 Some("deny") => Eft::Deny,
                 Some(other) => {
-                    errors.push(perr(
+                    warnings.push(perr(
                         rule.line,
-                        format!("unknown effect `{other}` (expected allow or deny)"),
+                        format!(
+                            "effect `{other}` is neither allow nor deny: the rule is indeterminate \
+                             (it never allows or denies)"
+                        ),
                     ));
-                    continue;
+                    Eft::Indeterminate
                 }
             };
             if let Some(i) = prio_idx {
@@ -386,7 +417,7 @@ pub fn compile(src: &Sources<'_>) -> Result<CompiledPolicy, Vec<PolicyError>> {
                     Err(reason) => {
                         errors.push(perr(
                             rule.line,
-                            format!("field `{}` as a rule: {reason}", p_tokens[*field]),
+                            located(reason, &format!("field `{}` as a rule", p_tokens[*field])),
                         ));
                         bad = true;
                     }
@@ -482,6 +513,43 @@ pub fn compile(src: &Sources<'_>) -> Result<CompiledPolicy, Vec<PolicyError>> {
                 pats.sort_by(|a, b| a.0.cmp(&b.0));
                 dl.child_patterns = pats;
             }
+            // A pattern on the parent side (`g, dave, grp/:g`) stands for every name it
+            // matches: the names of the links (as children or parents) and the rule
+            // subjects, found once here; a name only a request brings is matched at check
+            // time (`Reach::contains`).
+            let mut universe: Vec<Box<str>> = Vec::new();
+            for dl in g.domains.values() {
+                for (child, parents) in &dl.parents {
+                    universe.push(child.clone());
+                    universe.extend(parents.iter().map(|p| p.name.clone()));
+                }
+            }
+            universe.extend(rows.iter().flat_map(|r: &Row| r.values.iter().cloned()));
+            universe.sort_unstable();
+            universe.dedup();
+            for dl in g.domains.values_mut() {
+                let mut expand: FxHashMap<Box<str>, (Pattern, Vec<Box<str>>)> = FxHashMap::default();
+                for parents in dl.parents.values() {
+                    for p in parents {
+                        if expand.contains_key(&p.name) {
+                            continue;
+                        }
+                        let Ok(pat) = Pattern::compile(f, &p.name) else {
+                            continue;
+                        };
+                        if pat.is_exact() {
+                            continue;
+                        }
+                        let names: Vec<Box<str>> = universe
+                            .iter()
+                            .filter(|n| **n != p.name && pat.matches(f, n).unwrap_or(false))
+                            .cloned()
+                            .collect();
+                        expand.insert(p.name.clone(), (pat, names));
+                    }
+                }
+                dl.parent_patterns = expand;
+            }
         }
         if let Some(f) = g.domain_match {
             let mut pats = Vec::new();
@@ -532,6 +600,7 @@ pub fn compile(src: &Sources<'_>) -> Result<CompiledPolicy, Vec<PolicyError>> {
 
     let index = build_index(&matcher, &rows, &roles);
     Ok(CompiledPolicy {
+        warnings,
         hash: String::new(),
         files: Vec::new(),
         r_tokens,
@@ -545,6 +614,16 @@ pub fn compile(src: &Sources<'_>) -> Result<CompiledPolicy, Vec<PolicyError>> {
         config: src.config.clone(),
         limits: std::sync::Arc::new(crate::directory::Limits::defaults()),
     })
+}
+
+/// `reason` with where it was found; a depth refusal reads `nesting deeper than N in …` so
+/// that the report starts `file:line: nesting deeper than N`.
+fn located(reason: String, place: &str) -> String {
+    if reason.starts_with("nesting deeper than") {
+        format!("{reason} in {place}")
+    } else {
+        format!("{place}: {reason}")
+    }
 }
 
 fn scope_copy<'a>(s: &Scope<'a>) -> Scope<'a> {
@@ -659,13 +738,36 @@ fn key2_of(e: &Expr) -> Option<Key2> {
     None
 }
 
+/// Can evaluating `e` fail on a string request (an error Casbin would report)? Errs on
+/// the side of yes. Requests with non-string (JSON) values never use the rule index.
+fn fallible(e: &Expr) -> bool {
+    match e {
+        Expr::Str(_) | Expr::Num(_) | Expr::Bool(_) => false,
+        Expr::Req { path, .. } | Expr::Pol { path, .. } => !path.is_empty(),
+        Expr::Not(a) => fallible(a),
+        Expr::Neg(_) | Expr::Arith(..) | Expr::Eval { .. } => true,
+        Expr::And(a, b) | Expr::Or(a, b) => fallible(a) || fallible(b),
+        Expr::Cmp(op, a, b) => !matches!(op, CmpOp::Eq | CmpOp::Ne) || fallible(a) || fallible(b),
+        Expr::In(a, items) => fallible(a) || items.iter().any(fallible),
+        Expr::Call { func, args, pat } => {
+            *func == Func::IpMatch || matches!(pat, expr::PatSrc::Dynamic) || args.iter().any(fallible)
+        }
+        Expr::Role { args, .. } => args.iter().any(fallible),
+    }
+}
+
 /// Choose indexed conjuncts and bucket the rows. Pruning is sound: a row left out of a
-/// check's candidates would have made its conjunct false.
+/// check's candidates would have made its conjunct false, and Casbin, evaluating the
+/// conjuncts left to right, would have reached no error on it first: a conjunct that can
+/// fail (`ipMatch` on a non-IP) written before an indexed one keeps that one out of the
+/// index (without any index, every row is evaluated in full).
 fn build_index(matcher: &Expr, rows: &[Row], roles: &[RoleDef]) -> RuleIndex {
     let conj = matcher.conjuncts();
+    // Conjuncts at positions >= `safe` have a fallible conjunct before them.
+    let safe = conj.iter().position(|c| fallible(c)).unwrap_or(conj.len());
     let mut key1: Option<(usize, Key1)> = None;
     let mut used: Vec<usize> = Vec::new();
-    for (ci, c) in conj.iter().enumerate() {
+    for (ci, c) in conj.iter().enumerate().take(safe) {
         if let Expr::Role { g, args } = c
             && let (Some(req), Some(field)) =
                 (args.first().and_then(plain_req), args.get(1).and_then(plain_pol))
@@ -686,7 +788,7 @@ fn build_index(matcher: &Expr, rows: &[Row], roles: &[RoleDef]) -> RuleIndex {
         }
     }
     if key1.is_none() {
-        for (ci, c) in conj.iter().enumerate() {
+        for (ci, c) in conj.iter().enumerate().take(safe) {
             if let Some((req, field)) = eq_pair(c) {
                 key1 = Some((field, Key1::Eq { req }));
                 used.push(ci);
@@ -700,6 +802,7 @@ fn build_index(matcher: &Expr, rows: &[Row], roles: &[RoleDef]) -> RuleIndex {
     let key2 = conj
         .iter()
         .enumerate()
+        .take(safe)
         .filter_map(|(ci, c)| key2_of(c).map(|k| (ci, k)))
         .find(|(_, k)| k.field != field1)
         .map(|(ci, k)| {

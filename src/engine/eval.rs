@@ -4,7 +4,12 @@
 //! in order, combine effects. Values borrow from the request, the policy and the
 //! directory index for the duration of the check; nothing is allocated unless a
 //! request value has to be compiled as a pattern (`regexMatch(p.x, r.y)`), which
-//! policies rarely do.
+//! policies rarely do, or a role walk reaches more names than fit inline (past 16 it
+//! keeps a hash index so that the walk stays linear).
+//!
+//! Errors are Casbin's: a function that cannot take a value fails the whole check (a
+//! deny with the reason), and the rule index prunes no row whose evaluation Casbin would
+//! have reached with an error first (see `compile::build_index`).
 
 use super::compile::{Bucket, CompiledPolicy, DomArg, Effect, Eft, Key1, Row};
 use super::expr::{ArithOp, CmpOp, Expr, PatSrc};
@@ -271,11 +276,18 @@ fn eval<'a>(e: &'a Expr, cx: &mut Cx<'a>, row: Option<&'a Row>) -> Result<V<'a>,
                     Some(x) => str_arg(eval(x, cx, row)?, "domain")?,
                     None => "",
                 };
-                let hit = cx.reach(*g, a, d).is_some_and(|r| {
+                let (scratch, policy) = (cx.scratch, cx.policy);
+                let reach = cx.reach(*g, a, d);
+                let hit = reach.is_some_and(|r| {
                     r.nodes.iter().any(|(n, _, _)| {
                         n.len() == prefix.len() + rest.len() && n.starts_with(&**prefix) && n.ends_with(rest)
                     })
                 });
+                if !hit && let Some(r) = reach {
+                    // Rare: a name matched by a reached pattern, or a walk cut at the bound.
+                    let joined = scratch.push_get(format!("{prefix}{rest}"));
+                    return role_answer(r, joined, *g, a, policy);
+                }
                 return Ok(V::B(hit));
             }
             let b = str_arg(eval(&args[1], cx, row)?, "role name")?;
@@ -283,7 +295,11 @@ fn eval<'a>(e: &'a Expr, cx: &mut Cx<'a>, row: Option<&'a Row>) -> Result<V<'a>,
                 Some(x) => str_arg(eval(x, cx, row)?, "domain")?,
                 None => "",
             };
-            V::B(cx.reach(*g, a, d).is_some_and(|r| r.contains(b)))
+            let policy = cx.policy;
+            match cx.reach(*g, a, d) {
+                Some(r) => role_answer(r, b, *g, a, policy)?,
+                None => V::B(false),
+            }
         }
         Expr::Eval { slot, .. } => {
             let Some(r) = row else {
@@ -295,6 +311,32 @@ fn eval<'a>(e: &'a Expr, cx: &mut Cx<'a>, row: Option<&'a Row>) -> Result<V<'a>,
             V::B(truthy(eval(rule, cx, row)?))
         }
     })
+}
+
+/// `g(a, b)` over the names `a` reaches: true when `b` is among them; an error when it is
+/// not but the walk stopped at the depth bound (the answer is unknown, so the check
+/// denies with the reason instead of guessing).
+fn role_answer<'a>(
+    r: &Reach<'_>,
+    b: &str,
+    g: usize,
+    a: &str,
+    policy: &CompiledPolicy,
+) -> Result<V<'a>, String> {
+    if r.contains(b) {
+        return Ok(V::B(true));
+    }
+    match r.truncated {
+        Some(max) => Err(depth_error(policy, g, a, max)),
+        None => Ok(V::B(false)),
+    }
+}
+
+fn depth_error(policy: &CompiledPolicy, g: usize, from: &str, max: usize) -> String {
+    let name = policy.roles.get(g).map(|r| r.name.as_str()).unwrap_or("g");
+    format!(
+        "role hierarchy `{name}` from `{from}` is deeper than {max} links (max_role_depth in engine.toml)"
+    )
 }
 
 fn str_arg<'a>(v: V<'a>, what: &str) -> Result<&'a str, String> {
@@ -356,10 +398,26 @@ pub(crate) fn holds<'a>(e: &'a Expr, cx: &mut Cx<'a>, row: &'a Row) -> Result<bo
     Ok(truthy(eval(e, cx, Some(row))?))
 }
 
-/// Candidate rows for this request, in evaluation order; `None` means "all rows".
-fn candidates<'a>(cx: &mut Cx<'a>) -> Option<SmallVec<[u32; 32]>> {
+/// Candidate rows for this request, in evaluation order; `None` means "all rows" (no
+/// index, or a request value that is not a string: such a request is evaluated on every
+/// row, so that any error it causes shows as it would without the index).
+fn candidates<'a>(cx: &mut Cx<'a>) -> Result<Option<SmallVec<[u32; 32]>>, String> {
     let policy = cx.policy;
-    let (_, k1) = policy.index.key1.as_ref()?;
+    let Some((_, k1)) = policy.index.key1.as_ref() else {
+        return Ok(None);
+    };
+    if cx
+        .req
+        .iter()
+        .any(|v| matches!(v, ReqVal::Json(j) if !j.is_string()))
+    {
+        return Ok(None);
+    }
+    Ok(candidates_indexed(cx, k1))
+}
+
+fn candidates_indexed<'a>(cx: &mut Cx<'a>, k1: &'a Key1) -> Option<SmallVec<[u32; 32]>> {
+    let policy = cx.policy;
     let mut out: SmallVec<[u32; 32]> = SmallVec::new();
     let mut lists = 0usize;
     let k2 = policy.index.key2.as_ref();
@@ -407,6 +465,11 @@ fn candidates<'a>(cx: &mut Cx<'a>) -> Option<SmallVec<[u32; 32]>> {
                     take(b, &mut out);
                 }
             }
+            if reach.truncated.is_some() {
+                // The walk stopped at the depth bound, so the candidates may be incomplete:
+                // evaluate every row, where `g()` answers or reports the bound.
+                return None;
+            }
         }
     }
     if lists > 1 {
@@ -414,6 +477,10 @@ fn candidates<'a>(cx: &mut Cx<'a>) -> Option<SmallVec<[u32; 32]>> {
         out.dedup();
     }
     Some(out)
+}
+
+fn effect_is(policy: &CompiledPolicy, effect: Effect) -> bool {
+    policy.effect == effect
 }
 
 /// Decide one request.
@@ -428,8 +495,11 @@ pub fn decide<'a>(cx: &mut Cx<'a>) -> Result<Outcome, String> {
         ));
     }
     if policy.rows.is_empty() {
+        // Casbin evaluates the matcher once with empty policy values; a match counts as an
+        // allow, and with no rule there is no deny, so deny-override allows either way.
+        let matched = matches(cx, None, false)?;
         return Ok(Outcome {
-            allowed: matches(cx, None, false)?,
+            allowed: matched || effect_is(policy, Effect::DenyOverride),
             rule: None,
         });
     }
@@ -451,11 +521,15 @@ pub fn decide<'a>(cx: &mut Cx<'a>) -> Result<Outcome, String> {
             }
             Eft::Deny => {
                 first_deny.get_or_insert(i);
-                Ok(true)
+                // Under allow-override a deny rule decides nothing: keep looking for an allow.
+                Ok(effect != Effect::AllowOverride)
             }
+            // Neither allows nor denies (Casbin's indeterminate effect).
+            Eft::Indeterminate => Ok(false),
         }
     };
-    match candidates(cx) {
+    let list = candidates(cx)?;
+    match list {
         Some(list) => {
             for i in list {
                 if visit(cx, i, true)? {

@@ -5,8 +5,27 @@
 //! positions (`r.obj` → request value 2), whose functions are known built-ins, and whose
 //! pattern arguments are marked for pre-compilation. Anything unknown is a load-time
 //! error, never a runtime surprise.
+//!
+//! Depth is bounded: the parser refuses an expression whose tree would be more than
+//! [`MAX_DEPTH`] levels high (`nesting deeper than N`), counting parentheses, unary
+//! operators, calls, `in` lists and left-leaning arithmetic chains, and it checks its own
+//! recursion against the same bound before descending. `&&`/`||` chains of any length
+//! are built as balanced trees (height log₂ n; the operators are associative and the
+//! evaluation order of the terms is kept), so a 20,000-term chain is 15 levels. Every
+//! walker of an [`Expr`] (the evaluator, the rule index, explanations) recurses at most
+//! [`MAX_DEPTH`] levels, and an `eval()`'d rule is parsed with the same bound.
 
 use super::funcs::{Func, Pattern};
+
+/// The highest expression tree the parser builds. Real matchers are a few levels high;
+/// the bound keeps the recursive parser and evaluator far from the end of a thread's
+/// stack (a tokio worker has 2 MiB) on hostile input.
+pub const MAX_DEPTH: usize = 64;
+
+/// The parser's error for an expression past [`MAX_DEPTH`].
+fn too_deep() -> String {
+    format!("nesting deeper than {MAX_DEPTH}")
+}
 
 /// Comparison operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,8 +242,9 @@ pub fn parse(src: &str, scope: &Scope<'_>, sites: &mut Sites) -> Result<Expr, St
         pos: 0,
         scope,
         sites,
+        nest: 0,
     };
-    let e = p.or()?;
+    let (e, _) = p.or()?;
     if p.pos != p.toks.len() {
         return Err(format!(
             "unexpected `{}` after the end of the expression",
@@ -239,6 +259,35 @@ struct Parser<'s, 'a> {
     pos: usize,
     scope: &'s Scope<'a>,
     sites: &'s mut Sites,
+    /// How many nested sub-expressions (parentheses, arguments, unary operands) the parser
+    /// is inside: checked before each descent so that the parser's own recursion stays
+    /// bounded.
+    nest: usize,
+}
+
+/// A parsed sub-expression and the height of its tree (a leaf is 1).
+type Parsed = (Expr, usize);
+
+/// Height of a node over children of the given heights, refused past [`MAX_DEPTH`].
+fn height(children: impl IntoIterator<Item = usize>) -> Result<usize, String> {
+    let h = 1 + children.into_iter().max().unwrap_or(0);
+    if h > MAX_DEPTH { Err(too_deep()) } else { Ok(h) }
+}
+
+/// Join the terms of an `&&`/`||` chain as a balanced tree, keeping their order.
+fn balanced(mut terms: Vec<Parsed>, join: fn(Box<Expr>, Box<Expr>) -> Expr) -> Result<Parsed, String> {
+    while terms.len() > 1 {
+        let mut next = Vec::with_capacity(terms.len().div_ceil(2));
+        let mut it = terms.into_iter();
+        while let Some((a, ha)) = it.next() {
+            match it.next() {
+                Some((b, hb)) => next.push((join(Box::new(a), Box::new(b)), height([ha, hb])?)),
+                None => next.push((a, ha)),
+            }
+        }
+        terms = next;
+    }
+    terms.pop().ok_or_else(|| "empty expression".to_string())
 }
 
 impl Parser<'_, '_> {
@@ -283,33 +332,56 @@ impl Parser<'_, '_> {
         }
     }
 
-    fn or(&mut self) -> Result<Expr, String> {
-        let mut left = self.and()?;
+    /// Enter a nested sub-expression (refused past [`MAX_DEPTH`]); pair with `leave`.
+    fn enter(&mut self) -> Result<(), String> {
+        self.nest += 1;
+        if self.nest > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.nest -= 1;
+    }
+
+    /// A whole sub-expression (the matcher, a parenthesized group, an argument).
+    fn or(&mut self) -> Result<Parsed, String> {
+        self.enter()?;
+        let out = self.or_chain();
+        self.leave();
+        out
+    }
+
+    fn or_chain(&mut self) -> Result<Parsed, String> {
+        let mut terms = vec![self.and()?];
         while self.eat_op("||") {
-            let right = self.and()?;
-            left = Expr::Or(Box::new(left), Box::new(right));
+            terms.push(self.and()?);
         }
-        Ok(left)
+        balanced(terms, Expr::Or)
     }
 
-    fn and(&mut self) -> Result<Expr, String> {
-        let mut left = self.not()?;
+    fn and(&mut self) -> Result<Parsed, String> {
+        let mut terms = vec![self.not()?];
         while self.eat_op("&&") {
-            let right = self.not()?;
-            left = Expr::And(Box::new(left), Box::new(right));
+            terms.push(self.not()?);
         }
-        Ok(left)
+        balanced(terms, Expr::And)
     }
 
-    fn not(&mut self) -> Result<Expr, String> {
+    fn not(&mut self) -> Result<Parsed, String> {
         if self.eat_op("!") {
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            self.enter()?;
+            let inner = self.not();
+            self.leave();
+            let (e, h) = inner?;
+            return Ok((Expr::Not(Box::new(e)), height([h])?));
         }
         self.cmp()
     }
 
-    fn cmp(&mut self) -> Result<Expr, String> {
-        let left = self.add()?;
+    fn cmp(&mut self) -> Result<Parsed, String> {
+        let (left, hl) = self.add()?;
         let op = match self.peek() {
             Some(Tok::Op("==")) => Some(CmpOp::Eq),
             Some(Tok::Op("!=")) => Some(CmpOp::Ne),
@@ -321,8 +393,8 @@ impl Parser<'_, '_> {
         };
         if let Some(op) = op {
             self.pos += 1;
-            let right = self.add()?;
-            return Ok(Expr::Cmp(op, Box::new(left), Box::new(right)));
+            let (right, hr) = self.add()?;
+            return Ok((Expr::Cmp(op, Box::new(left), Box::new(right)), height([hl, hr])?));
         }
         if matches!(self.peek(), Some(Tok::Ident(w)) if w == "in") {
             self.pos += 1;
@@ -338,9 +410,12 @@ impl Parser<'_, '_> {
             };
             self.pos += 1;
             let mut items = Vec::new();
+            let mut h = hl;
             if self.peek() != Some(&close) {
                 loop {
-                    items.push(self.or()?);
+                    let (item, hi) = self.or()?;
+                    h = h.max(hi);
+                    items.push(item);
                     if self.peek() == Some(&Tok::Comma) {
                         self.pos += 1;
                         if self.peek() == Some(&close) {
@@ -353,60 +428,74 @@ impl Parser<'_, '_> {
             }
             let closing = if close == Tok::RParen { ")" } else { "]" };
             self.expect(close, closing)?;
-            return Ok(Expr::In(Box::new(left), items.into()));
+            return Ok((Expr::In(Box::new(left), items.into()), height([h])?));
         }
-        Ok(left)
+        Ok((left, hl))
     }
 
-    fn add(&mut self) -> Result<Expr, String> {
-        let mut left = self.mul()?;
+    /// Arithmetic chains lean left (`a - b + c` is `(a - b) + c`): each operator adds a
+    /// level, counted against [`MAX_DEPTH`].
+    fn add(&mut self) -> Result<Parsed, String> {
+        let (mut left, mut h) = self.mul()?;
         loop {
             let op = match self.peek() {
                 Some(Tok::Op("+")) => ArithOp::Add,
                 Some(Tok::Op("-")) => ArithOp::Sub,
-                _ => return Ok(left),
+                _ => return Ok((left, h)),
             };
             self.pos += 1;
-            let right = self.mul()?;
+            let (right, hr) = self.mul()?;
+            h = height([h, hr])?;
             left = Expr::Arith(op, Box::new(left), Box::new(right));
         }
     }
 
-    fn mul(&mut self) -> Result<Expr, String> {
-        let mut left = self.unary()?;
+    fn mul(&mut self) -> Result<Parsed, String> {
+        let (mut left, mut h) = self.unary()?;
         loop {
             let op = match self.peek() {
                 Some(Tok::Op("*")) => ArithOp::Mul,
                 Some(Tok::Op("/")) => ArithOp::Div,
                 Some(Tok::Op("%")) => ArithOp::Mod,
-                _ => return Ok(left),
+                _ => return Ok((left, h)),
             };
             self.pos += 1;
-            let right = self.unary()?;
+            let (right, hr) = self.unary()?;
+            h = height([h, hr])?;
             left = Expr::Arith(op, Box::new(left), Box::new(right));
         }
     }
 
-    fn unary(&mut self) -> Result<Expr, String> {
-        if self.peek() == Some(&Tok::Op("-")) {
+    fn unary(&mut self) -> Result<Parsed, String> {
+        let neg = self.peek() == Some(&Tok::Op("-"));
+        if neg {
             self.pos += 1;
-            return Ok(Expr::Neg(Box::new(self.unary()?)));
         }
-        if self.eat_op("!") {
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+        if neg || self.eat_op("!") {
+            self.enter()?;
+            let inner = self.unary();
+            self.leave();
+            let (e, h) = inner?;
+            let e = if neg {
+                Expr::Neg(Box::new(e))
+            } else {
+                Expr::Not(Box::new(e))
+            };
+            return Ok((e, height([h])?));
         }
         self.primary()
     }
 
-    fn primary(&mut self) -> Result<Expr, String> {
+    fn primary(&mut self) -> Result<Parsed, String> {
         let Some(tok) = self.peek().cloned() else {
             return Err("unexpected end of expression".into());
         };
         self.pos += 1;
         match tok {
-            Tok::Str(s) => Ok(Expr::Str(s.into())),
-            Tok::Num(n) => Ok(Expr::Num(n)),
+            Tok::Str(s) => Ok((Expr::Str(s.into()), 1)),
+            Tok::Num(n) => Ok((Expr::Num(n), 1)),
             Tok::LParen => {
+                // Parentheses add no node, but they nest the parser: `or` counts them.
                 let e = self.or()?;
                 self.expect(Tok::RParen, ")")?;
                 Ok(e)
@@ -415,9 +504,12 @@ impl Parser<'_, '_> {
                 if self.peek() == Some(&Tok::LParen) {
                     self.pos += 1;
                     let mut args = Vec::new();
+                    let mut h = 0;
                     if self.peek() != Some(&Tok::RParen) {
                         loop {
-                            args.push(self.or()?);
+                            let (arg, ha) = self.or()?;
+                            h = h.max(ha);
+                            args.push(arg);
                             if self.peek() == Some(&Tok::Comma) {
                                 self.pos += 1;
                                 continue;
@@ -426,7 +518,8 @@ impl Parser<'_, '_> {
                         }
                     }
                     self.expect(Tok::RParen, ")")?;
-                    return self.call(&name, args);
+                    let h = height([h])?;
+                    return Ok((self.call(&name, args)?, h));
                 }
                 let mut path = vec![name];
                 while self.peek() == Some(&Tok::Dot) {
@@ -439,7 +532,7 @@ impl Parser<'_, '_> {
                         _ => return Err(format!("expected a name after `.`, found `{}`", self.describe())),
                     }
                 }
-                self.reference(path)
+                Ok((self.reference(path)?, 1))
             }
             other => {
                 self.pos -= 1;
@@ -628,6 +721,50 @@ mod tests {
                 .contains("expected `)`")
         );
         assert!(scope_parse("r.sub == 'x").unwrap_err().contains("unterminated"));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let deep =
+            |open: &str, close: &str| format!("{}r.sub == p.sub{}", open.repeat(2000), close.repeat(2000));
+        for src in [
+            deep("(", ")"),
+            deep("!", ""),
+            deep("-", ""),
+            format!(
+                "{}r.sub{} == p.sub",
+                "keyGet(".repeat(2000),
+                ", p.obj)".repeat(2000)
+            ),
+            format!("r.sub in ({}'x'{})", "r.obj in (".repeat(2000), ")".repeat(2000)),
+            format!("r.sub == p.sub {}", "+ r.obj ".repeat(2000)),
+        ] {
+            let err = scope_parse(&src).unwrap_err();
+            assert_eq!(err, format!("nesting deeper than {MAX_DEPTH}"), "{}", &src[..40]);
+        }
+    }
+
+    #[test]
+    fn long_and_or_chains_are_balanced_trees() {
+        let chain = vec!["r.sub == p.sub"; 20_000].join(" && ");
+        let e = scope_parse(&chain).unwrap();
+        fn height(e: &Expr) -> usize {
+            match e {
+                Expr::And(a, b) | Expr::Or(a, b) | Expr::Cmp(_, a, b) => 1 + height(a).max(height(b)),
+                _ => 1,
+            }
+        }
+        assert!(height(&e) <= 17, "height {}", height(&e));
+        assert_eq!(e.conjuncts().len(), 20_000);
+        let chain = vec!["r.sub == p.sub"; 20_000].join(" || ");
+        assert!(scope_parse(&chain).is_ok());
+        // Nesting just under the bound still parses.
+        let ok = format!(
+            "{}r.sub == p.sub{}",
+            "(".repeat(MAX_DEPTH - 1),
+            ")".repeat(MAX_DEPTH - 1)
+        );
+        assert!(scope_parse(&ok).is_ok());
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub enum Seg {
     Lit(Box<str>),
     /// `:name` — one or more characters other than `/`.
     Param(Box<str>),
-    /// A trailing `.*` (from `/*`): anything, including nothing.
+    /// A trailing `.*` (from `/*`): anything but a line break, including nothing.
     Rest,
 }
 
@@ -100,7 +100,9 @@ pub enum Pattern {
         re: Regex,
         names: Box<[Box<str>]>,
     },
-    Glob(Box<str>),
+    /// globMatch, translated to a regex (linear time; see [`glob_regex`]). A malformed
+    /// glob is kept as its error, returned when a request reaches it, as Go casbin does.
+    Glob(Result<Regex, String>),
     Ip(IpPattern),
 }
 
@@ -169,7 +171,8 @@ fn colon_params(key: &str, capture: bool, names: &mut Vec<Box<str>>) -> String {
     out
 }
 
-/// `{name}` → `[^/]+` (keyMatch3/4/5 style).
+/// `{name}` → `[^/]+` (keyMatch3 style): each `{…}` (no `/` inside) is one placeholder,
+/// the shortest brace pair first.
 fn brace_params(key: &str, lazy: bool, capture: bool, names: &mut Vec<Box<str>>) -> String {
     let mut out = String::with_capacity(key.len() + 8);
     let mut rest = key;
@@ -184,6 +187,33 @@ fn brace_params(key: &str, lazy: bool, capture: bool, names: &mut Vec<Box<str>>)
                     (false, true) => "[^/]+?",
                     (false, false) => "[^/]+",
                 });
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..=open]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `{…}` → `[^/]+` the way Go casbin's keyMatch4/keyMatch5 read it (the regex
+/// `\{[^/]+\}`, greedy): a placeholder runs from a `{` to the **last** `}` of its path
+/// segment, so `{name}.{ext}` is one placeholder (named `name}.{ext`), not two with a
+/// regex `.` between them.
+fn greedy_brace_params(key: &str, capture: bool, names: &mut Vec<Box<str>>) -> String {
+    let mut out = String::with_capacity(key.len() + 8);
+    let mut rest = key;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let segment = &after[..after.find('/').unwrap_or(after.len())];
+        match segment.rfind('}') {
+            Some(close) if close > 0 => {
+                out.push_str(&rest[..open]);
+                names.push(after[..close].into());
+                out.push_str(if capture { "([^/]+)" } else { "[^/]+" });
                 rest = &after[close + 1..];
             }
             _ => {
@@ -258,13 +288,23 @@ fn match_segments<'k>(segs: &[Seg], mut key: &'k str, var: &str) -> Option<&'k s
                 }
                 key = &key[end..];
             }
-            Seg::Rest => return Some(captured),
+            // The regex form's `.*` does not match a line break.
+            Seg::Rest => return (!key.contains('\n')).then_some(captured),
         }
     }
     key.is_empty().then_some(captured)
 }
 
 impl Pattern {
+    /// Does this pattern match only the very text it was compiled from (no wildcard)?
+    pub fn is_exact(&self) -> bool {
+        match self {
+            Pattern::Exact(_) => true,
+            Pattern::Segments(segs) => segs.iter().all(|s| matches!(s, Seg::Lit(_))),
+            _ => false,
+        }
+    }
+
     /// Does this pattern match every string (`*` for keyMatch / keyMatch2)?
     pub fn is_universal(&self) -> bool {
         match self {
@@ -319,16 +359,17 @@ impl Pattern {
             }
             Func::KeyMatch4 => {
                 let mut names = Vec::new();
-                let src = brace_params(&star_to_regex(pattern), false, true, &mut names);
+                let src = greedy_brace_params(&star_to_regex(pattern), true, &mut names);
                 Ok(Pattern::Regex {
                     re: build_regex(&format!("^{src}$"))?,
                     names: names.into(),
                 })
             }
             Func::KeyMatch5 => {
-                let base = pattern.split('?').next().unwrap_or(pattern);
+                // Only the request's query string is dropped; the pattern is a regex as
+                // written (a `?` in it is a regex `?`), as in Go casbin and pycasbin.
                 let mut names = Vec::new();
-                let src = brace_params(&star_to_regex(base), false, false, &mut names);
+                let src = greedy_brace_params(&star_to_regex(pattern), false, &mut names);
                 Ok(Pattern::Regex {
                     re: build_regex(&format!("^{src}$"))?,
                     names: Box::new([]),
@@ -338,7 +379,9 @@ impl Pattern {
                 re: build_regex(pattern)?,
                 names: Box::new([]),
             }),
-            Func::GlobMatch => Ok(Pattern::Glob(pattern.into())),
+            Func::GlobMatch => Ok(Pattern::Glob(
+                glob_regex(pattern).and_then(|src| build_regex(&src)),
+            )),
             Func::IpMatch => Ok(Pattern::Ip(parse_ip_pattern(pattern))),
         }
     }
@@ -358,7 +401,7 @@ impl Pattern {
                     re.is_match(key)
                 }
             }
-            Pattern::Glob(p) => glob_match(key, p),
+            Pattern::Glob(re) => re.as_ref().map_err(Clone::clone)?.is_match(key),
             Pattern::Ip(p) => ip_match(key, p)?,
         })
     }
@@ -445,106 +488,164 @@ fn ip_match(key: &str, pat: &IpPattern) -> Result<bool, String> {
     })
 }
 
-/// Shell-style glob in the manner of Go's `path.Match`: `*` and `?` never cross `/`,
-/// `[a-z]`/`[!a]` classes, `\` escapes. A malformed class simply does not match.
-pub fn glob_match(s: &str, pattern: &str) -> bool {
-    let s: Vec<char> = s.chars().collect();
-    let p: Vec<char> = pattern.chars().collect();
-    glob_at(&s, &p)
-}
+/// How deep `{…}` alternatives of a glob may nest.
+const GLOB_MAX_BRACES: usize = 32;
 
-fn glob_at(s: &[char], p: &[char]) -> bool {
-    let (mut si, mut pi) = (0, 0);
-    while pi < p.len() {
-        match p[pi] {
+/// Translate a glob into an anchored regex, with the semantics of Go casbin's `globMatch`
+/// (github.com/bmatcuk/doublestar/v4 `Match`):
+/// - `*` is any run of characters other than `/`; `?` one character other than `/`;
+/// - `**` as a whole path segment is any number of segments: `a/**/b` matches `a/b` and
+///   `a/x/y/b`, `a/**` matches `a`, `a/` and everything below, `**/b` any path ending in
+///   `/b` or `b` itself; elsewhere (`a**b`) it is a plain `*`;
+/// - `[a-z]`, `[!a]`/`[^a]` classes never match `/`; `{x,y}` alternatives; `\` escapes;
+/// - a malformed pattern (unclosed `[` or `{`, an empty class, a trailing `\`) is an
+///   error, as in Go casbin.
+///
+/// The result runs on the `regex` crate's automata: linear in the input whatever the
+/// pattern (a backtracking glob is exponential on `*a*a*b`-shaped patterns).
+fn glob_regex(pattern: &str) -> Result<String, String> {
+    let bad = |why: &str| format!("invalid glob `{pattern}`: {why}");
+    let p: Vec<char> = pattern.chars().collect();
+    let mut out = String::with_capacity(pattern.len() * 2 + 8);
+    out.push_str("(?s)^");
+    let mut braces = 0usize;
+    let mut i = 0;
+    // Is position `k` the start of a `**` segment (`**` up to a `/` or the end)?
+    let star_segment = |k: usize| -> Option<usize> {
+        let mut j = k;
+        while j < p.len() && p[j] == '*' {
+            j += 1;
+        }
+        (j - k >= 2 && (j == p.len() || p[j] == '/')).then_some(j)
+    };
+    while i < p.len() {
+        let c = p[i];
+        match c {
+            '/' => {
+                if let Some(j) = star_segment(i + 1) {
+                    if j == p.len() {
+                        // `a/**`: `a` itself, or anything below it.
+                        out.push_str("(?:/.*)?");
+                        i = j;
+                    } else if j + 1 == p.len() {
+                        // `a/**/`: `a`, `a/`, or any directory below it.
+                        out.push_str("(?:/|/.*/)?");
+                        i = j + 1;
+                    } else {
+                        // `a/**/b`: zero or more directories between.
+                        out.push_str("/(?:.*/)?");
+                        i = j + 1;
+                    }
+                } else {
+                    out.push('/');
+                    i += 1;
+                }
+            }
             '*' => {
-                while pi < p.len() && p[pi] == '*' {
-                    pi += 1;
-                }
-                if pi == p.len() {
-                    return !s[si..].contains(&'/');
-                }
-                let mut k = si;
-                loop {
-                    if glob_at(&s[k..], &p[pi..]) {
-                        return true;
+                match star_segment(i) {
+                    Some(j) if i == 0 && j == p.len() => {
+                        out.push_str(".*");
+                        i = j;
                     }
-                    if k == s.len() || s[k] == '/' {
-                        return false;
+                    Some(j) if i == 0 => {
+                        // `**/b`: any leading directories.
+                        out.push_str("(?:.*/)?");
+                        i = j + 1;
                     }
-                    k += 1;
+                    _ => {
+                        while i < p.len() && p[i] == '*' {
+                            i += 1;
+                        }
+                        out.push_str("[^/]*");
+                    }
                 }
             }
             '?' => {
-                if si == s.len() || s[si] == '/' {
-                    return false;
-                }
-                si += 1;
-                pi += 1;
+                out.push_str("[^/]");
+                i += 1;
             }
             '[' => {
-                if si == s.len() || s[si] == '/' {
-                    return false;
+                i += 1;
+                let negate = matches!(p.get(i), Some('!') | Some('^'));
+                if negate {
+                    i += 1;
                 }
-                match class_match(p, pi + 1, s[si]) {
-                    Some(next) => {
-                        pi = next;
-                        si += 1;
+                let mut items = String::new();
+                let mut closed = false;
+                while let Some(&lo) = p.get(i) {
+                    if lo == ']' {
+                        closed = true;
+                        i += 1;
+                        break;
                     }
-                    None => return false,
+                    let mut lo = lo;
+                    i += 1;
+                    if lo == '\\' {
+                        lo = *p.get(i).ok_or_else(|| bad("unclosed `[`"))?;
+                        i += 1;
+                    }
+                    let mut hi = lo;
+                    if p.get(i) == Some(&'-') && p.get(i + 1).is_some_and(|x| *x != ']') {
+                        hi = p[i + 1];
+                        i += 2;
+                        if hi == '\\' {
+                            hi = *p.get(i).ok_or_else(|| bad("unclosed `[`"))?;
+                            i += 1;
+                        }
+                    }
+                    if hi < lo {
+                        return Err(bad(&format!("range `{lo}-{hi}` is out of order")));
+                    }
+                    items.push_str(&format!("\\x{{{:x}}}-\\x{{{:x}}}", lo as u32, hi as u32));
                 }
-            }
-            c => {
-                let (c, adv) = if c == '\\' && pi + 1 < p.len() {
-                    (p[pi + 1], 2)
-                } else {
-                    (c, 1)
-                };
-                if si == s.len() || s[si] != c {
-                    return false;
+                if !closed {
+                    return Err(bad("unclosed `[`"));
                 }
-                si += 1;
-                pi += adv;
+                if items.is_empty() {
+                    return Err(bad("empty character class `[]`"));
+                }
+                out.push_str(if negate { "[[^/]&&[^" } else { "[[^/]&&[" });
+                out.push_str(&items);
+                out.push_str("]]");
             }
-        }
-    }
-    si == s.len()
-}
-
-/// Match `c` against the class starting at `p[i]` (after `[`); the index after `]`.
-fn class_match(p: &[char], mut i: usize, c: char) -> Option<usize> {
-    let negate = matches!(p.get(i), Some('!') | Some('^'));
-    if negate {
-        i += 1;
-    }
-    let mut hit = false;
-    let mut first = true;
-    loop {
-        let mut lo = *p.get(i)?;
-        if lo == ']' && !first {
-            i += 1;
-            break;
-        }
-        first = false;
-        i += 1;
-        if lo == '\\' {
-            lo = *p.get(i)?;
-            i += 1;
-        }
-        let mut hi = lo;
-        if p.get(i) == Some(&'-') && p.get(i + 1).is_some_and(|x| *x != ']') {
-            hi = *p.get(i + 1)?;
-            i += 2;
-            if hi == '\\' {
-                hi = *p.get(i)?;
+            '{' => {
+                braces += 1;
+                if braces > GLOB_MAX_BRACES {
+                    return Err(bad(&format!("`{{…}}` nested deeper than {GLOB_MAX_BRACES}")));
+                }
+                out.push_str("(?:");
+                i += 1;
+            }
+            ',' if braces > 0 => {
+                out.push('|');
+                i += 1;
+            }
+            '}' if braces > 0 => {
+                braces -= 1;
+                out.push(')');
+                i += 1;
+            }
+            '\\' => {
+                let lit = *p.get(i + 1).ok_or_else(|| bad("trailing `\\`"))?;
+                out.push_str(&regex::escape(lit.encode_utf8(&mut [0; 4])));
+                i += 2;
+            }
+            other => {
+                out.push_str(&regex::escape(other.encode_utf8(&mut [0; 4])));
                 i += 1;
             }
         }
-        if lo <= c && c <= hi {
-            hit = true;
-        }
     }
-    if hit != negate { Some(i) } else { None }
+    if braces > 0 {
+        return Err(bad("unclosed `{`"));
+    }
+    out.push('$');
+    Ok(out)
+}
+
+/// Does `s` match the glob `pattern` (Go casbin's `globMatch`; see [`glob_regex`])?
+pub fn glob_match(s: &str, pattern: &str) -> Result<bool, String> {
+    Ok(build_regex(&glob_regex(pattern)?)?.is_match(s))
 }
 
 #[cfg(test)]
@@ -580,6 +681,9 @@ mod tests {
             ("org/settings", "org/settings"),
             ("a/b/c", "a/:x/c"),
             ("a//c", "a/:x/c"),
+            ("apps/a\nb", "apps/*"),
+            ("apps/a\nb", "apps/:id"),
+            ("x\n", "*"),
         ];
         for (key, pat) in cases {
             let fast = Pattern::compile(Func::KeyMatch2, pat).unwrap();
@@ -618,7 +722,7 @@ mod tests {
     }
 
     #[test]
-    fn glob_follows_path_match() {
+    fn glob_follows_go_casbin_doublestar() {
         assert!(m(Func::GlobMatch, "/foo/bar", "/foo/*"));
         assert!(!m(Func::GlobMatch, "/foo/a/b", "/foo/*"));
         assert!(m(Func::GlobMatch, "/foobar", "/foo*"));
@@ -626,7 +730,68 @@ mod tests {
         assert!(!m(Func::GlobMatch, "/foo", "*"));
         assert!(m(Func::GlobMatch, "b", "[a-c]"));
         assert!(!m(Func::GlobMatch, "b", "[!a-c]"));
-        assert!(!m(Func::GlobMatch, "b", "[a-c"));
+        assert!(!m(Func::GlobMatch, "/", "[!a-c]"));
+        assert!(m(Func::GlobMatch, "a\nb", "a*b"));
+        // `**` as a whole segment crosses `/` (the contested side: Go casbin's).
+        assert!(m(Func::GlobMatch, "/a/x/y/b", "/a/**/b"));
+        assert!(m(Func::GlobMatch, "/a/b", "/a/**/b"));
+        assert!(m(Func::GlobMatch, "/a", "/a/**"));
+        assert!(m(Func::GlobMatch, "/a/x/y", "/a/**"));
+        assert!(m(Func::GlobMatch, "x/y/b", "**/b"));
+        assert!(m(Func::GlobMatch, "anything/at/all", "**"));
+        assert!(!m(Func::GlobMatch, "/a/x/y.log", "/a/**.log"));
+        assert!(m(Func::GlobMatch, "/a/xy.log", "/a/**.log"));
+        assert!(m(Func::GlobMatch, "/a/b.txt", "/a/*.{txt,md}"));
+        assert!(!m(Func::GlobMatch, "/a/b.rs", "/a/*.{txt,md}"));
+        assert!(m(Func::GlobMatch, "a*b", "a\\*b"));
+        assert!(!m(Func::GlobMatch, "axb", "a\\*b"));
+    }
+
+    #[test]
+    fn malformed_glob_is_an_error_when_reached() {
+        for bad in ["[a-c", "[]", "{a,b", "a\\", "[c-a]"] {
+            let p = Pattern::compile(Func::GlobMatch, bad).unwrap();
+            assert!(p.matches(Func::GlobMatch, "b").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn glob_is_linear_on_backtracking_shapes() {
+        // Exponential for a backtracking matcher; these return at once.
+        let long = "-".repeat(1024);
+        assert!(!m(Func::GlobMatch, &long, "*-*-*-*.log"));
+        let a = "a".repeat(4096);
+        assert!(!m(Func::GlobMatch, &a, "*a*a*b"));
+    }
+
+    #[test]
+    fn key_match5_reads_the_pattern_as_written() {
+        // Only the request's query is dropped; the pattern's `?` is a regex `?`.
+        assert!(!m(Func::KeyMatch5, "/res/a", "/res/a?x=1"));
+        assert!(!m(Func::KeyMatch5, "/res/a?x=1", "/res/a?x=1"));
+        assert!(m(Func::KeyMatch5, "/res/ax=1", "/res/a?x=1"));
+        assert!(m(Func::KeyMatch5, "/res/a?q=1", "/res/{id}"));
+    }
+
+    #[test]
+    fn key_match4_and_5_read_two_braces_in_a_segment_as_one_placeholder() {
+        for f in [Func::KeyMatch4, Func::KeyMatch5] {
+            assert!(!m(f, "/files/a/b", "/files/{name}.{ext}"), "{f:?}");
+            assert!(m(f, "/files/ab", "/files/{name}.{ext}"), "{f:?}");
+            assert!(m(f, "/files/readme", "/files/{name}-{ext}"), "{f:?}");
+            assert!(m(f, "/p/1/c/2", "/p/{id}/c/{x}"), "{f:?}");
+        }
+        assert!(!m(Func::KeyMatch4, "/p/1/c/2", "/p/{id}/c/{id}"));
+        assert!(m(Func::KeyMatch4, "/p/1/c/1", "/p/{id}/c/{id}"));
+    }
+
+    #[test]
+    fn key_match2_star_does_not_match_a_line_break() {
+        assert!(!m(Func::KeyMatch2, "/res/a\nb", "/res/*"));
+        assert!(!m(Func::KeyMatch2, "a\nb", "*"));
+        assert!(m(Func::KeyMatch2, "/res/a/b", "/res/*"));
+        // The regex form agrees.
+        assert!(!m(Func::KeyMatch2, "/res/x/a\nb", "/res/:id/(.*)"));
     }
 
     #[test]

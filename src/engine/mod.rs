@@ -487,6 +487,7 @@ impl Engine {
             (Some(r), _) => match r.eft {
                 compile::Eft::Allow => "allow",
                 compile::Eft::Deny => "deny",
+                compile::Eft::Indeterminate => "indeterminate",
             },
             (None, true) => "default allow",
             (None, false) => "default deny",

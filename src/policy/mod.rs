@@ -59,6 +59,9 @@ pub struct PolicyErrors(pub Vec<PolicyError>);
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EngineFile {
+    /// The most links a role path may have (default 10,000); see
+    /// [`EngineConfig::max_role_depth`].
+    max_role_depth: Option<usize>,
     #[serde(default)]
     role_matching: BTreeMap<String, String>,
     #[serde(default)]
@@ -141,6 +144,21 @@ pub fn parse_engine_config(file: &str, text: &str) -> Result<EngineConfig, Polic
         cfg.directory.insert(g, DirectorySource::Labels);
     }
     cfg.assignable_roles = parsed.directory.roles;
+    if let Some(max) = parsed.max_role_depth {
+        if max == 0 {
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with("max_role_depth"))
+                .map(|i| i as u32 + 1)
+                .unwrap_or(0);
+            return Err(PolicyError {
+                file: file.into(),
+                line,
+                reason: "max_role_depth must be at least 1 (the links from a subject to its roles)".into(),
+            });
+        }
+        cfg.max_role_depth = max;
+    }
     Ok(cfg)
 }
 
@@ -169,6 +187,9 @@ pub fn compile_texts(
         config,
     })
     .map_err(PolicyErrors)?;
+    for w in &compiled.warnings {
+        tracing::warn!("{w}");
+    }
     let mut h = Sha256::new();
     for part in [model_text, policy_text] {
         h.update((part.len() as u64).to_le_bytes());
