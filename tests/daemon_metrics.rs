@@ -44,8 +44,10 @@ fn metrics_count_decisions_reloads_and_the_directory() {
     let daemon = Workdir::new().start_with(&["--demo", "--metrics", &flag]);
     let rt = runtime();
     rt.block_on(async {
-        let (status, body) = get(metrics, "/healthz").await;
-        assert_eq!((status, body.as_str()), (200, "ok\n"));
+        for probe in ["/healthz", "/readyz", "/livez"] {
+            let (status, body) = get(metrics, probe).await;
+            assert_eq!((status, body.as_str()), (200, "ok\n"), "{probe}");
+        }
         let (status, _) = get(metrics, "/nope").await;
         assert_eq!(status, 404);
 
@@ -125,6 +127,24 @@ fn metrics_count_decisions_reloads_and_the_directory() {
             "{body}"
         );
         assert!(body.contains("# TYPE warden_check_duration_seconds histogram"));
+
+        // The process as any Prometheus client library reports it, and the build.
+        let fds = value(&body, "process_open_fds");
+        assert!(fds >= 3.0 && fds <= value(&body, "process_max_fds"), "{body}");
+        assert!(value(&body, "process_resident_memory_bytes") > 1e6, "{body}");
+        assert!(value(&body, "process_cpu_seconds_total") > 0.0, "{body}");
+        assert!(
+            body.contains("# TYPE process_cpu_seconds_total counter"),
+            "{body}"
+        );
+        assert_eq!(
+            value(
+                &body,
+                &format!("warden_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"))
+            ),
+            1.0,
+            "{body}"
+        );
     });
 }
 
