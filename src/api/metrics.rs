@@ -361,7 +361,7 @@ fn render_process(out: &mut String) {
             "process_max_fds",
             "gauge",
             "The open file descriptor limit (RLIMIT_NOFILE).",
-            n as u64,
+            n,
         );
     }
 }
