@@ -9,7 +9,8 @@
 //!   `fetch_add`s per decision, no lock, no allocation, no formatting.
 //! - **Read at scrape time** ([`Scrape`]): reload counters and times from
 //!   [`PolicyState`], directory sizes from [`DirectoryStats`], the revision from the
-//!   index, `process_*` (RSS, open and maximum fds, CPU seconds) from `/proc/self` and
+//!   index, per-RPC calls by method and code with latency, in flight and refused
+//!   (`api::rpc_metrics`, a tower layer), `process_*` (RSS, open and maximum fds, CPU seconds) from `/proc/self` and
 //!   `getrusage`, `warden_build_info`. Nothing on the reload or write paths changes for
 //!   metrics.
 //!
@@ -21,6 +22,7 @@
 use crate::api::admin::DirectoryStats;
 use crate::api::connections::{self, ConnectionLimits, Framing};
 use crate::api::policy_state::{PolicyState, WatcherState};
+use crate::api::rpc_metrics::RpcMetrics;
 use crate::api::shutdown::Shutdown;
 use crate::engine::Engine;
 use http_body_util::Full;
@@ -82,6 +84,8 @@ pub struct Metrics {
     serving: AtomicBool,
     /// Decision-log records dropped because the writer fell behind (`api::logs`).
     decision_log_dropped: AtomicU64,
+    /// Per-RPC counters, fed by [`crate::api::rpc_metrics::RpcMetricsLayer`].
+    rpc: Arc<RpcMetrics>,
 }
 
 impl Metrics {
@@ -132,6 +136,11 @@ impl Metrics {
 
     pub fn count_decision_log_drop(&self) {
         self.decision_log_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The per-RPC counters, for the server's metrics layer.
+    pub fn rpc(&self) -> Arc<RpcMetrics> {
+        self.rpc.clone()
     }
 
     pub fn decision_log_dropped(&self) -> u64 {
@@ -301,6 +310,7 @@ impl Scrape {
             "warden_build_info{{version=\"{}\"}} 1",
             env!("CARGO_PKG_VERSION")
         );
+        m.rpc.render(&mut out);
         render_process(&mut out);
         out
     }
@@ -367,7 +377,7 @@ fn render_process(out: &mut String) {
 }
 
 /// A Prometheus label value: backslash, double quote and newline escaped.
-fn label_value(s: &str) -> String {
+pub(crate) fn label_value(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
@@ -381,7 +391,7 @@ fn gauge_or_counter(out: &mut String, name: &str, kind: &str, help: &str, value:
 }
 
 /// A bucket bound in seconds, printed exactly (`0.0000025`, not `2.5e-6`).
-fn seconds(ns: u64) -> String {
+pub(crate) fn seconds(ns: u64) -> String {
     let s = format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000);
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }

@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod policy_state;
 pub mod reload;
 pub mod revision;
+pub mod rpc_metrics;
 pub mod server;
 pub mod shutdown;
 pub mod usage;
