@@ -1,7 +1,9 @@
 //! `serve --decision-log` and `--audit-log` against the real daemon: what an operator
-//! greps for is there (who, what, result, revision, policy hash; actor, kind, revision),
-//! secrets are not, sampling and rotation do what the flags say, and the audit log picks
-//! up where it stopped across a restart.
+//! greps for is there (who, what, result, revision, policy hash, the deciding rule, the
+//! peer and the decision id the caller got back; actor, kind, revision), secrets are not,
+//! sampling and rotation do what the flags say, the audit log of a fresh demo starts at
+//! revision 1 and picks up where it stopped across a restart. And the daemon's own log:
+//! `--log-format json`, no colour codes in a file, `RUST_LOG` / `WARDEN_LOG`.
 
 use crate::common;
 
@@ -48,7 +50,7 @@ fn decisions_and_mutations_are_logged_without_secrets() {
     ]);
     let target = daemon.work.unix_target();
     // Each runtime ends before the daemon stops, so no idle connection holds up its drain.
-    let (policy_hash, created_at, added_at) = runtime().block_on(async {
+    let (policy_hash, created_at, added_at, ids) = runtime().block_on(async {
         let mut c = clients(&target).await;
         let hash = c
             .admin
@@ -57,8 +59,17 @@ fn decisions_and_mutations_are_logged_without_secrets() {
             .unwrap()
             .into_inner()
             .content_hash;
-        assert!(c.check("alice", "acme", "apps/web", "app:write", 0).await);
-        assert!(!c.check("dave", "acme", "apps/web", "app:write", 0).await);
+        let ask = |subject: &str| pb::CheckRequest {
+            subject: subject.into(),
+            org: "acme".into(),
+            resource: "apps/web".into(),
+            action: "app:write".into(),
+            ..Default::default()
+        };
+        let alice = c.authz.check(ask("alice")).await.unwrap().into_inner();
+        assert!(alice.allowed);
+        let dave = c.authz.check(ask("dave")).await.unwrap().into_inner();
+        assert!(!dave.allowed);
         // An API-token-shaped subject: decided (deny), logged, never written out.
         assert!(!c.check(TOKEN, "acme", "apps/web", "app:read", 0).await);
         let batch = c
@@ -86,6 +97,13 @@ fn decisions_and_mutations_are_logged_without_secrets() {
             .unwrap()
             .into_inner();
         assert_eq!(batch.results.len(), 2);
+        let mut ids = vec![alice.decision_id, dave.decision_id];
+        for r in &batch.results {
+            match &r.result {
+                Some(pb::batch_check_result::Result::Decision(d)) => ids.push(d.decision_id.clone()),
+                other => panic!("batch item: {other:?}"),
+            }
+        }
 
         let created = c
             .org
@@ -113,7 +131,7 @@ fn decisions_and_mutations_are_logged_without_secrets() {
             .expect("AddMember")
             .into_inner()
             .revision;
-        (hash, created, added)
+        (hash, created, added, ids)
     });
     daemon.stop(); // flushes both logs
 
@@ -146,20 +164,56 @@ fn decisions_and_mutations_are_logged_without_secrets() {
     assert_eq!(d[4]["allowed"], false, "carol's team has no grant on api");
     assert_ne!(d[0]["subject"], d[1]["subject"]);
 
+    // Each caller-visible id is on its line, once; ids are distinct.
+    assert!(ids.iter().all(|id| !id.is_empty()), "{ids:?}");
+    let logged_ids: Vec<&str> = [0, 1, 3, 4]
+        .iter()
+        .map(|&i| d[i]["decision_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(logged_ids, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(d[2]["decision_id"].as_str().is_some_and(|id| !id.is_empty()));
+    let distinct: std::collections::BTreeSet<&str> =
+        d.iter().map(|v| v["decision_id"].as_str().unwrap()).collect();
+    assert_eq!(distinct.len(), d.len(), "{d:#?}");
+    // The deciding rule of an allow is named by file and line; the caller is the peer.
+    for i in [0, 3] {
+        let rule = d[i]["rule"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no rule: {}", d[i]));
+        let (file, line) = rule.rsplit_once(':').unwrap();
+        assert!(
+            file.ends_with("policy.csv") && line.parse::<u32>().unwrap() > 0,
+            "{rule}"
+        );
+    }
+    for v in &d {
+        let peer = v["peer"].as_str().unwrap_or_else(|| panic!("no peer: {v}"));
+        assert!(peer.starts_with("unix:uid="), "{peer}");
+    }
+
     let a = lines(&audit);
+    let seed = a.len() - 2;
+    assert!(seed > 0, "the demo seed is in the audit log: {a:#?}");
+    let seeded: Vec<u64> = a.iter().map(|v| v["revision"].as_u64().unwrap()).collect();
     assert_eq!(
-        a.len(),
-        2,
-        "only changes after the log started (not the demo seed): {a:#?}"
+        seeded,
+        (1..=a.len() as u64).collect::<Vec<_>>(),
+        "a fresh demo store's audit log starts at revision 1, none skipped"
     );
-    assert_eq!(a[0]["revision"].as_u64(), Some(created_at));
-    assert_eq!(a[0]["actor"], "alice");
-    assert_eq!(a[0]["kind"], "create_org");
-    assert_eq!(a[0]["change"]["id"], "initech");
-    assert_eq!(a[0]["change"]["private_metadata"], "[redacted]");
-    assert_eq!(a[1]["revision"].as_u64(), Some(added_at));
-    assert_eq!(a[1]["kind"], "add_member");
-    assert_eq!(a[1]["change"]["user"], "bob");
+    assert!(
+        a[..seed]
+            .iter()
+            .any(|v| v["kind"] == "create_org" && v["change"]["id"] == "acme"),
+        "{a:#?}"
+    );
+    assert_eq!(a[seed]["revision"].as_u64(), Some(created_at));
+    assert_eq!(a[seed]["actor"], "alice");
+    assert_eq!(a[seed]["kind"], "create_org");
+    assert_eq!(a[seed]["change"]["id"], "initech");
+    assert_eq!(a[seed]["change"]["private_metadata"], "[redacted]");
+    assert_eq!(a[seed + 1]["revision"].as_u64(), Some(added_at));
+    assert_eq!(a[seed + 1]["kind"], "add_member");
+    assert_eq!(a[seed + 1]["change"]["user"], "bob");
 
     let everything = all_text(&logs);
     assert!(!everything.contains(TOKEN), "the token reached a log file");
@@ -189,7 +243,11 @@ fn decisions_and_mutations_are_logged_without_secrets() {
         .iter()
         .map(|v| v["revision"].as_u64().unwrap())
         .collect();
-    assert_eq!(revisions, vec![created_at, added_at, again]);
+    assert_eq!(
+        revisions,
+        (1..=again).collect::<Vec<_>>(),
+        "no repeats, none skipped"
+    );
 }
 
 #[test]
@@ -279,4 +337,85 @@ fn sample_zero_logs_no_decision() {
     });
     daemon.stop();
     assert_eq!(std::fs::read_to_string(&decisions).unwrap(), "");
+}
+
+/// An empty subject is rejected inside the `Check` span: its debug line carries the span.
+fn rejected_check(target: &str) {
+    runtime().block_on(async {
+        let mut c = clients(target).await;
+        let err = c
+            .authz
+            .check(pb::CheckRequest {
+                subject: String::new(),
+                org: "acme".into(),
+                resource: "apps/web".into(),
+                action: "app:read".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    });
+}
+
+#[test]
+fn json_log_lines_carry_timestamp_level_target_and_span_fields() {
+    let mut work = Workdir::new();
+    work.env.push(("WARDEN_LOG_FORMAT".into(), "json".into()));
+    let mut daemon = work.start_with(&["--demo"]);
+    rejected_check(&daemon.work.unix_target());
+    daemon.stop();
+    let text = daemon.logs();
+    let events: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    assert!(events.len() > 3, "{text}");
+    for e in &events {
+        assert!(
+            e["timestamp"].is_string() && e["level"].is_string() && e["target"].is_string(),
+            "{e}"
+        );
+    }
+    let rejected = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "request rejected")
+        .unwrap_or_else(|| panic!("no rejected line at WARDEN_LOG=debug: {text}"));
+    assert_eq!(rejected["level"], "DEBUG");
+    assert_eq!(rejected["span"]["name"], "Check", "{rejected}");
+    assert_eq!(rejected["span"]["org"], "acme", "{rejected}");
+    assert_eq!(
+        rejected["fields"]["reason"], "subject: must not be empty",
+        "the status message does not collide with the event's message: {rejected}"
+    );
+    assert!(!text.contains('\x1b'), "no colour codes");
+}
+
+#[test]
+fn text_logs_to_a_file_have_no_colour_and_rust_log_is_honoured() {
+    // WARDEN_LOG empty (unset), RUST_LOG narrows to warnings: no info line is written.
+    let mut work = Workdir::new();
+    work.env.push(("WARDEN_LOG".into(), String::new()));
+    work.env.push(("RUST_LOG".into(), "warn".into()));
+    let mut daemon = work.start_with(&["--demo"]);
+    rejected_check(&daemon.work.unix_target());
+    daemon.stop();
+    let text = daemon.logs();
+    assert!(!text.contains(" INFO "), "RUST_LOG=warn drops info lines: {text}");
+    assert!(!text.contains("request rejected"), "{text}");
+
+    // Both set: WARDEN_LOG wins. stderr is a file, so plain text without escape codes.
+    let mut work = Workdir::new();
+    work.env.push(("WARDEN_LOG".into(), "debug".into()));
+    work.env.push(("RUST_LOG".into(), "error".into()));
+    let mut daemon = work.start_with(&["--demo", "--log-format", "text"]);
+    rejected_check(&daemon.work.unix_target());
+    daemon.stop();
+    let text = daemon.logs();
+    assert!(
+        text.contains(" INFO ") && text.contains("request rejected"),
+        "{text}"
+    );
+    assert!(!text.contains('\x1b'), "colour codes in a log file: {text:?}");
 }

@@ -44,8 +44,10 @@ fn metrics_count_decisions_reloads_and_the_directory() {
     let daemon = Workdir::new().start_with(&["--demo", "--metrics", &flag]);
     let rt = runtime();
     rt.block_on(async {
-        let (status, body) = get(metrics, "/healthz").await;
-        assert_eq!((status, body.as_str()), (200, "ok\n"));
+        for probe in ["/healthz", "/readyz", "/livez"] {
+            let (status, body) = get(metrics, probe).await;
+            assert_eq!((status, body.as_str()), (200, "ok\n"), "{probe}");
+        }
         let (status, _) = get(metrics, "/nope").await;
         assert_eq!(status, 404);
 
@@ -131,6 +133,56 @@ fn metrics_count_decisions_reloads_and_the_directory() {
             "{body}"
         );
         assert!(body.contains("# TYPE warden_check_duration_seconds histogram"));
+
+        // Per RPC, by method and code, counted by the server's layer.
+        let check_ok = "method=\"/warden.v1.AuthzService/Check\",code=\"OK\"";
+        assert_eq!(
+            value(&body, &format!("warden_grpc_requests_total{{{check_ok}}}")),
+            2.0,
+            "{body}"
+        );
+        assert_eq!(
+            value(
+                &body,
+                &format!("warden_grpc_request_duration_seconds_count{{{check_ok}}}")
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &body,
+                &format!("warden_grpc_request_duration_seconds_bucket{{{check_ok},le=\"+Inf\"}}")
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &body,
+                "warden_grpc_requests_total{method=\"/warden.v1.AuthzService/BatchCheck\",code=\"OK\"}"
+            ),
+            1.0,
+            "{body}"
+        );
+        assert_eq!(value(&body, "warden_grpc_in_flight"), 0.0);
+        assert_eq!(value(&body, "warden_grpc_rejected_total"), 0.0);
+
+        // The process as any Prometheus client library reports it, and the build.
+        let fds = value(&body, "process_open_fds");
+        assert!(fds >= 3.0 && fds <= value(&body, "process_max_fds"), "{body}");
+        assert!(value(&body, "process_resident_memory_bytes") > 1e6, "{body}");
+        assert!(value(&body, "process_cpu_seconds_total") > 0.0, "{body}");
+        assert!(
+            body.contains("# TYPE process_cpu_seconds_total counter"),
+            "{body}"
+        );
+        assert_eq!(
+            value(
+                &body,
+                &format!("warden_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"))
+            ),
+            1.0,
+            "{body}"
+        );
     });
 }
 
@@ -140,4 +192,69 @@ fn metrics_are_off_unless_asked_for() {
     let logs = daemon.logs();
     assert!(logs.contains("listening"), "{logs}");
     assert!(!logs.contains("serving metrics"), "{logs}");
+}
+
+#[test]
+fn calls_in_flight_and_refused_calls_are_counted_by_method_and_code() {
+    use warden::api::pb::{CheckRequest, authz_service_client::AuthzServiceClient};
+    let metrics = free_port();
+    let flag = format!("tcp:{metrics}");
+    let daemon = Workdir::new().start_with(&[
+        "--demo",
+        "--metrics",
+        &flag,
+        "--max-revision-waiters",
+        "1",
+        "--min-revision-wait",
+        "3s",
+    ]);
+    let rt = runtime();
+    rt.block_on(async {
+        let channel = warden::api::client::connect(&daemon.work.unix_target())
+            .await
+            .unwrap();
+        let far = CheckRequest {
+            subject: "alice".into(),
+            org: "acme".into(),
+            resource: "apps/web".into(),
+            action: "app:read".into(),
+            min_revision: 1_000_000_000,
+            ..Default::default()
+        };
+        // One call waits for a revision that will not come: in flight until its wait ends.
+        let waiter = tokio::spawn({
+            let mut c = AuthzServiceClient::new(channel.clone());
+            let far = far.clone();
+            async move { c.check(far).await }
+        });
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let (_, body) = get(metrics, "/metrics").await;
+            if value(&body, "warden_grpc_in_flight") >= 1.0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the waiter never showed: {body}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // The only waiter's place is taken: a second such call is refused at once.
+        let refused = AuthzServiceClient::new(channel.clone())
+            .check(far)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        let timed_out = waiter.await.unwrap().unwrap_err();
+        assert_eq!(timed_out.code(), tonic::Code::FailedPrecondition);
+
+        let (_, body) = get(metrics, "/metrics").await;
+        let series = |code: &str| {
+            format!("warden_grpc_requests_total{{method=\"/warden.v1.AuthzService/Check\",code=\"{code}\"}}")
+        };
+        assert_eq!(value(&body, &series("RESOURCE_EXHAUSTED")), 1.0, "{body}");
+        assert_eq!(value(&body, &series("FAILED_PRECONDITION")), 1.0, "{body}");
+        assert_eq!(value(&body, "warden_grpc_rejected_total"), 1.0, "{body}");
+        assert_eq!(value(&body, "warden_grpc_in_flight"), 0.0, "{body}");
+    });
 }

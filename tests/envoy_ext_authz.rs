@@ -330,7 +330,11 @@ action = "app:write"
     };
     let o = rt.block_on(ask(&target, &req(&[("X-Auth-User", "bob"), ("x-app", "api")])));
     assert!(o.allowed(), "{o:?}");
-    assert!(o.headers.is_empty(), "upstream_headers is off: {o:?}");
+    assert_eq!(
+        o.headers.keys().collect::<Vec<_>>(),
+        ["x-warden-decision-id"],
+        "upstream_headers is off: only the decision id goes upstream: {o:?}"
+    );
     let o = rt.block_on(ask(&target, &req(&[("x-auth-user", "carol"), ("x-app", "api")])));
     assert_eq!(o.reason(), "policy denies app:write on apps/api in org acme");
     // No org source present: a deny that says so.
@@ -430,5 +434,65 @@ fn non_canonical_paths_are_refused_not_routed() {
             &Http::new("GET", "/orgs/acme/apps/web/", Some("dave"))
         ))
         .allowed()
+    );
+}
+
+#[test]
+fn decisions_carry_an_id_joined_to_the_decision_log_with_method_path_and_request_id() {
+    let work = Workdir::new();
+    let log = work.dir.path().join("decisions.jsonl");
+    let mapping = shipped_mapping();
+    let mut daemon = work.start_with(&[
+        "--demo",
+        "--ext-authz",
+        mapping.to_str().unwrap(),
+        "--decision-log",
+        log.to_str().unwrap(),
+    ]);
+    let target = daemon.work.unix_target();
+    let rt = runtime();
+    let allow = rt.block_on(ask(
+        &target,
+        &Http::new("GET", "/orgs/acme/apps/web/models/m1?v=2", Some("alice")),
+    ));
+    assert!(allow.allowed(), "{allow:?}");
+    let deny = rt.block_on(ask(
+        &target,
+        &Http::new("POST", "/orgs/acme/apps/web/models/m1", Some("dave")),
+    ));
+    assert_eq!(deny.http_status, Some(403), "{deny:?}");
+    // Refused before the engine was asked: no decision, no id.
+    let unmapped = rt.block_on(ask(&target, &Http::new("GET", "/nowhere", Some("alice"))));
+    assert!(
+        !unmapped.headers.contains_key("x-warden-decision-id"),
+        "{unmapped:?}"
+    );
+    daemon.stop();
+
+    let ids = [&allow, &deny].map(|o| o.headers["x-warden-decision-id"].clone());
+    assert_ne!(ids[0], ids[1]);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    for (line, (id, (method, allowed))) in lines.iter().zip(ids.iter().zip([("GET", true), ("POST", false)]))
+    {
+        assert_eq!(line["source"], "ext_authz");
+        assert_eq!(line["decision_id"], id.as_str(), "{line}");
+        assert_eq!(line["method"], method);
+        assert_eq!(
+            line["path"], "/orgs/acme/apps/web/models/m1",
+            "without the query: {line}"
+        );
+        assert_eq!(line["request_id"], "5b2a7c1e-6d0f-4a53-9f3e-2b8c1d0e9a71");
+        assert_eq!(line["allowed"], allowed);
+        assert!(line["peer"].as_str().unwrap().starts_with("unix:uid="), "{line}");
+    }
+    assert!(
+        lines[0]["rule"].as_str().unwrap().contains("policy.csv:"),
+        "{}",
+        lines[0]
     );
 }

@@ -5,12 +5,12 @@
 //! action but never the subject, which may be an API token.
 
 use crate::api::limits::Admission;
-use crate::api::logs::decisions::{DecisionLog, Source};
+use crate::api::logs::decisions::{Context, DecidingRule, DecisionId, DecisionLog, Source};
 use crate::api::metrics::{Metrics, Outcome};
 use crate::api::pb;
 use crate::api::revision;
 use crate::api::validate::{self, MAX_BATCH_ITEMS};
-use crate::engine::{CheckInput, Engine, EngineError};
+use crate::engine::{CheckInput, Decision, Engine, EngineError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
@@ -81,8 +81,14 @@ impl Authz {
     }
 
     /// Validate and answer one check whose `min_revision` has already been awaited,
-    /// counting its outcome and the engine's time in the metrics.
-    fn decide(&self, req: &pb::CheckRequest) -> Result<pb::CheckResponse, Status> {
+    /// counting its outcome and the engine's time in the metrics, giving it an id and
+    /// offering it to the decision log (`peer` is only looked up when there is one).
+    fn decide(
+        &self,
+        req: &pb::CheckRequest,
+        source: Source,
+        peer: Option<&str>,
+    ) -> Result<pb::CheckResponse, Status> {
         let input = match check_input(req) {
             Ok(input) => input,
             Err(status) => {
@@ -93,28 +99,49 @@ impl Authz {
         let started = Instant::now();
         let answer = self.answer(req, input);
         let outcome = match &answer {
-            Ok(r) if r.allowed => Outcome::Allow,
+            Ok((r, _)) if r.allowed => Outcome::Allow,
             Ok(_) => Outcome::Deny,
             Err(s) => outcome_of(s),
         };
         self.metrics.record(outcome, Some(started.elapsed()));
-        if let (Some(log), Ok(r)) = (&self.decisions, &answer) {
-            log.record(Source::Check, &input, r.allowed, r.revision);
+        let (mut response, rule) = answer?;
+        let id = DecisionId::next();
+        if let Some(log) = &self.decisions {
+            let decision = Decision {
+                allowed: response.allowed,
+                revision: response.revision,
+                rule: None,
+            };
+            log.record_rule(source, id, &input, &decision, rule, || Context {
+                peer: peer.map(str::to_string),
+                ..Context::default()
+            });
         }
-        answer
+        response.decision_id = id.to_string();
+        Ok(response)
     }
 
-    /// The engine call itself, with or without an explanation.
-    fn answer(&self, req: &pb::CheckRequest, input: CheckInput<'_>) -> Result<pb::CheckResponse, Status> {
+    /// The engine call itself, with or without an explanation, and the rule that decided.
+    fn answer(
+        &self,
+        req: &pb::CheckRequest,
+        input: CheckInput<'_>,
+    ) -> Result<(pb::CheckResponse, DecidingRule), Status> {
         if req.explain {
             let e = self.engine.explain(&input).map_err(engine_status)?;
             let (rule_file, rule_line, rule_text) = match e.rule {
                 Some(r) => (r.file, r.line, r.text),
                 None => (String::new(), 0, String::new()),
             };
-            Ok(pb::CheckResponse {
+            let rule = if rule_file.is_empty() {
+                DecidingRule::None
+            } else {
+                DecidingRule::At(format!("{rule_file}:{rule_line}"))
+            };
+            let response = pb::CheckResponse {
                 allowed: e.allowed,
                 revision: e.revision,
+                decision_id: String::new(),
                 explanation: Some(pb::Explanation {
                     allowed: e.allowed,
                     effect: e.effect,
@@ -133,16 +160,37 @@ impl Authz {
                         })
                         .collect(),
                 }),
-            })
+            };
+            Ok((response, rule))
         } else {
             let d = self.engine.check(&input).map_err(engine_status)?;
-            Ok(pb::CheckResponse {
+            let response = pb::CheckResponse {
                 allowed: d.allowed,
                 revision: d.revision,
                 explanation: None,
-            })
+                decision_id: String::new(),
+            };
+            Ok((response, d.rule.into()))
         }
     }
+}
+
+/// Who called, for the decision log: `tcp:IP:PORT` (also under TLS), `unix:uid=U,pid=P`
+/// on the Unix socket; `None` in-process (the HTTP/JSON gateway's inner call).
+pub(crate) fn peer_of<T>(request: &Request<T>) -> Option<String> {
+    if let Some(addr) = request.remote_addr() {
+        return Some(format!("tcp:{addr}"));
+    }
+    let uds = request
+        .extensions()
+        .get::<tonic::transport::server::UdsConnectInfo>()?;
+    Some(match &uds.peer_cred {
+        Some(cred) => match cred.pid() {
+            Some(pid) => format!("unix:uid={},pid={pid}", cred.uid()),
+            None => format!("unix:uid={}", cred.uid()),
+        },
+        None => "unix".to_string(),
+    })
 }
 
 fn check_input(req: &pb::CheckRequest) -> Result<CheckInput<'_>, Status> {
@@ -181,6 +229,7 @@ impl pb::authz_service_server::AuthzService for Authz {
         mut request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
         let admission = Admission::of(&mut request);
+        let peer = self.decisions.as_ref().and_then(|_| peer_of(&request));
         let req = request.into_inner();
         let span = tracing::info_span!(
             "Check",
@@ -191,7 +240,7 @@ impl pb::authz_service_server::AuthzService for Authz {
         );
         traced(span, async {
             revision::wait_for(&self.engine, admission.as_ref(), req.min_revision, self.max_wait).await?;
-            let answer = self.decide(&req)?;
+            let answer = self.decide(&req, Source::Check, peer.as_deref())?;
             self.count_usage(&req.org, &req.subject);
             Ok(Response::new(answer))
         })
@@ -203,6 +252,7 @@ impl pb::authz_service_server::AuthzService for Authz {
         mut request: Request<pb::BatchCheckRequest>,
     ) -> Result<Response<pb::BatchCheckResponse>, Status> {
         let admission = Admission::of(&mut request);
+        let peer = self.decisions.as_ref().and_then(|_| peer_of(&request));
         let req = request.into_inner();
         let span = tracing::info_span!("BatchCheck", items = req.items.len());
         traced(span, async {
@@ -231,7 +281,7 @@ impl pb::authz_service_server::AuthzService for Authz {
                 .filter_map(|(input, _)| input.as_ref().ok().copied())
                 .collect();
             let started = Instant::now();
-            let (decided, batch_revision) = self.engine.batch_check(&batch, self.count_usage);
+            let (decided, batch_revision) = self.engine.batch_outcomes(&batch, self.count_usage);
             let share = started.elapsed() / u32::try_from(batch.len().max(1)).unwrap_or(u32::MAX);
             let mut decided = decided.into_iter();
             let mut lowest: Option<u64> = None;
@@ -248,27 +298,38 @@ impl pb::authz_service_server::AuthzService for Authz {
                             Err(status)
                         }
                         Ok(_) if item.explain => {
-                            let answer = self.decide(item);
+                            let answer = self.decide(item, Source::BatchCheck, peer.as_deref());
                             if answer.is_ok() {
                                 self.count_usage(&item.org, &item.subject);
                             }
                             answer
                         }
                         Ok(input) => match decided.next() {
-                            Some(Ok(allowed)) => {
+                            Some(Ok(outcome)) => {
+                                let allowed = outcome.allowed;
                                 if allowed {
                                     allows += 1;
                                 } else {
                                     denies += 1;
                                 }
                                 timed += 1;
+                                let id = DecisionId::next();
                                 if let Some(log) = &self.decisions {
-                                    log.record(Source::BatchCheck, &input, allowed, batch_revision);
+                                    let decision = Decision {
+                                        allowed,
+                                        revision: batch_revision,
+                                        rule: outcome.rule,
+                                    };
+                                    log.record(Source::BatchCheck, id, &input, &decision, || Context {
+                                        peer: peer.clone(),
+                                        ..Context::default()
+                                    });
                                 }
                                 Ok(pb::CheckResponse {
                                     allowed,
                                     revision: batch_revision,
                                     explanation: None,
+                                    decision_id: id.to_string(),
                                 })
                             }
                             Some(Err(e)) => {
@@ -387,13 +448,15 @@ fn truncated(s: &str) -> &str {
     &s[..end]
 }
 
-/// Client mistakes are routine (debug); server-side failures are worth a warning.
+/// Client mistakes are routine (debug); server-side failures are worth a warning. The
+/// status message is the `reason` field: a field named `message` would collide with the
+/// event's own message in `--log-format json`.
 fn log_status(status: &Status) {
     match status.code() {
         tonic::Code::Internal | tonic::Code::Unavailable | tonic::Code::Unknown => {
-            tracing::warn!(code = ?status.code(), message = status.message(), "request failed")
+            tracing::warn!(code = ?status.code(), reason = status.message(), "request failed")
         }
-        code => tracing::debug!(?code, message = status.message(), "request rejected"),
+        code => tracing::debug!(?code, reason = status.message(), "request rejected"),
     }
 }
 

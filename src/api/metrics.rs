@@ -1,5 +1,7 @@
-//! Prometheus metrics and a liveness probe on an optional, separate HTTP listener
-//! (`serve --metrics tcp:127.0.0.1:9090`): `GET /metrics` and `GET /healthz`.
+//! Prometheus metrics and probes on an optional, separate HTTP listener
+//! (`serve --metrics tcp:127.0.0.1:9090`): `GET /metrics`, `GET /livez` (200 while the
+//! process answers at all), `GET /readyz` and its older name `GET /healthz` (200 once
+//! every gRPC listener serves, 503 before).
 //!
 //! Two kinds of numbers, kept apart on purpose:
 //! - **Counted on the check path** ([`Metrics`]): decisions by result and the check
@@ -7,7 +9,10 @@
 //!   `fetch_add`s per decision, no lock, no allocation, no formatting.
 //! - **Read at scrape time** ([`Scrape`]): reload counters and times from
 //!   [`PolicyState`], directory sizes from [`DirectoryStats`], the revision from the
-//!   index. Nothing on the reload or write paths changes for metrics.
+//!   index, per-RPC calls by method and code with latency, in flight and refused
+//!   (`api::rpc_metrics`, a tower layer), `process_*` (RSS, open and maximum fds, CPU seconds) from `/proc/self` and
+//!   `getrusage`, `warden_build_info`. Nothing on the reload or write paths changes for
+//!   metrics.
 //!
 //! The text is written by hand in the Prometheus text exposition format (0.0.4): a
 //! dozen series do not justify a registry crate. The listener is plain HTTP/1.1 with
@@ -17,6 +22,7 @@
 use crate::api::admin::DirectoryStats;
 use crate::api::connections::{self, ConnectionLimits, Framing};
 use crate::api::policy_state::{PolicyState, WatcherState};
+use crate::api::rpc_metrics::RpcMetrics;
 use crate::api::shutdown::Shutdown;
 use crate::engine::Engine;
 use http_body_util::Full;
@@ -83,6 +89,8 @@ pub struct Metrics {
     serving: AtomicBool,
     /// Decision-log records dropped because the writer fell behind (`api::logs`).
     decision_log_dropped: AtomicU64,
+    /// Per-RPC counters, fed by [`crate::api::rpc_metrics::RpcMetricsLayer`].
+    rpc: Arc<RpcMetrics>,
 }
 
 impl Metrics {
@@ -141,6 +149,11 @@ impl Metrics {
 
     pub fn count_decision_log_drop(&self) {
         self.decision_log_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The per-RPC counters, for the server's metrics layer.
+    pub fn rpc(&self) -> Arc<RpcMetrics> {
+        self.rpc.clone()
     }
 
     pub fn decision_log_dropped(&self) -> u64 {
@@ -304,12 +317,85 @@ impl Scrape {
             "Decision-log records dropped because the log writer fell behind.",
             m.decision_log_dropped(),
         );
+        header(
+            &mut out,
+            "warden_build_info",
+            "gauge",
+            "Always 1; the labels name the running build.",
+        );
+        let _ = writeln!(
+            out,
+            "warden_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        m.rpc.render(&mut out);
+        render_process(&mut out);
         out
     }
 }
 
+/// The standard `process_*` series for this process. A number the platform cannot give
+/// (no `/proc`) is left out rather than reported as 0.
+fn render_process(out: &mut String) {
+    // SAFETY: getrusage and getrlimit only write the structs they are given.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        (libc::getrusage(libc::RUSAGE_SELF, &mut u) == 0).then_some(u)
+    };
+    if let Some(u) = usage {
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        header(
+            out,
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time spent, in seconds.",
+        );
+        let _ = writeln!(
+            out,
+            "process_cpu_seconds_total {}",
+            secs(u.ru_utime) + secs(u.ru_stime)
+        );
+    }
+    // statm: size resident shared … in pages.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let resident = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok());
+    if let (Some(pages), Ok(page)) = (resident, u64::try_from(page)) {
+        gauge_or_counter(
+            out,
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            pages.saturating_mul(page),
+        );
+    }
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        gauge_or_counter(
+            out,
+            "process_open_fds",
+            "gauge",
+            "Open file descriptors (sockets, the store, log files).",
+            dir.count() as u64,
+        );
+    }
+    let limit = unsafe {
+        let mut l: libc::rlimit = std::mem::zeroed();
+        (libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0).then_some(l.rlim_cur)
+    };
+    if let Some(n) = limit {
+        gauge_or_counter(
+            out,
+            "process_max_fds",
+            "gauge",
+            "The open file descriptor limit (RLIMIT_NOFILE).",
+            n,
+        );
+    }
+}
+
 /// A Prometheus label value: backslash, double quote and newline escaped.
-fn label_value(s: &str) -> String {
+pub(crate) fn label_value(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
@@ -323,7 +409,7 @@ fn gauge_or_counter(out: &mut String, name: &str, kind: &str, help: &str, value:
 }
 
 /// A bucket bound in seconds, printed exactly (`0.0000025`, not `2.5e-6`).
-fn seconds(ns: u64) -> String {
+pub(crate) fn seconds(ns: u64) -> String {
     let s = format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000);
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
@@ -395,7 +481,8 @@ async fn respond(
         // Still 200 with a failed reload or a lost watch: the last good policy serves, and
         // a probe failing would take every replica out over one bad edit. The body names
         // the problem for whoever looks.
-        "/healthz" if scrape.metrics.is_serving() => {
+        "/livez" => reply(StatusCode::OK, TEXT, "ok\n".into()),
+        "/readyz" | "/healthz" if scrape.metrics.is_serving() => {
             let problems = scrape.policy.problems();
             let mut body = String::from(if problems.is_empty() {
                 "ok\n"
@@ -408,8 +495,12 @@ async fn respond(
             }
             reply(StatusCode::OK, TEXT, body)
         }
-        "/healthz" => reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, "not serving\n".into()),
-        _ => reply(StatusCode::NOT_FOUND, TEXT, "try /metrics or /healthz\n".into()),
+        "/readyz" | "/healthz" => reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, "not serving\n".into()),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            TEXT,
+            "try /metrics, /livez or /readyz\n".into(),
+        ),
     }
 }
 

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod policy_state;
 pub mod reload;
 pub mod revision;
+pub mod rpc_metrics;
 pub mod server;
 pub mod shutdown;
 pub mod uds_authority;

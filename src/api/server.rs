@@ -17,6 +17,7 @@ use crate::api::listener::Bound;
 use crate::api::logs::decisions::DecisionLog;
 use crate::api::metrics::Metrics;
 use crate::api::reload::PolicyReloader;
+use crate::api::rpc_metrics::RpcMetricsLayer;
 use crate::api::shutdown::{Shutdown, ShutdownTrigger};
 use crate::api::{FILE_DESCRIPTOR_SET, pb};
 use crate::engine::Engine;
@@ -201,6 +202,8 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     );
     let limits = services.transport.connections;
     let auth = TcpAuthLayer::new(services.transport.token_sha256);
+    // Outermost, so calls the auth and in-flight layers refuse are counted too.
+    let rpc_metrics = RpcMetricsLayer::new(services.metrics.rpc());
     let router_for = |builder: Server<tower::layer::util::Identity>| {
         builder
             .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
@@ -208,6 +211,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
             // unused ones, and pings do not count as use there.
             .http2_keepalive_interval(Some(limits.keepalive_interval))
             .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+            .layer(rpc_metrics.clone())
             .layer(auth.clone())
             .layer(in_flight.clone())
             .add_routes(routes.clone())
@@ -263,6 +267,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
             // treats them as the TCP callers they are; the in-flight bound covers them too.
             let gateway = Gateway::new(
                 tower::ServiceBuilder::new()
+                    .layer(rpc_metrics.clone())
                     .layer(auth.clone())
                     .layer(in_flight.clone())
                     .service(routes),

@@ -53,7 +53,7 @@ pub struct ServeArgs {
     /// log_rotate_keep, http, http_allow_remote, tcp_token_sha256, tls_cert, tls_key,
     /// max_in_flight, min_revision_wait, max_revision_waiters, max_connections,
     /// handshake_timeout, header_read_timeout, keepalive_interval, keepalive_timeout,
-    /// idle_timeout, insecure_remote; durations as strings like "2s"). Relative paths in
+    /// idle_timeout, insecure_remote, log_format; durations as strings like "2s"). Relative paths in
     /// it are relative to the working directory.
     #[arg(long, env = "WARDEN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -171,6 +171,23 @@ pub struct ServeArgs {
     /// read and write the directory as any actor; a warning is logged at every start.
     #[arg(long, env = "WARDEN_INSECURE_REMOTE")]
     pub insecure_remote: bool,
+    /// Format of the daemon's own log on stderr: `text` (for people; colour only on a
+    /// terminal) or `json` (one object per line with timestamp, level, target, fields and
+    /// the span fields, for log collectors). The filter is `WARDEN_LOG`, else `RUST_LOG`,
+    /// else `info`. [default: text]
+    #[arg(long = "log-format", env = "WARDEN_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// How the daemon writes its own log (`serve --log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// JSON lines.
+    Json,
 }
 
 /// The TOML file's shape: every key optional, unknown keys rejected so that a typo
@@ -215,6 +232,7 @@ struct FileConfig {
     #[serde(default, deserialize_with = "duration_opt")]
     idle_timeout: Option<Duration>,
     insecure_remote: Option<bool>,
+    log_format: Option<LogFormat>,
 }
 
 /// A duration as written in flags and the TOML file: a whole number with a unit,
@@ -273,6 +291,8 @@ pub struct ServeConfig {
     pub connections: ConnectionLimits,
     /// Non-loopback listeners without caller authentication are allowed (`--insecure-remote`).
     pub insecure_remote: bool,
+    /// The daemon's own log format on stderr.
+    pub log_format: LogFormat,
 }
 
 impl ServeArgs {
@@ -512,6 +532,7 @@ impl ServeArgs {
                 c
             },
             insecure_remote,
+            log_format: self.log_format.or(file.log_format).unwrap_or_default(),
         })
     }
 }
@@ -614,6 +635,23 @@ mod tests {
         let c = resolve(&["--no-tcp", "--data", "/d"]).unwrap();
         assert_eq!(c.listen, vec![Listen::Unix("/d/warden.sock".into())]);
         assert!(resolve(&["--no-tcp", "--no-unix"]).is_err());
+    }
+
+    #[test]
+    fn log_format_is_text_by_default_and_layered() {
+        assert_eq!(resolve(&[]).unwrap().log_format, LogFormat::Text);
+        assert_eq!(
+            resolve(&["--log-format", "json"]).unwrap().log_format,
+            LogFormat::Json
+        );
+        assert!(resolve(&["--log-format", "xml"]).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.toml");
+        std::fs::write(&path, "log_format = \"json\"\n").unwrap();
+        let c = resolve(&["--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        let c = resolve(&["--config", path.to_str().unwrap(), "--log-format", "text"]).unwrap();
+        assert_eq!(c.log_format, LogFormat::Text);
     }
 
     #[test]

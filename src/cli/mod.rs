@@ -94,8 +94,15 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve(args) => {
-            init_logging();
-            match (*args).resolve().and_then(serve::serve) {
+            let config = match (*args).resolve() {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            init_logging(config.log_format);
+            match serve::serve(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");
@@ -137,12 +144,38 @@ fn block_on(fut: impl Future<Output = ExitCode>) -> ExitCode {
     }
 }
 
-/// Human-readable logs on stderr, filtered by `WARDEN_LOG` (default `info`).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+/// The daemon's log on stderr, in `format`. The filter is `WARDEN_LOG` when set (it wins,
+/// so an operator can narrow Warden's log without touching the rest of an environment
+/// that sets `RUST_LOG`), else `RUST_LOG`, else `info`. Colour only when stderr is a
+/// terminal and `NO_COLOR` is unset; JSON lines carry timestamp, level, target, the
+/// event's fields, the current span and the span list.
+fn init_logging(format: config::LogFormat) {
+    use std::io::IsTerminal;
+    // An empty variable counts as unset; an invalid one is reported and skipped.
+    let filter = ["WARDEN_LOG", "RUST_LOG"]
+        .into_iter()
+        .filter_map(|var| Some((var, std::env::var(var).ok().filter(|v| !v.trim().is_empty())?)))
+        .find_map(
+            |(var, directives)| match tracing_subscriber::EnvFilter::try_new(&directives) {
+                Ok(filter) => Some(filter),
+                Err(e) => {
+                    eprintln!("warning: {var}={directives:?} is not a log filter ({e}); ignoring it");
+                    None
+                }
+            },
+        )
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        config::LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .try_init(),
+        config::LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+    };
 }

@@ -83,6 +83,9 @@ fn load_fn(config: &ServeConfig) -> fn(&std::path::Path) -> Result<CompiledPolic
 struct Directory {
     store: Arc<Store>,
     index: Arc<DirectoryIndex>,
+    /// The store's revision when it was opened, before a `--demo` seed: where a new audit
+    /// log starts, so a fresh demo's seed is in it from revision 1.
+    opened_at: u64,
 }
 
 /// The directory database's file name inside the data directory.
@@ -117,6 +120,9 @@ fn open_directory(config: &ServeConfig) -> anyhow::Result<Directory> {
                 .with_context(|| format!("restricting {} to owner and group", path.display()))?;
         }
     }
+    let opened_at = store
+        .revision()
+        .with_context(|| format!("reading the revision of {}", path.display()))?;
     if config.demo {
         seed_demo(&store)?;
     }
@@ -128,6 +134,7 @@ fn open_directory(config: &ServeConfig) -> anyhow::Result<Directory> {
     Ok(Directory {
         store: Arc::new(store),
         index,
+        opened_at,
     })
 }
 
@@ -226,6 +233,7 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
             let log = AuditLog::start(
                 path,
                 config.logs.rotation,
+                directory.opened_at,
                 directory.store.clone(),
                 engine.clone(),
             )

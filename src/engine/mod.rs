@@ -51,6 +51,8 @@ pub struct Decision {
     pub allowed: bool,
     /// Directory revision the decision was made at.
     pub revision: u64,
+    /// The rule that decided, if one did (index into the deciding policy's `rows`).
+    pub rule: Option<u32>,
 }
 
 /// Why a decision came out as it did.
@@ -404,10 +406,11 @@ impl Engine {
     pub fn check(&self, q: &CheckInput<'_>) -> Result<Decision, EngineError> {
         let policy = self.policy.load();
         let dir = self.index.read();
-        let allowed = with_decision(&policy, &dir, q, |_, out| out.allowed)?;
+        let out = with_decision(&policy, &dir, q, |_, out| out)?;
         Ok(Decision {
-            allowed,
+            allowed: out.allowed,
             revision: dir.revision,
+            rule: out.rule,
         })
     }
 
@@ -420,6 +423,16 @@ impl Engine {
         qs: &[CheckInput<'_>],
         count_usage: bool,
     ) -> (Vec<Result<bool, EngineError>>, u64) {
+        let (out, revision) = self.batch_outcomes(qs, count_usage);
+        (out.into_iter().map(|r| r.map(|o| o.allowed)).collect(), revision)
+    }
+
+    /// [`Engine::batch_check`] with the deciding rule of each item (for the decision log).
+    pub fn batch_outcomes(
+        &self,
+        qs: &[CheckInput<'_>],
+        count_usage: bool,
+    ) -> (Vec<Result<eval::Outcome, EngineError>>, u64) {
         let policy = self.policy.load();
         let dir = self.index.read();
         // Touch what every item's decision will read first, one level at a time: the
@@ -443,9 +456,9 @@ impl Engine {
                 }
             }
         }
-        let out: Vec<Result<bool, EngineError>> = qs
+        let out: Vec<Result<eval::Outcome, EngineError>> = qs
             .iter()
-            .map(|q| with_decision(&policy, &dir, q, |_, out| out.allowed))
+            .map(|q| with_decision(&policy, &dir, q, |_, out| out))
             .collect();
         if count_usage {
             for ((o, m), answer) in orgs.iter().zip(&members).zip(&out) {

@@ -7,18 +7,21 @@
 //! resource from the first route rule matching method + path — and the engine decides.
 //! A deny answers `403` (`401` when no subject could be found) with an
 //! `x-warden-reason` header; an allow may add `x-warden-*` headers to the upstream
-//! request. Anything that is not a clear allow is a deny: a request no rule maps, a
-//! missing org, an oversized field, an engine failure. A path that is not canonical
-//! (`.`/`..` or empty segments, control characters, percent-encoded `.`, `/` or `\`), a
-//! resource outside the resource grammar or a reserved subject is answered `400`
-//! (INVALID_ARGUMENT) naming the field, never routed as written.
+//! request. A request the engine decided carries its decision id in
+//! `x-warden-decision-id` (to the upstream on an allow, to the client on a deny), and the
+//! decision log line has it with the method, path and `x-request-id`. Anything that is not
+//! a clear allow is a deny: a request no rule maps, a missing org, an oversized field, an
+//! engine failure. A path that is not canonical (`.`/`..` or empty segments, control
+//! characters, percent-encoded `.`, `/` or `\`), a resource outside the resource grammar or
+//! a reserved subject is answered `400` (INVALID_ARGUMENT) naming the field, never routed as
+//! written.
 //!
 //! Nothing here decides anything; the engine does. Spans and reasons name the org,
 //! action and resource, never the subject (which may be derived from a token).
 
 pub mod mapping;
 
-use crate::api::logs::decisions::{DecisionLog, Source as LogSource};
+use crate::api::logs::decisions::{Context as LogContext, DecisionId, DecisionLog, Source as LogSource};
 use crate::api::metrics::{Metrics, Outcome};
 use crate::api::validate;
 use crate::engine::{CheckInput, Engine, EngineError};
@@ -43,6 +46,8 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("envoy_descriptor.bin");
 
 /// The header that carries a deny's reason to the client (and Envoy's access log).
 pub const REASON_HEADER: &str = "x-warden-reason";
+/// The id of the decision, as in the decision log.
+pub const DECISION_ID_HEADER: &str = "x-warden-decision-id";
 
 /// The Envoy external authorization service over the shared engine.
 #[derive(Clone)]
@@ -95,7 +100,8 @@ impl ExtAuthz {
         AuthorizationServer::new(self)
     }
 
-    fn verdict(&self, req: &CheckRequest) -> Verdict {
+    /// The answer; `decided` gets the decision's id when the engine was asked.
+    fn verdict(&self, req: &CheckRequest, peer: Option<&str>, decided: &mut Option<DecisionId>) -> Verdict {
         let Some(attrs) = req.attributes.as_ref() else {
             self.metrics.record(Outcome::Error, None);
             return Verdict::Denied("the request carries no attributes".into());
@@ -152,12 +158,25 @@ impl ExtAuthz {
             }
         };
         let started = Instant::now();
-        let decided = self.engine.check(&input);
+        let answer = self.engine.check(&input);
         let elapsed = started.elapsed();
-        if let (Some(log), Ok(d)) = (&self.decisions, &decided) {
-            log.record(LogSource::ExtAuthz, &input, d.allowed, d.revision);
+        if let Ok(d) = &answer {
+            let id = DecisionId::next();
+            *decided = Some(id);
+            if let Some(log) = &self.decisions {
+                log.record(LogSource::ExtAuthz, id, &input, d, || LogContext {
+                    peer: peer.map(str::to_string),
+                    method: Some(http.method.clone()),
+                    path: Some(http.path.split('?').next().unwrap_or("").to_string()),
+                    request_id: if http.id.is_empty() {
+                        mapping::header(&http.headers, "x-request-id").map(str::to_string)
+                    } else {
+                        Some(http.id.clone())
+                    },
+                });
+            }
         }
-        match decided {
+        match answer {
             Ok(d) if d.allowed => {
                 self.metrics.record(Outcome::Allow, Some(elapsed));
                 Verdict::Allow {
@@ -184,7 +203,21 @@ impl ExtAuthz {
         }
     }
 
-    fn respond(&self, verdict: Verdict) -> CheckResponse {
+    fn respond(&self, verdict: Verdict, decided: Option<DecisionId>) -> CheckResponse {
+        let mut response = self.dress(verdict);
+        let Some(id) = decided else {
+            return response;
+        };
+        let id = header(DECISION_ID_HEADER, id.to_string());
+        match &mut response.http_response {
+            Some(HttpResponse::OkResponse(ok)) => ok.headers.push(id),
+            Some(HttpResponse::DeniedResponse(denied)) => denied.headers.push(id),
+            _ => {}
+        }
+        response
+    }
+
+    fn dress(&self, verdict: Verdict) -> CheckResponse {
         match verdict {
             Verdict::Allow {
                 subject,
@@ -320,6 +353,10 @@ fn denied(code: tonic::Code, http: HttpStatusCode, reason: String) -> CheckRespo
 #[tonic::async_trait]
 impl Authorization for ExtAuthz {
     async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+        let peer = self
+            .decisions
+            .as_ref()
+            .and_then(|_| crate::api::authz::peer_of(&request));
         let req = request.into_inner();
         let (method, path) = req
             .attributes
@@ -331,7 +368,8 @@ impl Authorization for ExtAuthz {
         let span =
             tracing::info_span!("ext_authz.Check", method = %truncated(method), path = %truncated(path));
         let _entered = span.enter();
-        let verdict = self.verdict(&req);
+        let mut decided = None;
+        let verdict = self.verdict(&req, peer.as_deref(), &mut decided);
         match &verdict {
             Verdict::Allow {
                 org,
@@ -345,7 +383,7 @@ impl Authorization for ExtAuthz {
                 tracing::debug!(reason = %reason, "deny")
             }
         }
-        Ok(Response::new(self.respond(verdict)))
+        Ok(Response::new(self.respond(verdict, decided)))
     }
 }
 

@@ -6,7 +6,8 @@
 //! every line is a change-log entry, in revision order, none skipped. After a restart the
 //! follower resumes after the last revision already in the file, so changes committed
 //! while it was down (or queued at a crash) are still written; a new file starts at the
-//! directory's current revision rather than replaying its whole history.
+//! revision the directory had when the daemon opened it (so a fresh `--demo` store's
+//! seed is in it from revision 1) rather than replaying a long history.
 //!
 //! Secrets never reach the file: any field whose name says it holds one (`secret`,
 //! `token`, `password`, `hash`, `code`, `credential`, `key`, or private metadata) is
@@ -48,18 +49,18 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Open `path` and follow the change log from where the file stops (or from now).
+    /// Open `path` and follow the change log from where the file stops, or, for a new
+    /// file, after revision `new_file_after` (the store's revision when the daemon opened
+    /// it, before any demo seed).
     pub fn start(
         path: &Path,
         rotation: Rotation,
+        new_file_after: u64,
         store: Arc<Store>,
         engine: Arc<Engine>,
     ) -> std::io::Result<Self> {
         let resume = last_revision(path).or_else(|| last_revision(&rotate::numbered(path, 1)));
-        let from = match resume {
-            Some(r) => r,
-            None => store.revision().map_err(std::io::Error::other)?,
-        };
+        let from = resume.unwrap_or(new_file_after);
         let file = RotatingFile::open(path, rotation)?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new().name("audit-log".into()).spawn({

@@ -6,8 +6,14 @@
 //! slow disk costs log lines, never check latency. The writer thread serializes, writes
 //! through [`RotatingFile`] and flushes whenever the channel runs dry.
 //!
-//! Each line names the policy (its hash) and the directory revision the decision was
-//! made at, so an auditor can replay it with `warden policy eval`. Subjects are written as
+//! Each line names the policy (its hash), the rule that decided (`file:line`) and the
+//! directory revision the decision was made at, so an auditor can replay it with
+//! `warden policy eval`. Each decision has an id ([`DecisionId`]) that the caller gets
+//! back (`CheckResponse.decision_id`, ext_authz's `x-warden-decision-id` header) and that
+//! the line carries, with the peer and, for ext_authz, the HTTP method, path and
+//! `x-request-id`, so an application's log line joins the decision that let it through.
+//! An id is a per-process random prefix and a counter: one atomic increment per decision,
+//! formatted only when it is sent or written. Subjects are written as
 //! `sha256:<16 hex>` unless the operator asks for plain user ids; even then only a subject
 //! that is a member of the decision's org in the directory is written plain (decided on
 //! the writer thread), so an API token, or any string a caller made up, is hashed and no
@@ -16,13 +22,14 @@
 use crate::api::logs::rotate::{RotatingFile, Rotation};
 use crate::api::metrics::Metrics;
 use crate::engine::index::IndexData;
-use crate::engine::{CheckInput, Engine};
+use crate::engine::{CheckInput, CompiledPolicy, Decision, Engine};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, LazyLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -67,18 +74,102 @@ pub enum Source {
     ExtAuthz,
 }
 
-/// One line of the log.
-#[derive(Debug, Serialize)]
+/// The id of one decision: a random prefix fixed for the process and a counter, so ids
+/// are unique across restarts and replicas without coordination. Taking one costs one
+/// atomic increment; it is formatted (`3f9a01c2-1a`) only when sent or written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecisionId(u64);
+
+static ID_PREFIX: LazyLock<u32> = LazyLock::new(rand::random);
+static ID_NEXT: AtomicU64 = AtomicU64::new(1);
+
+impl DecisionId {
+    /// The next id of this process.
+    pub fn next() -> Self {
+        Self(ID_NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl fmt::Display for DecisionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:08x}-{:x}", *ID_PREFIX, self.0)
+    }
+}
+
+impl Serialize for DecisionId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Where a decision came from and what it was about beyond the check itself; built only
+/// for decisions the log keeps.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Context {
+    /// The caller: `tcp:IP:PORT`, or `unix:uid=U,pid=P` on the Unix socket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// ext_authz: the HTTP request's method, path (without the query) and `x-request-id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// The rule that decided, as the decision path has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecidingRule {
+    /// No rule matched (default effect), or a token was refused before evaluation.
+    None,
+    /// A row of the policy that decided; resolved to `file:line` on the writer thread.
+    Row(u32),
+    /// Already resolved (an explained check): `file:line`.
+    At(String),
+}
+
+impl From<Option<u32>> for DecidingRule {
+    fn from(row: Option<u32>) -> Self {
+        row.map_or(Self::None, Self::Row)
+    }
+}
+
+/// One decision waiting for the writer.
+#[derive(Debug)]
 struct Record {
     ts_ms: u64,
     source: Source,
+    id: DecisionId,
     subject: String,
     org: String,
     resource: String,
     action: String,
     allowed: bool,
     revision: u64,
-    policy_hash: String,
+    rule: DecidingRule,
+    policy: Arc<CompiledPolicy>,
+    context: Context,
+}
+
+/// One line of the log.
+#[derive(Debug, Serialize)]
+struct Line<'a> {
+    ts_ms: u64,
+    decision_id: DecisionId,
+    source: Source,
+    subject: String,
+    org: &'a str,
+    resource: &'a str,
+    action: &'a str,
+    allowed: bool,
+    revision: u64,
+    /// `file:line` of the deciding rule; absent when none matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<String>,
+    policy_hash: &'a str,
+    #[serde(flatten)]
+    context: &'a Context,
 }
 
 /// The check path's handle: sampling, the channel, the drop counter.
@@ -136,24 +227,49 @@ impl DecisionLog {
         (log, rx)
     }
 
-    /// Offer one decision to the log. Never blocks.
-    pub fn record(&self, source: Source, input: &CheckInput<'_>, allowed: bool, revision: u64) {
+    /// Offer one decision to the log. Never blocks; `context` is called only for a
+    /// decision the sample keeps.
+    pub fn record(
+        &self,
+        source: Source,
+        id: DecisionId,
+        input: &CheckInput<'_>,
+        decision: &Decision,
+        context: impl FnOnce() -> Context,
+    ) {
+        self.record_rule(source, id, input, decision, decision.rule.into(), context);
+    }
+
+    /// [`DecisionLog::record`] with the deciding rule given separately (explained checks
+    /// have it resolved already).
+    pub fn record_rule(
+        &self,
+        source: Source,
+        id: DecisionId,
+        input: &CheckInput<'_>,
+        decision: &Decision,
+        rule: DecidingRule,
+        context: impl FnOnce() -> Context,
+    ) {
         if self.sample < 1.0 && rand::random::<f64>() >= self.sample {
             return;
         }
         let record = Record {
             ts_ms: crate::api::directory::now_ms(),
             source,
+            id,
             // Made loggable on the writer thread, which may look at the directory.
             subject: input.subject.to_string(),
             org: input.org.to_string(),
             resource: input.resource.to_string(),
             action: input.action.to_string(),
-            allowed,
-            revision,
+            allowed: decision.allowed,
+            revision: decision.revision,
+            rule,
             // The snapshot serving now; a reload between the decision and this line is
             // the only way it can differ from the one that decided.
-            policy_hash: self.engine.policy().hash.clone(),
+            policy: self.engine.policy(),
+            context: context(),
         };
         match self.tx.try_send(record) {
             Ok(()) => {}
@@ -187,12 +303,35 @@ fn write_loop(
     engine: &Engine,
     mode: SubjectMode,
 ) {
-    let write = |file: &mut RotatingFile, mut r: Record| {
-        r.subject = {
+    let write = |file: &mut RotatingFile, r: Record| {
+        let subject = {
             let dir = engine.index().read();
             loggable_subject(&r.subject, &r.org, mode, &dir)
         };
-        let line = match serde_json::to_vec(&r) {
+        let rule = match r.rule {
+            DecidingRule::None => None,
+            DecidingRule::At(at) => Some(at),
+            DecidingRule::Row(i) => r
+                .policy
+                .rows
+                .get(i as usize)
+                .map(|row| format!("{}:{}", row.source.file, row.source.line)),
+        };
+        let line = Line {
+            ts_ms: r.ts_ms,
+            decision_id: r.id,
+            source: r.source,
+            subject,
+            org: &r.org,
+            resource: &r.resource,
+            action: &r.action,
+            allowed: r.allowed,
+            revision: r.revision,
+            rule,
+            policy_hash: &r.policy.hash,
+            context: &r.context,
+        };
+        let line = match serde_json::to_vec(&line) {
             Ok(line) => line,
             Err(e) => return tracing::warn!(error = %e, "decision log: cannot serialize a record"),
         };
@@ -261,6 +400,22 @@ mod tests {
         }
     }
 
+    const DECISION: Decision = Decision {
+        allowed: true,
+        revision: 1,
+        rule: None,
+    };
+
+    #[test]
+    fn decision_ids_are_unique_and_share_the_process_prefix() {
+        let a = DecisionId::next().to_string();
+        let b = DecisionId::next().to_string();
+        assert_ne!(a, b);
+        let (pa, _) = a.split_once('-').unwrap();
+        let (pb, _) = b.split_once('-').unwrap();
+        assert_eq!((pa, pa.len()), (pb, 8), "{a} {b}");
+    }
+
     const INPUT: CheckInput<'static> = CheckInput {
         subject: "alice",
         org: "acme",
@@ -273,7 +428,13 @@ mod tests {
         let metrics = Metrics::new();
         let (log, rx) = DecisionLog::with_capacity(&config(1.0), engine(), metrics.clone(), 2);
         for _ in 0..5 {
-            log.record(Source::Check, &INPUT, true, 1);
+            log.record(
+                Source::Check,
+                DecisionId::next(),
+                &INPUT,
+                &DECISION,
+                Context::default,
+            );
         }
         assert_eq!(metrics.decision_log_dropped(), 3);
         assert_eq!(rx.try_iter().count(), 2);
@@ -284,12 +445,24 @@ mod tests {
         let metrics = Metrics::new();
         let (log, rx) = DecisionLog::with_capacity(&config(0.0), engine(), metrics.clone(), 100);
         for _ in 0..50 {
-            log.record(Source::Check, &INPUT, true, 1);
+            log.record(
+                Source::Check,
+                DecisionId::next(),
+                &INPUT,
+                &DECISION,
+                Context::default,
+            );
         }
         assert_eq!(rx.try_iter().count(), 0);
         let (log, rx) = DecisionLog::with_capacity(&config(1.0), engine(), metrics, 100);
         for _ in 0..50 {
-            log.record(Source::Check, &INPUT, true, 1);
+            log.record(
+                Source::Check,
+                DecisionId::next(),
+                &INPUT,
+                &DECISION,
+                Context::default,
+            );
         }
         assert_eq!(rx.try_iter().count(), 50);
     }
