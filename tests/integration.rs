@@ -60,3 +60,4 @@ mod store_reads;
 mod tokens;
 mod transport;
 mod usage;
+mod write_determinism;

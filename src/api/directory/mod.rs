@@ -31,7 +31,7 @@ use crate::api::pb;
 use crate::directory::ids::{validate_slug, validate_user_id};
 use crate::directory::{Change, ChangeEnvelope, Refusal};
 use crate::engine::{CheckInput, Engine};
-use crate::store::{ApplyContext, ApplyError, Page, Store, StoreError};
+use crate::store::{ApplyError, Page, Store, StoreError, with_policy_context};
 use std::sync::Arc;
 use tonic::{Request, Status};
 
@@ -132,31 +132,21 @@ impl Directory {
         at_ms: u64,
     ) -> Result<u64, Status> {
         validate_user_id("actor", actor).map_err(|r| refusal_status(r, actor, id_field))?;
-        let env = ChangeEnvelope::new(actor, at_ms, change);
         let store = self.store.clone();
         let engine = self.engine.clone();
+        let actor_id = actor.to_string();
         let applied = tokio::task::spawn_blocking(move || {
-            // One policy snapshot for the role predicate of this write; the authorizer asks
-            // the engine, which sees the index as of the previous write (the store holds its
-            // write lock until this write is published).
+            // One policy snapshot judges the whole write: authorization, the role predicate
+            // and the limits (a reload landing meanwhile applies from the next write on). The
+            // authorizer sees the index as of the previous write (the store holds its write
+            // lock until this write is published).
             let policy = engine.policy();
-            let roles = policy.org_roles();
-            let authorize = |actor: &str, org: &str, resource: &str, action: &str| {
-                engine
-                    .check(&CheckInput {
-                        subject: actor,
-                        org,
-                        resource,
-                        action,
-                    })
-                    .map(|d| d.allowed)
-                    .unwrap_or(false)
-            };
-            let is_role = |role: &str| roles.contains(role);
-            let ctx = ApplyContext::new(&authorize, &is_role)
-                .with_limits(&policy.limits)
-                .as_operator(operator);
-            store.apply_and_index(env, &ctx, engine.index())
+            let env = ChangeEnvelope::new(actor_id, at_ms, change)
+                .as_operator(operator)
+                .with_policy(policy.hash.clone());
+            with_policy_context(&engine, &policy, operator, |ctx| {
+                store.apply_and_index(env, ctx, engine.index())
+            })
         })
         .await
         .map_err(task_failed)?;
@@ -280,6 +270,8 @@ fn apply_status(err: ApplyError, actor: &str, id_field: &'static str) -> Status 
     match err {
         ApplyError::Refused(r) => refusal_status(r, actor, id_field),
         ApplyError::Storage(e) => storage_status(e),
+        // The API writes only the current format; a newer one can come only from elsewhere.
+        e @ ApplyError::UnsupportedFormat { .. } => Status::unimplemented(e.to_string()),
     }
 }
 
