@@ -32,6 +32,7 @@ mod deploy_files;
 mod directory_api;
 mod directory_cli;
 mod directory_crash;
+mod directory_digest;
 mod directory_trust;
 mod disk_trouble;
 mod envoy_ext_authz;

@@ -15,6 +15,7 @@ pub mod audit;
 mod collaborators;
 mod db;
 pub mod demo;
+mod digest;
 mod domains;
 mod dump;
 mod invitations;
@@ -28,6 +29,7 @@ mod usage;
 mod verify;
 
 pub use crate::directory::ApplyContext;
+pub use digest::{DIGESTED_TABLES, DirectoryDigest, TableDigest};
 pub use dump::{DUMP_FORMAT, Dump};
 pub use read::{ChangeRecord, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Member, Page, Stats};
 pub use verify::IndexCheck;
