@@ -33,6 +33,7 @@ mod directory_api;
 mod directory_cli;
 mod directory_crash;
 mod directory_digest;
+mod directory_min_revision;
 mod directory_trust;
 mod disk_trouble;
 mod envoy_ext_authz;

@@ -90,6 +90,7 @@ impl pb::app_service_server::AppService for Directory {
 
     async fn get_app(&self, request: Request<pb::GetAppRequest>) -> Result<Response<pb::App>, Status> {
         let r = request.into_inner();
+        self.reflect(r.min_revision).await?;
         let span = tracing::info_span!("GetApp", app = %r.app_id, actor = %r.actor);
         async move {
             check_slug("app_id", &r.app_id)?;
@@ -128,6 +129,7 @@ impl pb::app_service_server::AppService for Directory {
     ) -> Result<Response<pb::ListAppsResponse>, Status> {
         let trusted = on_unix_socket(&request);
         let r = request.into_inner();
+        self.reflect(r.min_revision).await?;
         let span = tracing::info_span!("ListApps", actor = %r.actor);
         async move {
             check_actor(&r.actor)?;

@@ -84,6 +84,7 @@ impl pb::collaborator_service_server::CollaboratorService for Directory {
         request: Request<pb::ListCollaboratorsRequest>,
     ) -> Result<Response<pb::ListCollaboratorsResponse>, Status> {
         let r = request.into_inner();
+        self.reflect(r.min_revision).await?;
         let span = tracing::info_span!("ListCollaborators", app = %r.app_id, actor = %r.actor);
         async move {
             check_actor(&r.actor)?;

@@ -203,6 +203,7 @@ impl pb::domain_service_server::DomainService for Directory {
         request: Request<pb::ListDomainsRequest>,
     ) -> Result<Response<pb::ListDomainsResponse>, Status> {
         let r = request.into_inner();
+        self.reflect(r.min_revision).await?;
         let span = tracing::info_span!("ListDomains", org = %r.org_id, actor = %r.actor);
         async move {
             check_actor(&r.actor)?;
@@ -227,6 +228,7 @@ impl pb::domain_service_server::DomainService for Directory {
     ) -> Result<Response<pb::ListDomainOffersResponse>, Status> {
         let trusted = on_unix_socket(&request);
         let r = request.into_inner();
+        self.reflect(r.min_revision).await?;
         let span = tracing::info_span!("ListDomainOffers", user = %r.user_id, actor = %r.actor);
         async move {
             check_actor(&r.actor)?;
@@ -332,6 +334,7 @@ impl pb::domain_service_server::DomainService for Directory {
     ) -> Result<Response<pb::ListMembershipRequestsResponse>, Status> {
         let trusted = on_unix_socket(&request);
         let r = request.into_inner();
+        self.reflect(r.min_revision).await?;
         let span = tracing::info_span!("ListMembershipRequests", org = %r.org_id, user = %r.user_id, actor = %r.actor);
         async move {
             check_actor(&r.actor)?;

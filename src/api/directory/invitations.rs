@@ -248,6 +248,7 @@ impl pb::invitation_service_server::InvitationService for Directory {
         request: Request<pb::ListOrgInvitationsRequest>,
     ) -> Result<Response<pb::ListInvitationsResponse>, Status> {
         let r = request.into_inner();
+        self.reflect(r.min_revision).await?;
         let span = tracing::info_span!("ListOrgInvitations", org = %r.org_id, actor = %r.actor);
         async move {
             check_actor(&r.actor)?;
@@ -277,6 +278,7 @@ impl pb::invitation_service_server::InvitationService for Directory {
     ) -> Result<Response<pb::ListInvitationsResponse>, Status> {
         let trusted = on_unix_socket(&request);
         let r = request.into_inner();
+        self.reflect(r.min_revision).await?;
         let span = tracing::info_span!("ListUserInvitations", actor = %r.actor, user = %r.user_id);
         async move {
             check_actor(&r.actor)?;

@@ -122,6 +122,7 @@ impl pb::member_service_server::MemberService for Directory {
         request: Request<pb::ListMembersRequest>,
     ) -> Result<Response<pb::ListMembersResponse>, Status> {
         let r = request.into_inner();
+        self.reflect(r.min_revision).await?;
         let span = tracing::info_span!("ListMembers", org = %r.org_id, actor = %r.actor);
         async move {
             check_slug("org_id", &r.org_id)?;

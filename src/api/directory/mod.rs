@@ -3,10 +3,12 @@
 //!
 //! Every mutation is the same five steps: check the request's shape (INVALID_ARGUMENT naming
 //! the proto field), build a [`ChangeEnvelope`] stamped with the current time *before* it is
-//! applied (DESIGN §6), run [`Store::apply_and_index`] on a blocking thread with the engine as
-//! the authorizer and the policy's org roles as the role predicate, map a [`Refusal`] 1:1 to a
-//! gRPC status, and answer with the committed revision. Reads are authorized with the engine
-//! too, before the store is asked (see each service for its rule).
+//! applied (DESIGN §6) and carrying the caller's operator bit and the pinned policy's hash, run
+//! [`Store::apply_and_index`] on a blocking thread with one pinned policy snapshot as the
+//! authorizer, the role predicate and the limits ([`with_policy_context`]), map a [`Refusal`]
+//! 1:1 to a gRPC status, and answer with the committed revision. Reads are authorized with the
+//! engine too, before the store is asked (see each service for its rule); every directory read
+//! takes `min_revision` and waits for it as Check does.
 //!
 //! Nothing here decides what the directory allows: the store runs the rules and the engine
 //! answers permissions. This module only translates between protobuf and those two.
@@ -175,6 +177,15 @@ impl Directory {
             .await
             .map_err(task_failed)?
             .map_err(|e| apply_status(e, actor, id_field))
+    }
+
+    /// Read-your-writes for directory reads: return once the directory reflects
+    /// `min_revision`, with the same wait and the same FAILED_PRECONDITION as Check's. The
+    /// store commits a write before the index publishes it, so an index at `min_revision`
+    /// means every later store read sees that write.
+    async fn reflect(&self, min_revision: u64) -> Result<(), Status> {
+        crate::api::revision::wait_for(&self.engine, min_revision, crate::api::revision::MAX_WAIT).await?;
+        Ok(())
     }
 
     /// The index revision now: a read that starts after this reflects at least this revision.

@@ -75,6 +75,7 @@ impl pb::org_service_server::OrgService for Directory {
 
     async fn get_org(&self, request: Request<pb::GetOrgRequest>) -> Result<Response<pb::Org>, Status> {
         let r = request.into_inner();
+        self.reflect(r.min_revision).await?;
         let span = tracing::info_span!("GetOrg", org = %r.org_id, actor = %r.actor);
         async move {
             check_slug("org_id", &r.org_id)?;
@@ -146,6 +147,7 @@ impl pb::org_service_server::OrgService for Directory {
     ) -> Result<Response<pb::ListOrgsResponse>, Status> {
         let trusted = on_unix_socket(&request);
         let r = request.into_inner();
+        self.reflect(r.min_revision).await?;
         let span = tracing::info_span!("ListOrgs", actor = %r.actor, user = %r.user_id);
         async move {
             check_actor(&r.actor)?;

@@ -103,6 +103,7 @@ impl pb::publishing_service_server::PublishingService for Directory {
         request: Request<pb::ListAppVersionsRequest>,
     ) -> Result<Response<pb::ListAppVersionsResponse>, Status> {
         let r = request.into_inner();
+        self.reflect(r.min_revision).await?;
         let span = tracing::info_span!("ListAppVersions", app = %r.app_id, actor = %r.actor);
         async move {
             check_actor(&r.actor)?;

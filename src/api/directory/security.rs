@@ -113,6 +113,7 @@ impl pb::security_service_server::SecurityService for Directory {
     ) -> Result<Response<pb::SecuritySettings>, Status> {
         let trusted = on_unix_socket(&request);
         let r = request.into_inner();
+        self.reflect(r.min_revision).await?;
         let span = tracing::info_span!("GetSecuritySettings", org = %r.org_id, actor = %r.actor);
         async move {
             check_slug("org_id", &r.org_id)?;

@@ -111,6 +111,7 @@ impl pb::team_service_server::TeamService for Directory {
         request: Request<pb::ListTeamsRequest>,
     ) -> Result<Response<pb::ListTeamsResponse>, Status> {
         let r = request.into_inner();
+        self.reflect(r.min_revision).await?;
         let span = tracing::info_span!("ListTeams", org = %r.org_id, actor = %r.actor);
         async move {
             check_slug("org_id", &r.org_id)?;

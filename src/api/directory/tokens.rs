@@ -135,6 +135,7 @@ impl pb::token_service_server::TokenService for Directory {
         request: Request<pb::ListTokensRequest>,
     ) -> Result<Response<pb::ListTokensResponse>, Status> {
         let r = request.into_inner();
+        self.reflect(r.min_revision).await?;
         let span = tracing::info_span!("ListTokens", actor = %r.actor);
         async move {
             check_actor(&r.actor)?;
