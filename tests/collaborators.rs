@@ -307,3 +307,157 @@ fn collaborators_from_the_cli() {
     assert_eq!(check("app:read"), Some(0));
     assert_eq!(check("app:write"), Some(1));
 }
+
+/// The live index against the tables, through the Unix socket (an operator call).
+async fn assert_index_consistent(c: &mut Clients) {
+    let check = c
+        .admin
+        .check_index(pb::CheckIndexRequest {})
+        .await
+        .expect("CheckIndex")
+        .into_inner();
+    assert!(
+        check.consistent && check.differences.is_empty(),
+        "live index differs from the tables: {check:?}"
+    );
+}
+
+/// Issue 11, item 1: a force-deleted org's collaborators must not keep their role on a later
+/// app of the same id in another org, and `CheckIndex` compares collaborators too.
+#[test]
+fn a_force_deleted_orgs_collaborators_lose_their_role_everywhere() {
+    let daemon = Workdir::new().start_with(&["--demo"]);
+    let target = daemon.work.unix_target();
+    let tcp = daemon.work.tcp_target();
+    runtime().block_on(async {
+        let mut c = clients(&target).await;
+        let mut k: Collab =
+            CollaboratorServiceClient::new(warden::api::client::connect(&target).await.expect("connect"));
+        c.upsert_user("frank", "frank").await;
+        c.org
+            .create_org(pb::CreateOrgRequest {
+                actor: "erin".into(),
+                org_id: "initech".into(),
+                name: "Initech".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("CreateOrg");
+        c.app
+            .create_app(pb::CreateAppRequest {
+                actor: "erin".into(),
+                app_id: "billing".into(),
+                owner: common::directory::org_owner("initech"),
+                name: "Billing".into(),
+                labels: vec![],
+            })
+            .await
+            .expect("CreateApp");
+        let rev = k
+            .add_collaborator(add("erin", "billing", "frank", "admin"))
+            .await
+            .expect("AddCollaborator")
+            .into_inner()
+            .revision;
+        assert!(
+            c.check("frank", "initech", "apps/billing", "app:delete", rev)
+                .await
+        );
+
+        c.org
+            .delete_org(pb::DeleteOrgRequest {
+                actor: "erin".into(),
+                org_id: "initech".into(),
+                force: true,
+            })
+            .await
+            .expect("DeleteOrg force");
+        let rev = c
+            .app
+            .create_app(pb::CreateAppRequest {
+                actor: "alice".into(),
+                app_id: "billing".into(),
+                owner: common::directory::org_owner("acme"),
+                name: "Billing".into(),
+                labels: vec![],
+            })
+            .await
+            .expect("CreateApp in acme")
+            .into_inner()
+            .revision;
+        assert!(
+            !c.check("frank", "acme", "apps/billing", "app:delete", rev).await,
+            "the deleted org's collaborator acts on another org's app of the same id"
+        );
+        assert!(!c.check("frank", "acme", "apps/billing", "app:read", rev).await);
+        assert_index_consistent(&mut c).await;
+
+        // CheckIndex is an operator call: refused over TCP.
+        let mut tcp_admin = clients(&tcp).await.admin;
+        assert_refused(
+            tcp_admin.check_index(pb::CheckIndexRequest {}).await,
+            Code::PermissionDenied,
+            &["CheckIndex", "Unix socket"],
+        );
+    });
+}
+
+/// Issue 11, item 5: collaborators are users outside the org. A collaborator who becomes a
+/// member loses the collaboration in the same write (gina, `admin` collaborator on `api`,
+/// joins acme as `org_user` and may no longer delete it), and a member cannot be added as a
+/// collaborator.
+#[test]
+fn a_member_never_keeps_a_collaborator_role() {
+    let mut daemon = Workdir::new().start_with(&["--demo"]);
+    let target = daemon.work.unix_target();
+    runtime().block_on(async {
+        let mut c = clients(&target).await;
+        let mut k: Collab =
+            CollaboratorServiceClient::new(warden::api::client::connect(&target).await.expect("connect"));
+        c.upsert_user("gina", "gina").await;
+        let rev = k
+            .add_collaborator(add("alice", "api", "gina", "admin"))
+            .await
+            .expect("AddCollaborator")
+            .into_inner()
+            .revision;
+        assert!(c.check("gina", "acme", "apps/api", "app:delete", rev).await);
+
+        let rev = c
+            .add_member("alice", "acme", "gina", "org_user")
+            .await
+            .expect("AddMember");
+        assert!(
+            !c.check("gina", "acme", "apps/api", "app:delete", rev).await,
+            "a member keeps a collaborator's larger role"
+        );
+        assert!(
+            c.check("gina", "acme", "apps/api", "app:read", rev).await,
+            "the membership's own rights"
+        );
+        let listed = k
+            .list_collaborators(pb::ListCollaboratorsRequest {
+                actor: "alice".into(),
+                app_id: "api".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("ListCollaborators")
+            .into_inner();
+        assert!(listed.collaborators.is_empty(), "{listed:?}");
+        assert_refused(
+            k.add_collaborator(add("alice", "api", "gina", "admin")).await,
+            Code::FailedPrecondition,
+            &["gina", "member of org `acme`"],
+        );
+        assert_index_consistent(&mut c).await;
+    });
+    // The tables say the same after a restart.
+    daemon.stop();
+    daemon.restart();
+    runtime().block_on(async {
+        let mut c = clients(&target).await;
+        assert!(!c.check("gina", "acme", "apps/api", "app:delete", 0).await);
+        assert_index_consistent(&mut c).await;
+    });
+}

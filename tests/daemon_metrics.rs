@@ -10,7 +10,7 @@ use warden::client::Client;
 
 /// A bare HTTP/1.1 GET: status code and body. The server closes the connection
 /// because we ask it to, so reading to EOF gets the whole response.
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connect metrics");
@@ -95,8 +95,14 @@ fn metrics_count_decisions_reloads_and_the_directory() {
             2.0,
             "{body}"
         );
+        // The empty subject is the caller's mistake, not an engine failure.
         assert_eq!(
             value(&body, "warden_decisions_total{result=\"error\"}"),
+            0.0,
+            "{body}"
+        );
+        assert_eq!(
+            value(&body, "warden_decisions_total{result=\"invalid\"}"),
             1.0,
             "{body}"
         );

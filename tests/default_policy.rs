@@ -189,9 +189,19 @@ fn non_members_and_other_orgs_get_nothing() {
             );
         }
     }
-    // Unknown org, empty strings.
+    // Unknown org, empty strings (an empty resource is outside the resource grammar: an
+    // error, never an answer).
     assert!(!check(&e, "alice", "nope", "org", "org:read"));
-    assert!(!check(&e, "", "", "", ""));
+    assert!(!check(&e, "", "", "org", ""));
+    let err = e
+        .check(&CheckInput {
+            subject: "",
+            org: "",
+            resource: "",
+            action: "",
+        })
+        .unwrap_err();
+    assert!(err.to_string().starts_with("resource: "), "{err}");
 }
 
 #[test]

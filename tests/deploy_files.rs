@@ -54,7 +54,33 @@ fn assert_serve_args(source: &str, args: &[String], help: &str) {
                 .unwrap_or_else(|e| panic!("{source}: --{flag} {value}: {e}"));
         }
     }
-    assert!(flags >= 4, "{source}: found only {flags} flags in {args:?}");
+    assert!(flags >= 3, "{source}: found only {flags} flags in {args:?}");
+    assert_passes_serve_checks(source, args);
+}
+
+/// The arguments resolve as `warden serve` resolves them: in particular, no listener
+/// that others can reach without authentication (refused unless --insecure-remote), and
+/// no --insecure-remote either.
+fn assert_passes_serve_checks(source: &str, args: &[String]) {
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: warden::cli::config::ServeArgs,
+    }
+    let parsed = <Serve as clap::Parser>::try_parse_from(args).unwrap_or_else(|e| panic!("{source}: {e}"));
+    let config = parsed
+        .args
+        .resolve()
+        .unwrap_or_else(|e| panic!("{source}: `warden serve` would refuse to start: {e:#}"));
+    assert!(!config.insecure_remote, "{source}: ships --insecure-remote");
+    for l in &config.listen {
+        if let Listen::Tcp(addr) = l {
+            assert!(
+                addr.ip().is_loopback() || config.tcp_token_sha256.is_some(),
+                "{source}: {l} is reachable by others without a token"
+            );
+        }
+    }
 }
 
 fn container<'a>(pod: &'a Value, name: &str) -> &'a Value {
@@ -90,9 +116,13 @@ fn k8s_sidecar_manifest_parses_and_wires_socket_policies_and_probes() {
         .map(|a| a.as_str().expect("string arg").to_string())
         .collect();
     assert_serve_args("deploy/k8s/sidecar.yaml", &args, &serve_help());
-    assert!(args.contains(&"unix:/run/warden/warden.sock".to_string()));
-    assert!(args.contains(&"tcp:0.0.0.0:50051".to_string()));
+    assert!(args.contains(&"unix:/run/warden/sock/warden.sock".to_string()));
     assert!(args.contains(&"tcp:0.0.0.0:9090".to_string()));
+    assert_eq!(
+        app["env"][0]["value"].as_str(),
+        Some("unix:/run/warden/sock/warden.sock"),
+        "the app dials the socket Warden serves"
+    );
 
     // One emptyDir holds the socket for both containers.
     let socket = mount_of(warden, "/run/warden");
@@ -113,7 +143,18 @@ fn k8s_sidecar_manifest_parses_and_wires_socket_policies_and_probes() {
             .is_some()
     );
 
-    assert_eq!(warden["readinessProbe"]["grpc"]["port"].as_u64(), Some(50051));
+    assert_eq!(
+        warden["readinessProbe"]["httpGet"]["path"].as_str(),
+        Some("/healthz")
+    );
+    assert_eq!(warden["readinessProbe"]["httpGet"]["port"].as_u64(), Some(9090));
+    assert!(
+        warden["ports"]
+            .as_sequence()
+            .expect("ports")
+            .iter()
+            .all(|p| p["containerPort"].as_u64() == Some(9090))
+    );
     assert_eq!(
         warden["livenessProbe"]["httpGet"]["path"].as_str(),
         Some("/healthz")

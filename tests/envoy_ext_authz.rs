@@ -381,3 +381,54 @@ fn a_broken_mapping_stops_startup_naming_the_rule() {
     );
     assert!(!work.socket().exists(), "no listener was bound");
 }
+
+/// Issue 11, item 2: a path the upstream would normalise into another (dot segments, `//`,
+/// encoded dots or slashes, control characters) is answered 400 naming the path, never
+/// routed as written: `/orgs/acme/apps/web/../api/models/1` would otherwise be checked as
+/// app `web`, and `/orgs/acme/apps/web/./secrets/k` would miss the secrets rule.
+#[test]
+fn non_canonical_paths_are_refused_not_routed() {
+    let mapping = shipped_mapping();
+    let daemon = Workdir::new().start_with(&["--demo", "--ext-authz", mapping.to_str().unwrap()]);
+    let rt = runtime();
+    let unix = daemon.work.unix_target();
+    // The canonical forms: carol writes web's models, not api's; dave reads no secrets.
+    assert!(
+        rt.block_on(ask(
+            &unix,
+            &Http::new("POST", "/orgs/acme/apps/web/models/1", Some("carol"))
+        ))
+        .allowed()
+    );
+    assert!(
+        !rt.block_on(ask(
+            &unix,
+            &Http::new("GET", "/orgs/acme/apps/web/secrets/k", Some("dave"))
+        ))
+        .allowed()
+    );
+    for (method, path, who) in [
+        ("POST", "/orgs/acme/apps/web/../api/models/1", "carol"),
+        ("DELETE", "/orgs/acme/apps/web/../../globex/apps/ledger", "alice"),
+        ("GET", "/orgs/acme/apps/web/./secrets/k", "dave"),
+        ("GET", "/orgs/acme/apps/web//secrets/k", "dave"),
+        ("GET", "/orgs/acme/apps/web/x/../secrets/k", "dave"),
+        ("GET", "/orgs/acme/apps/web/%2e%2e/api/models/1", "dave"),
+        ("GET", "/orgs/acme/apps/web%2Fsecrets/k", "dave"),
+        ("GET", "/orgs/acme/apps/web/secrets\0", "dave"),
+    ] {
+        let o = rt.block_on(ask(&unix, &Http::new(method, path, Some(who))));
+        assert!(!o.allowed(), "{path:?} was allowed: {o:?}");
+        assert_eq!(o.http_status, Some(400), "{path:?}: {o:?}");
+        assert_eq!(o.code, tonic::Code::InvalidArgument as i32, "{path:?}: {o:?}");
+        assert!(o.reason().starts_with("path: "), "{path:?}: {o:?}");
+    }
+    // A trailing slash is not a trick: it routes as before.
+    assert!(
+        rt.block_on(ask(
+            &unix,
+            &Http::new("GET", "/orgs/acme/apps/web/", Some("dave"))
+        ))
+        .allowed()
+    );
+}

@@ -1047,6 +1047,13 @@ fn cases(c: &Clients) -> Vec<Case> {
         ("org", check("alice", &meg, "apps/web", "app:read")),
         ("resource", check("alice", "acme", &meg, "app:read")),
         ("action", check("alice", "acme", "apps/web", &meg)),
+        // Outside the resource grammar (issue 11, item 2) and reserved subjects (item 15).
+        ("resource", check("alice", "acme", "apps/🦀/../..", "app:read")),
+        (
+            "resource",
+            check("carol", "acme", "apps/web//secrets", "app:read"),
+        ),
+        ("subject", check("role:admin", "acme", "apps/web", "app:read")),
     ] {
         out.push(case(
             format!("Check bad {field}"),
@@ -1064,7 +1071,7 @@ fn cases(c: &Clients) -> Vec<Case> {
             "another org's app",
             check("carol", "acme", "apps/ledger", "app:read"),
         ),
-        ("odd charset", check("a\0b", "ü", "apps/🦀/../..", "app:read\n")),
+        ("odd charset", check("a\0b", "ü", "apps/🦀/ü", "app:read\n")),
     ] {
         let mut client = c.authz.clone();
         out.push(case(

@@ -1,7 +1,9 @@
 //! Limits and backpressure against the real daemon: beyond `--max-in-flight` a call is
 //! refused at once with RESOURCE_EXHAUSTED (health checks still answer), a flood far
 //! beyond capacity gets only answers or RESOURCE_EXHAUSTED and the daemon serves on
-//! afterwards, and an oversized message is refused by size.
+//! afterwards, callers waiting for a far-future `min_revision` take no capacity from
+//! checks that can be answered now (and have a bound of their own), and an oversized
+//! message is refused by size.
 
 use crate::common;
 
@@ -34,48 +36,6 @@ fn beyond_capacity_is_resource_exhausted_never_a_queue_or_a_crash() {
     rt.block_on(async {
         let ch = connect(&unix).await.unwrap();
         let mut c = AuthzServiceClient::new(ch.clone());
-        let revision = c.check(check(0)).await.unwrap().into_inner().revision;
-
-        // One call holds the only slot: it waits for a revision that never comes (and
-        // fails after the documented 2 s). Meanwhile others are refused, not queued.
-        let mut refused = None;
-        for _attempt in 0..10 {
-            let mut holder_client = AuthzServiceClient::new(connect(&tcp).await.unwrap());
-            let holder = tokio::spawn(async move { holder_client.check(check(revision + 1)).await });
-            while !holder.is_finished() {
-                match c.check(check(0)).await {
-                    Err(s) if s.code() == Code::ResourceExhausted => {
-                        refused = Some(s);
-                        // Health still answers while the daemon is at capacity.
-                        assert_eq!(
-                            health(&unix, "").await,
-                            Some(tonic_health::ServingStatus::Serving.into())
-                        );
-                        break;
-                    }
-                    Ok(_) => {}
-                    Err(s) => panic!("unexpected {s:?}"),
-                }
-            }
-            let held = holder.await.unwrap();
-            match &held {
-                // The holder held the slot and waited out min_revision.
-                Err(s) if s.code() == Code::FailedPrecondition => {}
-                // The probing call won the race for the slot and the holder was the one
-                // refused: nothing was held, so this attempt proves nothing; try again.
-                Err(s) if s.code() == Code::ResourceExhausted => {
-                    refused = None;
-                    continue;
-                }
-                other => panic!("the holder waits out min_revision: {other:?}"),
-            }
-            if refused.is_some() {
-                break;
-            }
-        }
-        let refused = refused.expect("no call was ever refused while the slot was held");
-        assert!(refused.message().contains("at capacity"), "{}", refused.message());
-        // The slot is free again.
         assert!(c.check(check(0)).await.unwrap().into_inner().allowed);
 
         // A flood: 2,000 calls at once on 8 connections, against one slot.
@@ -90,11 +50,19 @@ fn beyond_capacity_is_resource_exhausted_never_a_queue_or_a_crash() {
                 }
             }
         }
+        // Health still answers while the daemon is flooded.
+        assert_eq!(
+            health(&unix, "").await,
+            Some(tonic_health::ServingStatus::Serving.into())
+        );
         let (mut ok, mut exhausted) = (0, 0);
         while let Some(r) = calls.join_next().await {
             match r.unwrap() {
                 Ok(true) => ok += 1,
-                Err(s) if s.code() == Code::ResourceExhausted => exhausted += 1,
+                Err(s) if s.code() == Code::ResourceExhausted => {
+                    assert!(s.message().contains("at capacity"), "{}", s.message());
+                    exhausted += 1
+                }
                 other => panic!("a flooded call got {other:?}"),
             }
         }
@@ -102,6 +70,81 @@ fn beyond_capacity_is_resource_exhausted_never_a_queue_or_a_crash() {
         assert_eq!(ok + exhausted, 2000);
         assert!(ok > 0);
         assert!(c.check(check(0)).await.unwrap().into_inner().allowed);
+    });
+}
+
+#[test]
+fn revision_waiters_take_no_capacity_from_checks_that_can_be_answered() {
+    // 14 callers ask for a revision that will not come, as in the report (303 of 461
+    // legitimate checks were refused); 10 may wait, the other 4 are refused at once.
+    let daemon = Workdir::new().start_with(&[
+        "--demo",
+        "--max-in-flight",
+        "16",
+        "--max-revision-waiters",
+        "10",
+        "--min-revision-wait",
+        "3s",
+    ]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (unix, tcp) = (daemon.work.unix_target(), daemon.work.tcp_target());
+    rt.block_on(async {
+        let mut c = AuthzServiceClient::new(connect(&unix).await.unwrap());
+        let revision = c.check(check(0)).await.unwrap().into_inner().revision;
+        let far = revision + 1_000_000;
+
+        let waiting_ch = connect(&tcp).await.unwrap();
+        let waiters: Vec<_> = (0..14)
+            .map(|_| {
+                let mut w = AuthzServiceClient::new(waiting_ch.clone());
+                tokio::spawn(async move { w.check(check(far)).await })
+            })
+            .collect();
+        // Legitimate checks, 4 at a time, for as long as the waiters wait.
+        let (mut answered, mut refused) = (0u32, 0u32);
+        while !waiters.iter().all(|h| h.is_finished()) {
+            let mut round = tokio::task::JoinSet::new();
+            for _ in 0..4 {
+                let mut c = c.clone();
+                round.spawn(async move { c.check(check(0)).await });
+            }
+            while let Some(r) = round.join_next().await {
+                match r.unwrap() {
+                    Ok(r) => {
+                        assert!(r.into_inner().allowed);
+                        answered += 1;
+                    }
+                    Err(s) if s.code() == Code::ResourceExhausted => refused += 1,
+                    Err(s) => panic!("a legitimate check got {s:?}"),
+                }
+            }
+        }
+        let (mut timed_out, mut too_many) = (0, 0);
+        for w in waiters {
+            match w.await.unwrap() {
+                Err(s) if s.code() == Code::FailedPrecondition => {
+                    // The configured wait, not the default 2 s.
+                    assert!(s.message().contains("after waiting 3000 ms"), "{}", s.message());
+                    timed_out += 1;
+                }
+                Err(s) if s.code() == Code::ResourceExhausted => {
+                    assert!(s.message().starts_with("min_revision:"), "{}", s.message());
+                    too_many += 1;
+                }
+                other => panic!("a far-future min_revision got {other:?}"),
+            }
+        }
+        println!(
+            "14 far-future min_revision callers: {timed_out} waited, {too_many} refused; \
+             legitimate checks meanwhile: {answered} answered, {refused} refused"
+        );
+        assert_eq!((timed_out, too_many), (10, 4));
+        assert!(answered > 0);
+        assert_eq!(refused, 0, "legitimate checks refused while others waited");
     });
 }
 

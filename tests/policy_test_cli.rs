@@ -122,6 +122,45 @@ fn unparsable_test_file_is_a_load_error_with_its_line() {
     assert!(stderr.contains("unknown field `alow`"), "{stderr}");
 }
 
+/// Issue 11, items 2 and 15: a case whose resource is not canonical, or whose subject uses a
+/// reserved prefix, is a mistake in the file (the daemon would refuse the request), not a
+/// deny the suite may expect.
+#[test]
+fn a_case_the_daemon_would_refuse_is_a_load_error_with_its_line() {
+    for (resource, subject, words) in [
+        (
+            "apps/web/../secrets",
+            "dave",
+            "cases[1].resource: `apps/web/../secrets`: segment 3 is `..`",
+        ),
+        (
+            "apps/web//secrets",
+            "dave",
+            "cases[1].resource: `apps/web//secrets`: segment 3 is empty",
+        ),
+        (
+            "apps/web",
+            "role:admin",
+            "cases[1].subject: `role:admin` uses the reserved prefix `role:`",
+        ),
+    ] {
+        let work = Workdir::new();
+        std::fs::write(
+            work.policies().join("tests/tricks.yaml"),
+            format!(
+                "fixture:\n  orgs:\n    acme:\n      members: {{dave: org_user}}\n      apps: [web]\ncases:\n  \
+                 - {{subject: dave, org: acme, resource: apps/web, action: app:read, allow: true}}\n  \
+                 - {{subject: \"{subject}\", org: acme, resource: \"{resource}\", action: app:read, allow: false}}\n"
+            ),
+        )
+        .unwrap();
+        let (code, stdout, stderr) = policy_test(&work.policies());
+        assert_eq!(code, 2, "stdout:\n{stdout}\nstderr:\n{stderr}");
+        assert!(stderr.contains("tricks.yaml:8: "), "{stderr}");
+        assert!(stderr.contains(words), "{stderr}");
+    }
+}
+
 #[test]
 fn serve_with_required_tests_refuses_a_failing_suite_before_listening() {
     let work = Workdir::new();

@@ -80,12 +80,24 @@ fn import_refuses_broken_references_and_leaves_nothing() {
         .retain(|m| !(m.org == "globex" && m.role == "admin"));
     let mut foreign_grant = good.clone();
     foreign_grant.team_grants[0].app = "ledger".into();
+    // Issue 11, item 5: collaborators are users outside the app's org.
+    let mut member_collaborator = good.clone();
+    member_collaborator
+        .collaborators
+        .push(warden::directory::Collaborator {
+            app: "api".into(),
+            user: "dave".into(),
+            role: "admin".into(),
+            added_by: "alice".into(),
+            added_at_ms: 1,
+        });
 
     for (name, dump) in [
         ("membership of unknown user", no_user),
         ("team member outside the org", orphan_team_member),
         ("org without admin", headless),
         ("grant of another org's app", foreign_grant),
+        ("a member as a collaborator of its org's app", member_collaborator),
     ] {
         let (_dir, store) = fresh();
         let err = store

@@ -127,3 +127,59 @@ fn demo_directory_has_the_documented_shape() {
     let s = f.store.stats().unwrap();
     assert_eq!((s.users, s.orgs, s.memberships, s.teams, s.apps), (5, 2, 5, 1, 4));
 }
+
+/// Issue 11, items 1 and 12: `check_index` compares every fact of the live index with the
+/// tables (collaborators, labels and tokens included), from a read snapshot, and names the
+/// facts that differ.
+#[test]
+fn check_index_names_any_stale_entry() {
+    use warden::engine::index::{IndexOp, TokenSubject};
+    let f = Fixture::with_demo();
+    let clean = f.store.check_index(&f.index).unwrap();
+    assert!(clean.consistent(), "{clean:?}");
+    assert!(clean.differences.is_empty());
+    let stale = [
+        (
+            IndexOp::SetCollaborator {
+                app: "billing".into(),
+                user: "frank".into(),
+                role: "admin".into(),
+            },
+            "collaborator billing frank role:admin",
+        ),
+        (
+            IndexOp::AddApp {
+                org: "acme".into(),
+                app: "web".into(),
+                labels: vec!["hipaa".into()],
+            },
+            "label acme app:web label:hipaa",
+        ),
+        (
+            IndexOp::AddToken {
+                hash: [7; 32],
+                id: "tok_stale".into(),
+                subject: TokenSubject::OrgRole {
+                    org: "acme".into(),
+                    role: "admin".into(),
+                },
+                scopes: vec!["app:read".into()],
+                expires_at_ms: None,
+                last_used_ms: 0,
+            },
+            "token tok_stale 0707070707070707 role:admin acme scopes=app:read expires=never",
+        ),
+    ];
+    for (op, fact) in stale {
+        let f = Fixture::with_demo();
+        f.index.apply(0, std::slice::from_ref(&op));
+        let check = f.store.check_index(&f.index).unwrap();
+        assert!(!check.consistent(), "{op:?} went unnoticed: {check:?}");
+        assert_eq!(
+            check.differences,
+            vec![format!("only in the live index: {fact}")],
+            "{op:?}"
+        );
+        assert_eq!(check.live_facts, check.rebuilt_facts + 1);
+    }
+}

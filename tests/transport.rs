@@ -274,3 +274,69 @@ fn tcp_over_tls() {
     assert!(!logs.contains(&token), "the token is in the log");
     assert!(!logs.contains(key_body), "the TLS key is in the log");
 }
+
+#[test]
+fn a_data_or_socket_directory_others_may_write_stops_startup() {
+    // Another local user could swap warden.sock (or the database) in such a directory.
+    let work = Workdir::new();
+    std::fs::create_dir(work.data()).unwrap();
+    std::fs::set_permissions(work.data(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (status, stderr) = run_to_exit(&mut work.serve_command());
+    assert!(!status.success());
+    assert!(
+        stderr.contains("data directory")
+            && stderr.contains("writable by others")
+            && stderr.contains("chmod go-w"),
+        "{stderr}"
+    );
+    assert!(!work.socket().exists(), "no socket in an open directory");
+
+    // The data directory is fine now; the socket's own directory is group-writable.
+    std::fs::set_permissions(work.data(), std::fs::Permissions::from_mode(0o750)).unwrap();
+    let shared = work.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o770)).unwrap();
+    let listen = format!("unix:{}", shared.join("w.sock").display());
+    let (status, stderr) = run_to_exit(work.serve_command().args(["--listen", &listen]));
+    assert!(!status.success());
+    assert!(
+        stderr.contains("socket directory") && stderr.contains("writable by its group"),
+        "{stderr}"
+    );
+
+    // A directory Warden creates itself is owner and group only, and it starts.
+    let daemon = work.start();
+    let mode = std::fs::metadata(daemon.work.data())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o750);
+}
+
+#[test]
+fn a_remote_listener_without_authentication_needs_insecure_remote() {
+    let work = Workdir::new();
+    let remote = format!("tcp:0.0.0.0:{}", free_port().port());
+    let (status, stderr) = run_to_exit(work.serve_command().args(["--listen", &remote]));
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&format!("--listen {remote}")) && stderr.contains("--insecure-remote"),
+        "{stderr}"
+    );
+    let http = format!("tcp:0.0.0.0:{}", free_port().port());
+    let (status, stderr) = run_to_exit(
+        work.serve_command()
+            .args(["--http", &http, "--http-allow-remote"]),
+    );
+    assert!(!status.success());
+    assert!(stderr.contains(&format!("--http {http}")), "{stderr}");
+
+    // With --insecure-remote it starts, and says so loudly (a token is the other way;
+    // see `cli::config`'s tests).
+    let daemon = work.start_with(&["--listen", &remote, "--insecure-remote"]);
+    assert!(
+        daemon.logs().contains("INSECURE (--insecure-remote)"),
+        "{}",
+        daemon.logs()
+    );
+}

@@ -2,7 +2,7 @@
 //! directory digest.
 
 use crate::api::pb;
-use crate::api::policy_state::PolicyStatus;
+use crate::api::policy_state::{PolicyStatus, WatcherState};
 use crate::api::reload::{PolicyReloader, Trigger};
 use crate::engine::Engine;
 use crate::engine::index::DirectoryIndex;
@@ -44,6 +44,10 @@ pub struct Admin {
     reloader: Arc<PolicyReloader>,
     engine: Arc<Engine>,
     stats: Option<Arc<dyn DirectoryStats>>,
+    /// One `CheckIndex` at a time: each costs a startup load of CPU and memory, so
+    /// concurrent callers queue here (a Tokio mutex: held across the blocking task's
+    /// `.await`) instead of running side by side.
+    index_checks: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Admin {
@@ -56,6 +60,7 @@ impl Admin {
             reloader,
             engine,
             stats,
+            index_checks: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -74,6 +79,13 @@ fn to_pb(s: PolicyStatus) -> pb::PolicyStatus {
         last_reload_error_at_unix_ms: s.last_error_at_unix_ms,
         reloads_succeeded: s.reloads_succeeded,
         reloads_failed: s.reloads_failed,
+        watcher: s.watcher.name().into(),
+        watcher_detail: match &s.watcher {
+            WatcherState::Off => String::new(),
+            WatcherState::Watching(dir) => dir.display().to_string(),
+            WatcherState::Failed(e) => e.clone(),
+        },
+        watch_restarts: s.watch_restarts,
     }
 }
 
@@ -138,13 +150,20 @@ impl pb::admin_service_server::AdminService for Admin {
 
     async fn check_index(
         &self,
-        _request: Request<pb::CheckIndexRequest>,
+        request: Request<pb::CheckIndexRequest>,
     ) -> Result<Response<pb::CheckIndexResponse>, Status> {
         let span = tracing::info_span!("CheckIndex");
+        // As long as a startup load: a TCP caller could keep a core busy with it at will.
+        if !crate::api::directory::on_unix_socket(&request) {
+            return Err(Status::permission_denied(
+                "CheckIndex is an operator call, served only on the Unix socket",
+            ));
+        }
         let Some(stats) = self.stats.clone() else {
             return Err(Status::failed_precondition("no directory store is attached"));
         };
         let engine = self.engine.clone();
+        let _one_at_a_time = self.index_checks.lock().await;
         let check = tokio::task::spawn_blocking(move || span.in_scope(|| stats.check_index(engine.index())))
             .await
             .map_err(|e| Status::internal(format!("index check crashed: {e}")))?
@@ -154,6 +173,7 @@ impl pb::admin_service_server::AdminService for Admin {
                 revision = check.revision,
                 live = %check.live_digest,
                 rebuilt = %check.rebuilt_digest,
+                differences = ?check.differences,
                 "the live decision index differs from the directory tables"
             );
         }
@@ -164,6 +184,7 @@ impl pb::admin_service_server::AdminService for Admin {
             live_facts: check.live_facts,
             rebuilt_digest: check.rebuilt_digest,
             rebuilt_facts: check.rebuilt_facts,
+            differences: check.differences,
         }))
     }
 

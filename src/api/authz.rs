@@ -4,6 +4,7 @@
 //! Nothing here decides anything; the engine does. Spans record org, resource and
 //! action but never the subject, which may be an API token.
 
+use crate::api::limits::Admission;
 use crate::api::logs::decisions::{DecisionLog, Source};
 use crate::api::metrics::{Metrics, Outcome};
 use crate::api::pb;
@@ -39,6 +40,12 @@ impl Authz {
             decisions: None,
             count_usage: false,
         }
+    }
+
+    /// Bound the `min_revision` wait (`serve --min-revision-wait`).
+    pub fn with_max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
+        self
     }
 
     /// Count answered checks of org members for usage reports (the daemon flushes them to
@@ -79,7 +86,7 @@ impl Authz {
         let input = match check_input(req) {
             Ok(input) => input,
             Err(status) => {
-                self.metrics.record(Outcome::Error, None);
+                self.metrics.record(Outcome::Invalid, None);
                 return Err(status);
             }
         };
@@ -88,7 +95,7 @@ impl Authz {
         let outcome = match &answer {
             Ok(r) if r.allowed => Outcome::Allow,
             Ok(_) => Outcome::Deny,
-            Err(_) => Outcome::Error,
+            Err(s) => outcome_of(s),
         };
         self.metrics.record(outcome, Some(started.elapsed()));
         if let (Some(log), Ok(r)) = (&self.decisions, &answer) {
@@ -140,11 +147,20 @@ impl Authz {
 
 fn check_input(req: &pb::CheckRequest) -> Result<CheckInput<'_>, Status> {
     Ok(CheckInput {
-        subject: validate::required("subject", &req.subject)?,
+        subject: validate::subject("subject", &req.subject)?,
         org: validate::required("org", &req.org)?,
-        resource: validate::required("resource", &req.resource)?,
+        resource: validate::resource("resource", &req.resource)?,
         action: validate::required("action", &req.action)?,
     })
+}
+
+/// How a failed check counts in the metrics: the caller's mistake (INVALID_ARGUMENT) is
+/// not a server error.
+fn outcome_of(status: &Status) -> Outcome {
+    match status.code() {
+        tonic::Code::InvalidArgument => Outcome::Invalid,
+        _ => Outcome::Error,
+    }
 }
 
 /// Map an engine failure to a status whose message says what failed.
@@ -153,13 +169,18 @@ pub(crate) fn engine_status(err: EngineError) -> Status {
         EngineError::InvalidPageToken => Status::invalid_argument(
             "page_token: not a token from this query; pass back next_page_token unchanged",
         ),
+        EngineError::Invalid { field, reason } => Status::invalid_argument(format!("{field}: {reason}")),
         EngineError::Eval(reason) => Status::internal(format!("engine: evaluation failed: {reason}")),
     }
 }
 
 #[tonic::async_trait]
 impl pb::authz_service_server::AuthzService for Authz {
-    async fn check(&self, request: Request<pb::CheckRequest>) -> Result<Response<pb::CheckResponse>, Status> {
+    async fn check(
+        &self,
+        mut request: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::CheckResponse>, Status> {
+        let admission = Admission::of(&mut request);
         let req = request.into_inner();
         let span = tracing::info_span!(
             "Check",
@@ -169,7 +190,7 @@ impl pb::authz_service_server::AuthzService for Authz {
             explain = req.explain,
         );
         traced(span, async {
-            revision::wait_for(&self.engine, req.min_revision, self.max_wait).await?;
+            revision::wait_for(&self.engine, admission.as_ref(), req.min_revision, self.max_wait).await?;
             let answer = self.decide(&req)?;
             self.count_usage(&req.org, &req.subject);
             Ok(Response::new(answer))
@@ -179,8 +200,9 @@ impl pb::authz_service_server::AuthzService for Authz {
 
     async fn batch_check(
         &self,
-        request: Request<pb::BatchCheckRequest>,
+        mut request: Request<pb::BatchCheckRequest>,
     ) -> Result<Response<pb::BatchCheckResponse>, Status> {
+        let admission = Admission::of(&mut request);
         let req = request.into_inner();
         let span = tracing::info_span!("BatchCheck", items = req.items.len());
         traced(span, async {
@@ -195,7 +217,8 @@ impl pb::authz_service_server::AuthzService for Authz {
                 .iter()
                 .map(|i| i.min_revision)
                 .fold(req.min_revision, u64::max);
-            let waited_at = revision::wait_for(&self.engine, min_revision, self.max_wait).await?;
+            let waited_at =
+                revision::wait_for(&self.engine, admission.as_ref(), min_revision, self.max_wait).await?;
 
             // Valid, unexplained items are decided together: one policy snapshot, one
             // index read, and the engine overlaps their directory lookups. Items asking for
@@ -213,7 +236,7 @@ impl pb::authz_service_server::AuthzService for Authz {
             let mut decided = decided.into_iter();
             let mut lowest: Option<u64> = None;
             // Counted here and added to the shared metrics once per batch.
-            let (mut allows, mut denies, mut errors, mut timed) = (0u64, 0u64, 0u64, 0u64);
+            let (mut allows, mut denies, mut errors, mut invalid, mut timed) = (0u64, 0u64, 0u64, 0u64, 0u64);
             let results = inputs
                 .into_iter()
                 .zip(&req.items)
@@ -221,7 +244,7 @@ impl pb::authz_service_server::AuthzService for Authz {
                 .map(|(i, (input, item))| {
                     let answer = match input {
                         Err(status) => {
-                            errors += 1;
+                            invalid += 1;
                             Err(status)
                         }
                         Ok(_) if item.explain => {
@@ -249,9 +272,13 @@ impl pb::authz_service_server::AuthzService for Authz {
                                 })
                             }
                             Some(Err(e)) => {
-                                errors += 1;
+                                let status = engine_status(e);
+                                match outcome_of(&status) {
+                                    Outcome::Invalid => invalid += 1,
+                                    _ => errors += 1,
+                                }
                                 timed += 1;
-                                Err(engine_status(e))
+                                Err(status)
                             }
                             None => Err(Status::internal("engine: batch answer missing")),
                         },
@@ -270,6 +297,7 @@ impl pb::authz_service_server::AuthzService for Authz {
                 })
                 .collect();
             self.metrics.record_batch(allows, denies, errors, share, timed);
+            self.metrics.record_invalid(invalid);
             Ok(Response::new(pb::BatchCheckResponse {
                 results,
                 revision: lowest.unwrap_or(waited_at),
@@ -280,8 +308,9 @@ impl pb::authz_service_server::AuthzService for Authz {
 
     async fn lookup_resources(
         &self,
-        request: Request<pb::LookupResourcesRequest>,
+        mut request: Request<pb::LookupResourcesRequest>,
     ) -> Result<Response<pb::LookupResourcesResponse>, Status> {
+        let admission = Admission::of(&mut request);
         let req = request.into_inner();
         let span = tracing::info_span!(
             "LookupResources",
@@ -289,12 +318,12 @@ impl pb::authz_service_server::AuthzService for Authz {
             action = %truncated(&req.action),
         );
         traced(span, async {
-            let subject = validate::required("subject", &req.subject)?;
+            let subject = validate::subject("subject", &req.subject)?;
             let org = validate::required("org", &req.org)?;
             let action = validate::required("action", &req.action)?;
             let token = validate::bounded("page_token", &req.page_token)?;
             let size = validate::page_size(req.page_size);
-            revision::wait_for(&self.engine, req.min_revision, self.max_wait).await?;
+            revision::wait_for(&self.engine, admission.as_ref(), req.min_revision, self.max_wait).await?;
             let page = self
                 .engine
                 .lookup_resources(subject, org, action, token, size)
@@ -310,8 +339,9 @@ impl pb::authz_service_server::AuthzService for Authz {
 
     async fn lookup_subjects(
         &self,
-        request: Request<pb::LookupSubjectsRequest>,
+        mut request: Request<pb::LookupSubjectsRequest>,
     ) -> Result<Response<pb::LookupSubjectsResponse>, Status> {
+        let admission = Admission::of(&mut request);
         let req = request.into_inner();
         let span = tracing::info_span!(
             "LookupSubjects",
@@ -321,11 +351,11 @@ impl pb::authz_service_server::AuthzService for Authz {
         );
         traced(span, async {
             let org = validate::required("org", &req.org)?;
-            let resource = validate::required("resource", &req.resource)?;
+            let resource = validate::resource("resource", &req.resource)?;
             let action = validate::required("action", &req.action)?;
             let token = validate::bounded("page_token", &req.page_token)?;
             let size = validate::page_size(req.page_size);
-            revision::wait_for(&self.engine, req.min_revision, self.max_wait).await?;
+            revision::wait_for(&self.engine, admission.as_ref(), req.min_revision, self.max_wait).await?;
             let page = self
                 .engine
                 .lookup_subjects(org, resource, action, token, size)

@@ -119,11 +119,10 @@ impl Gateway {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Gateway,
+    limits: crate::api::connections::ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, gateway.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::api::connections::serve_http(listener, gateway.router(), limits, shutdown).await
 }
 
 async fn openapi_json(State(gw): State<Arc<Gateway>>) -> Response {
@@ -232,6 +231,17 @@ fn parse(desc: MessageDescriptor, body: &[u8]) -> Result<DynamicMessage, serde_j
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(DynamicMessage::new(desc));
     }
+    // The descriptor reader keeps the last of two values for one field; refuse the body
+    // instead, so a caller and a proxy in front can never read different requests in it.
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde::de::DeserializeSeed::deserialize(
+        keys::Walk {
+            shape: keys::Shape::Message(desc.clone()),
+            path: String::new(),
+        },
+        &mut de,
+    )?;
+    de.end()?;
     let mut de = serde_json::Deserializer::from_slice(body);
     let msg = DynamicMessage::deserialize_with_options(
         desc,
@@ -240,6 +250,142 @@ fn parse(desc: MessageDescriptor, body: &[u8]) -> Result<DynamicMessage, serde_j
     )?;
     de.end()?;
     Ok(msg)
+}
+
+/// Duplicate keys in a JSON request body: the same key twice in one object, or two
+/// spellings of one field (`org_id` and `orgId`), at any depth.
+mod keys {
+    use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
+    use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
+    use std::collections::HashMap;
+    use std::fmt;
+
+    /// What a JSON value stands for, as far as keys are concerned.
+    #[derive(Clone)]
+    pub(super) enum Shape {
+        /// A message: keys are field names in either spelling.
+        Message(MessageDescriptor),
+        /// A map field: keys are map keys, values have this shape.
+        Map(Box<Shape>),
+        /// Anything else (scalars, well-known types such as `Struct`): keys are compared
+        /// as written.
+        Any,
+    }
+
+    fn field_shape(f: &FieldDescriptor) -> Shape {
+        let value_shape = |k: Kind| match k {
+            Kind::Message(m) if !m.full_name().starts_with("google.protobuf.") => Shape::Message(m),
+            _ => Shape::Any,
+        };
+        if f.is_map() {
+            return match f.kind() {
+                Kind::Message(entry) => {
+                    Shape::Map(Box::new(value_shape(entry.map_entry_value_field().kind())))
+                }
+                _ => Shape::Any,
+            };
+        }
+        value_shape(f.kind())
+    }
+
+    /// Walks one JSON value, refusing a repeated key; `path` names where it is
+    /// (`items[1]`), empty at the top.
+    pub(super) struct Walk {
+        pub(super) shape: Shape,
+        pub(super) path: String,
+    }
+
+    impl Walk {
+        fn at(&self, key: &str) -> String {
+            if self.path.is_empty() {
+                key.to_string()
+            } else {
+                format!("{}.{key}", self.path)
+            }
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Walk {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Walk {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut i = 0usize;
+            loop {
+                let item = Walk {
+                    shape: self.shape.clone(),
+                    path: format!("{}[{i}]", self.path),
+                };
+                if seq.next_element_seed(item)?.is_none() {
+                    return Ok(());
+                }
+                i += 1;
+            }
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            // Canonical name → the spelling met first.
+            let mut seen: HashMap<String, String> = HashMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let (canonical, shape) = match &self.shape {
+                    Shape::Message(m) => match m
+                        .get_field_by_name(&key)
+                        .or_else(|| m.get_field_by_json_name(&key))
+                    {
+                        Some(f) => (f.name().to_string(), field_shape(&f)),
+                        // Unknown: refused by the reader that follows, naming it.
+                        None => (key.clone(), Shape::Any),
+                    },
+                    Shape::Map(values) => (key.clone(), (**values).clone()),
+                    Shape::Any => (key.clone(), Shape::Any),
+                };
+                if let Some(first) = seen.get(&canonical) {
+                    let msg = if *first == key {
+                        format!("{}: the key appears twice; give each field once", self.at(&key))
+                    } else {
+                        format!(
+                            "{}: `{first}` and `{key}` both name the field `{canonical}`; give each field once",
+                            self.at(&canonical)
+                        )
+                    };
+                    return Err(A::Error::custom(msg));
+                }
+                let path = self.at(&canonical);
+                seen.insert(canonical, key);
+                map.next_value_seed(Walk { shape, path })?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The one uncompressed message of a unary gRPC reply body.
@@ -437,6 +583,43 @@ mod tests {
         assert_eq!(code_name(tonic::Code::PermissionDenied), "PERMISSION_DENIED");
         assert_eq!(code_name(tonic::Code::Ok), "OK");
         assert_eq!(code_name(tonic::Code::InvalidArgument), "INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_naming_the_field() {
+        let pool = DescriptorPool::decode(FILE_DESCRIPTOR_SET).expect("descriptors");
+        let check = pool
+            .get_message_by_name("warden.v1.CheckRequest")
+            .expect("CheckRequest");
+        let err = parse(check.clone(), br#"{"subject":"dave","subject":"alice"}"#).unwrap_err();
+        assert!(
+            err.to_string().starts_with("subject: the key appears twice"),
+            "{err}"
+        );
+        let ok = parse(check.clone(), br#"{"subject":"dave","org":"acme"}"#).expect("parses");
+        assert_eq!(
+            ok.get_field_by_name("subject")
+                .map(|v| v.as_str().map(str::to_string)),
+            Some(Some("dave".to_string()))
+        );
+        let members = pool
+            .get_message_by_name("warden.v1.AddMemberRequest")
+            .expect("AddMemberRequest");
+        let err = parse(members, br#"{"org_id":"acme","orgId":"globex"}"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`org_id` and `orgId` both name the field `org_id`"),
+            "{err}"
+        );
+        let batch = pool
+            .get_message_by_name("warden.v1.BatchCheckRequest")
+            .expect("BatchCheckRequest");
+        let err = parse(
+            batch,
+            br#"{"items":[{"subject":"a"},{"subject":"dave","subject":"alice"}]}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("items[1].subject:"), "{err}");
     }
 
     #[test]

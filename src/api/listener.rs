@@ -4,7 +4,8 @@
 //! The socket file is the trust boundary for local callers (whoever may open it may
 //! ask), so it is created `0660`, a stale one is replaced only when it is provably
 //! dead, a live daemon's socket is never stolen, and the file is removed on exit only
-//! if it is still the one this process created.
+//! if it is still the one this process created. A socket directory that others may
+//! write to is refused ([`require_private_dir`]): they could swap the socket.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -100,12 +101,16 @@ async fn bind(listen: &Listen) -> std::io::Result<Bound> {
 }
 
 async fn bind_unix(path: &Path) -> std::io::Result<Bound> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(SOCKET_DIR_MODE)
-            .create(parent)?;
-    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let existed = parent.exists();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(SOCKET_DIR_MODE)
+        .create(parent)?;
+    require_private_dir(parent, !existed, "socket directory")?;
     clear_stale_socket(path).await?;
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))?;
@@ -115,6 +120,44 @@ async fn bind_unix(path: &Path) -> std::io::Result<Bound> {
         identity: (meta.dev(), meta.ino()),
     };
     Ok(Bound::Unix(listener, file))
+}
+
+/// Refuse a directory that users other than the owner (and its group's members) could
+/// write to: whoever may write the directory may replace the socket or the database in
+/// it with their own (another local user swapping `warden.sock` for a socket that
+/// answers "allowed"). A directory Warden has just `created` is tightened to owner and
+/// group instead, with a warning. A sticky directory (`/tmp`, mode `1777`) is accepted:
+/// there only a file's owner may remove or rename it.
+pub fn require_private_dir(dir: &Path, created: bool, what: &str) -> std::io::Result<()> {
+    let meta = std::fs::metadata(dir)?;
+    let mode = meta.permissions().mode();
+    const STICKY: u32 = 0o1000;
+    if mode & 0o022 == 0 || mode & STICKY != 0 {
+        return Ok(());
+    }
+    if created {
+        let tightened = mode & 0o7755;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(tightened))?;
+        tracing::warn!(
+            dir = %dir.display(),
+            was = format!("{:04o}", mode & 0o7777),
+            now = format!("{:04o}", tightened & 0o7777),
+            "{what} was created writable by group or others (umask or default ACL?); tightened"
+        );
+        return Ok(());
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        format!(
+            "{what} {} is writable by {} (mode {:04o}): another local user could replace the \
+             socket or the database in it. Run `chmod go-w {}` (or use a directory only Warden's \
+             user and group can write)",
+            dir.display(),
+            if mode & 0o002 != 0 { "others" } else { "its group" },
+            mode & 0o7777,
+            dir.display()
+        ),
+    ))
 }
 
 /// Make way for a new socket at `path`: nothing there is fine; a socket nobody
@@ -211,6 +254,32 @@ mod tests {
         let second = bind_all(std::slice::from_ref(&listen)).await.unwrap();
         drop(second);
         assert!(!path.exists(), "socket file removed on drop");
+    }
+
+    #[tokio::test]
+    async fn a_socket_directory_others_may_write_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        for mode in [0o777, 0o770] {
+            std::fs::set_permissions(&open, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = bind_all(&[Listen::Unix(open.join("w.sock"))])
+                .await
+                .err()
+                .unwrap();
+            assert_eq!(
+                err.kind(),
+                std::io::ErrorKind::PermissionDenied,
+                "{mode:o}: {err}"
+            );
+            assert!(err.to_string().contains("chmod go-w"), "{err}");
+            assert!(!open.join("w.sock").exists());
+        }
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(
+            bind_all(&[Listen::Unix(open.join("w.sock"))]).await.is_ok(),
+            "sticky is fine"
+        );
     }
 
     #[tokio::test]

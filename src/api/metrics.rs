@@ -15,7 +15,8 @@
 //! `--metrics-allow-remote` says so (see `cli::config`).
 
 use crate::api::admin::DirectoryStats;
-use crate::api::policy_state::PolicyState;
+use crate::api::connections::{self, ConnectionLimits, Framing};
+use crate::api::policy_state::{PolicyState, WatcherState};
 use crate::api::shutdown::Shutdown;
 use crate::engine::Engine;
 use http_body_util::Full;
@@ -55,8 +56,12 @@ pub const BUCKETS_NS: [u64; 16] = [
 pub enum Outcome {
     Allow,
     Deny,
-    /// Invalid input or an engine evaluation failure: no decision was made.
+    /// An engine evaluation failure: no decision was made, and the fault is not the
+    /// caller's (`result="error"`).
     Error,
+    /// The caller's request was malformed (an empty field, a reserved subject, a
+    /// non-canonical resource): refused with INVALID_ARGUMENT (`result="invalid"`).
+    Invalid,
 }
 
 /// Counters written on the check path and read by the scraper.
@@ -69,6 +74,7 @@ pub struct Metrics {
     allow: AtomicU64,
     deny: AtomicU64,
     error: AtomicU64,
+    invalid: AtomicU64,
     /// Non-cumulative per-bucket counts (index `BUCKETS_NS.len()` is `+Inf`); made
     /// cumulative when rendered, so an observation touches one bucket, not sixteen.
     buckets: [AtomicU64; BUCKETS_NS.len() + 1],
@@ -90,6 +96,7 @@ impl Metrics {
             Outcome::Allow => &self.allow,
             Outcome::Deny => &self.deny,
             Outcome::Error => &self.error,
+            Outcome::Invalid => &self.invalid,
         }
         .fetch_add(1, Ordering::Relaxed);
         if let Some(t) = engine_time {
@@ -114,6 +121,13 @@ impl Metrics {
             let bucket = BUCKETS_NS.partition_point(|&upper| upper < ns);
             self.buckets[bucket].fetch_add(timed, Ordering::Relaxed);
             self.sum_ns.fetch_add(ns.saturating_mul(timed), Ordering::Relaxed);
+        }
+    }
+
+    /// Count `n` refused batch items (caller mistakes) at once.
+    pub fn record_invalid(&self, n: u64) {
+        if n > 0 {
+            self.invalid.fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -154,9 +168,14 @@ impl Scrape {
             &mut out,
             "warden_decisions_total",
             "counter",
-            "Checks answered, by result.",
+            "Checks answered, by result (`invalid`: refused as the caller's mistake, INVALID_ARGUMENT; `error`: the engine failed).",
         );
-        for (result, n) in [("allow", &m.allow), ("deny", &m.deny), ("error", &m.error)] {
+        for (result, n) in [
+            ("allow", &m.allow),
+            ("deny", &m.deny),
+            ("error", &m.error),
+            ("invalid", &m.invalid),
+        ] {
             let _ = writeln!(
                 out,
                 "warden_decisions_total{{result=\"{result}\"}} {}",
@@ -220,6 +239,41 @@ impl Scrape {
 
         gauge_or_counter(
             &mut out,
+            "warden_policy_last_reload_failed",
+            "gauge",
+            "1 while the latest reload failed (the previous policy keeps serving); see warden_policy_reload_error_info.",
+            u64::from(p.last_error.is_some()),
+        );
+        if let Some(e) = &p.last_error {
+            header(
+                &mut out,
+                "warden_policy_reload_error_info",
+                "gauge",
+                "The latest reload's errors (`file:line: reason`, `; `-separated), while it failed.",
+            );
+            let _ = writeln!(
+                out,
+                "warden_policy_reload_error_info{{error=\"{}\"}} 1",
+                label_value(&e.replace('\n', "; "))
+            );
+        }
+        gauge_or_counter(
+            &mut out,
+            "warden_policy_watcher_up",
+            "gauge",
+            "1 while the policy directory is watched; 0 when the watch is lost or cannot be set up (edits then load only through the periodic content check).",
+            u64::from(matches!(p.watcher, WatcherState::Watching(_))),
+        );
+        gauge_or_counter(
+            &mut out,
+            "warden_policy_watch_restarts_total",
+            "counter",
+            "Times the watch was re-established after the policy directory was replaced or its symlink swapped.",
+            p.watch_restarts,
+        );
+
+        gauge_or_counter(
+            &mut out,
             "warden_directory_revision",
             "gauge",
             "Revision of the directory the decision index reflects.",
@@ -254,6 +308,11 @@ impl Scrape {
     }
 }
 
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label_value(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
@@ -269,27 +328,34 @@ fn seconds(ns: u64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-/// Serve `/metrics` and `/healthz` on `listener` until `shutdown` fires. Connections
-/// in progress are dropped at shutdown: a scrape is cheap to repeat.
-pub async fn serve(listener: TcpListener, scrape: Scrape, shutdown: Shutdown) {
-    let stop = shutdown.wait();
+/// Serve `/metrics` and `/healthz` on `listener` until `shutdown` fires, under the same
+/// connection cap, timeouts and accept backoff as every listener
+/// ([`crate::api::connections`]). Connections in progress are dropped at shutdown: a
+/// scrape is cheap to repeat.
+pub async fn serve(listener: TcpListener, scrape: Scrape, limits: ConnectionLimits, shutdown: Shutdown) {
+    use tokio_stream::StreamExt as _;
+    let name = match listener.local_addr() {
+        Ok(a) => format!("metrics:{a}"),
+        Err(_) => "metrics".into(),
+    };
+    let stop = shutdown.clone().wait();
     tokio::pin!(stop);
+    let mut conns = connections::incoming(listener, limits, Framing::Opaque, name, shutdown.wait());
     loop {
         let stream = tokio::select! {
             () = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics listener: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+            c = conns.next() => match c {
+                Some(Ok(c)) => c,
+                Some(Err(_)) => continue,
+                None => break,
             },
         };
         let scrape = scrape.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| respond(req, scrape.clone()));
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
@@ -326,7 +392,22 @@ async fn respond(
                 format!("scrape failed: {e}\n"),
             ),
         },
-        "/healthz" if scrape.metrics.is_serving() => reply(StatusCode::OK, TEXT, "ok\n".into()),
+        // Still 200 with a failed reload or a lost watch: the last good policy serves, and
+        // a probe failing would take every replica out over one bad edit. The body names
+        // the problem for whoever looks.
+        "/healthz" if scrape.metrics.is_serving() => {
+            let problems = scrape.policy.problems();
+            let mut body = String::from(if problems.is_empty() {
+                "ok\n"
+            } else {
+                "ok, degraded\n"
+            });
+            for p in problems {
+                body.push_str(&p);
+                body.push('\n');
+            }
+            reply(StatusCode::OK, TEXT, body)
+        }
         "/healthz" => reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, "not serving\n".into()),
         _ => reply(StatusCode::NOT_FOUND, TEXT, "try /metrics or /healthz\n".into()),
     }

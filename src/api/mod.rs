@@ -2,7 +2,8 @@
 //!
 //! Owns everything between a socket and the engine: the `warden.v1` protobuf types
 //! (generated from `proto/`), request validation, the Authz, Admin and directory
-//! services, the Unix-socket and TCP listeners with their shutdown, gRPC health and reflection, the
+//! services, the Unix-socket and TCP listeners with their shutdown, connection caps and
+//! timeouts ([`connections`]), gRPC health and reflection, the
 //! Prometheus metrics listener, the HTTP/JSON gateway, the client connector, and (for now) policy reload orchestration and its status.
 //!
 //! It must not touch redb or read policy files itself: decisions come from the
@@ -17,6 +18,8 @@ pub mod admin;
 pub mod auth;
 pub mod authz;
 pub mod client;
+pub mod codec;
+pub mod connections;
 pub mod directory;
 pub mod ext_authz;
 pub mod http;

@@ -23,6 +23,35 @@ pub struct PolicyStatus {
     /// Reloads after the initial load.
     pub reloads_succeeded: u64,
     pub reloads_failed: u64,
+    /// Whether the policy directory is being watched (see `api::reload`).
+    pub watcher: WatcherState,
+    /// Times the watch was re-established after the directory (or the symlink it is
+    /// reached through) was replaced.
+    pub watch_restarts: u64,
+}
+
+/// The file watcher's state. A watcher that cannot watch is an error in the status, the
+/// metrics and `/healthz`, never silence: edits would otherwise stop loading unseen.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum WatcherState {
+    /// No watcher runs (tests of the admin service; the daemon always starts one).
+    #[default]
+    Off,
+    /// Watching this directory (the `--policies` path with symlinks resolved).
+    Watching(PathBuf),
+    /// The watch is lost or could not be set up; retried on every content check.
+    Failed(String),
+}
+
+impl WatcherState {
+    /// `off`, `watching` or `error`: the `watcher` field of the status.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WatcherState::Off => "off",
+            WatcherState::Watching(_) => "watching",
+            WatcherState::Failed(_) => "error",
+        }
+    }
 }
 
 /// The shared, mutable policy status.
@@ -66,6 +95,32 @@ impl PolicyState {
         s.last_error = Some(errors.to_string());
         s.last_error_at_unix_ms = now_unix_ms();
         s.reloads_failed += 1;
+    }
+
+    /// Record what the watcher is doing; `restarted` counts a re-established watch.
+    pub(crate) fn record_watcher(&self, state: WatcherState, restarted: bool) {
+        let mut s = self.inner.lock();
+        s.watcher = state;
+        if restarted {
+            s.watch_restarts += 1;
+        }
+    }
+
+    /// Problems an operator must see in `/healthz`: a failed latest reload and a watcher
+    /// that cannot watch. Empty when all is well.
+    pub fn problems(&self) -> Vec<String> {
+        let s = self.inner.lock();
+        let mut out = Vec::new();
+        if let Some(e) = &s.last_error {
+            out.push(format!(
+                "policy reload failed, the previous policy keeps serving: {}",
+                e.replace('\n', "; ")
+            ));
+        }
+        if let WatcherState::Failed(e) = &s.watcher {
+            out.push(format!("policy watcher: {e}"));
+        }
+        out
     }
 }
 

@@ -11,14 +11,16 @@
 //! that save by write-then-rename and Kubernetes ConfigMaps that swap the `..data`
 //! symlink both replace directory entries, which a file watch would miss.
 
-use crate::api::policy_state::{PolicyState, PolicyStatus};
+use crate::api::policy_state::{PolicyState, PolicyStatus, WatcherState};
 use crate::api::shutdown::Shutdown;
 use crate::engine::{CompiledPolicy, Engine};
-use crate::policy::{self, PolicyError, PolicyErrors};
+use crate::policy::{self, PolicyError, PolicyErrors, snapshot};
 use notify_debouncer_full::notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -37,6 +39,10 @@ pub type LoadFn = dyn Fn(&Path) -> Result<CompiledPolicy, PolicyErrors> + Send +
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
     FileChange,
+    /// The directory was replaced (or the symlink to it swapped) and is watched anew.
+    DirReplaced,
+    /// The periodic content check found a change no watch event reported.
+    ContentCheck,
     Sighup,
     Rpc,
 }
@@ -51,16 +57,21 @@ pub struct PolicyReloader {
     /// Held for a whole reload. A Tokio mutex because it is held across the
     /// `.await` on the blocking load; waiting reloads queue in order.
     serial: tokio::sync::Mutex<()>,
+    /// [`snapshot::fingerprint`] of the directory taken before the latest load, for the
+    /// runner's periodic content check.
+    loaded_fingerprint: parking_lot::Mutex<Option<[u8; 32]>>,
 }
 
 impl PolicyReloader {
     pub fn new(dir: PathBuf, engine: Arc<Engine>, state: Arc<PolicyState>) -> Self {
+        let dir_for_fingerprint = dir.clone();
         Self {
             dir,
             engine,
             state,
             load: Arc::new(policy::load_dir),
             serial: tokio::sync::Mutex::new(()),
+            loaded_fingerprint: parking_lot::Mutex::new(Some(snapshot::fingerprint(&dir_for_fingerprint))),
         }
     }
 
@@ -79,6 +90,15 @@ impl PolicyReloader {
         &self.state
     }
 
+    /// Whether the directory's content differs from what the latest load read.
+    pub async fn content_changed(&self) -> bool {
+        let dir = self.dir.clone();
+        let now = tokio::task::spawn_blocking(move || snapshot::fingerprint(&dir))
+            .await
+            .ok();
+        now.is_none() || now != *self.loaded_fingerprint.lock()
+    }
+
     /// Load the directory now. On success the new policy is serving when this returns;
     /// on failure the old one still is, and the errors are in the status.
     pub async fn reload(&self, trigger: Trigger) -> Result<PolicyStatus, PolicyErrors> {
@@ -87,15 +107,43 @@ impl PolicyReloader {
             let _serial = self.serial.lock().await;
             let load = self.load.clone();
             let dir = self.dir.clone();
-            let loaded = tokio::task::spawn_blocking(move || load(&dir))
+            let loaded = tokio::task::spawn_blocking(move || (snapshot::fingerprint(&dir), load(&dir)))
                 .await
+                .map(|(fingerprint, loaded)| {
+                    *self.loaded_fingerprint.lock() = Some(fingerprint);
+                    loaded
+                })
                 .unwrap_or_else(|join_err| {
+                    *self.loaded_fingerprint.lock() = None;
                     Err(PolicyErrors(vec![PolicyError {
                         file: self.dir.display().to_string(),
                         line: 0,
                         reason: format!("policy loader crashed: {join_err}"),
                     }]))
                 });
+            // A file the serving policy came from that has gone is a failed reload, like a
+            // deleted `policy.csv`: the optional files (`engine.toml`, `limits.toml`) would
+            // otherwise fall back to built-in defaults that feed no directory roles and
+            // quietly deny every member.
+            let loaded = loaded.and_then(|policy| {
+                let serving = self.state.snapshot().files;
+                let gone: Vec<PolicyError> = serving
+                    .iter()
+                    .filter(|f| !policy.files.contains(f))
+                    .map(|f| PolicyError {
+                        file: f.display().to_string(),
+                        line: 0,
+                        reason: "cannot read: No such file or directory; the serving policy was \
+                                 loaded from it (restore it; a restart serves without it)"
+                            .into(),
+                    })
+                    .collect();
+                if gone.is_empty() {
+                    Ok(policy)
+                } else {
+                    Err(PolicyErrors(gone))
+                }
+            });
             match loaded {
                 Ok(policy) => {
                     let status = self.state.record_success(&policy);
@@ -121,11 +169,24 @@ impl PolicyReloader {
     }
 }
 
-/// The running watcher and signal handler. Dropping it stops the file watcher; call
-/// [`ReloadRunner::stop`] after triggering shutdown to also wait for the task.
+/// How often the runner compares the directory's content with what it last loaded
+/// (and checks that the watch still points at the directory the path leads to): the
+/// safety net for changes the watcher missed. Four small files are read and hashed.
+pub const CONTENT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What the file-watch callback tells the runner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WatchEvent {
+    /// A file inside the directory changed, or the directory entry itself did (see
+    /// [`Watch::replaced`]).
+    Changed,
+    /// The watcher reported an error.
+    Error,
+}
+
+/// The running watcher and signal handler. Call [`ReloadRunner::stop`] after
+/// triggering shutdown to wait for the task (which owns and then drops the watch).
 pub struct ReloadRunner {
-    /// Kept alive for its side effect: dropping the debouncer stops the watch.
-    _debouncer: Debouncer<notify_debouncer_full::notify::RecommendedWatcher, RecommendedCache>,
     task: JoinHandle<()>,
 }
 
@@ -137,54 +198,195 @@ impl ReloadRunner {
     }
 }
 
+type FileDebouncer = Debouncer<notify_debouncer_full::notify::RecommendedWatcher, RecommendedCache>;
+
+/// The watch on the policy directory and on its parent.
+///
+/// The directory watch reports edits inside it. It is tied to the directory's inode, so
+/// `rm -rf policies && cp -r new policies`, or swapping a `policies` symlink to another
+/// directory, leaves it watching a directory nobody uses any more. The parent watch sees
+/// those replacements (they change the parent's entry), and the periodic check compares
+/// the inode the path leads to with the watched one; either re-establishes the watch.
+struct Watch {
+    debouncer: FileDebouncer,
+    /// `--policies` made absolute (symlinks kept), as event paths are reported.
+    dir: PathBuf,
+    /// The directory the watch is on: (device, inode) and resolved path; `None` while
+    /// the watch is lost.
+    watched: Option<((u64, u64), PathBuf)>,
+    state: Arc<PolicyState>,
+    /// Set by the watch callback when the directory entry itself changed: removed,
+    /// re-created, renamed over, or a symlink swapped. The watch must then be set up
+    /// again on whatever the path leads to now.
+    replaced: Arc<AtomicBool>,
+}
+
+impl Watch {
+    fn start(dir: &Path, state: Arc<PolicyState>, events: mpsc::Sender<WatchEvent>) -> std::io::Result<Self> {
+        let dir = std::path::absolute(dir)?;
+        let callback_dir = dir.clone();
+        let replaced = Arc::new(AtomicBool::new(false));
+        let flag = replaced.clone();
+        let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| match result {
+            Ok(batch) => {
+                let mut replaced = false;
+                let mut changed = false;
+                for e in batch
+                    .iter()
+                    .filter(|e| !matches!(e.event.kind, EventKind::Access(_)))
+                {
+                    for p in &e.event.paths {
+                        if p == &callback_dir {
+                            replaced = true;
+                        } else if p.starts_with(&callback_dir) {
+                            changed = true;
+                        }
+                    }
+                }
+                // Capacity-1 channel: a pending event already causes the reload that
+                // reads the newest state. A replacement is also noted in a flag the
+                // runner reads with any event, so a full channel cannot lose it (and the
+                // callback never blocks the watcher's thread).
+                if replaced {
+                    flag.store(true, Ordering::SeqCst);
+                }
+                if replaced || changed {
+                    let _ = events.try_send(WatchEvent::Changed);
+                }
+            }
+            Err(errors) => {
+                for e in errors {
+                    tracing::warn!(error = %e, "policy directory watch error");
+                }
+                let _ = events.try_send(WatchEvent::Error);
+            }
+        })
+        .map_err(std::io::Error::other)?;
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("/"),
+        };
+        // Without the parent watch a replaced directory is still found by the periodic
+        // check, a few seconds later: worth a warning, not a refusal to start.
+        if let Err(e) = debouncer.watch(&parent, RecursiveMode::NonRecursive) {
+            tracing::warn!(
+                dir = %parent.display(),
+                error = %e,
+                "cannot watch the policy directory's parent; a replaced policy directory is noticed by the periodic check"
+            );
+        }
+        let mut watch = Self {
+            debouncer,
+            dir,
+            watched: None,
+            state,
+            replaced,
+        };
+        // The startup watch must work: a daemon that cannot see edits should not start
+        // as if it could.
+        watch.rewatch(false).map_err(std::io::Error::other)?;
+        Ok(watch)
+    }
+
+    /// Watch whatever the path leads to now, replacing the old watch. Records the
+    /// outcome in the status; `restarted` counts it as a re-established watch.
+    fn rewatch(&mut self, restarted: bool) -> Result<(), String> {
+        if self.watched.take().is_some() {
+            // The old directory may be gone with its watch; nothing to undo then.
+            let _ = self.debouncer.unwatch(&self.dir);
+        }
+        let result = (|| -> Result<((u64, u64), PathBuf), String> {
+            let meta = std::fs::metadata(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+            let real =
+                std::fs::canonicalize(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+            self.debouncer
+                .watch(&self.dir, RecursiveMode::NonRecursive)
+                .map_err(|e| format!("watching {}: {e}", self.dir.display()))?;
+            Ok(((meta.dev(), meta.ino()), real))
+        })();
+        match result {
+            Ok((id, real)) => {
+                if restarted {
+                    tracing::info!(dir = %self.dir.display(), target = %real.display(), "policy directory replaced; watching the new one");
+                }
+                self.state
+                    .record_watcher(WatcherState::Watching(real.clone()), restarted);
+                self.watched = Some((id, real));
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch the policy directory; retrying on the next content check");
+                self.state.record_watcher(WatcherState::Failed(e.clone()), false);
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether the path still leads to the watched directory.
+    fn still_current(&self) -> bool {
+        let Some((id, real)) = &self.watched else {
+            return false;
+        };
+        std::fs::metadata(&self.dir).is_ok_and(|m| (m.dev(), m.ino()) == *id)
+            && std::fs::canonicalize(&self.dir).is_ok_and(|r| r == *real)
+    }
+}
+
 /// Start watching the reloader's directory and listening for SIGHUP; each trigger
-/// reloads until `shutdown` fires.
+/// reloads until `shutdown` fires. Every [`CONTENT_CHECK_INTERVAL`] the runner also
+/// re-establishes a lost or stale watch and reloads if the content differs from what
+/// the latest load read.
 pub fn spawn_runner(reloader: Arc<PolicyReloader>, shutdown: Shutdown) -> std::io::Result<ReloadRunner> {
-    // Capacity 1 coalesces bursts: if a reload is already queued, it will read the
-    // directory after the newest change anyway, so extra triggers are dropped.
-    let (tx, mut rx) = mpsc::channel::<Trigger>(1);
+    spawn_runner_every(reloader, shutdown, CONTENT_CHECK_INTERVAL)
+}
 
-    let file_tx = tx.clone();
-    let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| match result {
-        Ok(events) => {
-            if events
-                .iter()
-                .any(|e| !matches!(e.event.kind, EventKind::Access(_)))
-            {
-                let _ = file_tx.try_send(Trigger::FileChange);
-            }
-        }
-        Err(errors) => {
-            for e in errors {
-                tracing::warn!(error = %e, "policy directory watch error");
-            }
-        }
-    })
-    .map_err(std::io::Error::other)?;
-    debouncer
-        .watch(reloader.dir(), RecursiveMode::NonRecursive)
-        .map_err(|e| std::io::Error::other(format!("watching {}: {e}", reloader.dir().display())))?;
-
+/// [`spawn_runner`] with another content-check interval (tests).
+pub fn spawn_runner_every(
+    reloader: Arc<PolicyReloader>,
+    shutdown: Shutdown,
+    check_every: Duration,
+) -> std::io::Result<ReloadRunner> {
+    let (tx, mut rx) = mpsc::channel::<WatchEvent>(1);
+    let mut watch = Watch::start(reloader.dir(), reloader.state().clone(), tx)?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let stop = shutdown.wait();
     let task = tokio::spawn(async move {
         tokio::pin!(stop);
+        let mut tick = tokio::time::interval(check_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.reset();
         loop {
             let trigger = tokio::select! {
                 _ = &mut stop => break,
-                Some(t) = rx.recv() => t,
+                Some(event) = rx.recv() => {
+                    let suspect = watch.replaced.swap(false, Ordering::SeqCst) || event == WatchEvent::Error;
+                    if suspect && !watch.still_current() {
+                        let _ = watch.rewatch(true);
+                        Trigger::DirReplaced
+                    } else {
+                        Trigger::FileChange
+                    }
+                }
                 Some(()) = hup.recv() => Trigger::Sighup,
+                _ = tick.tick() => {
+                    if !watch.still_current() {
+                        let _ = watch.rewatch(true);
+                        Trigger::DirReplaced
+                    } else if reloader.content_changed().await {
+                        tracing::warn!("the policy files changed without a watch event; reloading");
+                        Trigger::ContentCheck
+                    } else {
+                        continue;
+                    }
+                }
             };
             // Failures are recorded and logged inside reload.
             let _ = reloader.reload(trigger).await;
         }
+        drop(watch);
         tracing::debug!("policy reload runner stopped");
     });
-    drop(tx);
-    Ok(ReloadRunner {
-        _debouncer: debouncer,
-        task,
-    })
+    Ok(ReloadRunner { task })
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 use crate::api::admin::{Admin, DirectoryStats};
 use crate::api::auth::TcpAuthLayer;
 use crate::api::authz::Authz;
+use crate::api::connections::{self, ConnectionLimits, Framing};
 use crate::api::directory::Directory;
 use crate::api::ext_authz::{ExtAuthz, Mapping as ExtAuthzMapping};
 use crate::api::http::{self, Gateway};
@@ -23,11 +24,9 @@ use crate::store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
-use tokio_stream::wrappers::UnixListenerStream;
 use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 /// How long in-flight calls get to finish after shutdown begins.
@@ -77,8 +76,9 @@ pub struct Services {
     pub transport: Transport,
 }
 
-/// How TCP listeners protect themselves; Unix-socket callers are trusted by file
-/// permission and get neither.
+/// How the listeners protect themselves: bearer token and TLS for TCP (Unix-socket
+/// callers are trusted by file permission and get neither), and for every listener the
+/// bounds on calls and connections.
 #[derive(Clone)]
 pub struct Transport {
     /// SHA-256 of the bearer token TCP callers must present (see [`crate::api::auth`]).
@@ -87,6 +87,13 @@ pub struct Transport {
     pub tls: Option<tonic::transport::ServerTlsConfig>,
     /// Calls in flight at once, over all listeners (see [`crate::api::limits`]).
     pub max_in_flight: usize,
+    /// Calls parked in a `min_revision` wait at once, outside `max_in_flight`.
+    pub max_revision_waiters: usize,
+    /// Longest `min_revision` wait.
+    pub min_revision_wait: Duration,
+    /// Connection cap, timeouts and keep-alive of every listener (see
+    /// [`crate::api::connections`]).
+    pub connections: ConnectionLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +147,8 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     let authz = Authz::new(services.engine.clone())
         .with_metrics(services.metrics.clone())
         .with_decision_log(services.decision_log.clone())
-        .with_usage_counting();
+        .with_usage_counting()
+        .with_max_wait(services.transport.min_revision_wait);
     let admin = Admin::new(services.reloader, services.engine, services.stats);
     // The one set of services behind every listener and the HTTP/JSON gateway.
     let mut routes = Routes::new(health_service)
@@ -168,16 +176,25 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     // One router per kind of listener: the same services, but TCP listeners may add TLS.
     // Both check bearer tokens for TCP callers (the layer lets Unix-socket callers by).
     // One in-flight bound shared by every listener and the gateway.
-    let in_flight = InFlightLayer::new(services.transport.max_in_flight);
+    let in_flight = InFlightLayer::new(
+        services.transport.max_in_flight,
+        services.transport.max_revision_waiters,
+    );
+    let limits = services.transport.connections;
     let auth = TcpAuthLayer::new(services.transport.token_sha256);
     let router_for = |builder: Server<tower::layer::util::Identity>| {
         builder
             .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
+            // Pings find dead peers; the idle timeout (in `connections`) closes live but
+            // unused ones, and pings do not count as use there.
+            .http2_keepalive_interval(Some(limits.keepalive_interval))
+            .http2_keepalive_timeout(Some(limits.keepalive_timeout))
             .layer(auth.clone())
             .layer(in_flight.clone())
             .add_routes(routes.clone())
     };
     let router = router_for(Server::builder());
+    let tls = services.transport.tls.is_some();
     let tcp_router = match services.transport.tls.clone() {
         Some(tls) => router_for(Server::builder().tls_config(tls).map_err(ServeError::Tls)?),
         None => router.clone(),
@@ -186,6 +203,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     // The listeners stop on this server's own signal, fired on shutdown or when one
     // listener fails, so a failure drains the others instead of leaving them serving.
     let (stop_all, stop) = ShutdownTrigger::new();
+    let stop_accepting = stop.clone();
     let mut servers = JoinSet::new();
     let mut socket_files = Vec::new();
     for listener in listeners {
@@ -196,17 +214,24 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         match listener {
             Bound::Unix(l, file) => {
                 socket_files.push(file);
+                let incoming = connections::incoming(
+                    l,
+                    limits,
+                    Framing::H2,
+                    name.clone(),
+                    stop_accepting.clone().wait(),
+                );
                 servers.spawn(async move {
-                    let result = router
-                        .serve_with_incoming_shutdown(UnixListenerStream::new(l), stop)
-                        .await;
+                    let result = router.serve_with_incoming_shutdown(incoming, stop).await;
                     (name, result)
                 });
             }
             Bound::Tcp(l) => {
                 let router = tcp_router.clone();
+                let framing = if tls { Framing::Opaque } else { Framing::H2 };
+                let incoming =
+                    connections::incoming(l, limits, framing, name.clone(), stop_accepting.clone().wait());
                 servers.spawn(async move {
-                    let incoming = TcpIncoming::from(l).with_nodelay(Some(true));
                     let result = router.serve_with_incoming_shutdown(incoming, stop).await;
                     (name, result)
                 });
@@ -224,7 +249,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
                     .service(routes),
             )?;
             tracing::info!(listener = %format!("tcp:{}", l.local_addr().map_err(ServeError::Http)?), "serving HTTP/JSON");
-            Some(tokio::spawn(http::serve(l, gateway, stop.clone().wait())))
+            Some(tokio::spawn(http::serve(l, gateway, limits, stop.clone().wait())))
         }
         None => None,
     };

@@ -34,6 +34,27 @@ pub fn bounded<'a>(field: &str, value: &'a str) -> Result<&'a str, Status> {
     Ok(value)
 }
 
+/// A check's subject: present, bounded, and not spelled like a node of the role graphs
+/// (`role:`, `team:`, `app:`, `label:`); `token:<secret>` is a token.
+pub fn subject<'a>(field: &str, value: &'a str) -> Result<&'a str, Status> {
+    let value = required(field, value)?;
+    match crate::engine::subject_problem(value) {
+        Some(why) => Err(Status::invalid_argument(format!("{field}: {why}"))),
+        None => Ok(value),
+    }
+}
+
+/// A check's resource: present, bounded, and in the resource grammar
+/// (`directory::resource`: non-empty `/`-separated segments, no `.`/`..`, no control
+/// characters).
+pub fn resource<'a>(field: &str, value: &'a str) -> Result<&'a str, Status> {
+    let value = required(field, value)?;
+    match crate::directory::resource::resource_problem(value) {
+        Some(why) => Err(Status::invalid_argument(format!("{field}: {why}"))),
+        None => Ok(value),
+    }
+}
+
 /// The page size to serve for a requested `page_size`.
 pub fn page_size(requested: u32) -> usize {
     match requested as usize {
@@ -59,6 +80,25 @@ mod tests {
         let err = required("resource", &long).unwrap_err();
         assert!(err.message().starts_with("resource:"), "{}", err.message());
         assert!(required("resource", &long[..MAX_FIELD_BYTES]).is_ok());
+    }
+
+    #[test]
+    fn reserved_subjects_and_non_canonical_resources_are_named() {
+        for bad in ["role:admin", "team:x", "label:x", "app:web"] {
+            let err = subject("items[2].subject", bad).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument);
+            assert!(
+                err.message().starts_with("items[2].subject:"),
+                "{}",
+                err.message()
+            );
+        }
+        assert!(subject("subject", "token:abc").is_ok());
+        assert!(subject("subject", "auth0|abc").is_ok());
+        let err = resource("resource", "apps/web/../api").unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().starts_with("resource:"), "{}", err.message());
+        assert!(resource("resource", "apps/web/models/1").is_ok());
     }
 
     #[test]

@@ -76,6 +76,9 @@ async fn call(args: AdminArgs) -> anyhow::Result<ExitCode> {
             println!("revision:    {}", c.revision);
             println!("live:        {} ({} facts)", c.live_digest, c.live_facts);
             println!("rebuilt:     {} ({} facts)", c.rebuilt_digest, c.rebuilt_facts);
+            for d in &c.differences {
+                println!("  {d}");
+            }
             if !c.consistent {
                 eprintln!(
                     "the live index differs from the directory tables; restart the daemon to rebuild it"
@@ -109,6 +112,10 @@ fn print_status(s: &pb::PolicyStatus) {
     println!(
         "reloads:     {} ok, {} failed",
         s.reloads_succeeded, s.reloads_failed
+    );
+    println!(
+        "watcher:     {} {} ({} restarts)",
+        s.watcher, s.watcher_detail, s.watch_restarts
     );
     if !s.last_reload_error.is_empty() {
         println!(

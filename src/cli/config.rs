@@ -4,6 +4,7 @@
 //! clap resolves flags over environment variables; this file layers the TOML file
 //! and the defaults beneath them and produces one resolved [`ServeConfig`].
 
+use crate::api::connections::ConnectionLimits;
 use crate::api::listener::Listen;
 use crate::api::logs::LogsConfig;
 use crate::api::logs::decisions::{DecisionLogConfig, SubjectMode};
@@ -12,6 +13,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub const DEFAULT_DATA: &str = "./data";
 pub const DEFAULT_POLICIES: &str = "./policies";
@@ -49,7 +51,10 @@ pub struct ServeArgs {
     /// no_unix, no_tcp, demo, require_policy_tests, metrics, metrics_allow_remote, ext_authz,
     /// decision_log, decision_log_sample, decision_log_subjects, audit_log, log_rotate_bytes,
     /// log_rotate_keep, http, http_allow_remote, tcp_token_sha256, tls_cert, tls_key,
-    /// max_in_flight). Relative paths in it are relative to the working directory.
+    /// max_in_flight, min_revision_wait, max_revision_waiters, max_connections,
+    /// handshake_timeout, header_read_timeout, keepalive_interval, keepalive_timeout,
+    /// idle_timeout, insecure_remote; durations as strings like "2s"). Relative paths in
+    /// it are relative to the working directory.
     #[arg(long, env = "WARDEN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Seed a demo directory (orgs, members, teams, apps) into an empty store.
@@ -130,6 +135,42 @@ pub struct ServeArgs {
     /// with RESOURCE_EXHAUSTED (health checks exempt). [default: 1024]
     #[arg(long, env = "WARDEN_MAX_IN_FLIGHT", value_name = "N")]
     pub max_in_flight: Option<usize>,
+    /// Longest a call waits for the directory to reach its `min_revision` before failing
+    /// with FAILED_PRECONDITION, e.g. 2s or 500ms. [default: 2s]
+    #[arg(long, env = "WARDEN_MIN_REVISION_WAIT", value_name = "DURATION", value_parser = parse_duration)]
+    pub min_revision_wait: Option<Duration>,
+    /// Calls that may wait for a `min_revision` at once. A waiting call holds none of the
+    /// --max-in-flight capacity; beyond this bound it is refused with RESOURCE_EXHAUSTED.
+    /// [default: 128]
+    #[arg(long, env = "WARDEN_MAX_REVISION_WAITERS", value_name = "N")]
+    pub max_revision_waiters: Option<usize>,
+    /// Open connections per listener (each gRPC listener and the HTTP/JSON gateway);
+    /// beyond it a new connection is closed at once. [default: 1024]
+    #[arg(long, env = "WARDEN_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Time a new connection gets to send its first request bytes (the HTTP/2 preface,
+    /// TLS hello or HTTP/1 request line) before it is closed. [default: 10s]
+    #[arg(long, env = "WARDEN_HANDSHAKE_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
+    pub handshake_timeout: Option<Duration>,
+    /// Time an HTTP/1 client of the gateway gets to send a request's headers. [default: 10s]
+    #[arg(long, env = "WARDEN_HEADER_READ_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
+    pub header_read_timeout: Option<Duration>,
+    /// HTTP/2 keep-alive: ping a connection that has been quiet this long. [default: 60s]
+    #[arg(long, env = "WARDEN_KEEPALIVE_INTERVAL", value_name = "DURATION", value_parser = parse_duration)]
+    pub keepalive_interval: Option<Duration>,
+    /// HTTP/2 keep-alive: close a connection whose ping is not answered within this.
+    /// [default: 20s]
+    #[arg(long, env = "WARDEN_KEEPALIVE_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
+    pub keepalive_timeout: Option<Duration>,
+    /// Close a connection that has sent no request for this long (pings do not count).
+    /// [default: 10m]
+    #[arg(long, env = "WARDEN_IDLE_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Allow a non-loopback TCP or HTTP/JSON listener without caller authentication
+    /// (--tcp-token-sha256 or TLS client certificates). Anyone who reaches it may then
+    /// read and write the directory as any actor; a warning is logged at every start.
+    #[arg(long, env = "WARDEN_INSECURE_REMOTE")]
+    pub insecure_remote: bool,
 }
 
 /// The TOML file's shape: every key optional, unknown keys rejected so that a typo
@@ -159,6 +200,45 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     max_in_flight: Option<usize>,
+    #[serde(default, deserialize_with = "duration_opt")]
+    min_revision_wait: Option<Duration>,
+    max_revision_waiters: Option<usize>,
+    max_connections: Option<usize>,
+    #[serde(default, deserialize_with = "duration_opt")]
+    handshake_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "duration_opt")]
+    header_read_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "duration_opt")]
+    keepalive_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "duration_opt")]
+    keepalive_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "duration_opt")]
+    idle_timeout: Option<Duration>,
+    insecure_remote: Option<bool>,
+}
+
+/// A duration as written in flags and the TOML file: a whole number with a unit,
+/// `ms`, `s`, `m` or `h` (`500ms`, `2s`, `10m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a whole number with a unit, e.g. 2s, 500ms or 10m"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(format!("{text:?}: unit must be ms, s, m or h, e.g. 2s")),
+    };
+    Ok(d)
+}
+
+fn duration_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map(Some).map_err(serde::de::Error::custom)
 }
 
 /// Fully resolved settings for one daemon run.
@@ -185,6 +265,14 @@ pub struct ServeConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Bound on calls in flight.
     pub max_in_flight: usize,
+    /// Longest `min_revision` wait.
+    pub min_revision_wait: Duration,
+    /// Bound on calls parked in a `min_revision` wait.
+    pub max_revision_waiters: usize,
+    /// Connection bounds and timeouts of every listener.
+    pub connections: ConnectionLimits,
+    /// Non-loopback listeners without caller authentication are allowed (`--insecure-remote`).
+    pub insecure_remote: bool,
 }
 
 impl ServeArgs {
@@ -331,6 +419,31 @@ impl ServeArgs {
             (Some(_), None) => bail!("--tls-cert needs --tls-key"),
             (None, Some(_)) => bail!("--tls-key needs --tls-cert"),
         };
+        let insecure_remote = self.insecure_remote || file.insecure_remote.unwrap_or(false);
+        // A listener others can reach with nothing to tell callers apart lets anyone read
+        // and write the directory as any actor: refuse it unless explicitly accepted.
+        if tcp_token_sha256.is_none() && !insecure_remote {
+            let exposed = listen
+                .iter()
+                .filter_map(|l| match l {
+                    Listen::Tcp(a) if !a.ip().is_loopback() => Some(format!("--listen tcp:{a}")),
+                    _ => None,
+                })
+                .chain(
+                    http.filter(|a| !a.ip().is_loopback())
+                        .map(|a| format!("--http tcp:{a}")),
+                )
+                .collect::<Vec<_>>();
+            if !exposed.is_empty() {
+                bail!(
+                    "{}: not a loopback address, and callers are not authenticated: anyone who \
+                     reaches it could read and write the directory as any actor. Set \
+                     --tcp-token-sha256, listen on the Unix socket or 127.0.0.1 (e.g. a sidecar \
+                     sharing the socket), or pass --insecure-remote if the network is trusted",
+                    exposed.join(", ")
+                );
+            }
+        }
         Ok(ServeConfig {
             data,
             policies,
@@ -348,6 +461,57 @@ impl ServeArgs {
                 Some(n) => n,
                 None => crate::api::limits::DEFAULT_MAX_IN_FLIGHT,
             },
+            min_revision_wait: self
+                .min_revision_wait
+                .or(file.min_revision_wait)
+                .unwrap_or(crate::api::revision::MAX_WAIT),
+            max_revision_waiters: match self.max_revision_waiters.or(file.max_revision_waiters) {
+                Some(0) => bail!("--max-revision-waiters must be at least 1"),
+                Some(n) => n,
+                None => crate::api::limits::DEFAULT_MAX_REVISION_WAITERS,
+            },
+            connections: {
+                let d = ConnectionLimits::default();
+                let c = ConnectionLimits {
+                    max_connections: self
+                        .max_connections
+                        .or(file.max_connections)
+                        .unwrap_or(d.max_connections),
+                    handshake_timeout: self
+                        .handshake_timeout
+                        .or(file.handshake_timeout)
+                        .unwrap_or(d.handshake_timeout),
+                    header_read_timeout: self
+                        .header_read_timeout
+                        .or(file.header_read_timeout)
+                        .unwrap_or(d.header_read_timeout),
+                    keepalive_interval: self
+                        .keepalive_interval
+                        .or(file.keepalive_interval)
+                        .unwrap_or(d.keepalive_interval),
+                    keepalive_timeout: self
+                        .keepalive_timeout
+                        .or(file.keepalive_timeout)
+                        .unwrap_or(d.keepalive_timeout),
+                    idle_timeout: self.idle_timeout.or(file.idle_timeout).unwrap_or(d.idle_timeout),
+                };
+                if c.max_connections == 0 {
+                    bail!("--max-connections must be at least 1");
+                }
+                for (flag, v) in [
+                    ("--handshake-timeout", c.handshake_timeout),
+                    ("--header-read-timeout", c.header_read_timeout),
+                    ("--keepalive-interval", c.keepalive_interval),
+                    ("--keepalive-timeout", c.keepalive_timeout),
+                    ("--idle-timeout", c.idle_timeout),
+                ] {
+                    if v.is_zero() {
+                        bail!("{flag} must be longer than 0");
+                    }
+                }
+                c
+            },
+            insecure_remote,
         })
     }
 }
@@ -496,5 +660,70 @@ mod tests {
         assert_eq!(c.http, Some("127.0.0.1:8181".parse().unwrap()));
         assert!(resolve(&["--http", "tcp:0.0.0.0:8181"]).is_err());
         assert!(resolve(&["--http", "unix:/tmp/h.sock"]).is_err());
+    }
+
+    #[test]
+    fn remote_listeners_need_a_token_or_insecure_remote() {
+        let token = "--tcp-token-sha256=0000000000000000000000000000000000000000000000000000000000000000";
+        let err = resolve(&["--listen", "tcp:0.0.0.0:50051"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--listen tcp:0.0.0.0:50051") && err.contains("--insecure-remote"),
+            "{err}"
+        );
+        let err = resolve(&["--http", "tcp:[::]:8080", "--http-allow-remote"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--http tcp:[::]:8080"), "{err}");
+        assert!(resolve(&["--listen", "tcp:0.0.0.0:50051", token]).is_ok());
+        assert!(
+            resolve(&["--listen", "tcp:0.0.0.0:50051", "--insecure-remote"])
+                .unwrap()
+                .insecure_remote
+        );
+        assert!(resolve(&["--listen", "tcp:127.0.0.1:50051"]).is_ok());
+        assert!(resolve(&["--listen", "tcp:[::1]:50051"]).is_ok());
+    }
+
+    #[test]
+    fn durations_and_connection_limits() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert!(parse_duration("2").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1.5s").is_err());
+        let c = resolve(&[]).unwrap();
+        assert_eq!(c.min_revision_wait, Duration::from_secs(2));
+        assert_eq!(c.connections, ConnectionLimits::default());
+        let c = resolve(&[
+            "--min-revision-wait",
+            "250ms",
+            "--max-connections",
+            "8",
+            "--idle-timeout",
+            "1m",
+        ])
+        .unwrap();
+        assert_eq!(c.min_revision_wait, Duration::from_millis(250));
+        assert_eq!(c.connections.max_connections, 8);
+        assert_eq!(c.connections.idle_timeout, Duration::from_secs(60));
+        assert!(resolve(&["--max-connections", "0"]).is_err());
+        assert!(resolve(&["--handshake-timeout", "0s"]).is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warden.toml");
+        std::fs::write(
+            &file,
+            "min_revision_wait = \"5s\"\nmax_revision_waiters = 3\nkeepalive_interval = \"30s\"\n",
+        )
+        .unwrap();
+        let c = resolve(&["--config", file.to_str().unwrap()]).unwrap();
+        assert_eq!(c.min_revision_wait, Duration::from_secs(5));
+        assert_eq!(c.max_revision_waiters, 3);
+        assert_eq!(c.connections.keepalive_interval, Duration::from_secs(30));
+        std::fs::write(&file, "min_revision_wait = \"5 parsecs\"\n").unwrap();
+        assert!(resolve(&["--config", file.to_str().unwrap()]).is_err());
     }
 }

@@ -40,7 +40,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the daemon.
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Ask a running daemon whether a subject may perform an action.
     Check(check::CheckArgs),
     /// Work with policy directories.
@@ -95,7 +95,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
             init_logging();
-            match args.resolve().and_then(serve::serve) {
+            match (*args).resolve().and_then(serve::serve) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");

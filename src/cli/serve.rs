@@ -95,11 +95,13 @@ pub const STORE_FILE: &str = "warden.redb";
 /// corrupt file, unwritable directory, another daemon holding it) stops startup here.
 fn open_directory(config: &ServeConfig) -> anyhow::Result<Directory> {
     // Owner and group only: the directory database and the socket live here.
+    let existed = config.data.exists();
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o750)
         .create(&config.data)
         .with_context(|| format!("creating data directory {}", config.data.display()))?;
+    listener::require_private_dir(&config.data, !existed, "data directory").context("not starting")?;
     let path = config.data.join(STORE_FILE);
     let store = Store::open(&path).context("opening the directory store; not starting")?;
     // The database holds the directory (emails, metadata): owner and group only, whatever
@@ -199,7 +201,12 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
                 policy: state,
                 stats: Some(stats.clone()),
             };
-            Some(tokio::spawn(metrics::serve(l, scrape, shutdown.clone())))
+            Some(tokio::spawn(metrics::serve(
+                l,
+                scrape,
+                config.connections,
+                shutdown.clone(),
+            )))
         }
         None => None,
     };
@@ -303,20 +310,31 @@ fn transport(config: &ServeConfig) -> anyhow::Result<server::Transport> {
         tls = tls.is_some(),
         "TCP caller authentication"
     );
-    if let Some(addr) = config.listen.iter().find_map(|l| match l {
-        listener::Listen::Tcp(a) if !a.ip().is_loopback() => Some(a),
-        _ => None,
-    }) && config.tcp_token_sha256.is_none()
-    {
-        tracing::warn!(
-            listener = %addr,
-            "TCP listener on a non-loopback address without --tcp-token-sha256: any host that reaches it may call"
-        );
+    // `cli::config` refuses these unless --insecure-remote; then say it loudly, every start.
+    let exposed = config
+        .listen
+        .iter()
+        .filter_map(|l| match l {
+            listener::Listen::Tcp(a) if !a.ip().is_loopback() => Some(*a),
+            _ => None,
+        })
+        .chain(config.http.filter(|a| !a.ip().is_loopback()));
+    if config.tcp_token_sha256.is_none() {
+        for addr in exposed {
+            tracing::error!(
+                listener = %addr,
+                "INSECURE (--insecure-remote): non-loopback listener without caller authentication; \
+                 any host that reaches it may read and write the directory as any actor"
+            );
+        }
     }
     Ok(server::Transport {
         token_sha256: config.tcp_token_sha256,
         tls,
         max_in_flight: config.max_in_flight,
+        max_revision_waiters: config.max_revision_waiters,
+        min_revision_wait: config.min_revision_wait,
+        connections: config.connections,
     })
 }
 

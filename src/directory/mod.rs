@@ -17,6 +17,7 @@ pub mod invitation;
 pub mod limits;
 pub mod records;
 pub mod refusal;
+pub mod resource;
 pub mod security;
 pub mod tokens;
 

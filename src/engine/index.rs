@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod digest;
+pub use digest::digest_of;
 
 /// An interned name: an index into [`Interner`].
 pub type Sym = u32;
@@ -404,14 +405,36 @@ impl IndexData {
     }
 
     /// The role node `user` holds as a collaborator on the app `resource` names (`apps/<app>`
-    /// or below it), if that app belongs to `org`.
+    /// or below it), if that app belongs to `org` and `user` is not a member of `org`:
+    /// collaborators are outsiders, and a member decides by its membership only, never by
+    /// the larger of two roles (issue 11, item 5).
     pub(crate) fn collaborator_role(&self, org: &str, resource: &str, user: &str) -> Option<&str> {
         let app = Some(app_of(resource)).filter(|a| !a.is_empty())?;
         let role = *self.collaborators.get(app)?.get(user)?;
-        if !self.org(org)?.apps.contains(app) {
+        let entry = self.org(org)?;
+        if !entry.apps.contains(app) || entry.members.get(user).is_some_and(|m| m.role.is_some()) {
             return None;
         }
         Some(self.names.name(role))
+    }
+
+    /// The teams of `org` (as `team:<id>` nodes, in id order) that hold `user` and are
+    /// granted the app `app`: what a team-scoped allow used, for explanations.
+    pub(crate) fn granting_teams(&self, org: &str, user: &str, app: &str) -> Vec<&str> {
+        let Some(entry) = self.org(org) else {
+            return Vec::new();
+        };
+        let (Some(member), Some(node)) = (entry.members.get(user), self.names.get(&app_node(app))) else {
+            return Vec::new();
+        };
+        let mut out: Vec<&str> = member
+            .teams
+            .iter()
+            .filter(|t| entry.team_apps(**t).any(|a| a == node))
+            .map(|t| self.names.name(*t))
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     fn apply_one(&mut self, op: &IndexOp) {
@@ -428,6 +451,18 @@ impl IndexData {
                     .is_none()
                 {
                     self.memberships += 1;
+                    // A member is never a collaborator on its own org's apps: the store
+                    // drops those collaborations in the same transaction (see
+                    // `store::collaborators::drop_member`), and so does the index.
+                    if !self.collaborators.is_empty() {
+                        let apps = &entry.apps;
+                        self.collaborators.retain(|app, users| {
+                            if apps.contains(app) {
+                                users.remove(user.as_str());
+                            }
+                            !users.is_empty()
+                        });
+                    }
                 }
             }
             IndexOp::RemoveMember { org, user } => {
@@ -552,7 +587,15 @@ impl IndexData {
                         self.retire_checks(org, user, m);
                     }
                     self.memberships -= entry.members.values().filter(|m| m.role.is_some()).count();
+                    // Everything keyed by the org's apps goes with them: the collaborators
+                    // are keyed by app id alone, and another org may create an app of the
+                    // same id later (issue 11, item 1).
+                    for app in &entry.apps {
+                        self.collaborators.remove(app.as_str());
+                    }
                 }
+                // The org's API keys, even if the store forgot to name them.
+                self.tokens.retain(|_, t| t.org.as_deref() != Some(org.as_str()));
             }
             IndexOp::AddToken {
                 hash,

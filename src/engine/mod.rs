@@ -31,6 +31,10 @@ pub enum EngineError {
     Eval(String),
     #[error("invalid page token")]
     InvalidPageToken,
+    /// The caller's request is malformed (a reserved subject, a non-canonical resource):
+    /// nothing was evaluated. `field` names the request field.
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
 }
 
 /// One authorization question in the daemon's shape.
@@ -58,7 +62,9 @@ pub struct Explanation {
     /// The decisive rule, if any: `file:line` and its text.
     pub rule: Option<RuleRef>,
     /// Role path from the subject to the rule's subject, e.g.
-    /// `alice -[admin@acme]-> admin -> org_contributor`.
+    /// `alice -[admin@acme]-> admin -> org_contributor`; an allow that used a team grant
+    /// adds the teams and the grant (`; app:web granted to team:frontend (carol -[member]->
+    /// team:frontend -[grant]-> app:web)`).
     pub role_path: String,
     pub revision: u64,
     /// For a deny: the rules closest to matching and what each failed (closest first,
@@ -152,11 +158,36 @@ const PAGE_PREFIX: &str = "after:";
 /// `token:` marks a subject that is an API token's secret (see [`token`]).
 pub const RESERVED_PREFIXES: [&str; 5] = ["role:", "team:", "app:", "label:", "token:"];
 
+/// Why `subject` may not be a check's subject (a reserved prefix other than `token:`), if so.
+pub fn subject_problem(subject: &str) -> Option<String> {
+    RESERVED_PREFIXES
+        .iter()
+        .filter(|p| **p != token::TOKEN_PREFIX)
+        .find(|p| subject.starts_with(**p))
+        .map(|p| {
+            let shown: String = subject.chars().take(64).collect();
+            format!("`{shown}` uses the reserved prefix `{p}`; a subject is a user id or `token:<secret>`")
+        })
+}
+
 fn check_subject(subject: &str) -> Result<(), EngineError> {
-    match RESERVED_PREFIXES.iter().find(|p| subject.starts_with(**p)) {
-        Some(p) => Err(EngineError::Eval(format!(
-            "subject `{subject}` uses the reserved prefix `{p}`"
-        ))),
+    match subject_problem(subject) {
+        Some(reason) => Err(EngineError::Invalid {
+            field: "subject",
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The resource grammar (`directory::resource`), enforced here too so that no entry point
+/// can decide a name the service behind Warden would read differently.
+fn check_resource(resource: &str) -> Result<(), EngineError> {
+    match crate::directory::resource::resource_problem(resource) {
+        Some(reason) => Err(EngineError::Invalid {
+            field: "resource",
+            reason,
+        }),
         None => Ok(()),
     }
 }
@@ -183,6 +214,7 @@ fn with_decision<R>(
     q: &CheckInput<'_>,
     then: impl FnOnce(&mut eval::Cx<'_>, eval::Outcome) -> R,
 ) -> Result<R, EngineError> {
+    check_resource(q.resource)?;
     // A token decides as its owner, if it is usable for this action here; otherwise the
     // answer is a deny without evaluation (the secret never reaches the evaluator).
     let subject = match q.subject.strip_prefix(token::TOKEN_PREFIX) {
@@ -289,6 +321,65 @@ fn role_path(cx: &mut eval::Cx<'_>, out: eval::Outcome) -> String {
     }
 }
 
+/// Whether the allow of `row` went through a call of the role definition `g` (the
+/// directory's teams: user → team → app): walking the matcher the way evaluation
+/// short-circuits, a call counts when it sits in a conjunction that held or in the first
+/// disjunct that held. `e` holds for `row`.
+fn used_role<'a>(e: &'a expr::Expr, g: usize, cx: &mut eval::Cx<'a>, row: &'a compile::Row) -> bool {
+    match e {
+        expr::Expr::And(a, b) => used_role(a, g, cx, row) || used_role(b, g, cx, row),
+        expr::Expr::Or(a, b) => {
+            if eval::holds(a, cx, row).unwrap_or(false) {
+                used_role(a, g, cx, row)
+            } else {
+                used_role(b, g, cx, row)
+            }
+        }
+        expr::Expr::Role { g: x, .. } => *x == g,
+        _ => false,
+    }
+}
+
+/// For an allow that used a team grant: `; app:<app> granted to team:<t> (<subject>
+/// -[member]-> team:<t> -[grant]-> app:<app>)`, naming every team of the subject that holds
+/// the grant. Empty otherwise.
+fn team_grant_note<'a>(cx: &mut eval::Cx<'a>, out: eval::Outcome, resource: &str) -> String {
+    let policy = cx.policy;
+    let (Some(dir), Some(row)) = (cx.dir, out.rule.and_then(|i| policy.rows.get(i as usize))) else {
+        return String::new();
+    };
+    if !out.allowed {
+        return String::new();
+    }
+    let Some(g) = policy
+        .roles
+        .iter()
+        .position(|r| r.source == Some(roles::DirectorySource::Teams))
+    else {
+        return String::new();
+    };
+    let app = index::app_of(resource);
+    let (Some(sub), Some(org)) = (cx.req_str(0), cx.req_str(1)) else {
+        return String::new();
+    };
+    if app.is_empty() || !used_role(&policy.matcher, g, cx, row) {
+        return String::new();
+    }
+    let teams = dir.granting_teams(org, sub, app);
+    if teams.is_empty() {
+        return String::new();
+    }
+    let paths: Vec<String> = teams
+        .iter()
+        .map(|t| format!("{sub} -[member]-> {t} -[grant]-> app:{app}"))
+        .collect();
+    format!(
+        "; app:{app} granted to {} ({})",
+        teams.join(", "),
+        paths.join("; ")
+    )
+}
+
 impl Engine {
     pub fn new(policy: Arc<CompiledPolicy>, index: Arc<DirectoryIndex>) -> Self {
         Self {
@@ -382,7 +473,9 @@ impl Engine {
         let policy = self.policy.load();
         let dir = self.index.read();
         let (out, mut role_path, near_misses) = with_decision(&policy, &dir, q, |cx, out| {
-            let path = role_path(cx, out);
+            let mut path = role_path(cx, out);
+            // A team-scoped allow names the team and the grant it used (issue 11, item 22).
+            path.push_str(&team_grant_note(cx, out, q.resource));
             let misses = if out.allowed {
                 Vec::new()
             } else {
@@ -443,6 +536,8 @@ impl Engine {
         page_token: &str,
         page_size: usize,
     ) -> Result<Page, EngineError> {
+        // Refused even when the org has no apps to try it on.
+        check_subject(subject)?;
         let after = page_after(page_token)?;
         let policy = self.policy.load();
         policy.require_daemon_shape()?;
@@ -496,6 +591,7 @@ impl Engine {
         page_token: &str,
         page_size: usize,
     ) -> Result<Page, EngineError> {
+        check_resource(resource)?;
         let after = page_after(page_token)?;
         let policy = self.policy.load();
         policy.require_daemon_shape()?;

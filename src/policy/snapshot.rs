@@ -111,3 +111,30 @@ fn read_one(path: &Path) -> (FileRead, Option<Identity>) {
         ),
     }
 }
+
+/// A SHA-256 over what `dir` holds now: each policy file's bytes (following symlinks, a
+/// missing or unreadable file marked as such) and the directory the path resolves to.
+/// The reload runner compares it periodically with the one taken before the latest
+/// load, a safety net for changes the file watcher did not report.
+pub fn fingerprint(dir: &Path) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    match std::fs::canonicalize(dir) {
+        Ok(real) => h.update(real.as_os_str().as_encoded_bytes()),
+        Err(_) => h.update(b"\0unresolvable"),
+    }
+    for file in crate::policy::dir_files(dir) {
+        h.update(file.as_os_str().as_encoded_bytes());
+        match std::fs::read(&file) {
+            Ok(bytes) => {
+                h.update((bytes.len() as u64).to_le_bytes());
+                h.update(&bytes);
+            }
+            Err(e) => {
+                h.update(b"\0error");
+                h.update(e.kind().to_string().as_bytes());
+            }
+        }
+    }
+    h.finalize().into()
+}

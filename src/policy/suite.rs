@@ -122,6 +122,21 @@ pub fn parse(path: &str, text: &str) -> Result<SuiteFile, PolicyError> {
     if case_lines.len() != file.cases.len() {
         case_lines = vec![0; file.cases.len()];
     }
+    // A request the daemon would refuse is a mistake in the file, not a deny to expect.
+    for (i, (c, &line)) in file.cases.iter().zip(&case_lines).enumerate() {
+        let problem = crate::directory::resource::resource_problem(&c.resource)
+            .map(|why| format!("cases[{i}].resource: {why}"))
+            .or_else(|| {
+                crate::engine::subject_problem(&c.subject).map(|why| format!("cases[{i}].subject: {why}"))
+            });
+        if let Some(reason) = problem {
+            return Err(PolicyError {
+                file: path.into(),
+                line,
+                reason,
+            });
+        }
+    }
     Ok(SuiteFile {
         path: path.into(),
         file,

@@ -10,6 +10,8 @@
 //! Invariants kept here:
 //! - an org's creator becomes `admin`, and an org always keeps at least one admin;
 //! - team members are org members (removing a member removes their team memberships);
+//! - app collaborators are not members of the app's org (a new member's collaborations on the
+//!   org's apps are dropped with the membership; `AddCollaborator` refuses a member);
 //! - a team grant names an app owned by the team's org;
 //! - an org that still owns apps cannot be deleted; deleting an org removes its memberships,
 //!   teams, team members and grants;
@@ -604,10 +606,17 @@ fn keep_another_admin(t: &WriteTables<'_>, org: &str, user: &str, verb: &str) ->
     .into())
 }
 
-/// Write a membership with its reverse and admin indexes.
+/// Write a membership with its reverse and admin indexes. A new member's collaborations on
+/// the org's apps end here, in the same transaction: a member is never also a collaborator
+/// of its own org (every path that creates a membership comes through here).
 pub(crate) fn put_membership(t: &mut WriteTables<'_>, m: &Membership) -> Result<(), StoreError> {
     let (org, user) = (m.org.as_str(), m.user.as_str());
-    t.memberships.insert((org, user), encode(m)?.as_slice())?;
+    if t.memberships
+        .insert((org, user), encode(m)?.as_slice())?
+        .is_none()
+    {
+        super::collaborators::drop_member(t, org, user)?;
+    }
     t.user_orgs.insert((user, org), ())?;
     if m.role == ADMIN_ROLE {
         t.org_admins.insert((org, user), ())?;

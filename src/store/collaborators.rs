@@ -1,6 +1,7 @@
 //! App collaborators in the store: users outside an org app's org who hold a role on that one
-//! app. Applying `AddCollaborator` / `RemoveCollaborator`, the cascade when the app is deleted,
-//! reads, and feeding the index.
+//! app. Applying `AddCollaborator` / `RemoveCollaborator` (a member of the app's org is refused),
+//! the cascades when the app is deleted or the collaborator joins the org, reads, and feeding
+//! the index.
 
 use super::apply::{require_app, require_user};
 use super::read::Page;
@@ -74,6 +75,20 @@ pub(crate) fn apply(
 pub(crate) fn drop_app(t: &mut WriteTables<'_>, app: &str) -> Result<(), StoreError> {
     for user in tables::seconds(&t.collaborators, app)? {
         t.collaborators.remove((app, user.as_str()))?;
+    }
+    Ok(())
+}
+
+/// Drop `user`'s collaborations on the apps of `org`, as `user` becomes a member of it:
+/// collaborators are users outside the app's org, so a membership replaces them (the rule
+/// of the Clarifai model). The index does the same when it learns of the membership
+/// (`IndexOp::SetMember`). One probe when no app has a collaborator.
+pub(crate) fn drop_member(t: &mut WriteTables<'_>, org: &str, user: &str) -> Result<(), StoreError> {
+    if t.collaborators.first()?.is_none() {
+        return Ok(());
+    }
+    for app in tables::thirds(&t.apps_by_owner, "org", org)? {
+        t.collaborators.remove((app.as_str(), user))?;
     }
     Ok(())
 }

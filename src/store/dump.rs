@@ -438,15 +438,28 @@ fn write_dump(t: &mut WriteTables<'_>, dump: &Dump) -> Result<(), ApplyError> {
     for (i, c) in dump.collaborators.iter().enumerate() {
         let field = |name: &str| format!("collaborators[{i}].{name}");
         validate_role(&field("role"), &c.role)?;
-        let org_app = match t.apps.get(c.app.as_str())? {
-            Some(v) => decode::<App>("apps", &c.app, v.value())?.owner.org().is_some(),
-            None => false,
+        let org = match t.apps.get(c.app.as_str())? {
+            Some(v) => decode::<App>("apps", &c.app, v.value())?
+                .owner
+                .org()
+                .map(str::to_string),
+            None => None,
         };
-        if !org_app {
+        let Some(org) = org else {
             return Err(refuse(&field("app"), format!("`{}` is not an org app", c.app)));
-        }
+        };
         if t.users.get(c.user.as_str())?.is_none() {
             return Err(refuse(&field("user"), format!("unknown user `{}`", c.user)));
+        }
+        // Collaborators are users outside the app's org, as `AddCollaborator` keeps them.
+        if t.memberships.get((org.as_str(), c.user.as_str()))?.is_some() {
+            return Err(refuse(
+                &field("user"),
+                format!(
+                    "`{}` is a member of org `{org}`; collaborators are for users outside the app's org",
+                    c.user
+                ),
+            ));
         }
         crate::store::collaborators::put(t, c)?;
     }

@@ -426,6 +426,12 @@ impl Store {
     /// [`Store::load_index`] for a caller that already holds the write path.
     fn load_index_locked(&self, index: &DirectoryIndex) -> Result<u64, StoreError> {
         let txn = self.db.begin_read()?;
+        Self::load_index_from(&txn, index)
+    }
+
+    /// Feed `index` from one read snapshot; the snapshot's revision comes back. Needs no
+    /// lock: a read transaction sees one committed revision however long it runs.
+    fn load_index_from(txn: &redb::ReadTransaction, index: &DirectoryIndex) -> Result<u64, StoreError> {
         let mut batch = Vec::with_capacity(LOAD_BATCH);
         let flush = |batch: &mut Vec<IndexOp>, force: bool| {
             if force || batch.len() >= LOAD_BATCH {
@@ -484,8 +490,8 @@ impl Store {
             });
             flush(&mut batch, false);
         }
-        batch.extend(Self::token_index_ops(&txn)?);
-        batch.extend(Self::collaborator_index_ops(&txn)?);
+        batch.extend(Self::token_index_ops(txn)?);
+        batch.extend(Self::collaborator_index_ops(txn)?);
         flush(&mut batch, true);
         let revision = last_revision(&txn.open_table(CHANGELOG)?)?;
         index.apply(revision, &[]);

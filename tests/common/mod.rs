@@ -26,6 +26,8 @@ pub struct Workdir {
     pub tcp: SocketAddr,
     /// Extra environment for `warden serve` (e.g. `WARDEN_LOG=trace`), set last.
     pub env: Vec<(String, String)>,
+    /// `RLIMIT_NOFILE` for `warden serve` (set in the child before exec), if not inherited.
+    pub nofile_limit: Option<u64>,
 }
 
 impl Workdir {
@@ -38,6 +40,7 @@ impl Workdir {
             dir,
             tcp: free_port(),
             env: Vec::new(),
+            nofile_limit: None,
         }
     }
 
@@ -53,6 +56,7 @@ impl Workdir {
             dir,
             tcp: free_port(),
             env: Vec::new(),
+            nofile_limit: None,
         }
     }
 
@@ -93,6 +97,22 @@ impl Workdir {
             .env_remove("WARDEN_CONFIG")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
+        if let Some(n) = self.nofile_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only setrlimit(2), async-signal-safe, between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n as libc::rlim_t,
+                        rlim_max: n as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         cmd
     }
 

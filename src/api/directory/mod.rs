@@ -182,9 +182,20 @@ impl Directory {
     /// Read-your-writes for directory reads: return once the directory reflects
     /// `min_revision`, with the same wait and the same FAILED_PRECONDITION as Check's. The
     /// store commits a write before the index publishes it, so an index at `min_revision`
-    /// means every later store read sees that write.
-    async fn reflect(&self, min_revision: u64) -> Result<(), Status> {
-        crate::api::revision::wait_for(&self.engine, min_revision, crate::api::revision::MAX_WAIT).await?;
+    /// means every later store read sees that write. While it waits, the call's in-flight
+    /// permit is parked, as Check's is.
+    async fn reflect(
+        &self,
+        admission: Option<&crate::api::limits::Admission>,
+        min_revision: u64,
+    ) -> Result<(), Status> {
+        crate::api::revision::wait_for(
+            &self.engine,
+            admission,
+            min_revision,
+            crate::api::revision::MAX_WAIT,
+        )
+        .await?;
         Ok(())
     }
 

@@ -339,6 +339,45 @@ fn parse_resource(text: &str) -> Result<Vec<Piece>, String> {
     Ok(pieces)
 }
 
+/// Why an HTTP request path (query and fragment ignored) is not canonical, if it is not:
+/// it must start with `/`; no segment may be `.` or `..`, none but the last may be empty
+/// (no `//`); no control character, no `\`, and no percent-encoded `.`, `/` or `\`
+/// (`%2e`, `%2f`, `%5c`), which a server may decode into one of those. Such a path can be
+/// routed here as one resource and served upstream as another; Envoy's own normalisation
+/// (`normalize_path`, `merge_slashes`) is the first line, this the second.
+pub fn path_problem(path: &str) -> Option<String> {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    if let Some((at, c)) = path.char_indices().find(|(_, c)| c.is_control()) {
+        return Some(format!(
+            "a control character (U+{:04X}) at byte {at}",
+            u32::from(c)
+        ));
+    }
+    let shown: String = path.chars().take(128).collect();
+    let Some(body) = path.strip_prefix('/') else {
+        return Some(format!("`{shown}` does not start with `/`"));
+    };
+    if path.contains('\\') {
+        return Some(format!("`{shown}` contains `\\`"));
+    }
+    let lower = path.to_ascii_lowercase();
+    if let Some(enc) = ["%2e", "%2f", "%5c"].iter().find(|e| lower.contains(**e)) {
+        return Some(format!("`{shown}` contains the encoded separator or dot `{enc}`"));
+    }
+    let segments: Vec<&str> = body.split('/').collect();
+    let last = segments.len().saturating_sub(1);
+    for (i, seg) in segments.iter().enumerate() {
+        let why = match *seg {
+            "" if i != last => "is empty (`//`)",
+            "." => "is `.`",
+            ".." => "is `..`",
+            _ => continue,
+        };
+        return Some(format!("`{shown}`: segment {} {why}", i + 1));
+    }
+    None
+}
+
 /// Look a header up case-insensitively in Envoy's header map.
 pub fn header<'a>(headers: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
     headers

@@ -8,7 +8,10 @@
 //! A deny answers `403` (`401` when no subject could be found) with an
 //! `x-warden-reason` header; an allow may add `x-warden-*` headers to the upstream
 //! request. Anything that is not a clear allow is a deny: a request no rule maps, a
-//! missing org, an oversized field, an engine failure.
+//! missing org, an oversized field, an engine failure. A path that is not canonical
+//! (`.`/`..` or empty segments, control characters, percent-encoded `.`, `/` or `\`), a
+//! resource outside the resource grammar or a reserved subject is answered `400`
+//! (INVALID_ARGUMENT) naming the field, never routed as written.
 //!
 //! Nothing here decides anything; the engine does. Spans and reasons name the org,
 //! action and resource, never the subject (which may be derived from a token).
@@ -18,7 +21,7 @@ pub mod mapping;
 use crate::api::logs::decisions::{DecisionLog, Source as LogSource};
 use crate::api::metrics::{Metrics, Outcome};
 use crate::api::validate;
-use crate::engine::{CheckInput, Engine};
+use crate::engine::{CheckInput, Engine, EngineError};
 use envoy_types::ext_authz::v3::pb::{
     Authorization, AuthorizationServer, CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction,
     HeaderValue, HeaderValueOption, HttpResponse, HttpStatus, HttpStatusCode, OkHttpResponse,
@@ -61,6 +64,9 @@ enum Verdict {
     Unauthenticated(String),
     /// 403 with the reason.
     Denied(String),
+    /// 400 with the reason: the request cannot be asked about as it stands (a
+    /// non-canonical path or resource, a reserved subject). Still a deny.
+    Invalid(String),
 }
 
 impl ExtAuthz {
@@ -92,6 +98,12 @@ impl ExtAuthz {
             self.metrics.record(Outcome::Error, None);
             return Verdict::Denied("the request carries no HTTP attributes".into());
         };
+        // A path the upstream would normalise into another one must not be routed as
+        // written (`/apps/web/../api` would be checked as app `web`).
+        if let Some(why) = mapping::path_problem(&http.path) {
+            self.metrics.record(Outcome::Invalid, None);
+            return Verdict::Invalid(format!("path: {why}"));
+        }
         let Some(route) = self.mapping.route(&http.method, &http.path) else {
             self.metrics.record(Outcome::Deny, None);
             return Verdict::Denied("no route rule maps this method and path".into());
@@ -121,16 +133,16 @@ impl ExtAuthz {
         let action = route.rule.action.as_str();
         let input = match (|| {
             Ok::<_, Status>(CheckInput {
-                subject: validate::required("subject", &subject)?,
+                subject: validate::subject("subject", &subject)?,
                 org: validate::required("org", &org)?,
-                resource: validate::required("resource", &resource)?,
+                resource: validate::resource("resource", &resource)?,
                 action: validate::required("action", action)?,
             })
         })() {
             Ok(input) => input,
             Err(status) => {
-                self.metrics.record(Outcome::Error, None);
-                return Verdict::Denied(status.message().to_string());
+                self.metrics.record(Outcome::Invalid, None);
+                return Verdict::Invalid(status.message().to_string());
             }
         };
         let started = Instant::now();
@@ -153,6 +165,10 @@ impl ExtAuthz {
             Ok(_) => {
                 self.metrics.record(Outcome::Deny, Some(elapsed));
                 Verdict::Denied(format!("policy denies {action} on {resource} in org {org}"))
+            }
+            Err(e @ EngineError::Invalid { .. }) => {
+                self.metrics.record(Outcome::Invalid, Some(elapsed));
+                Verdict::Invalid(e.to_string())
             }
             Err(e) => {
                 self.metrics.record(Outcome::Error, Some(elapsed));
@@ -199,6 +215,9 @@ impl ExtAuthz {
             }
             Verdict::Denied(reason) => {
                 denied(tonic::Code::PermissionDenied, HttpStatusCode::Forbidden, reason)
+            }
+            Verdict::Invalid(reason) => {
+                denied(tonic::Code::InvalidArgument, HttpStatusCode::BadRequest, reason)
             }
         }
     }
@@ -316,7 +335,7 @@ impl Authorization for ExtAuthz {
             } => {
                 tracing::debug!(org = %org, resource = %resource, action = %action, "allow")
             }
-            Verdict::Unauthenticated(reason) | Verdict::Denied(reason) => {
+            Verdict::Unauthenticated(reason) | Verdict::Denied(reason) | Verdict::Invalid(reason) => {
                 tracing::debug!(reason = %reason, "deny")
             }
         }

@@ -1,49 +1,140 @@
-//! A digest of what the index says, independent of how it got there.
+//! What the index says, as a sorted list of facts, independent of how it got there.
 //!
 //! The index is fed two ways: incrementally, one committed write at a time, and all at
-//! once from the tables at startup. Both must give the same answers; [`IndexData::digest`]
+//! once from the tables at startup. Both must give the same answers; [`IndexData::facts`]
 //! makes that checkable (`AdminService.CheckIndex` compares the live index with one
-//! rebuilt from the tables). It covers every fact a decision or a lookup can read —
-//! each member's role and teams, each team's members and granted apps, each org's apps —
-//! in sorted order, and skips entries that say nothing (a team left with no members and
-//! no grants, an org left with nothing in it), which incremental removal may leave behind
-//! and a rebuild never creates.
+//! rebuilt from the tables). It covers **every** fact a decision or a lookup can read: each
+//! member's role and teams, each team's members and granted apps, each org's apps and their
+//! labels, every usable token (id, the first 8 bytes of its secret's hash, subject, org,
+//! scopes, expiry; not its last use, which is telemetry) and every app collaborator. Entries
+//! that say nothing (a team left with no members and no grants, an org left with nothing in
+//! it), which incremental removal may leave behind and a rebuild never creates, are skipped.
 
-use super::IndexData;
+use super::{IndexData, Sym, UserId};
+use compact_str::CompactString;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// One fact as the index holds it: ids copied inline (no allocation for ids of up to 24
+/// bytes), names as symbols. Cheap to take under the index's lock; turned into text after.
+enum Raw {
+    Member(CompactString, UserId, Sym),
+    InTeam(CompactString, UserId, Sym),
+    TeamMember(CompactString, Sym, UserId),
+    Grant(CompactString, Sym, Sym),
+    App(CompactString, CompactString),
+    Label(CompactString, Sym, Sym),
+    /// Tokens are few; their line is written at once.
+    Token(String),
+    Collaborator(CompactString, UserId, Sym),
+}
+
+/// The index's facts copied out of it ([`IndexData::snapshot_facts`]), to be written out as
+/// lines ([`FactsSnapshot::lines`]) once the lock is released.
+pub struct FactsSnapshot {
+    names: Vec<Arc<str>>,
+    raw: Vec<Raw>,
+}
 
 impl IndexData {
-    /// Hex SHA-256 of the index's facts in canonical order, and how many facts it covered.
-    pub fn digest(&self) -> (String, u64) {
-        let mut lines: Vec<String> = Vec::new();
+    /// Copy every fact out, for [`FactsSnapshot::lines`]: the part of a consistency check that
+    /// runs under the index's shared lock, kept to copies of inline ids and symbols.
+    pub fn snapshot_facts(&self) -> FactsSnapshot {
+        let mut raw = Vec::with_capacity(self.memberships * 2);
         for (org, entry) in &self.orgs {
             for (user, m) in &entry.members {
                 if let Some(r) = m.role {
-                    lines.push(format!("member\0{org}\0{user}\0{}", self.names.name(r)));
+                    raw.push(Raw::Member(org.clone(), user.clone(), r));
                 }
                 for t in &m.teams {
-                    lines.push(format!("in-team\0{org}\0{user}\0{}", self.names.name(*t)));
+                    raw.push(Raw::InTeam(org.clone(), user.clone(), *t));
                 }
             }
             for (t, team) in &entry.teams {
-                let team_name = self.names.name(*t);
                 for user in &team.members {
-                    lines.push(format!("team-member\0{org}\0{team_name}\0{user}"));
+                    raw.push(Raw::TeamMember(org.clone(), *t, user.clone()));
                 }
                 for a in &team.apps {
-                    lines.push(format!("grant\0{org}\0{team_name}\0{}", self.names.name(*a)));
+                    raw.push(Raw::Grant(org.clone(), *t, *a));
                 }
             }
             for app in &entry.apps {
-                lines.push(format!("app\0{org}\0{app}"));
+                raw.push(Raw::App(org.clone(), app.clone()));
+            }
+            for (app, labels) in &entry.labels {
+                for l in labels {
+                    raw.push(Raw::Label(org.clone(), *app, *l));
+                }
             }
         }
-        lines.sort_unstable();
-        let mut h = Sha256::new();
-        for l in &lines {
-            h.update(l.as_bytes());
-            h.update(b"\n");
+        for (hash, t) in &self.tokens {
+            let expiry = if t.expires_at_ms == u64::MAX {
+                "never".to_string()
+            } else {
+                t.expires_at_ms.to_string()
+            };
+            raw.push(Raw::Token(format!(
+                "token {} {} {} {} scopes={} expires={expiry}",
+                t.id,
+                hex::encode(&hash[..8]),
+                t.subject,
+                t.org.as_deref().unwrap_or("-"),
+                t.scopes.join(","),
+            )));
         }
-        (hex::encode(h.finalize()), lines.len() as u64)
+        for (app, users) in &self.collaborators {
+            for (user, role) in users {
+                raw.push(Raw::Collaborator(app.clone(), user.clone(), *role));
+            }
+        }
+        FactsSnapshot {
+            names: self.names.names.clone(),
+            raw,
+        }
     }
+
+    /// Every fact of the index as one line, sorted. Fields are separated by a space and
+    /// the kind comes first, so a line reads as what it says (`collaborator billing frank
+    /// role:admin`); ids never contain spaces.
+    pub fn facts(&self) -> Vec<String> {
+        self.snapshot_facts().lines()
+    }
+
+    /// Hex SHA-256 of the index's facts in canonical order, and how many facts it covered.
+    pub fn digest(&self) -> (String, u64) {
+        digest_of(&self.facts())
+    }
+}
+
+impl FactsSnapshot {
+    /// The facts as sorted lines (see [`IndexData::facts`]).
+    pub fn lines(self) -> Vec<String> {
+        let name = |s: Sym| self.names.get(s as usize).map_or("", |n| &**n);
+        let mut lines: Vec<String> = self
+            .raw
+            .into_iter()
+            .map(|f| match f {
+                Raw::Member(org, user, r) => format!("member {org} {user} {}", name(r)),
+                Raw::InTeam(org, user, t) => format!("in-team {org} {user} {}", name(t)),
+                Raw::TeamMember(org, t, user) => format!("team-member {org} {} {user}", name(t)),
+                Raw::Grant(org, t, a) => format!("grant {org} {} {}", name(t), name(a)),
+                Raw::App(org, app) => format!("app {org} {app}"),
+                Raw::Label(org, a, l) => format!("label {org} {} {}", name(a), name(l)),
+                Raw::Token(line) => line,
+                Raw::Collaborator(app, user, r) => format!("collaborator {app} {user} {}", name(r)),
+            })
+            .collect();
+        lines.sort_unstable();
+        lines
+    }
+}
+
+/// Hex SHA-256 of sorted fact lines, and their count.
+pub fn digest_of(lines: &[String]) -> (String, u64) {
+    let mut h = Sha256::new();
+    for l in lines {
+        h.update(l.as_bytes());
+        h.update(b"\n");
+    }
+    (hex::encode(h.finalize()), lines.len() as u64)
 }
