@@ -38,6 +38,7 @@ fn every_mutation_succeeds_over_unix_socket_and_tcp() {
             let me = c
                 .user
                 .get_user(pb::GetUserRequest {
+                    min_revision: 0,
                     user_id: owner.clone(),
                     actor: owner.clone(),
                 })
@@ -81,6 +82,7 @@ fn every_mutation_succeeds_over_unix_socket_and_tcp() {
             let got = c
                 .org
                 .get_org(pb::GetOrgRequest {
+                    min_revision: 0,
                     org_id: org.clone(),
                     actor: owner.clone(),
                 })
@@ -299,6 +301,7 @@ fn every_mutation_succeeds_over_unix_socket_and_tcp() {
             let fetched = c
                 .app
                 .get_app(pb::GetAppRequest {
+                    min_revision: 0,
                     app_id: personal.clone(),
                     actor: owner.clone(),
                 })
@@ -588,6 +591,7 @@ fn reads_are_authorized() {
             let org = c
                 .org
                 .get_org(pb::GetOrgRequest {
+                    min_revision: 0,
                     org_id: "acme".into(),
                     actor: "dave".into(),
                 })
@@ -598,6 +602,7 @@ fn reads_are_authorized() {
             assert_refused(
                 c.org
                     .get_org(pb::GetOrgRequest {
+                        min_revision: 0,
                         org_id: "acme".into(),
                         actor: "erin".into(),
                     })
@@ -646,6 +651,7 @@ fn reads_are_authorized() {
             assert_refused(
                 c.app
                     .get_app(pb::GetAppRequest {
+                        min_revision: 0,
                         app_id: "alice-sandbox".into(),
                         actor: "bob".into(),
                     })
@@ -657,6 +663,7 @@ fn reads_are_authorized() {
 
         // Profiles and the all-orgs list: the user itself, or the trusted Unix socket.
         let other = pb::GetUserRequest {
+            min_revision: 0,
             user_id: "alice".into(),
             actor: "bob".into(),
         };

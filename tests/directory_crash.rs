@@ -154,6 +154,7 @@ fn acknowledged_writes_survive_kill_9() {
                     Ack::User(_, user) => {
                         c.user
                             .get_user(pb::GetUserRequest {
+                                min_revision: 0,
                                 user_id: user.clone(),
                                 actor: ROOT.into(),
                             })

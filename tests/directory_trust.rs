@@ -214,6 +214,7 @@ fn domain_joins_need_an_email_the_login_layer_verified_in_canonical_form() {
         let erin = tcp
             .user
             .get_user(pb::GetUserRequest {
+                min_revision: 0,
                 user_id: "erin".into(),
                 actor: "erin".into(),
             })

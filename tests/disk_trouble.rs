@@ -406,6 +406,7 @@ fn directory_reads_answered(
                 if let Err(s) = c
                     .user
                     .get_user(pb::GetUserRequest {
+                        min_revision: 0,
                         user_id: id.clone(),
                         actor: id.clone(),
                     })
@@ -433,6 +434,7 @@ fn directory_reads_answered(
                     "GetUser",
                     c.user
                         .get_user(pb::GetUserRequest {
+                            min_revision: 0,
                             user_id: "alice".into(),
                             actor: "alice".into(),
                         })
@@ -443,6 +445,7 @@ fn directory_reads_answered(
                     "GetOrg",
                     c.org
                         .get_org(pb::GetOrgRequest {
+                            min_revision: 0,
                             org_id: "acme".into(),
                             actor: "alice".into(),
                         })
@@ -475,6 +478,7 @@ fn directory_reads_answered(
                     "GetApp",
                     c.app
                         .get_app(pb::GetAppRequest {
+                            min_revision: 0,
                             app_id: "web".into(),
                             actor: "alice".into(),
                         })

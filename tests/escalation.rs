@@ -266,6 +266,7 @@ fn denied(c: &Clients) -> Vec<(&'static str, Call)> {
                 c.org,
                 get_org,
                 pb::GetOrgRequest {
+                    min_revision: 0,
                     actor: "alice".into(),
                     org_id: "globex".into(),
                 }
@@ -343,6 +344,7 @@ fn denied(c: &Clients) -> Vec<(&'static str, Call)> {
                 c.app,
                 get_app,
                 pb::GetAppRequest {
+                    min_revision: 0,
                     actor: "alice".into(),
                     app_id: "ledger".into()
                 }

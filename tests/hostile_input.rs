@@ -99,6 +99,7 @@ fn cases(c: &Clients) -> Vec<Case> {
                 c.user,
                 get_user,
                 pb::GetUserRequest {
+                    min_revision: 0,
                     user_id: id.clone(),
                     actor: id.clone()
                 }
@@ -159,6 +160,7 @@ fn cases(c: &Clients) -> Vec<Case> {
             c.user,
             get_user,
             pb::GetUserRequest {
+                min_revision: 0,
                 user_id: "nobody".into(),
                 actor: "nobody".into()
             }
@@ -190,6 +192,7 @@ fn cases(c: &Clients) -> Vec<Case> {
                 c.org,
                 get_org,
                 pb::GetOrgRequest {
+                    min_revision: 0,
                     org_id: id.clone(),
                     actor: a()
                 }
@@ -302,6 +305,7 @@ fn cases(c: &Clients) -> Vec<Case> {
             c.org,
             get_org,
             pb::GetOrgRequest {
+                min_revision: 0,
                 org_id: "nope".into(),
                 actor: a()
             }
@@ -836,6 +840,7 @@ fn cases(c: &Clients) -> Vec<Case> {
                 c.app,
                 get_app,
                 pb::GetAppRequest {
+                    min_revision: 0,
                     app_id: id.clone(),
                     actor: a()
                 }
@@ -943,6 +948,7 @@ fn cases(c: &Clients) -> Vec<Case> {
             c.app,
             get_app,
             pb::GetAppRequest {
+                min_revision: 0,
                 app_id: "nope".into(),
                 actor: a()
             }

@@ -79,6 +79,7 @@ async fn approve(d: &mut Dom, actor: &str, id: &str) -> Result<pb::MembershipReq
 
 async fn offers(d: &mut Dom, user: &str) -> Vec<(String, String, bool)> {
     d.list_domain_offers(pb::ListDomainOffersRequest {
+        min_revision: 0,
         actor: user.into(),
         user_id: user.into(),
     })
@@ -186,6 +187,7 @@ fn domains_are_verified_by_the_operator_and_requests_approved_once() {
         assert!(offers(&mut tcp, "dave").await.is_empty());
         assert_refused(
             tcp.list_domain_offers(pb::ListDomainOffersRequest {
+                min_revision: 0,
                 actor: "dave".into(),
                 user_id: "bob".into(),
             })

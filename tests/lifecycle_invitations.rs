@@ -582,6 +582,7 @@ fn terms_of_use_must_be_accepted_when_the_org_has_them() {
         let got = c
             .org
             .get_org(pb::GetOrgRequest {
+                min_revision: 0,
                 org_id: "acme".into(),
                 actor: "alice".into(),
             })

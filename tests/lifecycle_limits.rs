@@ -180,6 +180,7 @@ fn an_org_with_apps_is_deleted_only_when_an_admin_forces_it() {
         assert_refused(
             c.app
                 .get_app(pb::GetAppRequest {
+                    min_revision: 0,
                     app_id: "web".into(),
                     actor: "alice".into(),
                 })

@@ -69,6 +69,7 @@ fn admins_set_members_read_and_sso_users_join() {
             .into_inner();
         assert!(r.revision > 0);
         let get = |actor: &str| pb::GetSecuritySettingsRequest {
+            min_revision: 0,
             actor: actor.into(),
             org_id: "acme".into(),
         };

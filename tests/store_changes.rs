@@ -699,3 +699,114 @@ fn apply_is_deterministic_for_the_same_changes() {
         b.store.export().unwrap().to_json().unwrap()
     );
 }
+
+#[test]
+fn a_newer_change_format_halts_instead_of_being_refused() {
+    let f = acme();
+    let before = f.store.changes_since(0, 0).unwrap();
+    let mut env = warden::directory::ChangeEnvelope::new("alice", 9_000, add("acme", "carol", "org_user"));
+    env.format = warden::directory::CHANGE_FORMAT + 1;
+    let ctx = warden::directory::ApplyContext::trusted();
+    match f.store.apply_and_index(env.clone(), &ctx, &f.index) {
+        Err(ApplyError::UnsupportedFormat { found, supported }) => {
+            assert_eq!(found, warden::directory::CHANGE_FORMAT + 1);
+            assert_eq!(supported, warden::directory::CHANGE_FORMAT);
+        }
+        other => panic!("a newer format must stop the caller, got {other:?}"),
+    }
+    // An older (unknown) format is refused the same way by every build.
+    env.format = 0;
+    assert!(matches!(
+        refusal(f.store.apply_and_index(env, &ctx, &f.index)),
+        Refusal::InvalidArgument { .. }
+    ));
+    assert_eq!(
+        f.store.changes_since(0, 0).unwrap(),
+        before,
+        "nothing was written"
+    );
+}
+
+#[test]
+fn the_change_log_keeps_the_operator_bit_and_reads_records_without_it() {
+    let f = Fixture::new();
+    let ctx = warden::directory::ApplyContext::trusted();
+    let env = warden::directory::ChangeEnvelope::new("alice", 5, user("alice"))
+        .as_operator(true)
+        .with_policy("abc");
+    f.store.apply_and_index(env.clone(), &ctx, &f.index).unwrap();
+    let authorize = |_: &str, _: &str, _: &str, _: &str| true;
+    let plain = warden::directory::ApplyContext::new(&authorize, &warden::directory::is_default_role);
+    f.store
+        .apply_and_index(
+            warden::directory::ChangeEnvelope::new("bob", 6, user("bob")),
+            &plain,
+            &f.index,
+        )
+        .unwrap();
+    let log = f.store.changes_since(0, 0).unwrap();
+    assert!(log[0].operator);
+    assert_eq!(log[0].policy.as_deref(), Some("abc"));
+    assert_eq!(log[0].envelope(), env);
+    assert!(!log[1].operator);
+    assert!(!log[1].envelope().operator);
+    // A record written before the operator bit existed still reads, as not the operator's.
+    let old = r#"{"revision":1,"format":1,"actor":"alice","at_ms":5,
+        "change":{"type":"delete_org","id":"acme"}}"#;
+    let rec: warden::store::ChangeRecord = serde_json::from_str(old).unwrap();
+    assert!(!rec.operator);
+    assert_eq!(rec.request_id, None);
+    assert_eq!(rec.policy, None);
+}
+
+#[test]
+fn one_pinned_policy_judges_a_write_even_when_a_reload_lands_mid_write() {
+    use std::sync::Arc;
+    use warden::engine::Engine;
+    use warden::policy::{DEFAULT_ENGINE, DEFAULT_MODEL, DEFAULT_POLICY};
+    let before = Arc::new(warden::policy::load_defaults().unwrap());
+    // The same policy without the admins' rights on the org itself (managing members).
+    let stripped: String = DEFAULT_POLICY
+        .lines()
+        .filter(|l| !l.starts_with("p, role:admin, org,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let config = warden::policy::parse_engine_config("engine.toml", DEFAULT_ENGINE).unwrap();
+    let after = Arc::new(
+        warden::policy::compile_texts("model.conf", DEFAULT_MODEL, "policy.csv", &stripped, &config).unwrap(),
+    );
+    let f = Fixture::new();
+    let engine = Engine::new(
+        before.clone(),
+        Arc::new(warden::engine::index::DirectoryIndex::new()),
+    );
+    let trusted = warden::directory::ApplyContext::trusted();
+    for change in [user("alice"), user("bob"), user("carol"), create_org("acme")] {
+        f.store
+            .apply_and_index(
+                warden::directory::ChangeEnvelope::new("alice", 1, change),
+                &trusted,
+                engine.index(),
+            )
+            .unwrap();
+    }
+    // The reload lands after the write pinned `before`: the write is judged by `before` alone.
+    let applied = warden::store::with_policy_context(&engine, &before, false, |ctx| {
+        engine.swap_policy(after.clone());
+        f.store.apply_and_index(
+            warden::directory::ChangeEnvelope::new("alice", 2, add("acme", "bob", "org_user")),
+            ctx,
+            engine.index(),
+        )
+    });
+    assert!(applied.is_ok(), "{applied:?}");
+    // The next write pins `after`, which denies it.
+    let refused = warden::store::with_policy_context(&engine, &engine.policy(), false, |ctx| {
+        f.store.apply_and_index(
+            warden::directory::ChangeEnvelope::new("alice", 3, add("acme", "carol", "org_user")),
+            ctx,
+            engine.index(),
+        )
+    });
+    assert!(matches!(refusal(refused), Refusal::PermissionDenied { .. }));
+}

@@ -1,11 +1,12 @@
-//! `warden.v1.AdminService`: policy status and reload, directory statistics.
+//! `warden.v1.AdminService`: policy status and reload, directory statistics, index check and
+//! directory digest.
 
 use crate::api::pb;
 use crate::api::policy_state::{PolicyStatus, WatcherState};
 use crate::api::reload::{PolicyReloader, Trigger};
 use crate::engine::Engine;
 use crate::engine::index::DirectoryIndex;
-use crate::store::IndexCheck;
+use crate::store::{DirectoryDigest, IndexCheck};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -28,6 +29,11 @@ pub trait DirectoryStats: Send + Sync {
 
     /// Compare `live` with an index rebuilt from the directory (`CheckIndex`).
     fn check_index(&self, _live: &DirectoryIndex) -> Result<IndexCheck, String> {
+        Err("no directory store is attached".into())
+    }
+
+    /// The directory's digest and the revision it reflects (`DirectoryDigest`).
+    fn digest(&self) -> Result<DirectoryDigest, String> {
         Err("no directory store is attached".into())
     }
 }
@@ -181,6 +187,40 @@ impl pb::admin_service_server::AdminService for Admin {
             differences: check.differences,
         }))
     }
+
+    async fn directory_digest(
+        &self,
+        request: Request<pb::DirectoryDigestRequest>,
+    ) -> Result<Response<pb::DirectoryDigestResponse>, Status> {
+        let span = tracing::info_span!("DirectoryDigest");
+        // It reads every directory table, like CheckIndex: an operator call, so a TCP caller
+        // cannot keep a core busy with it at will.
+        if !crate::api::directory::on_unix_socket(&request) {
+            return Err(Status::permission_denied(
+                "DirectoryDigest is an operator call, served only on the Unix socket",
+            ));
+        }
+        let Some(stats) = self.stats.clone() else {
+            return Err(Status::failed_precondition("no directory store is attached"));
+        };
+        let digest = tokio::task::spawn_blocking(move || span.in_scope(|| stats.digest()))
+            .await
+            .map_err(|e| Status::internal(format!("directory digest crashed: {e}")))?
+            .map_err(|e| Status::unavailable(format!("directory store: {e}")))?;
+        Ok(Response::new(pb::DirectoryDigestResponse {
+            revision: digest.revision,
+            sha256: digest.sha256,
+            tables: digest
+                .tables
+                .into_iter()
+                .map(|t| pb::TableDigest {
+                    name: t.name,
+                    entries: t.entries,
+                    sha256: t.sha256,
+                })
+                .collect(),
+        }))
+    }
 }
 
 /// The store counts the directory from one read snapshot; a storage failure is reported
@@ -205,6 +245,13 @@ impl DirectoryStats for crate::store::Store {
     fn check_index(&self, live: &DirectoryIndex) -> Result<IndexCheck, String> {
         crate::store::Store::check_index(self, live).map_err(|e| {
             tracing::error!(error = %e, "rebuilding the index for a check");
+            "cannot read the directory store; see the daemon log".to_string()
+        })
+    }
+
+    fn digest(&self) -> Result<DirectoryDigest, String> {
+        crate::store::Store::digest(self).map_err(|e| {
+            tracing::error!(error = %e, "digesting the directory");
             "cannot read the directory store; see the daemon log".to_string()
         })
     }

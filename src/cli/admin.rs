@@ -1,4 +1,5 @@
-//! `warden admin …`: status, reload and statistics of a running daemon.
+//! `warden admin …`: status, reload, statistics, index check and directory digest of a running
+//! daemon.
 
 use crate::api::client;
 use crate::api::pb;
@@ -26,6 +27,13 @@ pub enum AdminCommand {
     /// Compare the live decision index with one rebuilt from the directory tables;
     /// exits 1 if they differ. Pauses writes while it runs (as long as a startup load).
     CheckIndex,
+    /// Print a digest of the directory's state (not its history, not telemetry) and the
+    /// revision it was taken at: two daemons that applied the same changes print the same.
+    Digest {
+        /// Also print each table's entry count and digest.
+        #[arg(long)]
+        tables: bool,
+    },
 }
 
 pub async fn run(args: AdminArgs) -> ExitCode {
@@ -78,6 +86,19 @@ async fn call(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
             println!("consistent");
+        }
+        AdminCommand::Digest { tables } => {
+            let d = admin
+                .directory_digest(pb::DirectoryDigestRequest {})
+                .await?
+                .into_inner();
+            println!("revision:    {}", d.revision);
+            println!("sha256:      {}", d.sha256);
+            if tables {
+                for t in &d.tables {
+                    println!("  {:<20} {:>10} {}", t.name, t.entries, t.sha256);
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

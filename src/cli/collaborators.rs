@@ -79,6 +79,7 @@ async fn collaborator(args: CollaboratorArgs) -> crate::cli::directory::Outcome 
             loop {
                 let r = c
                     .list_collaborators(pb::ListCollaboratorsRequest {
+                        min_revision: 0,
                         actor: actor.clone(),
                         app_id: app_id.clone(),
                         page_size: 0,

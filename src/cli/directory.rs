@@ -449,7 +449,14 @@ async fn org(args: OrgArgs) -> Outcome {
             print_revision(r.revision);
         }
         OrgCommand::Get { org_id } => {
-            let o = c.get_org(pb::GetOrgRequest { org_id, actor }).await?.into_inner();
+            let o = c
+                .get_org(pb::GetOrgRequest {
+                    min_revision: 0,
+                    org_id,
+                    actor,
+                })
+                .await?
+                .into_inner();
             print_org(&o);
         }
         OrgCommand::Update {
@@ -531,6 +538,7 @@ async fn org(args: OrgArgs) -> Outcome {
             loop {
                 let r = c
                     .list_orgs(pb::ListOrgsRequest {
+                        min_revision: 0,
                         user_id: user.clone(),
                         query: query.clone(),
                         page_size: 0,
@@ -615,6 +623,7 @@ async fn member(args: MemberArgs) -> Outcome {
             loop {
                 let r = c
                     .list_members(pb::ListMembersRequest {
+                        min_revision: 0,
                         org_id: org_id.clone(),
                         query: query.clone(),
                         role: role.clone(),
@@ -695,6 +704,7 @@ async fn team(args: TeamArgs) -> Outcome {
             loop {
                 let r = c
                     .list_teams(pb::ListTeamsRequest {
+                        min_revision: 0,
                         org_id: org_id.clone(),
                         page_size: 0,
                         page_token,
@@ -804,7 +814,14 @@ async fn app(args: AppArgs) -> Outcome {
             print_revision(r.revision);
         }
         AppCommand::Get { app_id } => {
-            let a = c.get_app(pb::GetAppRequest { app_id, actor }).await?.into_inner();
+            let a = c
+                .get_app(pb::GetAppRequest {
+                    min_revision: 0,
+                    app_id,
+                    actor,
+                })
+                .await?
+                .into_inner();
             print_app(&a);
         }
         AppCommand::Delete { app_id } => {
@@ -820,6 +837,7 @@ async fn app(args: AppArgs) -> Outcome {
             loop {
                 let r = c
                     .list_apps(pb::ListAppsRequest {
+                        min_revision: 0,
                         owner: Some(owner.to_pb()),
                         page_size: 0,
                         page_token,
@@ -912,7 +930,11 @@ async fn user(args: UserArgs) -> Outcome {
         }
         UserCommand::Get { user_id } => {
             let u = c
-                .get_user(pb::GetUserRequest { user_id, actor })
+                .get_user(pb::GetUserRequest {
+                    min_revision: 0,
+                    user_id,
+                    actor,
+                })
                 .await?
                 .into_inner();
             print_user(&u);

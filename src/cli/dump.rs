@@ -101,6 +101,7 @@ fn run_import(args: &ImportArgs) -> anyhow::Result<()> {
     let revision = store.import(&dump, &args.actor, now_ms()).map_err(|e| match e {
         ApplyError::Refused(r) => anyhow::anyhow!("{} refused: {r}", args.file.display()),
         ApplyError::Storage(s) => anyhow::Error::new(s).context("writing the store"),
+        e @ ApplyError::UnsupportedFormat { .. } => anyhow::Error::new(e),
     })?;
     let c = dump.counts();
     println!(

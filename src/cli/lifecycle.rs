@@ -201,6 +201,7 @@ async fn invitation(args: InvitationArgs) -> Outcome {
             loop {
                 let r = c
                     .list_org_invitations(pb::ListOrgInvitationsRequest {
+                        min_revision: 0,
                         actor: actor.clone(),
                         org_id: org_id.clone(),
                         status: status.clone(),
@@ -221,6 +222,7 @@ async fn invitation(args: InvitationArgs) -> Outcome {
         InvitationCommand::Mine { user, email, status } => {
             let r = c
                 .list_user_invitations(pb::ListUserInvitationsRequest {
+                    min_revision: 0,
                     actor,
                     user_id: user,
                     email,
@@ -428,7 +430,11 @@ async fn domain(args: DomainArgs) -> Outcome {
         }
         DomainCommand::List { org_id } => {
             let r = c
-                .list_domains(pb::ListDomainsRequest { actor, org_id })
+                .list_domains(pb::ListDomainsRequest {
+                    min_revision: 0,
+                    actor,
+                    org_id,
+                })
                 .await?
                 .into_inner();
             r.domains.iter().for_each(print_domain);
@@ -436,7 +442,11 @@ async fn domain(args: DomainArgs) -> Outcome {
         }
         DomainCommand::Offers { user } => {
             let r = c
-                .list_domain_offers(pb::ListDomainOffersRequest { actor, user_id: user })
+                .list_domain_offers(pb::ListDomainOffersRequest {
+                    min_revision: 0,
+                    actor,
+                    user_id: user,
+                })
                 .await?
                 .into_inner();
             for o in &r.offers {
@@ -470,6 +480,7 @@ async fn domain(args: DomainArgs) -> Outcome {
         DomainCommand::Requests { org, user, status } => {
             let r = c
                 .list_membership_requests(pb::ListMembershipRequestsRequest {
+                    min_revision: 0,
                     actor,
                     org_id: org,
                     user_id: user,

@@ -118,6 +118,7 @@ async fn publish(args: PublishArgs) -> crate::cli::directory::Outcome {
             loop {
                 let r = c
                     .list_app_versions(pb::ListAppVersionsRequest {
+                        min_revision: 0,
                         actor: actor.clone(),
                         app_id: app_id.clone(),
                         state: state.clone(),

@@ -119,7 +119,11 @@ async fn security(args: SecurityArgs) -> crate::cli::directory::Outcome {
     match args.command {
         SecurityCommand::Get { org_id } => {
             let s = c
-                .get_security_settings(pb::GetSecuritySettingsRequest { actor, org_id })
+                .get_security_settings(pb::GetSecuritySettingsRequest {
+                    min_revision: 0,
+                    actor,
+                    org_id,
+                })
                 .await?
                 .into_inner();
             print_settings(&s);

@@ -110,6 +110,7 @@ async fn token(args: TokenArgs) -> crate::cli::directory::Outcome {
             loop {
                 let r = c
                     .list_tokens(pb::ListTokensRequest {
+                        min_revision: 0,
                         actor: actor.clone(),
                         owner: Some(owner.to_pb()),
                         page_size: 0,

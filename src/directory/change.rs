@@ -23,23 +23,61 @@ pub const CHANGE_FORMAT: u32 = 1;
 
 /// A change with who asked for it and when. `at_ms` (Unix milliseconds) is the time recorded on
 /// anything the change creates.
+///
+/// Everything apply reads besides the directory and the policy is in here, so a replica applying
+/// the same envelope under the same policy reaches the same outcome. The fields added after
+/// format 1 was first written (`operator`, `request_id`, `policy`) default when absent, so
+/// envelopes and change-log records written before them still read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangeEnvelope {
     pub format: u32,
     pub actor: String,
     pub at_ms: u64,
     pub change: Change,
+    /// Whether the actor acts for the operator (the caller came in on the Unix socket). It
+    /// decides operator-only rules (`VerifyDomain`, `CreateOrg` when users may not create orgs,
+    /// marking an email verified), so it travels with the change rather than with the
+    /// connection.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub operator: bool,
+    /// The caller's request id, when it gave or was given one (for retries and audit). Apply
+    /// never reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The hash of the policy the submitter judged the change with (`CompiledPolicy::hash`), for
+    /// audit. Apply never reads it: the policy it judges with is the one its caller pins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl ChangeEnvelope {
-    /// An envelope in the current format.
+    /// An envelope in the current format, from a caller that is not the operator.
     pub fn new(actor: impl Into<String>, at_ms: u64, change: Change) -> Self {
         Self {
             format: CHANGE_FORMAT,
             actor: actor.into(),
             at_ms,
             change,
+            operator: false,
+            request_id: None,
+            policy: None,
         }
+    }
+
+    /// The same envelope from a caller acting for the operator (or not).
+    pub fn as_operator(mut self, operator: bool) -> Self {
+        self.operator = operator;
+        self
+    }
+
+    /// The same envelope judged under the policy with this hash.
+    pub fn with_policy(mut self, hash: impl Into<String>) -> Self {
+        self.policy = Some(hash.into());
+        self
     }
 }
 

@@ -414,6 +414,18 @@ impl Engine {
         })
     }
 
+    /// [`Engine::check`] judged by `policy` instead of the policy current at this instant. The
+    /// write path pins one snapshot per write, so its authorization, role predicate and limits
+    /// all come from one version even when a reload lands mid-write.
+    pub fn check_with(&self, policy: &CompiledPolicy, q: &CheckInput<'_>) -> Result<Decision, EngineError> {
+        let dir = self.index.read();
+        let allowed = with_decision(policy, &dir, q, |_, out| out.allowed)?;
+        Ok(Decision {
+            allowed,
+            revision: dir.revision,
+        })
+    }
+
     /// Check many requests against one snapshot and one revision, in order. With
     /// `count_usage`, every answered item whose subject is a member of its org is counted
     /// for usage reports (as [`index::IndexData::count_check`] does), using the entries the

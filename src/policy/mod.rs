@@ -341,14 +341,7 @@ pub fn load_dir(dir: &Path) -> Result<CompiledPolicy, PolicyErrors> {
         h.update(t.as_bytes());
         p.hash = hex::encode(h.finalize());
     }
-    if let Some(t) = &limits_text {
-        let mut h = Sha256::new();
-        h.update(p.hash.as_bytes());
-        h.update(b"limits.toml");
-        h.update(t.as_bytes());
-        p.hash = hex::encode(h.finalize());
-    }
-    p.limits = std::sync::Arc::new(limits);
+    hash_limits(&mut p, limits_text.as_deref(), limits);
     p.files = vec![model_path, policy_path];
     if engine_text.is_some() {
         p.files.push(engine_path);
@@ -359,10 +352,32 @@ pub fn load_dir(dir: &Path) -> Result<CompiledPolicy, PolicyErrors> {
     Ok(p)
 }
 
-/// The embedded default policy, compiled (used by tests, benches and `--demo`).
+/// Put `limits` on `p` and fold them into its hash, so the hash covers everything the write
+/// path judges with: the file's text when there is one, else a marker for the built-in
+/// defaults (an absent `limits.toml` is a policy of its own), and in both cases the limits as
+/// parsed, so a build whose defaults differ hashes differently.
+fn hash_limits(p: &mut CompiledPolicy, text: Option<&str>, limits: crate::directory::Limits) {
+    let mut h = Sha256::new();
+    h.update(p.hash.as_bytes());
+    match text {
+        Some(t) => {
+            h.update(b"limits.toml");
+            h.update(t.as_bytes());
+        }
+        None => h.update(b"limits.toml absent: built-in defaults"),
+    }
+    h.update(format!("{limits:?}").as_bytes());
+    p.hash = hex::encode(h.finalize());
+    p.limits = std::sync::Arc::new(limits);
+}
+
+/// The embedded default policy, compiled (used by tests, benches and `--demo`), with the
+/// built-in default limits.
 pub fn load_defaults() -> Result<CompiledPolicy, PolicyErrors> {
     let config = parse_engine_config(ENGINE_FILE, DEFAULT_ENGINE).map_err(|e| PolicyErrors(vec![e]))?;
-    compile_texts(MODEL_FILE, DEFAULT_MODEL, POLICY_FILE, DEFAULT_POLICY, &config)
+    let mut p = compile_texts(MODEL_FILE, DEFAULT_MODEL, POLICY_FILE, DEFAULT_POLICY, &config)?;
+    hash_limits(&mut p, None, crate::directory::Limits::defaults());
+    Ok(p)
 }
 
 /// Create `dir` with the default policy files if it does not exist. Returns whether it
@@ -392,4 +407,50 @@ pub fn dir_files(dir: &Path) -> Vec<PathBuf> {
         dir.join(ENGINE_FILE),
         dir.join(LIMITS_FILE),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A policy directory with the default model, policy and engine files and, when given, this
+    /// `limits.toml`.
+    fn dir_with_limits(limits: Option<&str>) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            (MODEL_FILE, DEFAULT_MODEL),
+            (POLICY_FILE, DEFAULT_POLICY),
+            (ENGINE_FILE, DEFAULT_ENGINE),
+        ] {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        if let Some(text) = limits {
+            std::fs::write(dir.path().join(LIMITS_FILE), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn the_hash_covers_the_limits_even_when_the_file_is_absent() {
+        let absent = load_dir(dir_with_limits(None).path()).unwrap();
+        let defaults_text = load_dir(dir_with_limits(Some(DEFAULT_LIMITS)).path()).unwrap();
+        let stricter = load_dir(dir_with_limits(Some("users_can_create_orgs = false\n")).path()).unwrap();
+        // Stable for the same files.
+        assert_eq!(absent.hash, load_dir(dir_with_limits(None).path()).unwrap().hash);
+        // The absent file is judged by the built-in defaults, and that is part of the hash:
+        // it is not the hash of model, policy and engine alone.
+        let config = parse_engine_config(ENGINE_FILE, DEFAULT_ENGINE).unwrap();
+        let rules_only =
+            compile_texts(MODEL_FILE, DEFAULT_MODEL, POLICY_FILE, DEFAULT_POLICY, &config).unwrap();
+        assert_ne!(absent.hash, rules_only.hash);
+        assert_eq!(*absent.limits, crate::directory::Limits::defaults());
+        // Three different inputs, three different hashes.
+        assert_ne!(absent.hash, defaults_text.hash);
+        assert_ne!(absent.hash, stricter.hash);
+        assert_ne!(defaults_text.hash, stricter.hash);
+        // The embedded defaults carry their limits in the hash too.
+        let embedded = load_defaults().unwrap();
+        assert_eq!(*embedded.limits, crate::directory::Limits::defaults());
+        assert_ne!(embedded.hash, rules_only.hash);
+    }
 }

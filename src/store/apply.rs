@@ -37,7 +37,16 @@ use redb::ReadableTable;
 type Ops = Result<Vec<IndexOp>, ApplyError>;
 
 pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &ApplyContext<'_>) -> Ops {
+    if env.format > CHANGE_FORMAT {
+        // A halt, not a refusal: see `ApplyError::UnsupportedFormat`.
+        return Err(ApplyError::UnsupportedFormat {
+            found: env.format,
+            supported: CHANGE_FORMAT,
+        });
+    }
     if env.format != CHANGE_FORMAT {
+        // An older format this build no longer applies (or never existed): every build that
+        // knows the current format refuses it the same way.
         return Err(Refusal::invalid(
             "format",
             format!(

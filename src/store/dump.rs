@@ -215,6 +215,9 @@ impl Store {
                 change: Change::Import {
                     counts: dump.counts(),
                 },
+                operator: true,
+                request_id: None,
+                policy: None,
             };
             t.changelog.insert(revision, encode(&record)?.as_slice())?;
             Ok::<_, ApplyError>(revision)

@@ -15,6 +15,7 @@ pub mod audit;
 mod collaborators;
 mod db;
 pub mod demo;
+mod digest;
 mod domains;
 mod dump;
 mod invitations;
@@ -28,6 +29,7 @@ mod usage;
 mod verify;
 
 pub use crate::directory::ApplyContext;
+pub use digest::{DIGESTED_TABLES, DirectoryDigest, TableDigest};
 pub use dump::{DUMP_FORMAT, Dump};
 pub use read::{ChangeRecord, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Member, Page, Stats};
 pub use verify::IndexCheck;
@@ -132,6 +134,49 @@ pub enum ApplyError {
     Refused(#[from] Refusal),
     #[error(transparent)]
     Storage(#[from] StoreError),
+    /// The envelope's format is newer than this build understands. Not a refusal: a build that
+    /// refused (and recorded the refusal of) a change a newer build accepts would diverge from
+    /// it. A loop applying a shared log must stop at this entry (report it, keep serving
+    /// checks) and resume after an upgrade; it must never skip it or record it as refused.
+    #[error(
+        "change format {found} is newer than the {supported} this Warden applies; \
+         upgrade this Warden before it applies this change"
+    )]
+    UnsupportedFormat { found: u32, supported: u32 },
+}
+
+/// Run `f` with the context that judges one write under `policy`, pinned for the whole write:
+/// authorization asks `engine`'s index with that policy (never the engine's current policy,
+/// which a reload may swap mid-write), and roles and limits come from the same snapshot.
+/// `operator` is the bit apply judges with; the envelope carries the same bit
+/// ([`ChangeEnvelope::operator`]) so that a replay of the change log, calling this with each
+/// record's bit and the policy it names, reaches the same outcome.
+pub fn with_policy_context<R>(
+    engine: &crate::engine::Engine,
+    policy: &crate::engine::CompiledPolicy,
+    operator: bool,
+    f: impl FnOnce(&ApplyContext<'_>) -> R,
+) -> R {
+    let roles = policy.org_roles();
+    let authorize = |actor: &str, org: &str, resource: &str, action: &str| {
+        engine
+            .check_with(
+                policy,
+                &crate::engine::CheckInput {
+                    subject: actor,
+                    org,
+                    resource,
+                    action,
+                },
+            )
+            .map(|d| d.allowed)
+            .unwrap_or(false)
+    };
+    let is_role = |role: &str| roles.contains(role);
+    let ctx = ApplyContext::new(&authorize, &is_role)
+        .with_limits(&policy.limits)
+        .as_operator(operator);
+    f(&ctx)
 }
 
 /// The outcome of a committed write.
@@ -346,6 +391,11 @@ impl Store {
                 actor: env.actor.clone(),
                 at_ms: env.at_ms,
                 change: env.change.clone(),
+                // The bit apply judged with, which is the context's (the API sets the
+                // envelope's to the same value; trusted tools judge as the operator).
+                operator: ctx.operator,
+                request_id: env.request_id.clone(),
+                policy: env.policy.clone(),
             };
             t.changelog
                 .insert(revision, tables::encode(&record)?.as_slice())?;

@@ -40,16 +40,35 @@ pub struct ChangeRecord {
     pub actor: String,
     pub at_ms: u64,
     pub change: Change,
+    /// Whether apply judged the change as the operator's (the caller was on the Unix socket).
+    /// Records written before this field read as `false`: until then only operator tools
+    /// (`--demo`, imports) wrote as the operator, and nothing replays those.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub operator: bool,
+    /// The caller's request id, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The hash of the policy the change was judged under, when the writer had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl ChangeRecord {
-    /// The envelope this record was applied from.
+    /// The envelope this record was applied from, with the operator bit apply judged it with:
+    /// replaying it under the policy named by `policy` reaches the same outcome.
     pub fn envelope(&self) -> ChangeEnvelope {
         ChangeEnvelope {
             format: self.format,
             actor: self.actor.clone(),
             at_ms: self.at_ms,
             change: self.change.clone(),
+            operator: self.operator,
+            request_id: self.request_id.clone(),
+            policy: self.policy.clone(),
         }
     }
 }

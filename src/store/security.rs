@@ -69,6 +69,9 @@ pub(crate) fn apply(
                     role,
                     terms_version: None,
                 },
+                operator: env.operator,
+                request_id: env.request_id.clone(),
+                policy: env.policy.clone(),
             };
             // Authorized above by the org's settings; the role must still be a policy role, and
             // the plan, the membership limit and the instance limits bind it like any join.

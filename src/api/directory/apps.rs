@@ -88,8 +88,10 @@ impl pb::app_service_server::AppService for Directory {
         .await
     }
 
-    async fn get_app(&self, request: Request<pb::GetAppRequest>) -> Result<Response<pb::App>, Status> {
+    async fn get_app(&self, mut request: Request<pb::GetAppRequest>) -> Result<Response<pb::App>, Status> {
+        let admission = crate::api::limits::Admission::of(&mut request);
         let r = request.into_inner();
+        self.reflect(admission.as_ref(), r.min_revision).await?;
         let span = tracing::info_span!("GetApp", app = %r.app_id, actor = %r.actor);
         async move {
             check_slug("app_id", &r.app_id)?;
@@ -124,10 +126,12 @@ impl pb::app_service_server::AppService for Directory {
 
     async fn list_apps(
         &self,
-        request: Request<pb::ListAppsRequest>,
+        mut request: Request<pb::ListAppsRequest>,
     ) -> Result<Response<pb::ListAppsResponse>, Status> {
         let trusted = on_unix_socket(&request);
+        let admission = crate::api::limits::Admission::of(&mut request);
         let r = request.into_inner();
+        self.reflect(admission.as_ref(), r.min_revision).await?;
         let span = tracing::info_span!("ListApps", actor = %r.actor);
         async move {
             check_actor(&r.actor)?;

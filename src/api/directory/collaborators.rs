@@ -81,9 +81,11 @@ impl pb::collaborator_service_server::CollaboratorService for Directory {
 
     async fn list_collaborators(
         &self,
-        request: Request<pb::ListCollaboratorsRequest>,
+        mut request: Request<pb::ListCollaboratorsRequest>,
     ) -> Result<Response<pb::ListCollaboratorsResponse>, Status> {
+        let admission = crate::api::limits::Admission::of(&mut request);
         let r = request.into_inner();
+        self.reflect(admission.as_ref(), r.min_revision).await?;
         let span = tracing::info_span!("ListCollaborators", app = %r.app_id, actor = %r.actor);
         async move {
             check_actor(&r.actor)?;

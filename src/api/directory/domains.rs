@@ -200,9 +200,11 @@ impl pb::domain_service_server::DomainService for Directory {
 
     async fn list_domains(
         &self,
-        request: Request<pb::ListDomainsRequest>,
+        mut request: Request<pb::ListDomainsRequest>,
     ) -> Result<Response<pb::ListDomainsResponse>, Status> {
+        let admission = crate::api::limits::Admission::of(&mut request);
         let r = request.into_inner();
+        self.reflect(admission.as_ref(), r.min_revision).await?;
         let span = tracing::info_span!("ListDomains", org = %r.org_id, actor = %r.actor);
         async move {
             check_actor(&r.actor)?;
@@ -223,10 +225,12 @@ impl pb::domain_service_server::DomainService for Directory {
 
     async fn list_domain_offers(
         &self,
-        request: Request<pb::ListDomainOffersRequest>,
+        mut request: Request<pb::ListDomainOffersRequest>,
     ) -> Result<Response<pb::ListDomainOffersResponse>, Status> {
         let trusted = on_unix_socket(&request);
+        let admission = crate::api::limits::Admission::of(&mut request);
         let r = request.into_inner();
+        self.reflect(admission.as_ref(), r.min_revision).await?;
         let span = tracing::info_span!("ListDomainOffers", user = %r.user_id, actor = %r.actor);
         async move {
             check_actor(&r.actor)?;
@@ -328,10 +332,12 @@ impl pb::domain_service_server::DomainService for Directory {
 
     async fn list_membership_requests(
         &self,
-        request: Request<pb::ListMembershipRequestsRequest>,
+        mut request: Request<pb::ListMembershipRequestsRequest>,
     ) -> Result<Response<pb::ListMembershipRequestsResponse>, Status> {
         let trusted = on_unix_socket(&request);
+        let admission = crate::api::limits::Admission::of(&mut request);
         let r = request.into_inner();
+        self.reflect(admission.as_ref(), r.min_revision).await?;
         let span = tracing::info_span!("ListMembershipRequests", org = %r.org_id, user = %r.user_id, actor = %r.actor);
         async move {
             check_actor(&r.actor)?;

@@ -245,9 +245,11 @@ impl pb::invitation_service_server::InvitationService for Directory {
 
     async fn list_org_invitations(
         &self,
-        request: Request<pb::ListOrgInvitationsRequest>,
+        mut request: Request<pb::ListOrgInvitationsRequest>,
     ) -> Result<Response<pb::ListInvitationsResponse>, Status> {
+        let admission = crate::api::limits::Admission::of(&mut request);
         let r = request.into_inner();
+        self.reflect(admission.as_ref(), r.min_revision).await?;
         let span = tracing::info_span!("ListOrgInvitations", org = %r.org_id, actor = %r.actor);
         async move {
             check_actor(&r.actor)?;
@@ -273,10 +275,12 @@ impl pb::invitation_service_server::InvitationService for Directory {
 
     async fn list_user_invitations(
         &self,
-        request: Request<pb::ListUserInvitationsRequest>,
+        mut request: Request<pb::ListUserInvitationsRequest>,
     ) -> Result<Response<pb::ListInvitationsResponse>, Status> {
         let trusted = on_unix_socket(&request);
+        let admission = crate::api::limits::Admission::of(&mut request);
         let r = request.into_inner();
+        self.reflect(admission.as_ref(), r.min_revision).await?;
         let span = tracing::info_span!("ListUserInvitations", actor = %r.actor, user = %r.user_id);
         async move {
             check_actor(&r.actor)?;

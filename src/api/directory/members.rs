@@ -119,9 +119,11 @@ impl pb::member_service_server::MemberService for Directory {
 
     async fn list_members(
         &self,
-        request: Request<pb::ListMembersRequest>,
+        mut request: Request<pb::ListMembersRequest>,
     ) -> Result<Response<pb::ListMembersResponse>, Status> {
+        let admission = crate::api::limits::Admission::of(&mut request);
         let r = request.into_inner();
+        self.reflect(admission.as_ref(), r.min_revision).await?;
         let span = tracing::info_span!("ListMembers", org = %r.org_id, actor = %r.actor);
         async move {
             check_slug("org_id", &r.org_id)?;

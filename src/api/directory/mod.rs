@@ -3,10 +3,12 @@
 //!
 //! Every mutation is the same five steps: check the request's shape (INVALID_ARGUMENT naming
 //! the proto field), build a [`ChangeEnvelope`] stamped with the current time *before* it is
-//! applied (DESIGN §6), run [`Store::apply_and_index`] on a blocking thread with the engine as
-//! the authorizer and the policy's org roles as the role predicate, map a [`Refusal`] 1:1 to a
-//! gRPC status, and answer with the committed revision. Reads are authorized with the engine
-//! too, before the store is asked (see each service for its rule).
+//! applied (DESIGN §6) and carrying the caller's operator bit and the pinned policy's hash, run
+//! [`Store::apply_and_index`] on a blocking thread with one pinned policy snapshot as the
+//! authorizer, the role predicate and the limits ([`with_policy_context`]), map a [`Refusal`]
+//! 1:1 to a gRPC status, and answer with the committed revision. Reads are authorized with the
+//! engine too, before the store is asked (see each service for its rule); every directory read
+//! takes `min_revision` and waits for it as Check does.
 //!
 //! Nothing here decides what the directory allows: the store runs the rules and the engine
 //! answers permissions. This module only translates between protobuf and those two.
@@ -31,7 +33,7 @@ use crate::api::pb;
 use crate::directory::ids::{validate_slug, validate_user_id};
 use crate::directory::{Change, ChangeEnvelope, Refusal};
 use crate::engine::{CheckInput, Engine};
-use crate::store::{ApplyContext, ApplyError, Page, Store, StoreError};
+use crate::store::{ApplyError, Page, Store, StoreError, with_policy_context};
 use std::sync::Arc;
 use tonic::{Request, Status};
 
@@ -132,31 +134,21 @@ impl Directory {
         at_ms: u64,
     ) -> Result<u64, Status> {
         validate_user_id("actor", actor).map_err(|r| refusal_status(r, actor, id_field))?;
-        let env = ChangeEnvelope::new(actor, at_ms, change);
         let store = self.store.clone();
         let engine = self.engine.clone();
+        let actor_id = actor.to_string();
         let applied = tokio::task::spawn_blocking(move || {
-            // One policy snapshot for the role predicate of this write; the authorizer asks
-            // the engine, which sees the index as of the previous write (the store holds its
-            // write lock until this write is published).
+            // One policy snapshot judges the whole write: authorization, the role predicate
+            // and the limits (a reload landing meanwhile applies from the next write on). The
+            // authorizer sees the index as of the previous write (the store holds its write
+            // lock until this write is published).
             let policy = engine.policy();
-            let roles = policy.org_roles();
-            let authorize = |actor: &str, org: &str, resource: &str, action: &str| {
-                engine
-                    .check(&CheckInput {
-                        subject: actor,
-                        org,
-                        resource,
-                        action,
-                    })
-                    .map(|d| d.allowed)
-                    .unwrap_or(false)
-            };
-            let is_role = |role: &str| roles.contains(role);
-            let ctx = ApplyContext::new(&authorize, &is_role)
-                .with_limits(&policy.limits)
-                .as_operator(operator);
-            store.apply_and_index(env, &ctx, engine.index())
+            let env = ChangeEnvelope::new(actor_id, at_ms, change)
+                .as_operator(operator)
+                .with_policy(policy.hash.clone());
+            with_policy_context(&engine, &policy, operator, |ctx| {
+                store.apply_and_index(env, ctx, engine.index())
+            })
         })
         .await
         .map_err(task_failed)?;
@@ -185,6 +177,26 @@ impl Directory {
             .await
             .map_err(task_failed)?
             .map_err(|e| apply_status(e, actor, id_field))
+    }
+
+    /// Read-your-writes for directory reads: return once the directory reflects
+    /// `min_revision`, with the same wait and the same FAILED_PRECONDITION as Check's. The
+    /// store commits a write before the index publishes it, so an index at `min_revision`
+    /// means every later store read sees that write. While it waits, the call's in-flight
+    /// permit is parked, as Check's is.
+    async fn reflect(
+        &self,
+        admission: Option<&crate::api::limits::Admission>,
+        min_revision: u64,
+    ) -> Result<(), Status> {
+        crate::api::revision::wait_for(
+            &self.engine,
+            admission,
+            min_revision,
+            crate::api::revision::MAX_WAIT,
+        )
+        .await?;
+        Ok(())
     }
 
     /// The index revision now: a read that starts after this reflects at least this revision.
@@ -280,6 +292,8 @@ fn apply_status(err: ApplyError, actor: &str, id_field: &'static str) -> Status 
     match err {
         ApplyError::Refused(r) => refusal_status(r, actor, id_field),
         ApplyError::Storage(e) => storage_status(e),
+        // The API writes only the current format; a newer one can come only from elsewhere.
+        e @ ApplyError::UnsupportedFormat { .. } => Status::unimplemented(e.to_string()),
     }
 }
 

@@ -73,8 +73,10 @@ impl pb::org_service_server::OrgService for Directory {
         .await
     }
 
-    async fn get_org(&self, request: Request<pb::GetOrgRequest>) -> Result<Response<pb::Org>, Status> {
+    async fn get_org(&self, mut request: Request<pb::GetOrgRequest>) -> Result<Response<pb::Org>, Status> {
+        let admission = crate::api::limits::Admission::of(&mut request);
         let r = request.into_inner();
+        self.reflect(admission.as_ref(), r.min_revision).await?;
         let span = tracing::info_span!("GetOrg", org = %r.org_id, actor = %r.actor);
         async move {
             check_slug("org_id", &r.org_id)?;
@@ -142,10 +144,12 @@ impl pb::org_service_server::OrgService for Directory {
 
     async fn list_orgs(
         &self,
-        request: Request<pb::ListOrgsRequest>,
+        mut request: Request<pb::ListOrgsRequest>,
     ) -> Result<Response<pb::ListOrgsResponse>, Status> {
         let trusted = on_unix_socket(&request);
+        let admission = crate::api::limits::Admission::of(&mut request);
         let r = request.into_inner();
+        self.reflect(admission.as_ref(), r.min_revision).await?;
         let span = tracing::info_span!("ListOrgs", actor = %r.actor, user = %r.user_id);
         async move {
             check_actor(&r.actor)?;

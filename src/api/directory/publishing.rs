@@ -100,9 +100,11 @@ impl pb::publishing_service_server::PublishingService for Directory {
 
     async fn list_app_versions(
         &self,
-        request: Request<pb::ListAppVersionsRequest>,
+        mut request: Request<pb::ListAppVersionsRequest>,
     ) -> Result<Response<pb::ListAppVersionsResponse>, Status> {
+        let admission = crate::api::limits::Admission::of(&mut request);
         let r = request.into_inner();
+        self.reflect(admission.as_ref(), r.min_revision).await?;
         let span = tracing::info_span!("ListAppVersions", app = %r.app_id, actor = %r.actor);
         async move {
             check_actor(&r.actor)?;

@@ -109,10 +109,12 @@ impl Directory {
 impl pb::security_service_server::SecurityService for Directory {
     async fn get_security_settings(
         &self,
-        request: Request<pb::GetSecuritySettingsRequest>,
+        mut request: Request<pb::GetSecuritySettingsRequest>,
     ) -> Result<Response<pb::SecuritySettings>, Status> {
         let trusted = on_unix_socket(&request);
+        let admission = crate::api::limits::Admission::of(&mut request);
         let r = request.into_inner();
+        self.reflect(admission.as_ref(), r.min_revision).await?;
         let span = tracing::info_span!("GetSecuritySettings", org = %r.org_id, actor = %r.actor);
         async move {
             check_slug("org_id", &r.org_id)?;

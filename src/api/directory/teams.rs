@@ -108,9 +108,11 @@ impl pb::team_service_server::TeamService for Directory {
 
     async fn list_teams(
         &self,
-        request: Request<pb::ListTeamsRequest>,
+        mut request: Request<pb::ListTeamsRequest>,
     ) -> Result<Response<pb::ListTeamsResponse>, Status> {
+        let admission = crate::api::limits::Admission::of(&mut request);
         let r = request.into_inner();
+        self.reflect(admission.as_ref(), r.min_revision).await?;
         let span = tracing::info_span!("ListTeams", org = %r.org_id, actor = %r.actor);
         async move {
             check_slug("org_id", &r.org_id)?;

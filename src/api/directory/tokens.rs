@@ -132,9 +132,11 @@ impl pb::token_service_server::TokenService for Directory {
 
     async fn list_tokens(
         &self,
-        request: Request<pb::ListTokensRequest>,
+        mut request: Request<pb::ListTokensRequest>,
     ) -> Result<Response<pb::ListTokensResponse>, Status> {
+        let admission = crate::api::limits::Admission::of(&mut request);
         let r = request.into_inner();
+        self.reflect(admission.as_ref(), r.min_revision).await?;
         let span = tracing::info_span!("ListTokens", actor = %r.actor);
         async move {
             check_actor(&r.actor)?;

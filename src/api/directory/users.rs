@@ -64,9 +64,11 @@ impl pb::user_service_server::UserService for Directory {
         .await
     }
 
-    async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<Response<pb::User>, Status> {
+    async fn get_user(&self, mut request: Request<pb::GetUserRequest>) -> Result<Response<pb::User>, Status> {
         let trusted = on_unix_socket(&request);
+        let admission = crate::api::limits::Admission::of(&mut request);
         let r = request.into_inner();
+        self.reflect(admission.as_ref(), r.min_revision).await?;
         let span = tracing::info_span!("GetUser", user = %r.user_id, actor = %r.actor);
         async move {
             check_actor(&r.actor)?;

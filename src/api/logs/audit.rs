@@ -211,6 +211,9 @@ mod tests {
             actor: "alice".into(),
             at_ms: 1_700_000_000_000,
             change: Change::DeleteOrg { id: "acme".into() },
+            operator: false,
+            request_id: None,
+            policy: None,
         };
         let line = audit_line(&rec);
         assert_eq!(line["revision"], 7);
