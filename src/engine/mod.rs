@@ -404,14 +404,7 @@ impl Engine {
     }
 
     pub fn check(&self, q: &CheckInput<'_>) -> Result<Decision, EngineError> {
-        let policy = self.policy.load();
-        let dir = self.index.read();
-        let out = with_decision(&policy, &dir, q, |_, out| out)?;
-        Ok(Decision {
-            allowed: out.allowed,
-            revision: dir.revision,
-            rule: out.rule,
-        })
+        self.check_with(&self.policy.load(), q)
     }
 
     /// [`Engine::check`] judged by `policy` instead of the policy current at this instant. The
@@ -419,10 +412,11 @@ impl Engine {
     /// all come from one version even when a reload lands mid-write.
     pub fn check_with(&self, policy: &CompiledPolicy, q: &CheckInput<'_>) -> Result<Decision, EngineError> {
         let dir = self.index.read();
-        let allowed = with_decision(policy, &dir, q, |_, out| out.allowed)?;
+        let out = with_decision(policy, &dir, q, |_, out| out)?;
         Ok(Decision {
-            allowed,
+            allowed: out.allowed,
             revision: dir.revision,
+            rule: out.rule,
         })
     }
 
