@@ -109,13 +109,66 @@ fn openapi_lists_every_unary_warden_rpc() {
         }
     }
     assert!(expected >= 20, "only {expected} warden.v1 methods found");
-    // warden.v1 plus grpc.health.v1's unary Check.
+    // warden.v1 plus grpc.health.v1's unary Check, and the AuthZEN endpoints.
     let paths = http.openapi["paths"].as_object().unwrap();
+    let rpcs = paths
+        .keys()
+        .filter(|p| p.starts_with("/warden.v1.") || p.starts_with("/grpc."));
     assert_eq!(
-        paths.len(),
+        rpcs.count(),
         expected + 1,
         "{:?}",
         paths.keys().collect::<Vec<_>>()
+    );
+    for path in [
+        "/access/v1/evaluation",
+        "/access/v1/evaluations",
+        "/access/v1/search/subject",
+        "/access/v1/search/resource",
+    ] {
+        assert!(paths[path]["post"].is_object(), "{path} missing");
+    }
+    assert!(paths["/.well-known/authzen-configuration"]["get"].is_object());
+
+    // Descriptions come from the proto comments.
+    let check = &paths["/warden.v1.AuthzService/Check"]["post"];
+    assert_eq!(
+        check["description"],
+        "May `subject` perform `action` on `resource` in `org`?"
+    );
+    let schemas = &http.openapi["components"]["schemas"];
+    assert!(
+        schemas["warden.v1.CheckRequest"]["properties"]["subject"]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("A user id, or `token:<secret>`"),
+        "{}",
+        schemas["warden.v1.CheckRequest"]
+    );
+    assert!(
+        schemas["warden.v1.LookupResourcesResponse"]["properties"]["next_page_token"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("last page")
+    );
+    // A reply lists what it always carries; a request requires nothing.
+    assert_eq!(
+        schemas["warden.v1.CheckResponse"]["required"],
+        json!(["allowed", "revision"])
+    );
+    assert!(schemas["warden.v1.CheckRequest"].get("required").is_none());
+    // The bearer token scheme, optional (only a configured token makes it required).
+    assert_eq!(
+        http.openapi["components"]["securitySchemes"]["bearer"],
+        json!({"type": "http", "scheme": "bearer",
+               "description": "the TCP bearer token (--tcp-token-sha256); required only when one is configured"})
+    );
+    assert_eq!(http.openapi["security"], json!([{"bearer": []}, {}]));
+    assert!(
+        http.openapi["info"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("snake_case")
     );
 }
 
@@ -173,7 +226,8 @@ fn decisions_errors_and_writes_over_http() {
     let results = batch["results"].as_array().unwrap();
     assert_eq!(results.len(), 3);
     assert_eq!(results[0]["decision"]["allowed"], true);
-    assert_eq!(results[1]["error"]["code"], 3, "{batch}");
+    // Per-item errors use the same code names as top-level errors.
+    assert_eq!(results[1]["error"]["code"], "invalid_argument", "{batch}");
     assert!(
         results[1]["error"]["message"]
             .as_str()

@@ -540,11 +540,49 @@ pub(crate) fn error(code: tonic::Code, message: &str) -> Response {
     (http_status(code), error_body(code, message)).into_response()
 }
 
-/// The OpenAPI 3.1 document for every exposed method, from the descriptors.
+/// The leading comment the proto source gives the element at `path` of `file`, trimmed.
+fn comment(file: &prost_reflect::FileDescriptor, path: &[i32]) -> Option<String> {
+    let info = file.file_descriptor_proto().source_code_info.as_ref()?;
+    let text = info
+        .location
+        .iter()
+        .find(|l| l.path == path)?
+        .leading_comments
+        .as_deref()?;
+    let text = text
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+/// Every message reachable from `roots` through message fields (map values included).
+fn reachable(roots: impl IntoIterator<Item = MessageDescriptor>) -> std::collections::HashSet<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut pending: Vec<MessageDescriptor> = roots.into_iter().collect();
+    while let Some(msg) = pending.pop() {
+        if !seen.insert(msg.full_name().to_string()) {
+            continue;
+        }
+        for f in msg.fields() {
+            if let Kind::Message(inner) = f.kind() {
+                pending.push(inner);
+            }
+        }
+    }
+    seen
+}
+
+/// The OpenAPI 3.1 document for every exposed method, from the descriptors (with the
+/// proto comments as descriptions), and for the AuthZEN endpoints.
 fn openapi(pool: &DescriptorPool) -> Value {
     let mut paths = serde_json::Map::new();
     let mut schemas = BTreeMap::new();
     let mut pending = Vec::new();
+    let mut inputs = Vec::new();
     for svc in pool.services().filter(|s| PACKAGES.contains(&s.package_name())) {
         for m in svc.methods() {
             if m.is_client_streaming() || m.is_server_streaming() {
@@ -552,29 +590,39 @@ fn openapi(pool: &DescriptorPool) -> Value {
             }
             pending.push(m.input());
             pending.push(m.output());
+            inputs.push(m.input());
+            let mut op = json!({
+                "operationId": format!("{}.{}", svc.name(), m.name()),
+                "tags": [svc.full_name()],
+                "summary": format!("{} (gRPC {}/{})", m.name(), svc.full_name(), m.name()),
+                "requestBody": { "required": false, "content": { "application/json": {
+                    "schema": { "$ref": schema_ref(&m.input()) } } } },
+                "responses": {
+                    "200": { "description": "the reply", "content": { "application/json": {
+                        "schema": { "$ref": schema_ref(&m.output()) } } } },
+                    "default": { "description": "a Connect error", "content": {
+                        "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+                }
+            });
+            if let Some(text) = comment(&m.parent_file(), m.path()) {
+                op["description"] = Value::String(text);
+            }
             paths.insert(
                 format!("/{}/{}", svc.full_name(), m.name()),
-                json!({ "post": {
-                    "operationId": format!("{}.{}", svc.name(), m.name()),
-                    "tags": [svc.full_name()],
-                    "summary": format!("{} (gRPC {}/{})", m.name(), svc.full_name(), m.name()),
-                    "requestBody": { "required": false, "content": { "application/json": {
-                        "schema": { "$ref": schema_ref(&m.input()) } } } },
-                    "responses": {
-                        "200": { "description": "the reply", "content": { "application/json": {
-                            "schema": { "$ref": schema_ref(&m.output()) } } } },
-                        "default": { "description": "the gRPC status as JSON", "content": {
-                            "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
-                    }
-                }}),
+                json!({ "post": op }),
             );
         }
     }
+    // A reply includes every field without presence (defaults are written out), so those
+    // are `required`; messages also used in requests get no `required` list, since a
+    // request may leave any field out.
+    let in_requests = reachable(inputs);
     while let Some(msg) = pending.pop() {
         if schemas.contains_key(msg.full_name()) || well_known(&msg).is_some() {
             continue;
         }
         let mut props = serde_json::Map::new();
+        let mut required = Vec::new();
         for f in msg.fields() {
             if let Kind::Message(inner) = f.kind() {
                 let inner = if f.is_map() {
@@ -584,12 +632,25 @@ fn openapi(pool: &DescriptorPool) -> Value {
                 };
                 pending.extend(inner);
             }
-            props.insert(f.name().to_string(), field_schema(&f));
+            let mut schema = field_schema(&f);
+            if let Some(text) = comment(&msg.parent_file(), f.path())
+                && let Some(obj) = schema.as_object_mut()
+            {
+                obj.insert("description".into(), Value::String(text));
+            }
+            if !f.supports_presence() {
+                required.push(f.name().to_string());
+            }
+            props.insert(f.name().to_string(), schema);
         }
-        schemas.insert(
-            msg.full_name().to_string(),
-            json!({ "type": "object", "properties": props, "additionalProperties": false }),
-        );
+        let mut schema = json!({ "type": "object", "properties": props, "additionalProperties": false });
+        if !in_requests.contains(msg.full_name()) && !required.is_empty() {
+            schema["required"] = json!(required);
+        }
+        if let Some(text) = comment(&msg.parent_file(), msg.path()) {
+            schema["description"] = Value::String(text);
+        }
+        schemas.insert(msg.full_name().to_string(), schema);
     }
     let mut components: serde_json::Map<String, Value> = schemas.into_iter().collect();
     components.insert(
@@ -601,17 +662,27 @@ fn openapi(pool: &DescriptorPool) -> Value {
             "details": { "type": "array", "description": "Connect error details (none today)",
                 "items": { "type": "object" } } } }),
     );
+    authzen::openapi(&mut paths, &mut components);
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Warden HTTP/JSON API",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Every unary gRPC method of Warden as POST /<package.Service>/<Method> with \
-                a proto3-JSON body. Replies use proto field names and include default values; \
-                64-bit integers are strings. Errors are Connect's: {code, message, details}."
+                a proto3-JSON body (the Connect protocol's unary JSON form), and the OpenID AuthZEN \
+                Authorization API 1.0 under /access/v1. Casing: field names are the proto names \
+                (snake_case) in replies and in this document; requests may also use proto3 JSON's \
+                lowerCamelCase. Replies include default values; 64-bit integers are strings. \
+                Errors are Connect's: {code, message, details}. When the daemon is given a TCP \
+                token, every call needs `Authorization: Bearer <token>`."
         },
         "paths": paths,
-        "components": { "schemas": components },
+        "components": {
+            "schemas": components,
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer",
+                "description": "the TCP bearer token (--tcp-token-sha256); required only when one is configured" } },
+        },
+        "security": [ { "bearer": [] }, {} ],
     })
 }
 

@@ -503,6 +503,130 @@ pub(super) async fn metadata(headers: HeaderMap) -> Response {
     }))
 }
 
+/// The AuthZEN endpoints and their schemas, for the gateway's OpenAPI document.
+pub(super) fn openapi(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value>) {
+    let r = |name: &str| json!({ "$ref": format!("#/components/schemas/authzen.{name}") });
+    let entity = |what: &str| {
+        json!({ "type": "object", "required": ["type"], "description": what, "properties": {
+            "type": { "type": "string" }, "id": { "type": "string" },
+            "properties": { "type": "object", "description": "`org` (and `app` for a typed resource)" } } })
+    };
+    let defs = [
+        (
+            "Subject",
+            entity("`user` (the Warden subject id) or `token` (`token:<id>`)"),
+        ),
+        (
+            "Resource",
+            entity("`org`, `app`, `path` (a Warden resource path) or a kind with `properties.app`"),
+        ),
+        (
+            "Action",
+            json!({ "type": "object", "required": ["name"], "properties": {
+                "name": { "type": "string", "description": "the Warden action, e.g. app:read" },
+                "properties": { "type": "object" } } }),
+        ),
+        (
+            "EvaluationRequest",
+            json!({ "type": "object", "required": ["subject", "action", "resource"], "properties": {
+                "subject": r("Subject"), "action": r("Action"), "resource": r("Resource"),
+                "context": { "type": "object", "description": "`org` when the resource has none" } } }),
+        ),
+        (
+            "EvaluationsRequest",
+            json!({ "type": "object", "properties": {
+                "subject": r("Subject"), "action": r("Action"), "resource": r("Resource"),
+                "context": { "type": "object" },
+                "evaluations": { "type": "array", "items": { "type": "object", "properties": {
+                    "subject": r("Subject"), "action": r("Action"), "resource": r("Resource"),
+                    "context": { "type": "object" } } } },
+                "options": { "type": "object", "properties": { "evaluations_semantic": {
+                    "enum": ["execute_all", "deny_on_first_deny", "permit_on_first_permit"] } } } } }),
+        ),
+        (
+            "Decision",
+            json!({ "type": "object", "required": ["decision"], "properties": {
+                "decision": { "type": "boolean" },
+                "context": { "type": "object", "properties": {
+                    "revision": { "type": "string", "description": "the directory revision" },
+                    "error": { "type": "object", "description": "why a batch item failed",
+                        "properties": { "status": { "type": "integer" }, "code": { "type": "string" },
+                            "message": { "type": "string" } } } } } } }),
+        ),
+        (
+            "EvaluationsResponse",
+            json!({ "anyOf": [
+                { "type": "object", "required": ["evaluations"], "properties": {
+                    "evaluations": { "type": "array", "items": r("Decision") } } },
+                r("Decision") ] }),
+        ),
+        (
+            "SearchRequest",
+            json!({ "type": "object", "required": ["subject", "action", "resource"], "properties": {
+                "subject": r("Subject"), "action": r("Action"), "resource": r("Resource"),
+                "context": { "type": "object" },
+                "page": { "type": "object", "properties": {
+                    "token": { "type": "string" }, "limit": { "type": "integer", "minimum": 0 } } } } }),
+        ),
+        (
+            "SearchResponse",
+            json!({ "type": "object", "required": ["results", "page"], "properties": {
+                "results": { "type": "array", "items": { "type": "object", "required": ["type", "id"] } },
+                "page": { "type": "object", "required": ["next_token"], "properties": {
+                    "next_token": { "type": "string", "description": "empty on the last page" },
+                    "count": { "type": "integer" } } },
+                "context": { "type": "object" } } }),
+        ),
+        (
+            "Metadata",
+            json!({ "type": "object", "required": ["policy_decision_point", "access_evaluation_endpoint"],
+                "properties": {
+                    "policy_decision_point": { "type": "string" },
+                    "access_evaluation_endpoint": { "type": "string" },
+                    "access_evaluations_endpoint": { "type": "string" },
+                    "search_subject_endpoint": { "type": "string" },
+                    "search_resource_endpoint": { "type": "string" } } }),
+        ),
+    ];
+    for (name, schema) in defs {
+        schemas.insert(format!("authzen.{name}"), schema);
+    }
+    let op = |summary: &str, request: &str, response: &str| {
+        json!({ "post": {
+            "operationId": format!("authzen.{}", summary.replace(' ', "_")),
+            "tags": ["AuthZEN"],
+            "summary": format!("AuthZEN {summary}"),
+            "requestBody": { "required": true, "content": { "application/json": { "schema": r(request) } } },
+            "responses": {
+                "200": { "description": "the answer", "content": { "application/json": { "schema": r(response) } } },
+                "default": { "description": "a Connect error", "content": { "application/json": {
+                    "schema": { "$ref": "#/components/schemas/Error" } } } } } } })
+    };
+    paths.insert(
+        EVALUATION.into(),
+        op("access evaluation", "EvaluationRequest", "Decision"),
+    );
+    paths.insert(
+        EVALUATIONS.into(),
+        op("access evaluations", "EvaluationsRequest", "EvaluationsResponse"),
+    );
+    paths.insert(
+        SEARCH_SUBJECT.into(),
+        op("subject search", "SearchRequest", "SearchResponse"),
+    );
+    paths.insert(
+        SEARCH_RESOURCE.into(),
+        op("resource search", "SearchRequest", "SearchResponse"),
+    );
+    paths.insert(
+        METADATA.into(),
+        json!({ "get": { "operationId": "authzen.metadata", "tags": ["AuthZEN"],
+            "summary": "AuthZEN PDP metadata", "security": [],
+            "responses": { "200": { "description": "the metadata", "content": {
+                "application/json": { "schema": r("Metadata") } } } } } }),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
