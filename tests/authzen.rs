@@ -13,6 +13,8 @@ use std::net::SocketAddr;
 struct Pdp {
     agent: ureq::Agent,
     base: String,
+    /// `GET /openapi.json`: every reply is checked against the schema it gives.
+    openapi: Value,
 }
 
 impl Pdp {
@@ -21,10 +23,36 @@ impl Pdp {
             .http_status_as_error(false)
             .build()
             .into();
-        Self {
-            agent,
-            base: format!("http://{addr}"),
-        }
+        let base = format!("http://{addr}");
+        let mut resp = agent
+            .get(&format!("{base}/openapi.json"))
+            .call()
+            .expect("GET /openapi.json");
+        let openapi = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        Self { agent, base, openapi }
+    }
+
+    fn assert_valid(&self, path: &str, method: &str, status: u16, reply: &Value) {
+        let schema_ref = if status == 200 {
+            self.openapi["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+                ["$ref"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{path} is not in the OpenAPI document"))
+                .to_string()
+        } else {
+            "#/components/schemas/Error".to_string()
+        };
+        let schema = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$ref": schema_ref,
+            "components": self.openapi["components"],
+        });
+        let validator = jsonschema::validator_for(&schema).expect("the document's schemas compile");
+        let errors: Vec<String> = validator.iter_errors(reply).map(|e| e.to_string()).collect();
+        assert!(
+            errors.is_empty(),
+            "{path}: reply {reply} breaks {schema_ref}: {errors:?}"
+        );
     }
 
     fn post_with(&self, path: &str, body: &Value, auth: Option<&str>) -> (u16, Value) {
@@ -87,6 +115,7 @@ fn authzen_evaluation_search_and_metadata_on_the_demo_directory() {
         .expect("GET metadata");
     assert_eq!(resp.status(), 200);
     let meta: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    pdp.assert_valid("/.well-known/authzen-configuration", "get", 200, &meta);
     assert_eq!(meta["policy_decision_point"], pdp.base.as_str());
     for (key, path) in [
         ("access_evaluation_endpoint", "/access/v1/evaluation"),
