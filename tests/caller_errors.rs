@@ -167,7 +167,7 @@ fn duplicate_json_keys_are_refused_naming_the_key() {
     );
     assert_eq!(
         (status, reply["code"].as_str()),
-        (400, Some("INVALID_ARGUMENT")),
+        (400, Some("invalid_argument")),
         "{reply}"
     );
     let msg = reply["message"].as_str().unwrap();

@@ -109,13 +109,66 @@ fn openapi_lists_every_unary_warden_rpc() {
         }
     }
     assert!(expected >= 20, "only {expected} warden.v1 methods found");
-    // warden.v1 plus grpc.health.v1's unary Check.
+    // warden.v1 plus grpc.health.v1's unary Check, and the AuthZEN endpoints.
     let paths = http.openapi["paths"].as_object().unwrap();
+    let rpcs = paths
+        .keys()
+        .filter(|p| p.starts_with("/warden.v1.") || p.starts_with("/grpc."));
     assert_eq!(
-        paths.len(),
+        rpcs.count(),
         expected + 1,
         "{:?}",
         paths.keys().collect::<Vec<_>>()
+    );
+    for path in [
+        "/access/v1/evaluation",
+        "/access/v1/evaluations",
+        "/access/v1/search/subject",
+        "/access/v1/search/resource",
+    ] {
+        assert!(paths[path]["post"].is_object(), "{path} missing");
+    }
+    assert!(paths["/.well-known/authzen-configuration"]["get"].is_object());
+
+    // Descriptions come from the proto comments.
+    let check = &paths["/warden.v1.AuthzService/Check"]["post"];
+    assert_eq!(
+        check["description"],
+        "May `subject` perform `action` on `resource` in `org`?"
+    );
+    let schemas = &http.openapi["components"]["schemas"];
+    assert!(
+        schemas["warden.v1.CheckRequest"]["properties"]["subject"]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("A user id, or `token:<secret>`"),
+        "{}",
+        schemas["warden.v1.CheckRequest"]
+    );
+    assert!(
+        schemas["warden.v1.LookupResourcesResponse"]["properties"]["next_page_token"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("last page")
+    );
+    // A reply lists what it always carries; a request requires nothing.
+    assert_eq!(
+        schemas["warden.v1.CheckResponse"]["required"],
+        json!(["allowed", "revision"])
+    );
+    assert!(schemas["warden.v1.CheckRequest"].get("required").is_none());
+    // The bearer token scheme, optional (only a configured token makes it required).
+    assert_eq!(
+        http.openapi["components"]["securitySchemes"]["bearer"],
+        json!({"type": "http", "scheme": "bearer",
+               "description": "the TCP bearer token (--tcp-token-sha256); required only when one is configured"})
+    );
+    assert_eq!(http.openapi["security"], json!([{"bearer": []}, {}]));
+    assert!(
+        http.openapi["info"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("snake_case")
     );
 }
 
@@ -173,7 +226,8 @@ fn decisions_errors_and_writes_over_http() {
     let results = batch["results"].as_array().unwrap();
     assert_eq!(results.len(), 3);
     assert_eq!(results[0]["decision"]["allowed"], true);
-    assert_eq!(results[1]["error"]["code"], 3, "{batch}");
+    // Per-item errors use the same code names as top-level errors.
+    assert_eq!(results[1]["error"]["code"], "invalid_argument", "{batch}");
     assert!(
         results[1]["error"]["message"]
             .as_str()
@@ -198,7 +252,7 @@ fn decisions_errors_and_writes_over_http() {
         json!({"actor": "dave", "org_id": "acme", "user_id": "erin", "role": "org_user"}),
     );
     assert_eq!(status, 403, "{denied}");
-    assert_eq!(denied["code"], "PERMISSION_DENIED");
+    assert_eq!(denied["code"], "permission_denied");
     assert!(
         denied["message"].as_str().unwrap().contains("member:manage"),
         "{denied}"
@@ -208,7 +262,7 @@ fn decisions_errors_and_writes_over_http() {
         json!({"actor": "alice", "org_id": "acme", "user_id": "bad user", "role": "org_user"}),
     );
     assert_eq!(status, 400, "{invalid}");
-    assert_eq!(invalid["code"], "INVALID_ARGUMENT");
+    assert_eq!(invalid["code"], "invalid_argument");
     assert!(
         invalid["message"].as_str().unwrap().starts_with("user_id"),
         "{invalid}"
@@ -243,7 +297,7 @@ fn decisions_errors_and_writes_over_http() {
     );
     assert_eq!(
         (status, missing["code"].as_str()),
-        (403, Some("PERMISSION_DENIED")),
+        (403, Some("permission_denied")),
         "{missing}"
     );
     let (status, missing) = http.call(
@@ -252,7 +306,7 @@ fn decisions_errors_and_writes_over_http() {
     );
     assert_eq!(
         (status, missing["code"].as_str()),
-        (404, Some("NOT_FOUND")),
+        (404, Some("not_found")),
         "{missing}"
     );
 }
@@ -271,7 +325,7 @@ fn malformed_requests_get_a_clear_json_error() {
     let (status, e) = http.post(check, r#"{"subject": "alice""#);
     assert_eq!(
         (status, e["code"].as_str()),
-        (400, Some("INVALID_ARGUMENT")),
+        (400, Some("invalid_argument")),
         "{e}"
     );
 
@@ -285,6 +339,14 @@ fn malformed_requests_get_a_clear_json_error() {
 
     let (status, e) = http.post_typed(check, "text/plain", r#"{"subject": "alice"}"#);
     assert_eq!(status, 415, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("unsupported media type"),
+        "{e}"
+    );
+    http.assert_valid(error_ref, &e, "415");
 
     for path in [
         "/warden.v1.AuthzService/Nope",
@@ -296,7 +358,7 @@ fn malformed_requests_get_a_clear_json_error() {
         let (status, e) = http.post(path, "{}");
         assert_eq!(
             (status, e["code"].as_str()),
-            (404, Some("NOT_FOUND")),
+            (404, Some("not_found")),
             "{path}: {e}"
         );
         http.assert_valid(error_ref, &e, path);
@@ -344,7 +406,7 @@ fn the_gateway_requires_the_tcp_bearer_token_when_one_is_configured() {
     let (status, e) = http.post(check, body);
     assert_eq!(
         (status, e["code"].as_str()),
-        (401, Some("UNAUTHENTICATED")),
+        (401, Some("unauthenticated")),
         "{e}"
     );
     assert!(!e.to_string().contains(token));
@@ -365,4 +427,112 @@ fn the_gateway_requires_the_tcp_bearer_token_when_one_is_configured() {
     assert_eq!(status, 401, "{e}");
     let (status, ok) = send(&format!("Bearer {token}"));
     assert_eq!((status, &ok["allowed"]), (200, &json!(true)), "{ok}");
+}
+
+/// The gateway speaks the Connect protocol's unary JSON form: a request shaped as a
+/// Connect client sends it is answered, errors carry Connect's lowercase code, message and
+/// details with Connect's HTTP status, GET is 405 with a JSON body, and a
+/// `Connect-Protocol-Version` other than 1 is refused.
+#[test]
+fn connect_clients_get_connect_shaped_answers_and_errors() {
+    let (_daemon, http) = start();
+    let url = |path: &str| format!("{}{path}", http.base);
+    let connect = |path: &str, version: &str, body: &str| {
+        let mut resp = http
+            .agent
+            .post(&url(path))
+            .header("content-type", "application/json")
+            .header("connect-protocol-version", version)
+            .header("connect-timeout-ms", "10000")
+            .header("user-agent", "connect-es/2.0.0")
+            .send(body)
+            .expect("POST");
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let v: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        (status, ct, v)
+    };
+    let check = "/warden.v1.AuthzService/Check";
+    let (status, ct, ok) = connect(
+        check,
+        "1",
+        r#"{"subject":"alice","org":"acme","resource":"apps/web","action":"app:write"}"#,
+    );
+    assert_eq!(
+        (status, ct.as_str(), &ok["allowed"]),
+        (200, "application/json", &json!(true)),
+        "{ok}"
+    );
+
+    // Every error code Warden answers with, as Connect names and maps it.
+    for (path, body, code, http_status) in [
+        (
+            check,
+            r#"{"subject":"","org":"acme","resource":"apps/web","action":"app:write"}"#,
+            "invalid_argument",
+            400,
+        ),
+        (
+            "/warden.v1.MemberService/AddMember",
+            r#"{"actor":"dave","org_id":"acme","user_id":"erin","role":"org_user"}"#,
+            "permission_denied",
+            403,
+        ),
+        (
+            "/warden.v1.UserService/GetUser",
+            r#"{"actor":"nobody","user_id":"nobody"}"#,
+            "not_found",
+            404,
+        ),
+        ("/warden.v1.AuthzService/Nope", "{}", "not_found", 404),
+    ] {
+        let (status, ct, e) = connect(path, "1", body);
+        assert_eq!(
+            (status, ct.as_str()),
+            (http_status, "application/json"),
+            "{path}: {e}"
+        );
+        assert_eq!(e["code"], code, "{path}: {e}");
+        assert!(!e["message"].as_str().unwrap().is_empty(), "{path}: {e}");
+        assert_eq!(e["details"], json!([]), "{path}: {e}");
+        assert_eq!(e.as_object().unwrap().len(), 3, "{path}: {e}");
+        http.assert_valid("#/components/schemas/Error", &e, path);
+    }
+
+    let (status, _, e) = connect(check, "2", "{}");
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (400, Some("invalid_argument")),
+        "{e}"
+    );
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("connect-protocol-version"),
+        "{e}"
+    );
+
+    // Connect's GET form is for idempotent methods only: none is, so 405 with a JSON body.
+    let mut resp = http
+        .agent
+        .get(&url(&format!("{check}?encoding=json&message=%7B%7D&connect=v1")))
+        .call()
+        .expect("GET");
+    assert_eq!(resp.status().as_u16(), 405);
+    assert_eq!(
+        resp.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("POST")
+    );
+    let e: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    assert!(
+        e["code"].is_string() && e["message"].as_str().unwrap().contains("POST"),
+        "{e}"
+    );
+    http.assert_valid("#/components/schemas/Error", &e, "GET");
 }

@@ -11,6 +11,7 @@ mod store_support;
 
 mod app_labels;
 mod audit;
+mod authzen;
 mod bench_cli;
 mod caller_errors;
 mod casbin_rs_differential;

@@ -109,7 +109,7 @@ fn non_canonical_resources_are_refused_over_grpc_and_http() {
         assert_refused(lookup, Code::InvalidArgument, &["resource:", "segment 3 is `..`"]);
     });
 
-    // The HTTP/JSON gateway: 400 with the gRPC code and the field.
+    // The HTTP/JSON gateway: 400 with the (Connect) code name and the field.
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -124,7 +124,7 @@ fn non_canonical_resources_are_refused_over_grpc_and_http() {
         let status = resp.status().as_u16();
         let reply: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
         assert_eq!(status, 400, "{resource:?}: {reply}");
-        assert_eq!(reply["code"], "INVALID_ARGUMENT", "{reply}");
+        assert_eq!(reply["code"], "invalid_argument", "{reply}");
         assert!(
             reply["message"].as_str().unwrap().starts_with("resource: "),
             "{reply}"

@@ -11,10 +11,16 @@
 //!
 //! Replies use the proto field names (`org_id`, not `orgId`) and include fields at their
 //! default values (`"allowed": false` is never left out); 64-bit integers are strings, as
-//! proto3 JSON says. Requests accept either field-name spelling. Errors are
-//! `{"code": "PERMISSION_DENIED", "message": "..."}` with the HTTP status Google's API
-//! guidelines give each gRPC code. Like the gRPC listeners, this listener is loopback-only
+//! proto3 JSON says. Requests accept either field-name spelling. The wire form is the
+//! Connect protocol's unary JSON form, so Connect clients work unchanged: errors are
+//! `{"code": "permission_denied", "message": "...", "details": []}` with Connect's HTTP
+//! status for the code, `Connect-Protocol-Version: 1` is accepted (not required; another
+//! version is refused), GET is 405 and a body that is not JSON is 415, both with a JSON
+//! error body. [`authzen`] serves the OpenID AuthZEN API through the same in-process
+//! routes. Like the gRPC listeners, this listener is loopback-only
 //! unless configured otherwise (see `cli::config`).
+
+mod authzen;
 
 use crate::api::FILE_DESCRIPTOR_SET;
 use axum::Router;
@@ -99,7 +105,12 @@ impl Gateway {
     pub fn router(self) -> Router {
         Router::new()
             .route("/openapi.json", get(openapi_json))
-            .route("/{service}/{method}", post(call))
+            .route(authzen::METADATA, get(authzen::metadata))
+            .route(authzen::EVALUATION, post(authzen::evaluation))
+            .route(authzen::EVALUATIONS, post(authzen::evaluations))
+            .route(authzen::SEARCH_SUBJECT, post(authzen::search_subject))
+            .route(authzen::SEARCH_RESOURCE, post(authzen::search_resource))
+            .route("/{service}/{method}", post(call).get(method_not_allowed))
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(Arc::new(self))
@@ -148,72 +159,26 @@ async fn call(
             &format!("no unary method {service}/{method} (see GET /openapi.json)"),
         );
     };
-    let json_body = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|t| t.trim() == "application/json")
-        });
-    if !json_body && !body.is_empty() {
-        return (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            error_body(
-                tonic::Code::InvalidArgument,
-                "content-type: expected application/json",
-            ),
-        )
-            .into_response();
+    if let Some(refusal) = connect_headers(&headers) {
+        return refusal;
+    }
+    if let Some(refusal) = json_content_type(&headers, &body) {
+        return refusal;
     }
     let input = match parse(m.input(), &body) {
         Ok(msg) => msg,
         Err(e) => return error(tonic::Code::InvalidArgument, &format!("body: {e}")),
     };
-
-    let mut frame = Vec::with_capacity(5 + input.encoded_len());
-    frame.push(0);
-    frame.extend_from_slice(
-        &u32::try_from(input.encoded_len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
-    input.encode_raw(&mut frame);
-    let mut req = axum::http::Request::post(format!("/{service}/{method}"))
-        .header(header::CONTENT_TYPE, "application/grpc")
-        .header("te", "trailers");
-    // Whatever authenticates a gRPC caller authenticates an HTTP one the same way.
-    if let Some(auth) = headers.get(header::AUTHORIZATION) {
-        req = req.header(header::AUTHORIZATION, auth.clone());
-    }
-    let req = match req.body(Full::new(Bytes::from(frame))) {
-        Ok(r) => r,
-        Err(e) => return error(tonic::Code::Internal, &format!("building the call: {e}")),
-    };
-    let resp = match gw.grpc.clone().oneshot(req).await {
-        Ok(r) => r,
-        Err(never) => match never {},
-    };
-    let (parts, body) = resp.into_parts();
-    if let Some(status) = tonic::Status::from_header_map(&parts.headers)
-        && status.code() != tonic::Code::Ok
+    let data = match gw
+        .invoke(&format!("/{service}/{method}"), &headers, input.encode_to_vec())
+        .await
     {
-        return error(status.code(), status.message());
-    }
-    let collected = match body.collect().await {
-        Ok(c) => c,
-        Err(e) => return error(tonic::Code::Internal, &format!("reading the reply: {e}")),
+        Ok(data) => data,
+        Err(status) => return error(status.code(), status.message()),
     };
-    if let Some(status) = collected.trailers().and_then(tonic::Status::from_header_map)
-        && status.code() != tonic::Code::Ok
-    {
-        return error(status.code(), status.message());
-    }
-    let data = collected.to_bytes();
-    let output = match unframe(&data).map(|msg| DynamicMessage::decode(m.output(), msg)) {
-        Some(Ok(msg)) => msg,
-        Some(Err(e)) => return error(tonic::Code::Internal, &format!("decoding the reply: {e}")),
-        None => return error(tonic::Code::Internal, "the reply was not one gRPC message"),
+    let output = match DynamicMessage::decode(m.output(), data.as_ref()) {
+        Ok(msg) => msg,
+        Err(e) => return error(tonic::Code::Internal, &format!("decoding the reply: {e}")),
     };
     let options = SerializeOptions::new()
         .use_proto_field_name(true)
@@ -224,6 +189,108 @@ async fn call(
         return error(tonic::Code::Internal, &format!("encoding the reply: {e}"));
     }
     ([(header::CONTENT_TYPE, "application/json")], out).into_response()
+}
+
+/// `GET` on a method's path: Connect's unary GET form needs methods marked idempotent,
+/// which none is, so the answer is 405 with a Connect error body.
+async fn method_not_allowed() -> Response {
+    let mut resp = error(
+        tonic::Code::Unimplemented,
+        "method not allowed: call the method with POST and a JSON body",
+    );
+    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    resp
+}
+
+/// A `Connect-Protocol-Version` header other than `1` is refused (the header itself is
+/// optional: curl users need not send it).
+fn connect_headers(headers: &HeaderMap) -> Option<Response> {
+    let version = headers.get("connect-protocol-version")?;
+    (version.as_bytes() != b"1").then(|| {
+        error(
+            tonic::Code::InvalidArgument,
+            "connect-protocol-version: expected 1",
+        )
+    })
+}
+
+/// A body that is not `application/json` is refused with 415, as the Connect protocol
+/// says; an empty body without a content type is the empty message.
+fn json_content_type(headers: &HeaderMap, body: &[u8]) -> Option<Response> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let json_body = content_type.is_some_and(|v| {
+        v.split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if json_body || (content_type.is_none() && body.is_empty()) {
+        return None;
+    }
+    let mut resp = error(
+        tonic::Code::InvalidArgument,
+        &format!(
+            "unsupported media type {}: send application/json",
+            content_type.unwrap_or("(none)")
+        ),
+    );
+    *resp.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    resp.headers_mut()
+        .insert("accept-post", HeaderValue::from_static("application/json"));
+    Some(resp)
+}
+
+impl Gateway {
+    /// One unary call through the in-process gRPC routes: `request` is the encoded
+    /// request message of the method at `path` (`/<package.Service>/<Method>`); the
+    /// caller's `authorization` header goes along. The encoded reply, or its status.
+    pub(crate) async fn invoke(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+        request: Vec<u8>,
+    ) -> Result<Bytes, tonic::Status> {
+        let mut frame = Vec::with_capacity(5 + request.len());
+        frame.push(0);
+        let len =
+            u32::try_from(request.len()).map_err(|_| tonic::Status::invalid_argument("body: too large"))?;
+        frame.extend_from_slice(&len.to_be_bytes());
+        frame.extend_from_slice(&request);
+        let mut req = axum::http::Request::post(path)
+            .header(header::CONTENT_TYPE, "application/grpc")
+            .header("te", "trailers");
+        // Whatever authenticates a gRPC caller authenticates an HTTP one the same way.
+        if let Some(auth) = headers.get(header::AUTHORIZATION) {
+            req = req.header(header::AUTHORIZATION, auth.clone());
+        }
+        let req = req
+            .body(Full::new(Bytes::from(frame)))
+            .map_err(|e| tonic::Status::internal(format!("building the call: {e}")))?;
+        let resp = match self.grpc.clone().oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        let (parts, body) = resp.into_parts();
+        if let Some(status) = tonic::Status::from_header_map(&parts.headers)
+            && status.code() != tonic::Code::Ok
+        {
+            return Err(status);
+        }
+        let collected = body
+            .collect()
+            .await
+            .map_err(|e| tonic::Status::internal(format!("reading the reply: {e}")))?;
+        if let Some(status) = collected.trailers().and_then(tonic::Status::from_header_map)
+            && status.code() != tonic::Code::Ok
+        {
+            return Err(status);
+        }
+        let data = collected.to_bytes();
+        unframe(&data)
+            .map(Bytes::copy_from_slice)
+            .ok_or_else(|| tonic::Status::internal("the reply was not one gRPC message"))
+    }
 }
 
 /// A request message from a JSON body; an empty body is the empty message.
@@ -415,34 +482,107 @@ pub fn http_status(code: tonic::Code) -> StatusCode {
     }
 }
 
-/// `INVALID_ARGUMENT`-style name of a code, as in the JSON error body.
-fn code_name(code: tonic::Code) -> String {
-    format!("{code:?}")
-        .chars()
-        .enumerate()
-        .flat_map(|(i, c)| {
-            let sep = (i > 0 && c.is_ascii_uppercase()).then_some('_');
-            sep.into_iter().chain(std::iter::once(c.to_ascii_uppercase()))
-        })
-        .collect()
+const ALL_CODES: [tonic::Code; 16] = {
+    use tonic::Code as C;
+    [
+        C::Cancelled,
+        C::Unknown,
+        C::InvalidArgument,
+        C::DeadlineExceeded,
+        C::NotFound,
+        C::AlreadyExists,
+        C::PermissionDenied,
+        C::ResourceExhausted,
+        C::FailedPrecondition,
+        C::Aborted,
+        C::OutOfRange,
+        C::Unimplemented,
+        C::Internal,
+        C::Unavailable,
+        C::DataLoss,
+        C::Unauthenticated,
+    ]
+};
+
+/// The Connect protocol's name of a code (`invalid_argument`), as in every JSON error
+/// body of the gateway and in per-item errors.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code as C;
+    match code {
+        C::Ok => "ok",
+        C::Cancelled => "canceled",
+        C::Unknown => "unknown",
+        C::InvalidArgument => "invalid_argument",
+        C::DeadlineExceeded => "deadline_exceeded",
+        C::NotFound => "not_found",
+        C::AlreadyExists => "already_exists",
+        C::PermissionDenied => "permission_denied",
+        C::ResourceExhausted => "resource_exhausted",
+        C::FailedPrecondition => "failed_precondition",
+        C::Aborted => "aborted",
+        C::OutOfRange => "out_of_range",
+        C::Unimplemented => "unimplemented",
+        C::Internal => "internal",
+        C::Unavailable => "unavailable",
+        C::DataLoss => "data_loss",
+        C::Unauthenticated => "unauthenticated",
+    }
 }
 
 fn error_body(code: tonic::Code, message: &str) -> ([(header::HeaderName, HeaderValue); 1], String) {
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        json!({ "code": code_name(code), "message": message }).to_string(),
+        json!({ "code": code_name(code), "message": message, "details": [] }).to_string(),
     )
 }
 
-fn error(code: tonic::Code, message: &str) -> Response {
+pub(crate) fn error(code: tonic::Code, message: &str) -> Response {
     (http_status(code), error_body(code, message)).into_response()
 }
 
-/// The OpenAPI 3.1 document for every exposed method, from the descriptors.
+/// The leading comment the proto source gives the element at `path` of `file`, trimmed.
+fn comment(file: &prost_reflect::FileDescriptor, path: &[i32]) -> Option<String> {
+    let info = file.file_descriptor_proto().source_code_info.as_ref()?;
+    let text = info
+        .location
+        .iter()
+        .find(|l| l.path == path)?
+        .leading_comments
+        .as_deref()?;
+    let text = text
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+/// Every message reachable from `roots` through message fields (map values included).
+fn reachable(roots: impl IntoIterator<Item = MessageDescriptor>) -> std::collections::HashSet<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut pending: Vec<MessageDescriptor> = roots.into_iter().collect();
+    while let Some(msg) = pending.pop() {
+        if !seen.insert(msg.full_name().to_string()) {
+            continue;
+        }
+        for f in msg.fields() {
+            if let Kind::Message(inner) = f.kind() {
+                pending.push(inner);
+            }
+        }
+    }
+    seen
+}
+
+/// The OpenAPI 3.1 document for every exposed method, from the descriptors (with the
+/// proto comments as descriptions), and for the AuthZEN endpoints.
 fn openapi(pool: &DescriptorPool) -> Value {
     let mut paths = serde_json::Map::new();
     let mut schemas = BTreeMap::new();
     let mut pending = Vec::new();
+    let mut inputs = Vec::new();
     for svc in pool.services().filter(|s| PACKAGES.contains(&s.package_name())) {
         for m in svc.methods() {
             if m.is_client_streaming() || m.is_server_streaming() {
@@ -450,29 +590,39 @@ fn openapi(pool: &DescriptorPool) -> Value {
             }
             pending.push(m.input());
             pending.push(m.output());
+            inputs.push(m.input());
+            let mut op = json!({
+                "operationId": format!("{}.{}", svc.name(), m.name()),
+                "tags": [svc.full_name()],
+                "summary": format!("{} (gRPC {}/{})", m.name(), svc.full_name(), m.name()),
+                "requestBody": { "required": false, "content": { "application/json": {
+                    "schema": { "$ref": schema_ref(&m.input()) } } } },
+                "responses": {
+                    "200": { "description": "the reply", "content": { "application/json": {
+                        "schema": { "$ref": schema_ref(&m.output()) } } } },
+                    "default": { "description": "a Connect error", "content": {
+                        "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+                }
+            });
+            if let Some(text) = comment(&m.parent_file(), m.path()) {
+                op["description"] = Value::String(text);
+            }
             paths.insert(
                 format!("/{}/{}", svc.full_name(), m.name()),
-                json!({ "post": {
-                    "operationId": format!("{}.{}", svc.name(), m.name()),
-                    "tags": [svc.full_name()],
-                    "summary": format!("{} (gRPC {}/{})", m.name(), svc.full_name(), m.name()),
-                    "requestBody": { "required": false, "content": { "application/json": {
-                        "schema": { "$ref": schema_ref(&m.input()) } } } },
-                    "responses": {
-                        "200": { "description": "the reply", "content": { "application/json": {
-                            "schema": { "$ref": schema_ref(&m.output()) } } } },
-                        "default": { "description": "the gRPC status as JSON", "content": {
-                            "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
-                    }
-                }}),
+                json!({ "post": op }),
             );
         }
     }
+    // A reply includes every field without presence (defaults are written out), so those
+    // are `required`; messages also used in requests get no `required` list, since a
+    // request may leave any field out.
+    let in_requests = reachable(inputs);
     while let Some(msg) = pending.pop() {
         if schemas.contains_key(msg.full_name()) || well_known(&msg).is_some() {
             continue;
         }
         let mut props = serde_json::Map::new();
+        let mut required = Vec::new();
         for f in msg.fields() {
             if let Kind::Message(inner) = f.kind() {
                 let inner = if f.is_map() {
@@ -482,31 +632,57 @@ fn openapi(pool: &DescriptorPool) -> Value {
                 };
                 pending.extend(inner);
             }
-            props.insert(f.name().to_string(), field_schema(&f));
+            let mut schema = field_schema(&f);
+            if let Some(text) = comment(&msg.parent_file(), f.path())
+                && let Some(obj) = schema.as_object_mut()
+            {
+                obj.insert("description".into(), Value::String(text));
+            }
+            if !f.supports_presence() {
+                required.push(f.name().to_string());
+            }
+            props.insert(f.name().to_string(), schema);
         }
-        schemas.insert(
-            msg.full_name().to_string(),
-            json!({ "type": "object", "properties": props, "additionalProperties": false }),
-        );
+        let mut schema = json!({ "type": "object", "properties": props, "additionalProperties": false });
+        if !in_requests.contains(msg.full_name()) && !required.is_empty() {
+            schema["required"] = json!(required);
+        }
+        if let Some(text) = comment(&msg.parent_file(), msg.path()) {
+            schema["description"] = Value::String(text);
+        }
+        schemas.insert(msg.full_name().to_string(), schema);
     }
     let mut components: serde_json::Map<String, Value> = schemas.into_iter().collect();
     components.insert(
         "Error".into(),
         json!({ "type": "object", "required": ["code", "message"], "properties": {
-            "code": { "type": "string", "description": "the gRPC status code name, e.g. PERMISSION_DENIED" },
-            "message": { "type": "string", "description": "names the field or the missing permission" } } }),
+            "code": { "type": "string", "description": "the Connect error code, e.g. permission_denied",
+                "enum": ALL_CODES.iter().map(|c| code_name(*c)).collect::<Vec<_>>() },
+            "message": { "type": "string", "description": "names the field or the missing permission" },
+            "details": { "type": "array", "description": "Connect error details (none today)",
+                "items": { "type": "object" } } } }),
     );
+    authzen::openapi(&mut paths, &mut components);
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Warden HTTP/JSON API",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Every unary gRPC method of Warden as POST /<package.Service>/<Method> with \
-                a proto3-JSON body. Replies use proto field names and include default values; \
-                64-bit integers are strings. Errors carry the gRPC code and message."
+                a proto3-JSON body (the Connect protocol's unary JSON form), and the OpenID AuthZEN \
+                Authorization API 1.0 under /access/v1. Casing: field names are the proto names \
+                (snake_case) in replies and in this document; requests may also use proto3 JSON's \
+                lowerCamelCase. Replies include default values; 64-bit integers are strings. \
+                Errors are Connect's: {code, message, details}. When the daemon is given a TCP \
+                token, every call needs `Authorization: Bearer <token>`."
         },
         "paths": paths,
-        "components": { "schemas": components },
+        "components": {
+            "schemas": components,
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer",
+                "description": "the TCP bearer token (--tcp-token-sha256); required only when one is configured" } },
+        },
+        "security": [ { "bearer": [] }, {} ],
     })
 }
 
@@ -579,10 +755,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn code_names_are_screaming_snake_case() {
-        assert_eq!(code_name(tonic::Code::PermissionDenied), "PERMISSION_DENIED");
-        assert_eq!(code_name(tonic::Code::Ok), "OK");
-        assert_eq!(code_name(tonic::Code::InvalidArgument), "INVALID_ARGUMENT");
+    fn code_names_are_connects() {
+        assert_eq!(code_name(tonic::Code::PermissionDenied), "permission_denied");
+        assert_eq!(code_name(tonic::Code::Cancelled), "canceled");
+        assert_eq!(code_name(tonic::Code::InvalidArgument), "invalid_argument");
     }
 
     #[test]
