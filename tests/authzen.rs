@@ -319,6 +319,28 @@ fn authzen_evaluation_search_and_metadata_on_the_demo_directory() {
     assert_eq!(status, 200, "{second}");
     assert_ne!(first["results"], second["results"]);
 
+    // A key given twice (the org, under `properties`) is refused naming it, as on the rest
+    // of the gateway: a proxy that reads the first and Warden the last would disagree.
+    let mut resp = pdp
+        .agent
+        .post(&format!("{}/access/v1/evaluation", pdp.base))
+        .header("content-type", "application/json")
+        .send(
+            r#"{"subject": {"type": "user", "id": "dave"}, "action": {"name": "app:delete"},
+                "resource": {"type": "app", "id": "web", "properties": {"org": "globex", "org": "acme"}}}"#,
+        )
+        .expect("POST");
+    assert_eq!(resp.status(), 400);
+    let e: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(e["code"], "invalid_argument", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("resource.properties.org: the key appears twice"),
+        "{e}"
+    );
+
     // Not JSON: 415, as on the rest of the gateway.
     let mut resp = pdp
         .agent

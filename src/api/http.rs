@@ -300,15 +300,7 @@ fn parse(desc: MessageDescriptor, body: &[u8]) -> Result<DynamicMessage, serde_j
     }
     // The descriptor reader keeps the last of two values for one field; refuse the body
     // instead, so a caller and a proxy in front can never read different requests in it.
-    let mut de = serde_json::Deserializer::from_slice(body);
-    serde::de::DeserializeSeed::deserialize(
-        keys::Walk {
-            shape: keys::Shape::Message(desc.clone()),
-            path: String::new(),
-        },
-        &mut de,
-    )?;
-    de.end()?;
+    refuse_duplicate_keys(keys::Shape::Message(desc.clone()), body)?;
     let mut de = serde_json::Deserializer::from_slice(body);
     let msg = DynamicMessage::deserialize_with_options(
         desc,
@@ -317,6 +309,20 @@ fn parse(desc: MessageDescriptor, body: &[u8]) -> Result<DynamicMessage, serde_j
     )?;
     de.end()?;
     Ok(msg)
+}
+
+/// Refuse a JSON body in which one object gives a key twice (or, for a message, two
+/// spellings of one field), at any depth, naming where.
+fn refuse_duplicate_keys(shape: keys::Shape, body: &[u8]) -> Result<(), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde::de::DeserializeSeed::deserialize(
+        keys::Walk {
+            shape,
+            path: String::new(),
+        },
+        &mut de,
+    )?;
+    de.end()
 }
 
 /// Duplicate keys in a JSON request body: the same key twice in one object, or two

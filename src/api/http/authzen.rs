@@ -103,7 +103,10 @@ fn body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &[u8]) -> Resul
     if let Some(refusal) = super::json_content_type(headers, body) {
         return Err(Box::new(refusal));
     }
-    serde_json::from_slice(body)
+    // As on the gateway: a key given twice (`properties.org` twice) is refused, so a caller
+    // and a proxy in front can never read different requests in one body.
+    super::refuse_duplicate_keys(super::keys::Shape::Any, body)
+        .and_then(|()| serde_json::from_slice(body))
         .map_err(|e| Box::new(error(tonic::Code::InvalidArgument, &format!("body: {e}"))))
 }
 
