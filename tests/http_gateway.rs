@@ -154,7 +154,7 @@ fn openapi_lists_every_unary_warden_rpc() {
     // A reply lists what it always carries; a request requires nothing.
     assert_eq!(
         schemas["warden.v1.CheckResponse"]["required"],
-        json!(["allowed", "revision"])
+        json!(["allowed", "revision", "decision_id"])
     );
     assert!(schemas["warden.v1.CheckRequest"].get("required").is_none());
     // The bearer token scheme, optional (only a configured token makes it required).
