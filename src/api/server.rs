@@ -245,7 +245,9 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
                     stop_accepting.clone().wait(),
                 );
                 servers.spawn(async move {
-                    let result = router.serve_with_incoming_shutdown(crate::api::uds_authority::incoming(incoming), stop).await;
+                    let result = router
+                        .serve_with_incoming_shutdown(crate::api::uds_authority::incoming(incoming), stop)
+                        .await;
                     (name, result)
                 });
             }
