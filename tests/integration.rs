@@ -17,6 +17,7 @@ mod casbin_rs_differential;
 mod check_explain_deny;
 mod check_explain_team;
 mod cli_exit_codes;
+mod cli_help;
 mod client;
 mod collaborators;
 mod conformance;

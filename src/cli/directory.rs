@@ -20,7 +20,14 @@ pub const EXIT_ERROR: u8 = 2;
 #[derive(Debug, clap::Args)]
 pub struct Common {
     /// The user on whose behalf the change or read is made; the daemon authorizes it.
-    #[arg(long, global = true, env = "WARDEN_ACTOR", default_value = "")]
+    /// Required.
+    #[arg(
+        long,
+        global = true,
+        env = "WARDEN_ACTOR",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub actor: String,
     /// Daemon address: unix:PATH or tcp:HOST:PORT.
     #[arg(long, global = true, env = "WARDEN_CONNECT", default_value = DEFAULT_CONNECT)]
@@ -309,7 +316,9 @@ pub(crate) fn finish(result: Outcome) -> ExitCode {
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(Failure::Status(s)) => {
-            eprintln!("error: {:?}: {}", s.code(), s.message());
+            // The message names the field or the missing permission; the exit code carries
+            // the class (refused vs. error), so no gRPC code name in front of it.
+            eprintln!("error: {}", s.message());
             ExitCode::from(match s.code() {
                 Code::PermissionDenied | Code::FailedPrecondition | Code::NotFound | Code::AlreadyExists => {
                     EXIT_REFUSED
@@ -324,7 +333,14 @@ pub(crate) fn finish(result: Outcome) -> ExitCode {
     }
 }
 
+/// Connect to the daemon, once the flags every directory call needs are present: without
+/// an actor the daemon could only refuse the call, in terms of its wire field.
 pub(crate) async fn channel(common: &Common) -> Result<Channel, Failure> {
+    if common.actor.is_empty() {
+        return Err(Failure::Other(anyhow::anyhow!(
+            "--actor is required (or set WARDEN_ACTOR): the user on whose behalf the call is made"
+        )));
+    }
     Ok(client::connect(&common.connect).await?)
 }
 
