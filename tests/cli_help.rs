@@ -1,11 +1,46 @@
-//! The command line a newcomer meets first: a directory command without `--actor` says
-//! so in those words, and a refused call prints the daemon's message as the README shows it, without a
-//! gRPC code name in front.
+//! The command line a newcomer meets first: every subcommand and argument explains
+//! itself in `--help` (`--role` naming the policy's roles), a directory command without
+//! `--actor` says so in those words, and a refused call prints the daemon's message as
+//! the README shows it, without a gRPC code name in front.
 
 use crate::common;
 
 use common::*;
+use std::path::Path;
 use std::process::Command;
+
+/// Walk the command tree; collect every subcommand without `about` and every argument
+/// without `help` (clap's own `--help`/`--version` included, which always have one).
+fn missing_help(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+    for arg in cmd.get_arguments() {
+        if arg.is_hide_set() {
+            continue;
+        }
+        if arg.get_help().is_none() && arg.get_long_help().is_none() {
+            out.push(format!(
+                "{path} {}",
+                arg.get_long()
+                    .map_or_else(|| arg.get_id().to_string(), |l| format!("--{l}"))
+            ));
+        }
+    }
+    for sub in cmd.get_subcommands() {
+        let sub_path = format!("{path} {}", sub.get_name());
+        if sub.get_about().is_none() && sub.get_long_about().is_none() {
+            out.push(format!("{sub_path} (no about)"));
+        }
+        missing_help(sub, &sub_path, out);
+    }
+}
+
+#[test]
+fn every_subcommand_and_argument_has_help_text() {
+    let mut cmd = warden::cli::command();
+    cmd.build();
+    let mut missing = Vec::new();
+    missing_help(&cmd, "warden", &mut missing);
+    assert!(missing.is_empty(), "without help text:\n{}", missing.join("\n"));
+}
 
 #[test]
 fn a_directory_command_without_actor_says_actor_is_required() {
@@ -50,4 +85,45 @@ fn a_refused_call_prints_the_message_without_a_grpc_code_name() {
         stderr.trim_end(),
         "error: actor `dave` lacks `member:manage` on `org` in org `acme`"
     );
+}
+
+#[test]
+fn role_help_lists_the_roles_the_default_policy_defines() {
+    let engine: toml::Table = toml::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/engine.toml"))
+            .expect("engine.toml"),
+    )
+    .expect("engine.toml parses");
+    let roles: Vec<&str> = engine["directory"]["roles"]
+        .as_array()
+        .expect("roles")
+        .iter()
+        .map(|r| r.as_str().expect("role name"))
+        .collect();
+    assert!(!roles.is_empty());
+    for cmd in [
+        &["member", "add"][..],
+        &["member", "role"],
+        &["invitation", "create"],
+        &["invitation", "bulk"],
+    ] {
+        let out = Command::new(WARDEN)
+            .args(cmd)
+            .arg("--help")
+            .output()
+            .expect("help");
+        // Undo clap's line wrapping.
+        let help = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let listed = help
+            .split_once("the default policy: ")
+            .unwrap_or_else(|| panic!("{cmd:?} --help lists no roles:\n{help}"))
+            .1;
+        let listed: Vec<&str> = listed[..listed.find(')').expect("closing parenthesis")]
+            .split(", ")
+            .collect();
+        assert_eq!(listed, roles, "{cmd:?} --help");
+    }
 }
