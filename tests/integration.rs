@@ -31,6 +31,7 @@ mod daemon_metrics;
 mod daemon_policy_tests;
 mod daemon_reload;
 mod default_policy;
+mod demo_plans;
 mod deploy_envoy;
 mod deploy_files;
 mod directory_api;
