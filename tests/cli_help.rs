@@ -127,3 +127,26 @@ fn role_help_lists_the_roles_the_default_policy_defines() {
         assert_eq!(listed, roles, "{cmd:?} --help");
     }
 }
+
+#[test]
+fn without_a_daemon_the_cli_names_where_it_looked_and_how_to_point_it_elsewhere() {
+    // Run from a directory with no daemon: the default socket is relative to it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(WARDEN)
+        .args(["org", "list", "--actor", "alice"])
+        .current_dir(dir.path())
+        .env_remove("WARDEN_CONNECT")
+        .env_remove("WARDEN_ACTOR")
+        .output()
+        .expect("run warden org list");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let cwd = dir.path().canonicalize().expect("canonical tempdir");
+    for needed in [
+        "no daemon reachable at unix:./data/warden.sock".to_string(),
+        format!("relative to {}", cwd.display()),
+        "--connect or WARDEN_CONNECT".to_string(),
+    ] {
+        assert!(stderr.contains(&needed), "lacks {needed:?}: {stderr}");
+    }
+}

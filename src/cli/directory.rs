@@ -413,7 +413,31 @@ pub(crate) async fn channel(common: &Common) -> Result<Channel, Failure> {
             "--actor is required (or set WARDEN_ACTOR): the user on whose behalf the call is made"
         )));
     }
-    Ok(client::connect(&common.connect).await?)
+    client::connect(&common.connect)
+        .await
+        .map_err(|e| Failure::Other(unreachable(&common.connect, &e)))
+}
+
+/// A daemon that cannot be reached: name the address as resolved (a relative socket path
+/// is relative to the current directory) and how to give another one.
+fn unreachable(target: &str, e: &client::ConnectError) -> anyhow::Error {
+    if matches!(e, client::ConnectError::BadTarget(_)) {
+        return anyhow::anyhow!("--connect {e}");
+    }
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let relative = target
+        .strip_prefix("unix:")
+        .filter(|p| !p.starts_with('/'))
+        .and_then(|_| std::env::current_dir().ok())
+        .map(|dir| format!(" (relative to {})", dir.display()))
+        .unwrap_or_default();
+    anyhow::anyhow!(
+        "no daemon reachable at {target}{relative}: {cause}; start one with `warden serve`, \
+         or give its address with --connect or WARDEN_CONNECT"
+    )
 }
 
 pub(crate) fn print_revision(revision: u64) {
