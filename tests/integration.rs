@@ -56,6 +56,7 @@ mod policy_reload_storm;
 mod policy_test_cli;
 mod publishing;
 mod python_client;
+mod readme_tour;
 mod resource_grammar;
 mod security_settings;
 mod store_changes;
