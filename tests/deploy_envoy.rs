@@ -198,10 +198,35 @@ fn istio_custom_policy_names_the_registered_provider() {
     let text = read("deploy/envoy/istio.yaml");
     let suggested = format!("subject = [{{ header = \"{claim_header}\" }}]");
     assert!(text.contains(&suggested), "istio.yaml should suggest {suggested}");
-    let m = Mapping::parse(&format!(
-        "{suggested}\norg = [{{ path_param = \"org\" }}]\n[[rule]]\npath = \"/orgs/{{org}}\"\naction = \"org:read\"\n"
-    ))
-    .expect("the suggested mapping line is valid");
-    assert_eq!(m.subject, vec![Source::Header(claim_header.to_string())]);
+    assert!(text.contains("--ext-authz /etc/warden/istio_ext_authz.toml"));
     assert_quoted_serve_flags("deploy/envoy/istio.yaml");
+
+    // The shipped Istio mapping reads only what reaches Warden through Istio: request
+    // headers (the claim header) and the path, never filter metadata or context
+    // extensions, which Istio's provider does not send.
+    let istio_text = read("deploy/envoy/istio_ext_authz.toml");
+    let m = Mapping::parse(&istio_text).expect("the shipped Istio mapping loads");
+    assert_eq!(m.subject, vec![Source::Header(claim_header.to_string())]);
+    for source in m.subject.iter().chain(&m.org).chain(&m.app) {
+        assert!(
+            matches!(source, Source::Header(_) | Source::PathParam(_)),
+            "Istio does not forward {source:?}"
+        );
+    }
+    assert!(!m.org.is_empty() && !m.app.is_empty());
+    // Same routes as the Envoy mapping.
+    let rules = |t: &str| t[t.find("# Route rules").expect("route rules section")..].to_string();
+    assert_eq!(rules(&istio_text), rules(&read("deploy/envoy/ext_authz.toml")));
+    let envoy = Mapping::parse(&read("deploy/envoy/ext_authz.toml")).expect("loads");
+    for (method, path) in [
+        ("GET", "/orgs/acme/apps/web/secrets/db"),
+        ("DELETE", "/orgs/acme/apps/web/pages/7"),
+        ("POST", "/orgs/acme/apps"),
+        ("GET", "/orgs/acme"),
+    ] {
+        let action = |m: &Mapping| m.route(method, path).map(|r| r.rule.action.clone());
+        assert!(action(&m).is_some(), "{method} {path} is mapped");
+        assert_eq!(action(&m), action(&envoy), "{method} {path}");
+    }
+    assert_quoted_serve_flags("deploy/envoy/istio_ext_authz.toml");
 }

@@ -1,12 +1,53 @@
 //! Property tests: no input makes the engine panic — not a request, not a policy.
 
 use proptest::prelude::*;
+use proptest::test_runner::{FileFailurePersistence, TestCaseError, TestRunner};
 use std::path::Path;
 use std::sync::Arc;
 use warden::engine::funcs::{Func, Pattern};
 use warden::engine::index::{DirectoryIndex, IndexOp};
 use warden::engine::{CheckInput, CompiledPolicy, Engine, ReqVal};
 use warden::policy::{compile_texts, eval};
+
+/// Where a failing case's seed is saved: `target/proptest-regressions/`, ignored by git,
+/// and replayed from there by the next local run. Never `tests/*.proptest-regressions`
+/// (proptest's default), which a failing run would leave in the tree: a seed replays
+/// the same input only while the strategy stays the same, so a failure worth keeping
+/// becomes a named, hand-written regression test instead.
+const REGRESSIONS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/target/proptest-regressions/no_panic.txt"
+);
+
+fn config(cases: u32, regressions: &'static str) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(regressions))),
+        ..ProptestConfig::default()
+    }
+}
+
+#[test]
+fn a_failing_property_saves_its_seed_under_target_not_in_the_tree() {
+    const SELF_TEST: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/proptest-regressions/no_panic_self_test.txt"
+    );
+    let _ = std::fs::remove_file(SELF_TEST);
+    let mut runner = TestRunner::new(config(8, SELF_TEST));
+    let result = runner.run(&any::<u8>(), |_| Err(TestCaseError::fail("always fails")));
+    assert!(result.is_err());
+    let saved = std::fs::read_to_string(SELF_TEST).expect("the seed is saved under target/");
+    assert!(saved.lines().any(|l| l.starts_with("cc ")), "{saved}");
+    std::fs::remove_file(SELF_TEST).expect("remove the self-test seed");
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let in_tree: Vec<_> = std::fs::read_dir(&tests)
+        .expect("tests/")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".proptest-regressions"))
+        .collect();
+    assert!(in_tree.is_empty(), "regression files in tests/: {in_tree:?}");
+}
 
 fn corpus_policies() -> &'static [CompiledPolicy] {
     static CACHE: std::sync::OnceLock<Vec<CompiledPolicy>> = std::sync::OnceLock::new();
@@ -81,7 +122,7 @@ fn engine() -> Engine {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(config(2000, REGRESSIONS))]
 
     #[test]
     fn daemon_checks_never_panic(s in nasty(), o in nasty(), r in nasty(), a in nasty()) {
@@ -135,7 +176,7 @@ proptest! {
 
 // Fewer cases: each builds values of kilobytes.
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #![proptest_config(config(32, REGRESSIONS))]
 
     /// Nesting of every kind, up to far past the bound, refused or answered but never a
     /// stack overflow (which aborts the process rather than panicking), in the matcher

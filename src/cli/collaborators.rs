@@ -16,16 +16,24 @@ pub struct CollaboratorArgs {
 pub enum CollaboratorCommand {
     /// Give a user outside the app's org a role on this app only (needs `collaborator:manage`).
     Add {
+        /// The app's id.
         app_id: String,
+        /// The user's id.
         user_id: String,
+        /// App role the collaborator gets on this app.
         #[arg(long)]
         role: String,
     },
+    /// Take a collaborator's role on the app away.
     Remove {
+        /// The app's id.
         app_id: String,
+        /// The user's id.
         user_id: String,
     },
+    /// List the app's collaborators and their roles.
     List {
+        /// The app's id.
         app_id: String,
     },
 }

@@ -20,7 +20,14 @@ pub const EXIT_ERROR: u8 = 2;
 #[derive(Debug, clap::Args)]
 pub struct Common {
     /// The user on whose behalf the change or read is made; the daemon authorizes it.
-    #[arg(long, global = true, env = "WARDEN_ACTOR", default_value = "")]
+    /// Required.
+    #[arg(
+        long,
+        global = true,
+        env = "WARDEN_ACTOR",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub actor: String,
     /// Daemon address: unix:PATH or tcp:HOST:PORT.
     #[arg(long, global = true, env = "WARDEN_CONNECT", default_value = DEFAULT_CONNECT)]
@@ -39,31 +46,41 @@ pub struct OrgArgs {
 pub enum OrgCommand {
     /// Create an org; the actor becomes its first admin.
     Create {
+        /// The org's id.
         org_id: String,
+        /// Display name of the org.
         #[arg(long)]
         name: String,
+        /// Where billing mail goes.
         #[arg(long, default_value = "")]
         billing_email: String,
         /// Plan id of limits.toml [default: its default_plan, `free`]; another plan only
         /// on the Unix socket (the operator).
         #[arg(long, default_value = "")]
         plan: String,
+        /// URL of the org's logo.
         #[arg(long, default_value = "")]
         logo_url: String,
     },
+    /// Show an org.
     Get {
+        /// The org's id.
         org_id: String,
     },
     /// Change the given fields; the others keep their value.
     Update {
+        /// The org's id.
         org_id: String,
+        /// New display name.
         #[arg(long)]
         name: Option<String>,
+        /// New billing email.
         #[arg(long)]
         billing_email: Option<String>,
         /// Needs `billing:manage` in the org, or the Unix socket.
         #[arg(long)]
         plan: Option<String>,
+        /// New logo URL.
         #[arg(long)]
         logo_url: Option<String>,
         /// Membership limit of this org (pending invitations count); 0 = the instance's
@@ -79,6 +96,7 @@ pub enum OrgCommand {
     },
     /// Refused while the org owns apps, unless `--force` (needs `org:force_delete`).
     Delete {
+        /// The org's id.
         org_id: String,
         /// Delete the org's apps with it.
         #[arg(long)]
@@ -86,13 +104,16 @@ pub enum OrgCommand {
     },
     /// List the orgs of `--user` (or every org, on the Unix socket).
     List {
+        /// The orgs this user is a member of.
         #[arg(long, default_value = "")]
         user: String,
+        /// Substring of the org id or name.
         #[arg(long, default_value = "")]
         query: String,
     },
     /// The actor leaves the org (and its teams); the last admin cannot.
     Leave {
+        /// The org's id.
         org_id: String,
     },
     /// The instance limits and plans in force (policies/limits.toml).
@@ -109,27 +130,40 @@ pub struct MemberArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum MemberCommand {
+    /// Add a user to an org with a role (needs `member:manage`).
     Add {
+        /// The org's id.
         org_id: String,
+        /// The user's id.
         user_id: String,
+        /// Org role, as the policy defines them (the default policy: admin, org_contributor, team_contributor, org_user).
         #[arg(long)]
         role: String,
     },
     /// Change a member's role.
     Role {
+        /// The org's id.
         org_id: String,
+        /// The user's id.
         user_id: String,
+        /// The new role. Org role, as the policy defines them (the default policy: admin, org_contributor, team_contributor, org_user).
         role: String,
     },
+    /// Remove a member from the org (and its teams); the last admin stays.
     Remove {
+        /// The org's id.
         org_id: String,
+        /// The user's id.
         user_id: String,
     },
+    /// List an org's members with their roles.
     List {
+        /// The org's id.
         org_id: String,
         /// Substring of the user id, username or email.
         #[arg(long, default_value = "")]
         query: String,
+        /// Only members with this role; all when empty.
         #[arg(long, default_value = "")]
         role: String,
     },
@@ -145,43 +179,71 @@ pub struct TeamArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TeamCommand {
+    /// Create a team in an org.
     Create {
+        /// The org's id.
         org_id: String,
+        /// The team's id (unique within the org).
         team_id: String,
+        /// Display name of the team.
         #[arg(long)]
         name: String,
     },
+    /// Change a team's display name.
     Rename {
+        /// The org's id.
         org_id: String,
+        /// The team's id (unique within the org).
         team_id: String,
+        /// The new display name.
         name: String,
     },
+    /// Delete a team (its members stay in the org).
     Delete {
+        /// The org's id.
         org_id: String,
+        /// The team's id (unique within the org).
         team_id: String,
     },
+    /// List an org's teams.
     List {
+        /// The org's id.
         org_id: String,
     },
+    /// Add an org member to a team.
     AddMember {
+        /// The org's id.
         org_id: String,
+        /// The team's id (unique within the org).
         team_id: String,
+        /// The user's id.
         user_id: String,
     },
+    /// Remove a member from a team.
     RemoveMember {
+        /// The org's id.
         org_id: String,
+        /// The team's id (unique within the org).
         team_id: String,
+        /// The user's id.
         user_id: String,
     },
     /// Give a team access to one app of its org.
     Grant {
+        /// The org's id.
         org_id: String,
+        /// The team's id (unique within the org).
         team_id: String,
+        /// The app's id.
         app_id: String,
     },
+    /// Take a team's access to an app away.
     Revoke {
+        /// The org's id.
         org_id: String,
+        /// The team's id (unique within the org).
         team_id: String,
+        /// The app's id.
         app_id: String,
     },
 }
@@ -198,8 +260,10 @@ pub struct AppArgs {
 #[derive(Debug, clap::Args)]
 #[group(required = true, multiple = false)]
 pub struct OwnerArgs {
+    /// The owner is this org (exactly one of --org and --user).
     #[arg(long)]
     pub org: Option<String>,
+    /// The owner is this user (exactly one of --org and --user).
     #[arg(long)]
     pub user: Option<String>,
 }
@@ -218,19 +282,25 @@ impl OwnerArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum AppCommand {
     Create {
+        /// The app's id.
         app_id: String,
         #[command(flatten)]
         owner: OwnerArgs,
+        /// Display name of the app.
         #[arg(long)]
         name: String,
         /// Repeatable.
         #[arg(long = "label")]
         labels: Vec<String>,
     },
+    /// Show an app: owner, name, labels.
     Get {
+        /// The app's id.
         app_id: String,
     },
+    /// Delete an app.
     Delete {
+        /// The app's id.
         app_id: String,
     },
     List {
@@ -239,14 +309,18 @@ pub enum AppCommand {
     },
     /// Move a personal app into an org (the id stays).
     Transfer {
+        /// The app's id.
         app_id: String,
+        /// The org that receives the app.
         #[arg(long)]
         to_org: String,
+        /// A new display name [default: keep the current one].
         #[arg(long, default_value = "")]
         new_name: String,
     },
     /// Replace an app's labels (grants, collaborators and versions stay).
     Labels {
+        /// The app's id.
         app_id: String,
         /// The new labels, repeatable; they replace all current ones.
         #[arg(long = "label")]
@@ -269,9 +343,12 @@ pub struct UserArgs {
 pub enum UserCommand {
     /// Create the user or replace its profile.
     Upsert {
+        /// The user's id.
         user_id: String,
+        /// The user's email address.
         #[arg(long)]
         email: String,
+        /// The user's display username.
         #[arg(long, default_value = "")]
         username: String,
         /// The login layer verified the email (only on the Unix socket); `false` drops a
@@ -279,7 +356,9 @@ pub enum UserCommand {
         #[arg(long)]
         email_verified: Option<bool>,
     },
+    /// Show a user's profile.
     Get {
+        /// The user's id.
         user_id: String,
     },
 }
@@ -309,7 +388,9 @@ pub(crate) fn finish(result: Outcome) -> ExitCode {
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(Failure::Status(s)) => {
-            eprintln!("error: {:?}: {}", s.code(), s.message());
+            // The message names the field or the missing permission; the exit code carries
+            // the class (refused vs. error), so no gRPC code name in front of it.
+            eprintln!("error: {}", s.message());
             ExitCode::from(match s.code() {
                 Code::PermissionDenied | Code::FailedPrecondition | Code::NotFound | Code::AlreadyExists => {
                     EXIT_REFUSED
@@ -324,8 +405,39 @@ pub(crate) fn finish(result: Outcome) -> ExitCode {
     }
 }
 
+/// Connect to the daemon, once the flags every directory call needs are present: without
+/// an actor the daemon could only refuse the call, in terms of its wire field.
 pub(crate) async fn channel(common: &Common) -> Result<Channel, Failure> {
-    Ok(client::connect(&common.connect).await?)
+    if common.actor.is_empty() {
+        return Err(Failure::Other(anyhow::anyhow!(
+            "--actor is required (or set WARDEN_ACTOR): the user on whose behalf the call is made"
+        )));
+    }
+    client::connect(&common.connect)
+        .await
+        .map_err(|e| Failure::Other(unreachable(&common.connect, &e)))
+}
+
+/// A daemon that cannot be reached: name the address as resolved (a relative socket path
+/// is relative to the current directory) and how to give another one.
+fn unreachable(target: &str, e: &client::ConnectError) -> anyhow::Error {
+    if matches!(e, client::ConnectError::BadTarget(_)) {
+        return anyhow::anyhow!("--connect {e}");
+    }
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let relative = target
+        .strip_prefix("unix:")
+        .filter(|p| !p.starts_with('/'))
+        .and_then(|_| std::env::current_dir().ok())
+        .map(|dir| format!(" (relative to {})", dir.display()))
+        .unwrap_or_default();
+    anyhow::anyhow!(
+        "no daemon reachable at {target}{relative}: {cause}; start one with `warden serve`, \
+         or give its address with --connect or WARDEN_CONNECT"
+    )
 }
 
 pub(crate) fn print_revision(revision: u64) {

@@ -20,6 +20,7 @@ pub struct InvitationArgs {
 #[derive(Debug, clap::Args)]
 #[group(required = true, multiple = false)]
 pub struct InviteeArgs {
+    /// An email address (exactly one of --email and --user).
     #[arg(long)]
     email: Option<String>,
     /// An existing user id.
@@ -31,9 +32,11 @@ pub struct InviteeArgs {
 pub enum InvitationCommand {
     /// Invite an email or an existing user; prints the secret code once.
     Create {
+        /// The org's id.
         org_id: String,
         #[command(flatten)]
         invitee: InviteeArgs,
+        /// Org role, as the policy defines them (the default policy: admin, org_contributor, team_contributor, org_user).
         #[arg(long)]
         role: String,
         /// Teams the invitee joins on accepting (repeatable).
@@ -45,6 +48,7 @@ pub enum InvitationCommand {
     },
     /// Invite up to 100 people with one role; one result line per invitee.
     Bulk {
+        /// The org's id.
         org_id: String,
         /// Repeatable.
         #[arg(long = "email")]
@@ -52,19 +56,26 @@ pub enum InvitationCommand {
         /// Existing user ids (repeatable).
         #[arg(long = "user")]
         users: Vec<String>,
+        /// Org role, as the policy defines them (the default policy: admin, org_contributor, team_contributor, org_user).
         #[arg(long)]
         role: String,
+        /// Teams the invitees join on accepting (repeatable).
         #[arg(long = "team")]
         teams: Vec<String>,
+        /// 0: the instance default (`invitation_ttl_seconds` of limits.toml).
         #[arg(long, default_value_t = 0)]
         expires_in_seconds: u64,
     },
+    /// Revoke a pending invitation (needs `member:invite`).
     Revoke {
+        /// The org's id.
         org_id: String,
+        /// The invitation's id (from `invitation list`).
         invitation_id: String,
     },
     /// An org's invitations (needs `member:invite`).
     List {
+        /// The org's id.
         org_id: String,
         /// pending, accepted, declined, revoked or expired; all when empty.
         #[arg(long, default_value = "")]
@@ -72,8 +83,10 @@ pub enum InvitationCommand {
     },
     /// Invitations made out to a user (and their email) or to an email.
     Mine {
+        /// Invitations to this user and to its email.
         #[arg(long, default_value = "")]
         user: String,
+        /// Invitations to this email address.
         #[arg(long, default_value = "")]
         email: String,
         /// Default: pending.
@@ -82,6 +95,7 @@ pub enum InvitationCommand {
     },
     /// Accept as the actor, with the code.
     Accept {
+        /// The invitation's secret code.
         code: String,
         /// The org's terms-of-use version, when it has one.
         #[arg(long, default_value = "")]
@@ -89,6 +103,7 @@ pub enum InvitationCommand {
     },
     /// Decline as the actor, with the code.
     Decline {
+        /// The invitation's secret code.
         code: String,
     },
 }
@@ -269,7 +284,9 @@ pub struct DomainArgs {
 pub enum DomainCommand {
     /// Claim an email domain for an org; prints the token to publish.
     Add {
+        /// The org's id.
         org_id: String,
+        /// The email domain, e.g. example.com.
         domain: String,
         /// manual, automatic_invitation or automatic_suggestion [default: manual].
         #[arg(long, default_value = "")]
@@ -280,54 +297,77 @@ pub enum DomainCommand {
     },
     /// Mark a domain verified (on the Unix socket only), with its token.
     Verify {
+        /// The org's id.
         org_id: String,
+        /// The email domain, e.g. example.com.
         domain: String,
+        /// The verification token `domain add` printed.
         token: String,
     },
     /// Change a domain's enrollment mode.
     Mode {
+        /// The org's id.
         org_id: String,
+        /// The email domain, e.g. example.com.
         domain: String,
+        /// manual, automatic_invitation or automatic_suggestion.
         mode: String,
     },
+    /// Remove a domain from the org.
     Remove {
+        /// The org's id.
         org_id: String,
+        /// The email domain, e.g. example.com.
         domain: String,
     },
+    /// List the org's domains.
     List {
+        /// The org's id.
         org_id: String,
     },
     /// What the user's email domain offers (invitations to join, suggestions to ask).
     Offers {
+        /// The user whose email domain is looked up.
         #[arg(long)]
         user: String,
     },
     /// Join an org through an `automatic_invitation` domain, as the actor.
     Join {
+        /// The org's id.
         org_id: String,
     },
     /// Ask to join an org through an `automatic_suggestion` domain, as the actor.
     Request {
+        /// The org's id.
         org_id: String,
     },
     /// Membership requests of `--org` or of `--user`.
     Requests {
+        /// Requests to join this org.
         #[arg(long, default_value = "")]
         org: String,
+        /// Requests this user made.
         #[arg(long, default_value = "")]
         user: String,
+        /// pending, approved or rejected; all when empty.
         #[arg(long, default_value = "")]
         status: String,
     },
+    /// Approve a membership request; the user joins the org.
     Approve {
+        /// The org's id.
         org_id: String,
+        /// The membership request's id.
         request_id: String,
         /// Default: the domain's role.
         #[arg(long, default_value = "")]
         role: String,
     },
+    /// Reject a membership request.
     Reject {
+        /// The org's id.
         org_id: String,
+        /// The membership request's id.
         request_id: String,
     },
 }

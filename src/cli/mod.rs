@@ -37,6 +37,11 @@ struct Cli {
     command: Command,
 }
 
+/// The whole command tree, for tests that walk it (help texts, flags).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the daemon.

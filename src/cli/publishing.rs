@@ -16,28 +16,39 @@ pub struct PublishArgs {
 pub enum PublishCommand {
     /// Submit a version of an org app for review (needs `app:publish`).
     Submit {
+        /// The app's id.
         app_id: String,
+        /// The version string, e.g. 1.2.0.
         version: String,
+        /// A note for the reviewers.
         #[arg(long, default_value = "")]
         note: String,
     },
     /// Approve a pending version (needs `app:approve`).
     Approve {
+        /// The app's id.
         app_id: String,
+        /// The version string, e.g. 1.2.0.
         version: String,
+        /// Why, kept with the decision.
         #[arg(long, default_value = "")]
         reason: String,
     },
     /// Reject a pending version (needs `app:approve`).
     Reject {
+        /// The app's id.
         app_id: String,
+        /// The version string, e.g. 1.2.0.
         version: String,
+        /// Why, kept with the decision.
         #[arg(long, default_value = "")]
         reason: String,
     },
     /// List an app's versions, optionally only `--state pending|approved|rejected`.
     List {
+        /// The app's id.
         app_id: String,
+        /// pending, approved or rejected; all when empty.
         #[arg(long, default_value = "")]
         state: String,
     },

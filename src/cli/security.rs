@@ -22,19 +22,25 @@ pub struct SecurityArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SecurityCommand {
+    /// Show the org's password policy and identity providers.
     Get {
+        /// The org's id.
         org_id: String,
     },
     /// Replace the settings with those of a JSON file (needs `security:manage`).
     Set {
+        /// The org's id.
         org_id: String,
+        /// A JSON file with the whole settings (password policy, identity providers).
         #[arg(long)]
         file: PathBuf,
     },
     /// As the login layer: the actor was authenticated by the org's provider; join with its
     /// auto-join role (Unix socket only).
     SsoJoin {
+        /// The org's id.
         org_id: String,
+        /// Id of the org's identity provider that authenticated the actor.
         #[arg(long)]
         idp: String,
     },

@@ -22,6 +22,7 @@ pub enum TokenCommand {
     Create {
         #[command(flatten)]
         owner: OwnerArgs,
+        /// A name to tell the token apart in `token list`.
         #[arg(long)]
         name: String,
         /// Org keys: the org role the key acts with.
@@ -39,7 +40,9 @@ pub enum TokenCommand {
         #[command(flatten)]
         owner: OwnerArgs,
     },
+    /// Revoke a token; it stops working at once.
     Revoke {
+        /// The token's id (from `token list`), not its secret.
         token_id: String,
     },
 }

@@ -16,7 +16,9 @@ pub struct UsageArgs {
 pub enum UsageCommand {
     /// Checks answered per member of an org over the last days (needs `usage:read`).
     Org {
+        /// The org's id.
         org_id: String,
+        /// How many days back, ending today.
         #[arg(long, default_value_t = 30)]
         days: u32,
     },

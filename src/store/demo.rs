@@ -59,7 +59,7 @@ pub fn demo_changes(at_ms: u64) -> Vec<ChangeEnvelope> {
         by("carol", user("carol")),
         by("dave", user("dave")),
         by("erin", user("erin")),
-        by("alice", org("acme", "Acme Corp", "team")),
+        by("alice", org("acme", "Acme Corp", "free")),
         by("alice", member("acme", "bob", "org_contributor")),
         by("alice", member("acme", "carol", "team_contributor")),
         by("alice", member("acme", "dave", "org_user")),
