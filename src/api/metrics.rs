@@ -168,6 +168,8 @@ pub struct Scrape {
     pub engine: Arc<Engine>,
     pub policy: Arc<PolicyState>,
     pub stats: Option<Arc<dyn DirectoryStats>>,
+    /// Cluster mode: the sidecar's position in the directory log.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Scrape {
@@ -328,6 +330,9 @@ impl Scrape {
             "warden_build_info{{version=\"{}\"}} 1",
             env!("CARGO_PKG_VERSION")
         );
+        if let Some(c) = &self.cluster {
+            crate::cluster::render_metrics(&c.status(), &mut out);
+        }
         m.rpc.render(&mut out);
         render_process(&mut out);
         out
@@ -483,7 +488,11 @@ async fn respond(
         // the problem for whoever looks.
         "/livez" => reply(StatusCode::OK, TEXT, "ok\n".into()),
         "/readyz" | "/healthz" if scrape.metrics.is_serving() => {
-            let problems = scrape.policy.problems();
+            let mut problems = scrape.policy.problems();
+            // Checks keep serving from the last applied state: still ready, named degraded.
+            if let Some(c) = &scrape.cluster {
+                problems.extend(crate::cluster::problems(&c.status()));
+            }
             let mut body = String::from(if problems.is_empty() {
                 "ok\n"
             } else {

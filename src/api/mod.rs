@@ -30,6 +30,7 @@ pub mod logs;
 pub mod metrics;
 pub mod policy_state;
 pub mod reload;
+pub mod request_id;
 pub mod revision;
 pub mod rpc_metrics;
 pub mod server;

@@ -12,6 +12,7 @@
 
 mod apply;
 pub mod audit;
+mod cluster;
 mod collaborators;
 mod db;
 pub mod demo;
@@ -29,6 +30,7 @@ mod usage;
 mod verify;
 
 pub use crate::directory::ApplyContext;
+pub use cluster::{ClusterPosition, ClusterStamp, Outcome, Replicated};
 pub use digest::{DIGESTED_TABLES, DirectoryDigest, TableDigest};
 pub use dump::{DUMP_FORMAT, Dump};
 pub use read::{ChangeRecord, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Member, Page, Stats};
@@ -367,14 +369,32 @@ impl Store {
     }
 
     fn apply_locked(&self, env: &ChangeEnvelope, ctx: &ApplyContext<'_>) -> Result<Applied, ApplyError> {
-        let result = self.apply_in_txn(env, ctx);
+        self.apply_locked_stamped(env, ctx, None, None)
+    }
+
+    fn apply_locked_stamped(
+        &self,
+        env: &ChangeEnvelope,
+        ctx: &ApplyContext<'_>,
+        stamp: Option<&ClusterStamp>,
+        key: Option<&str>,
+    ) -> Result<Applied, ApplyError> {
+        let result = self.apply_in_txn(env, ctx, stamp, key);
         if let Err(ApplyError::Storage(e)) = &result {
             self.db.note(e);
         }
         result
     }
 
-    fn apply_in_txn(&self, env: &ChangeEnvelope, ctx: &ApplyContext<'_>) -> Result<Applied, ApplyError> {
+    /// One write transaction for `env`. With a `stamp` (cluster mode), the log position and
+    /// the outcome are committed in the same transaction as the change.
+    fn apply_in_txn(
+        &self,
+        env: &ChangeEnvelope,
+        ctx: &ApplyContext<'_>,
+        stamp: Option<&ClusterStamp>,
+        key: Option<&str>,
+    ) -> Result<Applied, ApplyError> {
         let txn = self.db.begin_write()?;
         let outcome = (|| {
             let mut t = WriteTables::open(&txn)?;
@@ -396,9 +416,18 @@ impl Store {
                 operator: ctx.operator,
                 request_id: env.request_id.clone(),
                 policy: env.policy.clone(),
+                stream_seq: stamp.map(|s| s.seq),
+                requested_at_ms: stamp.map(|s| s.requested_at_ms),
             };
             t.changelog
                 .insert(revision, tables::encode(&record)?.as_slice())?;
+            if let Some(stamp) = stamp {
+                let outcome = Outcome::Applied {
+                    seq: stamp.seq,
+                    revision,
+                };
+                cluster::record_in_txn(&txn, stamp, &outcome, key)?;
+            }
             Ok::<_, ApplyError>(Applied { revision, index_ops })
         })();
         match outcome {
