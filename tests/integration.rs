@@ -20,6 +20,7 @@ mod check_explain_team;
 mod cli_exit_codes;
 mod cli_help;
 mod client;
+mod cluster;
 mod collaborators;
 mod conformance;
 mod connections;

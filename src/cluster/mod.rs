@@ -139,6 +139,8 @@ pub struct Cluster {
     reachable: AtomicBool,
     refused_entries: AtomicU64,
     halted: Mutex<Option<String>>,
+    /// Set once the stream was created or verified (this process).
+    stream_ready: AtomicBool,
 }
 
 /// The stream's configuration.
@@ -152,6 +154,14 @@ pub fn stream_config(name: &str) -> stream::Config {
         duplicate_window: DUPLICATE_WINDOW,
         ..Default::default()
     }
+}
+
+/// The user and password of the first of `urls` that carries them.
+pub fn url_user(urls: &[String]) -> Option<(String, String)> {
+    urls.iter().find_map(|u| {
+        let addr: async_nats::ServerAddr = u.parse().ok()?;
+        Some((addr.username()?.to_string(), addr.password()?.to_string()))
+    })
 }
 
 /// A fresh request id (for writes whose caller did not give one).
@@ -176,6 +186,11 @@ impl Cluster {
             .max_reconnects(None)
             .connection_timeout(config.write_timeout)
             .reconnect_delay_callback(|attempts| Duration::from_millis((attempts as u64 * 200).min(2_000)));
+        // async-nats does not send a URL's user and password itself: take them from the
+        // first URL that has them (the servers of one cluster share their users).
+        if let Some((user, pass)) = url_user(&config.urls) {
+            opts = opts.user_and_password(user, pass);
+        }
         if let Some(path) = &config.creds {
             opts = opts
                 .credentials_file(path)
@@ -209,6 +224,7 @@ impl Cluster {
             reachable: AtomicBool::new(false),
             refused_entries: AtomicU64::new(position.refused_entries),
             halted: Mutex::new(None),
+            stream_ready: AtomicBool::new(false),
         }))
     }
 
@@ -252,10 +268,14 @@ impl Cluster {
         }
         let timeout = self.config.write_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
-        if !self.connected() {
-            // Never queue an entry in the client while disconnected: it could land long
-            // after its caller was told the log is unreachable.
-            return Err(SubmitError::Unreachable);
+        // Never hand the client an entry while disconnected (it would queue it, and it could
+        // land long after its caller was told the log is unreachable): wait, within the
+        // bound, for a connection and a verified stream.
+        while !(self.connected() && self.stream_ready.load(Ordering::Relaxed)) {
+            if tokio::time::Instant::now() + Duration::from_millis(25) >= deadline {
+                return Err(SubmitError::Unreachable);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
         let publish = jetstream::message::PublishMessage::build()
             .payload(payload.into())
@@ -376,6 +396,7 @@ impl Cluster {
                 "the stream's maximum message size is below {MAX_ENTRY_BYTES} bytes: large changes will fail"
             );
         }
+        self.stream_ready.store(true, Ordering::Relaxed);
         Ok(s)
     }
 
