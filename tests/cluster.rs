@@ -79,7 +79,10 @@ async fn assert_converged(cs: &mut [Clients]) -> u64 {
         if seen.iter().all(|s| s.0 == top) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "sidecars never caught up: {seen:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sidecars never caught up: {seen:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut digests = Vec::new();
@@ -186,7 +189,10 @@ fn writes_on_one_sidecar_are_read_on_another() {
         cs[0].upsert_user("alice", "zed").await;
         let first = cs[0]
             .member
-            .add_member(with_id(add_member_req("alice", "acme", "zed", "org_user"), "add-zed-1"))
+            .add_member(with_id(
+                add_member_req("alice", "acme", "zed", "org_user"),
+                "add-zed-1",
+            ))
             .await
             .expect("AddMember")
             .into_inner()
@@ -194,7 +200,10 @@ fn writes_on_one_sidecar_are_read_on_another() {
         let before = assert_converged(&mut cs).await;
         let again = cs[2]
             .member
-            .add_member(with_id(add_member_req("alice", "acme", "zed", "org_user"), "add-zed-1"))
+            .add_member(with_id(
+                add_member_req("alice", "acme", "zed", "org_user"),
+                "add-zed-1",
+            ))
             .await
             .expect("the retry gets the original outcome, not ALREADY_EXISTS")
             .into_inner()
@@ -225,7 +234,10 @@ fn racing_writers_on_three_sidecars_converge() {
             cs[0].upsert_user(u, u).await;
         }
         create_org(&mut cs[0], "alice", "acme").await;
-        cs[0].add_member("alice", "acme", "bob", "admin").await.expect("bob admin");
+        cs[0]
+            .add_member("alice", "acme", "bob", "admin")
+            .await
+            .expect("bob admin");
 
         // alice demotes bob on A while bob demotes alice on B: both cannot win (the org
         // would have no admin, or the loser is no longer an admin when judged).
@@ -346,10 +358,10 @@ fn garbage_is_refused_everywhere_and_a_newer_entry_halts() {
         send(b"\x00\xffnot json", None).await;
         send(b"{\"format\":1}", Some("1")).await;
         send(b"[]", Some("one")).await;
-        for i in 0..3 {
+        for (i, c) in cs.iter_mut().enumerate() {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             loop {
-                let s = status(&mut cs[i]).await;
+                let s = status(c).await;
                 if s.refused_entries == 3 {
                     assert!(s.halted.is_empty(), "{s:?}");
                     break;
@@ -362,24 +374,30 @@ fn garbage_is_refused_everywhere_and_a_newer_entry_halts() {
         let rev = cs[1].add_member("alice", "acme", "alice", "admin").await;
         common::directory::assert_refused(rev, Code::AlreadyExists, &["alice"]);
         cs[2].upsert_user("alice", "bob").await;
-        let rev = cs[2].add_member("alice", "acme", "bob", "org_user").await.expect("add bob");
+        let rev = cs[2]
+            .add_member("alice", "acme", "bob", "org_user")
+            .await
+            .expect("add bob");
         assert_converged(&mut cs).await;
 
         // An entry for a newer build halts every loop; checks keep answering.
         send(b"{}", Some("2")).await;
-        for i in 0..3 {
+        for (i, c) in cs.iter_mut().enumerate() {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             loop {
-                let s = status(&mut cs[i]).await;
+                let s = status(c).await;
                 if !s.halted.is_empty() {
                     assert!(s.halted.contains("apply version 2"), "{s:?}");
                     break;
                 }
-                assert!(tokio::time::Instant::now() < deadline, "sidecar {i} never halted: {s:?}");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "sidecar {i} never halted: {s:?}"
+                );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            assert!(cs[i].check("bob", "acme", "org", "org:read", rev).await);
-            assert!(!cs[i].check("carol", "acme", "org", "org:read", 0).await);
+            assert!(c.check("bob", "acme", "org", "org:read", rev).await);
+            assert!(!c.check("carol", "acme", "org", "org:read", 0).await);
         }
         let write = cs[0].add_member("alice", "acme", "alice", "org_user").await;
         common::directory::assert_refused(write, Code::Unavailable, &["stopped applying"]);
@@ -399,7 +417,10 @@ fn all_nats_down_fails_writes_not_checks_then_resumes() {
         cs[0].upsert_user("alice", "alice").await;
         create_org(&mut cs[0], "alice", "acme").await;
         cs[0].upsert_user("alice", "bob").await;
-        let rev = cs[0].add_member("alice", "acme", "bob", "org_user").await.expect("add bob");
+        let rev = cs[0]
+            .add_member("alice", "acme", "bob", "org_user")
+            .await
+            .expect("add bob");
         assert_converged(&mut cs).await;
 
         for n in 1..=3 {
@@ -423,7 +444,10 @@ fn all_nats_down_fails_writes_not_checks_then_resumes() {
         for c in cs.iter_mut() {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             while status(c).await.log_reachable {
-                assert!(tokio::time::Instant::now() < deadline, "status never showed the log unreachable");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "status never showed the log unreachable"
+                );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -449,7 +473,10 @@ fn all_nats_down_fails_writes_not_checks_then_resumes() {
                     Ok(_) => break,
                     Err(s) => {
                         assert_eq!(s.code(), Code::Unavailable, "{s:?}");
-                        assert!(tokio::time::Instant::now() < deadline, "writes never resumed: {s:?}");
+                        assert!(
+                            tokio::time::Instant::now() < deadline,
+                            "writes never resumed: {s:?}"
+                        );
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 }
@@ -509,7 +536,10 @@ fn kill9_of_a_sidecar_and_of_nats_nodes_loses_and_duplicates_nothing() {
                 for u in &users {
                     let r = c
                         .member
-                        .add_member(with_id(add_member_req("alice", "acme", u, "org_user"), &format!("add-{u}")))
+                        .add_member(with_id(
+                            add_member_req("alice", "acme", u, "org_user"),
+                            &format!("add-{u}"),
+                        ))
                         .await;
                     answered.push(r.map(|r| r.into_inner().revision).ok());
                 }
@@ -539,7 +569,13 @@ fn kill9_of_a_sidecar_and_of_nats_nodes_loses_and_duplicates_nothing() {
         let leader = || {
             let js = js.clone();
             async move {
-                let info = js.get_stream("warden").await.expect("stream").get_info().await.expect("info");
+                let info = js
+                    .get_stream("warden")
+                    .await
+                    .expect("stream")
+                    .get_info()
+                    .await
+                    .expect("info");
                 let cluster = info.cluster.expect("a clustered stream");
                 let leader = cluster.leader.expect("a leader");
                 let replicas: Vec<String> = cluster.replicas.into_iter().map(|r| r.name).collect();
@@ -571,7 +607,10 @@ fn kill9_of_a_sidecar_and_of_nats_nodes_loses_and_duplicates_nothing() {
         );
         for c in cs.iter_mut() {
             for u in &users {
-                assert!(c.check(u, "acme", "org", "org:read", revision).await, "{u} missing");
+                assert!(
+                    c.check(u, "acme", "org", "org:read", revision).await,
+                    "{u} missing"
+                );
             }
         }
     });

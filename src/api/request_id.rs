@@ -31,7 +31,9 @@ pub fn validate(id: &str) -> Result<(), String> {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
     {
-        return Err(format!("{HEADER}: only letters, digits, `.`, `_`, `:` and `-` are allowed"));
+        return Err(format!(
+            "{HEADER}: only letters, digits, `.`, `_`, `:` and `-` are allowed"
+        ));
     }
     Ok(())
 }
@@ -66,10 +68,11 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         // A header that is not text is kept as such, so the write path refuses it by name.
-        let id = req
-            .headers()
-            .get(HEADER)
-            .map(|v| v.to_str().map(str::to_string).unwrap_or_else(|_| "\u{fffd}".into()));
+        let id = req.headers().get(HEADER).map(|v| {
+            v.to_str()
+                .map(str::to_string)
+                .unwrap_or_else(|_| "\u{fffd}".into())
+        });
         REQUEST_ID.scope(id, self.inner.call(req))
     }
 }

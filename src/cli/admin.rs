@@ -124,10 +124,17 @@ fn print_status(s: &pb::PolicyStatus) {
             c.applied_seq,
             c.log_last_seq,
             c.lag,
-            if c.log_reachable { "reachable" } else { "UNREACHABLE (checks unaffected; writes fail)" }
+            if c.log_reachable {
+                "reachable"
+            } else {
+                "UNREACHABLE (checks unaffected; writes fail)"
+            }
         );
         if c.refused_entries > 0 {
-            println!("             {} log entries refused as unreadable", c.refused_entries);
+            println!(
+                "             {} log entries refused as unreadable",
+                c.refused_entries
+            );
         }
         if !c.halted.is_empty() {
             println!("             HALTED: {}", c.halted);

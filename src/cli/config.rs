@@ -513,7 +513,9 @@ impl ServeArgs {
         )?;
         let demo = self.demo || file.demo.unwrap_or(false);
         if demo && cluster.is_some() {
-            bail!("--demo cannot be used with --cluster: the demo seed is written locally, not through the shared log");
+            bail!(
+                "--demo cannot be used with --cluster: the demo seed is written locally, not through the shared log"
+            );
         }
         Ok(ServeConfig {
             cluster,
@@ -617,13 +619,18 @@ fn resolve_cluster(
         }
         return Ok(None);
     }
-    if let Some(bad) = urls.iter().find(|u| u.is_empty() || u.contains(char::is_whitespace)) {
+    if let Some(bad) = urls
+        .iter()
+        .find(|u| u.is_empty() || u.contains(char::is_whitespace))
+    {
         bail!("--cluster: {bad:?} is not a NATS URL (e.g. nats://127.0.0.1:4222)");
     }
     let stream = stream.unwrap_or_else(|| crate::cluster::DEFAULT_STREAM.to_string());
     if stream.is_empty()
         || stream.len() > 64
-        || !stream.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        || !stream
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         bail!("--cluster-stream {stream:?}: 1 to 64 letters, digits, `-` or `_`");
     }

@@ -18,13 +18,13 @@ use crate::directory::ChangeEnvelope;
 use crate::engine::Engine;
 use crate::store::{ApplyError, Outcome, Replicated, Store, with_policy_context};
 use async_nats::jetstream::{self, consumer, stream};
-use tokio_stream::StreamExt;
 use parking_lot::Mutex;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio_stream::StreamExt;
 
 /// The subject of directory writes.
 pub const SUBJECT_CHANGES: &str = "warden.changes";

@@ -45,7 +45,9 @@ pub enum Outcome {
 impl Outcome {
     pub fn seq(&self) -> u64 {
         match self {
-            Outcome::Applied { seq, .. } | Outcome::Refused { seq, .. } | Outcome::Rejected { seq, .. } => *seq,
+            Outcome::Applied { seq, .. } | Outcome::Refused { seq, .. } | Outcome::Rejected { seq, .. } => {
+                *seq
+            }
         }
     }
 }

@@ -55,7 +55,10 @@ impl Nats {
 
     /// Run the script; a failure fails the test with its output.
     pub fn script(&self, args: &[&str]) -> String {
-        let out = self.command(args).output().expect("running scripts/nats-cluster.sh");
+        let out = self
+            .command(args)
+            .output()
+            .expect("running scripts/nats-cluster.sh");
         assert!(
             out.status.success(),
             "scripts/nats-cluster.sh {args:?} failed (the cluster tests need nats-server >= 2.10: \
@@ -108,7 +111,8 @@ pub fn sidecars(nats: &Nats, n: usize, write_timeout: &str) -> Vec<Daemon> {
     (0..n)
         .map(|_| {
             let mut work = Workdir::new();
-            work.env.push(("WARDEN_LOG".into(), "info,warden::cluster=debug".into()));
+            work.env
+                .push(("WARDEN_LOG".into(), "info,warden::cluster=debug".into()));
             work.start_with(&["--cluster", &urls, "--cluster-write-timeout", write_timeout])
         })
         .collect()

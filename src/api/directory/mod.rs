@@ -209,7 +209,9 @@ impl Directory {
             }
             None => crate::cluster::new_request_id(),
         };
-        change.validate().map_err(|r| refusal_status(r, actor, id_field))?;
+        change
+            .validate()
+            .map_err(|r| refusal_status(r, actor, id_field))?;
         let policy = self.engine.policy();
         let mut env = ChangeEnvelope::new(actor, at_ms, change)
             .as_operator(operator)
@@ -233,7 +235,9 @@ impl Directory {
             Err(SubmitError::Store(e)) => Err(storage_status(e)),
             Err(e @ SubmitError::Encode(_)) => {
                 tracing::error!(error = %e, "cluster write failed");
-                Err(Status::internal("the directory request failed; see the daemon log"))
+                Err(Status::internal(
+                    "the directory request failed; see the daemon log",
+                ))
             }
             Err(e) => {
                 tracing::warn!(error = %e, request_id, "cluster write not answered");
