@@ -614,7 +614,7 @@ fn resolve_cluster(
     if urls.is_empty() {
         if stream.is_some() || creds.is_some() || tls_ca.is_some() || write_timeout.is_some() {
             bail!(
-                "--cluster-stream, --cluster-creds, --cluster-tls-ca and --cluster-write-timeout need                  --cluster URL[,URL…]"
+                "--cluster-stream, --cluster-creds, --cluster-tls-ca and --cluster-write-timeout need --cluster URL[,URL…]"
             );
         }
         return Ok(None);
@@ -681,6 +681,60 @@ mod tests {
                 Listen::Tcp(DEFAULT_TCP)
             ]
         );
+    }
+
+    #[test]
+    fn cluster_settings_follow_the_usual_precedence_and_need_urls() {
+        assert_eq!(resolve(&[]).unwrap().cluster, None, "a single node by default");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warden.toml");
+        std::fs::write(
+            &file,
+            "[cluster]\nurls = [\"nats://a:4222\", \"nats://b:4222\"]\nstream = \"dir\"\nwrite_timeout = \"3s\"\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let c = resolve(&["--config", f]).unwrap().cluster.unwrap();
+        assert_eq!(c.urls, vec!["nats://a:4222", "nats://b:4222"]);
+        assert_eq!(
+            (c.stream.as_str(), c.write_timeout),
+            ("dir", Duration::from_secs(3))
+        );
+        let c = resolve(&[
+            "--config",
+            f,
+            "--cluster",
+            "nats://c:1,nats://d:2",
+            "--cluster-stream",
+            "other",
+        ])
+        .unwrap()
+        .cluster
+        .unwrap();
+        assert_eq!(c.urls, vec!["nats://c:1", "nats://d:2"]);
+        assert_eq!(
+            (c.stream.as_str(), c.write_timeout),
+            ("other", Duration::from_secs(3))
+        );
+        let c = resolve(&["--cluster", "nats://c:1"]).unwrap().cluster.unwrap();
+        assert_eq!(
+            (c.stream.as_str(), c.write_timeout),
+            (
+                crate::cluster::DEFAULT_STREAM,
+                crate::cluster::DEFAULT_WRITE_TIMEOUT
+            )
+        );
+
+        let e = resolve(&["--cluster-stream", "x"]).unwrap_err().to_string();
+        assert!(e.contains("need --cluster"), "{e}");
+        let e = resolve(&["--cluster", "nats://c:1", "--cluster-stream", "a.b"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--cluster-stream"), "{e}");
+        let e = resolve(&["--cluster", "nats://c:1", "--demo"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--demo"), "{e}");
     }
 
     #[test]

@@ -251,3 +251,116 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::{Change, ChangeEnvelope};
+
+    fn upsert(id: &str, at_ms: u64, request_id: &str) -> ChangeEnvelope {
+        let mut env = ChangeEnvelope::new(
+            "op",
+            at_ms,
+            Change::UpsertUser {
+                id: id.into(),
+                email: format!("{id}@example.com"),
+                username: None,
+                email_verified: None,
+            },
+        );
+        env.request_id = Some(request_id.into());
+        env
+    }
+
+    #[test]
+    fn entries_apply_once_in_log_order_with_log_time_and_recorded_outcomes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("w.redb")).unwrap();
+        let index = DirectoryIndex::new();
+        let ctx = ApplyContext::trusted();
+        let apply = |seq, log_ms, key: Option<&str>, entry| {
+            store
+                .apply_replicated(seq, log_ms, key, entry, &ctx, &index)
+                .unwrap()
+        };
+
+        // The apply time is the log's, never earlier than the previous entry's; the
+        // submitter's time is kept as the requested time.
+        let first = apply(1, 1_000, Some("r1"), Ok(upsert("alice", 5_000, "r1")));
+        assert_eq!(first, Replicated::Done(Outcome::Applied { seq: 1, revision: 1 }));
+        apply(2, 500, Some("r2"), Ok(upsert("bob", 400, "r2")));
+        let log = store.changes_since(0, 0).unwrap();
+        assert_eq!(
+            (log[0].at_ms, log[0].requested_at_ms, log[0].stream_seq),
+            (1_000, Some(5_000), Some(1))
+        );
+        assert_eq!((log[1].at_ms, log[1].requested_at_ms), (1_000, Some(400)));
+
+        // Redelivery of an applied entry writes nothing.
+        assert_eq!(
+            apply(2, 2_000, Some("r2"), Ok(upsert("bob", 400, "r2"))),
+            Replicated::Skipped
+        );
+        // A resubmission of request r1 after the duplicate window: the original outcome,
+        // nothing applied again.
+        assert_eq!(
+            apply(3, 2_000, Some("r1"), Ok(upsert("alice", 6_000, "r1"))),
+            Replicated::Duplicate(Outcome::Applied { seq: 1, revision: 1 })
+        );
+        // Garbage: recorded as rejected under its message id, the position moves.
+        let rejected = apply(4, 2_000, Some("junk"), Err("not json".into()));
+        assert!(matches!(
+            rejected,
+            Replicated::Done(Outcome::Rejected { seq: 4, .. })
+        ));
+        // A refusal is recorded with the position; the revision does not move.
+        let mut add = ChangeEnvelope::new(
+            "op",
+            1,
+            Change::AddMember {
+                org: "nope".into(),
+                user: "alice".into(),
+                role: "admin".into(),
+                terms_version: None,
+            },
+        );
+        add.request_id = Some("r5".into());
+        let refused = apply(5, 2_000, None, Ok(add));
+        assert!(
+            matches!(refused, Replicated::Done(Outcome::Refused { seq: 5, .. })),
+            "{refused:?}"
+        );
+
+        assert_eq!(store.revision().unwrap(), 2);
+        assert_eq!(index.revision(), 2);
+        assert_eq!(
+            store.cluster_position().unwrap(),
+            ClusterPosition {
+                last_applied_seq: 5,
+                last_apply_ms: 2_000,
+                refused_entries: 1,
+            }
+        );
+        assert!(matches!(
+            store.cluster_outcome("r5").unwrap(),
+            Some(Outcome::Refused { .. })
+        ));
+        assert!(matches!(
+            store.cluster_outcome("junk").unwrap(),
+            Some(Outcome::Rejected { .. })
+        ));
+        assert_eq!(
+            store.cluster_outcome("r1").unwrap(),
+            Some(Outcome::Applied { seq: 1, revision: 1 })
+        );
+
+        // A newer change format stops the loop: nothing is written, the position stays.
+        let mut newer = upsert("carol", 1, "r6");
+        newer.format = crate::directory::CHANGE_FORMAT + 1;
+        let err = store
+            .apply_replicated(6, 3_000, None, Ok(newer), &ctx, &index)
+            .unwrap_err();
+        assert!(matches!(err, ApplyError::UnsupportedFormat { .. }), "{err}");
+        assert_eq!(store.cluster_position().unwrap().last_applied_seq, 5);
+    }
+}
