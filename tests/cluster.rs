@@ -22,6 +22,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tonic::{Code, Request, Status};
 use warden::api::pb;
+use warden::api::pb::security_service_client::SecurityServiceClient;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -210,6 +211,46 @@ fn writes_on_one_sidecar_are_read_on_another() {
             .revision;
         assert_eq!(again, first);
         assert_eq!(assert_converged(&mut cs).await, before, "the retry wrote nothing");
+
+        // The largest valid change (16 SAML IdPs of 64 KiB of XML, several MiB once
+        // JSON-encoded, over NATS's default 1 MiB payload) goes through the log.
+        let xml = format!("<{}", "\u{1}".repeat(64 * 1024 - 1));
+        let idps: Vec<pb::IdentityProvider> = (0..16)
+            .map(|i| pb::IdentityProvider {
+                idp_id: format!("idp{i}"),
+                config: Some(pb::identity_provider::Config::Saml(pb::SamlProvider {
+                    metadata_url: String::new(),
+                    metadata_xml: xml.clone(),
+                })),
+                auto_join_role: String::new(),
+            })
+            .collect();
+        let unix = |i: usize| daemons[i].work.unix_target();
+        let mut sec0 =
+            SecurityServiceClient::new(warden::api::client::connect(&unix(0)).await.expect("unix"));
+        let mut sec2 =
+            SecurityServiceClient::new(warden::api::client::connect(&unix(2)).await.expect("unix"));
+        let rev = sec0
+            .set_security_settings(pb::SetSecuritySettingsRequest {
+                actor: "alice".into(),
+                org_id: "acme".into(),
+                password: None,
+                identity_providers: idps,
+            })
+            .await
+            .expect("the largest valid change is applied")
+            .into_inner()
+            .revision;
+        let read = sec2
+            .get_security_settings(pb::GetSecuritySettingsRequest {
+                actor: "alice".into(),
+                org_id: "acme".into(),
+                min_revision: rev,
+            })
+            .await
+            .expect("GetSecuritySettings")
+            .into_inner();
+        assert_eq!(read.identity_providers.len(), 16);
 
         // A request id of the wrong shape is refused by name.
         let bad = cs[0]

@@ -645,3 +645,57 @@ fn decode(message: &jetstream::Message) -> Decoded {
         Err(e) => Decoded::Rejected(format!("not a change envelope: {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_shows_lag_and_what_readyz_names() {
+        let s = ClusterStatus {
+            stream: "warden".into(),
+            applied_seq: 7,
+            log_last_seq: 10,
+            log_reachable: false,
+            halted: Some("entry 11 needs apply version 2".into()),
+            refused_entries: 1,
+        };
+        assert_eq!(s.lag(), 3);
+        let mut out = String::new();
+        render_metrics(&s, &mut out);
+        for line in [
+            "warden_cluster_applied_seq 7",
+            "warden_cluster_lag_entries 3",
+            "warden_cluster_log_reachable 0",
+            "warden_cluster_halted 1",
+            "warden_cluster_refused_entries 1",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} missing:\n{out}");
+        }
+        let problems = problems(&s);
+        assert!(problems.iter().any(|p| p.contains(UNREACHABLE)), "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("halted")), "{problems:?}");
+        let fine = ClusterStatus {
+            log_reachable: true,
+            halted: None,
+            ..s
+        };
+        assert!(super::problems(&fine).is_empty());
+    }
+
+    #[test]
+    fn the_stream_has_both_subjects_three_replicas_and_8_mib_messages() {
+        let c = stream_config("warden");
+        assert_eq!(c.subjects, vec![SUBJECT_CHANGES, SUBJECT_POLICY]);
+        assert_eq!(c.num_replicas, 3);
+        assert_eq!(c.max_message_size, 8 * 1024 * 1024);
+        assert!(!c.duplicate_window.is_zero());
+        assert_eq!(
+            url_user(&[
+                "nats://127.0.0.1:1".into(),
+                "nats://sidecar:pw@127.0.0.1:2".into()
+            ]),
+            Some(("sidecar".into(), "pw".into()))
+        );
+    }
+}

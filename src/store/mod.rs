@@ -7,6 +7,10 @@
 //! publishes them before the next write may start. Reads use redb read transactions and never
 //! block writes.
 //!
+//! In cluster mode the only writer is [`Store::apply_replicated`] (`cluster.rs`), called by
+//! the apply loop for each entry of the shared log; it commits the log position and the
+//! entry's outcome in the same transaction as the change.
+//!
 //! This module never decides policy: authorization is asked of the caller's authorizer, and
 //! roles of the caller's role predicate (both in [`ApplyContext`]).
 
