@@ -327,6 +327,42 @@ fn racing_writers_on_three_sidecars_converge() {
             acked.push((user, r.expect("an add by an admin succeeds")));
         }
 
+        // A membership-limit race: an org of at most 3 members (its creator and two more)
+        // and six adds from the three sidecars at once.
+        cs[1]
+            .org
+            .create_org(pb::CreateOrgRequest {
+                actor: "carol".into(),
+                org_id: "small".into(),
+                name: "Small".into(),
+                settings: Some(pb::OrgSettings {
+                    max_memberships: Some(3),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .expect("CreateOrg small");
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let mut c = cs[i % 3].clone();
+            let user = format!("m{i}");
+            tasks.push(tokio::spawn(async move {
+                c.add_member("carol", "small", &user, "org_user").await
+            }));
+        }
+        let mut joined = 0;
+        for t in tasks {
+            match t.await.expect("task") {
+                Ok(_) => joined += 1,
+                Err(s) => {
+                    assert_eq!(s.code(), Code::FailedPrecondition, "{s:?}");
+                    assert!(s.message().contains("membership limit of 3"), "{s:?}");
+                }
+            }
+        }
+        assert_eq!(joined, 2, "exactly the seats the limit leaves");
+
         // Delete an org on A while C adds a member to it.
         create_org(&mut cs[2], "carol", "doomed").await;
         let del = {
