@@ -22,6 +22,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tonic::{Code, Request, Status};
 use warden::api::pb;
+use warden::api::pb::invitation_service_client::InvitationServiceClient;
 use warden::api::pb::security_service_client::SecurityServiceClient;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -261,8 +262,9 @@ fn writes_on_one_sidecar_are_read_on_another() {
     });
 }
 
-/// Writers on all three sidecars racing on one org: last-admin demotions, deleting an org
-/// while members are added, and a burst of adds. Every refusal reaches its submitter with
+/// Writers on all three sidecars racing on one org: last-admin demotions, one invitation
+/// accepted twice, a membership-limit race, deleting an org while a member is added, and a
+/// burst of adds. Every refusal reaches its submitter with
 /// the single-node code, every acknowledged write is present, and all sidecars end equal.
 #[test]
 fn racing_writers_on_three_sidecars_converge() {
@@ -325,6 +327,55 @@ fn racing_writers_on_three_sidecars_converge() {
         for t in tasks {
             let (user, r) = t.await.expect("task");
             acked.push((user, r.expect("an add by an admin succeeds")));
+        }
+
+        // The same invitation accepted on two sidecars at once: one member, one refusal.
+        let daemon_unix = |i: usize| daemons[i].work.unix_target();
+        let mut inv0 =
+            InvitationServiceClient::new(warden::api::client::connect(&daemon_unix(0)).await.expect("unix"));
+        let code = inv0
+            .create_invitation(pb::CreateInvitationRequest {
+                actor: admin.into(),
+                org_id: "acme".into(),
+                invitee: Some(pb::InvitationSpec {
+                    user_id: "dave".into(),
+                    role: "org_user".into(),
+                    ..Default::default()
+                }),
+                expires_in_seconds: 3600,
+            })
+            .await
+            .expect("CreateInvitation")
+            .into_inner()
+            .code;
+        let accept = |i: usize| {
+            let target = daemon_unix(i);
+            let code = code.clone();
+            async move {
+                let mut inv =
+                    InvitationServiceClient::new(warden::api::client::connect(&target).await.expect("unix"));
+                inv.accept_invitation(pb::AcceptInvitationRequest {
+                    actor: "dave".into(),
+                    code,
+                    accepted_terms_version: String::new(),
+                })
+                .await
+            }
+        };
+        let (x, y) = tokio::join!(accept(1), accept(2));
+        let accepted = [x, y];
+        assert_eq!(
+            accepted.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "one acceptance wins: {accepted:?}"
+        );
+        for r in &accepted {
+            if let Err(s) = r {
+                assert!(
+                    matches!(s.code(), Code::FailedPrecondition | Code::AlreadyExists),
+                    "the second acceptance gets the single-node refusal: {s:?}"
+                );
+            }
         }
 
         // A membership-limit race: an org of at most 3 members (its creator and two more)
