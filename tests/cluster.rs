@@ -850,8 +850,8 @@ fn a_policy_edit_on_one_sidecar_switches_all_three_at_one_log_position() {
 
         // Contributors create apps on all three sidecars while A's files are edited.
         let mut tasks = Vec::new();
-        for s in 0..3 {
-            let mut c = cs[s].clone();
+        for (s, c) in cs.iter().enumerate() {
+            let mut c = c.clone();
             tasks.push(tokio::spawn(async move {
                 let mut outcomes = Vec::new();
                 for i in 0..40 {
