@@ -36,7 +36,7 @@ pub struct DirectoryDigest {
 /// `changelog` and `audit_by_org` (the history, not the state: a store bootstrapped from a
 /// snapshot may start its log later), `token_last_used` and `usage` (telemetry each sidecar
 /// writes on its own).
-pub const DIGESTED_TABLES: [&str; 26] = [
+pub const DIGESTED_TABLES: [&str; 28] = [
     "users",
     "users_by_email",
     "orgs",
@@ -63,6 +63,8 @@ pub const DIGESTED_TABLES: [&str; 26] = [
     "collaborators",
     "app_versions",
     "org_security",
+    "sorted",
+    "member_counts",
 ];
 
 /// Digest one table; a table this file does not have yet digests as empty.
@@ -133,6 +135,8 @@ impl Store {
             table(&txn, tables::COLLABORATORS)?,
             table(&txn, tables::APP_VERSIONS)?,
             table(&txn, tables::ORG_SECURITY)?,
+            table(&txn, tables::SORTED)?,
+            table(&txn, tables::MEMBER_COUNTS)?,
         ];
         let mut h = Sha256::new();
         for t in &tables {
