@@ -51,6 +51,7 @@ mod lifecycle_domains;
 mod lifecycle_invitations;
 mod lifecycle_limits;
 mod limits;
+mod list_search_sort;
 mod no_panic;
 mod policy_diff_cli;
 mod policy_eval_cli;

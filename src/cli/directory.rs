@@ -659,7 +659,11 @@ async fn org(args: OrgArgs) -> Outcome {
                 );
             }
         }
-        OrgCommand::List { user, query, order_by } => {
+        OrgCommand::List {
+            user,
+            query,
+            order_by,
+        } => {
             let mut page_token = String::new();
             let mut revision = 0;
             loop {

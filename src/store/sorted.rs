@@ -76,7 +76,10 @@ impl ListOrder {
             _ => {
                 return Err(Refusal::invalid(
                     "order_by",
-                    format!("`{text}` is not `<field>`, `<field> asc` or `<field> desc`; fields: {}", names()),
+                    format!(
+                        "`{text}` is not `<field>`, `<field> asc` or `<field> desc`; fields: {}",
+                        names()
+                    ),
                 ));
             }
         };
@@ -84,7 +87,12 @@ impl ListOrder {
             .iter()
             .copied()
             .find(|f| f.as_str() == field)
-            .ok_or_else(|| Refusal::invalid("order_by", format!("unknown field `{field}`; fields: {}", names())))?;
+            .ok_or_else(|| {
+                Refusal::invalid(
+                    "order_by",
+                    format!("unknown field `{field}`; fields: {}", names()),
+                )
+            })?;
         Ok(ListOrder { field, descending })
     }
 }
@@ -114,7 +122,10 @@ fn org_rows(org: &Org, members: u64) -> [(&'static str, String); 5] {
         ("id", String::new()),
         ("name", org.name.to_lowercase()),
         ("created_at", millis(org.created_at_ms)),
-        ("updated_at", millis(org.updated_at_ms.unwrap_or(org.created_at_ms))),
+        (
+            "updated_at",
+            millis(org.updated_at_ms.unwrap_or(org.created_at_ms)),
+        ),
         ("member_count", millis(members)),
     ]
 }
@@ -128,7 +139,10 @@ fn app_rows(app: &App) -> [(&'static str, String); 4] {
         ("id", String::new()),
         ("name", app.name.to_lowercase()),
         ("created_at", millis(app.created_at_ms)),
-        ("updated_at", millis(app.updated_at_ms.unwrap_or(app.created_at_ms))),
+        (
+            "updated_at",
+            millis(app.updated_at_ms.unwrap_or(app.created_at_ms)),
+        ),
     ]
 }
 
@@ -145,14 +159,24 @@ fn member_rows(m: &Membership) -> [(&'static str, String); 2] {
 
 type SortedTable<'txn> = Table<'txn, (&'static str, &'static str, &'static str, &'static str), ()>;
 
-fn put_rows(t: &mut SortedTable<'_>, scope: &str, id: &str, rows: &[(&'static str, String)]) -> Result<(), StoreError> {
+fn put_rows(
+    t: &mut SortedTable<'_>,
+    scope: &str,
+    id: &str,
+    rows: &[(&'static str, String)],
+) -> Result<(), StoreError> {
     for (order, key) in rows {
         t.insert((scope, *order, key.as_str(), id), ())?;
     }
     Ok(())
 }
 
-fn drop_rows(t: &mut SortedTable<'_>, scope: &str, id: &str, rows: &[(&'static str, String)]) -> Result<(), StoreError> {
+fn drop_rows(
+    t: &mut SortedTable<'_>,
+    scope: &str,
+    id: &str,
+    rows: &[(&'static str, String)],
+) -> Result<(), StoreError> {
     for (order, key) in rows {
         t.remove((scope, *order, key.as_str(), id))?;
     }
@@ -187,7 +211,11 @@ pub(crate) fn unindex_org(t: &mut WriteTables<'_>, org: &Org) -> Result<(), Stor
 }
 
 /// Keep an app's sorted rows after its record changed (`old` → `new`; either may be absent).
-pub(crate) fn app_written(t: &mut WriteTables<'_>, old: Option<&App>, new: Option<&App>) -> Result<(), StoreError> {
+pub(crate) fn app_written(
+    t: &mut WriteTables<'_>,
+    old: Option<&App>,
+    new: Option<&App>,
+) -> Result<(), StoreError> {
     if let Some(old) = old {
         drop_rows(&mut t.sorted, &app_scope(&old.owner), &old.id, &app_rows(old))?;
     }
@@ -245,7 +273,10 @@ pub(crate) fn drop_members(t: &mut WriteTables<'_>, org: &str) -> Result<(), Sto
     let scope = member_scope(org);
     let end = format!("{scope}\u{0}");
     let mut keys = Vec::new();
-    for item in t.sorted.range((scope.as_str(), "", "", "")..(end.as_str(), "", "", ""))? {
+    for item in t
+        .sorted
+        .range((scope.as_str(), "", "", "")..(end.as_str(), "", "", ""))?
+    {
         let (key, _) = item?;
         let (_, order, sort, id) = key.value();
         keys.push((order.to_string(), sort.to_string(), id.to_string()));
@@ -260,7 +291,12 @@ pub(crate) fn drop_members(t: &mut WriteTables<'_>, org: &str) -> Result<(), Sto
 /// Stamp `updated_at` on what `change` touched: the org it concerns (`org`, as the audit log
 /// files it), the app it names, the membership whose role or teams it changed. Runs in the
 /// change's transaction after apply, with the change's time.
-pub(crate) fn touch(t: &mut WriteTables<'_>, change: &Change, org: Option<&str>, at_ms: u64) -> Result<(), StoreError> {
+pub(crate) fn touch(
+    t: &mut WriteTables<'_>,
+    change: &Change,
+    org: Option<&str>,
+    at_ms: u64,
+) -> Result<(), StoreError> {
     if let Some(id) = org
         && let Some(mut record) = get_json::<Org>(&t.orgs, "orgs", id)?
         && record.updated_at_ms.unwrap_or(record.created_at_ms) != at_ms
@@ -310,7 +346,11 @@ pub(crate) fn backfill(t: &mut WriteTables<'_>) -> Result<(), StoreError> {
         let (key, value) = item?;
         let (org, user) = key.value();
         *counts.entry(org.to_string()).or_default() += 1;
-        members.push(decode::<Membership>("memberships", &format!("{org}/{user}"), value.value())?);
+        members.push(decode::<Membership>(
+            "memberships",
+            &format!("{org}/{user}"),
+            value.value(),
+        )?);
     }
     for m in &members {
         put_rows(&mut t.sorted, &member_scope(&m.org), &m.user, &member_rows(m))?;
@@ -360,7 +400,9 @@ fn parse_token(token: &str, order: ListOrder) -> Result<Option<(String, String)>
     };
     let want_dir = if order.descending { "desc" } else { "asc" };
     if *field != order.field.as_str() || *dir != want_dir || id.is_empty() {
-        return Err(bad("a token from a list in another order; keep `order_by` the same across pages"));
+        return Err(bad(
+            "a token from a list in another order; keep `order_by` the same across pages",
+        ));
     }
     Ok(Some((key.to_string(), id.to_string())))
 }
@@ -391,7 +433,10 @@ fn fill<T>(
         (true, Some((key, id))) => make_token(order, &key, &id),
         _ => String::new(),
     };
-    Ok(Page { items, next_page_token })
+    Ok(Page {
+        items,
+        next_page_token,
+    })
 }
 
 /// Rows `(sort key, id)` of one scope and order, after `after`, in the list's direction.
@@ -407,12 +452,19 @@ fn scan<'a>(
     let hi = (scope, end.as_str(), "", "");
     let range = match (after, order.descending) {
         (None, _) => table.range(lo..hi)?,
-        (Some((k, i)), false) => {
-            table.range::<(&str, &str, &str, &str)>((Bound::Excluded((scope, field, k.as_str(), i.as_str())), Bound::Excluded(hi)))?
-        }
+        (Some((k, i)), false) => table.range::<(&str, &str, &str, &str)>((
+            Bound::Excluded((scope, field, k.as_str(), i.as_str())),
+            Bound::Excluded(hi),
+        ))?,
         (Some((k, i)), true) => table.range(lo..(scope, field, k.as_str(), i.as_str()))?,
     };
-    let map = |item: Result<(redb::AccessGuard<'_, (&str, &str, &str, &str)>, redb::AccessGuard<'_, ()>), redb::StorageError>| {
+    let map = |item: Result<
+        (
+            redb::AccessGuard<'_, (&str, &str, &str, &str)>,
+            redb::AccessGuard<'_, ()>,
+        ),
+        redb::StorageError,
+    >| {
         let (key, _) = item?;
         let (_, _, k, i) = key.value();
         Ok((k.to_string(), i.to_string()))
@@ -538,7 +590,9 @@ impl Store {
             rows.iter().map(|((_, id), v)| (id.clone(), v.clone())).collect();
         let keys = rows.into_iter().map(|(k, _)| Ok(k));
         fill(keys, order, page_size, |id| {
-            Ok(by_id.remove(id).filter(|(org, _)| filter.text(&org.id, &org.name)))
+            Ok(by_id
+                .remove(id)
+                .filter(|(org, _)| filter.text(&org.id, &org.name)))
         })
     }
 
@@ -593,7 +647,10 @@ impl Store {
                         .range::<(&str, &str)>((Bound::Excluded((org, i.as_str())), Bound::Excluded(hi)))?,
                     (Some((_, i)), true) => memberships.range(lo..(org, i.as_str()))?,
                 };
-                let map = |item: Result<(redb::AccessGuard<'_, (&str, &str)>, redb::AccessGuard<'_, &[u8]>), redb::StorageError>| {
+                let map = |item: Result<
+                    (redb::AccessGuard<'_, (&str, &str)>, redb::AccessGuard<'_, &[u8]>),
+                    redb::StorageError,
+                >| {
                     let (key, _) = item?;
                     Ok((String::new(), key.value().1.to_string()))
                 };
@@ -607,7 +664,9 @@ impl Store {
         };
         let query = filter.query.to_lowercase();
         fill(rows, order, page_size, |user_id| {
-            let Some(membership) = tables::get_json2::<Membership>(&memberships, "memberships", (org, user_id))? else {
+            let Some(membership) =
+                tables::get_json2::<Membership>(&memberships, "memberships", (org, user_id))?
+            else {
                 return Ok(None);
             };
             if !role.is_empty() && membership.role != role {
@@ -646,9 +705,15 @@ mod tests {
             field: SortField::Name,
             descending: false,
         };
-        let desc = ListOrder { descending: true, ..asc };
+        let desc = ListOrder {
+            descending: true,
+            ..asc
+        };
         let t = make_token(asc, "acme", "acme-1");
-        assert_eq!(parse_token(&t, asc).unwrap(), Some(("acme".into(), "acme-1".into())));
+        assert_eq!(
+            parse_token(&t, asc).unwrap(),
+            Some(("acme".into(), "acme-1".into()))
+        );
         assert!(parse_token(&t, desc).is_err());
         assert!(parse_token("zz", asc).is_err());
         assert!(parse_token(&hex::encode("name\0asc\0k"), asc).is_err());

@@ -154,7 +154,12 @@ impl pb::app_service_server::AppService for Directory {
             }
             let order = ListOrder::parse(
                 crate::api::validate::bounded("order_by", &r.order_by)?,
-                &[SortField::Id, SortField::Name, SortField::CreatedAt, SortField::UpdatedAt],
+                &[
+                    SortField::Id,
+                    SortField::Name,
+                    SortField::CreatedAt,
+                    SortField::UpdatedAt,
+                ],
             )
             .map_err(super::invalid_status)?;
             crate::api::validate::bounded("query", &r.query)?;

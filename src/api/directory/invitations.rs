@@ -361,7 +361,9 @@ impl pb::invitation_service_server::InvitationService for Directory {
                     let Some(m) = s.get_membership(&org, &user)? else {
                         return Ok(None);
                     };
-                    let teams = teams_of(s, &org, &[user.as_str()])?.remove(&user).unwrap_or_default();
+                    let teams = teams_of(s, &org, &[user.as_str()])?
+                        .remove(&user)
+                        .unwrap_or_default();
                     Ok(Some(member_pb(m, teams)))
                 })
                 .await?

@@ -14,7 +14,11 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 /// Team ids of `users` in `org`, by user.
-pub(super) fn teams_of(store: &Store, org: &str, users: &[&str]) -> Result<BTreeMap<String, Vec<String>>, ApplyError> {
+pub(super) fn teams_of(
+    store: &Store,
+    org: &str,
+    users: &[&str],
+) -> Result<BTreeMap<String, Vec<String>>, ApplyError> {
     Ok(store.member_teams(org, users)?)
 }
 
@@ -128,7 +132,12 @@ impl pb::member_service_server::MemberService for Directory {
             }
             let order = ListOrder::parse(
                 crate::api::validate::bounded("order_by", &r.order_by)?,
-                &[SortField::Id, SortField::Name, SortField::CreatedAt, SortField::UpdatedAt],
+                &[
+                    SortField::Id,
+                    SortField::Name,
+                    SortField::CreatedAt,
+                    SortField::UpdatedAt,
+                ],
             )
             .map_err(super::invalid_status)?;
             self.require(&r.actor, &r.org_id, "org", "member:read")?;
@@ -139,7 +148,14 @@ impl pb::member_service_server::MemberService for Directory {
                         query: r.query.clone(),
                         labels: Vec::new(),
                     };
-                    let page = s.list_members_sorted(&r.org_id, &filter, &r.role, order, &r.page_token, r.page_size)?;
+                    let page = s.list_members_sorted(
+                        &r.org_id,
+                        &filter,
+                        &r.role,
+                        order,
+                        &r.page_token,
+                        r.page_size,
+                    )?;
                     let users: Vec<&str> = page.items.iter().map(|m| m.membership.user.as_str()).collect();
                     let mut teams = teams_of(s, &r.org_id, &users)?;
                     let members = page
