@@ -105,7 +105,11 @@ fn orgs_apps_and_members_page_completely_in_every_order() {
             ["o-e", "o-d", "o-c", "o-b", "o-a"]
         );
         let by_size = all_orgs(&mut c, "", "member_count desc", 2).await;
-        assert_eq!(ids(&by_size), ["o-c", "o-a", "o-e", "o-d", "o-b"], "ties by id, descending too");
+        assert_eq!(
+            ids(&by_size),
+            ["o-c", "o-a", "o-e", "o-d", "o-b"],
+            "ties by id, descending too"
+        );
         assert_eq!(by_size[0].member_count, 4);
         // The last change touched o-a (a member joined): it was updated last.
         assert_eq!(ids(&all_orgs(&mut c, "", "updated_at desc", 2).await)[0], "o-a");
@@ -410,4 +414,42 @@ fn the_gateway_searches_and_sorts_too() {
     );
     assert_eq!(status, 400, "{bad}");
     assert!(bad["message"].as_str().unwrap().starts_with("order_by"), "{bad}");
+}
+
+/// A store written before sorted lists existed (no `sorted`, no `member_counts`) is indexed
+/// once when opened: the same digest as a store that kept them all along, and sorted lists work.
+#[test]
+fn a_store_from_before_sorted_lists_is_indexed_on_open() {
+    use crate::store_support::Fixture;
+    use warden::store::{ListFilter, ListOrder, SortField, Store};
+    let f = Fixture::with_demo();
+    let want = f.store.digest().unwrap();
+    let path = f.path();
+    drop(f.store);
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        for name in ["sorted", "member_counts"] {
+            assert!(
+                txn.delete_table(redb::TableDefinition::<&str, ()>::new(name))
+                    .unwrap()
+            );
+        }
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.digest().unwrap(),
+        want,
+        "the rebuilt index equals the kept one"
+    );
+    let order = ListOrder {
+        field: SortField::MemberCount,
+        descending: true,
+    };
+    let page = store
+        .list_orgs_sorted(&ListFilter::default(), order, "", 10)
+        .unwrap();
+    let got: Vec<(String, u64)> = page.items.into_iter().map(|(o, n)| (o.id, n)).collect();
+    assert_eq!(got, [("acme".to_string(), 4), ("globex".to_string(), 1)]);
 }
