@@ -89,8 +89,138 @@ fn to_pb(s: PolicyStatus) -> pb::PolicyStatus {
     }
 }
 
+/// Largest `policy.csv` a preview takes, and largest file `GetPolicyFiles` returns whole.
+const MAX_POLICY_BYTES: usize = 1024 * 1024;
+
+/// Compile `policy_csv` beside the serving directory's other files and compare it with the
+/// serving policy over the live index (`policy::diff`). Nothing is written where the daemon
+/// reads: the files are copied into a private temporary directory.
+fn preview(dir: &std::path::Path, engine: &Engine, policy_csv: &str, actions: &[String]) -> Result<pb::PreviewPolicyResponse, Status> {
+    use crate::policy::diff;
+    let tmp = tempfile::tempdir().map_err(|e| Status::internal(format!("preview directory: {e}")))?;
+    for name in ["model.conf", "engine.toml", "limits.toml"] {
+        let from = dir.join(name);
+        if from.exists() {
+            std::fs::copy(&from, tmp.path().join(name))
+                .map_err(|e| Status::internal(format!("reading {}: {e}", from.display())))?;
+        }
+    }
+    std::fs::write(tmp.path().join("policy.csv"), policy_csv)
+        .map_err(|e| Status::internal(format!("preview directory: {e}")))?;
+    let new = match crate::policy::load_dir(tmp.path()) {
+        Ok(p) => Arc::new(p),
+        Err(errors) => {
+            // Name the files as the operator knows them, not by the temporary path.
+            let errors = errors
+                .0
+                .into_iter()
+                .map(|e| {
+                    let file = std::path::Path::new(&e.file)
+                        .file_name()
+                        .map_or(e.file.clone(), |n| n.to_string_lossy().into_owned());
+                    format!("{file}:{}: {}", e.line, e.reason)
+                })
+                .collect();
+            return Ok(pb::PreviewPolicyResponse {
+                errors,
+                ..Default::default()
+            });
+        }
+    };
+    let old = engine.policy();
+    let index = engine.index().clone();
+    let space = diff::RequestSpace::new(&old, &new, &index, actions);
+    if space.len() > diff::DEFAULT_LIMIT {
+        return Err(Status::failed_precondition(format!(
+            "{} requests to compare, more than {}; preview with `warden policy diff --limit` on the host",
+            space.len(),
+            diff::DEFAULT_LIMIT
+        )));
+    }
+    let report = diff::diff(old, new, index, &space);
+    let mut groups: std::collections::BTreeMap<(bool, String), pb::FlipGroup> = Default::default();
+    for c in &report.changes {
+        let g = groups
+            .entry((c.newly_allowed(), c.action.clone()))
+            .or_insert_with(|| pb::FlipGroup {
+                direction: if c.newly_allowed() { "DENY→ALLOW" } else { "ALLOW→DENY" }.into(),
+                action: c.action.clone(),
+                ..Default::default()
+            });
+        g.count += 1;
+        if g.examples.len() < 3 {
+            g.examples
+                .push(format!("{} {} {} in {}", c.subject, c.action, c.resource, c.org));
+        }
+    }
+    let mut groups: Vec<pb::FlipGroup> = groups.into_values().collect();
+    groups.sort_by(|a, b| b.count.cmp(&a.count));
+    Ok(pb::PreviewPolicyResponse {
+        errors: Vec::new(),
+        compared: report.compared,
+        newly_allowed: report.newly_allowed() as u64,
+        newly_denied: report.newly_denied() as u64,
+        groups,
+        summary: report.summary(),
+    })
+}
+
 #[tonic::async_trait]
 impl pb::admin_service_server::AdminService for Admin {
+    async fn get_policy_files(
+        &self,
+        _request: Request<pb::GetPolicyFilesRequest>,
+    ) -> Result<Response<pb::GetPolicyFilesResponse>, Status> {
+        let status = self.reloader.state().snapshot();
+        let mut files = Vec::new();
+        for path in &status.files {
+            let text = std::fs::read(path).map_err(|e| Status::unavailable(format!("reading {}: {e}", path.display())))?;
+            if text.len() > MAX_POLICY_BYTES {
+                return Err(Status::failed_precondition(format!(
+                    "{}: {} bytes, more than the {MAX_POLICY_BYTES} a console shows",
+                    path.display(),
+                    text.len()
+                )));
+            }
+            files.push(pb::PolicyFile {
+                name: path
+                    .file_name()
+                    .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
+                text: String::from_utf8_lossy(&text).into_owned(),
+            });
+        }
+        Ok(Response::new(pb::GetPolicyFilesResponse {
+            files,
+            content_hash: status.hash,
+        }))
+    }
+
+    async fn preview_policy(
+        &self,
+        request: Request<pb::PreviewPolicyRequest>,
+    ) -> Result<Response<pb::PreviewPolicyResponse>, Status> {
+        let r = request.into_inner();
+        if r.policy_csv.len() > MAX_POLICY_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "policy_csv: {} bytes, at most {MAX_POLICY_BYTES} allowed",
+                r.policy_csv.len()
+            )));
+        }
+        if r.actions.len() > 100 {
+            return Err(Status::invalid_argument("actions: at most 100 allowed"));
+        }
+        for a in &r.actions {
+            crate::api::validate::bounded("actions", a)?;
+        }
+        let dir = self.reloader.state().snapshot().dir;
+        let engine = self.engine.clone();
+        let span = tracing::info_span!("PreviewPolicy");
+        let out = tokio::task::spawn_blocking(move || span.in_scope(|| preview(&dir, &engine, &r.policy_csv, &r.actions)))
+            .await
+            .map_err(|e| Status::internal(format!("preview task: {e}")))??;
+        Ok(Response::new(out))
+    }
+
     async fn get_policy_status(
         &self,
         _request: Request<pb::GetPolicyStatusRequest>,

@@ -310,8 +310,15 @@ async function explain(p) {
   const parts = [h('p', { class: 'verdict ' + (r.allowed ? 'allow' : 'deny'), id: 'verdict' }, r.allowed ? 'ALLOW' : 'DENY'),
     h('p', {}, `Effect: ${x.effect || '\u2014'} \u00b7 revision ${r.revision} \u00b7 decision ${r.decision_id}`)];
   if (x.rule_file) {
-    parts.push(h('h2', {}, 'Decisive rule'), h('p', {}, h('code', { id: 'rule-ref' }, `${x.rule_file}:${x.rule_line}`)),
-      h('pre', { class: 'src', 'aria-label': `${x.rule_file} line ${x.rule_line}` }, h('span', { class: 'hl' }, `${String(x.rule_line).padStart(4)} | `, highlight(x.rule_text))));
+    let source;
+    try {
+      const files = await policyFiles();
+      const name = x.rule_file.split('/').pop();
+      const file = files.find((f) => f.name === name);
+      source = file ? sourceView(file.text, [x.rule_line], `${name}, decisive rule at line ${x.rule_line}`)
+        : h('pre', { class: 'src' }, h('span', { class: 'hl' }, x.rule_text));
+    } catch (e) { source = errorBox(e); }
+    parts.push(h('h2', {}, 'Decisive rule'), h('p', {}, h('code', { id: 'rule-ref' }, `${x.rule_file}:${x.rule_line}`), ' ', h('code', {}, x.rule_text)), source);
   }
   if (x.role_path) parts.push(h('h2', {}, 'Role path'), h('p', {}, h('code', { id: 'role-path' }, x.role_path)), rolePathGraph(x.role_path));
   if ((x.near_misses || []).length) {
@@ -363,20 +370,64 @@ function highlight(line) {
   return m ? h('span', {}, m[1], h('span', { class: 'tok-key' }, m[2]), m[3]) : document.createTextNode(line);
 }
 
+let filesCache = null;
+async function policyFiles() {
+  if (!filesCache) filesCache = (await rpc('AdminService/GetPolicyFiles', {})).files;
+  return filesCache;
+}
+
+// A file with line numbers, `marked` lines highlighted, scrolled to the first of them.
+function sourceView(text, marked, label) {
+  const lines = text.split('\n');
+  const pre = h('pre', { class: 'src', tabindex: '0', 'aria-label': label, style: 'max-height:22rem' },
+    lines.map((l, i) => h('span', { class: marked.includes(i + 1) ? 'hl' : null, 'data-line': i + 1 }, `${String(i + 1).padStart(4)} | `, highlight(l), '\n')));
+  setTimeout(() => { const hl = pre.querySelector('.hl'); if (hl) pre.scrollTop = hl.offsetTop - pre.offsetTop - 40; }, 0);
+  return pre;
+}
+
 function viewPolicy(main) {
   const out = h('div', {});
-  main.replaceChildren(h('h1', {}, 'Policy'), out);
+  const files = h('div', { id: 'policy-files' });
+  const editor = h('div', { id: 'policy-preview' });
+  main.replaceChildren(h('h1', {}, 'Policy'), out, h('h2', {}, 'Files'), files, h('h2', {}, 'Edit preview'), editor);
+  let errorLines = {};
   fill(out, async () => {
     const s = await rpc('AdminService/GetPolicyStatus', {});
+    for (const m of (s.last_reload_error || '').matchAll(/([^\s:]+):(\d+):/g)) {
+      const name = m[1].split('/').pop();
+      (errorLines[name] = errorLines[name] || []).push(Number(m[2]));
+    }
+    loadFiles();
     const err = s.last_reload_error
       ? [h('h2', {}, 'Last reload failed'), h('p', {}, `at ${when(s.last_reload_error_at_unix_ms)}; the previous policy keeps serving.`),
         h('pre', { class: 'src', id: 'reload-error' }, s.last_reload_error.split('\n').map((l) => h('span', { class: 'hl' }, l + '\n')))]
       : [h('p', { class: 'ok' }, 'The latest reload succeeded.')];
     return [table(['Directory', 'Hash', 'Loaded', 'Watcher', 'Reloads'], [[s.policy_dir, h('code', { id: 'policy-hash' }, s.content_hash), when(s.loaded_at_unix_ms),
-      `${s.watcher} ${s.watcher_detail || ''}`, `${s.reloads_succeeded} ok, ${s.reloads_failed} failed`]]),
-    h('h2', {}, 'Files'), h('ul', {}, (s.files || []).map((f) => h('li', {}, h('code', {}, f)))), ...err,
-    h('p', { class: 'muted' }, 'File contents, the policy tests and the edit preview (blast radius) need gateway routes this build does not have yet; use `warden policy test` and `warden policy diff` on the host.')];
+      `${s.watcher} ${s.watcher_detail || ''}`, `${s.reloads_succeeded} ok, ${s.reloads_failed} failed`]]), ...err,
+    h('p', { class: 'muted' }, 'Policy test suites run with `warden policy test` on the host (no gateway route runs them).')];
   });
+  const loadFiles = () => fill(files, async () => {
+    filesCache = null;
+    const list = await policyFiles();
+    const csv = list.find((f) => f.name === 'policy.csv');
+    previewForm(editor, csv ? csv.text : '');
+    return list.map((f) => h('details', { open: f.name === 'policy.csv' || !!errorLines[f.name] }, h('summary', {}, h('code', {}, f.name)), sourceView(f.text, errorLines[f.name] || [], f.name)));
+  });
+}
+
+function previewForm(el, text) {
+  const area = h('textarea', { id: 'policy-csv', name: 'policy_csv', rows: 14, style: 'width:100%', spellcheck: 'false' });
+  area.value = text;
+  const out = h('div', { id: 'preview-result', 'aria-live': 'polite' });
+  el.replaceChildren(h('form', { onsubmit: (ev) => {
+    ev.preventDefault();
+    fill(out, async () => {
+      const r = await rpc('AdminService/PreviewPolicy', { policy_csv: area.value });
+      if (r.errors.length) return [h('p', { class: 'err', role: 'alert' }, 'Not valid; nothing compared:'), h('ul', { id: 'preview-errors' }, r.errors.map((e) => h('li', { class: 'err' }, e)))];
+      return [h('p', { id: 'preview-summary' }, r.summary), h('p', {}, 'Flips: ', h('strong', { id: 'preview-flips' }, String(Number(r.newly_allowed) + Number(r.newly_denied)))),
+        r.groups.length ? table(['Direction', 'Action', 'Count', 'Examples'], r.groups.map((g) => [g.direction, g.action, g.count, g.examples.join('; ')])) : h('p', {}, 'No decision changes.')];
+    });
+  } }, h('label', { for: 'policy-csv' }, 'policy.csv (edited here only: previewing saves nothing)'), area, h('p', {}, h('button', { type: 'submit' }, 'Preview blast radius'))), out);
 }
 
 // ---------------------------------------------------------------- activity
