@@ -23,6 +23,7 @@ mod client;
 mod collaborators;
 mod conformance;
 mod connections;
+mod console_browser;
 mod crash_durability;
 mod daemon_authz;
 mod daemon_grpc;

@@ -95,7 +95,12 @@ const MAX_POLICY_BYTES: usize = 1024 * 1024;
 /// Compile `policy_csv` beside the serving directory's other files and compare it with the
 /// serving policy over the live index (`policy::diff`). Nothing is written where the daemon
 /// reads: the files are copied into a private temporary directory.
-fn preview(dir: &std::path::Path, engine: &Engine, policy_csv: &str, actions: &[String]) -> Result<pb::PreviewPolicyResponse, Status> {
+fn preview(
+    dir: &std::path::Path,
+    engine: &Engine,
+    policy_csv: &str,
+    actions: &[String],
+) -> Result<pb::PreviewPolicyResponse, Status> {
     use crate::policy::diff;
     let tmp = tempfile::tempdir().map_err(|e| Status::internal(format!("preview directory: {e}")))?;
     for name in ["model.conf", "engine.toml", "limits.toml"] {
@@ -143,7 +148,12 @@ fn preview(dir: &std::path::Path, engine: &Engine, policy_csv: &str, actions: &[
         let g = groups
             .entry((c.newly_allowed(), c.action.clone()))
             .or_insert_with(|| pb::FlipGroup {
-                direction: if c.newly_allowed() { "DENY→ALLOW" } else { "ALLOW→DENY" }.into(),
+                direction: if c.newly_allowed() {
+                    "DENY→ALLOW"
+                } else {
+                    "ALLOW→DENY"
+                }
+                .into(),
                 action: c.action.clone(),
                 ..Default::default()
             });
@@ -174,7 +184,8 @@ impl pb::admin_service_server::AdminService for Admin {
         let status = self.reloader.state().snapshot();
         let mut files = Vec::new();
         for path in &status.files {
-            let text = std::fs::read(path).map_err(|e| Status::unavailable(format!("reading {}: {e}", path.display())))?;
+            let text = std::fs::read(path)
+                .map_err(|e| Status::unavailable(format!("reading {}: {e}", path.display())))?;
             if text.len() > MAX_POLICY_BYTES {
                 return Err(Status::failed_precondition(format!(
                     "{}: {} bytes, more than the {MAX_POLICY_BYTES} a console shows",
@@ -183,9 +194,10 @@ impl pb::admin_service_server::AdminService for Admin {
                 )));
             }
             files.push(pb::PolicyFile {
-                name: path
-                    .file_name()
-                    .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
+                name: path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                ),
                 text: String::from_utf8_lossy(&text).into_owned(),
             });
         }
@@ -215,9 +227,11 @@ impl pb::admin_service_server::AdminService for Admin {
         let dir = self.reloader.state().snapshot().dir;
         let engine = self.engine.clone();
         let span = tracing::info_span!("PreviewPolicy");
-        let out = tokio::task::spawn_blocking(move || span.in_scope(|| preview(&dir, &engine, &r.policy_csv, &r.actions)))
-            .await
-            .map_err(|e| Status::internal(format!("preview task: {e}")))??;
+        let out = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| preview(&dir, &engine, &r.policy_csv, &r.actions))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("preview task: {e}")))??;
         Ok(Response::new(out))
     }
 

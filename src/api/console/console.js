@@ -197,17 +197,17 @@ function members(org) {
 }
 
 function memberRow(org, m, reload) {
-  const status = h('span', { class: 'status', 'aria-live': 'polite' });
+  const status = h('span', { class: 'status', id: `status-${m.user_id}`, 'aria-live': 'polite' });
   const roles = ROLES.includes(m.role) ? ROLES : ROLES.concat([m.role]);
-  const select = h('select', { 'aria-label': `Role of ${m.user_id}`, name: `role-${m.user_id}` }, roles.map((r) => h('option', { value: r, selected: r === m.role }, r)));
-  const change = h('button', { type: 'button', onclick: async () => {
+  const select = h('select', { 'aria-label': `Role of ${m.user_id}`, name: `role-${m.user_id}`, id: `role-${m.user_id}` }, roles.map((r) => h('option', { value: r, selected: r === m.role }, r)));
+  const change = h('button', { type: 'button', id: `change-${m.user_id}`, onclick: async () => {
     status.replaceChildren('Saving\u2026');
     try {
       const r = await rpc('MemberService/UpdateMemberRole', { actor: actor(), org_id: org, user_id: m.user_id, role: select.value });
       status.replaceChildren(h('span', { class: 'ok' }, `Saved at revision ${r.revision}.`));
     } catch (e) { status.replaceChildren(errorBox(e)); }
   } }, 'Change role');
-  const remove = h('button', { type: 'button', class: 'danger', onclick: async () => {
+  const remove = h('button', { type: 'button', id: `remove-${m.user_id}`, class: 'danger', onclick: async () => {
     if (!window.confirm(`Remove ${m.user_id} from ${org}?`)) return;
     try {
       await rpc('MemberService/RemoveMember', { actor: actor(), org_id: org, user_id: m.user_id });
@@ -344,7 +344,7 @@ function rolePathGraph(path) {
   svg.setAttribute('viewBox', `0 0 ${nodes.length * (w + gap)} 70`);
   svg.setAttribute('role', 'img');
   svg.setAttribute('aria-label', 'Role path: ' + main);
-  svg.setAttribute('style', 'max-width:100%;height:auto');
+  svg.setAttribute('class', 'graph');
   const el = (tag, attrs, text) => { const e = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); if (text) e.textContent = text; svg.append(e); };
   nodes.forEach((n, i) => {
     const x = i * (w + gap) + 4;
@@ -379,7 +379,7 @@ async function policyFiles() {
 // A file with line numbers, `marked` lines highlighted, scrolled to the first of them.
 function sourceView(text, marked, label) {
   const lines = text.split('\n');
-  const pre = h('pre', { class: 'src', tabindex: '0', 'aria-label': label, style: 'max-height:22rem' },
+  const pre = h('pre', { class: 'src scroll', tabindex: '0', 'aria-label': label },
     lines.map((l, i) => h('span', { class: marked.includes(i + 1) ? 'hl' : null, 'data-line': i + 1 }, `${String(i + 1).padStart(4)} | `, highlight(l), '\n')));
   setTimeout(() => { const hl = pre.querySelector('.hl'); if (hl) pre.scrollTop = hl.offsetTop - pre.offsetTop - 40; }, 0);
   return pre;
@@ -416,7 +416,7 @@ function viewPolicy(main) {
 }
 
 function previewForm(el, text) {
-  const area = h('textarea', { id: 'policy-csv', name: 'policy_csv', rows: 14, style: 'width:100%', spellcheck: 'false' });
+  const area = h('textarea', { id: 'policy-csv', name: 'policy_csv', rows: 14, class: 'wide', spellcheck: 'false' });
   area.value = text;
   const out = h('div', { id: 'preview-result', 'aria-live': 'polite' });
   el.replaceChildren(h('form', { onsubmit: (ev) => {
