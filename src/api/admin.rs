@@ -164,7 +164,7 @@ fn preview(
         }
     }
     let mut groups: Vec<pb::FlipGroup> = groups.into_values().collect();
-    groups.sort_by(|a, b| b.count.cmp(&a.count));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
     Ok(pb::PreviewPolicyResponse {
         errors: Vec::new(),
         compared: report.compared,

@@ -157,6 +157,19 @@ fn member_rows(m: &Membership) -> [(&'static str, String); 2] {
     ]
 }
 
+/// Rows `(sort key, id)` of a list, in list order.
+type Rows<'a> = Box<dyn Iterator<Item = Result<(String, String), StoreError>> + 'a>;
+type SortedKey = (&'static str, &'static str, &'static str, &'static str);
+type SortedItem<'a> =
+    Result<(redb::AccessGuard<'a, SortedKey>, redb::AccessGuard<'a, ()>), redb::StorageError>;
+type MembershipItem<'a> = Result<
+    (
+        redb::AccessGuard<'a, (&'static str, &'static str)>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
+
 type SortedTable<'txn> = Table<'txn, (&'static str, &'static str, &'static str, &'static str), ()>;
 
 fn put_rows(
@@ -445,7 +458,7 @@ fn scan<'a>(
     scope: &'a str,
     order: ListOrder,
     after: Option<&'a (String, String)>,
-) -> Result<Box<dyn Iterator<Item = Result<(String, String), StoreError>> + 'a>, StoreError> {
+) -> Result<Rows<'a>, StoreError> {
     let field = order.field.as_str();
     let end = format!("{field}\u{0}");
     let lo = (scope, field, "", "");
@@ -458,13 +471,7 @@ fn scan<'a>(
         ))?,
         (Some((k, i)), true) => table.range(lo..(scope, field, k.as_str(), i.as_str()))?,
     };
-    let map = |item: Result<
-        (
-            redb::AccessGuard<'_, (&str, &str, &str, &str)>,
-            redb::AccessGuard<'_, ()>,
-        ),
-        redb::StorageError,
-    >| {
+    let map = |item: SortedItem<'_>| {
         let (key, _) = item?;
         let (_, _, k, i) = key.value();
         Ok((k.to_string(), i.to_string()))
@@ -637,7 +644,7 @@ impl Store {
         let users = txn.open_table(tables::USERS)?;
         let scope = member_scope(org);
         let end = format!("{org}\u{0}");
-        let rows: Box<dyn Iterator<Item = Result<(String, String), StoreError>>> = match order.field {
+        let rows: Rows<'_> = match order.field {
             SortField::Id | SortField::Name => {
                 let lo = (org, "");
                 let hi = (end.as_str(), "");
@@ -647,10 +654,7 @@ impl Store {
                         .range::<(&str, &str)>((Bound::Excluded((org, i.as_str())), Bound::Excluded(hi)))?,
                     (Some((_, i)), true) => memberships.range(lo..(org, i.as_str()))?,
                 };
-                let map = |item: Result<
-                    (redb::AccessGuard<'_, (&str, &str)>, redb::AccessGuard<'_, &[u8]>),
-                    redb::StorageError,
-                >| {
+                let map = |item: MembershipItem<'_>| {
                     let (key, _) = item?;
                     Ok((String::new(), key.value().1.to_string()))
                 };
