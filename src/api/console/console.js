@@ -190,7 +190,7 @@ function members(org) {
   const load = () => pager(list, async (token) => {
     const r = await rpc('MemberService/ListMembers', { actor: actor(), org_id: org, query: q.value, order_by: order.value, page_size: 25, page_token: token });
     return { items: r.members, next: r.next_page_token };
-  }, (ms) => ms.length ? table(['Member', 'Role', 'Teams', 'Joined', ''], ms.map((m) => memberRow(org, m, load))) : h('p', {}, 'No members match.'));
+  }, (ms) => ms.length ? table(['Member', 'Role', 'Teams', 'Joined', 'Actions'], ms.map((m) => memberRow(org, m, load))) : h('p', {}, 'No members match.'));
   el.replaceChildren(h('form', { class: 'bar', role: 'search', onsubmit: (ev) => { ev.preventDefault(); load(); } },
     field('Search members', q), field('Sort by', order), h('button', { type: 'submit' }, 'Search')), list);
   load();
