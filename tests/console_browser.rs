@@ -133,6 +133,29 @@ fn the_console_is_served_with_the_gateway_on_its_origin() {
     let (status, body) = post(Some(&own));
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("carol"), "{body}");
+    // The activity charts read the daemon's own decision counters.
+    let call = |path: &str, body: &str| {
+        let mut resp = agent
+            .post(&format!("http://{addr}/warden.v1.{path}"))
+            .header("content-type", "application/json")
+            .send(body.to_string())
+            .expect("POST");
+        let text = resp.body_mut().read_to_string().unwrap();
+        (
+            resp.status().as_u16(),
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+        )
+    };
+    let counters = |v: &serde_json::Value| v["decisions"].as_str().unwrap().parse::<u64>().unwrap();
+    let (status, before) = call("AdminService/GetDecisionCounters", "{}");
+    assert_eq!(status, 200, "{before}");
+    let (status, _) = call(
+        "AuthzService/Check",
+        r#"{"subject":"bob","org":"acme","resource":"apps/web","action":"app:read"}"#,
+    );
+    assert_eq!(status, 200);
+    let (_, after) = call("AdminService/GetDecisionCounters", "{}");
+    assert_eq!(counters(&after), counters(&before) + 1, "{before} → {after}");
     let (status, body) = post(Some("https://evil.example"));
     assert_eq!(
         status, 403,

@@ -48,6 +48,9 @@ pub struct Admin {
     /// concurrent callers queue here (a Tokio mutex: held across the blocking task's
     /// `.await`) instead of running side by side.
     index_checks: Arc<tokio::sync::Mutex<()>>,
+    /// The decision counters `GetDecisionCounters` reads; absent in tests of the admin
+    /// service without a daemon around it (then the call is UNAVAILABLE).
+    metrics: Option<Arc<crate::api::metrics::Metrics>>,
 }
 
 impl Admin {
@@ -61,7 +64,14 @@ impl Admin {
             engine,
             stats,
             index_checks: Arc::new(tokio::sync::Mutex::new(())),
+            metrics: None,
         }
+    }
+
+    /// Serve `GetDecisionCounters` from `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::api::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn into_server(self) -> pb::admin_service_server::AdminServiceServer<Self> {
@@ -204,6 +214,26 @@ impl pb::admin_service_server::AdminService for Admin {
         Ok(Response::new(pb::GetPolicyFilesResponse {
             files,
             content_hash: status.hash,
+        }))
+    }
+
+    async fn get_decision_counters(
+        &self,
+        _request: Request<pb::GetDecisionCountersRequest>,
+    ) -> Result<Response<pb::DecisionCounters>, Status> {
+        let metrics = self
+            .metrics
+            .as_ref()
+            .ok_or_else(|| Status::unavailable("no decision counters in this server"))?;
+        let (decisions, timed, engine_time_ns_sum) = metrics.decision_totals();
+        let at_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Ok(Response::new(pb::DecisionCounters {
+            decisions,
+            timed,
+            engine_time_ns_sum,
+            at_unix_ms,
         }))
     }
 

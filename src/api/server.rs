@@ -172,7 +172,8 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         .with_decision_log(services.decision_log.clone())
         .with_usage_counting()
         .with_max_wait(services.transport.min_revision_wait);
-    let admin = Admin::new(services.reloader, services.engine, services.stats);
+    let admin =
+        Admin::new(services.reloader, services.engine, services.stats).with_metrics(services.metrics.clone());
     // The one set of services behind every listener and the HTTP/JSON gateway.
     let mut routes = Routes::new(health_service)
         .add_service(reflection_v1)

@@ -138,6 +138,9 @@ def main():
         first.locator("summary").click()
         text = first.inner_text()
         check("change_role" in text and "dave" in text and "org_contributor" in text, f"activity shows the role change: {text[:200]!r}")
+        page.wait_for_function("document.querySelectorAll('#charts svg polyline').length == 2", timeout=30000)
+        page.wait_for_timeout(2500)
+        check("now" in page.locator("#charts").inner_text(), "activity charts drawn from the daemon's counters")
         page.screenshot(path=f"{SHOTS}/activity.png", full_page=True)
         clean("activity")
 

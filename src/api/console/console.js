@@ -442,8 +442,10 @@ function viewActivity(main) {
     for (const f of ['org', 'by', 'type', 'since', 'until']) next[f] = document.getElementById('audit-' + f).value;
     go(next);
   } }, inp('org', 'Org'), inp('by', 'Actor'), inp('type', 'Change type'), inp('since', 'Since', 'datetime-local'), inp('until', 'Until', 'datetime-local'), h('button', { type: 'submit' }, 'Filter'));
-  main.replaceChildren(h('h1', {}, 'Activity'), form, out,
+  const charts = h('div', { class: 'cards', id: 'charts' });
+  main.replaceChildren(h('h1', {}, 'Activity'), charts, form, out,
     h('p', { class: 'muted' }, 'The instance-wide log (no org) is an operator call on the Unix socket.'));
+  startCharts(charts);
   if (!p.get('org')) { out.replaceChildren(h('p', {}, 'Name an org to see its audit log.')); return; }
   const ms = (v) => (v ? String(Date.parse(v + 'Z')) : '0');
   pager(out, async (token) => {
@@ -457,11 +459,62 @@ function viewActivity(main) {
   })) : h('p', {}, 'No entries match.'));
 }
 
+// Decisions per second and mean check latency, sampled every 2 s from the daemon's own
+// counters (AdminService.GetDecisionCounters) while this page is open; the last 3 minutes.
+let chartTimer = null;
+function startCharts(el) {
+  const samples = [];
+  const rate = h('div', { class: 'card' });
+  const latency = h('div', { class: 'card' });
+  el.replaceChildren(rate, latency);
+  const draw = () => {
+    const points = [];
+    for (let i = 1; i < samples.length; i++) {
+      const [a, b] = [samples[i - 1], samples[i]];
+      const dt = (Number(b.at_unix_ms) - Number(a.at_unix_ms)) / 1000;
+      const dn = Number(b.decisions) - Number(a.decisions);
+      const timed = Number(b.timed) - Number(a.timed);
+      const ns = Number(b.engine_time_ns_sum) - Number(a.engine_time_ns_sum);
+      if (dt > 0) points.push([dn / dt, timed > 0 ? ns / timed / 1000 : 0]);
+    }
+    rate.replaceChildren(spark('Decisions per second', points.map((p) => p[0]), ''));
+    latency.replaceChildren(spark('Mean check latency', points.map((p) => p[1]), ' \u00b5s'));
+  };
+  const tick = async () => {
+    try {
+      samples.push(await rpc('AdminService/GetDecisionCounters', {}));
+      if (samples.length > 91) samples.shift();
+      draw();
+    } catch (e) { el.replaceChildren(errorBox(e)); clearInterval(chartTimer); }
+  };
+  tick();
+  chartTimer = setInterval(tick, 2000);
+}
+
+function spark(title, values, unit) {
+  const last = values.length ? values[values.length - 1] : 0;
+  const max = Math.max(1e-9, ...values);
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 180 40');
+  svg.setAttribute('class', 'graph');
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', `${title}: now ${last.toFixed(1)}${unit}, peak ${max.toFixed(1)}${unit}`);
+  const line = document.createElementNS(ns, 'polyline');
+  line.setAttribute('fill', 'none');
+  line.setAttribute('stroke', '#0b57d0');
+  line.setAttribute('stroke-width', '1.5');
+  line.setAttribute('points', values.map((v, i) => `${(i * 180) / Math.max(1, values.length - 1)},${38 - (v / max) * 34}`).join(' '));
+  svg.append(line);
+  return h('div', {}, h('strong', {}, title), h('p', { class: 'muted' }, values.length ? `now ${last.toFixed(1)}${unit} \u00b7 peak ${max.toFixed(1)}${unit}` : 'waiting for a second sample\u2026'), svg);
+}
+
 // ---------------------------------------------------------------- shell
 
 const VIEWS = { orgs: viewOrgs, org: viewOrg, check: viewCheck, policy: viewPolicy, activity: viewActivity };
 
 function render() {
+  clearInterval(chartTimer);
   const view = params().get('view') || 'orgs';
   for (const a of document.querySelectorAll('nav a')) {
     if (a.dataset.view === view || (view === 'org' && a.dataset.view === 'orgs')) a.setAttribute('aria-current', 'page');
