@@ -248,6 +248,7 @@ fn the_console_works_in_a_real_browser() {
         .env("EDITED_CSV", &edited_file)
         .env("RESULT_JSON", &result)
         .env("PROFILE_DIR", work.path().join("chromium-profile"))
+        .env("POLICY_DIR", &policies)
         .output()
         .expect("run tests/console/console_browser.py");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -237,6 +237,33 @@ impl pb::admin_service_server::AdminService for Admin {
         }))
     }
 
+    async fn run_policy_tests(
+        &self,
+        _request: Request<pb::RunPolicyTestsRequest>,
+    ) -> Result<Response<pb::RunPolicyTestsResponse>, Status> {
+        let dir = self.reloader.state().snapshot().dir;
+        let policy = self.engine.policy();
+        let out = tokio::task::spawn_blocking(move || {
+            let ran =
+                crate::policy::suite::load(&dir).and_then(|files| crate::policy::suite::run(&policy, &files));
+            match ran {
+                Ok(report) => pb::RunPolicyTestsResponse {
+                    passed: report.passed() as u64,
+                    failed: report.failed() as u64,
+                    report: report.render(true),
+                    errors: Vec::new(),
+                },
+                Err(errors) => pb::RunPolicyTestsResponse {
+                    errors: errors.0.iter().map(|e| e.to_string()).collect(),
+                    ..Default::default()
+                },
+            }
+        })
+        .await
+        .map_err(|e| Status::internal(format!("policy tests task: {e}")))?;
+        Ok(Response::new(out))
+    }
+
     async fn preview_policy(
         &self,
         request: Request<pb::PreviewPolicyRequest>,

@@ -16,7 +16,7 @@ import re
 import subprocess
 import sys
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 UI = os.environ["WARDEN_UI"]
 BIN = os.environ["WARDEN_BIN"]
@@ -88,7 +88,8 @@ def main():
         page.on("pageerror", lambda e: errors.append(str(e)))
 
         def settle():
-            page.wait_for_function("!document.body.innerText.includes('Loading\u2026')", timeout=30000)
+            # A locator, not wait_for_function: the console's CSP forbids eval, which that uses.
+            expect(page.get_by_text("Loading\u2026")).to_have_count(0, timeout=30000)
 
         def clean(step, allowed=()):
             bad = [e for e in errors if not any(a in e for a in allowed)]
@@ -138,7 +139,7 @@ def main():
         first.locator("summary").click()
         text = first.inner_text()
         check("change_role" in text and "dave" in text and "org_contributor" in text, f"activity shows the role change: {text[:200]!r}")
-        page.wait_for_function("document.querySelectorAll('#charts svg polyline').length == 2", timeout=30000)
+        expect(page.locator("#charts svg polyline")).to_have_count(2, timeout=30000)
         page.wait_for_timeout(2500)
         check("now" in page.locator("#charts").inner_text(), "activity charts drawn from the daemon's counters")
         page.screenshot(path=f"{SHOTS}/activity.png", full_page=True)
@@ -182,6 +183,11 @@ def main():
         page.wait_for_selector("#policy-csv")
         settle()
         check("policy.csv" in page.locator("#policy-files").inner_text(), "policy files listed")
+        page.wait_for_selector("#policy-tests-summary")
+        tests = page.locator("#policy-tests-summary").inner_text()
+        want = subprocess.run([BIN, "policy", "test", os.environ["POLICY_DIR"]], capture_output=True, text=True).stdout
+        counts = re.fullmatch(r"(\d+) passed, (\d+) failed", (want.strip().splitlines() or [""])[-1])
+        check(counts is not None and tests == counts.group(0), f"policy tests on the page {tests!r} = `warden policy test` {want[-200:]!r}")
         page.fill("#policy-csv", "p, role:member, org\n")
         page.click("#policy-preview button[type=submit]")
         page.wait_for_selector("#preview-errors")

@@ -404,7 +404,7 @@ function viewPolicy(main) {
       : [h('p', { class: 'ok' }, 'The latest reload succeeded.')];
     return [table(['Directory', 'Hash', 'Loaded', 'Watcher', 'Reloads'], [[s.policy_dir, h('code', { id: 'policy-hash' }, s.content_hash), when(s.loaded_at_unix_ms),
       `${s.watcher} ${s.watcher_detail || ''}`, `${s.reloads_succeeded} ok, ${s.reloads_failed} failed`]]), ...err,
-    h('p', { class: 'muted' }, 'Policy test suites run with `warden policy test` on the host (no gateway route runs them).')];
+    h('h2', {}, 'Policy tests'), testsView()];
   });
   const loadFiles = () => fill(files, async () => {
     filesCache = null;
@@ -413,6 +413,18 @@ function viewPolicy(main) {
     previewForm(editor, csv ? csv.text : '');
     return list.map((f) => h('details', { open: f.name === 'policy.csv' || !!errorLines[f.name] }, h('summary', {}, h('code', {}, f.name)), sourceView(f.text, errorLines[f.name] || [], f.name)));
   });
+}
+
+// The directory's test suites run against the serving policy (AdminService.RunPolicyTests).
+function testsView() {
+  const el = h('div', { id: 'policy-tests' });
+  fill(el, async () => {
+    const r = await rpc('AdminService/RunPolicyTests', {});
+    if (r.errors.length) return [h('p', { class: 'err' }, 'The suites did not load:'), h('ul', {}, r.errors.map((e) => h('li', { class: 'err' }, e)))];
+    return [h('p', { class: Number(r.failed) ? 'err' : 'ok', id: 'policy-tests-summary' }, `${r.passed} passed, ${r.failed} failed`),
+      h('details', {}, h('summary', {}, 'Report'), h('pre', { class: 'src scroll' }, r.report))];
+  });
+  return el;
 }
 
 function previewForm(el, text) {
