@@ -27,6 +27,8 @@ use warden::api::pb;
 struct Recorded {
     spans: Arc<Mutex<Vec<Span>>>,
     exports: Arc<AtomicUsize>,
+    /// Answer every export with INVALID_ARGUMENT (a collector that rejects what it gets).
+    refuse: bool,
 }
 
 #[tonic::async_trait]
@@ -36,6 +38,9 @@ impl TraceService for Recorded {
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         self.exports.fetch_add(1, Ordering::SeqCst);
+        if self.refuse {
+            return Err(tonic::Status::invalid_argument("refused by the test"));
+        }
         let mut spans = self.spans.lock().unwrap();
         for rs in request.into_inner().resource_spans {
             for ss in rs.scope_spans {
@@ -58,12 +63,15 @@ struct Receiver {
 
 impl Receiver {
     fn start() -> Receiver {
+        Self::start_with(Recorded::default())
+    }
+
+    fn start_with(recorded: Recorded) -> Receiver {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
-        let recorded = Recorded::default();
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
@@ -324,4 +332,32 @@ fn the_standard_endpoint_variable_turns_export_on_and_nothing_is_exported_withou
     daemon.stop();
     assert!(!daemon.logs().contains("exporting traces"), "{}", daemon.logs());
     assert_eq!((receiver.exports(), receiver.spans().len()), before);
+}
+
+#[test]
+fn a_failing_collector_is_logged_once_a_minute_and_never_fails_a_check() {
+    let receiver = Receiver::start_with(Recorded {
+        refuse: true,
+        ..Recorded::default()
+    });
+    let daemon = quick_batches().start_with(&["--demo", "--otlp-endpoint", &receiver.endpoint()]);
+    runtime().block_on(async {
+        let client = warden::client::Client::connect(&daemon.work.unix_target())
+            .await
+            .expect("connect");
+        // Keep spans coming until the collector has refused three batches.
+        let deadline = Instant::now() + PATIENCE;
+        while receiver.exports() < 3 {
+            assert!(
+                client.can("alice", "acme", "apps/web", "app:read").await.unwrap(),
+                "a check failed while export failed"
+            );
+            assert!(Instant::now() < deadline, "only {} exports", receiver.exports());
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    });
+    let logs = daemon.logs();
+    let lines = logs.matches("OTLP trace export failed").count();
+    assert_eq!(lines, 1, "three failed batches, one line:\n{logs}");
+    assert!(logs.contains("InvalidArgument"), "the line names the failure: {logs}");
 }

@@ -40,8 +40,13 @@ pub fn enabled() -> bool {
 /// Why trace export could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum OtelError {
-    #[error("--otlp-endpoint {endpoint:?}: must be an http:// or https:// URL (e.g. http://127.0.0.1:4317)")]
+    #[error("--otlp-endpoint {endpoint:?}: must be an http:// URL with a host (e.g. http://127.0.0.1:4317)")]
     BadEndpoint { endpoint: String },
+    #[error(
+        "--otlp-endpoint {endpoint:?}: https is not supported; export to a collector on loopback \
+         or in the same pod over http:// and let it forward over TLS"
+    )]
+    Https { endpoint: String },
     #[error("starting the OTLP export runtime: {0}")]
     Runtime(#[source] std::io::Error),
     #[error("building the OTLP exporter for {endpoint}: {reason}")]
@@ -71,7 +76,12 @@ impl Otel {
         let uri: http::Uri = endpoint.parse().map_err(|_| OtelError::BadEndpoint {
             endpoint: endpoint.to_string(),
         })?;
-        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        if uri.scheme_str() == Some("https") {
+            return Err(OtelError::Https {
+                endpoint: endpoint.to_string(),
+            });
+        }
+        if uri.scheme_str() != Some("http") || uri.host().is_none() {
             return Err(OtelError::BadEndpoint {
                 endpoint: endpoint.to_string(),
             });
@@ -299,5 +309,9 @@ mod tests {
                 "{bad}"
             );
         }
+        assert!(matches!(
+            Otel::start("https://collector:4317"),
+            Err(OtelError::Https { .. })
+        ));
     }
 }
