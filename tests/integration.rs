@@ -69,6 +69,7 @@ mod store_lifecycle;
 mod store_open;
 mod store_reads;
 mod tokens;
+mod traces;
 mod transport;
 mod uds_any_client;
 mod usage;

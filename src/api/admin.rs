@@ -36,6 +36,11 @@ pub trait DirectoryStats: Send + Sync {
     fn digest(&self) -> Result<DirectoryDigest, String> {
         Err("no directory store is attached".into())
     }
+
+    /// The write-transaction latencies by outcome (`/metrics`); `None` without a store.
+    fn write_times(&self) -> Option<Vec<crate::store::WriteTimesSnapshot>> {
+        None
+    }
 }
 
 /// The admin service.
@@ -226,6 +231,10 @@ impl pb::admin_service_server::AdminService for Admin {
 /// The store counts the directory from one read snapshot; a storage failure is reported
 /// as text (the admin service turns it into UNAVAILABLE) and logged in full here.
 impl DirectoryStats for crate::store::Store {
+    fn write_times(&self) -> Option<Vec<crate::store::WriteTimesSnapshot>> {
+        Some(crate::store::Store::write_times(self))
+    }
+
     fn counts(&self) -> Result<DirectoryCounts, String> {
         match self.stats() {
             Ok(s) => Ok(DirectoryCounts {

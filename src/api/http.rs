@@ -264,6 +264,12 @@ impl Gateway {
         if let Some(auth) = headers.get(header::AUTHORIZATION) {
             req = req.header(header::AUTHORIZATION, auth.clone());
         }
+        // The caller's W3C trace context, so the call's span joins the caller's trace.
+        for name in crate::api::otel::PROPAGATED_HEADERS {
+            if let Some(v) = headers.get(name) {
+                req = req.header(name, v.clone());
+            }
+        }
         let req = req
             .body(Full::new(Bytes::from(frame)))
             .map_err(|e| tonic::Status::internal(format!("building the call: {e}")))?;

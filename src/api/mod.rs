@@ -28,6 +28,7 @@ pub mod limits;
 pub mod listener;
 pub mod logs;
 pub mod metrics;
+pub mod otel;
 pub mod policy_state;
 pub mod reload;
 pub mod revision;

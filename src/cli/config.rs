@@ -53,7 +53,7 @@ pub struct ServeArgs {
     /// log_rotate_keep, http, http_allow_remote, tcp_token_sha256, tls_cert, tls_key,
     /// max_in_flight, min_revision_wait, max_revision_waiters, max_connections,
     /// handshake_timeout, header_read_timeout, keepalive_interval, keepalive_timeout,
-    /// idle_timeout, insecure_remote, log_format; durations as strings like "2s"). Relative paths in
+    /// idle_timeout, insecure_remote, log_format, otlp_endpoint; durations as strings like "2s"). Relative paths in
     /// it are relative to the working directory.
     #[arg(long, env = "WARDEN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -177,6 +177,11 @@ pub struct ServeArgs {
     /// else `info`. [default: text]
     #[arg(long = "log-format", env = "WARDEN_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Export traces over OTLP/gRPC to this collector (e.g. http://127.0.0.1:4317): a span per
+    /// RPC and per write transaction, joined to the caller's W3C `traceparent`. Off unless set
+    /// here, in the config file or in OTEL_EXPORTER_OTLP_ENDPOINT (which comes last).
+    #[arg(long = "otlp-endpoint", env = "WARDEN_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// How the daemon writes its own log (`serve --log-format`).
@@ -233,6 +238,7 @@ struct FileConfig {
     idle_timeout: Option<Duration>,
     insecure_remote: Option<bool>,
     log_format: Option<LogFormat>,
+    otlp_endpoint: Option<String>,
 }
 
 /// A duration as written in flags and the TOML file: a whole number with a unit,
@@ -293,6 +299,8 @@ pub struct ServeConfig {
     pub insecure_remote: bool,
     /// The daemon's own log format on stderr.
     pub log_format: LogFormat,
+    /// Where traces are exported (OTLP/gRPC); `None`: no tracing export at all.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ServeArgs {
@@ -533,6 +541,16 @@ impl ServeArgs {
             },
             insecure_remote,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
+            // An empty value anywhere counts as unset.
+            otlp_endpoint: [
+                self.otlp_endpoint,
+                file.otlp_endpoint,
+                std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|e| e.trim().to_string())
+            .find(|e| !e.is_empty()),
         })
     }
 }
@@ -652,6 +670,20 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         let c = resolve(&["--config", path.to_str().unwrap(), "--log-format", "text"]).unwrap();
         assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn the_otlp_endpoint_is_layered_and_an_empty_one_is_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.toml");
+        std::fs::write(&path, "otlp_endpoint = \"http://file:4317\"\n").unwrap();
+        let file = path.to_str().unwrap();
+        let c = resolve(&["--config", file]).unwrap();
+        assert_eq!(c.otlp_endpoint.as_deref(), Some("http://file:4317"));
+        let c = resolve(&["--config", file, "--otlp-endpoint", "http://flag:4317"]).unwrap();
+        assert_eq!(c.otlp_endpoint.as_deref(), Some("http://flag:4317"));
+        let c = resolve(&["--config", file, "--otlp-endpoint", " "]).unwrap();
+        assert_eq!(c.otlp_endpoint.as_deref(), Some("http://file:4317"));
     }
 
     #[test]

@@ -27,12 +27,14 @@ mod tables;
 mod tokens;
 mod usage;
 mod verify;
+mod write_times;
 
 pub use crate::directory::ApplyContext;
 pub use digest::{DIGESTED_TABLES, DirectoryDigest, TableDigest};
 pub use dump::{DUMP_FORMAT, Dump};
 pub use read::{ChangeRecord, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Member, Page, Stats};
 pub use verify::IndexCheck;
+pub use write_times::{WRITE_BUCKETS_NS, WriteOutcome, WriteTimes, WriteTimesSnapshot};
 
 use crate::directory::{ChangeEnvelope, Refusal};
 use crate::engine::index::{DirectoryIndex, IndexOp};
@@ -197,6 +199,8 @@ pub struct Store {
     /// not a Tokio one: it is never held across `.await`.
     write_lock: Mutex<()>,
     path: PathBuf,
+    /// Latency of each write transaction by outcome, for `/metrics`.
+    write_times: WriteTimes,
 }
 
 /// How many index ops `load_index` hands over at a time: bounds memory while loading millions of
@@ -310,6 +314,7 @@ impl Store {
             db: db::Db::new(db, path.clone()),
             write_lock: Mutex::new(()),
             path,
+            write_times: WriteTimes::default(),
         };
         if backfill {
             store.backfill_audit()?;
@@ -367,11 +372,37 @@ impl Store {
     }
 
     fn apply_locked(&self, env: &ChangeEnvelope, ctx: &ApplyContext<'_>) -> Result<Applied, ApplyError> {
+        // One span per write transaction (exported when OTLP is on; the log shows it at debug).
+        let span = tracing::debug_span!(
+            "store.write",
+            change = env.change.kind(),
+            actor = %env.actor,
+            request_id = env.request_id.as_deref().unwrap_or(""),
+            outcome = tracing::field::Empty,
+            revision = tracing::field::Empty,
+        );
+        let _entered = span.enter();
+        let started = std::time::Instant::now();
         let result = self.apply_in_txn(env, ctx);
+        let outcome = match &result {
+            Ok(_) => WriteOutcome::Committed,
+            Err(ApplyError::Refused(_)) => WriteOutcome::Refused,
+            Err(_) => WriteOutcome::Error,
+        };
+        self.write_times.observe(outcome, started.elapsed());
+        span.record("outcome", outcome.label());
+        if let Ok(applied) = &result {
+            span.record("revision", applied.revision);
+        }
         if let Err(ApplyError::Storage(e)) = &result {
             self.db.note(e);
         }
         result
+    }
+
+    /// The write-transaction latencies by outcome, as read now.
+    pub fn write_times(&self) -> Vec<WriteTimesSnapshot> {
+        self.write_times.snapshot()
     }
 
     fn apply_in_txn(&self, env: &ChangeEnvelope, ctx: &ApplyContext<'_>) -> Result<Applied, ApplyError> {

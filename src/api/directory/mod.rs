@@ -137,7 +137,10 @@ impl Directory {
         let store = self.store.clone();
         let engine = self.engine.clone();
         let actor_id = actor.to_string();
+        // The write transaction's span (`store.write`) belongs under this call's span.
+        let span = tracing::Span::current();
         let applied = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             // One policy snapshot judges the whole write: authorization, the role predicate
             // and the limits (a reload landing meanwhile applies from the next write on). The
             // authorizer sees the index as of the previous write (the store holds its write
