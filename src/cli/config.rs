@@ -21,7 +21,7 @@ pub const SOCKET_FILE_NAME: &str = "warden.sock";
 pub const DEFAULT_TCP: SocketAddr =
     SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 50051));
 /// Where clients look for the daemon by default: the default data directory's socket.
-pub const DEFAULT_CONNECT: &str = "unix:./data/warden.sock";
+pub const DEFAULT_CONNECT: &str = warden_client::DEFAULT_CONNECT;
 
 /// Flags of `warden serve`.
 #[derive(Debug, clap::Args)]
@@ -195,6 +195,10 @@ pub enum LogFormat {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    /// The clients' key (`cli::connect`): accepted so one `warden.toml` can hold both; the
+    /// daemon does not read it.
+    #[allow(dead_code)]
+    connect: Option<String>,
     data: Option<PathBuf>,
     policies: Option<PathBuf>,
     listen: Option<Vec<String>>,
