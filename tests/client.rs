@@ -343,3 +343,91 @@ fn client_sends_its_bearer_token_over_tls_and_keeps_its_deadline() {
     let _ = daemon.kill();
     let _ = daemon.wait();
 }
+
+/// What an application pulls in with `warden-client`: tonic, prost and what tonic's client
+/// needs, never the daemon's storage, CLI, policy or telemetry crates. Read from the
+/// manifests and `Cargo.lock` (which over-approximates: it lists optional dependencies too).
+#[test]
+fn client_crate_pulls_in_none_of_the_daemons_dependencies() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root.join("warden-client/Cargo.toml")).unwrap()).unwrap();
+    let mut direct: Vec<&str> = manifest["dependencies"]
+        .as_table()
+        .expect("[dependencies]")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    direct.sort();
+    assert_eq!(
+        direct,
+        [
+            "hyper-util",
+            "prost",
+            "thiserror",
+            "tokio",
+            "tonic",
+            "tonic-prost",
+            "tower"
+        ],
+        "warden-client's dependencies"
+    );
+
+    let lock: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root.join("Cargo.lock")).unwrap()).unwrap();
+    let packages = lock["package"].as_array().expect("[[package]]");
+    let deps_of = |name: &str| -> Vec<String> {
+        packages
+            .iter()
+            .filter(|p| p["name"].as_str() == Some(name))
+            .flat_map(|p| {
+                p.get("dependencies")
+                    .and_then(|d| d.as_array())
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|d| d.as_str().map(|s| s.split(' ').next().unwrap_or(s).to_string()))
+            .collect()
+    };
+    let mut closure = std::collections::BTreeSet::new();
+    let mut todo = vec!["warden-client".to_string()];
+    while let Some(n) = todo.pop() {
+        if closure.insert(n.clone()) {
+            todo.extend(deps_of(&n));
+        }
+    }
+    assert!(
+        closure.contains("tonic") && closure.contains("prost"),
+        "{closure:?}"
+    );
+    let daemons: Vec<&str> = [
+        "warden",
+        "redb",
+        "clap",
+        "notify",
+        "notify-debouncer-full",
+        "serde_json",
+        "serde_norway",
+        "toml",
+        "tracing-subscriber",
+        "prost-reflect",
+        "envoy-types",
+        "mimalloc",
+        "tonic-health",
+        "tonic-reflection",
+        "plotters",
+        "sha2",
+        "hdrhistogram",
+        "arc-swap",
+        "parking_lot",
+        "idna",
+        "casbin",
+    ]
+    .into_iter()
+    .filter(|d| closure.contains(*d))
+    .collect();
+    assert!(
+        daemons.is_empty(),
+        "warden-client pulls in daemon crates: {daemons:?}"
+    );
+}

@@ -11,6 +11,7 @@ the Warden repository, where ``pip install ./clients/python`` builds).
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 from setuptools import setup
@@ -36,7 +37,9 @@ def generate(out: Path) -> None:
 
     root = proto_root()
     protos = sorted(str(p) for p in (root / "warden" / "v1").glob("*.proto"))
-    out.mkdir(parents=True, exist_ok=True)
+    # A build directory from an earlier build may hold stubs of a proto since removed.
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     args = [
         "grpc_tools.protoc",

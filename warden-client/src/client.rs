@@ -40,7 +40,7 @@ impl From<BadToken> for Error {
 
 /// Everything about a connection besides its address. `Options::default()` is what
 /// [`Client::connect`] uses: plaintext, no token, no deadline, [`Retry::default`].
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Options {
     /// TLS for a `tcp:` address (a daemon serving with `--tls-cert`).
     pub tls: Option<Tls>,
@@ -92,6 +92,18 @@ impl Retry {
             .checked_shl(failed_attempts.saturating_sub(1))
             .unwrap_or(u32::MAX);
         self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+}
+
+impl std::fmt::Debug for Options {
+    // The token is a secret: never in a log line or a panic message.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("tls", &self.tls.as_ref().map(|t| &t.domain))
+            .field("token", &self.token.as_ref().map(|_| ".."))
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .finish()
     }
 }
 
@@ -474,6 +486,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_never_print_the_token() {
+        let o = Options {
+            token: Some("s3cret".into()),
+            ..Options::default()
+        };
+        assert!(!format!("{o:?}").contains("s3cret"));
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

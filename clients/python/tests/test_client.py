@@ -106,3 +106,5 @@ def test_no_daemon_is_unavailable_and_bad_addresses_are_refused(tmp_path):
             grpc_target(bad)
     with pytest.raises(ValueError, match="TLS applies to tcp:"):
         Client("unix:/tmp/x.sock", root_certificates=b"")
+    with pytest.raises(ValueError, match="token: must be printable ASCII"):
+        Client("tcp:127.0.0.1:1", token="two\nlines")

@@ -101,6 +101,9 @@ class Client:
     ) -> None:
         self.connect = connect or os.environ.get("WARDEN_CONNECT") or DEFAULT_CONNECT
         target = grpc_target(self.connect)
+        if token is not None and not (token.isascii() and token.isprintable()):
+            # Checked before a channel exists, so a bad token leaks nothing.
+            raise ValueError("token: must be printable ASCII (it is sent as an authorization header)")
         if root_certificates is not None:
             if self.connect.startswith("unix:"):
                 raise ValueError(
@@ -115,8 +118,6 @@ class Client:
             )
         else:
             self._channel = grpc.insecure_channel(target)
-        if token is not None and ("\n" in token or "\r" in token or not token.isprintable()):
-            raise ValueError("token: must be printable ASCII (it is sent as an authorization header)")
         self._metadata: Tuple[Tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token is not None else ()
         )
