@@ -53,8 +53,9 @@ pub struct ServeArgs {
     /// log_rotate_keep, http, http_allow_remote, tcp_token_sha256, tls_cert, tls_key,
     /// max_in_flight, min_revision_wait, max_revision_waiters, max_connections,
     /// handshake_timeout, header_read_timeout, keepalive_interval, keepalive_timeout,
-    /// idle_timeout, insecure_remote, log_format; durations as strings like "2s"). Relative paths in
-    /// it are relative to the working directory.
+    /// idle_timeout, insecure_remote, log_format; durations as strings like "2s"; `connect`, the
+    /// client commands' key, is accepted and ignored). Relative paths in it are relative to the
+    /// working directory.
     #[arg(long, env = "WARDEN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Seed a demo directory (orgs, members, teams, apps) into an empty store.
@@ -615,6 +616,14 @@ mod tests {
         let file = dir.path().join("warden.toml");
         std::fs::write(&file, "polices = \"typo\"\n").unwrap();
         assert!(resolve(&["--config", file.to_str().unwrap()]).is_err());
+    }
+
+    #[test]
+    fn the_clients_connect_key_is_accepted_in_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warden.toml");
+        std::fs::write(&file, "connect = \"unix:/run/warden/warden.sock\"\ndemo = true\n").unwrap();
+        assert!(resolve(&["--config", file.to_str().unwrap()]).unwrap().demo);
     }
 
     #[test]
