@@ -1,19 +1,17 @@
 //! `warden admin …`: status, reload, statistics, index check and directory digest of a running
 //! daemon.
 
-use crate::api::client;
 use crate::api::pb;
 use crate::api::pb::admin_service_client::AdminServiceClient;
-use crate::cli::config::DEFAULT_CONNECT;
+use crate::cli::connect::ConnectArg;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct AdminArgs {
     #[command(subcommand)]
     pub command: AdminCommand,
-    /// Daemon address: unix:PATH or tcp:HOST:PORT.
-    #[arg(long, global = true, env = "WARDEN_CONNECT", default_value = DEFAULT_CONNECT)]
-    pub connect: String,
+    #[command(flatten)]
+    pub connect: ConnectArg,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -47,7 +45,7 @@ pub async fn run(args: AdminArgs) -> ExitCode {
 }
 
 async fn call(args: AdminArgs) -> anyhow::Result<ExitCode> {
-    let mut admin = AdminServiceClient::new(client::connect(&args.connect).await?);
+    let mut admin = AdminServiceClient::new(args.connect.channel().await?);
     match args.command {
         AdminCommand::Status => {
             let s = admin.get_policy_status(pb::GetPolicyStatusRequest {}).await?;

@@ -21,7 +21,7 @@ pub const SOCKET_FILE_NAME: &str = "warden.sock";
 pub const DEFAULT_TCP: SocketAddr =
     SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 50051));
 /// Where clients look for the daemon by default: the default data directory's socket.
-pub const DEFAULT_CONNECT: &str = "unix:./data/warden.sock";
+pub const DEFAULT_CONNECT: &str = warden_client::DEFAULT_CONNECT;
 
 /// Flags of `warden serve`.
 #[derive(Debug, clap::Args)]
@@ -53,8 +53,9 @@ pub struct ServeArgs {
     /// log_rotate_keep, http, http_allow_remote, tcp_token_sha256, tls_cert, tls_key,
     /// max_in_flight, min_revision_wait, max_revision_waiters, max_connections,
     /// handshake_timeout, header_read_timeout, keepalive_interval, keepalive_timeout,
-    /// idle_timeout, insecure_remote, log_format, otlp_endpoint; durations as strings like "2s"). Relative paths in
-    /// it are relative to the working directory.
+    /// idle_timeout, insecure_remote, log_format, otlp_endpoint; durations as strings like "2s";
+    /// `connect`, the client commands' key, is accepted and ignored). Relative paths in it are
+    /// relative to the working directory.
     #[arg(long, env = "WARDEN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Seed a demo directory (orgs, members, teams, apps) into an empty store.
@@ -200,6 +201,10 @@ pub enum LogFormat {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    /// The clients' key (`cli::connect`): accepted so one `warden.toml` can hold both; the
+    /// daemon does not read it.
+    #[allow(dead_code)]
+    connect: Option<String>,
     data: Option<PathBuf>,
     policies: Option<PathBuf>,
     listen: Option<Vec<String>>,
@@ -629,6 +634,14 @@ mod tests {
         let file = dir.path().join("warden.toml");
         std::fs::write(&file, "polices = \"typo\"\n").unwrap();
         assert!(resolve(&["--config", file.to_str().unwrap()]).is_err());
+    }
+
+    #[test]
+    fn the_clients_connect_key_is_accepted_in_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warden.toml");
+        std::fs::write(&file, "connect = \"unix:/run/warden/warden.sock\"\ndemo = true\n").unwrap();
+        assert!(resolve(&["--config", file.to_str().unwrap()]).unwrap().demo);
     }
 
     #[test]

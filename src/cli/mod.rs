@@ -4,7 +4,8 @@
 //! synthetic directory for `import`, and `bench` drives a running daemon with load.
 //!
 //! Owns argument parsing, configuration layering and exit codes. It starts the daemon
-//! through [`serve::serve`] and reaches daemons only through [`crate::api::client`].
+//! through [`serve::serve`] and reaches daemons only through [`crate::api::client`] (the
+//! `warden-client` crate), at the address [`connect`] resolves.
 
 pub mod admin;
 pub mod audit;
@@ -12,6 +13,7 @@ pub mod bench;
 pub mod check;
 pub mod collaborators;
 pub mod config;
+pub mod connect;
 pub mod directory;
 pub mod dump;
 pub mod gen_directory;
