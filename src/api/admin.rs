@@ -86,6 +86,7 @@ fn to_pb(s: PolicyStatus) -> pb::PolicyStatus {
             WatcherState::Failed(e) => e.clone(),
         },
         watch_restarts: s.watch_restarts,
+        warnings: s.warnings,
     }
 }
 

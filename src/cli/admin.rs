@@ -126,4 +126,10 @@ fn print_status(s: &pb::PolicyStatus) {
             println!("  {line}");
         }
     }
+    if !s.warnings.is_empty() {
+        println!("warnings of the serving policy (run `warden policy validate`):");
+        for w in &s.warnings {
+            println!("  {w}");
+        }
+    }
 }

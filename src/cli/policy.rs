@@ -11,7 +11,12 @@ use std::sync::Arc;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PolicyCommand {
-    /// Load a policy directory and report every error, as the daemon would at startup.
+    /// Load a policy directory and report every error, as the daemon would at startup,
+    /// then what it would load with but should not ship with: rules that can never match
+    /// (a role nobody holds, a resource pattern checks refuse) are errors, likely typos
+    /// (an action or role name close to a known one) warnings, each with `file:line` and a
+    /// "did you mean" when a known name is close. Exit 0 when there are no errors
+    /// (warnings are printed), 1 otherwise.
     Validate {
         /// Policy directory (model.conf, policy.csv).
         dir: PathBuf,
@@ -23,9 +28,18 @@ pub enum PolicyCommand {
         /// Policy directory (model.conf, policy.csv, tests/).
         #[arg(default_value = "./policies")]
         dir: PathBuf,
-        /// List passing cases too.
+        /// List passing cases too (text format).
         #[arg(short, long)]
         verbose: bool,
+        /// Run only the cases whose name contains SUBSTR, or matches GLOB when it has `*`,
+        /// `?` or `[` (a case without a name is matched by its request line). Exit 2 when
+        /// no case matches.
+        #[arg(long, value_name = "SUBSTR|GLOB")]
+        filter: Option<String>,
+        /// Report format: `text` for people, `json` (one document) or `junit` (JUnit XML)
+        /// for CI systems. Load errors go to stderr in every format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: TestFormat,
     },
     /// Evaluate JSON-lines requests (`{"request": [v1, …]}`) from stdin against a model
     /// and policy file, printing one `{"allow": …}` or `{"error": …}` line per request.
@@ -49,6 +63,13 @@ pub enum PolicyCommand {
     /// fixture), with each side's decisive rule. Exit 0 when nothing changes, 1 when
     /// something does, 2 on errors.
     Diff(DiffArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TestFormat {
+    Text,
+    Json,
+    Junit,
 }
 
 #[derive(Debug, clap::Args)]
@@ -78,7 +99,12 @@ pub struct DiffArgs {
 pub fn run(cmd: PolicyCommand) -> ExitCode {
     match cmd {
         PolicyCommand::Validate { dir } => validate(&dir),
-        PolicyCommand::Test { dir, verbose } => test(&dir, verbose),
+        PolicyCommand::Test {
+            dir,
+            verbose,
+            filter,
+            format,
+        } => test(&dir, verbose, filter.as_deref(), format),
         PolicyCommand::Eval {
             model,
             policy,
@@ -207,13 +233,42 @@ fn eval(model: &std::path::Path, policy_file: &std::path::Path, rm: &[String], d
 fn validate(dir: &std::path::Path) -> ExitCode {
     match policy::load_dir(dir) {
         Ok(p) => {
-            println!(
-                "OK {} ({} files, sha256 {})",
-                dir.display(),
-                p.files.len(),
-                p.hash
-            );
-            ExitCode::SUCCESS
+            // The loader keeps every warning, lint findings included; the lint says which
+            // of them are rules that can never match.
+            let errors: Vec<PolicyError> = policy::lint::lint(&p)
+                .into_iter()
+                .filter(|f| f.severity == policy::lint::Severity::Error)
+                .map(|f| f.error)
+                .collect();
+            for w in &p.warnings {
+                let severity = if errors.contains(w) { "error" } else { "warning" };
+                eprintln!("{}:{}: {severity}: {}", w.file, w.line, w.reason);
+            }
+            let warnings = p.warnings.len() - errors.len();
+            if errors.is_empty() {
+                println!(
+                    "OK {} ({} files, sha256 {}){}",
+                    dir.display(),
+                    p.files.len(),
+                    p.hash,
+                    match warnings {
+                        0 => String::new(),
+                        1 => ", 1 warning".into(),
+                        n => format!(", {n} warnings"),
+                    }
+                );
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "{}: {} error{} ({} warning{}): the daemon would load it, but these rules can never match",
+                    dir.display(),
+                    errors.len(),
+                    plural(errors.len()),
+                    warnings,
+                    plural(warnings)
+                );
+                ExitCode::FAILURE
+            }
         }
         Err(errors) => {
             eprintln!("{errors}");
@@ -221,28 +276,52 @@ fn validate(dir: &std::path::Path) -> ExitCode {
                 "{}: {} error{}",
                 dir.display(),
                 errors.0.len(),
-                if errors.0.len() == 1 { "" } else { "s" }
+                plural(errors.0.len())
             );
             ExitCode::FAILURE
         }
     }
 }
 
-fn test(dir: &std::path::Path, verbose: bool) -> ExitCode {
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn test(dir: &std::path::Path, verbose: bool, filter: Option<&str>, format: TestFormat) -> ExitCode {
+    let filter = match filter.map(policy::suite::CaseFilter::parse).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     let loaded = policy::load_dir(dir).and_then(|p| {
         let p = std::sync::Arc::new(p);
-        let files = policy::suite::load(dir)?;
+        let mut files = policy::suite::load(dir)?;
         if files.is_empty() {
             eprintln!(
                 "warning: no test files in {}",
                 dir.join(policy::suite::TESTS_DIR).display()
             );
         }
+        if let Some(f) = &filter
+            && policy::suite::retain_cases(&mut files, f) == 0
+        {
+            return Err(PolicyErrors(vec![PolicyError {
+                file: dir.join(policy::suite::TESTS_DIR).display().to_string(),
+                line: 0,
+                reason: "no test case matches --filter".into(),
+            }]));
+        }
         policy::suite::run(&p, &files)
     });
     match loaded {
         Ok(report) => {
-            print!("{}", report.render(verbose));
+            match format {
+                TestFormat::Text => print!("{}", report.render(verbose)),
+                TestFormat::Json => print!("{}", report.render_json()),
+                TestFormat::Junit => print!("{}", report.render_junit()),
+            }
             if report.failed() == 0 {
                 ExitCode::SUCCESS
             } else {

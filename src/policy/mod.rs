@@ -7,6 +7,7 @@
 pub mod csv;
 pub mod diff;
 pub mod eval;
+pub mod lint;
 pub mod model;
 pub mod snapshot;
 pub mod suite;
@@ -342,6 +343,11 @@ pub fn load_dir(dir: &Path) -> Result<CompiledPolicy, PolicyErrors> {
         p.hash = hex::encode(h.finalize());
     }
     hash_limits(&mut p, limits_text.as_deref(), limits);
+    // Mistakes the policy loads with: reported, never refused here (see `lint`).
+    for f in lint::lint(&p) {
+        tracing::warn!("{f}");
+        p.warnings.push(f.error);
+    }
     p.files = vec![model_path, policy_path];
     if engine_text.is_some() {
         p.files.push(engine_path);
