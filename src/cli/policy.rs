@@ -59,9 +59,9 @@ pub enum PolicyCommand {
         domain_matching: Vec<String>,
     },
     /// Blast radius of a policy edit: every request whose decision changes between OLD
-    /// and NEW over the org directory (a data directory, read offline, or a policy test
-    /// fixture), with each side's decisive rule. Exit 0 when nothing changes, 1 when
-    /// something does, 2 on errors.
+    /// and NEW over the org directory (a data directory, a running daemon's index, or a
+    /// policy test fixture), with each side's decisive rule. Exit 0 when nothing changes,
+    /// 1 when something does, 2 on errors.
     Diff(DiffArgs),
 }
 
@@ -78,10 +78,15 @@ pub struct DiffArgs {
     old: PathBuf,
     /// The edited policy directory.
     new: PathBuf,
-    /// Data directory whose warden.redb supplies the directory (no daemon may hold it).
-    /// [default: ./data]
-    #[arg(long, value_name = "DIR", conflicts_with = "fixture")]
+    /// Data directory whose warden.redb supplies the directory. While a daemon serves it
+    /// (redb allows one process per file), its index is read over the daemon's socket
+    /// `DIR/warden.sock` instead. [default: ./data]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["fixture", "connect"])]
     data: Option<PathBuf>,
+    /// Read the directory from a running daemon's index (`unix:PATH`; an operator call,
+    /// served on the Unix socket only) instead of a data directory.
+    #[arg(long, value_name = "ADDR", conflicts_with = "fixture")]
+    connect: Option<String>,
     /// A policy test file (`tests/*.yaml`) whose fixture supplies the directory instead.
     #[arg(long, value_name = "FILE.yaml")]
     fixture: Option<PathBuf>,
@@ -155,7 +160,10 @@ fn run_diff(args: &DiffArgs) -> Result<policy::diff::DiffReport, String> {
             roles.extend(new.org_roles());
             fixture_index(file, &roles).map_err(|e| e.to_string())?
         }
-        None => store_index(args.data.as_deref().unwrap_or(Path::new(DEFAULT_DATA)))?,
+        None => match &args.connect {
+            Some(target) => daemon_index(target)?,
+            None => store_index(args.data.as_deref().unwrap_or(Path::new(DEFAULT_DATA)))?,
+        },
     });
     let space = policy::diff::RequestSpace::new(&old, &new, &index, &args.actions);
     let requests = space.len();
@@ -195,15 +203,56 @@ fn store_index(data: &Path) -> Result<DirectoryIndex, String> {
             path.display()
         ));
     }
-    let store = Store::open(&path).map_err(|e| match e {
-        StoreError::AlreadyOpen { .. } => format!(
-            "{e}; policy diff reads the store offline (redb allows one process per file), \
-             or compare over a policy test fixture with --fixture FILE.yaml"
-        ),
-        e => e.to_string(),
-    })?;
+    let store = match Store::open(&path) {
+        Ok(store) => store,
+        Err(e @ StoreError::AlreadyOpen { .. }) => {
+            // A daemon serves this store: its index is the same directory, over its socket.
+            let socket = data.join(SOCKET_FILE);
+            if !socket.exists() {
+                return Err(format!(
+                    "{e}, and there is no daemon socket at {}; pass the daemon's address with \
+                     --connect unix:PATH, or compare over a policy test fixture with --fixture FILE.yaml",
+                    socket.display()
+                ));
+            }
+            let target = format!("unix:{}", socket.display());
+            eprintln!("{}: held by a running daemon; reading its index over {target}", path.display());
+            return daemon_index(&target);
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     let index = DirectoryIndex::new();
     store.load_index(&index).map_err(|e| e.to_string())?;
+    Ok(index)
+}
+
+/// The socket a daemon serving `--data DIR` listens on by default.
+const SOCKET_FILE: &str = "warden.sock";
+
+/// The directory as a running daemon's decision index has it (`AdminService.ExportIndex`,
+/// one revision).
+fn daemon_index(target: &str) -> Result<DirectoryIndex, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the client runtime: {e}"))?;
+    let (revision, facts) = runtime.block_on(async {
+        let channel = crate::api::client::connect(target)
+            .await
+            .map_err(|e| e.to_string())?;
+        // A large directory is a large message; the operator asked for all of it.
+        let mut admin = crate::api::pb::admin_service_client::AdminServiceClient::new(channel)
+            .max_decoding_message_size(usize::MAX);
+        let resp = admin
+            .export_index(crate::api::pb::ExportIndexRequest {})
+            .await
+            .map_err(|s| format!("{target}: reading the daemon's index: {}", s.message()))?
+            .into_inner();
+        Ok::<_, String>((resp.revision, resp.facts))
+    })?;
+    let ops = crate::engine::index::ops_from_facts(&facts).map_err(|e| format!("{target}: {e}"))?;
+    let index = DirectoryIndex::new();
+    index.apply(revision, &ops);
     Ok(index)
 }
 

@@ -97,7 +97,7 @@ pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 fn did_you_mean(s: Option<&str>) -> String {
-    s.map(|s| format!("; did you mean `{s}`?")).unwrap_or_default()
+    s.map(|s| format!(" Did you mean `{s}`?")).unwrap_or_default()
 }
 
 fn finding(severity: Severity, file: &str, line: u32, reason: String) -> Finding {
@@ -150,8 +150,8 @@ fn roles(policy: &CompiledPolicy, out: &mut Vec<Finding>) {
         let short = role.strip_prefix(ROLE_PREFIX).unwrap_or(role);
         let hint = suggest(role, held.iter().map(String::as_str));
         format!(
-            "`{role}` is a role nobody holds (it is not in engine.toml [directory] roles and no \
-             `g` line gives it){}; if it is a new role, add \"{short}\" to engine.toml [directory] roles",
+            "`{role}` is a role nobody holds: it is not in engine.toml [directory] roles and no \
+             `g` line gives it.{} If it is a new role, add \"{short}\" to engine.toml [directory] roles",
             did_you_mean(hint)
         )
     };
@@ -328,7 +328,7 @@ mod tests {
         assert_eq!(f.len(), 1, "{f:#?}");
         assert_eq!(f[0].severity, Severity::Error);
         assert_eq!((f[0].error.file.as_str(), f[0].error.line), ("policy.csv", line));
-        assert!(f[0].error.reason.contains("did you mean `role:billing_viewer`?"), "{}", f[0]);
+        assert!(f[0].error.reason.contains("Did you mean `role:billing_viewer`?"), "{}", f[0]);
     }
 
     #[test]
@@ -343,7 +343,7 @@ mod tests {
             "{}",
             f[0]
         );
-        assert!(!f[0].error.reason.contains("did you mean"), "{}", f[0]);
+        assert!(!f[0].error.reason.contains("Did you mean"), "{}", f[0]);
         // A link from it never applies either; a link *to* it makes it held.
         let linked = format!("{text}g, role:admin, role:auditor, *\n");
         assert_eq!(lint_of(&linked), vec![]);
