@@ -52,6 +52,7 @@ mod lifecycle_invitations;
 mod lifecycle_limits;
 mod limits;
 mod no_panic;
+mod policy_authoring;
 mod policy_diff_cli;
 mod policy_eval_cli;
 mod policy_load_snapshot;
