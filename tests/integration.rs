@@ -19,6 +19,7 @@ mod check_explain_deny;
 mod check_explain_team;
 mod cli_exit_codes;
 mod cli_help;
+mod cli_times;
 mod client;
 mod collaborators;
 mod conformance;
