@@ -59,7 +59,17 @@ fn text_output_shows_rfc3339_times() {
 
     let invited = warden(
         &target,
-        &["invitation", "create", "acme", "--email", "new@example.com", "--role", "org_user", "--actor", "alice"],
+        &[
+            "invitation",
+            "create",
+            "acme",
+            "--email",
+            "new@example.com",
+            "--role",
+            "org_user",
+            "--actor",
+            "alice",
+        ],
     );
     time_after(&invited, "expires:");
     time_after(&invited, "created:");
@@ -68,8 +78,18 @@ fn text_output_shows_rfc3339_times() {
     let token = warden(
         &target,
         &[
-            "token", "create", "--user", "alice", "--name", "ci", "--scope", "app:read", "--expires-in", "3600",
-            "--actor", "alice",
+            "token",
+            "create",
+            "--user",
+            "alice",
+            "--name",
+            "ci",
+            "--scope",
+            "app:read",
+            "--expires-in",
+            "3600",
+            "--actor",
+            "alice",
         ],
     );
     time_after(&token, "expires:");
@@ -86,6 +106,16 @@ fn text_output_shows_rfc3339_times() {
     assert_rfc3339(at, &audit);
     let since = warden(&target, &["audit", "acme", "--actor", "alice", "--since", at]);
     assert!(since.lines().next().is_some_and(|l| l.contains('\t')), "{since}");
-    let later = warden(&target, &["audit", "acme", "--actor", "alice", "--since", "2999-01-01T00:00:00Z"]);
+    let later = warden(
+        &target,
+        &[
+            "audit",
+            "acme",
+            "--actor",
+            "alice",
+            "--since",
+            "2999-01-01T00:00:00Z",
+        ],
+    );
     assert!(later.lines().all(|l| !l.contains('\t')), "{later}");
 }

@@ -45,7 +45,11 @@ fn add_billing_viewer(work: &Workdir) {
     let text = std::fs::read_to_string(&engine).unwrap();
     let roles = "roles = [\"admin\"";
     assert!(text.contains(roles), "{text}");
-    std::fs::write(&engine, text.replacen(roles, "roles = [\"billing_viewer\", \"admin\"", 1)).unwrap();
+    std::fs::write(
+        &engine,
+        text.replacen(roles, "roles = [\"billing_viewer\", \"admin\"", 1),
+    )
+    .unwrap();
     append(
         &work.policies().join("policy.csv"),
         "g, role:billing_viewer, role:member, *\n",
@@ -76,7 +80,9 @@ fn a_rule_for_a_misspelt_role_fails_validate_with_its_line_and_a_suggestion() {
     );
     let (code, stdout, stderr) = warden(&["policy", "validate"], &work.policies());
     assert_eq!(code, 1, "{stdout}{stderr}");
-    let at = format!("policy.csv:{line}: error: this rule never matches: `role:biling_viewer` is a role nobody holds");
+    let at = format!(
+        "policy.csv:{line}: error: this rule never matches: `role:biling_viewer` is a role nobody holds"
+    );
     assert!(stderr.contains(&at), "{stderr}");
     assert!(stderr.contains("Did you mean `role:billing_viewer`?"), "{stderr}");
     assert!(stderr.contains("1 error"), "{stderr}");
@@ -106,7 +112,10 @@ fn a_new_role_not_registered_in_engine_toml_is_named_as_such() {
     .unwrap();
     let (code, stdout, stderr) = warden(&["policy", "test"], &work.policies());
     assert_eq!(code, 2, "{stdout}{stderr}");
-    assert!(stderr.contains("audit.yaml:7: fixture: org `acme`: member `ivy` has role `auditor`"), "{stderr}");
+    assert!(
+        stderr.contains("audit.yaml:7: fixture: org `acme`: member `ivy` has role `auditor`"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("if `auditor` is a new role, add it to engine.toml [directory] roles"),
         "{stderr}"
@@ -146,11 +155,10 @@ fn the_daemon_reloads_such_a_policy_and_reports_the_finding_in_its_status() {
     assert_eq!(after.last_reload_error, "", "a loadable policy is not refused");
     assert_ne!(after.content_hash, before.content_hash);
     assert!(
-        after
-            .warnings
-            .iter()
-            .any(|w| w.contains(&format!("policy.csv:{line}: this rule never matches"))
-                && w.contains("Did you mean `role:org_user`?")),
+        after.warnings.iter().any(
+            |w| w.contains(&format!("policy.csv:{line}: this rule never matches"))
+                && w.contains("Did you mean `role:org_user`?")
+        ),
         "{:?}",
         after.warnings
     );
@@ -161,7 +169,10 @@ fn the_daemon_reloads_such_a_policy_and_reports_the_finding_in_its_status() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("warnings of the serving policy"), "{stdout}");
-    assert!(stdout.contains(&format!("policy.csv:{line}: this rule never matches")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("policy.csv:{line}: this rule never matches")),
+        "{stdout}"
+    );
 }
 
 /// A copy of the repository's policies whose suite expects dave (an org user) to update
@@ -190,14 +201,25 @@ fn a_failing_case_shows_the_near_misses_that_check_explain_gives() {
     };
     let from_test = listed(&stdout, "         ");
     assert!(
-        from_test.iter().any(|l| l == r#"failed: ("org:update" == "org:read" || "org:read" == "*")"#),
+        from_test
+            .iter()
+            .any(|l| l == r#"failed: ("org:update" == "org:read" || "org:read" == "*")"#),
         "{stdout}"
     );
 
     // The same request to the daemon (the demo directory has dave as an org user of acme).
     let daemon = work.start_with(&["--demo"]);
     let out = Command::new(WARDEN)
-        .args(["check", "--explain", "--subject", "dave", "--org", "acme", "--resource", "org"])
+        .args([
+            "check",
+            "--explain",
+            "--subject",
+            "dave",
+            "--org",
+            "acme",
+            "--resource",
+            "org",
+        ])
         .args(["--action", "org:update", "--connect", &daemon.work.unix_target()])
         .output()
         .expect("run warden check");
@@ -205,7 +227,10 @@ fn a_failing_case_shows_the_near_misses_that_check_explain_gives() {
     assert_eq!(out.status.code(), Some(1), "{explained}");
     let from_check = listed(&explained, "    ");
     assert!(!from_check.is_empty(), "{explained}");
-    assert_eq!(from_test, from_check, "policy test:\n{stdout}\ncheck --explain:\n{explained}");
+    assert_eq!(
+        from_test, from_check,
+        "policy test:\n{stdout}\ncheck --explain:\n{explained}"
+    );
 }
 
 #[test]
@@ -219,7 +244,12 @@ fn filter_selects_cases_by_substring_or_glob() {
          - {name: user deletes web, subject: dave, org: acme, resource: apps/web, action: app:delete, allow: true}\n",
     )
     .unwrap();
-    let run = |filter: &str| warden(&["policy", "test", "--verbose", "--filter", filter], &work.policies());
+    let run = |filter: &str| {
+        warden(
+            &["policy", "test", "--verbose", "--filter", filter],
+            &work.policies(),
+        )
+    };
 
     let (code, stdout, _) = run("reads");
     assert_eq!(code, 0, "{stdout}");
@@ -228,7 +258,10 @@ fn filter_selects_cases_by_substring_or_glob() {
     let (code, stdout, _) = run("user *");
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.ends_with("1 passed, 1 failed\n"), "{stdout}");
-    assert!(stdout.contains("FAIL") && stdout.contains("user deletes web"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL") && stdout.contains("user deletes web"),
+        "{stdout}"
+    );
 
     // Unnamed cases match by their request.
     let (code, stdout, _) = run("dave org:update org in acme");
@@ -304,7 +337,11 @@ print(json.dumps({
     use std::io::Write;
     child.stdin.take().unwrap().write_all(junit.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}\n{junit}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{junit}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(parsed["root"], "testsuites");
     assert_eq!(parsed["suites"], 2);
@@ -320,7 +357,13 @@ print(json.dumps({
         "{parsed}"
     );
     let failure = &parsed["failure"][0];
-    assert!(failure["name"].as_str().unwrap().contains("dave org:update org in acme"), "{failure}");
+    assert!(
+        failure["name"]
+            .as_str()
+            .unwrap()
+            .contains("dave org:update org in acme"),
+        "{failure}"
+    );
     assert_eq!(failure["message"], "expected allow, got deny");
     assert!(
         failure["text"]
@@ -343,7 +386,11 @@ fn edited_policies(work: &Workdir) -> PathBuf {
     let rule = "p, role:org_user, apps/:app, app:read, org, allow";
     let text = std::fs::read_to_string(dir.join("policy.csv")).unwrap();
     assert!(text.contains(rule));
-    std::fs::write(dir.join("policy.csv"), text.replacen(rule, &rule.replace("allow", "deny"), 1)).unwrap();
+    std::fs::write(
+        dir.join("policy.csv"),
+        text.replacen(rule, &rule.replace("allow", "deny"), 1),
+    )
+    .unwrap();
     dir
 }
 
@@ -372,7 +419,10 @@ fn diff_over_a_data_directory_works_while_the_daemon_serves_it() {
 
     let (code, live, stderr) = diff(&old, &new, &["--data", &data]);
     assert_eq!(code, 1, "{live}{stderr}");
-    assert!(stderr.contains("held by a running daemon; reading its index over unix:"), "{stderr}");
+    assert!(
+        stderr.contains("held by a running daemon; reading its index over unix:"),
+        "{stderr}"
+    );
     assert!(live.contains("ALLOW→DENY"), "{live}");
 
     let (code, connected, stderr) = diff(&old, &new, &["--connect", &work.unix_target()]);

@@ -1,4 +1,5 @@
-//! `warden policy …`: working with policy directories offline, without a daemon.
+//! `warden policy …`: working with policy directories offline, without a daemon (only
+//! `policy diff` may read a running daemon's directory index, when the daemon holds the store).
 
 use crate::cli::config::DEFAULT_DATA;
 use crate::cli::serve::STORE_FILE;
@@ -216,7 +217,10 @@ fn store_index(data: &Path) -> Result<DirectoryIndex, String> {
                 ));
             }
             let target = format!("unix:{}", socket.display());
-            eprintln!("{}: held by a running daemon; reading its index over {target}", path.display());
+            eprintln!(
+                "{}: held by a running daemon; reading its index over {target}",
+                path.display()
+            );
             return daemon_index(&target);
         }
         Err(e) => return Err(e.to_string()),

@@ -60,7 +60,10 @@ fn print_version(v: &pb::AppVersion) {
         v.version, v.app_id, v.state, v.submitted_by
     );
     if v.submitted_at_unix_ms != 0 {
-        println!("  submitted: {}", crate::cli::time::rfc3339(v.submitted_at_unix_ms));
+        println!(
+            "  submitted: {}",
+            crate::cli::time::rfc3339(v.submitted_at_unix_ms)
+        );
     }
     if !v.reviewed_by.is_empty() {
         println!("  reviewed by: {}", v.reviewed_by);

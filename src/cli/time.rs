@@ -39,7 +39,10 @@ mod tests {
     fn formats_and_parses_both_ways() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_796_315_992_957), "2026-12-03T16:39:52.957Z");
-        assert_eq!(rfc3339(u64::MAX), format!("{} (unix ms, after year 9999)", u64::MAX));
+        assert_eq!(
+            rfc3339(u64::MAX),
+            format!("{} (unix ms, after year 9999)", u64::MAX)
+        );
         assert_eq!(rfc3339(LAST_RFC3339_MS), "9999-12-31T23:59:59.999Z");
         assert_eq!(parse_time("1796315992957"), Ok(1_796_315_992_957));
         assert_eq!(parse_time("2026-12-03T16:39:52.957Z"), Ok(1_796_315_992_957));

@@ -751,8 +751,16 @@ mod tests {
         let rebuilt = DirectoryIndex::new();
         rebuilt.apply(1, &ops_from_facts(&facts).unwrap());
         assert_eq!(rebuilt.read().facts(), facts);
-        assert!(ops_from_facts(&[s("member acme alice")]).unwrap_err().contains("member acme alice"));
-        assert!(ops_from_facts(&[s("member acme alice admin")]).unwrap_err().contains("role:"));
+        assert!(
+            ops_from_facts(&[s("member acme alice")])
+                .unwrap_err()
+                .contains("member acme alice")
+        );
+        assert!(
+            ops_from_facts(&[s("member acme alice admin")])
+                .unwrap_err()
+                .contains("role:")
+        );
     }
 
     #[test]

@@ -328,7 +328,11 @@ mod tests {
         assert_eq!(f.len(), 1, "{f:#?}");
         assert_eq!(f[0].severity, Severity::Error);
         assert_eq!((f[0].error.file.as_str(), f[0].error.line), ("policy.csv", line));
-        assert!(f[0].error.reason.contains("Did you mean `role:billing_viewer`?"), "{}", f[0]);
+        assert!(
+            f[0].error.reason.contains("Did you mean `role:billing_viewer`?"),
+            "{}",
+            f[0]
+        );
     }
 
     #[test]
@@ -366,7 +370,11 @@ mod tests {
         let f = lint_of(&text);
         assert_eq!(f.len(), 2, "{f:#?}");
         assert!(f.iter().all(|f| f.severity == Severity::Warning));
-        assert!(f[0].error.reason.contains("did you mean `role:org_contributor`?"), "{}", f[0]);
+        assert!(
+            f[0].error.reason.contains("did you mean `role:org_contributor`?"),
+            "{}",
+            f[0]
+        );
         assert!(f[1].error.reason.contains("did you mean `app:read`?"), "{}", f[1]);
         // A new action nothing resembles is no finding.
         let new = format!("{DEFAULT_POLICY}p, role:org_user, apps/:app, dataset:export, org, allow\n");
@@ -389,7 +397,10 @@ mod tests {
 
     #[test]
     fn suggestions_only_for_small_distances() {
-        assert_eq!(suggest("role:biling_viewer", ["role:billing_viewer", "role:admin"]), Some("role:billing_viewer"));
+        assert_eq!(
+            suggest("role:biling_viewer", ["role:billing_viewer", "role:admin"]),
+            Some("role:billing_viewer")
+        );
         assert_eq!(suggest("role:auditor", ["role:admin", "role:org_user"]), None);
         assert_eq!(suggest("ab", ["ac"]), None);
     }

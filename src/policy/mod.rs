@@ -1,8 +1,9 @@
 //! Loading, validating and watching the Casbin files in `policies/`.
 //!
 //! Owns the file formats (`model.conf`, `policy.csv`, the optional `engine.toml`) and
-//! their error reports (`file:line: reason`). Hands compiled policies to the engine;
-//! never touches the directory or redb.
+//! their error reports (`file:line: reason`), and what a loaded directory should not ship
+//! with ([`lint`], added to the compiled policy's warnings by [`load_dir`]). Hands compiled
+//! policies to the engine; never touches the directory or redb.
 
 pub mod csv;
 pub mod diff;

@@ -156,10 +156,7 @@ fn locate_members(text: &str, fixture: &Fixture) -> BTreeMap<(String, String), u
     let mut out = BTreeMap::new();
     for (org, o) in &fixture.orgs {
         let org_key = format!("{org}:");
-        let Some(start) = lines
-            .iter()
-            .position(|l| l.trim_start().starts_with(&org_key))
-        else {
+        let Some(start) = lines.iter().position(|l| l.trim_start().starts_with(&org_key)) else {
             continue;
         };
         for (user, role) in &o.members {
@@ -289,7 +286,9 @@ impl CaseResult {
 impl CaseResult {
     /// For a deny: the rules that came closest to matching, as `check --explain` lists them.
     pub fn near_misses(&self) -> &[crate::engine::nearmiss::NearMiss] {
-        self.explanation.as_ref().map_or(&[], |x| x.near_misses.as_slice())
+        self.explanation
+            .as_ref()
+            .map_or(&[], |x| x.near_misses.as_slice())
     }
 
     /// The failure in a few lines: expected vs got, the explanation, the near misses.
@@ -310,9 +309,8 @@ impl CaseResult {
     }
 
     fn to_json(&self) -> serde_json::Value {
-        let rule = |r: &crate::engine::RuleRef| {
-            serde_json::json!({"file": r.file, "line": r.line, "text": r.text})
-        };
+        let rule =
+            |r: &crate::engine::RuleRef| serde_json::json!({"file": r.file, "line": r.line, "text": r.text});
         let x = self.explanation.as_ref();
         serde_json::json!({
             "name": self.name,
@@ -593,9 +591,10 @@ fn fixture_ops(
         }
         for app in o.labels.keys() {
             if !o.apps.contains(app) {
-                err_at(0, format!(
-                    "org `{org}`: labels of `{app}`, which is not in its apps"
-                ));
+                err_at(
+                    0,
+                    format!("org `{org}`: labels of `{app}`, which is not in its apps"),
+                );
             }
         }
         for (user, role) in &o.members {
@@ -628,9 +627,10 @@ fn fixture_ops(
         for (team, t) in &o.teams {
             for user in &t.members {
                 if !o.members.contains_key(user) {
-                    err_at(0, format!(
-                        "org `{org}`: team `{team}` member `{user}` is not a member of the org"
-                    ));
+                    err_at(
+                        0,
+                        format!("org `{org}`: team `{team}` member `{user}` is not a member of the org"),
+                    );
                 }
                 ops.push(IndexOp::AddTeamMember {
                     org: org.clone(),
@@ -640,9 +640,12 @@ fn fixture_ops(
             }
             for app in &t.apps {
                 if !o.apps.contains(app) {
-                    err_at(0, format!(
-                        "org `{org}`: team `{team}` is granted app `{app}`, which is not in the org's apps"
-                    ));
+                    err_at(
+                        0,
+                        format!(
+                            "org `{org}`: team `{team}` is granted app `{app}`, which is not in the org's apps"
+                        ),
+                    );
                 }
                 ops.push(IndexOp::GrantApp {
                     org: org.clone(),

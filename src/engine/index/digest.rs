@@ -192,7 +192,11 @@ pub fn ops_from_facts(lines: &[String]) -> Result<Vec<super::IndexOp>, String> {
     for (org, app, label) in labels {
         match apps.get_mut(&(org.clone(), app.clone())) {
             Some(l) => l.push(label),
-            None => return Err(format!("index fact `label {org} app:{app} label:{label}`: no app `{app}` in `{org}`")),
+            None => {
+                return Err(format!(
+                    "index fact `label {org} app:{app} label:{label}`: no app `{app}` in `{org}`"
+                ));
+            }
         }
     }
     let mut ops: Vec<IndexOp> = apps
