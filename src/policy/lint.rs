@@ -129,23 +129,38 @@ fn roles(policy: &CompiledPolicy, out: &mut Vec<Finding>) {
     };
 
     // Who can hold a role: the assignable ones, then whatever a `g` line links a holder to
-    // (a user named in a static link holds its parent too), to a fixed point.
-    let mut held: BTreeSet<String> = assignable.iter().map(|r| format!("{ROLE_PREFIX}{r}")).collect();
-    loop {
-        let before = held.len();
-        for dl in g.domains.values() {
-            for (child, parents) in &dl.parents {
-                if !child.starts_with(ROLE_PREFIX) || held.contains(&**child) {
-                    held.extend(parents.iter().map(|p| p.name.to_string()));
-                }
+    // (a user named in a static link holds its parent too). A walk over the links, so a
+    // long chain costs one visit per link.
+    let mut links: std::collections::HashMap<&str, Vec<&str>> = std::collections::HashMap::new();
+    let mut queue: Vec<&str> = Vec::new();
+    for dl in g.domains.values() {
+        for (child, parents) in &dl.parents {
+            links
+                .entry(child)
+                .or_default()
+                .extend(parents.iter().map(|p| &*p.name));
+            if !child.starts_with(ROLE_PREFIX) {
+                queue.push(child);
             }
         }
-        if held.len() == before {
-            break;
+    }
+    let assignable_names: Vec<String> = assignable.iter().map(|r| format!("{ROLE_PREFIX}{r}")).collect();
+    queue.extend(assignable_names.iter().map(String::as_str));
+    let mut reached: BTreeSet<&str> = BTreeSet::new();
+    while let Some(name) = queue.pop() {
+        if !reached.insert(name) {
+            continue;
+        }
+        if let Some(parents) = links.get(name) {
+            queue.extend(parents.iter().copied());
         }
     }
+    let held: BTreeSet<String> = reached
+        .iter()
+        .filter(|n| n.starts_with(ROLE_PREFIX))
+        .map(|n| n.to_string())
+        .collect();
 
-    let assignable_names: Vec<String> = assignable.iter().map(|r| format!("{ROLE_PREFIX}{r}")).collect();
     let unheld = |role: &str| {
         let short = role.strip_prefix(ROLE_PREFIX).unwrap_or(role);
         let hint = suggest(role, held.iter().map(String::as_str));
@@ -221,6 +236,7 @@ fn actions(policy: &CompiledPolicy, out: &mut Vec<Finding>) {
         return;
     };
     let catalog = crate::directory::catalog::ACTIONS;
+    let mut seen: std::collections::HashMap<&str, Option<&str>> = std::collections::HashMap::new();
     for row in &policy.rows {
         let Some(act) = row.values.get(field) else {
             continue;
@@ -228,7 +244,11 @@ fn actions(policy: &CompiledPolicy, out: &mut Vec<Finding>) {
         if &**act == "*" || catalog.contains(&&**act) {
             continue;
         }
-        if let Some(close) = suggest(act, catalog.iter().copied()) {
+        // Large generated policies repeat their actions: one suggestion per action.
+        let close = *seen
+            .entry(act)
+            .or_insert_with(|| suggest(act, catalog.iter().copied()));
+        if let Some(close) = close {
             out.push(finding(
                 Severity::Warning,
                 &row.source.file,
@@ -393,6 +413,19 @@ mod tests {
         for ok in ["apps/*", "apps/:app/x*", "a.b/..c", "org"] {
             assert_eq!(unmatchable(ok), None, "{ok}");
         }
+    }
+
+    #[test]
+    fn a_role_at_the_end_of_a_long_chain_is_held() {
+        // Links listed against the walk's order (the BTreeMap puts `role:c00000` first).
+        let mut text = String::from(DEFAULT_POLICY);
+        let n = 5000;
+        text.push_str("g, role:admin, role:c04999, *\n");
+        for i in (1..n).rev() {
+            text.push_str(&format!("g, role:c{i:05}, role:c{:05}, *\n", i - 1));
+        }
+        text.push_str("p, role:c00000, org, audit:read, org, allow\n");
+        assert_eq!(lint_of(&text), vec![]);
     }
 
     #[test]
