@@ -117,7 +117,7 @@ fn a_new_role_not_registered_in_engine_toml_is_named_as_such() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("if `auditor` is a new role, add it to engine.toml [directory] roles"),
+        stderr.contains("If `auditor` is a new role, add it to engine.toml [directory] roles"),
         "{stderr}"
     );
 }

@@ -601,7 +601,7 @@ fn fixture_ops(
             if !roles.contains(role) {
                 let known: Vec<&str> = roles.iter().map(String::as_str).collect();
                 let hint = super::lint::suggest(role, known.iter().copied())
-                    .map(|s| format!("did you mean `{s}`? "))
+                    .map(|s| format!("Did you mean `{s}`? "))
                     .unwrap_or_default();
                 let line = file
                     .member_lines
@@ -612,7 +612,7 @@ fn fixture_ops(
                     line,
                     format!(
                         "org `{org}`: member `{user}` has role `{role}`, which the policy does not \
-                         assign (it assigns {}); {hint}if `{role}` is a new role, add it to \
+                         assign (it assigns {}). {hint}If `{role}` is a new role, add it to \
                          engine.toml [directory] roles",
                         known.join(", ")
                     ),
@@ -831,5 +831,11 @@ cases:
         let f = parse("t.yaml", &GOOD.replace("alice: admin", "alice: owner")).unwrap();
         let e = run(&policy, &[f]).unwrap_err();
         assert!(e.to_string().contains("role `owner`"), "{e}");
+
+        // A misspelt role: named at the member's line, with the role it probably meant.
+        let f = parse("t.yaml", &GOOD.replace("alice: admin", "alice: admn")).unwrap();
+        let e = run(&policy, &[f]).unwrap_err();
+        assert_eq!(e.0[0].line, 5, "{e}");
+        assert!(e.0[0].reason.contains("Did you mean `admin`?"), "{e}");
     }
 }
