@@ -91,6 +91,7 @@ fn to_pb(s: PolicyStatus) -> pb::PolicyStatus {
             WatcherState::Failed(e) => e.clone(),
         },
         watch_restarts: s.watch_restarts,
+        warnings: s.warnings,
     }
 }
 
@@ -191,6 +192,35 @@ impl pb::admin_service_server::AdminService for Admin {
             rebuilt_facts: check.rebuilt_facts,
             differences: check.differences,
         }))
+    }
+
+    async fn export_index(
+        &self,
+        request: Request<pb::ExportIndexRequest>,
+    ) -> Result<Response<pb::ExportIndexResponse>, Status> {
+        if !crate::api::directory::on_unix_socket(&request) {
+            return Err(Status::permission_denied(
+                "ExportIndex is an operator call, served only on the Unix socket",
+            ));
+        }
+        let engine = self.engine.clone();
+        // Copying the facts holds the index's shared lock (checks go on, writes wait);
+        // turning them into text does not.
+        let (revision, facts) = tokio::task::spawn_blocking(move || {
+            let (revision, snapshot) = {
+                let data = engine.index().read();
+                (data.revision(), data.snapshot_facts())
+            };
+            let facts: Vec<String> = snapshot
+                .lines()
+                .into_iter()
+                .filter(|l| !l.starts_with("token "))
+                .collect();
+            (revision, facts)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("index export crashed: {e}")))?;
+        Ok(Response::new(pb::ExportIndexResponse { revision, facts }))
     }
 
     async fn directory_digest(

@@ -103,9 +103,10 @@ async fn call(args: AdminArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_status(s: &pb::PolicyStatus) {
+    use crate::cli::time::rfc3339;
     println!("policy dir:  {}", s.policy_dir);
     println!("sha256:      {}", s.content_hash);
-    println!("loaded at:   {} (unix ms)", s.loaded_at_unix_ms);
+    println!("loaded at:   {}", rfc3339(s.loaded_at_unix_ms));
     println!("files:       {}", s.files.join(", "));
     println!(
         "reloads:     {} ok, {} failed",
@@ -117,11 +118,17 @@ fn print_status(s: &pb::PolicyStatus) {
     );
     if !s.last_reload_error.is_empty() {
         println!(
-            "last reload failed at {} (unix ms):",
-            s.last_reload_error_at_unix_ms
+            "last reload failed at {}:",
+            rfc3339(s.last_reload_error_at_unix_ms)
         );
         for line in s.last_reload_error.lines() {
             println!("  {line}");
+        }
+    }
+    if !s.warnings.is_empty() {
+        println!("warnings of the serving policy (run `warden policy validate`):");
+        for w in &s.warnings {
+            println!("  {w}");
         }
     }
 }

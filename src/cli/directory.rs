@@ -430,6 +430,9 @@ fn print_org(o: &pb::Org) {
         println!("  logo_url: {}", o.logo_url);
     }
     println!("  created_by: {}", o.created_by);
+    if o.created_at_unix_ms != 0 {
+        println!("  created: {}", crate::cli::time::rfc3339(o.created_at_unix_ms));
+    }
     println!("  members: {}", o.member_count);
     if let Some(st) = &o.settings {
         let limit = match st.max_memberships.unwrap_or(0) {
@@ -459,8 +462,11 @@ pub(crate) fn print_member(m: &pb::Member) {
             String::new()
         } else {
             format!(" (accepted terms {})", m.terms_version)
-        }
+        },
     );
+    if m.created_at_unix_ms != 0 {
+        println!("  joined: {}", crate::cli::time::rfc3339(m.created_at_unix_ms));
+    }
 }
 
 fn print_team(t: &pb::Team) {

@@ -22,6 +22,7 @@ pub mod policy;
 pub mod publishing;
 pub mod security;
 pub mod serve;
+pub mod time;
 pub mod tokens;
 pub mod usage;
 
