@@ -138,8 +138,12 @@ fn all_triples(
 impl Store {
     /// The whole directory from one read snapshot.
     pub fn export(&self) -> Result<Dump, StoreError> {
-        let txn = self.db.begin_read()?;
-        let (domains, membership_requests) = Store::all_domains_and_requests(&txn)?;
+        Self::export_in(&self.db.begin_read()?)
+    }
+
+    /// The whole directory as `txn` sees it.
+    pub(crate) fn export_in(txn: &redb::ReadTransaction) -> Result<Dump, StoreError> {
+        let (domains, membership_requests) = Store::all_domains_and_requests(txn)?;
         Ok(Dump {
             format: DUMP_FORMAT,
             revision: super::last_revision(&txn.open_table(tables::CHANGELOG)?)?,
@@ -156,13 +160,13 @@ impl Store {
                 .into_iter()
                 .map(|(org, team, app)| TeamGrant { org, team, app })
                 .collect(),
-            invitations: Store::all_invitations(&txn)?,
+            invitations: Store::all_invitations(txn)?,
             domains,
             membership_requests,
-            tokens: Store::all_tokens(&txn)?,
-            collaborators: Store::all_collaborators(&txn)?,
-            app_versions: Store::all_app_versions(&txn)?,
-            security: Store::all_security(&txn)?,
+            tokens: Store::all_tokens(txn)?,
+            collaborators: Store::all_collaborators(txn)?,
+            app_versions: Store::all_app_versions(txn)?,
+            security: Store::all_security(txn)?,
         })
     }
 
@@ -225,6 +229,7 @@ impl Store {
         match outcome {
             Ok(revision) => {
                 txn.commit()?;
+                self.committed.send_replace(revision);
                 Ok(revision)
             }
             Err(err) => {
@@ -235,7 +240,7 @@ impl Store {
     }
 }
 
-fn write_dump(t: &mut WriteTables<'_>, dump: &Dump) -> Result<(), ApplyError> {
+pub(crate) fn write_dump(t: &mut WriteTables<'_>, dump: &Dump) -> Result<(), ApplyError> {
     let dup = |what: String| -> ApplyError {
         Refusal::already_exists(format!("{what} (twice in the dump)")).into()
     };

@@ -23,16 +23,20 @@ mod limits;
 mod publishing;
 mod read;
 mod security;
+mod snapshot;
 mod tables;
 mod tokens;
 mod usage;
 mod verify;
+mod watch;
 
 pub use crate::directory::ApplyContext;
 pub use digest::{DIGESTED_TABLES, DirectoryDigest, TableDigest};
 pub use dump::{DUMP_FORMAT, Dump};
 pub use read::{ChangeRecord, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Member, Page, Stats};
+pub use snapshot::{SNAPSHOT_FORMAT, Snapshot};
 pub use verify::IndexCheck;
+pub use watch::{WatchEntry, WatchPage};
 
 use crate::directory::{ChangeEnvelope, Refusal};
 use crate::engine::index::{DirectoryIndex, IndexOp};
@@ -197,6 +201,10 @@ pub struct Store {
     /// not a Tokio one: it is never held across `.await`.
     write_lock: Mutex<()>,
     path: PathBuf,
+    /// The last committed revision, sent after every commit that appends to the change log
+    /// (writes, imports). Followers of the log (`WatchChanges`) wait on it instead of polling;
+    /// they read what was committed from the change log itself.
+    committed: tokio::sync::watch::Sender<u64>,
 }
 
 /// How many index ops `load_index` hands over at a time: bounds memory while loading millions of
@@ -306,10 +314,15 @@ impl Store {
                 txn.commit()?;
             }
         }
+        let revision = {
+            let txn = db.begin_read()?;
+            last_revision(&txn.open_table(CHANGELOG)?)?
+        };
         let store = Store {
             db: db::Db::new(db, path.clone()),
             write_lock: Mutex::new(()),
             path,
+            committed: tokio::sync::watch::Sender::new(revision),
         };
         if backfill {
             store.backfill_audit()?;
@@ -319,6 +332,12 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The last committed revision, updated after every commit that appends to the change
+    /// log; `changed()`/`wait_for` on it wakes a follower of the log.
+    pub fn subscribe_commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.committed.subscribe()
     }
 
     /// Pass a write's result through, noting an I/O failure (see `db.rs`).
@@ -404,6 +423,7 @@ impl Store {
         match outcome {
             Ok(applied) => {
                 txn.commit()?;
+                self.committed.send_replace(applied.revision);
                 tracing::debug!(revision = applied.revision, change = env.change.kind(), actor = %env.actor, "applied");
                 Ok(applied)
             }
