@@ -22,6 +22,7 @@ pub mod security;
 pub mod serve;
 pub mod tokens;
 pub mod usage;
+pub mod watch;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -87,6 +88,8 @@ enum Command {
     Security(security::SecurityArgs),
     /// Usage reports: checks per member of an org, monthly active orgs.
     Usage(usage::UsageArgs),
+    /// Follow the directory's changes as they commit (from a revision, for one org or all).
+    Watch(watch::WatchArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -135,6 +138,7 @@ pub fn main() -> ExitCode {
         Command::Publish(args) => block_on(publishing::run(args)),
         Command::Security(args) => block_on(security::run(args)),
         Command::Usage(args) => block_on(usage::run(args)),
+        Command::Watch(args) => block_on(watch::run(args)),
     }
 }
 

@@ -30,6 +30,8 @@ mod usage;
 mod users;
 mod watch;
 
+pub use watch::{OLDEST_TRAILER, RESUME_TRAILER};
+
 use crate::api::pb;
 use crate::directory::ids::{validate_slug, validate_user_id};
 use crate::directory::{Change, ChangeEnvelope, Refusal};
