@@ -102,6 +102,17 @@ fn import_snapshot(args: &ImportArgs, bytes: &[u8]) -> anyhow::Result<()> {
     let revision = store
         .import_snapshot(&snapshot)
         .map_err(|e| refused(&args.file, e))?;
+    let digest = store.digest().context("digesting the imported store")?;
+    if digest.sha256 != snapshot.digest {
+        bail!(
+            "the imported directory's digest {} differs from the source's {} at revision {}; \
+             this store is not a faithful copy: move {} aside",
+            digest.sha256,
+            snapshot.digest,
+            snapshot.revision,
+            store.path().display()
+        );
+    }
     let c = snapshot.directory.counts();
     println!(
         "imported a snapshot: {} users, {} orgs, {} memberships, {} teams, {} apps, {} changes of history",
@@ -113,6 +124,7 @@ fn import_snapshot(args: &ImportArgs, bytes: &[u8]) -> anyhow::Result<()> {
         snapshot.changelog.len()
     );
     println!("revision: {revision}");
+    println!("digest:   {} (the source's at that revision)", digest.sha256);
     Ok(())
 }
 

@@ -202,7 +202,8 @@ pub struct Store {
     write_lock: Mutex<()>,
     path: PathBuf,
     /// The last committed revision, sent after every commit that appends to the change log
-    /// (writes, imports). Followers of the log (`WatchChanges`) wait on it instead of polling;
+    /// (writes, imports), and for writes through [`Store::apply_and_index`] only once the
+    /// index reflects them. Followers of the log (`WatchChanges`) wait on it instead of polling;
     /// they read what was committed from the change log itself.
     committed: tokio::sync::watch::Sender<u64>,
 }
@@ -352,7 +353,11 @@ impl Store {
     /// commit. A refusal or an error leaves the store exactly as it was.
     pub fn apply(&self, env: ChangeEnvelope, ctx: &ApplyContext<'_>) -> Result<Applied, ApplyError> {
         let _serialized = self.write_lock.lock();
-        self.apply_locked(&env, ctx)
+        let result = self.apply_locked(&env, ctx);
+        if let Ok(applied) = &result {
+            self.committed.send_replace(applied.revision);
+        }
+        result
     }
 
     /// [`Store::apply`], then publish the effects to `index` before releasing the write path, so
@@ -375,6 +380,7 @@ impl Store {
                 Ok(revision) => {
                     tracing::warn!(revision, "index rebuilt from the reopened store");
                     index.replace_with(fresh);
+                    self.committed.send_replace(revision);
                     return result;
                 }
                 Err(e) => tracing::error!(error = %e, "rebuilding the index after a reopen failed"),
@@ -382,6 +388,8 @@ impl Store {
         }
         let applied = result?;
         index.apply(applied.revision, &applied.index_ops);
+        // After the index: a follower woken here that checks permissions sees this write.
+        self.committed.send_replace(applied.revision);
         Ok(applied)
     }
 
@@ -423,7 +431,6 @@ impl Store {
         match outcome {
             Ok(applied) => {
                 txn.commit()?;
-                self.committed.send_replace(applied.revision);
                 tracing::debug!(revision = applied.revision, change = env.change.kind(), actor = %env.actor, "applied");
                 Ok(applied)
             }

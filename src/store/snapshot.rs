@@ -42,6 +42,9 @@ pub struct Snapshot {
     pub log_position: Option<u64>,
     /// When it was taken (Unix ms).
     pub taken_at_ms: u64,
+    /// The directory digest (`AdminService.DirectoryDigest`) at `revision`, from the same
+    /// read transaction: a store the snapshot was imported into reports the same.
+    pub digest: String,
     /// The directory's state at `revision`, tokens without their last use.
     pub directory: Dump,
     /// Every change-log record, oldest first, ending at `revision`. It starts later than 1
@@ -145,6 +148,7 @@ impl Store {
         taken_at_ms: u64,
     ) -> Result<Snapshot, StoreError> {
         let txn = self.db.begin_read()?;
+        let digest = Store::digest_in(&txn)?.sha256;
         let mut directory = Store::export_in(&txn)?;
         for token in &mut directory.tokens {
             token.last_used_ms = None;
@@ -171,6 +175,7 @@ impl Store {
             policy,
             log_position,
             taken_at_ms,
+            digest,
             directory,
             changelog,
             audit_by_org,
