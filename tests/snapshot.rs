@@ -92,7 +92,10 @@ fn a_snapshot_taken_during_writes_imports_with_its_state_and_history() {
             .into_inner()
             .secret;
         let mut c = clients(&unix).await;
-        assert!(c.check(&format!("token:{secret}"), "acme", "apps/web", "app:read", 0).await);
+        assert!(
+            c.check(&format!("token:{secret}"), "acme", "apps/web", "app:read", 0)
+                .await
+        );
     });
     source.stop();
     source.restart();
@@ -109,7 +112,10 @@ fn a_snapshot_taken_during_writes_imports_with_its_state_and_history() {
                 while !stop.load(Ordering::Relaxed) {
                     let user = format!("u{i}");
                     c.upsert_user(&user, &user).await;
-                    last = c.add_member("alice", "acme", &user, "org_user").await.expect("AddMember");
+                    last = c
+                        .add_member("alice", "acme", &user, "org_user")
+                        .await
+                        .expect("AddMember");
                     i += 1;
                 }
                 last
@@ -141,11 +147,16 @@ fn a_snapshot_taken_during_writes_imports_with_its_state_and_history() {
         }
         stop.store(true, Ordering::Relaxed);
         let written = writer.await.unwrap();
-        assert!(revision > start && revision < written, "{start} < {revision} < {written}");
+        assert!(
+            revision > start && revision < written,
+            "{start} < {revision} < {written}"
+        );
 
         // Operator only.
         let mut remote = pb::admin_service_client::AdminServiceClient::new(
-            warden::api::client::connect(&source.work.tcp_target()).await.unwrap(),
+            warden::api::client::connect(&source.work.tcp_target())
+                .await
+                .unwrap(),
         );
         assert_refused(
             remote.snapshot(pb::SnapshotRequest {}).await,
@@ -157,9 +168,16 @@ fn a_snapshot_taken_during_writes_imports_with_its_state_and_history() {
 
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(json["revision"], snapshot_revision);
-    assert_eq!(json["changelog"].as_array().unwrap().len() as u64, snapshot_revision);
+    assert_eq!(
+        json["changelog"].as_array().unwrap().len() as u64,
+        snapshot_revision
+    );
     assert_eq!(json["apply_version"], 1);
-    assert!(json["policy"].as_str().is_some_and(|p| p.len() == 64), "{}", json["policy"]);
+    assert!(
+        json["policy"].as_str().is_some_and(|p| p.len() == 64),
+        "{}",
+        json["policy"]
+    );
     assert!(json.get("log_position").is_none());
     assert!(!json["directory"]["tokens"].as_array().unwrap().is_empty());
     let text = json.to_string();
@@ -174,7 +192,11 @@ fn a_snapshot_taken_during_writes_imports_with_its_state_and_history() {
 
     let fresh = Workdir::new();
     let import = warden(&["import", "--data"], &[&fresh.data(), &file]);
-    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
     assert!(
         String::from_utf8_lossy(&import.stdout).contains(&format!("revision: {snapshot_revision}")),
         "{}",
@@ -192,7 +214,12 @@ fn a_snapshot_taken_during_writes_imports_with_its_state_and_history() {
             .into_inner();
         assert_eq!(digest.revision, snapshot_revision);
         assert_eq!(json["digest"], digest.sha256);
-        let check = c.admin.check_index(pb::CheckIndexRequest {}).await.unwrap().into_inner();
+        let check = c
+            .admin
+            .check_index(pb::CheckIndexRequest {})
+            .await
+            .unwrap()
+            .into_inner();
         assert!(check.consistent, "{check:?}");
 
         assert_eq!(history(&target, snapshot_revision).await, source_history);

@@ -108,7 +108,11 @@ fn watch_from_zero_sees_every_change_in_order_with_secrets_redacted_then_live_on
         assert!(code.len() >= 16 && secret.starts_with("wdn_"));
 
         let mut a = audit(&unix).await;
-        let mut s = a.watch_changes(req("", "", 0)).await.expect("WatchChanges").into_inner();
+        let mut s = a
+            .watch_changes(req("", "", 0))
+            .await
+            .expect("WatchChanges")
+            .into_inner();
         let seen = read_until(&mut s, at).await;
         assert_gap_free(&seen, 1);
         let text = format!("{seen:?}");
@@ -167,7 +171,11 @@ fn watch_from_zero_sees_every_change_in_order_with_secrets_redacted_then_live_on
         .collect();
     let revs: Vec<u64> = lines.iter().map(|l| l["revision"].as_u64().unwrap()).collect();
     assert_eq!(revs, [2, 3, 4]);
-    assert!(lines.iter().all(|l| l["type"].is_string() && l["change"].is_object()));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["type"].is_string() && l["change"].is_object())
+    );
 }
 
 #[test]
@@ -180,12 +188,20 @@ fn resume_from_a_middle_revision_and_out_of_range_names_the_oldest() {
         let last = clients(&unix).await.stats().await.revision;
         assert!(last > 6);
 
-        let mut s = a.watch_changes(req("", "", 5)).await.expect("from 5").into_inner();
+        let mut s = a
+            .watch_changes(req("", "", 5))
+            .await
+            .expect("from 5")
+            .into_inner();
         let seen = read_until(&mut s, last).await;
         assert_gap_free(&seen, 5);
 
         // last + 1: nothing yet, then the next write.
-        let mut s = a.watch_changes(req("", "", last + 1)).await.expect("from last+1").into_inner();
+        let mut s = a
+            .watch_changes(req("", "", last + 1))
+            .await
+            .expect("from last+1")
+            .into_inner();
         let rev = clients(&unix).await.upsert_user("zoe", "zoe").await;
         assert_eq!(rev, last + 1);
         assert_eq!(next(&mut s).await.unwrap().unwrap().revision, rev);
@@ -210,7 +226,11 @@ fn resume_from_a_middle_revision_and_out_of_range_names_the_oldest() {
         .arg(&dump)
         .output()
         .expect("export");
-    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
     let fresh = Workdir::new();
     let import = Command::new(WARDEN)
         .arg("import")
@@ -219,19 +239,28 @@ fn resume_from_a_middle_revision_and_out_of_range_names_the_oldest() {
         .arg(fresh.data())
         .output()
         .expect("import");
-    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
     let imported = fresh.start();
     rt.block_on(async {
         let mut a = audit(&imported.work.unix_target()).await;
         let err = a.watch_changes(req("", "", 1)).await.expect_err("before the log");
         assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
         assert!(
-            err.message().contains(&format!("oldest revision available is {last}")),
+            err.message()
+                .contains(&format!("oldest revision available is {last}")),
             "{err:?}"
         );
         assert_eq!(trailer(&err, "x-warden-oldest-revision"), Some(last));
         // 0 means the oldest there is.
-        let mut s = a.watch_changes(req("", "", 0)).await.expect("from 0").into_inner();
+        let mut s = a
+            .watch_changes(req("", "", 0))
+            .await
+            .expect("from 0")
+            .into_inner();
         let first = next(&mut s).await.unwrap().unwrap();
         assert_eq!((first.revision, first.change_type.as_str()), (last, "import"));
     });
@@ -256,16 +285,26 @@ fn org_filter_and_who_may_watch() {
             .revision;
         let mut c = clients(&unix).await;
         c.upsert_user("zoe", "zoe").await;
-        let globex = c.add_member("erin", "globex", "zoe", "org_user").await.expect("globex");
+        let globex = c
+            .add_member("erin", "globex", "zoe", "org_user")
+            .await
+            .expect("globex");
 
         let mut a = audit(&unix).await;
-        let mut s = a.watch_changes(req("", "acme", 0)).await.expect("acme").into_inner();
+        let mut s = a
+            .watch_changes(req("", "acme", 0))
+            .await
+            .expect("acme")
+            .into_inner();
         let acme = read_until(&mut s, revoked).await;
         assert!(acme.iter().all(|e| e.org_id == "acme"), "{acme:?}");
         assert!(acme.iter().any(|e| e.change_type == "revoke_token"));
         assert!(acme.windows(2).all(|w| w[0].revision < w[1].revision));
         // The globex write is not on acme's stream; the next acme write is.
-        let acme_rev = c.add_member("alice", "acme", "zoe", "org_user").await.expect("acme");
+        let acme_rev = c
+            .add_member("alice", "acme", "zoe", "org_user")
+            .await
+            .expect("acme");
         let e = next(&mut s).await.unwrap().unwrap();
         assert_eq!(e.revision, acme_rev);
         assert!(acme_rev > globex);
@@ -350,7 +389,11 @@ fn a_reader_that_stops_reading_is_closed_with_a_resumable_position() {
         let start = clients(&unix).await.stats().await.revision;
         let mut a = audit(&unix).await;
         // Opened, then not read while the writes happen.
-        let mut slow = a.watch_changes(req("", "", start + 1)).await.expect("watch").into_inner();
+        let mut slow = a
+            .watch_changes(req("", "", start + 1))
+            .await
+            .expect("watch")
+            .into_inner();
         let rss_before = rss_kib(daemon.pid());
 
         // 8 KiB of public metadata per change, so the transport's windows fill early too.
@@ -399,7 +442,12 @@ fn a_reader_that_stops_reading_is_closed_with_a_resumable_position() {
         };
         assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
         let resume = trailer(&status, "x-warden-resume-revision").expect("resume trailer");
-        assert!(status.message().contains(&format!("resume from revision {resume}")), "{status:?}");
+        assert!(
+            status
+                .message()
+                .contains(&format!("resume from revision {resume}")),
+            "{status:?}"
+        );
         assert_gap_free(&got, start + 1);
         assert_eq!(resume, start + 1 + got.len() as u64);
         assert!(
@@ -408,7 +456,11 @@ fn a_reader_that_stops_reading_is_closed_with_a_resumable_position() {
         );
 
         // Resuming yields the rest without a gap.
-        let mut s = a.watch_changes(req("", "", resume)).await.expect("resume").into_inner();
+        let mut s = a
+            .watch_changes(req("", "", resume))
+            .await
+            .expect("resume")
+            .into_inner();
         let rest = read_until(&mut s, last).await;
         assert_gap_free(&rest, resume);
     });

@@ -96,8 +96,7 @@ fn refused(file: &Path, e: ApplyError) -> anyhow::Error {
 
 /// A snapshot: the tables, the change log and the audit index as the source had them.
 fn import_snapshot(args: &ImportArgs, bytes: &[u8]) -> anyhow::Result<()> {
-    let snapshot =
-        Snapshot::from_json(bytes).with_context(|| format!("parsing {}", args.file.display()))?;
+    let snapshot = Snapshot::from_json(bytes).with_context(|| format!("parsing {}", args.file.display()))?;
     let store = open(&args.data)?;
     let revision = store
         .import_snapshot(&snapshot)

@@ -65,7 +65,11 @@ fn print(e: &pb::ChangeEvent, json: bool) {
             })
         );
     } else {
-        let org = if e.org_id.is_empty() { "-" } else { e.org_id.as_str() };
+        let org = if e.org_id.is_empty() {
+            "-"
+        } else {
+            e.org_id.as_str()
+        };
         println!(
             "{}\t{}\t{}\t{}\t{}\t{}",
             e.revision, e.at_unix_ms, e.actor, e.change_type, org, e.change_json

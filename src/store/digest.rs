@@ -105,7 +105,6 @@ impl Store {
 
     /// The digest of what `txn` sees.
     pub(crate) fn digest_in(txn: &redb::ReadTransaction) -> Result<DirectoryDigest, StoreError> {
-
         let revision = match txn.open_table(tables::CHANGELOG) {
             Ok(log) => super::last_revision(&log)?,
             Err(redb::TableError::TableDoesNotExist(_)) => 0,

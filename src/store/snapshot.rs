@@ -211,8 +211,7 @@ impl Store {
             }
             write_dump(&mut t, &snapshot.directory)?;
             for record in &snapshot.changelog {
-                t.changelog
-                    .insert(record.revision, encode(record)?.as_slice())?;
+                t.changelog.insert(record.revision, encode(record)?.as_slice())?;
             }
             for (org, rev) in &snapshot.audit_by_org {
                 t.audit_by_org.insert((org.as_str(), *rev), ())?;

@@ -141,7 +141,11 @@ impl Follow {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "WatchChanges: the reader crashed");
-                    return finish(resume(tonic::Code::Internal, "the change-log reader failed", next));
+                    return finish(resume(
+                        tonic::Code::Internal,
+                        "the change-log reader failed",
+                        next,
+                    ));
                 }
             };
             let full = page.entries.len() >= PAGE;
