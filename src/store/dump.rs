@@ -6,6 +6,9 @@
 //! store continues numbering where the exported one stopped and export → import → export gives
 //! the same bytes. Derived index tables (`user_orgs`, `org_admins`, `users_by_email`,
 //! `apps_by_owner`) are rebuilt, not exported.
+//!
+//! An online snapshot (`snapshot.rs`) carries a dump *and* the change log, for a copy whose
+//! history answers the same as the source's.
 
 use super::apply::{put_app, put_membership};
 use super::domains::{put_domain, put_request};

@@ -231,3 +231,83 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::ApplyContext;
+
+    fn demo_store(dir: &std::path::Path, name: &str) -> Store {
+        let store = Store::open(dir.join(name)).unwrap();
+        for env in crate::store::demo::demo_changes(1_000) {
+            store.apply(env, &ApplyContext::trusted()).unwrap();
+        }
+        store
+    }
+
+    #[test]
+    fn a_snapshot_round_trips_with_its_log_and_the_next_write_follows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = demo_store(dir.path(), "a.redb");
+        let snap = source.snapshot(Some("p".into()), None, 7).unwrap();
+        let bytes = snap.to_json().unwrap();
+        assert!(Snapshot::sniff(&bytes));
+        assert!(!Snapshot::sniff(
+            source.export().unwrap().to_json().unwrap().as_bytes()
+        ));
+        let back = Snapshot::from_json(&bytes).unwrap();
+        assert_eq!(back, snap);
+
+        let copy = Store::open(dir.path().join("b.redb")).unwrap();
+        let mut commits = copy.subscribe_commits();
+        assert_eq!(copy.import_snapshot(&back).unwrap(), snap.revision);
+        assert_eq!(*commits.borrow_and_update(), snap.revision);
+        assert_eq!(copy.digest().unwrap(), source.digest().unwrap());
+        assert_eq!(copy.digest().unwrap().sha256, snap.digest);
+        assert_eq!(
+            copy.changes_since(0, 0).unwrap(),
+            source.changes_since(0, 0).unwrap()
+        );
+        assert_eq!(
+            copy.watch_page(0, "acme", 1000).unwrap(),
+            source.watch_page(0, "acme", 1000).unwrap()
+        );
+        // Not twice.
+        assert!(matches!(
+            copy.import_snapshot(&back),
+            Err(ApplyError::Refused(Refusal::FailedPrecondition { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_broken_snapshot_is_refused_naming_the_field_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = demo_store(dir.path(), "a.redb").snapshot(None, None, 7).unwrap();
+        let target = Store::open(dir.path().join("b.redb")).unwrap();
+        let refused_field = |s: &Snapshot| match target.import_snapshot(s) {
+            Err(ApplyError::Refused(Refusal::InvalidArgument { field, .. })) => field,
+            other => panic!("{other:?}"),
+        };
+        let mut gap = snap.clone();
+        gap.changelog.remove(3);
+        assert_eq!(refused_field(&gap), "changelog[3].revision");
+        let mut short = snap.clone();
+        short.changelog.pop();
+        assert_eq!(refused_field(&short), "changelog");
+        let mut moved = snap.clone();
+        moved.revision += 1;
+        assert_eq!(refused_field(&moved), "directory.revision");
+        let mut stray = snap.clone();
+        stray.audit_by_org.push(("acme".into(), snap.revision + 5));
+        let at = stray.audit_by_org.len() - 1;
+        assert_eq!(refused_field(&stray), format!("audit_by_org[{at}].revision"));
+        let mut newer = snap.clone();
+        newer.apply_version = CHANGE_FORMAT + 1;
+        assert!(matches!(
+            target.import_snapshot(&newer),
+            Err(ApplyError::UnsupportedFormat { .. })
+        ));
+        assert_eq!(target.revision().unwrap(), 0);
+        assert_eq!(target.import_snapshot(&snap).unwrap(), snap.revision);
+    }
+}

@@ -89,3 +89,42 @@ impl Store {
         Ok(page)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::directory::ApplyContext;
+    use crate::store::Store;
+
+    #[test]
+    fn pages_follow_the_log_with_bounds_and_the_org_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("w.redb")).unwrap();
+        let empty = store.watch_page(0, "", 10).unwrap();
+        assert_eq!((empty.oldest, empty.last, empty.entries.len()), (0, 0, 0));
+        for env in crate::store::demo::demo_changes(1_000) {
+            store.apply(env, &ApplyContext::trusted()).unwrap();
+        }
+        let last = store.revision().unwrap();
+
+        let all = store.watch_page(0, "", 1000).unwrap();
+        assert_eq!((all.oldest, all.last, all.scanned_to), (1, last, last));
+        let revs: Vec<u64> = all.entries.iter().map(|e| e.record.revision).collect();
+        assert_eq!(revs, (1..=last).collect::<Vec<_>>());
+
+        // A short page says how far it looked.
+        let first = store.watch_page(2, "", 3).unwrap();
+        let revs: Vec<u64> = first.entries.iter().map(|e| e.record.revision).collect();
+        assert_eq!((revs, first.scanned_to), (vec![3, 4, 5], 5));
+
+        let acme = store.watch_page(0, "acme", 1000).unwrap();
+        assert!(!acme.entries.is_empty());
+        assert!(acme.entries.iter().all(|e| e.org.as_deref() == Some("acme")));
+        assert_eq!(acme.scanned_to, last);
+        let globex = store.watch_page(0, "globex", 1000).unwrap();
+        assert!(globex.entries.iter().all(|e| !acme.entries.contains(e)));
+        assert!(store.watch_page(0, "nobody", 10).unwrap().entries.is_empty());
+        // Past the end.
+        assert!(store.watch_page(last, "", 10).unwrap().entries.is_empty());
+        assert!(store.watch_page(u64::MAX, "", 10).unwrap().entries.is_empty());
+    }
+}
