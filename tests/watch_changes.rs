@@ -4,7 +4,8 @@
 //! filter and who may watch (operator on the Unix socket; an org's `audit:read` holder over TCP,
 //! cut off when that permission goes), a reader that stops reading closed with a resumable
 //! position instead of the daemon buffering without bound, shutdown ending streams, and
-//! `warden watch` on the command line.
+//! `warden watch` on the command line, and a default Python grpcio client
+//! (`examples/python/watch_changes.py`) on both listeners.
 
 use crate::common;
 
@@ -492,4 +493,57 @@ fn shutdown_ends_streams_with_where_to_resume() {
         "the stream held up the drain:\n{}",
         daemon.logs()
     );
+}
+
+#[test]
+fn a_default_python_grpcio_client_follows_the_changes() {
+    use crate::python_client::{repo, run, stubs, venv};
+    let venv = venv();
+    let gen_dir = stubs(&venv);
+    let daemon = Workdir::new().start_with(&["--demo"]);
+    let rt = runtime();
+    let (code, last) = rt.block_on(create_invitation(&daemon.work.unix_target(), "py@example.com"));
+    // What the Rust client sees, all changes and acme's (the invitation, the last write, is acme's).
+    let lines = |org: &'static str| {
+        rt.block_on(async {
+            let mut s = audit(&daemon.work.unix_target())
+                .await
+                .watch_changes(req("", org, 1))
+                .await
+                .expect("watch")
+                .into_inner();
+            read_until(&mut s, last)
+                .await
+                .iter()
+                .map(|e| {
+                    let org = if e.org_id.is_empty() { "-" } else { &e.org_id };
+                    format!("{} {} {} {}", e.revision, e.change_type, org, e.actor)
+                })
+                .collect::<Vec<String>>()
+        })
+    };
+    let (all, acme) = (lines(""), lines("acme"));
+    assert!(acme.len() < all.len());
+    for (target, args, expected) in [
+        (daemon.work.unix_target(), vec![], &all),
+        (
+            daemon.work.tcp_target(),
+            vec!["--org", "acme", "--actor", "alice"],
+            &acme,
+        ),
+    ] {
+        let out = run(
+            "watch_changes.py",
+            Command::new(venv.join("bin/python"))
+                .arg(repo().join("examples/python/watch_changes.py"))
+                .args(["--target", &target, "--from", "1"])
+                .args(&args)
+                .args(["--limit", &expected.len().to_string()])
+                .env("PYTHONPATH", gen_dir.path()),
+        );
+        let stdout = String::from_utf8(out.stdout).expect("utf-8");
+        assert!(!stdout.contains(&code), "invitation code leaked: {stdout}");
+        let got: Vec<&str> = stdout.lines().collect();
+        assert_eq!(&got, expected, "{target}");
+    }
 }
