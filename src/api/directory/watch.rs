@@ -6,7 +6,8 @@
 //! the change from the log, so a stream can never disagree with what was committed.
 //!
 //! Each stream has one pump task that reads pages of the log from a blocking thread and offers
-//! each change to a bounded buffer of [`BUFFER`] changes. When the buffer stays full for
+//! each change to a bounded buffer of [`BUFFER`] changes and [`BUFFER_BYTES`] bytes. When the
+//! buffer stays full for
 //! [`STALL`] the caller is too slow: the pump stops, and once the caller has read what was
 //! buffered the stream ends with RESOURCE_EXHAUSTED naming the revision to resume from (also
 //! in the `x-warden-resume-revision` trailer). Memory per stream is therefore bounded by the
@@ -33,6 +34,10 @@ use tonic::{Request, Response, Status};
 
 /// Changes buffered per stream ahead of the caller.
 pub const BUFFER: usize = 256;
+/// Bytes of changes buffered per stream ahead of the caller (a change larger than this
+/// takes the whole budget): bounds a stream of large changes (security settings with SAML
+/// metadata run to a megabyte) as the count bounds a stream of small ones.
+pub const BUFFER_BYTES: usize = 4 << 20;
 /// How long a full buffer may stay full before the stream is closed.
 pub const STALL: Duration = Duration::from_secs(2);
 /// Changes read from the store per read transaction.
@@ -75,9 +80,12 @@ fn event(e: WatchEntry) -> pb::ChangeEvent {
     }
 }
 
+/// A buffered change with its share of the byte budget, given back when it is sent on.
+type Buffered = (pb::ChangeEvent, tokio::sync::OwnedSemaphorePermit);
+
 /// The buffered changes, then the status the pump ended with (if it set one).
 struct Events {
-    rx: mpsc::Receiver<pb::ChangeEvent>,
+    rx: mpsc::Receiver<Buffered>,
     end: Arc<parking_lot::Mutex<Option<Status>>>,
 }
 
@@ -86,7 +94,7 @@ impl Stream for Events {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(e)) => Poll::Ready(Some(Ok(e))),
+            Poll::Ready(Some((e, _budget))) => Poll::Ready(Some(Ok(e))),
             // The pump stores its status before it drops the sender.
             Poll::Ready(None) => Poll::Ready(self.end.lock().take().map(Err)),
             Poll::Pending => Poll::Pending,
@@ -116,10 +124,11 @@ impl Follow {
     async fn pump(
         self,
         mut next: u64,
-        tx: mpsc::Sender<pb::ChangeEvent>,
+        tx: mpsc::Sender<Buffered>,
         end: Arc<parking_lot::Mutex<Option<Status>>>,
         shutdown: Option<Shutdown>,
     ) {
+        let budget = Arc::new(tokio::sync::Semaphore::new(BUFFER_BYTES));
         let mut commits = self.store.subscribe_commits();
         let finish = |status: Status| {
             *end.lock() = Some(status);
@@ -151,9 +160,33 @@ impl Follow {
             let full = page.entries.len() >= PAGE;
             for entry in page.entries {
                 let revision = entry.record.revision;
-                match tx.send_timeout(event(entry), STALL).await {
-                    Ok(()) => next = revision + 1,
-                    Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                let event = event(entry);
+                let cost = (event.change_json.len() + event.actor.len() + 64).min(BUFFER_BYTES);
+                let deadline = tokio::time::Instant::now() + STALL;
+                let share = tokio::time::timeout_at(
+                    deadline,
+                    budget
+                        .clone()
+                        .acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX)),
+                )
+                .await;
+                // `Some(true)`: buffered; `Some(false)`: the caller is gone; `None`: full too long.
+                let sent = match share {
+                    Ok(Ok(share)) => {
+                        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                        match tx.send_timeout((event, share), left).await {
+                            Ok(()) => Some(true),
+                            Err(mpsc::error::SendTimeoutError::Closed(_)) => Some(false),
+                            Err(mpsc::error::SendTimeoutError::Timeout(_)) => None,
+                        }
+                    }
+                    // The budget is never closed; a closed one counts as full.
+                    Ok(Err(_)) | Err(_) => None,
+                };
+                match sent {
+                    Some(true) => next = revision + 1,
+                    Some(false) => return,
+                    None => {
                         tracing::warn!(
                             org = %self.org,
                             resume = revision,
@@ -163,13 +196,13 @@ impl Follow {
                         return finish(resume(
                             tonic::Code::ResourceExhausted,
                             &format!(
-                                "the caller read too slowly ({BUFFER} changes buffered for {} s)",
+                                "the caller read too slowly (its buffer of {BUFFER} changes or {} MiB stayed full for {} s)",
+                                BUFFER_BYTES >> 20,
                                 STALL.as_secs()
                             ),
                             revision,
                         ));
                     }
-                    Err(mpsc::error::SendTimeoutError::Closed(_)) => return,
                 }
             }
             next = next.max(page.scanned_to + 1);
