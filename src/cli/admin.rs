@@ -1,5 +1,5 @@
-//! `warden admin …`: status, reload, statistics, index check and directory digest of a running
-//! daemon.
+//! `warden admin …`: status, reload, statistics, index check, directory digest and online
+//! snapshot of a running daemon.
 
 use crate::api::pb;
 use crate::api::pb::admin_service_client::AdminServiceClient;
@@ -31,6 +31,14 @@ pub enum AdminCommand {
         /// Also print each table's entry count and digest.
         #[arg(long)]
         tables: bool,
+    },
+    /// Write an online snapshot (the directory at one revision, its change log and audit
+    /// history, the policy hash; no telemetry) to FILE, for `warden import` into a new store.
+    /// Served on the Unix socket only; writes keep going while it is taken.
+    Snapshot {
+        /// Where to write it (replaced atomically when complete).
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
     },
 }
 
@@ -97,6 +105,29 @@ async fn call(args: AdminArgs) -> anyhow::Result<ExitCode> {
                     println!("  {:<20} {:>10} {}", t.name, t.entries, t.sha256);
                 }
             }
+        }
+        AdminCommand::Snapshot { out } => {
+            use anyhow::Context;
+            let mut chunks = admin.snapshot(pb::SnapshotRequest {}).await?.into_inner();
+            let (mut bytes, mut revision) = (Vec::new(), 0);
+            while let Some(chunk) = chunks.message().await? {
+                revision = chunk.revision;
+                bytes.extend_from_slice(&chunk.data);
+            }
+            // Check it whole before it replaces anything.
+            let snapshot = crate::store::Snapshot::from_json(&bytes)
+                .map_err(|r| anyhow::anyhow!("the daemon sent an unreadable snapshot: {r}"))?;
+            let mut tmp = out.clone().into_os_string();
+            tmp.push(".partial");
+            let tmp = std::path::PathBuf::from(tmp);
+            std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &out).with_context(|| format!("renaming to {}", out.display()))?;
+            println!(
+                "snapshot at revision {revision} ({} changes, {} bytes) written to {}",
+                snapshot.changelog.len(),
+                bytes.len(),
+                out.display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

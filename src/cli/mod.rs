@@ -25,6 +25,7 @@ pub mod serve;
 pub mod time;
 pub mod tokens;
 pub mod usage;
+pub mod watch;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -90,6 +91,8 @@ enum Command {
     Security(security::SecurityArgs),
     /// Usage reports: checks per member of an org, monthly active orgs.
     Usage(usage::UsageArgs),
+    /// Follow the directory's changes as they commit (from a revision, for one org or all).
+    Watch(watch::WatchArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -145,6 +148,7 @@ pub fn main() -> ExitCode {
         Command::Publish(args) => block_on(publishing::run(args)),
         Command::Security(args) => block_on(security::run(args)),
         Command::Usage(args) => block_on(usage::run(args)),
+        Command::Watch(args) => block_on(watch::run(args)),
     }
 }
 

@@ -28,6 +28,9 @@ mod teams;
 mod tokens;
 mod usage;
 mod users;
+mod watch;
+
+pub use watch::{OLDEST_TRAILER, RESUME_TRAILER};
 
 use crate::api::pb;
 use crate::directory::ids::{validate_slug, validate_user_id};
@@ -43,6 +46,8 @@ use tonic::{Request, Status};
 pub struct Directory {
     store: Arc<Store>,
     engine: Arc<Engine>,
+    /// Ends `WatchChanges` streams when the daemon shuts down; `None` in tests without one.
+    shutdown: Option<crate::api::shutdown::Shutdown>,
 }
 
 /// Page size used to walk whole lists inside one call (team members, member counts).
@@ -68,7 +73,18 @@ pub(crate) fn on_unix_socket<T>(req: &Request<T>) -> bool {
 
 impl Directory {
     pub fn new(store: Arc<Store>, engine: Arc<Engine>) -> Self {
-        Self { store, engine }
+        Self {
+            store,
+            engine,
+            shutdown: None,
+        }
+    }
+
+    /// End long-lived calls (`WatchChanges`) when `shutdown` fires, so draining does not wait
+    /// for them.
+    pub fn with_shutdown(mut self, shutdown: crate::api::shutdown::Shutdown) -> Self {
+        self.shutdown = Some(shutdown);
+        self
     }
 
     pub fn org_server(&self) -> pb::org_service_server::OrgServiceServer<Self> {
