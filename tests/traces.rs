@@ -359,5 +359,8 @@ fn a_failing_collector_is_logged_once_a_minute_and_never_fails_a_check() {
     let logs = daemon.logs();
     let lines = logs.matches("OTLP trace export failed").count();
     assert_eq!(lines, 1, "three failed batches, one line:\n{logs}");
-    assert!(logs.contains("InvalidArgument"), "the line names the failure: {logs}");
+    assert!(
+        logs.contains("InvalidArgument"),
+        "the line names the failure: {logs}"
+    );
 }

@@ -28,8 +28,8 @@ mod tables;
 mod tokens;
 mod usage;
 mod verify;
-mod write_times;
 mod watch;
+mod write_times;
 
 pub use crate::directory::ApplyContext;
 pub use digest::{DIGESTED_TABLES, DirectoryDigest, TableDigest};
@@ -37,8 +37,8 @@ pub use dump::{DUMP_FORMAT, Dump};
 pub use read::{ChangeRecord, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Member, Page, Stats};
 pub use snapshot::{SNAPSHOT_FORMAT, Snapshot};
 pub use verify::IndexCheck;
-pub use write_times::{WRITE_BUCKETS_NS, WriteOutcome, WriteTimes, WriteTimesSnapshot};
 pub use watch::{WatchEntry, WatchPage};
+pub use write_times::{WRITE_BUCKETS_NS, WriteOutcome, WriteTimes, WriteTimesSnapshot};
 
 use crate::directory::{ChangeEnvelope, Refusal};
 use crate::engine::index::{DirectoryIndex, IndexOp};
