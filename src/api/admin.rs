@@ -1,5 +1,5 @@
-//! `warden.v1.AdminService`: policy status and reload, directory statistics, index check and
-//! directory digest.
+//! `warden.v1.AdminService`: policy status and reload, directory statistics, index check,
+//! directory digest and online snapshots.
 
 use crate::api::pb;
 use crate::api::policy_state::{PolicyStatus, WatcherState};
@@ -36,7 +36,21 @@ pub trait DirectoryStats: Send + Sync {
     fn digest(&self) -> Result<DirectoryDigest, String> {
         Err("no directory store is attached".into())
     }
+
+    /// The write-transaction latencies by outcome (`/metrics`); `None` without a store.
+    fn write_times(&self) -> Option<Vec<crate::store::WriteTimesSnapshot>> {
+        None
+    }
+
+    /// An online snapshot, JSON, and its revision (`Snapshot`). `policy` is the serving
+    /// policy's hash.
+    fn snapshot(&self, _policy: String) -> Result<(u64, Vec<u8>), String> {
+        Err("no directory store is attached".into())
+    }
 }
+
+/// Largest `SnapshotChunk`: well under gRPC's default 4 MiB message limit.
+const SNAPSHOT_CHUNK: usize = 1 << 20;
 
 /// The admin service.
 #[derive(Clone)]
@@ -114,11 +128,48 @@ fn to_pb(s: PolicyStatus) -> pb::PolicyStatus {
         },
         watch_restarts: s.watch_restarts,
         cluster: None,
+        warnings: s.warnings,
     }
 }
 
 #[tonic::async_trait]
 impl pb::admin_service_server::AdminService for Admin {
+    type SnapshotStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<pb::SnapshotChunk, Status>> + Send + 'static>,
+    >;
+
+    async fn snapshot(
+        &self,
+        request: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        let span = tracing::info_span!("Snapshot");
+        // It reads the whole directory and its history: an operator call, like DirectoryDigest.
+        if !crate::api::directory::on_unix_socket(&request) {
+            return Err(Status::permission_denied(
+                "Snapshot is an operator call, served only on the Unix socket",
+            ));
+        }
+        let Some(stats) = self.stats.clone() else {
+            return Err(Status::failed_precondition("no directory store is attached"));
+        };
+        let policy = self.engine.policy().hash.clone();
+        let (revision, bytes) = tokio::task::spawn_blocking(move || span.in_scope(|| stats.snapshot(policy)))
+            .await
+            .map_err(|e| Status::internal(format!("snapshot crashed: {e}")))?
+            .map_err(|e| Status::unavailable(format!("directory store: {e}")))?;
+        tracing::info!(revision, bytes = bytes.len(), "snapshot taken");
+        let chunks: Vec<Result<pb::SnapshotChunk, Status>> = bytes
+            .chunks(SNAPSHOT_CHUNK)
+            .map(|c| {
+                Ok(pb::SnapshotChunk {
+                    data: c.to_vec(),
+                    revision,
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
     async fn get_policy_status(
         &self,
         _request: Request<pb::GetPolicyStatusRequest>,
@@ -216,6 +267,35 @@ impl pb::admin_service_server::AdminService for Admin {
         }))
     }
 
+    async fn export_index(
+        &self,
+        request: Request<pb::ExportIndexRequest>,
+    ) -> Result<Response<pb::ExportIndexResponse>, Status> {
+        if !crate::api::directory::on_unix_socket(&request) {
+            return Err(Status::permission_denied(
+                "ExportIndex is an operator call, served only on the Unix socket",
+            ));
+        }
+        let engine = self.engine.clone();
+        // Copying the facts holds the index's shared lock (checks go on, writes wait);
+        // turning them into text does not.
+        let (revision, facts) = tokio::task::spawn_blocking(move || {
+            let (revision, snapshot) = {
+                let data = engine.index().read();
+                (data.revision(), data.snapshot_facts())
+            };
+            let facts: Vec<String> = snapshot
+                .lines()
+                .into_iter()
+                .filter(|l| !l.starts_with("token "))
+                .collect();
+            (revision, facts)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("index export crashed: {e}")))?;
+        Ok(Response::new(pb::ExportIndexResponse { revision, facts }))
+    }
+
     async fn directory_digest(
         &self,
         request: Request<pb::DirectoryDigestRequest>,
@@ -254,6 +334,10 @@ impl pb::admin_service_server::AdminService for Admin {
 /// The store counts the directory from one read snapshot; a storage failure is reported
 /// as text (the admin service turns it into UNAVAILABLE) and logged in full here.
 impl DirectoryStats for crate::store::Store {
+    fn write_times(&self) -> Option<Vec<crate::store::WriteTimesSnapshot>> {
+        Some(crate::store::Store::write_times(self))
+    }
+
     fn counts(&self) -> Result<DirectoryCounts, String> {
         match self.stats() {
             Ok(s) => Ok(DirectoryCounts {
@@ -282,5 +366,15 @@ impl DirectoryStats for crate::store::Store {
             tracing::error!(error = %e, "digesting the directory");
             "cannot read the directory store; see the daemon log".to_string()
         })
+    }
+
+    fn snapshot(&self, policy: String) -> Result<(u64, Vec<u8>), String> {
+        let at = crate::api::directory::now_ms();
+        crate::store::Store::snapshot(self, Some(policy), None, at)
+            .and_then(|s| Ok((s.revision, s.to_json()?)))
+            .map_err(|e| {
+                tracing::error!(error = %e, "taking a snapshot");
+                "cannot read the directory store; see the daemon log".to_string()
+            })
     }
 }

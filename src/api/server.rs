@@ -160,8 +160,9 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     let reflection_v1 = reflection(tonic_reflection::server::Builder::configure()).build_v1()?;
     let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
 
-    let directory =
-        Directory::new(services.store, services.engine.clone()).with_cluster(services.cluster.clone());
+    let directory = Directory::new(services.store, services.engine.clone())
+        .with_cluster(services.cluster.clone())
+        .with_shutdown(shutdown.clone());
     let ext_authz = services.ext_authz.map(|m| {
         ExtAuthz::new(services.engine.clone(), m, services.metrics.clone())
             .with_decision_log(services.decision_log.clone())
