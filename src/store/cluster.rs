@@ -201,7 +201,7 @@ impl Store {
                 Ok(applied) => {
                     self.committed.send_replace(applied.revision);
                     Ok(Replicated::Done(Outcome::Applied {
-                    seq,
+                        seq,
                         revision: applied.revision,
                     }))
                 }
