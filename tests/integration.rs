@@ -22,6 +22,7 @@ mod cli_exit_codes;
 mod cli_help;
 mod cli_times;
 mod client;
+mod cluster;
 mod collaborators;
 mod conformance;
 mod connections;

@@ -62,6 +62,8 @@ pub struct Admin {
     /// concurrent callers queue here (a Tokio mutex: held across the blocking task's
     /// `.await`) instead of running side by side.
     index_checks: Arc<tokio::sync::Mutex<()>>,
+    /// Cluster mode: shown in the status.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Admin {
@@ -75,11 +77,36 @@ impl Admin {
             engine,
             stats,
             index_checks: Arc::new(tokio::sync::Mutex::new(())),
+            cluster: None,
         }
+    }
+
+    /// Show this sidecar's position in the directory log in the status.
+    pub fn with_cluster(mut self, cluster: Option<Arc<crate::cluster::Cluster>>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    fn status_pb(&self, s: PolicyStatus) -> pb::PolicyStatus {
+        let mut out = to_pb(s);
+        out.cluster = self.cluster.as_ref().map(|c| cluster_pb(&c.status()));
+        out
     }
 
     pub fn into_server(self) -> pb::admin_service_server::AdminServiceServer<Self> {
         pb::admin_service_server::AdminServiceServer::new(self)
+    }
+}
+
+fn cluster_pb(s: &crate::cluster::ClusterStatus) -> pb::ClusterStatus {
+    pb::ClusterStatus {
+        stream: s.stream.clone(),
+        applied_seq: s.applied_seq,
+        log_last_seq: s.log_last_seq,
+        lag: s.lag(),
+        log_reachable: s.log_reachable,
+        halted: s.halted.clone().unwrap_or_default(),
+        refused_entries: s.refused_entries,
     }
 }
 
@@ -100,6 +127,7 @@ fn to_pb(s: PolicyStatus) -> pb::PolicyStatus {
             WatcherState::Failed(e) => e.clone(),
         },
         watch_restarts: s.watch_restarts,
+        cluster: None,
         warnings: s.warnings,
     }
 }
@@ -147,7 +175,7 @@ impl pb::admin_service_server::AdminService for Admin {
         _request: Request<pb::GetPolicyStatusRequest>,
     ) -> Result<Response<pb::PolicyStatus>, Status> {
         let _span = tracing::info_span!("GetPolicyStatus").entered();
-        Ok(Response::new(to_pb(self.reloader.state().snapshot())))
+        Ok(Response::new(self.status_pb(self.reloader.state().snapshot())))
     }
 
     async fn reload_policy(
@@ -156,7 +184,7 @@ impl pb::admin_service_server::AdminService for Admin {
     ) -> Result<Response<pb::PolicyStatus>, Status> {
         async {
             match self.reloader.reload(Trigger::Rpc).await {
-                Ok(status) => Ok(Response::new(to_pb(status))),
+                Ok(status) => Ok(Response::new(self.status_pb(status))),
                 Err(errors) => Err(Status::failed_precondition(format!(
                     "policy reload failed; the previous policy keeps serving:\n{errors}"
                 ))),

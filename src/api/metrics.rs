@@ -176,6 +176,8 @@ pub struct Scrape {
     pub engine: Arc<Engine>,
     pub policy: Arc<PolicyState>,
     pub stats: Option<Arc<dyn DirectoryStats>>,
+    /// Cluster mode: the sidecar's position in the directory log.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl std::fmt::Debug for Scrape {
@@ -334,6 +336,11 @@ impl Collector for Scrape {
             MetricType::Info,
         )?
         .encode_info(&[("version", env!("CARGO_PKG_VERSION"))])?;
+        if let Some(c) = &self.cluster {
+            for (name, help, value) in crate::cluster::metric_values(&c.status()) {
+                gauge(&mut enc, name, help, value)?;
+            }
+        }
         Ok(())
     }
 }
@@ -506,7 +513,11 @@ async fn respond(
         // the problem for whoever looks.
         "/livez" => reply(StatusCode::OK, TEXT, "ok\n".into()),
         "/readyz" | "/healthz" if scrape.metrics.is_serving() => {
-            let problems = scrape.policy.problems();
+            let mut problems = scrape.policy.problems();
+            // Checks keep serving from the last applied state: still ready, named degraded.
+            if let Some(c) = &scrape.cluster {
+                problems.extend(crate::cluster::problems(&c.status()));
+            }
             let mut body = String::from(if problems.is_empty() {
                 "ok\n"
             } else {

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod otel;
 pub mod policy_state;
 pub mod reload;
+pub mod request_id;
 pub mod revision;
 pub mod rpc_metrics;
 pub mod server;

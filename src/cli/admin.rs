@@ -147,6 +147,29 @@ fn print_status(s: &pb::PolicyStatus) {
         "watcher:     {} {} ({} restarts)",
         s.watcher, s.watcher_detail, s.watch_restarts
     );
+    if let Some(c) = &s.cluster {
+        println!(
+            "cluster:     stream {}, applied {}, log last {}, lag {}, log {}",
+            c.stream,
+            c.applied_seq,
+            c.log_last_seq,
+            c.lag,
+            if c.log_reachable {
+                "reachable"
+            } else {
+                "UNREACHABLE (checks unaffected; writes fail)"
+            }
+        );
+        if c.refused_entries > 0 {
+            println!(
+                "             {} log entries refused as unreadable",
+                c.refused_entries
+            );
+        }
+        if !c.halted.is_empty() {
+            println!("             HALTED: {}", c.halted);
+        }
+    }
     if !s.last_reload_error.is_empty() {
         println!(
             "last reload failed at {}:",

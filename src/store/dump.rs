@@ -225,6 +225,8 @@ impl Store {
                 operator: true,
                 request_id: None,
                 policy: None,
+                stream_seq: None,
+                requested_at_ms: None,
             };
             t.changelog.insert(revision, encode(&record)?.as_slice())?;
             Ok::<_, ApplyError>(revision)

@@ -7,11 +7,16 @@
 //! publishes them before the next write may start. Reads use redb read transactions and never
 //! block writes.
 //!
+//! In cluster mode the only writer is [`Store::apply_replicated`] (`cluster.rs`), called by
+//! the apply loop for each entry of the shared log; it commits the log position and the
+//! entry's outcome in the same transaction as the change.
+//!
 //! This module never decides policy: authorization is asked of the caller's authorizer, and
 //! roles of the caller's role predicate (both in [`ApplyContext`]).
 
 mod apply;
 pub mod audit;
+mod cluster;
 mod collaborators;
 mod db;
 pub mod demo;
@@ -32,6 +37,7 @@ mod watch;
 mod write_times;
 
 pub use crate::directory::ApplyContext;
+pub use cluster::{ClusterPosition, ClusterStamp, Outcome, Replicated};
 pub use digest::{DIGESTED_TABLES, DirectoryDigest, TableDigest};
 pub use dump::{DUMP_FORMAT, Dump};
 pub use read::{ChangeRecord, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Member, Page, Stats};
@@ -399,6 +405,16 @@ impl Store {
     }
 
     fn apply_locked(&self, env: &ChangeEnvelope, ctx: &ApplyContext<'_>) -> Result<Applied, ApplyError> {
+        self.apply_locked_stamped(env, ctx, None, None)
+    }
+
+    fn apply_locked_stamped(
+        &self,
+        env: &ChangeEnvelope,
+        ctx: &ApplyContext<'_>,
+        stamp: Option<&ClusterStamp>,
+        key: Option<&str>,
+    ) -> Result<Applied, ApplyError> {
         // One span per write transaction (exported when OTLP is on; the log shows it at debug).
         let span = tracing::debug_span!(
             "store.write",
@@ -410,7 +426,7 @@ impl Store {
         );
         let _entered = span.enter();
         let started = std::time::Instant::now();
-        let result = self.apply_in_txn(env, ctx);
+        let result = self.apply_in_txn(env, ctx, stamp, key);
         let outcome = match &result {
             Ok(_) => WriteOutcome::Committed,
             Err(ApplyError::Refused(_)) => WriteOutcome::Refused,
@@ -432,7 +448,15 @@ impl Store {
         self.write_times.snapshot()
     }
 
-    fn apply_in_txn(&self, env: &ChangeEnvelope, ctx: &ApplyContext<'_>) -> Result<Applied, ApplyError> {
+    /// One write transaction for `env`. With a `stamp` (cluster mode), the log position and
+    /// the outcome are committed in the same transaction as the change.
+    fn apply_in_txn(
+        &self,
+        env: &ChangeEnvelope,
+        ctx: &ApplyContext<'_>,
+        stamp: Option<&ClusterStamp>,
+        key: Option<&str>,
+    ) -> Result<Applied, ApplyError> {
         let txn = self.db.begin_write()?;
         let outcome = (|| {
             let mut t = WriteTables::open(&txn)?;
@@ -454,9 +478,18 @@ impl Store {
                 operator: ctx.operator,
                 request_id: env.request_id.clone(),
                 policy: env.policy.clone(),
+                stream_seq: stamp.map(|s| s.seq),
+                requested_at_ms: stamp.map(|s| s.requested_at_ms),
             };
             t.changelog
                 .insert(revision, tables::encode(&record)?.as_slice())?;
+            if let Some(stamp) = stamp {
+                let outcome = Outcome::Applied {
+                    seq: stamp.seq,
+                    revision,
+                };
+                cluster::record_in_txn(&txn, stamp, &outcome, key)?;
+            }
             Ok::<_, ApplyError>(Applied { revision, index_ops })
         })();
         match outcome {

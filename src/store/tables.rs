@@ -86,8 +86,16 @@ pub(crate) const ORG_SECURITY: TableDefinition<&str, &[u8]> = TableDefinition::n
 /// (org, UTC day, user) → checks answered. Telemetry, outside the change log.
 pub(crate) const USAGE: TableDefinition<(&str, u64, &str), u64> = TableDefinition::new("usage");
 
+/// Cluster mode: `last_applied_seq`, `last_apply_ms`, `refused_entries` → u64. Empty on a
+/// single node.
+pub(crate) const CLUSTER_STATE: TableDefinition<&str, u64> = TableDefinition::new("cluster_state");
+/// Cluster mode: request id → Outcome (the revision or the refusal an entry of the directory
+/// log got), so a retry with the same request id gets the original answer. Empty on a single
+/// node.
+pub(crate) const CLUSTER_OUTCOMES: TableDefinition<&str, &[u8]> = TableDefinition::new("cluster_outcomes");
+
 /// Names of every table Warden owns, to tell a Warden file from another redb file.
-pub(crate) const TABLE_NAMES: [&str; 31] = [
+pub(crate) const TABLE_NAMES: [&str; 33] = [
     "meta",
     "users",
     "users_by_email",
@@ -119,6 +127,8 @@ pub(crate) const TABLE_NAMES: [&str; 31] = [
     "app_versions",
     "org_security",
     "usage",
+    "cluster_state",
+    "cluster_outcomes",
 ];
 
 /// All tables of one write transaction, opened once so the apply logic reads like plain code.
@@ -193,6 +203,8 @@ pub(crate) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     WriteTables::open(txn)?;
     txn.open_table(TOKEN_LAST_USED)?;
     txn.open_table(USAGE)?;
+    txn.open_table(CLUSTER_STATE)?;
+    txn.open_table(CLUSTER_OUTCOMES)?;
     Ok(())
 }
 

@@ -221,6 +221,8 @@ mod tests {
             operator: false,
             request_id: None,
             policy: None,
+            stream_seq: None,
+            requested_at_ms: None,
         };
         let line = audit_line(&rec);
         assert_eq!(line["revision"], 7);
