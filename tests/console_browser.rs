@@ -196,13 +196,41 @@ fn the_ui_listener_follows_the_remote_rules_of_the_others() {
     );
 }
 
+/// The system Chromium, installed from Debian's packages when it is missing and this test
+/// may (root, or passwordless sudo), so a fresh machine needs no step beyond `cargo test`;
+/// otherwise the test fails saying what to install. Never a skip, never a browser download.
+fn ensure_chromium() {
+    if Path::new(CHROMIUM).exists() {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let apt = |args: &[&str]| -> bool {
+        let mut cmd = if root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "apt-get"]);
+            c
+        };
+        cmd.args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    eprintln!("{CHROMIUM} is missing: installing Debian's chromium package");
+    let installed = apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "chromium"]);
+    assert!(
+        installed && Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} not found and it could not be installed here: the console's browser test \
+         drives the system Chromium; install it with `apt-get install chromium` (Debian), as \
+         .ci/run does"
+    );
+}
+
 #[test]
 fn the_console_works_in_a_real_browser() {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} not found: the console's browser test drives the system Chromium; install it \
-         with `apt-get install chromium` (Debian), as .ci/run does"
-    );
+    ensure_chromium();
     let venv = venv();
     run(
         "importing playwright",

@@ -1,5 +1,5 @@
-//! `warden.v1.AdminService`: policy status and reload, directory statistics, index check and
-//! directory digest.
+//! `warden.v1.AdminService`: policy status and reload, directory statistics, index check,
+//! directory digest and online snapshots.
 
 use crate::api::pb;
 use crate::api::policy_state::{PolicyStatus, WatcherState};
@@ -36,7 +36,21 @@ pub trait DirectoryStats: Send + Sync {
     fn digest(&self) -> Result<DirectoryDigest, String> {
         Err("no directory store is attached".into())
     }
+
+    /// The write-transaction latencies by outcome (`/metrics`); `None` without a store.
+    fn write_times(&self) -> Option<Vec<crate::store::WriteTimesSnapshot>> {
+        None
+    }
+
+    /// An online snapshot, JSON, and its revision (`Snapshot`). `policy` is the serving
+    /// policy's hash.
+    fn snapshot(&self, _policy: String) -> Result<(u64, Vec<u8>), String> {
+        Err("no directory store is attached".into())
+    }
 }
+
+/// Largest `SnapshotChunk`: well under gRPC's default 4 MiB message limit.
+const SNAPSHOT_CHUNK: usize = 1 << 20;
 
 /// The admin service.
 #[derive(Clone)]
@@ -51,6 +65,8 @@ pub struct Admin {
     /// The decision counters `GetDecisionCounters` reads; absent in tests of the admin
     /// service without a daemon around it (then the call is UNAVAILABLE).
     metrics: Option<Arc<crate::api::metrics::Metrics>>,
+    /// Cluster mode: shown in the status.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Admin {
@@ -65,6 +81,7 @@ impl Admin {
             stats,
             index_checks: Arc::new(tokio::sync::Mutex::new(())),
             metrics: None,
+            cluster: None,
         }
     }
 
@@ -74,8 +91,32 @@ impl Admin {
         self
     }
 
+    /// Show this sidecar's position in the directory log in the status.
+    pub fn with_cluster(mut self, cluster: Option<Arc<crate::cluster::Cluster>>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    fn status_pb(&self, s: PolicyStatus) -> pb::PolicyStatus {
+        let mut out = to_pb(s);
+        out.cluster = self.cluster.as_ref().map(|c| cluster_pb(&c.status()));
+        out
+    }
+
     pub fn into_server(self) -> pb::admin_service_server::AdminServiceServer<Self> {
         pb::admin_service_server::AdminServiceServer::new(self)
+    }
+}
+
+fn cluster_pb(s: &crate::cluster::ClusterStatus) -> pb::ClusterStatus {
+    pb::ClusterStatus {
+        stream: s.stream.clone(),
+        applied_seq: s.applied_seq,
+        log_last_seq: s.log_last_seq,
+        lag: s.lag(),
+        log_reachable: s.log_reachable,
+        halted: s.halted.clone().unwrap_or_default(),
+        refused_entries: s.refused_entries,
     }
 }
 
@@ -96,6 +137,8 @@ fn to_pb(s: PolicyStatus) -> pb::PolicyStatus {
             WatcherState::Failed(e) => e.clone(),
         },
         watch_restarts: s.watch_restarts,
+        cluster: None,
+        warnings: s.warnings,
     }
 }
 
@@ -292,12 +335,48 @@ impl pb::admin_service_server::AdminService for Admin {
         Ok(Response::new(out))
     }
 
+    type SnapshotStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<pb::SnapshotChunk, Status>> + Send + 'static>,
+    >;
+
+    async fn snapshot(
+        &self,
+        request: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        let span = tracing::info_span!("Snapshot");
+        // It reads the whole directory and its history: an operator call, like DirectoryDigest.
+        if !crate::api::directory::on_unix_socket(&request) {
+            return Err(Status::permission_denied(
+                "Snapshot is an operator call, served only on the Unix socket",
+            ));
+        }
+        let Some(stats) = self.stats.clone() else {
+            return Err(Status::failed_precondition("no directory store is attached"));
+        };
+        let policy = self.engine.policy().hash.clone();
+        let (revision, bytes) = tokio::task::spawn_blocking(move || span.in_scope(|| stats.snapshot(policy)))
+            .await
+            .map_err(|e| Status::internal(format!("snapshot crashed: {e}")))?
+            .map_err(|e| Status::unavailable(format!("directory store: {e}")))?;
+        tracing::info!(revision, bytes = bytes.len(), "snapshot taken");
+        let chunks: Vec<Result<pb::SnapshotChunk, Status>> = bytes
+            .chunks(SNAPSHOT_CHUNK)
+            .map(|c| {
+                Ok(pb::SnapshotChunk {
+                    data: c.to_vec(),
+                    revision,
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
     async fn get_policy_status(
         &self,
         _request: Request<pb::GetPolicyStatusRequest>,
     ) -> Result<Response<pb::PolicyStatus>, Status> {
         let _span = tracing::info_span!("GetPolicyStatus").entered();
-        Ok(Response::new(to_pb(self.reloader.state().snapshot())))
+        Ok(Response::new(self.status_pb(self.reloader.state().snapshot())))
     }
 
     async fn reload_policy(
@@ -306,7 +385,7 @@ impl pb::admin_service_server::AdminService for Admin {
     ) -> Result<Response<pb::PolicyStatus>, Status> {
         async {
             match self.reloader.reload(Trigger::Rpc).await {
-                Ok(status) => Ok(Response::new(to_pb(status))),
+                Ok(status) => Ok(Response::new(self.status_pb(status))),
                 Err(errors) => Err(Status::failed_precondition(format!(
                     "policy reload failed; the previous policy keeps serving:\n{errors}"
                 ))),
@@ -389,6 +468,35 @@ impl pb::admin_service_server::AdminService for Admin {
         }))
     }
 
+    async fn export_index(
+        &self,
+        request: Request<pb::ExportIndexRequest>,
+    ) -> Result<Response<pb::ExportIndexResponse>, Status> {
+        if !crate::api::directory::on_unix_socket(&request) {
+            return Err(Status::permission_denied(
+                "ExportIndex is an operator call, served only on the Unix socket",
+            ));
+        }
+        let engine = self.engine.clone();
+        // Copying the facts holds the index's shared lock (checks go on, writes wait);
+        // turning them into text does not.
+        let (revision, facts) = tokio::task::spawn_blocking(move || {
+            let (revision, snapshot) = {
+                let data = engine.index().read();
+                (data.revision(), data.snapshot_facts())
+            };
+            let facts: Vec<String> = snapshot
+                .lines()
+                .into_iter()
+                .filter(|l| !l.starts_with("token "))
+                .collect();
+            (revision, facts)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("index export crashed: {e}")))?;
+        Ok(Response::new(pb::ExportIndexResponse { revision, facts }))
+    }
+
     async fn directory_digest(
         &self,
         request: Request<pb::DirectoryDigestRequest>,
@@ -427,6 +535,10 @@ impl pb::admin_service_server::AdminService for Admin {
 /// The store counts the directory from one read snapshot; a storage failure is reported
 /// as text (the admin service turns it into UNAVAILABLE) and logged in full here.
 impl DirectoryStats for crate::store::Store {
+    fn write_times(&self) -> Option<Vec<crate::store::WriteTimesSnapshot>> {
+        Some(crate::store::Store::write_times(self))
+    }
+
     fn counts(&self) -> Result<DirectoryCounts, String> {
         match self.stats() {
             Ok(s) => Ok(DirectoryCounts {
@@ -455,5 +567,15 @@ impl DirectoryStats for crate::store::Store {
             tracing::error!(error = %e, "digesting the directory");
             "cannot read the directory store; see the daemon log".to_string()
         })
+    }
+
+    fn snapshot(&self, policy: String) -> Result<(u64, Vec<u8>), String> {
+        let at = crate::api::directory::now_ms();
+        crate::store::Store::snapshot(self, Some(policy), None, at)
+            .and_then(|s| Ok((s.revision, s.to_json()?)))
+            .map_err(|e| {
+                tracing::error!(error = %e, "taking a snapshot");
+                "cannot read the directory store; see the daemon log".to_string()
+            })
     }
 }

@@ -82,6 +82,8 @@ pub struct Services {
     pub decision_log: Option<Arc<DecisionLog>>,
     /// Bearer token and TLS for TCP listeners.
     pub transport: Transport,
+    /// Cluster mode: directory writes go through the shared log (`None` on a single node).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// How the listeners protect themselves: bearer token and TLS for TCP (Unix-socket
@@ -161,7 +163,9 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     let reflection_v1 = reflection(tonic_reflection::server::Builder::configure()).build_v1()?;
     let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
 
-    let directory = Directory::new(services.store, services.engine.clone());
+    let directory = Directory::new(services.store, services.engine.clone())
+        .with_cluster(services.cluster.clone())
+        .with_shutdown(shutdown.clone());
     let ext_authz = services.ext_authz.map(|m| {
         ExtAuthz::new(services.engine.clone(), m, services.metrics.clone())
             .with_decision_log(services.decision_log.clone())
@@ -172,8 +176,9 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         .with_decision_log(services.decision_log.clone())
         .with_usage_counting()
         .with_max_wait(services.transport.min_revision_wait);
-    let admin =
-        Admin::new(services.reloader, services.engine, services.stats).with_metrics(services.metrics.clone());
+    let admin = Admin::new(services.reloader, services.engine, services.stats)
+        .with_metrics(services.metrics.clone())
+        .with_cluster(services.cluster);
     // The one set of services behind every listener and the HTTP/JSON gateway.
     let mut routes = Routes::new(health_service)
         .add_service(reflection_v1)
@@ -218,6 +223,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
             .layer(rpc_metrics.clone())
             .layer(auth.clone())
             .layer(in_flight.clone())
+            .layer(crate::api::request_id::RequestIdLayer)
             .add_routes(routes.clone())
     };
     let router = router_for(Server::builder());
@@ -276,6 +282,7 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
                     .layer(rpc_metrics.clone())
                     .layer(auth.clone())
                     .layer(in_flight.clone())
+                    .layer(crate::api::request_id::RequestIdLayer)
                     .service(routes.clone()),
             )?;
             tracing::info!(listener = %format!("tcp:{}", l.local_addr().map_err(ServeError::Http)?), "serving HTTP/JSON");

@@ -21,7 +21,7 @@ pub const SOCKET_FILE_NAME: &str = "warden.sock";
 pub const DEFAULT_TCP: SocketAddr =
     SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 50051));
 /// Where clients look for the daemon by default: the default data directory's socket.
-pub const DEFAULT_CONNECT: &str = "unix:./data/warden.sock";
+pub const DEFAULT_CONNECT: &str = warden_client::DEFAULT_CONNECT;
 
 /// Flags of `warden serve`.
 #[derive(Debug, clap::Args)]
@@ -53,8 +53,10 @@ pub struct ServeArgs {
     /// log_rotate_keep, http, http_allow_remote, ui, tcp_token_sha256, tls_cert, tls_key,
     /// max_in_flight, min_revision_wait, max_revision_waiters, max_connections,
     /// handshake_timeout, header_read_timeout, keepalive_interval, keepalive_timeout,
-    /// idle_timeout, insecure_remote, log_format; durations as strings like "2s"). Relative paths in
-    /// it are relative to the working directory.
+    /// idle_timeout, insecure_remote, log_format, otlp_endpoint; a `[cluster]` table with urls,
+    /// stream, creds, tls_ca, write_timeout; durations as strings like "2s"; `connect`, the
+    /// client commands' key, is accepted and ignored). Relative paths in it are relative to the
+    /// working directory.
     #[arg(long, env = "WARDEN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Seed a demo directory (orgs, members, teams, apps) into an empty store.
@@ -183,6 +185,46 @@ pub struct ServeArgs {
     /// else `info`. [default: text]
     #[arg(long = "log-format", env = "WARDEN_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Export traces over OTLP/gRPC to this collector (e.g. http://127.0.0.1:4317): a span per
+    /// RPC and per write transaction, joined to the caller's W3C `traceparent`. Off unless set
+    /// here, in the config file or in OTEL_EXPORTER_OTLP_ENDPOINT (which comes last).
+    #[arg(long = "otlp-endpoint", env = "WARDEN_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// Cluster mode: share one directory with other sidecars through NATS JetStream at these
+    /// URLs (comma-separated, e.g. nats://user:pass@10.0.0.1:4222,…; give every node). Writes
+    /// go through the shared log; checks stay local. Off by default (a single node).
+    #[arg(
+        long = "cluster",
+        env = "WARDEN_CLUSTER",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub cluster: Vec<String>,
+    /// The JetStream stream holding the directory log. [default: warden]
+    #[arg(long = "cluster-stream", env = "WARDEN_CLUSTER_STREAM", value_name = "NAME")]
+    pub cluster_stream: Option<String>,
+    /// A NATS credentials file (JWT and nkey seed) for --cluster.
+    #[arg(long = "cluster-creds", env = "WARDEN_CLUSTER_CREDS", value_name = "FILE")]
+    pub cluster_creds: Option<PathBuf>,
+    /// A PEM CA bundle: connect to NATS over TLS verified against it.
+    #[arg(long = "cluster-tls-ca", env = "WARDEN_CLUSTER_TLS_CA", value_name = "FILE")]
+    pub cluster_tls_ca: Option<PathBuf>,
+    /// Longest a write waits for the log and for this sidecar to apply it before failing
+    /// with UNAVAILABLE. [default: 5s]
+    #[arg(long = "cluster-write-timeout", env = "WARDEN_CLUSTER_WRITE_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
+    pub cluster_write_timeout: Option<Duration>,
+}
+
+/// The TOML file's `[cluster]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterFile {
+    urls: Option<Vec<String>>,
+    stream: Option<String>,
+    creds: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
+    #[serde(default, deserialize_with = "duration_opt")]
+    write_timeout: Option<Duration>,
 }
 
 /// How the daemon writes its own log (`serve --log-format`).
@@ -201,6 +243,10 @@ pub enum LogFormat {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    /// The clients' key (`cli::connect`): accepted so one `warden.toml` can hold both; the
+    /// daemon does not read it.
+    #[allow(dead_code)]
+    connect: Option<String>,
     data: Option<PathBuf>,
     policies: Option<PathBuf>,
     listen: Option<Vec<String>>,
@@ -240,6 +286,8 @@ struct FileConfig {
     idle_timeout: Option<Duration>,
     insecure_remote: Option<bool>,
     log_format: Option<LogFormat>,
+    cluster: Option<ClusterFile>,
+    otlp_endpoint: Option<String>,
 }
 
 /// A duration as written in flags and the TOML file: a whole number with a unit,
@@ -302,6 +350,10 @@ pub struct ServeConfig {
     pub insecure_remote: bool,
     /// The daemon's own log format on stderr.
     pub log_format: LogFormat,
+    /// Cluster mode; `None` on a single node.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// Where traces are exported (OTLP/gRPC); `None`: no tracing export at all.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ServeArgs {
@@ -495,11 +547,26 @@ impl ServeArgs {
                 );
             }
         }
+        let cluster = resolve_cluster(
+            self.cluster,
+            self.cluster_stream,
+            self.cluster_creds,
+            self.cluster_tls_ca,
+            self.cluster_write_timeout,
+            file.cluster.unwrap_or_default(),
+        )?;
+        let demo = self.demo || file.demo.unwrap_or(false);
+        if demo && cluster.is_some() {
+            bail!(
+                "--demo cannot be used with --cluster: the demo seed is written locally, not through the shared log"
+            );
+        }
         Ok(ServeConfig {
+            cluster,
             data,
             policies,
             listen,
-            demo: self.demo || file.demo.unwrap_or(false),
+            demo,
             require_policy_tests: self.require_policy_tests || file.require_policy_tests.unwrap_or(false),
             metrics,
             ext_authz: self.ext_authz.or(file.ext_authz),
@@ -565,8 +632,74 @@ impl ServeArgs {
             },
             insecure_remote,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
+            // An empty value anywhere counts as unset.
+            otlp_endpoint: [
+                self.otlp_endpoint,
+                file.otlp_endpoint,
+                std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|e| e.trim().to_string())
+            .find(|e| !e.is_empty()),
         })
     }
+}
+
+/// The cluster settings: flags and env over the `[cluster]` table over the defaults. No URL
+/// means a single node; other cluster settings without one are an error, not ignored.
+fn resolve_cluster(
+    urls: Vec<String>,
+    stream: Option<String>,
+    creds: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
+    write_timeout: Option<Duration>,
+    file: ClusterFile,
+) -> anyhow::Result<Option<crate::cluster::ClusterConfig>> {
+    let urls: Vec<String> = if !urls.is_empty() {
+        urls
+    } else {
+        file.urls.unwrap_or_default()
+    };
+    let urls: Vec<String> = urls.into_iter().map(|u| u.trim().to_string()).collect();
+    let stream = stream.or(file.stream);
+    let creds = creds.or(file.creds);
+    let tls_ca = tls_ca.or(file.tls_ca);
+    let write_timeout = write_timeout.or(file.write_timeout);
+    if urls.is_empty() {
+        if stream.is_some() || creds.is_some() || tls_ca.is_some() || write_timeout.is_some() {
+            bail!(
+                "--cluster-stream, --cluster-creds, --cluster-tls-ca and --cluster-write-timeout need --cluster URL[,URL…]"
+            );
+        }
+        return Ok(None);
+    }
+    if let Some(bad) = urls
+        .iter()
+        .find(|u| u.is_empty() || u.contains(char::is_whitespace))
+    {
+        bail!("--cluster: {bad:?} is not a NATS URL (e.g. nats://127.0.0.1:4222)");
+    }
+    let stream = stream.unwrap_or_else(|| crate::cluster::DEFAULT_STREAM.to_string());
+    if stream.is_empty()
+        || stream.len() > 64
+        || !stream
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        bail!("--cluster-stream {stream:?}: 1 to 64 letters, digits, `-` or `_`");
+    }
+    let write_timeout = write_timeout.unwrap_or(crate::cluster::DEFAULT_WRITE_TIMEOUT);
+    if write_timeout.is_zero() {
+        bail!("--cluster-write-timeout must be longer than 0");
+    }
+    Ok(Some(crate::cluster::ClusterConfig {
+        urls,
+        stream,
+        creds,
+        tls_ca,
+        write_timeout,
+    }))
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -603,6 +736,60 @@ mod tests {
                 Listen::Tcp(DEFAULT_TCP)
             ]
         );
+    }
+
+    #[test]
+    fn cluster_settings_follow_the_usual_precedence_and_need_urls() {
+        assert_eq!(resolve(&[]).unwrap().cluster, None, "a single node by default");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warden.toml");
+        std::fs::write(
+            &file,
+            "[cluster]\nurls = [\"nats://a:4222\", \"nats://b:4222\"]\nstream = \"dir\"\nwrite_timeout = \"3s\"\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let c = resolve(&["--config", f]).unwrap().cluster.unwrap();
+        assert_eq!(c.urls, vec!["nats://a:4222", "nats://b:4222"]);
+        assert_eq!(
+            (c.stream.as_str(), c.write_timeout),
+            ("dir", Duration::from_secs(3))
+        );
+        let c = resolve(&[
+            "--config",
+            f,
+            "--cluster",
+            "nats://c:1,nats://d:2",
+            "--cluster-stream",
+            "other",
+        ])
+        .unwrap()
+        .cluster
+        .unwrap();
+        assert_eq!(c.urls, vec!["nats://c:1", "nats://d:2"]);
+        assert_eq!(
+            (c.stream.as_str(), c.write_timeout),
+            ("other", Duration::from_secs(3))
+        );
+        let c = resolve(&["--cluster", "nats://c:1"]).unwrap().cluster.unwrap();
+        assert_eq!(
+            (c.stream.as_str(), c.write_timeout),
+            (
+                crate::cluster::DEFAULT_STREAM,
+                crate::cluster::DEFAULT_WRITE_TIMEOUT
+            )
+        );
+
+        let e = resolve(&["--cluster-stream", "x"]).unwrap_err().to_string();
+        assert!(e.contains("need --cluster"), "{e}");
+        let e = resolve(&["--cluster", "nats://c:1", "--cluster-stream", "a.b"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--cluster-stream"), "{e}");
+        let e = resolve(&["--cluster", "nats://c:1", "--demo"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--demo"), "{e}");
     }
 
     #[test]
@@ -646,6 +833,14 @@ mod tests {
     }
 
     #[test]
+    fn the_clients_connect_key_is_accepted_in_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warden.toml");
+        std::fs::write(&file, "connect = \"unix:/run/warden/warden.sock\"\ndemo = true\n").unwrap();
+        assert!(resolve(&["--config", file.to_str().unwrap()]).unwrap().demo);
+    }
+
+    #[test]
     fn metrics_are_off_by_default_and_loopback_unless_allowed() {
         assert_eq!(resolve(&[]).unwrap().metrics, None);
         let c = resolve(&["--metrics", "tcp:127.0.0.1:9090"]).unwrap();
@@ -684,6 +879,20 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         let c = resolve(&["--config", path.to_str().unwrap(), "--log-format", "text"]).unwrap();
         assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn the_otlp_endpoint_is_layered_and_an_empty_one_is_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.toml");
+        std::fs::write(&path, "otlp_endpoint = \"http://file:4317\"\n").unwrap();
+        let file = path.to_str().unwrap();
+        let c = resolve(&["--config", file]).unwrap();
+        assert_eq!(c.otlp_endpoint.as_deref(), Some("http://file:4317"));
+        let c = resolve(&["--config", file, "--otlp-endpoint", "http://flag:4317"]).unwrap();
+        assert_eq!(c.otlp_endpoint.as_deref(), Some("http://flag:4317"));
+        let c = resolve(&["--config", file, "--otlp-endpoint", " "]).unwrap();
+        assert_eq!(c.otlp_endpoint.as_deref(), Some("http://file:4317"));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use crate::api::client;
 use crate::api::pb;
-use crate::cli::config::DEFAULT_CONNECT;
+use crate::cli::connect::ConnectArg;
 use std::process::ExitCode;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -29,9 +29,8 @@ pub struct Common {
         hide_default_value = true
     )]
     pub actor: String,
-    /// Daemon address: unix:PATH or tcp:HOST:PORT.
-    #[arg(long, global = true, env = "WARDEN_CONNECT", default_value = DEFAULT_CONNECT)]
-    pub connect: String,
+    #[command(flatten)]
+    pub connect: ConnectArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -428,31 +427,7 @@ pub(crate) async fn channel(common: &Common) -> Result<Channel, Failure> {
             "--actor is required (or set WARDEN_ACTOR): the user on whose behalf the call is made"
         )));
     }
-    client::connect(&common.connect)
-        .await
-        .map_err(|e| Failure::Other(unreachable(&common.connect, &e)))
-}
-
-/// A daemon that cannot be reached: name the address as resolved (a relative socket path
-/// is relative to the current directory) and how to give another one.
-fn unreachable(target: &str, e: &client::ConnectError) -> anyhow::Error {
-    if matches!(e, client::ConnectError::BadTarget(_)) {
-        return anyhow::anyhow!("--connect {e}");
-    }
-    let mut cause: &dyn std::error::Error = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    let relative = target
-        .strip_prefix("unix:")
-        .filter(|p| !p.starts_with('/'))
-        .and_then(|_| std::env::current_dir().ok())
-        .map(|dir| format!(" (relative to {})", dir.display()))
-        .unwrap_or_default();
-    anyhow::anyhow!(
-        "no daemon reachable at {target}{relative}: {cause}; start one with `warden serve`, \
-         or give its address with --connect or WARDEN_CONNECT"
-    )
+    common.connect.channel().await.map_err(Failure::Other)
 }
 
 pub(crate) fn print_revision(revision: u64) {
@@ -470,6 +445,9 @@ fn print_org(o: &pb::Org) {
         println!("  logo_url: {}", o.logo_url);
     }
     println!("  created_by: {}", o.created_by);
+    if o.created_at_unix_ms != 0 {
+        println!("  created: {}", crate::cli::time::rfc3339(o.created_at_unix_ms));
+    }
     println!("  members: {}", o.member_count);
     if let Some(st) = &o.settings {
         let limit = match st.max_memberships.unwrap_or(0) {
@@ -499,8 +477,11 @@ pub(crate) fn print_member(m: &pb::Member) {
             String::new()
         } else {
             format!(" (accepted terms {})", m.terms_version)
-        }
+        },
     );
+    if m.created_at_unix_ms != 0 {
+        println!("  joined: {}", crate::cli::time::rfc3339(m.created_at_unix_ms));
+    }
 }
 
 fn print_team(t: &pb::Team) {

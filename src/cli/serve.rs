@@ -6,6 +6,9 @@
 //!    on every reload.
 //! 2. Open the directory store (seeding the demo into an empty one on `--demo`) and
 //!    load the decision index from it. A store that cannot be opened is fatal here.
+//!    With `--cluster`, connect to the directory log (in the background: a log that is
+//!    down does not stop startup) and start the apply loop, the only writer of directory
+//!    state from then on.
 //! 3. Watch the policy directory; reload on change and on SIGHUP.
 //! 4. Bind every listener (refusing to steal a live daemon's socket) and the metrics
 //!    listener if asked for, and serve.
@@ -188,6 +191,17 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
     // The watcher (and its SIGHUP handler) starts before the listeners so that no
     // policy change or SIGHUP during startup is lost or kills the process.
     let (trigger, shutdown) = ShutdownTrigger::new();
+    let cluster = match &config.cluster {
+        Some(c) => {
+            let cluster = crate::cluster::Cluster::connect(c.clone(), &directory.store)
+                .await
+                .context("cluster mode; not starting")?;
+            tracing::info!(urls = c.urls.len(), stream = %c.stream, "cluster mode: directory writes go through the shared log");
+            cluster.spawn(directory.store.clone(), engine.clone(), shutdown.clone());
+            Some(cluster)
+        }
+        None => None,
+    };
     let runner = reload::spawn_runner(reloader.clone(), shutdown.clone())
         .with_context(|| format!("watching policy directory {}", config.policies.display()))?;
     let listeners = listener::bind_all(&config.listen).await?;
@@ -207,6 +221,7 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
                 engine: engine.clone(),
                 policy: state,
                 stats: Some(stats.clone()),
+                cluster: cluster.clone(),
             };
             Some(tokio::spawn(metrics::serve(
                 l,
@@ -272,6 +287,7 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
         http,
         ui,
         transport: transport(&config)?,
+        cluster,
     };
     let server = server::run(services, listeners, shutdown);
     tokio::pin!(server);

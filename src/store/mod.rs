@@ -7,11 +7,16 @@
 //! publishes them before the next write may start. Reads use redb read transactions and never
 //! block writes.
 //!
+//! In cluster mode the only writer is [`Store::apply_replicated`] (`cluster.rs`), called by
+//! the apply loop for each entry of the shared log; it commits the log position and the
+//! entry's outcome in the same transaction as the change.
+//!
 //! This module never decides policy: authorization is asked of the caller's authorizer, and
 //! roles of the caller's role predicate (both in [`ApplyContext`]).
 
 mod apply;
 pub mod audit;
+mod cluster;
 mod collaborators;
 mod db;
 pub mod demo;
@@ -24,17 +29,24 @@ mod publishing;
 mod read;
 mod security;
 mod sorted;
+mod snapshot;
 mod tables;
 mod tokens;
 mod usage;
 mod verify;
+mod watch;
+mod write_times;
 
 pub use crate::directory::ApplyContext;
+pub use cluster::{ClusterPosition, ClusterStamp, Outcome, Replicated};
 pub use digest::{DIGESTED_TABLES, DirectoryDigest, TableDigest};
 pub use dump::{DUMP_FORMAT, Dump};
 pub use read::{ChangeRecord, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Member, Page, Stats};
 pub use sorted::{ListFilter, ListOrder, SortField};
+pub use snapshot::{SNAPSHOT_FORMAT, Snapshot};
 pub use verify::IndexCheck;
+pub use watch::{WatchEntry, WatchPage};
+pub use write_times::{WRITE_BUCKETS_NS, WriteOutcome, WriteTimes, WriteTimesSnapshot};
 
 use crate::directory::{ChangeEnvelope, Refusal};
 use crate::engine::index::{DirectoryIndex, IndexOp};
@@ -199,6 +211,13 @@ pub struct Store {
     /// not a Tokio one: it is never held across `.await`.
     write_lock: Mutex<()>,
     path: PathBuf,
+    /// Latency of each write transaction by outcome, for `/metrics`.
+    write_times: WriteTimes,
+    /// The last committed revision, sent after every commit that appends to the change log
+    /// (writes, imports), and for writes through [`Store::apply_and_index`] only once the
+    /// index reflects them. Followers of the log (`WatchChanges`) wait on it instead of polling;
+    /// they read what was committed from the change log itself.
+    committed: tokio::sync::watch::Sender<u64>,
 }
 
 /// How many index ops `load_index` hands over at a time: bounds memory while loading millions of
@@ -313,10 +332,16 @@ impl Store {
                 txn.commit()?;
             }
         }
+        let revision = {
+            let txn = db.begin_read()?;
+            last_revision(&txn.open_table(CHANGELOG)?)?
+        };
         let store = Store {
             db: db::Db::new(db, path.clone()),
             write_lock: Mutex::new(()),
             path,
+            write_times: WriteTimes::default(),
+            committed: tokio::sync::watch::Sender::new(revision),
         };
         if found.is_some() && !had_sorted {
             // A file from before sorted lists: index what it holds, once.
@@ -332,6 +357,12 @@ impl Store {
         &self.path
     }
 
+    /// The last committed revision, updated after every commit that appends to the change
+    /// log; `changed()`/`wait_for` on it wakes a follower of the log.
+    pub fn subscribe_commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.committed.subscribe()
+    }
+
     /// Pass a write's result through, noting an I/O failure (see `db.rs`).
     fn noting_io<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         if let Err(e) = &result {
@@ -344,7 +375,11 @@ impl Store {
     /// commit. A refusal or an error leaves the store exactly as it was.
     pub fn apply(&self, env: ChangeEnvelope, ctx: &ApplyContext<'_>) -> Result<Applied, ApplyError> {
         let _serialized = self.write_lock.lock();
-        self.apply_locked(&env, ctx)
+        let result = self.apply_locked(&env, ctx);
+        if let Ok(applied) = &result {
+            self.committed.send_replace(applied.revision);
+        }
+        result
     }
 
     /// [`Store::apply`], then publish the effects to `index` before releasing the write path, so
@@ -367,6 +402,7 @@ impl Store {
                 Ok(revision) => {
                     tracing::warn!(revision, "index rebuilt from the reopened store");
                     index.replace_with(fresh);
+                    self.committed.send_replace(revision);
                     return result;
                 }
                 Err(e) => tracing::error!(error = %e, "rebuilding the index after a reopen failed"),
@@ -374,18 +410,64 @@ impl Store {
         }
         let applied = result?;
         index.apply(applied.revision, &applied.index_ops);
+        // After the index: a follower woken here that checks permissions sees this write.
+        self.committed.send_replace(applied.revision);
         Ok(applied)
     }
 
     fn apply_locked(&self, env: &ChangeEnvelope, ctx: &ApplyContext<'_>) -> Result<Applied, ApplyError> {
-        let result = self.apply_in_txn(env, ctx);
+        self.apply_locked_stamped(env, ctx, None, None)
+    }
+
+    fn apply_locked_stamped(
+        &self,
+        env: &ChangeEnvelope,
+        ctx: &ApplyContext<'_>,
+        stamp: Option<&ClusterStamp>,
+        key: Option<&str>,
+    ) -> Result<Applied, ApplyError> {
+        // One span per write transaction (exported when OTLP is on; the log shows it at debug).
+        let span = tracing::debug_span!(
+            "store.write",
+            change = env.change.kind(),
+            actor = %env.actor,
+            request_id = env.request_id.as_deref().unwrap_or(""),
+            outcome = tracing::field::Empty,
+            revision = tracing::field::Empty,
+        );
+        let _entered = span.enter();
+        let started = std::time::Instant::now();
+        let result = self.apply_in_txn(env, ctx, stamp, key);
+        let outcome = match &result {
+            Ok(_) => WriteOutcome::Committed,
+            Err(ApplyError::Refused(_)) => WriteOutcome::Refused,
+            Err(_) => WriteOutcome::Error,
+        };
+        self.write_times.observe(outcome, started.elapsed());
+        span.record("outcome", outcome.label());
+        if let Ok(applied) = &result {
+            span.record("revision", applied.revision);
+        }
         if let Err(ApplyError::Storage(e)) = &result {
             self.db.note(e);
         }
         result
     }
 
-    fn apply_in_txn(&self, env: &ChangeEnvelope, ctx: &ApplyContext<'_>) -> Result<Applied, ApplyError> {
+    /// The write-transaction latencies by outcome, as read now.
+    pub fn write_times(&self) -> Vec<WriteTimesSnapshot> {
+        self.write_times.snapshot()
+    }
+
+    /// One write transaction for `env`. With a `stamp` (cluster mode), the log position and
+    /// the outcome are committed in the same transaction as the change.
+    fn apply_in_txn(
+        &self,
+        env: &ChangeEnvelope,
+        ctx: &ApplyContext<'_>,
+        stamp: Option<&ClusterStamp>,
+        key: Option<&str>,
+    ) -> Result<Applied, ApplyError> {
         let txn = self.db.begin_write()?;
         let outcome = (|| {
             let mut t = WriteTables::open(&txn)?;
@@ -408,9 +490,18 @@ impl Store {
                 operator: ctx.operator,
                 request_id: env.request_id.clone(),
                 policy: env.policy.clone(),
+                stream_seq: stamp.map(|s| s.seq),
+                requested_at_ms: stamp.map(|s| s.requested_at_ms),
             };
             t.changelog
                 .insert(revision, tables::encode(&record)?.as_slice())?;
+            if let Some(stamp) = stamp {
+                let outcome = Outcome::Applied {
+                    seq: stamp.seq,
+                    revision,
+                };
+                cluster::record_in_txn(&txn, stamp, &outcome, key)?;
+            }
             Ok::<_, ApplyError>(Applied { revision, index_ops })
         })();
         match outcome {

@@ -51,6 +51,13 @@ pub struct ChangeRecord {
     /// The hash of the policy the change was judged under, when the writer had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// Cluster mode: the entry's sequence in the directory log (the JetStream stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_seq: Option<u64>,
+    /// Cluster mode: the time the submitter stamped (`at_ms` is the apply time, the same on
+    /// every sidecar: the later of the previous entry's and the log's own timestamp).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at_ms: Option<u64>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -93,6 +93,13 @@ pub(crate) const SORTED: TableDefinition<(&str, &str, &str, &str), ()> = TableDe
 /// org → member count, kept by every membership write, so a list of orgs shows and sorts by
 /// size without walking their members.
 pub(crate) const MEMBER_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("member_counts");
+/// Cluster mode: `last_applied_seq`, `last_apply_ms`, `refused_entries` → u64. Empty on a
+/// single node.
+pub(crate) const CLUSTER_STATE: TableDefinition<&str, u64> = TableDefinition::new("cluster_state");
+/// Cluster mode: request id → Outcome (the revision or the refusal an entry of the directory
+/// log got), so a retry with the same request id gets the original answer. Empty on a single
+/// node.
+pub(crate) const CLUSTER_OUTCOMES: TableDefinition<&str, &[u8]> = TableDefinition::new("cluster_outcomes");
 
 /// Names of every table Warden owns, to tell a Warden file from another redb file.
 pub(crate) const TABLE_NAMES: [&str; 33] = [
@@ -129,6 +136,8 @@ pub(crate) const TABLE_NAMES: [&str; 33] = [
     "usage",
     "sorted",
     "member_counts",
+    "cluster_state",
+    "cluster_outcomes",
 ];
 
 /// All tables of one write transaction, opened once so the apply logic reads like plain code.
@@ -207,6 +216,8 @@ pub(crate) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     WriteTables::open(txn)?;
     txn.open_table(TOKEN_LAST_USED)?;
     txn.open_table(USAGE)?;
+    txn.open_table(CLUSTER_STATE)?;
+    txn.open_table(CLUSTER_OUTCOMES)?;
     Ok(())
 }
 

@@ -320,4 +320,5 @@ pub fn run_to_exit(cmd: &mut Command) -> (ExitStatus, String) {
     (status, stderr)
 }
 
+pub mod cluster;
 pub mod directory;

@@ -10,6 +10,13 @@
 //! engine too, before the store is asked (see each service for its rule); every directory read
 //! takes `min_revision` and waits for it as Check does.
 //!
+//! In cluster mode (`serve --cluster`) step three is different: the envelope (with the
+//! caller's `x-warden-request-id`, or a fresh one) is published to the shared directory log
+//! and the call waits until this sidecar's apply loop applied it, answering with that
+//! entry's outcome ([`crate::cluster::Cluster::submit`]). Only shape is checked before
+//! publishing ([`Change::validate`], the size bound); everything that depends on state is
+//! decided at apply, identically on every sidecar.
+//!
 //! Nothing here decides what the directory allows: the store runs the rules and the engine
 //! answers permissions. This module only translates between protobuf and those two.
 
@@ -28,6 +35,9 @@ mod teams;
 mod tokens;
 mod usage;
 mod users;
+mod watch;
+
+pub use watch::{OLDEST_TRAILER, RESUME_TRAILER};
 
 use crate::api::pb;
 use crate::directory::ids::{validate_slug, validate_user_id};
@@ -43,6 +53,10 @@ use tonic::{Request, Status};
 pub struct Directory {
     store: Arc<Store>,
     engine: Arc<Engine>,
+    /// Cluster mode: writes go through the shared log.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Ends `WatchChanges` streams when the daemon shuts down; `None` in tests without one.
+    shutdown: Option<crate::api::shutdown::Shutdown>,
 }
 
 /// Page size used to walk whole lists inside one call (team members, member counts).
@@ -68,7 +82,25 @@ pub(crate) fn on_unix_socket<T>(req: &Request<T>) -> bool {
 
 impl Directory {
     pub fn new(store: Arc<Store>, engine: Arc<Engine>) -> Self {
-        Self { store, engine }
+        Self {
+            store,
+            engine,
+            cluster: None,
+            shutdown: None,
+        }
+    }
+
+    /// Send writes through the shared directory log (cluster mode).
+    pub fn with_cluster(mut self, cluster: Option<Arc<crate::cluster::Cluster>>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// End long-lived calls (`WatchChanges`) when `shutdown` fires, so draining does not wait
+    /// for them.
+    pub fn with_shutdown(mut self, shutdown: crate::api::shutdown::Shutdown) -> Self {
+        self.shutdown = Some(shutdown);
+        self
     }
 
     pub fn org_server(&self) -> pb::org_service_server::OrgServiceServer<Self> {
@@ -134,10 +166,18 @@ impl Directory {
         at_ms: u64,
     ) -> Result<u64, Status> {
         validate_user_id("actor", actor).map_err(|r| refusal_status(r, actor, id_field))?;
+        if let Some(cluster) = &self.cluster {
+            return self
+                .write_through_log(cluster, actor, id_field, change, operator, at_ms)
+                .await;
+        }
         let store = self.store.clone();
         let engine = self.engine.clone();
         let actor_id = actor.to_string();
+        // The write transaction's span (`store.write`) belongs under this call's span.
+        let span = tracing::Span::current();
         let applied = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             // One policy snapshot judges the whole write: authorization, the role predicate
             // and the limits (a reload landing meanwhile applies from the next write on). The
             // authorizer sees the index as of the previous write (the store holds its write
@@ -161,6 +201,63 @@ impl Directory {
                 let status = apply_status(err, actor, id_field);
                 tracing::info!(code = ?status.code(), reason = status.message(), "refused");
                 Err(status)
+            }
+        }
+    }
+
+    /// Cluster mode's write: shape checks, publish, wait for this sidecar's apply loop, and
+    /// answer with the entry's outcome mapped as on a single node.
+    async fn write_through_log(
+        &self,
+        cluster: &crate::cluster::Cluster,
+        actor: &str,
+        id_field: &'static str,
+        change: Change,
+        operator: bool,
+        at_ms: u64,
+    ) -> Result<u64, Status> {
+        use crate::cluster::SubmitError;
+        use crate::store::Outcome;
+        let request_id = match crate::api::request_id::current() {
+            Some(id) => {
+                crate::api::request_id::validate(&id).map_err(Status::invalid_argument)?;
+                id
+            }
+            None => crate::cluster::new_request_id(),
+        };
+        change
+            .validate()
+            .map_err(|r| refusal_status(r, actor, id_field))?;
+        let policy = self.engine.policy();
+        let mut env = ChangeEnvelope::new(actor, at_ms, change)
+            .as_operator(operator)
+            .with_policy(policy.hash.clone());
+        env.request_id = Some(request_id.clone());
+        let outcome = cluster.submit(env, &self.store).await;
+        match outcome {
+            Ok(Outcome::Applied { revision, seq }) => {
+                tracing::info!(revision, seq, request_id, "applied");
+                Ok(revision)
+            }
+            Ok(Outcome::Refused { refusal, seq }) => {
+                let status = refusal_status(refusal, actor, id_field);
+                tracing::info!(code = ?status.code(), reason = status.message(), seq, request_id, "refused");
+                Err(status)
+            }
+            Ok(Outcome::Rejected { reason, .. }) => Err(Status::invalid_argument(capped(format!(
+                "the directory log entry with request id `{request_id}` was refused: {reason}"
+            )))),
+            Err(e @ SubmitError::TooLarge { .. }) => Err(Status::invalid_argument(format!("change: {e}"))),
+            Err(SubmitError::Store(e)) => Err(storage_status(e)),
+            Err(e @ SubmitError::Encode(_)) => {
+                tracing::error!(error = %e, "cluster write failed");
+                Err(Status::internal(
+                    "the directory request failed; see the daemon log",
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, request_id, "cluster write not answered");
+                Err(Status::unavailable(e.to_string()))
             }
         }
     }

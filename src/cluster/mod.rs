@@ -1,0 +1,701 @@
+//! Cluster mode (`warden serve --cluster URL,…`): N sidecars share one directory through a
+//! replicated log, a NATS JetStream stream, and each applies that log in order with the
+//! directory's one deterministic apply function.
+//!
+//! Owns: the NATS connection (URLs, credentials, TLS), creating or verifying the stream
+//! (subjects `warden.changes` and `warden.policy`, 3 replicas, file storage, 8 MiB messages,
+//! a duplicate window), publishing a write's envelope (`Nats-Msg-Id` = its request id, and the
+//! apply version header), the one ordered consumer per sidecar that is the only writer of
+//! directory state in cluster mode (from `last_applied_seq + 1`), the wait of a submitter for
+//! its own sidecar to apply its entry, and the position/lag/reachability status.
+//!
+//! Must not: decide anything about a change (the store's apply function does, under one
+//! pinned compiled policy per entry), read a clock for apply (the apply time comes from the
+//! log's timestamps, see `Store::apply_replicated`), or touch the check path: checks read
+//! the local index and never wait on the network. Without `--cluster` none of this runs.
+
+use crate::directory::ChangeEnvelope;
+use crate::engine::Engine;
+use crate::store::{ApplyError, Outcome, Replicated, Store, with_policy_context};
+use async_nats::jetstream::{self, consumer, stream};
+use parking_lot::Mutex;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_stream::StreamExt;
+
+/// The subject of directory writes.
+pub const SUBJECT_CHANGES: &str = "warden.changes";
+/// The subject of policy epochs (one total order with the changes).
+pub const SUBJECT_POLICY: &str = "warden.policy";
+/// The header carrying the apply version an entry needs.
+pub const APPLY_VERSION_HEADER: &str = "Warden-Apply-Version";
+/// The apply version this build implements. An entry with a newer one halts the apply loop.
+pub const APPLY_VERSION: u32 = 1;
+/// The largest entry (an encoded envelope), the stream's maximum message size. The shipped
+/// server configuration's `max_payload` is the same.
+pub const MAX_ENTRY_BYTES: usize = 8 * 1024 * 1024;
+/// Default stream name.
+pub const DEFAULT_STREAM: &str = "warden";
+/// Default bound on a write's wait (publish + this sidecar applying it).
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the log remembers message ids to drop a resubmission (retries beyond it are
+/// still answered from the outcome table).
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
+/// Replicas of the stream.
+pub const REPLICAS: usize = 3;
+
+/// The message a write gets while the log cannot be reached.
+pub const UNREACHABLE: &str = "directory log unreachable; checks are unaffected";
+
+/// Resolved `--cluster…` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// NATS server URLs (all of them, so the sidecar keeps writing through a majority).
+    pub urls: Vec<String>,
+    /// The stream's name.
+    pub stream: String,
+    /// A NATS credentials file (JWT + nkey seed).
+    pub creds: Option<PathBuf>,
+    /// A PEM CA bundle: the connection must use TLS, verified against it.
+    pub tls_ca: Option<PathBuf>,
+    /// Bound on a write's wait.
+    pub write_timeout: Duration,
+}
+
+/// Why cluster mode could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("reading --cluster-creds {}: {source}", path.display())]
+    Creds { path: PathBuf, source: std::io::Error },
+    #[error("connecting to the directory log {urls:?}: {source}")]
+    Connect {
+        urls: Vec<String>,
+        source: async_nats::ConnectError,
+    },
+}
+
+/// Why a write submitted through the log did not get an outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The encoded entry is over [`MAX_ENTRY_BYTES`].
+    #[error("the change is {size} bytes encoded, over the directory log's limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    /// The log did not take the entry (not connected, no stream leader, timeout).
+    #[error("{UNREACHABLE}")]
+    Unreachable,
+    /// The log took the entry, but this sidecar did not apply it in time.
+    #[error(
+        "the write was accepted by the directory log (entry {seq}) but this sidecar has not \
+         applied it within {timeout:?}; it may have landed: retry with the same request id \
+         (x-warden-request-id `{request_id}`) to get its outcome"
+    )]
+    NotAppliedYet {
+        seq: u64,
+        timeout: Duration,
+        request_id: String,
+    },
+    /// This sidecar's apply loop stopped at an entry it cannot apply.
+    #[error("this sidecar stopped applying the directory log: {0}")]
+    Halted(String),
+    #[error("the directory store failed: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot encode the change: {0}")]
+    Encode(String),
+}
+
+/// What `admin status` and the metrics show of the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterStatus {
+    pub stream: String,
+    /// The last entry this sidecar applied.
+    pub applied_seq: u64,
+    /// The log's last entry, as last seen.
+    pub log_last_seq: u64,
+    /// Whether the log answered lately.
+    pub log_reachable: bool,
+    /// Why the apply loop stopped, if it did.
+    pub halted: Option<String>,
+    /// Entries recorded as refused because they did not decode.
+    pub refused_entries: u64,
+}
+
+impl ClusterStatus {
+    pub fn lag(&self) -> u64 {
+        self.log_last_seq.saturating_sub(self.applied_seq)
+    }
+}
+
+/// A connected cluster member.
+pub struct Cluster {
+    config: ClusterConfig,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    /// The last applied sequence, for submitters waiting on their entry.
+    applied: watch::Sender<u64>,
+    log_last_seq: AtomicU64,
+    reachable: AtomicBool,
+    refused_entries: AtomicU64,
+    halted: Mutex<Option<String>>,
+    /// Set once the stream was created or verified (this process).
+    stream_ready: AtomicBool,
+}
+
+/// The stream's configuration.
+pub fn stream_config(name: &str) -> stream::Config {
+    stream::Config {
+        name: name.to_string(),
+        subjects: vec![SUBJECT_CHANGES.to_string(), SUBJECT_POLICY.to_string()],
+        storage: stream::StorageType::File,
+        num_replicas: REPLICAS,
+        max_message_size: MAX_ENTRY_BYTES as i32,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    }
+}
+
+/// The user and password of the first of `urls` that carries them.
+pub fn url_user(urls: &[String]) -> Option<(String, String)> {
+    urls.iter().find_map(|u| {
+        let addr: async_nats::ServerAddr = u.parse().ok()?;
+        Some((addr.username()?.to_string(), addr.password()?.to_string()))
+    })
+}
+
+/// A fresh request id (for writes whose caller did not give one).
+pub fn new_request_id() -> String {
+    use rand::Rng;
+    let bytes: [u8; 16] = rand::rng().random();
+    format!("req-{}", hex::encode(bytes))
+}
+
+fn millis(t: &async_nats::jetstream::message::Info<'_>) -> u64 {
+    let nanos = t.published.unix_timestamp_nanos();
+    u64::try_from(nanos / 1_000_000).unwrap_or(0)
+}
+
+impl Cluster {
+    /// Connect (in the background: a log that is down at startup does not stop the sidecar,
+    /// whose checks serve from its local state; writes answer UNAVAILABLE until it is up).
+    pub async fn connect(config: ClusterConfig, store: &Store) -> Result<Arc<Cluster>, ClusterError> {
+        let mut opts = async_nats::ConnectOptions::new()
+            .name("warden-sidecar")
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connection_timeout(config.write_timeout)
+            .reconnect_delay_callback(|attempts| Duration::from_millis((attempts as u64 * 200).min(2_000)));
+        // async-nats does not send a URL's user and password itself: take them from the
+        // first URL that has them (the servers of one cluster share their users).
+        if let Some((user, pass)) = url_user(&config.urls) {
+            opts = opts.user_and_password(user, pass);
+        }
+        if let Some(path) = &config.creds {
+            opts = opts
+                .credentials_file(path)
+                .await
+                .map_err(|source| ClusterError::Creds {
+                    path: path.clone(),
+                    source,
+                })?;
+        }
+        if let Some(ca) = &config.tls_ca {
+            opts = opts.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        let client = opts
+            .connect(config.urls.clone())
+            .await
+            .map_err(|source| ClusterError::Connect {
+                urls: config.urls.clone(),
+                source,
+            })?;
+        let js = jetstream::ContextBuilder::new()
+            .timeout(config.write_timeout)
+            .build(client.clone());
+        let position = store.cluster_position().unwrap_or_default();
+        let (applied, _) = watch::channel(position.last_applied_seq);
+        Ok(Arc::new(Cluster {
+            config,
+            client,
+            js,
+            applied,
+            log_last_seq: AtomicU64::new(0),
+            reachable: AtomicBool::new(false),
+            refused_entries: AtomicU64::new(position.refused_entries),
+            halted: Mutex::new(None),
+            stream_ready: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    pub fn status(&self) -> ClusterStatus {
+        let applied_seq = *self.applied.borrow();
+        ClusterStatus {
+            stream: self.config.stream.clone(),
+            applied_seq,
+            log_last_seq: self.log_last_seq.load(Ordering::Relaxed).max(applied_seq),
+            log_reachable: self.reachable.load(Ordering::Relaxed) && self.connected(),
+            halted: self.halted.lock().clone(),
+            refused_entries: self.refused_entries.load(Ordering::Relaxed),
+        }
+    }
+
+    fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Publish `env` (which carries its request id) and wait until this sidecar applied it;
+    /// its outcome comes back. A request id that already has an outcome gets that one
+    /// without publishing again.
+    pub async fn submit(&self, env: ChangeEnvelope, store: &Arc<Store>) -> Result<Outcome, SubmitError> {
+        let request_id = env.request_id.clone().unwrap_or_else(new_request_id);
+        if let Some(outcome) = lookup(store, &request_id).await? {
+            return Ok(outcome);
+        }
+        let payload = serde_json::to_vec(&env).map_err(|e| SubmitError::Encode(e.to_string()))?;
+        if payload.len() > MAX_ENTRY_BYTES {
+            return Err(SubmitError::TooLarge {
+                size: payload.len(),
+                limit: MAX_ENTRY_BYTES,
+            });
+        }
+        if let Some(reason) = self.halted.lock().clone() {
+            return Err(SubmitError::Halted(reason));
+        }
+        let timeout = self.config.write_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Never hand the client an entry while disconnected (it would queue it, and it could
+        // land long after its caller was told the log is unreachable): wait, within the
+        // bound, for a connection and a verified stream.
+        while !(self.connected() && self.stream_ready.load(Ordering::Relaxed)) {
+            if tokio::time::Instant::now() + Duration::from_millis(25) >= deadline {
+                return Err(SubmitError::Unreachable);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(payload.into())
+            .message_id(&request_id)
+            .header(APPLY_VERSION_HEADER, APPLY_VERSION.to_string().as_str());
+        let acked = tokio::time::timeout_at(deadline, async {
+            let ack = self.js.send_publish(SUBJECT_CHANGES, publish).await?;
+            ack.await
+        })
+        .await;
+        let ack = match acked {
+            Ok(Ok(ack)) => ack,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, request_id, "publishing to the directory log failed");
+                return Err(SubmitError::Unreachable);
+            }
+            Err(_) => {
+                tracing::warn!(request_id, "the directory log did not acknowledge in time");
+                return Err(SubmitError::Unreachable);
+            }
+        };
+        self.log_last_seq.fetch_max(ack.sequence, Ordering::Relaxed);
+        let mut applied = self.applied.subscribe();
+        let reached = tokio::time::timeout_at(deadline, async {
+            applied.wait_for(|s| *s >= ack.sequence).await.is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        if !reached {
+            if let Some(reason) = self.halted.lock().clone() {
+                return Err(SubmitError::Halted(reason));
+            }
+            return Err(SubmitError::NotAppliedYet {
+                seq: ack.sequence,
+                timeout,
+                request_id,
+            });
+        }
+        match lookup(store, &request_id).await? {
+            Some(outcome) => Ok(outcome),
+            // Applied past it, yet no outcome under its id: the entry at `ack.sequence` was
+            // someone else's resubmission with our id dropped as a duplicate.
+            None => Err(SubmitError::NotAppliedYet {
+                seq: ack.sequence,
+                timeout,
+                request_id,
+            }),
+        }
+    }
+
+    /// Run the apply loop and the log monitor until `shutdown`.
+    pub fn spawn(
+        self: &Arc<Self>,
+        store: Arc<Store>,
+        engine: Arc<Engine>,
+        shutdown: crate::api::shutdown::Shutdown,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        let monitor = self.clone();
+        let stop_monitor = shutdown.clone();
+        tokio::spawn(async move {
+            let stopped = stop_monitor.wait();
+            tokio::pin!(stopped);
+            loop {
+                monitor.poll_log().await;
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        });
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown.wait() => {}
+                _ = me.apply_loop(store, engine) => {}
+            }
+        })
+    }
+
+    /// Refresh the log's last sequence and reachability.
+    async fn poll_log(&self) {
+        let info = tokio::time::timeout(self.config.write_timeout, async {
+            let mut s = self.js.get_stream(&self.config.stream).await.ok()?;
+            s.info().await.ok().map(|i| i.state.last_sequence)
+        })
+        .await;
+        match info {
+            Ok(Some(last)) => {
+                self.log_last_seq.store(last, Ordering::Relaxed);
+                self.reachable.store(true, Ordering::Relaxed);
+            }
+            _ => self.reachable.store(false, Ordering::Relaxed),
+        }
+    }
+
+    /// Create the stream, or check that the one there has our subjects and limits.
+    async fn ensure_stream(&self) -> Result<stream::Stream, String> {
+        let want = stream_config(&self.config.stream);
+        let mut s = self
+            .js
+            .get_or_create_stream(want.clone())
+            .await
+            .map_err(|e| format!("creating or opening stream `{}`: {e}", self.config.stream))?;
+        let info = s.info().await.map_err(|e| e.to_string())?;
+        let have = &info.config;
+        for subject in &want.subjects {
+            if !have.subjects.contains(subject) {
+                return Err(format!(
+                    "stream `{}` exists without subject `{subject}`; it is not a Warden directory log",
+                    self.config.stream
+                ));
+            }
+        }
+        if have.max_message_size > 0 && (have.max_message_size as usize) < MAX_ENTRY_BYTES {
+            tracing::warn!(
+                stream = %self.config.stream,
+                max_message_size = have.max_message_size,
+                "the stream's maximum message size is below {MAX_ENTRY_BYTES} bytes: large changes will fail"
+            );
+        }
+        self.stream_ready.store(true, Ordering::Relaxed);
+        Ok(s)
+    }
+
+    fn halt(&self, reason: String) {
+        tracing::error!(reason = %reason, "cluster apply loop halted; checks keep serving from the last applied state");
+        *self.halted.lock() = Some(reason);
+    }
+
+    /// The only writer of directory state in cluster mode: one ordered consumer from
+    /// `last_applied_seq + 1`, each entry applied in order; a broken connection or consumer
+    /// restarts it from the store's position.
+    async fn apply_loop(self: Arc<Self>, store: Arc<Store>, engine: Arc<Engine>) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            if self.halted.lock().is_some() {
+                // Halted: wait for shutdown (an upgraded build resumes from the position).
+                std::future::pending::<()>().await;
+            }
+            match self.consume(&store, &engine).await {
+                Ok(()) => backoff = Duration::from_millis(200),
+                Err(e) => {
+                    tracing::warn!(error = %e, "directory log consumer stopped; restarting it");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    async fn consume(&self, store: &Arc<Store>, engine: &Arc<Engine>) -> Result<(), String> {
+        let s = self.ensure_stream().await?;
+        let start = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.cluster_position())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
+                .last_applied_seq
+        };
+        let consumer = s
+            .create_consumer(consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: start + 1,
+                },
+                filter_subjects: vec![SUBJECT_CHANGES.to_string(), SUBJECT_POLICY.to_string()],
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("creating the ordered consumer: {e}"))?;
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| format!("reading the directory log: {e}"))?;
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(|e| format!("reading the directory log: {e}"))?;
+            if !self.handle(message, store, engine).await {
+                return Ok(());
+            }
+        }
+        Err("the directory log's message stream ended".into())
+    }
+
+    /// Apply one entry; false when the loop must stop (halted).
+    async fn handle(&self, message: jetstream::Message, store: &Arc<Store>, engine: &Arc<Engine>) -> bool {
+        let (seq, log_ms) = match message.info() {
+            Ok(info) => (info.stream_sequence, millis(&info)),
+            Err(e) => {
+                tracing::warn!(error = %e, "a directory log message without JetStream metadata; ignored");
+                return true;
+            }
+        };
+        if seq <= *self.applied.borrow() {
+            return true;
+        }
+        let headers = message.headers.as_ref();
+        let key = headers
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .map(|v| v.as_str().to_string());
+        if message.subject.as_str() == SUBJECT_POLICY {
+            // Policy epochs are not applied by this build yet: the entry moves the position
+            // only (on every sidecar alike).
+            let store = store.clone();
+            let done = tokio::task::spawn_blocking(move || store.skip_replicated(seq, log_ms)).await;
+            if let Ok(Ok(())) = done {
+                self.applied.send_replace(seq);
+                return true;
+            }
+            // A storage failure: the consumer restarts from the stored position.
+            return false;
+        }
+        let entry = match decode(&message) {
+            Decoded::Entry(env) => Ok(*env),
+            Decoded::Rejected(reason) => Err(reason),
+            Decoded::Newer(found) => {
+                self.halt(format!(
+                    "entry {seq} needs apply version {found}; this build applies {APPLY_VERSION}: \
+                     upgrade this Warden, it resumes from entry {seq}"
+                ));
+                return false;
+            }
+        };
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let (store2, engine2, entry2, key2) = (store.clone(), engine.clone(), entry.clone(), key.clone());
+            let result = tokio::task::spawn_blocking(move || {
+                // One pinned compiled policy judges the whole entry.
+                let policy = engine2.policy();
+                let operator = entry2.as_ref().map(|e| e.operator).unwrap_or(false);
+                with_policy_context(&engine2, &policy, operator, |ctx| {
+                    store2.apply_replicated(seq, log_ms, key2.as_deref(), entry2, ctx, engine2.index())
+                })
+            })
+            .await;
+            match result {
+                Ok(Ok(done)) => {
+                    match &done {
+                        Replicated::Done(Outcome::Rejected { reason, .. }) => {
+                            self.refused_entries.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(seq, reason = %reason, "directory log entry refused: it is not a change this build can read");
+                        }
+                        Replicated::Done(Outcome::Refused { refusal, .. }) => {
+                            tracing::info!(seq, reason = %refusal, "directory log entry refused by the directory's rules");
+                        }
+                        Replicated::Done(Outcome::Applied { revision, .. }) => {
+                            tracing::debug!(seq, revision, "directory log entry applied");
+                        }
+                        Replicated::Duplicate(_) | Replicated::Skipped => {}
+                    }
+                    self.applied.send_replace(seq);
+                    return true;
+                }
+                Ok(Err(ApplyError::UnsupportedFormat { found, supported })) => {
+                    self.halt(format!(
+                        "entry {seq} has change format {found}; this build applies {supported}: \
+                         upgrade this Warden, it resumes from entry {seq}"
+                    ));
+                    return false;
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(seq, error = %e, "applying a directory log entry failed; retrying the same entry");
+                }
+                Err(e) => {
+                    tracing::error!(seq, error = %e, "the apply task failed; retrying the same entry");
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// The cluster series of `/metrics`.
+/// The cluster's gauges for `/metrics`: (name, help, value).
+pub fn metric_values(s: &ClusterStatus) -> [(&'static str, &'static str, u64); 6] {
+    [
+        (
+            "warden_cluster_applied_seq",
+            "The last directory log entry this sidecar applied.",
+            s.applied_seq,
+        ),
+        (
+            "warden_cluster_log_last_seq",
+            "The directory log's last entry, as last seen.",
+            s.log_last_seq,
+        ),
+        (
+            "warden_cluster_lag_entries",
+            "Directory log entries this sidecar has not applied yet.",
+            s.lag(),
+        ),
+        (
+            "warden_cluster_log_reachable",
+            "1 while the directory log answers; 0 while writes fail (checks keep serving).",
+            u64::from(s.log_reachable),
+        ),
+        (
+            "warden_cluster_halted",
+            "1 when this sidecar stopped applying the log at an entry it cannot apply (upgrade it).",
+            u64::from(s.halted.is_some()),
+        ),
+        (
+            "warden_cluster_refused_entries",
+            "Directory log entries refused as unreadable (the same on every sidecar).",
+            s.refused_entries,
+        ),
+    ]
+}
+
+/// What `/readyz` names when the cluster side is degraded (checks keep serving).
+pub fn problems(s: &ClusterStatus) -> Vec<String> {
+    let mut out = Vec::new();
+    if !s.log_reachable {
+        out.push(format!(
+            "cluster: {UNREACHABLE} (stream `{}`, applied entry {})",
+            s.stream, s.applied_seq
+        ));
+    }
+    if let Some(reason) = &s.halted {
+        out.push(format!("cluster: halted: {reason}"));
+    }
+    out
+}
+
+async fn lookup(store: &Arc<Store>, request_id: &str) -> Result<Option<Outcome>, SubmitError> {
+    let store = store.clone();
+    let id = request_id.to_string();
+    tokio::task::spawn_blocking(move || store.cluster_outcome(&id))
+        .await
+        .map_err(|e| SubmitError::Encode(e.to_string()))?
+        .map_err(SubmitError::Store)
+}
+
+enum Decoded {
+    Entry(Box<ChangeEnvelope>),
+    Rejected(String),
+    Newer(u64),
+}
+
+/// Read an entry: its apply version header, then its envelope. Deterministic: every sidecar
+/// of one build reaches the same result for the same bytes.
+fn decode(message: &jetstream::Message) -> Decoded {
+    let version = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(APPLY_VERSION_HEADER))
+        .map(|v| v.as_str().to_string());
+    let Some(version) = version else {
+        return Decoded::Rejected(format!("no {APPLY_VERSION_HEADER} header"));
+    };
+    let version: u64 = match version.trim().parse() {
+        Ok(v) => v,
+        Err(_) => {
+            return Decoded::Rejected(format!("{APPLY_VERSION_HEADER} `{version}` is not a number"));
+        }
+    };
+    if version > u64::from(APPLY_VERSION) {
+        return Decoded::Newer(version);
+    }
+    if version == 0 {
+        return Decoded::Rejected(format!("{APPLY_VERSION_HEADER} 0 is not a version"));
+    }
+    match serde_json::from_slice::<ChangeEnvelope>(&message.payload) {
+        Ok(env) => Decoded::Entry(Box::new(env)),
+        Err(e) => Decoded::Rejected(format!("not a change envelope: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_shows_lag_and_what_readyz_names() {
+        let s = ClusterStatus {
+            stream: "warden".into(),
+            applied_seq: 7,
+            log_last_seq: 10,
+            log_reachable: false,
+            halted: Some("entry 11 needs apply version 2".into()),
+            refused_entries: 1,
+        };
+        assert_eq!(s.lag(), 3);
+        let values = metric_values(&s);
+        for (name, want) in [
+            ("warden_cluster_applied_seq", 7),
+            ("warden_cluster_lag_entries", 3),
+            ("warden_cluster_log_reachable", 0),
+            ("warden_cluster_halted", 1),
+            ("warden_cluster_refused_entries", 1),
+        ] {
+            assert!(
+                values.iter().any(|(n, _, v)| *n == name && *v == want),
+                "{name} {want} missing: {values:?}"
+            );
+        }
+        let problems = problems(&s);
+        assert!(problems.iter().any(|p| p.contains(UNREACHABLE)), "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("halted")), "{problems:?}");
+        let fine = ClusterStatus {
+            log_reachable: true,
+            halted: None,
+            ..s
+        };
+        assert!(super::problems(&fine).is_empty());
+    }
+
+    #[test]
+    fn the_stream_has_both_subjects_three_replicas_and_8_mib_messages() {
+        let c = stream_config("warden");
+        assert_eq!(c.subjects, vec![SUBJECT_CHANGES, SUBJECT_POLICY]);
+        assert_eq!(c.num_replicas, 3);
+        assert_eq!(c.max_message_size, 8 * 1024 * 1024);
+        assert!(!c.duplicate_window.is_zero());
+        assert_eq!(
+            url_user(&[
+                "nats://127.0.0.1:1".into(),
+                "nats://sidecar:pw@127.0.0.1:2".into()
+            ]),
+            Some(("sidecar".into(), "pw".into()))
+        );
+    }
+}

@@ -1,0 +1,371 @@
+//! Cluster mode's state in the store: the directory log's position this sidecar has applied
+//! (`last_applied_seq`, the apply time of that entry) and each entry's outcome keyed by
+//! request id, both committed in the same redb transaction as the change they belong to.
+//!
+//! [`Store::apply_replicated`] is the only writer of directory state in cluster mode (called
+//! by `cluster`'s apply loop, one entry at a time, in log order). It decides nothing about the
+//! log itself (headers, versions, connections): it is handed an entry that decoded, or the
+//! reason it did not.
+
+use super::tables::{self, CLUSTER_OUTCOMES, CLUSTER_STATE};
+use super::{ApplyContext, ApplyError, Store, StoreError};
+use crate::directory::{ChangeEnvelope, Refusal};
+use crate::engine::index::DirectoryIndex;
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+
+const LAST_APPLIED_SEQ: &str = "last_applied_seq";
+const LAST_APPLY_MS: &str = "last_apply_ms";
+const REFUSED_ENTRIES: &str = "refused_entries";
+
+/// Where this sidecar stands in the directory log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClusterPosition {
+    /// The last stream sequence applied (0: none yet).
+    pub last_applied_seq: u64,
+    /// The apply time of that entry (Unix ms); the next entry's apply time is never earlier.
+    pub last_apply_ms: u64,
+    /// Entries refused as undecodable (garbage, missing headers), counted the same way on
+    /// every sidecar.
+    pub refused_entries: u64,
+}
+
+/// What one entry of the directory log came to. The same on every sidecar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The change committed at this revision.
+    Applied { seq: u64, revision: u64 },
+    /// The directory's rules refused the change (the same refusal as on a single node).
+    Refused { seq: u64, refusal: Refusal },
+    /// The entry was not a change this build could read (not JSON, no apply version, …).
+    Rejected { seq: u64, reason: String },
+}
+
+impl Outcome {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Outcome::Applied { seq, .. } | Outcome::Refused { seq, .. } | Outcome::Rejected { seq, .. } => {
+                *seq
+            }
+        }
+    }
+}
+
+/// The log position an entry is applied at.
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterStamp {
+    /// Its stream sequence.
+    pub seq: u64,
+    /// The time its submitter stamped (kept in the change-log record).
+    pub requested_at_ms: u64,
+    /// Its apply time (also `at_ms` of the envelope applied).
+    pub apply_ms: u64,
+}
+
+/// What [`Store::apply_replicated`] did with an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replicated {
+    /// Already applied (its sequence is at or below `last_applied_seq`): nothing written.
+    Skipped,
+    /// Applied now, or recorded as refused or rejected.
+    Done(Outcome),
+    /// Its request id already had an outcome (a resubmission after the log's duplicate
+    /// window): only the position moved; this is the original outcome.
+    Duplicate(Outcome),
+}
+
+/// Commit `stamp`'s position and `outcome` (keyed by `key`, when there is one, and not
+/// overwriting an earlier outcome) in `txn`.
+fn record(
+    txn: &redb::WriteTransaction,
+    stamp: &ClusterStamp,
+    key: Option<&str>,
+    outcome: Option<&Outcome>,
+    refused: bool,
+) -> Result<(), StoreError> {
+    let mut state = txn.open_table(CLUSTER_STATE)?;
+    state.insert(LAST_APPLIED_SEQ, stamp.seq)?;
+    state.insert(LAST_APPLY_MS, stamp.apply_ms)?;
+    if refused {
+        let n = state.get(REFUSED_ENTRIES)?.map(|v| v.value()).unwrap_or(0);
+        state.insert(REFUSED_ENTRIES, n.saturating_add(1))?;
+    }
+    drop(state);
+    if let (Some(key), Some(outcome)) = (key, outcome) {
+        let mut outcomes = txn.open_table(CLUSTER_OUTCOMES)?;
+        if outcomes.get(key)?.is_none() {
+            outcomes.insert(key, tables::encode(outcome)?.as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+/// Called from the apply transaction of an accepted change.
+pub(super) fn record_in_txn(
+    txn: &redb::WriteTransaction,
+    stamp: &ClusterStamp,
+    outcome: &Outcome,
+    key: Option<&str>,
+) -> Result<(), StoreError> {
+    record(txn, stamp, key, Some(outcome), false)
+}
+
+impl Store {
+    /// This sidecar's position in the directory log (all zero on a single node).
+    pub fn cluster_position(&self) -> Result<ClusterPosition, StoreError> {
+        let txn = self.db.begin_read()?;
+        let state = txn.open_table(CLUSTER_STATE)?;
+        let get = |k: &str| -> Result<u64, StoreError> { Ok(state.get(k)?.map(|v| v.value()).unwrap_or(0)) };
+        Ok(ClusterPosition {
+            last_applied_seq: get(LAST_APPLIED_SEQ)?,
+            last_apply_ms: get(LAST_APPLY_MS)?,
+            refused_entries: get(REFUSED_ENTRIES)?,
+        })
+    }
+
+    /// The outcome recorded for `request_id`, if an entry with it was applied.
+    pub fn cluster_outcome(&self, request_id: &str) -> Result<Option<Outcome>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let outcomes = txn.open_table(CLUSTER_OUTCOMES)?;
+        tables::get_json(&outcomes, "cluster_outcomes", request_id)
+    }
+
+    /// Apply the directory log's entry `seq` (cluster mode), published at `log_ms`.
+    ///
+    /// `entry` is the decoded envelope, or why it did not decode (then the entry is recorded
+    /// as rejected, keyed by `key`, the entry's message id). The apply time is the later of
+    /// the previous entry's apply time and `log_ms`, the same on every sidecar; the
+    /// submitter's time is kept as the record's requested time. A refusal commits the
+    /// position and the refusal (nothing else); an accepted change commits the position and
+    /// its revision with the change, then publishes its index ops before returning (the
+    /// next entry is authorized against them). A storage error leaves the position where it
+    /// was: the caller retries the same entry. A format newer than this build is
+    /// [`ApplyError::UnsupportedFormat`] and writes nothing.
+    pub fn apply_replicated(
+        &self,
+        seq: u64,
+        log_ms: u64,
+        key: Option<&str>,
+        entry: Result<ChangeEnvelope, String>,
+        ctx: &ApplyContext<'_>,
+        index: &DirectoryIndex,
+    ) -> Result<Replicated, ApplyError> {
+        let _serialized = self.write_lock.lock();
+        let position = self.noting_io(self.cluster_position())?;
+        if seq <= position.last_applied_seq {
+            return Ok(Replicated::Skipped);
+        }
+        let apply_ms = position.last_apply_ms.max(log_ms);
+        let mut env = match entry {
+            Ok(env) => env,
+            Err(reason) => {
+                let stamp = ClusterStamp {
+                    seq,
+                    requested_at_ms: 0,
+                    apply_ms,
+                };
+                let outcome = Outcome::Rejected { seq, reason };
+                self.noting_io(self.commit_record(&stamp, key, Some(&outcome), true))?;
+                return Ok(Replicated::Done(outcome));
+            }
+        };
+        let key = env.request_id.clone().or(key.map(str::to_string));
+        if let Some(id) = &key
+            && let Some(original) = self.noting_io(self.cluster_outcome(id))?
+        {
+            let stamp = ClusterStamp {
+                seq,
+                requested_at_ms: env.at_ms,
+                apply_ms,
+            };
+            self.noting_io(self.commit_record(&stamp, None, None, false))?;
+            return Ok(Replicated::Duplicate(original));
+        }
+        let stamp = ClusterStamp {
+            seq,
+            requested_at_ms: env.at_ms,
+            apply_ms,
+        };
+        env.at_ms = apply_ms;
+        let reopens = self.db.reopens();
+        let result = self.apply_locked_stamped(&env, ctx, Some(&stamp), key.as_deref());
+        if self.db.reopens() != reopens {
+            // As in `apply_and_index`: after a reopen the index is rebuilt from the tables.
+            let fresh = DirectoryIndex::new();
+            if let Ok(revision) = self.load_index_locked(&fresh) {
+                tracing::warn!(revision, "index rebuilt from the reopened store");
+                index.replace_with(fresh);
+            }
+            return match result {
+                Ok(applied) => {
+                    self.committed.send_replace(applied.revision);
+                    Ok(Replicated::Done(Outcome::Applied {
+                        seq,
+                        revision: applied.revision,
+                    }))
+                }
+                Err(e) => Err(e),
+            };
+        }
+        match result {
+            Ok(applied) => {
+                index.apply(applied.revision, &applied.index_ops);
+                // After the index, as in `apply_and_index`: WatchChanges streams follow.
+                self.committed.send_replace(applied.revision);
+                Ok(Replicated::Done(Outcome::Applied {
+                    seq,
+                    revision: applied.revision,
+                }))
+            }
+            Err(ApplyError::Refused(refusal)) => {
+                let outcome = Outcome::Refused { seq, refusal };
+                self.noting_io(self.commit_record(&stamp, key.as_deref(), Some(&outcome), false))?;
+                Ok(Replicated::Done(outcome))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Move the position past entry `seq` without applying anything (an entry of another
+    /// subject, such as a policy epoch, that this build does not apply).
+    pub fn skip_replicated(&self, seq: u64, log_ms: u64) -> Result<(), StoreError> {
+        let _serialized = self.write_lock.lock();
+        let position = self.noting_io(self.cluster_position())?;
+        if seq <= position.last_applied_seq {
+            return Ok(());
+        }
+        let stamp = ClusterStamp {
+            seq,
+            requested_at_ms: 0,
+            apply_ms: position.last_apply_ms.max(log_ms),
+        };
+        self.noting_io(self.commit_record(&stamp, None, None, false))
+    }
+
+    fn commit_record(
+        &self,
+        stamp: &ClusterStamp,
+        key: Option<&str>,
+        outcome: Option<&Outcome>,
+        refused: bool,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        record(&txn, stamp, key, outcome, refused)?;
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::{Change, ChangeEnvelope};
+
+    fn upsert(id: &str, at_ms: u64, request_id: &str) -> ChangeEnvelope {
+        let mut env = ChangeEnvelope::new(
+            "op",
+            at_ms,
+            Change::UpsertUser {
+                id: id.into(),
+                email: format!("{id}@example.com"),
+                username: None,
+                email_verified: None,
+            },
+        );
+        env.request_id = Some(request_id.into());
+        env
+    }
+
+    #[test]
+    fn entries_apply_once_in_log_order_with_log_time_and_recorded_outcomes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("w.redb")).unwrap();
+        let index = DirectoryIndex::new();
+        let ctx = ApplyContext::trusted();
+        let apply = |seq, log_ms, key: Option<&str>, entry| {
+            store
+                .apply_replicated(seq, log_ms, key, entry, &ctx, &index)
+                .unwrap()
+        };
+
+        // The apply time is the log's, never earlier than the previous entry's; the
+        // submitter's time is kept as the requested time.
+        let first = apply(1, 1_000, Some("r1"), Ok(upsert("alice", 5_000, "r1")));
+        assert_eq!(first, Replicated::Done(Outcome::Applied { seq: 1, revision: 1 }));
+        apply(2, 500, Some("r2"), Ok(upsert("bob", 400, "r2")));
+        let log = store.changes_since(0, 0).unwrap();
+        assert_eq!(
+            (log[0].at_ms, log[0].requested_at_ms, log[0].stream_seq),
+            (1_000, Some(5_000), Some(1))
+        );
+        assert_eq!((log[1].at_ms, log[1].requested_at_ms), (1_000, Some(400)));
+
+        // Redelivery of an applied entry writes nothing.
+        assert_eq!(
+            apply(2, 2_000, Some("r2"), Ok(upsert("bob", 400, "r2"))),
+            Replicated::Skipped
+        );
+        // A resubmission of request r1 after the duplicate window: the original outcome,
+        // nothing applied again.
+        assert_eq!(
+            apply(3, 2_000, Some("r1"), Ok(upsert("alice", 6_000, "r1"))),
+            Replicated::Duplicate(Outcome::Applied { seq: 1, revision: 1 })
+        );
+        // Garbage: recorded as rejected under its message id, the position moves.
+        let rejected = apply(4, 2_000, Some("junk"), Err("not json".into()));
+        assert!(matches!(
+            rejected,
+            Replicated::Done(Outcome::Rejected { seq: 4, .. })
+        ));
+        // A refusal is recorded with the position; the revision does not move.
+        let mut add = ChangeEnvelope::new(
+            "op",
+            1,
+            Change::AddMember {
+                org: "nope".into(),
+                user: "alice".into(),
+                role: "admin".into(),
+                terms_version: None,
+            },
+        );
+        add.request_id = Some("r5".into());
+        let refused = apply(5, 2_000, None, Ok(add));
+        assert!(
+            matches!(refused, Replicated::Done(Outcome::Refused { seq: 5, .. })),
+            "{refused:?}"
+        );
+
+        assert_eq!(store.revision().unwrap(), 2);
+        assert_eq!(index.revision(), 2);
+        assert_eq!(
+            store.cluster_position().unwrap(),
+            ClusterPosition {
+                last_applied_seq: 5,
+                last_apply_ms: 2_000,
+                refused_entries: 1,
+            }
+        );
+        assert!(matches!(
+            store.cluster_outcome("r5").unwrap(),
+            Some(Outcome::Refused { .. })
+        ));
+        assert!(matches!(
+            store.cluster_outcome("junk").unwrap(),
+            Some(Outcome::Rejected { .. })
+        ));
+        assert_eq!(
+            store.cluster_outcome("r1").unwrap(),
+            Some(Outcome::Applied { seq: 1, revision: 1 })
+        );
+
+        // A newer change format stops the loop: nothing is written, the position stays.
+        let mut newer = upsert("carol", 1, "r6");
+        newer.format = crate::directory::CHANGE_FORMAT + 1;
+        let err = store
+            .apply_replicated(6, 3_000, None, Ok(newer), &ctx, &index)
+            .unwrap_err();
+        assert!(matches!(err, ApplyError::UnsupportedFormat { .. }), "{err}");
+        assert_eq!(store.cluster_position().unwrap().last_applied_seq, 5);
+    }
+}
