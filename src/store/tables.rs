@@ -102,7 +102,7 @@ pub(crate) const CLUSTER_STATE: TableDefinition<&str, u64> = TableDefinition::ne
 pub(crate) const CLUSTER_OUTCOMES: TableDefinition<&str, &[u8]> = TableDefinition::new("cluster_outcomes");
 
 /// Names of every table Warden owns, to tell a Warden file from another redb file.
-pub(crate) const TABLE_NAMES: [&str; 33] = [
+pub(crate) const TABLE_NAMES: [&str; 35] = [
     "meta",
     "users",
     "users_by_email",
