@@ -123,6 +123,18 @@ impl Metrics {
         }
     }
 
+    /// Decisions made (allowed, denied or failed), how many of them were timed, and their
+    /// summed engine time in nanoseconds: what `AdminService.GetDecisionCounters` returns for
+    /// the console's charts (rates and mean latency are differences between two reads).
+    pub fn decision_totals(&self) -> (u64, u64, u64) {
+        let decisions = [&self.allow, &self.deny, &self.error]
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum();
+        let timed = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum();
+        (decisions, timed, self.sum_ns.load(Ordering::Relaxed))
+    }
+
     /// Count a batch's decisions at once: one add per counter instead of one per item (the
     /// counters are shared by every worker thread, and an add on a contended cache line costs
     /// more than a decision). `timed` of them spent `share` each in the engine.

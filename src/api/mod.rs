@@ -21,6 +21,7 @@ pub mod authz;
 pub mod client;
 pub mod codec;
 pub mod connections;
+pub mod console;
 pub mod directory;
 pub mod ext_authz;
 pub mod http;

@@ -50,7 +50,7 @@ pub struct ServeArgs {
     /// TOML file with defaults for these settings (keys: data, policies, listen,
     /// no_unix, no_tcp, demo, require_policy_tests, metrics, metrics_allow_remote, ext_authz,
     /// decision_log, decision_log_sample, decision_log_subjects, audit_log, log_rotate_bytes,
-    /// log_rotate_keep, http, http_allow_remote, tcp_token_sha256, tls_cert, tls_key,
+    /// log_rotate_keep, http, http_allow_remote, ui, tcp_token_sha256, tls_cert, tls_key,
     /// max_in_flight, min_revision_wait, max_revision_waiters, max_connections,
     /// handshake_timeout, header_read_timeout, keepalive_interval, keepalive_timeout,
     /// idle_timeout, insecure_remote, log_format, otlp_endpoint; a `[cluster]` table with urls,
@@ -122,6 +122,12 @@ pub struct ServeArgs {
     /// Allow --http on a non-loopback address.
     #[arg(long, env = "WARDEN_HTTP_ALLOW_REMOTE")]
     pub http_allow_remote: bool,
+    /// Serve the web console (organizations, check playground, policy, activity) on
+    /// tcp:IP:PORT, e.g. tcp:127.0.0.1:8081, with the HTTP/JSON gateway it calls on the same
+    /// origin. Off by default; loopback only unless callers authenticate
+    /// (--tcp-token-sha256) or --insecure-remote.
+    #[arg(long, env = "WARDEN_UI", value_name = "ADDR")]
+    pub ui: Option<Listen>,
     /// Require TCP callers to send `authorization: Bearer <token>`; the value is the hex
     /// SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`), never the token itself.
     /// Unix-socket callers and health checks are exempt.
@@ -259,6 +265,7 @@ struct FileConfig {
     log_rotate_keep: Option<u32>,
     http: Option<String>,
     http_allow_remote: Option<bool>,
+    ui: Option<String>,
     tcp_token_sha256: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -325,6 +332,8 @@ pub struct ServeConfig {
     pub logs: LogsConfig,
     /// Where to serve the HTTP/JSON gateway; `None` serves none.
     pub http: Option<SocketAddr>,
+    /// Where to serve the web console (with the gateway on the same origin); `None`: nowhere.
+    pub ui: Option<SocketAddr>,
     /// SHA-256 of the bearer token TCP callers must present.
     pub tcp_token_sha256: Option<[u8; 32]>,
     /// PEM certificate chain and key for TLS on TCP listeners.
@@ -439,6 +448,24 @@ impl ServeArgs {
             ),
             Some(Listen::Tcp(addr)) => Some(addr),
         };
+        let ui = match (self.ui, file.ui) {
+            (Some(l), _) => Some(l),
+            (None, Some(s)) => Some(s.parse::<Listen>().map_err(anyhow::Error::msg).with_context(|| {
+                format!(
+                    "{}: ui",
+                    self.config.as_deref().unwrap_or(Path::new("")).display()
+                )
+            })?),
+            (None, None) => None,
+        };
+        let ui = match ui {
+            None => None,
+            Some(Listen::Unix(p)) => bail!(
+                "--ui unix:{}: the console listens on TCP for a browser; use tcp:127.0.0.1:PORT",
+                p.display()
+            ),
+            Some(Listen::Tcp(addr)) => Some(addr),
+        };
         let rotation = Rotation {
             max_bytes: self
                 .log_rotate_bytes
@@ -505,6 +532,10 @@ impl ServeArgs {
                     http.filter(|a| !a.ip().is_loopback())
                         .map(|a| format!("--http tcp:{a}")),
                 )
+                .chain(
+                    ui.filter(|a| !a.ip().is_loopback())
+                        .map(|a| format!("--ui tcp:{a}")),
+                )
                 .collect::<Vec<_>>();
             if !exposed.is_empty() {
                 bail!(
@@ -541,6 +572,7 @@ impl ServeArgs {
             ext_authz: self.ext_authz.or(file.ext_authz),
             logs,
             http,
+            ui,
             tcp_token_sha256,
             tls,
             max_in_flight: match self.max_in_flight.or(file.max_in_flight) {
@@ -903,6 +935,13 @@ mod tests {
     #[test]
     fn http_is_off_by_default_and_loopback_only() {
         assert_eq!(resolve(&[]).unwrap().http, None);
+        assert_eq!(resolve(&[]).unwrap().ui, None);
+        let c = resolve(&["--ui", "tcp:127.0.0.1:8182"]).unwrap();
+        assert_eq!(c.ui, Some("127.0.0.1:8182".parse().unwrap()));
+        let remote = resolve(&["--ui", "tcp:0.0.0.0:8182"]).unwrap_err().to_string();
+        assert!(remote.contains("--ui tcp:0.0.0.0:8182"), "{remote}");
+        assert!(resolve(&["--ui", "tcp:0.0.0.0:8182", "--insecure-remote"]).is_ok());
+        assert!(resolve(&["--ui", "unix:/tmp/u.sock"]).is_err());
         let c = resolve(&["--http", "tcp:127.0.0.1:8181"]).unwrap();
         assert_eq!(c.http, Some("127.0.0.1:8181".parse().unwrap()));
         assert!(resolve(&["--http", "tcp:0.0.0.0:8181"]).is_err());

@@ -109,6 +109,9 @@ pub enum OrgCommand {
         /// Substring of the org id or name.
         #[arg(long, default_value = "")]
         query: String,
+        /// `id`, `name`, `created_at`, `updated_at` or `member_count`, then optionally ` desc`.
+        #[arg(long, default_value = "")]
+        order_by: String,
     },
     /// The actor leaves the org (and its teams); the last admin cannot.
     Leave {
@@ -165,6 +168,9 @@ pub enum MemberCommand {
         /// Only members with this role; all when empty.
         #[arg(long, default_value = "")]
         role: String,
+        /// `id`, `created_at` or `updated_at`, then optionally ` desc`.
+        #[arg(long, default_value = "")]
+        order_by: String,
     },
 }
 
@@ -305,6 +311,15 @@ pub enum AppCommand {
     List {
         #[command(flatten)]
         owner: OwnerArgs,
+        /// Substring of the app id or name.
+        #[arg(long, default_value = "")]
+        query: String,
+        /// Only apps carrying this label (repeat for several: all must be carried).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// `id`, `name`, `created_at` or `updated_at`, then optionally ` desc`.
+        #[arg(long, default_value = "")]
+        order_by: String,
     },
     /// Move a personal app into an org (the id stays).
     Transfer {
@@ -625,7 +640,11 @@ async fn org(args: OrgArgs) -> Outcome {
                 );
             }
         }
-        OrgCommand::List { user, query } => {
+        OrgCommand::List {
+            user,
+            query,
+            order_by,
+        } => {
             let mut page_token = String::new();
             let mut revision = 0;
             loop {
@@ -634,6 +653,7 @@ async fn org(args: OrgArgs) -> Outcome {
                         min_revision: 0,
                         user_id: user.clone(),
                         query: query.clone(),
+                        order_by: order_by.clone(),
                         page_size: 0,
                         page_token,
                         actor: actor.clone(),
@@ -710,7 +730,12 @@ async fn member(args: MemberArgs) -> Outcome {
                 .into_inner();
             print_revision(r.revision);
         }
-        MemberCommand::List { org_id, query, role } => {
+        MemberCommand::List {
+            org_id,
+            query,
+            role,
+            order_by,
+        } => {
             let mut page_token = String::new();
             let mut revision = 0;
             loop {
@@ -720,6 +745,7 @@ async fn member(args: MemberArgs) -> Outcome {
                         org_id: org_id.clone(),
                         query: query.clone(),
                         role: role.clone(),
+                        order_by: order_by.clone(),
                         page_size: 0,
                         page_token,
                         actor: actor.clone(),
@@ -924,7 +950,12 @@ async fn app(args: AppArgs) -> Outcome {
                 .into_inner();
             print_revision(r.revision);
         }
-        AppCommand::List { owner } => {
+        AppCommand::List {
+            owner,
+            query,
+            labels,
+            order_by,
+        } => {
             let mut page_token = String::new();
             let mut revision = 0;
             loop {
@@ -932,6 +963,9 @@ async fn app(args: AppArgs) -> Outcome {
                     .list_apps(pb::ListAppsRequest {
                         min_revision: 0,
                         owner: Some(owner.to_pb()),
+                        query: query.clone(),
+                        labels: labels.clone(),
+                        order_by: order_by.clone(),
                         page_size: 0,
                         page_token,
                         actor: actor.clone(),

@@ -37,7 +37,7 @@ pub struct DirectoryDigest {
 /// snapshot may start its log later), `token_last_used` and `usage` (telemetry each sidecar
 /// writes on its own), `cluster_state` and `cluster_outcomes` (cluster mode's position in the
 /// log and its per-request answers: bookkeeping of the log, like the change log, not state).
-pub const DIGESTED_TABLES: [&str; 26] = [
+pub const DIGESTED_TABLES: [&str; 28] = [
     "users",
     "users_by_email",
     "orgs",
@@ -64,6 +64,8 @@ pub const DIGESTED_TABLES: [&str; 26] = [
     "collaborators",
     "app_versions",
     "org_security",
+    "sorted",
+    "member_counts",
 ];
 
 /// Digest one table; a table this file does not have yet digests as empty.
@@ -138,6 +140,8 @@ impl Store {
             table(txn, tables::COLLABORATORS)?,
             table(txn, tables::APP_VERSIONS)?,
             table(txn, tables::ORG_SECURITY)?,
+            table(txn, tables::SORTED)?,
+            table(txn, tables::MEMBER_COUNTS)?,
         ];
         let mut h = Sha256::new();
         for t in &tables {

@@ -264,7 +264,7 @@ pub(crate) fn write_dump(t: &mut WriteTables<'_>, dump: &Dump) -> Result<(), App
     }
     for (i, o) in dump.orgs.iter().enumerate() {
         validate_slug(&format!("orgs[{i}].id"), &o.id)?;
-        if t.orgs.insert(o.id.as_str(), encode(o)?.as_slice())?.is_some() {
+        if super::sorted::put_org(t, o)?.is_some() {
             return Err(dup(format!("org `{}`", o.id)));
         }
         super::limits::remember_org(t, o)?;

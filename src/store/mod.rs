@@ -29,6 +29,7 @@ mod publishing;
 mod read;
 mod security;
 mod snapshot;
+mod sorted;
 mod tables;
 mod tokens;
 mod usage;
@@ -42,6 +43,7 @@ pub use digest::{DIGESTED_TABLES, DirectoryDigest, TableDigest};
 pub use dump::{DUMP_FORMAT, Dump};
 pub use read::{ChangeRecord, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Member, Page, Stats};
 pub use snapshot::{SNAPSHOT_FORMAT, Snapshot};
+pub use sorted::{ListFilter, ListOrder, SortField};
 pub use verify::IndexCheck;
 pub use watch::{WatchEntry, WatchPage};
 pub use write_times::{WRITE_BUCKETS_NS, WriteOutcome, WriteTimes, WriteTimesSnapshot};
@@ -237,8 +239,12 @@ impl Store {
         }
         let db = db::open_database(&path)?;
 
-        let found = {
+        let (found, had_sorted) = {
             let txn = db.begin_read()?;
+            let had_sorted = {
+                use redb::TableHandle;
+                txn.list_tables()?.any(|t| t.name() == "sorted")
+            };
             let foreign = tables::foreign_tables(&txn)?;
             if !foreign.is_empty() {
                 return Err(StoreError::NotWarden {
@@ -246,11 +252,12 @@ impl Store {
                     tables: foreign,
                 });
             }
-            match txn.open_table(META) {
+            let found = match txn.open_table(META) {
                 Ok(meta) => meta.get("schema_version")?.map(|v| v.value()),
                 Err(redb::TableError::TableDoesNotExist(_)) => None,
                 Err(e) => return Err(e.into()),
-            }
+            };
+            (found, had_sorted)
         };
         let mut backfill = false;
         match found {
@@ -336,6 +343,10 @@ impl Store {
             write_times: WriteTimes::default(),
             committed: tokio::sync::watch::Sender::new(revision),
         };
+        if found.is_some() && !had_sorted {
+            // A file from before sorted lists: index what it holds, once.
+            store.backfill_sorted()?;
+        }
         if backfill {
             store.backfill_audit()?;
         }
@@ -463,6 +474,7 @@ impl Store {
             // Before apply: a deleted app's or token's org is known only from the old state.
             let org = audit::org_in_txn(&t, &env.change)?;
             let index_ops = apply::apply_change(&mut t, env, ctx)?;
+            sorted::touch(&mut t, &env.change, org.as_deref(), env.at_ms)?;
             let revision = next_revision(&t.changelog)?;
             if let Some(org) = &org {
                 t.audit_by_org.insert((org.as_str(), revision), ())?;
