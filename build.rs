@@ -1,5 +1,7 @@
-//! Compiles `proto/warden/v1/*.proto` into Rust (prost messages + tonic clients and
-//! servers) and writes the file descriptor set that gRPC reflection serves.
+//! Compiles `proto/warden/v1/*.proto` into the daemon's tonic servers and writes the file
+//! descriptor set that gRPC reflection serves. The messages and clients are the
+//! `warden-client` crate's (`extern_path`): one set of Rust types on both sides, and the
+//! CLI talks to the daemon through that crate.
 //!
 //! protoc comes from `protoc-bin-vendored`, so building Warden never needs a system
 //! protoc and every machine compiles the protos with the same version.
@@ -34,6 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
+        .build_client(false)
+        .extern_path(".warden.v1", "::warden_client::pb")
         // prost's codec, with a request that does not decode answered INVALID_ARGUMENT.
         .codec_path("crate::api::codec::Codec")
         .file_descriptor_set_path(out_dir.join("warden_descriptor.bin"))

@@ -5,11 +5,11 @@
 //! cargo run --example check -- alice acme apps/web app:write
 //! ```
 //!
-//! Connects to the default socket (`unix:./data/warden.sock`), or to `WARDEN_TARGET`
+//! Connects to the default socket (`unix:./data/warden.sock`), or to `WARDEN_CONNECT`
 //! (e.g. `tcp:127.0.0.1:50051`). Exits 0 on allow, 1 on deny, 2 on error, like
 //! `warden check`.
 
-use warden::client::Client;
+use warden_client::Client;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
@@ -21,10 +21,8 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let target =
-        std::env::var("WARDEN_TARGET").unwrap_or_else(|_| warden::cli::config::DEFAULT_CONNECT.to_string());
     let answer = async {
-        let client = Client::connect(&target).await?;
+        let client = Client::connect_from_env().await?;
         client.can(&subject, &org, &resource, &action).await
     };
     match answer.await {

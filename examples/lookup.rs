@@ -6,9 +6,9 @@
 //! cargo run --example lookup -- acme carol apps/web app:write
 //! ```
 //!
-//! Connects to the default socket (`unix:./data/warden.sock`), or to `WARDEN_TARGET`.
+//! Connects to the default socket (`unix:./data/warden.sock`), or to `WARDEN_CONNECT`.
 
-use warden::client::Client;
+use warden_client::Client;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
@@ -20,10 +20,8 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let target =
-        std::env::var("WARDEN_TARGET").unwrap_or_else(|_| warden::cli::config::DEFAULT_CONNECT.to_string());
     let run = async {
-        let client = Client::connect(&target).await?;
+        let client = Client::connect_from_env().await?;
         let resources = client.lookup_resources(&subject, &org, &action).await?;
         println!("{subject} may {action} on: {}", resources.join(", "));
         let subjects = client.lookup_subjects(&org, &resource, &action).await?;

@@ -143,9 +143,11 @@ fn without_a_daemon_the_cli_names_where_it_looked_and_how_to_point_it_elsewhere(
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     let cwd = dir.path().canonicalize().expect("canonical tempdir");
     for needed in [
-        "no daemon reachable at unix:./data/warden.sock".to_string(),
-        format!("relative to {}", cwd.display()),
-        "--connect or WARDEN_CONNECT".to_string(),
+        format!(
+            "unix:./data/warden.sock: no such file ({}/data/warden.sock)",
+            cwd.display()
+        ),
+        "start it with `warden serve` or set --connect/WARDEN_CONNECT".to_string(),
     ] {
         assert!(stderr.contains(&needed), "lacks {needed:?}: {stderr}");
     }

@@ -1,6 +1,7 @@
-//! `warden::client::Client` against the real daemon on the demo directory: answers,
-//! batch order and item errors, lookups across pages, and what a caller sees when no
-//! daemon is there.
+//! The `warden-client` crate's `Client` (re-exported as `warden::client`) against the real
+//! daemon on the demo directory: answers, batch order and item errors, lookups across pages,
+//! what a caller sees when no daemon is there, a bearer token and TLS on TCP, and per-call
+//! deadlines.
 
 use crate::common;
 
@@ -8,6 +9,7 @@ use common::*;
 use std::time::{Duration, Instant};
 use warden::api::pb;
 use warden::client::{Client, Error, Retry};
+use warden_client::{Options, Tls};
 
 #[test]
 fn client_answers_batches_and_pages_on_the_demo_directory() {
@@ -210,4 +212,222 @@ fn client_lookup_subjects_explain_and_read_your_writes() {
             "{err}"
         );
     });
+}
+
+#[test]
+fn client_sends_its_bearer_token_over_tls_and_keeps_its_deadline() {
+    let work = Workdir::new();
+    let (ca_pem, cert, key) = crate::transport::test_pki(work.dir.path())
+        .expect("the `openssl` command is needed to make the test's certificates: install openssl");
+    let token = crate::transport::random_token();
+    let tcp = work.tcp_target();
+    let unix = work.unix_target();
+    // Spawned here: the TCP listener speaks TLS, which the common helper's readiness probe
+    // does not; the Unix socket tells when it serves.
+    let mut daemon = work
+        .serve_command()
+        .arg("--demo")
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .args(["--tcp-token-sha256", &warden::api::auth::token_sha256_hex(&token)])
+        // Long enough that only the client's deadline can end the waiting call below.
+        .args(["--min-revision-wait", "60s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(work.dir.path().join("tls.log")).unwrap())
+        .spawn()
+        .expect("spawn warden serve");
+    let rt = runtime();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rt.block_on(health(&unix, ""))
+        != Some(tonic_health::pb::health_check_response::ServingStatus::Serving)
+    {
+        assert!(daemon.try_wait().unwrap().is_none(), "warden exited early");
+        assert!(Instant::now() < deadline, "the daemon never served on {unix}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let tls = || {
+        Some(Tls {
+            ca_pem: std::fs::read(&ca_pem).unwrap(),
+            domain: Some("localhost".into()),
+        })
+    };
+    rt.block_on(async {
+        let c = Client::connect_with_options(
+            &tcp,
+            Options {
+                tls: tls(),
+                token: Some(token.clone()),
+                ..Options::default()
+            },
+        )
+        .await
+        .expect("connect over TLS");
+        assert!(c.can("alice", "acme", "apps/web", "app:write").await.unwrap());
+        assert_eq!(
+            c.lookup_resources("carol", "acme", "app:write").await.unwrap(),
+            vec!["apps/web"]
+        );
+
+        // The same TLS connection without the token: the daemon asks for it.
+        let anonymous = Client::connect_with_options(
+            &tcp,
+            Options {
+                tls: tls(),
+                ..Options::default()
+            },
+        )
+        .await
+        .expect("connect over TLS");
+        let err = anonymous
+            .can("alice", "acme", "apps/web", "app:write")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Status(s) if s.code() == tonic::Code::Unauthenticated),
+            "{err}"
+        );
+
+        // A revision the directory will not reach: the call waits until its deadline.
+        let err = c
+            .at_revision(1_000_000)
+            .with_timeout(Duration::from_millis(300))
+            .can("alice", "acme", "apps/web", "app:write")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Status(s) if s.code() == tonic::Code::DeadlineExceeded),
+            "{err}"
+        );
+
+        // Options that cannot apply are refused before anything is sent.
+        let err = Client::connect_with_options(
+            &unix,
+            Options {
+                tls: tls(),
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::BadOptions(m) if m.contains("TLS applies to tcp:")),
+            "{err}"
+        );
+        let err = Client::connect_with_options(
+            &unix,
+            Options {
+                token: Some("two\nlines".into()),
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, Error::BadOptions(_)), "{err}");
+
+        // Every service's generated client is there, on the client's channel.
+        let mut members =
+            warden_client::MemberServiceClient::new(Client::connect(&unix).await.expect("unix").channel());
+        let page = members
+            .list_members(warden_client::pb::ListMembersRequest {
+                actor: "alice".into(),
+                org_id: "acme".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("list members")
+            .into_inner();
+        assert!(page.members.iter().any(|m| m.user_id == "carol"), "{page:?}");
+    });
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}
+
+/// What an application pulls in with `warden-client`: tonic, prost and what tonic's client
+/// needs, never the daemon's storage, CLI, policy or telemetry crates. Read from the
+/// manifests and `Cargo.lock` (which over-approximates: it lists optional dependencies too).
+#[test]
+fn client_crate_pulls_in_none_of_the_daemons_dependencies() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root.join("warden-client/Cargo.toml")).unwrap()).unwrap();
+    let mut direct: Vec<&str> = manifest["dependencies"]
+        .as_table()
+        .expect("[dependencies]")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    direct.sort();
+    assert_eq!(
+        direct,
+        [
+            "hyper-util",
+            "prost",
+            "thiserror",
+            "tokio",
+            "tonic",
+            "tonic-prost",
+            "tower"
+        ],
+        "warden-client's dependencies"
+    );
+
+    let lock: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root.join("Cargo.lock")).unwrap()).unwrap();
+    let packages = lock["package"].as_array().expect("[[package]]");
+    let deps_of = |name: &str| -> Vec<String> {
+        packages
+            .iter()
+            .filter(|p| p["name"].as_str() == Some(name))
+            .flat_map(|p| {
+                p.get("dependencies")
+                    .and_then(|d| d.as_array())
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|d| d.as_str().map(|s| s.split(' ').next().unwrap_or(s).to_string()))
+            .collect()
+    };
+    let mut closure = std::collections::BTreeSet::new();
+    let mut todo = vec!["warden-client".to_string()];
+    while let Some(n) = todo.pop() {
+        if closure.insert(n.clone()) {
+            todo.extend(deps_of(&n));
+        }
+    }
+    assert!(
+        closure.contains("tonic") && closure.contains("prost"),
+        "{closure:?}"
+    );
+    let daemons: Vec<&str> = [
+        "warden",
+        "redb",
+        "clap",
+        "notify",
+        "notify-debouncer-full",
+        "serde_json",
+        "serde_norway",
+        "toml",
+        "tracing-subscriber",
+        "prost-reflect",
+        "envoy-types",
+        "mimalloc",
+        "tonic-health",
+        "tonic-reflection",
+        "plotters",
+        "sha2",
+        "hdrhistogram",
+        "arc-swap",
+        "parking_lot",
+        "idna",
+        "casbin",
+    ]
+    .into_iter()
+    .filter(|d| closure.contains(*d))
+    .collect();
+    assert!(
+        daemons.is_empty(),
+        "warden-client pulls in daemon crates: {daemons:?}"
+    );
 }

@@ -119,7 +119,8 @@ fn metrics_count_decisions_reloads_and_the_directory() {
             count
         );
         assert!(value(&body, "warden_check_duration_seconds_bucket{le=\"0.1\"}") <= count);
-        assert!(body.contains("warden_check_duration_seconds_bucket{le=\"0.000001\"}"));
+        // Bounds are written as Go's client writes them (`1e-06`, not `0.000001`).
+        assert!(body.contains("warden_check_duration_seconds_bucket{le=\"1e-06\"}"));
         assert!(
             value(&body, "warden_policy_reloads_succeeded_total") >= 1.0,
             "{body}"
@@ -183,6 +184,141 @@ fn metrics_count_decisions_reloads_and_the_directory() {
             1.0,
             "{body}"
         );
+    });
+}
+
+/// Every family a dashboard or alert needs, by the name a parser gives it.
+const FAMILIES: [&str; 19] = [
+    "warden_decisions_total",
+    "warden_check_duration_seconds",
+    "warden_policy_reloads_succeeded_total",
+    "warden_policy_reloads_failed_total",
+    "warden_policy_last_success_timestamp_seconds",
+    "warden_policy_last_reload_failed",
+    "warden_policy_watcher_up",
+    "warden_policy_watch_restarts_total",
+    "warden_directory_revision",
+    "warden_directory_entries",
+    "warden_store_write_duration_seconds",
+    "warden_decision_log_dropped_total",
+    "warden_build_info",
+    "warden_grpc_in_flight",
+    "warden_grpc_rejected_total",
+    "warden_grpc_requests_total",
+    "warden_grpc_request_duration_seconds",
+    "process_cpu_seconds_total",
+    "process_open_fds",
+];
+
+/// `/metrics` through a Prometheus text-format parser (the `prometheus-parse` crate).
+fn parse(body: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("parses")
+}
+
+/// The cumulative buckets of the histogram `name` whose labels include `labels`.
+fn buckets(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Vec<(f64, f64)> {
+    let sample = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .unwrap_or_else(|| panic!("no {name}{labels:?}"));
+    match &sample.value {
+        prometheus_parse::Value::Histogram(b) => b.iter().map(|b| (b.less_than, b.count)).collect(),
+        other => panic!("{name}: not a histogram: {other:?}"),
+    }
+}
+
+#[test]
+fn metrics_parse_as_prometheus_text_and_writes_are_timed_by_outcome() {
+    let metrics = free_port();
+    let flag = format!("tcp:{metrics}");
+    let daemon = Workdir::new().start_with(&["--demo", "--metrics", &flag]);
+    runtime().block_on(async {
+        let committed = "warden_store_write_duration_seconds_count{outcome=\"committed\"}";
+        let refused = "warden_store_write_duration_seconds_count{outcome=\"refused\"}";
+        let (_, before) = get(metrics, "/metrics").await;
+        // The demo's seed went through the same write path.
+        assert!(value(&before, committed) >= 1.0, "{before}");
+        assert_eq!(value(&before, refused), 0.0, "{before}");
+
+        let mut c = crate::common::directory::clients(&daemon.work.unix_target()).await;
+        let team = |actor: &str| warden::api::pb::CreateTeamRequest {
+            actor: actor.into(),
+            org_id: "acme".into(),
+            team_id: "timed".into(),
+            name: "Timed".into(),
+        };
+        c.team
+            .create_team(team("alice"))
+            .await
+            .expect("alice creates a team");
+        // dave is an org user: refused inside the transaction, which is still timed.
+        let e = c.team.create_team(team("dave")).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+        assert!(
+            Client::connect(&daemon.work.unix_target())
+                .await
+                .unwrap()
+                .can("alice", "acme", "apps/web", "app:read")
+                .await
+                .unwrap()
+        );
+
+        let (_, body) = get(metrics, "/metrics").await;
+        assert_eq!(value(&body, committed), value(&before, committed) + 1.0, "{body}");
+        assert_eq!(value(&body, refused), 1.0, "{body}");
+
+        let scrape = parse(&body);
+        for family in FAMILIES {
+            assert!(scrape.docs.contains_key(family), "no HELP for {family}: {body}");
+        }
+        // Every histogram the parser found: bounds rise, cumulative counts never fall, the
+        // last bucket is +Inf and equals the series' _count.
+        let mut seen = 0;
+        for s in &scrape.samples {
+            let prometheus_parse::Value::Histogram(b) = &s.value else {
+                continue;
+            };
+            seen += 1;
+            assert!(b.windows(2).all(|w| w[0].less_than < w[1].less_than), "{s:?}");
+            assert!(b.windows(2).all(|w| w[0].count <= w[1].count), "{s:?}");
+            let last = b.last().expect("buckets");
+            assert_eq!(last.less_than, f64::INFINITY, "{s:?}");
+            let mut labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+            labels.sort();
+            // The text's label order is the encoder's; find the _count line by its labels.
+            let count = body
+                .lines()
+                .filter_map(|l| l.strip_prefix(&format!("{}_count", s.metric)))
+                .find(|rest| {
+                    let (set, _) = rest.rsplit_once(' ').unwrap();
+                    let mut have: Vec<String> = set
+                        .trim_start_matches('{')
+                        .trim_end_matches('}')
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                    have.sort();
+                    have == labels
+                })
+                .and_then(|rest| rest.rsplit_once(' ')?.1.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no _count for {s:?}"));
+            assert_eq!(last.count, count, "{s:?}");
+        }
+        assert!(seen >= 5, "check, per-RPC and write histograms: {seen}");
+        let write = buckets(
+            &scrape,
+            "warden_store_write_duration_seconds",
+            &[("outcome", "refused")],
+        );
+        assert_eq!(write.len(), 17, "16 bounds and +Inf: {write:?}");
+        assert_eq!(write[0].0, 0.0001);
+        assert_eq!(write[15].0, 10.0);
+        assert_eq!(write[16].1, 1.0);
+        let check = buckets(&scrape, "warden_check_duration_seconds", &[]);
+        assert_eq!(check[0].0, 1e-6);
+        assert!(check[16].1 >= 1.0);
     });
 }
 

@@ -199,7 +199,7 @@ fn k8s_manifest_runs_warden_as_native_sidecar_with_grpc_probes_and_no_open_liste
         Some("status.podIP")
     );
     assert_eq!(
-        named(&app["env"], "WARDEN_TARGET")["value"].as_str(),
+        named(&app["env"], "WARDEN_CONNECT")["value"].as_str(),
         Some("unix:/run/warden/sock/warden.sock"),
         "the app dials the socket Warden serves"
     );
@@ -473,6 +473,17 @@ fn dockerfile_caches_dependencies_in_a_layer_before_the_sources() {
     // The build script and what it reads are in the layer.
     assert!(docker[manifests].contains("build.rs"));
     assert!(docker[..deps].iter().any(|l| l == "COPY proto proto"));
+    // Cargo reads every workspace member's manifest (and builds the client crate the CLI
+    // uses), so each member other than the root is copied whole before the build.
+    let members = manifest["workspace"]["members"]
+        .as_array()
+        .expect("workspace members");
+    for m in members.iter().filter_map(|m| m.as_str()).filter(|m| *m != ".") {
+        assert!(
+            docker[..deps].iter().any(|l| *l == format!("COPY {m} {m}")),
+            "the dependency layer lacks the workspace member {m}"
+        );
+    }
     // The real sources are newer than the placeholders' build.
     let rebuild = &docker[sources + 1];
     assert!(rebuild.contains("touch src/lib.rs src/main.rs") && rebuild.contains("cargo build"));

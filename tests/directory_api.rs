@@ -116,6 +116,7 @@ fn every_mutation_succeeds_over_unix_socket_and_tcp() {
             let listed = c
                 .member
                 .list_members(pb::ListMembersRequest {
+                    order_by: String::new(),
                     org_id: org.clone(),
                     query: "MATE".into(),
                     actor: mate.clone(),
@@ -312,6 +313,9 @@ fn every_mutation_succeeds_over_unix_socket_and_tcp() {
             let apps = c
                 .app
                 .list_apps(pb::ListAppsRequest {
+                    query: String::new(),
+                    order_by: String::new(),
+                    labels: vec![],
                     owner: org_owner(&org),
                     actor: owner.clone(),
                     ..Default::default()
@@ -352,6 +356,7 @@ fn every_mutation_succeeds_over_unix_socket_and_tcp() {
             let orgs = c
                 .org
                 .list_orgs(pb::ListOrgsRequest {
+                    order_by: String::new(),
                     user_id: owner.clone(),
                     actor: owner.clone(),
                     ..Default::default()
@@ -613,6 +618,7 @@ fn reads_are_authorized() {
             assert_refused(
                 c.member
                     .list_members(pb::ListMembersRequest {
+                        order_by: String::new(),
                         org_id: "globex".into(),
                         actor: "alice".into(),
                         ..Default::default()
@@ -636,6 +642,9 @@ fn reads_are_authorized() {
             let apps = c
                 .app
                 .list_apps(pb::ListAppsRequest {
+                    query: String::new(),
+                    order_by: String::new(),
+                    labels: vec![],
                     owner: org_owner("acme"),
                     actor: "carol".into(),
                     ..Default::default()
@@ -695,6 +704,7 @@ fn reads_are_authorized() {
         );
         assert_eq!(tcp.stats().await, before);
         let all = pb::ListOrgsRequest {
+            order_by: String::new(),
             actor: "bob".into(),
             ..Default::default()
         };

@@ -68,6 +68,7 @@ async fn all_members(c: &mut Clients) -> Vec<String> {
         let page = c
             .member
             .list_members(pb::ListMembersRequest {
+                order_by: String::new(),
                 org_id: ORG.into(),
                 actor: ROOT.into(),
                 page_size: 1000,
@@ -183,6 +184,7 @@ fn acknowledged_writes_survive_kill_9() {
                 let orgs = c
                     .org
                     .list_orgs(pb::ListOrgsRequest {
+                        order_by: String::new(),
                         user_id: user.clone(),
                         actor: user.clone(),
                         ..Default::default()

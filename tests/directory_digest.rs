@@ -57,14 +57,16 @@ fn replicas_built_by_replay_agree_and_every_table_change_shows() {
                 team: "frontend".into(),
                 name: "Front".into(),
             },
-            &["teams"],
+            // A change inside an org moves the org's `updated_at` (and its sorted row).
+            &["teams", "orgs", "sorted"],
         ),
         (
             Change::SetAppLabels {
                 app: "web".into(),
                 labels: vec!["public".into()],
             },
-            &["apps"],
+            // The org was already stamped at this time; the app's `updated_at` moves.
+            &["apps", "sorted"],
         ),
         (
             Change::ChangeRole {
@@ -72,7 +74,7 @@ fn replicas_built_by_replay_agree_and_every_table_change_shows() {
                 user: "bob".into(),
                 role: "admin".into(),
             },
-            &["memberships", "org_admins"],
+            &["memberships", "org_admins", "sorted"],
         ),
         (
             Change::RemoveTeamMember {
@@ -80,7 +82,7 @@ fn replicas_built_by_replay_agree_and_every_table_change_shows() {
                 team: "frontend".into(),
                 user: "carol".into(),
             },
-            &["team_members"],
+            &["team_members", "memberships", "sorted"],
         ),
         (
             Change::UpsertUser {

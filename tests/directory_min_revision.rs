@@ -35,6 +35,7 @@ fn directory_reads_wait_for_min_revision_or_fail_naming_it() {
             reader
                 .member
                 .list_members(pb::ListMembersRequest {
+                    order_by: String::new(),
                     actor: "alice".into(),
                     org_id: "acme".into(),
                     min_revision: now + 1,
@@ -104,6 +105,7 @@ fn directory_reads_wait_for_min_revision_or_fail_naming_it() {
                 org,
                 list_orgs,
                 pb::ListOrgsRequest {
+                    order_by: String::new(),
                     actor: alice(),
                     user_id: alice(),
                     min_revision: far,
@@ -115,6 +117,7 @@ fn directory_reads_wait_for_min_revision_or_fail_naming_it() {
                 member,
                 list_members,
                 pb::ListMembersRequest {
+                    order_by: String::new(),
                     actor: alice(),
                     org_id: "acme".into(),
                     min_revision: far,
@@ -147,6 +150,9 @@ fn directory_reads_wait_for_min_revision_or_fail_naming_it() {
                 app,
                 list_apps,
                 pb::ListAppsRequest {
+                    query: String::new(),
+                    order_by: String::new(),
+                    labels: vec![],
                     actor: alice(),
                     owner: org_owner("acme"),
                     min_revision: far,

@@ -532,6 +532,7 @@ fn every_path_that_creates_a_membership_obeys_the_plan_and_the_membership_limit(
         let members = tcp
             .member
             .list_members(pb::ListMembersRequest {
+                order_by: String::new(),
                 org_id: "co".into(),
                 actor: "alice".into(),
                 ..Default::default()

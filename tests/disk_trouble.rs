@@ -422,6 +422,7 @@ fn directory_reads_answered(
                     "ListMembers (never read before)",
                     c.member
                         .list_members(pb::ListMembersRequest {
+                            order_by: String::new(),
                             org_id: "late".into(),
                             actor: "alice".into(),
                             page_size: 1000,
@@ -456,6 +457,7 @@ fn directory_reads_answered(
                     "ListMembers",
                     c.member
                         .list_members(pb::ListMembersRequest {
+                            order_by: String::new(),
                             org_id: "acme".into(),
                             actor: "alice".into(),
                             ..Default::default()

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 const JWT_FILTER: &str = "envoy.filters.http.jwt_authn";
 
-fn shipped_mapping() -> PathBuf {
+pub(crate) fn shipped_mapping() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/envoy/ext_authz.toml")
 }
 
@@ -45,16 +45,16 @@ fn peer(ip: &str, port: u32) -> Peer {
 }
 
 /// One HTTP request as Envoy describes it, with an optional verified JWT subject.
-struct Http<'a> {
+pub(crate) struct Http<'a> {
     method: &'a str,
     path: &'a str,
     sub: Option<&'a str>,
-    headers: &'a [(&'a str, &'a str)],
+    pub(crate) headers: &'a [(&'a str, &'a str)],
     context: &'a [(&'a str, &'a str)],
 }
 
 impl<'a> Http<'a> {
-    fn new(method: &'a str, path: &'a str, sub: Option<&'a str>) -> Self {
+    pub(crate) fn new(method: &'a str, path: &'a str, sub: Option<&'a str>) -> Self {
         Self {
             method,
             path,
@@ -144,10 +144,10 @@ impl<'a> Http<'a> {
 /// What Envoy does with a response: the gRPC code, the HTTP status it sends a denied
 /// client (None when the request goes upstream), and the headers it adds.
 #[derive(Debug)]
-struct Outcome {
+pub(crate) struct Outcome {
     code: i32,
     http_status: Option<i32>,
-    headers: HashMap<String, String>,
+    pub(crate) headers: HashMap<String, String>,
     body: String,
 }
 
@@ -185,7 +185,7 @@ impl Outcome {
     }
 }
 
-async fn ask(target: &str, http: &Http<'_>) -> Outcome {
+pub(crate) async fn ask(target: &str, http: &Http<'_>) -> Outcome {
     let channel = warden::api::client::connect(target).await.expect("connect");
     let resp = AuthorizationClient::new(channel)
         .check(http.envoy_request())

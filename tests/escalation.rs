@@ -278,6 +278,7 @@ fn denied(c: &Clients) -> Vec<(&'static str, Call)> {
                 c.member,
                 list_members,
                 pb::ListMembersRequest {
+                    order_by: String::new(),
                     actor: "alice".into(),
                     org_id: "globex".into(),
                     ..Default::default()
@@ -393,6 +394,7 @@ fn denied(c: &Clients) -> Vec<(&'static str, Call)> {
                 c.org,
                 list_orgs,
                 pb::ListOrgsRequest {
+                    order_by: String::new(),
                     actor: "alice".into(),
                     user_id: "erin".into(),
                     ..Default::default()

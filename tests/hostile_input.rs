@@ -363,6 +363,7 @@ fn cases(c: &Clients) -> Vec<Case> {
             c.org,
             list_orgs,
             pb::ListOrgsRequest {
+                order_by: String::new(),
                 query: meg.clone(),
                 user_id: a(),
                 actor: a(),
@@ -378,6 +379,7 @@ fn cases(c: &Clients) -> Vec<Case> {
             c.org,
             list_orgs,
             pb::ListOrgsRequest {
+                order_by: String::new(),
                 page_token: "\u{1}\u{2}garbage".into(),
                 user_id: a(),
                 actor: a(),
@@ -530,6 +532,7 @@ fn cases(c: &Clients) -> Vec<Case> {
             c.member,
             list_members,
             pb::ListMembersRequest {
+                order_by: String::new(),
                 org_id: "nope".into(),
                 actor: a(),
                 ..Default::default()
@@ -544,6 +547,7 @@ fn cases(c: &Clients) -> Vec<Case> {
             c.member,
             list_members,
             pb::ListMembersRequest {
+                order_by: String::new(),
                 org_id: "acme".into(),
                 query: meg.clone(),
                 actor: a(),
@@ -1021,6 +1025,9 @@ fn cases(c: &Clients) -> Vec<Case> {
             c.app,
             list_apps,
             pb::ListAppsRequest {
+                query: String::new(),
+                order_by: String::new(),
+                labels: vec![],
                 owner: None,
                 actor: a(),
                 ..Default::default()
@@ -1188,6 +1195,7 @@ fn every_rpc_refuses_hostile_input_with_its_code_and_writes_nothing() {
             let orgs = c
                 .org
                 .list_orgs(pb::ListOrgsRequest {
+                    order_by: String::new(),
                     actor: "alice".into(),
                     page_size: 1000,
                     ..Default::default()
@@ -1198,6 +1206,7 @@ fn every_rpc_refuses_hostile_input_with_its_code_and_writes_nothing() {
             let members = c
                 .member
                 .list_members(pb::ListMembersRequest {
+                    order_by: String::new(),
                     org_id: "acme".into(),
                     actor: "alice".into(),
                     page_size: 1000,

@@ -97,10 +97,23 @@ fn openapi_lists_every_unary_warden_rpc() {
     let (_daemon, http) = start();
     assert_eq!(http.openapi["openapi"], "3.1.0");
     let pool = DescriptorPool::decode(warden::api::FILE_DESCRIPTOR_SET).unwrap();
-    let mut expected = 0;
+    let (mut expected, mut streams) = (0, 0);
     for svc in pool.services().filter(|s| s.package_name() == "warden.v1") {
         for m in svc.methods() {
             let path = format!("/{}/{}", svc.full_name(), m.name());
+            if m.is_server_streaming() {
+                // Streams (`WatchChanges`, `Snapshot`) are gRPC only: Connect's unary form
+                // cannot carry them, and the gateway says so instead of half-serving them.
+                assert!(http.openapi["paths"][&path].is_null(), "{path} listed");
+                let (code, body) = http.post(&path, "{}");
+                assert_eq!(code, 404, "{path}: {body}");
+                assert!(
+                    body["message"].as_str().unwrap_or("").contains("no unary method"),
+                    "{body}"
+                );
+                streams += 1;
+                continue;
+            }
             assert!(
                 http.openapi["paths"][&path]["post"].is_object(),
                 "{path} missing from /openapi.json"
@@ -109,6 +122,7 @@ fn openapi_lists_every_unary_warden_rpc() {
         }
     }
     assert!(expected >= 20, "only {expected} warden.v1 methods found");
+    assert_eq!(streams, 2, "WatchChanges and Snapshot");
     // warden.v1 plus grpc.health.v1's unary Check, and the AuthZEN endpoints.
     let paths = http.openapi["paths"].as_object().unwrap();
     let rpcs = paths

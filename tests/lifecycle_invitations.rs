@@ -616,6 +616,7 @@ fn terms_of_use_must_be_accepted_when_the_org_has_them() {
         let listed = c
             .member
             .list_members(pb::ListMembersRequest {
+                order_by: String::new(),
                 org_id: "acme".into(),
                 actor: "alice".into(),
                 ..Default::default()

@@ -115,7 +115,7 @@ fn python_example_client_against_the_demo_daemon() {
             "warden_example.py",
             Command::new(&python)
                 .arg(repo().join("examples/python/warden_example.py"))
-                .args(["--target", &target])
+                .args(["--connect", &target])
                 .env("PYTHONPATH", gen_dir.path()),
         );
         let stdout = String::from_utf8(out.stdout).expect("utf-8");

@@ -37,7 +37,7 @@ async fn check_with(channel: Channel, header: Option<&str>) -> Result<bool, toni
         .map(|r| r.into_inner().allowed)
 }
 
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     (0..40)
         .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rand::random_range(0..36)]))
         .collect()
@@ -144,7 +144,9 @@ fn a_malformed_token_hash_stops_startup() {
 
 /// A test CA and a certificate for localhost/127.0.0.1 it signed, by the `openssl`
 /// command line: (CA certificate, server certificate, server key).
-fn test_pki(dir: &std::path::Path) -> Option<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf)> {
+pub(crate) fn test_pki(
+    dir: &std::path::Path,
+) -> Option<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf)> {
     let p = |name: &str| dir.join(name);
     std::fs::write(p("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").ok()?;
     let ec = [

@@ -5,12 +5,13 @@
     cargo run --release -- serve --demo                # in another terminal
     PYTHONPATH=examples/python/gen python examples/python/warden_example.py
 
-Connects to unix:./data/warden.sock, or to --target (unix:PATH or HOST:PORT, e.g.
-127.0.0.1:50051). Against the demo directory it asks the questions of the README's tour
+Connects to --connect, else WARDEN_CONNECT, else unix:./data/warden.sock (unix:PATH or
+tcp:HOST:PORT, e.g. tcp:127.0.0.1:50051). Against the demo directory it asks the questions of the README's tour
 and prints one line per answer.
 """
 
 import argparse
+import os
 import sys
 
 import grpc
@@ -46,12 +47,17 @@ def lookup_resources(authz, subject, org, action):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="unix:./data/warden.sock")
+    parser.add_argument(
+        "--connect",
+        "--target",  # the flag's old name
+        dest="connect",
+        default=os.environ.get("WARDEN_CONNECT") or "unix:./data/warden.sock",
+    )
     args = parser.parse_args()
 
     # No channel options needed: Warden takes any :authority on its Unix socket (grpc-core
     # sends the socket path there).
-    with grpc.insecure_channel(target_of(args.target)) as channel:
+    with grpc.insecure_channel(target_of(args.connect)) as channel:
         authz = authz_pb2_grpc.AuthzServiceStub(channel)
         members = directory_pb2_grpc.MemberServiceStub(channel)
 

@@ -1,5 +1,5 @@
-//! `warden.v1.AdminService`: policy status and reload, directory statistics, index check and
-//! directory digest.
+//! `warden.v1.AdminService`: policy status and reload, directory statistics, index check,
+//! directory digest and online snapshots.
 
 use crate::api::pb;
 use crate::api::policy_state::{PolicyStatus, WatcherState};
@@ -36,7 +36,21 @@ pub trait DirectoryStats: Send + Sync {
     fn digest(&self) -> Result<DirectoryDigest, String> {
         Err("no directory store is attached".into())
     }
+
+    /// The write-transaction latencies by outcome (`/metrics`); `None` without a store.
+    fn write_times(&self) -> Option<Vec<crate::store::WriteTimesSnapshot>> {
+        None
+    }
+
+    /// An online snapshot, JSON, and its revision (`Snapshot`). `policy` is the serving
+    /// policy's hash.
+    fn snapshot(&self, _policy: String) -> Result<(u64, Vec<u8>), String> {
+        Err("no directory store is attached".into())
+    }
 }
+
+/// Largest `SnapshotChunk`: well under gRPC's default 4 MiB message limit.
+const SNAPSHOT_CHUNK: usize = 1 << 20;
 
 /// The admin service.
 #[derive(Clone)]
@@ -48,6 +62,9 @@ pub struct Admin {
     /// concurrent callers queue here (a Tokio mutex: held across the blocking task's
     /// `.await`) instead of running side by side.
     index_checks: Arc<tokio::sync::Mutex<()>>,
+    /// The decision counters `GetDecisionCounters` reads; absent in tests of the admin
+    /// service without a daemon around it (then the call is UNAVAILABLE).
+    metrics: Option<Arc<crate::api::metrics::Metrics>>,
     /// Cluster mode: shown in the status.
     cluster: Option<Arc<crate::cluster::Cluster>>,
 }
@@ -63,8 +80,15 @@ impl Admin {
             engine,
             stats,
             index_checks: Arc::new(tokio::sync::Mutex::new(())),
+            metrics: None,
             cluster: None,
         }
+    }
+
+    /// Serve `GetDecisionCounters` from `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::api::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Show this sidecar's position in the directory log in the status.
@@ -117,11 +141,239 @@ fn to_pb(s: PolicyStatus) -> pb::PolicyStatus {
         },
         watch_restarts: s.watch_restarts,
         cluster: None,
+        warnings: s.warnings,
     }
+}
+
+/// Largest `policy.csv` a preview takes, and largest file `GetPolicyFiles` returns whole.
+const MAX_POLICY_BYTES: usize = 1024 * 1024;
+
+/// Compile `policy_csv` beside the serving directory's other files and compare it with the
+/// serving policy over the live index (`policy::diff`). Nothing is written where the daemon
+/// reads: the files are copied into a private temporary directory.
+fn preview(
+    dir: &std::path::Path,
+    engine: &Engine,
+    policy_csv: &str,
+    actions: &[String],
+) -> Result<pb::PreviewPolicyResponse, Status> {
+    use crate::policy::diff;
+    let tmp = tempfile::tempdir().map_err(|e| Status::internal(format!("preview directory: {e}")))?;
+    for name in ["model.conf", "engine.toml", "limits.toml"] {
+        let from = dir.join(name);
+        if from.exists() {
+            std::fs::copy(&from, tmp.path().join(name))
+                .map_err(|e| Status::internal(format!("reading {}: {e}", from.display())))?;
+        }
+    }
+    std::fs::write(tmp.path().join("policy.csv"), policy_csv)
+        .map_err(|e| Status::internal(format!("preview directory: {e}")))?;
+    let new = match crate::policy::load_dir(tmp.path()) {
+        Ok(p) => Arc::new(p),
+        Err(errors) => {
+            // Name the files as the operator knows them, not by the temporary path.
+            let errors = errors
+                .0
+                .into_iter()
+                .map(|e| {
+                    let file = std::path::Path::new(&e.file)
+                        .file_name()
+                        .map_or(e.file.clone(), |n| n.to_string_lossy().into_owned());
+                    format!("{file}:{}: {}", e.line, e.reason)
+                })
+                .collect();
+            return Ok(pb::PreviewPolicyResponse {
+                errors,
+                ..Default::default()
+            });
+        }
+    };
+    let old = engine.policy();
+    let index = engine.index().clone();
+    let space = diff::RequestSpace::new(&old, &new, &index, actions);
+    if space.len() > diff::DEFAULT_LIMIT {
+        return Err(Status::failed_precondition(format!(
+            "{} requests to compare, more than {}; preview with `warden policy diff --limit` on the host",
+            space.len(),
+            diff::DEFAULT_LIMIT
+        )));
+    }
+    let report = diff::diff(old, new, index, &space);
+    let mut groups: std::collections::BTreeMap<(bool, String), pb::FlipGroup> = Default::default();
+    for c in &report.changes {
+        let g = groups
+            .entry((c.newly_allowed(), c.action.clone()))
+            .or_insert_with(|| pb::FlipGroup {
+                direction: if c.newly_allowed() {
+                    "DENY→ALLOW"
+                } else {
+                    "ALLOW→DENY"
+                }
+                .into(),
+                action: c.action.clone(),
+                ..Default::default()
+            });
+        g.count += 1;
+        if g.examples.len() < 3 {
+            g.examples
+                .push(format!("{} {} {} in {}", c.subject, c.action, c.resource, c.org));
+        }
+    }
+    let mut groups: Vec<pb::FlipGroup> = groups.into_values().collect();
+    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
+    Ok(pb::PreviewPolicyResponse {
+        errors: Vec::new(),
+        compared: report.compared,
+        newly_allowed: report.newly_allowed() as u64,
+        newly_denied: report.newly_denied() as u64,
+        groups,
+        summary: report.summary(),
+    })
 }
 
 #[tonic::async_trait]
 impl pb::admin_service_server::AdminService for Admin {
+    async fn get_policy_files(
+        &self,
+        _request: Request<pb::GetPolicyFilesRequest>,
+    ) -> Result<Response<pb::GetPolicyFilesResponse>, Status> {
+        let status = self.reloader.state().snapshot();
+        let mut files = Vec::new();
+        for path in &status.files {
+            let text = std::fs::read(path)
+                .map_err(|e| Status::unavailable(format!("reading {}: {e}", path.display())))?;
+            if text.len() > MAX_POLICY_BYTES {
+                return Err(Status::failed_precondition(format!(
+                    "{}: {} bytes, more than the {MAX_POLICY_BYTES} a console shows",
+                    path.display(),
+                    text.len()
+                )));
+            }
+            files.push(pb::PolicyFile {
+                name: path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                ),
+                text: String::from_utf8_lossy(&text).into_owned(),
+            });
+        }
+        Ok(Response::new(pb::GetPolicyFilesResponse {
+            files,
+            content_hash: status.hash,
+        }))
+    }
+
+    async fn get_decision_counters(
+        &self,
+        _request: Request<pb::GetDecisionCountersRequest>,
+    ) -> Result<Response<pb::DecisionCounters>, Status> {
+        let metrics = self
+            .metrics
+            .as_ref()
+            .ok_or_else(|| Status::unavailable("no decision counters in this server"))?;
+        let (decisions, timed, engine_time_ns_sum) = metrics.decision_totals();
+        let at_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Ok(Response::new(pb::DecisionCounters {
+            decisions,
+            timed,
+            engine_time_ns_sum,
+            at_unix_ms,
+        }))
+    }
+
+    async fn run_policy_tests(
+        &self,
+        _request: Request<pb::RunPolicyTestsRequest>,
+    ) -> Result<Response<pb::RunPolicyTestsResponse>, Status> {
+        let dir = self.reloader.state().snapshot().dir;
+        let policy = self.engine.policy();
+        let out = tokio::task::spawn_blocking(move || {
+            let ran =
+                crate::policy::suite::load(&dir).and_then(|files| crate::policy::suite::run(&policy, &files));
+            match ran {
+                Ok(report) => pb::RunPolicyTestsResponse {
+                    passed: report.passed() as u64,
+                    failed: report.failed() as u64,
+                    report: report.render(true),
+                    errors: Vec::new(),
+                },
+                Err(errors) => pb::RunPolicyTestsResponse {
+                    errors: errors.0.iter().map(|e| e.to_string()).collect(),
+                    ..Default::default()
+                },
+            }
+        })
+        .await
+        .map_err(|e| Status::internal(format!("policy tests task: {e}")))?;
+        Ok(Response::new(out))
+    }
+
+    async fn preview_policy(
+        &self,
+        request: Request<pb::PreviewPolicyRequest>,
+    ) -> Result<Response<pb::PreviewPolicyResponse>, Status> {
+        let r = request.into_inner();
+        if r.policy_csv.len() > MAX_POLICY_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "policy_csv: {} bytes, at most {MAX_POLICY_BYTES} allowed",
+                r.policy_csv.len()
+            )));
+        }
+        if r.actions.len() > 100 {
+            return Err(Status::invalid_argument("actions: at most 100 allowed"));
+        }
+        for a in &r.actions {
+            crate::api::validate::bounded("actions", a)?;
+        }
+        let dir = self.reloader.state().snapshot().dir;
+        let engine = self.engine.clone();
+        let span = tracing::info_span!("PreviewPolicy");
+        let out = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| preview(&dir, &engine, &r.policy_csv, &r.actions))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("preview task: {e}")))??;
+        Ok(Response::new(out))
+    }
+
+    type SnapshotStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<pb::SnapshotChunk, Status>> + Send + 'static>,
+    >;
+
+    async fn snapshot(
+        &self,
+        request: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        let span = tracing::info_span!("Snapshot");
+        // It reads the whole directory and its history: an operator call, like DirectoryDigest.
+        if !crate::api::directory::on_unix_socket(&request) {
+            return Err(Status::permission_denied(
+                "Snapshot is an operator call, served only on the Unix socket",
+            ));
+        }
+        let Some(stats) = self.stats.clone() else {
+            return Err(Status::failed_precondition("no directory store is attached"));
+        };
+        let policy = self.engine.policy().hash.clone();
+        let (revision, bytes) = tokio::task::spawn_blocking(move || span.in_scope(|| stats.snapshot(policy)))
+            .await
+            .map_err(|e| Status::internal(format!("snapshot crashed: {e}")))?
+            .map_err(|e| Status::unavailable(format!("directory store: {e}")))?;
+        tracing::info!(revision, bytes = bytes.len(), "snapshot taken");
+        let chunks: Vec<Result<pb::SnapshotChunk, Status>> = bytes
+            .chunks(SNAPSHOT_CHUNK)
+            .map(|c| {
+                Ok(pb::SnapshotChunk {
+                    data: c.to_vec(),
+                    revision,
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
     async fn get_policy_status(
         &self,
         _request: Request<pb::GetPolicyStatusRequest>,
@@ -225,6 +477,35 @@ impl pb::admin_service_server::AdminService for Admin {
         }))
     }
 
+    async fn export_index(
+        &self,
+        request: Request<pb::ExportIndexRequest>,
+    ) -> Result<Response<pb::ExportIndexResponse>, Status> {
+        if !crate::api::directory::on_unix_socket(&request) {
+            return Err(Status::permission_denied(
+                "ExportIndex is an operator call, served only on the Unix socket",
+            ));
+        }
+        let engine = self.engine.clone();
+        // Copying the facts holds the index's shared lock (checks go on, writes wait);
+        // turning them into text does not.
+        let (revision, facts) = tokio::task::spawn_blocking(move || {
+            let (revision, snapshot) = {
+                let data = engine.index().read();
+                (data.revision(), data.snapshot_facts())
+            };
+            let facts: Vec<String> = snapshot
+                .lines()
+                .into_iter()
+                .filter(|l| !l.starts_with("token "))
+                .collect();
+            (revision, facts)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("index export crashed: {e}")))?;
+        Ok(Response::new(pb::ExportIndexResponse { revision, facts }))
+    }
+
     async fn directory_digest(
         &self,
         request: Request<pb::DirectoryDigestRequest>,
@@ -263,6 +544,10 @@ impl pb::admin_service_server::AdminService for Admin {
 /// The store counts the directory from one read snapshot; a storage failure is reported
 /// as text (the admin service turns it into UNAVAILABLE) and logged in full here.
 impl DirectoryStats for crate::store::Store {
+    fn write_times(&self) -> Option<Vec<crate::store::WriteTimesSnapshot>> {
+        Some(crate::store::Store::write_times(self))
+    }
+
     fn counts(&self) -> Result<DirectoryCounts, String> {
         match self.stats() {
             Ok(s) => Ok(DirectoryCounts {
@@ -291,5 +576,15 @@ impl DirectoryStats for crate::store::Store {
             tracing::error!(error = %e, "digesting the directory");
             "cannot read the directory store; see the daemon log".to_string()
         })
+    }
+
+    fn snapshot(&self, policy: String) -> Result<(u64, Vec<u8>), String> {
+        let at = crate::api::directory::now_ms();
+        crate::store::Store::snapshot(self, Some(policy), None, at)
+            .and_then(|s| Ok((s.revision, s.to_json()?)))
+            .map_err(|e| {
+                tracing::error!(error = %e, "taking a snapshot");
+                "cannot read the directory store; see the daemon log".to_string()
+            })
     }
 }

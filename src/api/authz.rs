@@ -237,10 +237,14 @@ impl pb::authz_service_server::AuthzService for Authz {
             resource = %truncated(&req.resource),
             action = %truncated(&req.action),
             explain = req.explain,
+            decision_id = tracing::field::Empty,
         );
         traced(span, async {
             revision::wait_for(&self.engine, admission.as_ref(), req.min_revision, self.max_wait).await?;
             let answer = self.decide(&req, Source::Check, peer.as_deref())?;
+            if crate::api::otel::enabled() {
+                tracing::Span::current().record("decision_id", answer.decision_id.as_str());
+            }
             self.count_usage(&req.org, &req.subject);
             Ok(Response::new(answer))
         })

@@ -4,10 +4,9 @@
 //! tonic's prost codec reports a body that is not a valid protobuf message of the method's
 //! request type as INTERNAL (gRPC's own status-code table says so), which reads as a
 //! server fault, is logged and alerted on like one, and hides from the caller that its
-//! bytes were wrong. Warden answers INVALID_ARGUMENT naming the request instead. The
-//! generated clients share the codec, so a reply that does not decode is reported the
-//! same way on the client side, where it can only come from a peer that is not Warden.
-//! `build.rs` points the generated code here (`codec_path`).
+//! bytes were wrong. Warden answers INVALID_ARGUMENT naming the request instead.
+//! `build.rs` points the generated servers here (`codec_path`); the clients, generated in
+//! the `warden-client` crate, keep prost's codec.
 
 use prost::Message;
 use tonic::Status;

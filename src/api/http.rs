@@ -268,6 +268,12 @@ impl Gateway {
         if let Some(id) = headers.get(crate::api::request_id::HEADER) {
             req = req.header(crate::api::request_id::HEADER, id.clone());
         }
+        // The caller's W3C trace context, so the call's span joins the caller's trace.
+        for name in crate::api::otel::PROPAGATED_HEADERS {
+            if let Some(v) = headers.get(name) {
+                req = req.header(name, v.clone());
+            }
+        }
         let req = req
             .body(Full::new(Bytes::from(frame)))
             .map_err(|e| tonic::Status::internal(format!("building the call: {e}")))?;

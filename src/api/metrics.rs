@@ -14,8 +14,11 @@
 //!   `getrusage`, `warden_build_info`. Nothing on the reload or write paths changes for
 //!   metrics.
 //!
-//! The text is written by hand in the Prometheus text exposition format (0.0.4): a
-//! dozen series do not justify a registry crate. The listener is plain HTTP/1.1 with
+//! The body is encoded by the `prometheus-client` crate in the Prometheus text exposition
+//! format (0.0.4): each scrape builds a registry of three collectors (this module's
+//! [`Scrape`], [`RpcMetrics`], the `process_*` reader) that read the atomics and states
+//! above and encode them; nothing is copied into the crate's own metric types, so the
+//! check path keeps its plain atomics. The listener is plain HTTP/1.1 with
 //! no authentication, so the daemon refuses a non-loopback address unless
 //! `--metrics-allow-remote` says so (see `cli::config`).
 
@@ -29,7 +32,12 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use std::fmt::Write as _;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeGaugeValue, MetricEncoder, NoLabelSet, prometheus_text,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -115,6 +123,18 @@ impl Metrics {
         }
     }
 
+    /// Decisions made (allowed, denied or failed), how many of them were timed, and their
+    /// summed engine time in nanoseconds: what `AdminService.GetDecisionCounters` returns for
+    /// the console's charts (rates and mean latency are differences between two reads).
+    pub fn decision_totals(&self) -> (u64, u64, u64) {
+        let decisions = [&self.allow, &self.deny, &self.error]
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum();
+        let timed = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum();
+        (decisions, timed, self.sum_ns.load(Ordering::Relaxed))
+    }
+
     /// Count a batch's decisions at once: one add per counter instead of one per item (the
     /// counters are shared by every worker thread, and an add on a contended cache line costs
     /// more than a decision). `timed` of them spent `share` each in the engine.
@@ -172,251 +192,263 @@ pub struct Scrape {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
+impl std::fmt::Debug for Scrape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scrape").finish_non_exhaustive()
+    }
+}
+
 impl Scrape {
     /// The whole `/metrics` body. Directory counts read the store, so call this off
     /// the async threads (the server does, with `spawn_blocking`).
-    pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096);
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self.clone()));
+        registry.register_collector(Box::new(self.metrics.rpc()));
+        registry.register_collector(Box::new(Process));
+        let mut out = String::with_capacity(8192);
+        prometheus_text::encode(&mut out, &registry)?;
+        Ok(out)
+    }
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let m = &self.metrics;
-
-        header(
-            &mut out,
-            "warden_decisions_total",
-            "counter",
-            "Checks answered, by result (`invalid`: refused as the caller's mistake, INVALID_ARGUMENT; `error`: the engine failed).",
-        );
-        for (result, n) in [
-            ("allow", &m.allow),
-            ("deny", &m.deny),
-            ("error", &m.error),
-            ("invalid", &m.invalid),
-        ] {
-            let _ = writeln!(
-                out,
-                "warden_decisions_total{{result=\"{result}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
-        }
-
-        header(
-            &mut out,
-            "warden_check_duration_seconds",
-            "histogram",
-            "Time the engine spent on one check (excludes transport and min_revision waits).",
-        );
-        let mut cumulative = 0u64;
-        for (i, upper) in BUCKETS_NS.iter().enumerate() {
-            cumulative += m.buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "warden_check_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
-                seconds(*upper)
-            );
-        }
-        cumulative += m.buckets[BUCKETS_NS.len()].load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "warden_check_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
-        );
-        let _ = writeln!(
-            out,
-            "warden_check_duration_seconds_sum {}",
-            m.sum_ns.load(Ordering::Relaxed) as f64 / 1e9
-        );
-        let _ = writeln!(out, "warden_check_duration_seconds_count {cumulative}");
-
-        let p = self.policy.snapshot();
-        gauge_or_counter(
-            &mut out,
-            "warden_policy_reloads_succeeded_total",
-            "counter",
-            "Policy reloads that swapped in a new policy (the startup load excluded).",
-            p.reloads_succeeded,
-        );
-        gauge_or_counter(
-            &mut out,
-            "warden_policy_reloads_failed_total",
-            "counter",
-            "Policy reloads refused; the previous policy kept serving.",
-            p.reloads_failed,
-        );
-        header(
-            &mut out,
-            "warden_policy_last_success_timestamp_seconds",
-            "gauge",
-            "Unix time the serving policy was loaded.",
-        );
-        let _ = writeln!(
-            out,
-            "warden_policy_last_success_timestamp_seconds {}",
-            p.loaded_at_unix_ms as f64 / 1e3
-        );
-
-        gauge_or_counter(
-            &mut out,
-            "warden_policy_last_reload_failed",
-            "gauge",
-            "1 while the latest reload failed (the previous policy keeps serving); see warden_policy_reload_error_info.",
-            u64::from(p.last_error.is_some()),
-        );
-        if let Some(e) = &p.last_error {
-            header(
-                &mut out,
-                "warden_policy_reload_error_info",
-                "gauge",
-                "The latest reload's errors (`file:line: reason`, `; `-separated), while it failed.",
-            );
-            let _ = writeln!(
-                out,
-                "warden_policy_reload_error_info{{error=\"{}\"}} 1",
-                label_value(&e.replace('\n', "; "))
-            );
-        }
-        gauge_or_counter(
-            &mut out,
-            "warden_policy_watcher_up",
-            "gauge",
-            "1 while the policy directory is watched; 0 when the watch is lost or cannot be set up (edits then load only through the periodic content check).",
-            u64::from(matches!(p.watcher, WatcherState::Watching(_))),
-        );
-        gauge_or_counter(
-            &mut out,
-            "warden_policy_watch_restarts_total",
-            "counter",
-            "Times the watch was re-established after the policy directory was replaced or its symlink swapped.",
-            p.watch_restarts,
-        );
-
-        gauge_or_counter(
-            &mut out,
-            "warden_directory_revision",
-            "gauge",
-            "Revision of the directory the decision index reflects.",
-            self.engine.index().revision(),
-        );
-        // A store failure is already logged by the store; the other series still serve.
-        if let Some(Ok(c)) = self.stats.as_ref().map(|s| s.counts()) {
-            header(
-                &mut out,
-                "warden_directory_entries",
-                "gauge",
-                "Records in the directory store, by kind.",
-            );
-            for (kind, n) in [
-                ("users", c.users),
-                ("orgs", c.orgs),
-                ("memberships", c.memberships),
-                ("teams", c.teams),
-                ("apps", c.apps),
+        {
+            let mut family = enc.encode_descriptor(
+                "warden_decisions",
+                "Checks answered, by result (`invalid`: refused as the caller's mistake, INVALID_ARGUMENT; `error`: the engine failed).",
+                None,
+                MetricType::Counter,
+            )?;
+            for (result, n) in [
+                ("allow", &m.allow),
+                ("deny", &m.deny),
+                ("error", &m.error),
+                ("invalid", &m.invalid),
             ] {
-                let _ = writeln!(out, "warden_directory_entries{{kind=\"{kind}\"}} {n}");
+                family
+                    .encode_family(&[("result", result)])?
+                    .encode_counter::<NoLabelSet, u64, u64>(&n.load(Ordering::Relaxed), None)?;
             }
         }
-        gauge_or_counter(
-            &mut out,
-            "warden_decision_log_dropped_total",
-            "counter",
+        let counts: Vec<u64> = m.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        histogram(
+            enc.encode_descriptor(
+                "warden_check_duration_seconds",
+                "Time the engine spent on one check (excludes transport and min_revision waits).",
+                None,
+                MetricType::Histogram,
+            )?,
+            &BUCKETS_NS,
+            &counts,
+            m.sum_ns.load(Ordering::Relaxed),
+        )?;
+
+        let p = self.policy.snapshot();
+        counter(
+            &mut enc,
+            "warden_policy_reloads_succeeded",
+            "Policy reloads that swapped in a new policy (the startup load excluded).",
+            p.reloads_succeeded,
+        )?;
+        counter(
+            &mut enc,
+            "warden_policy_reloads_failed",
+            "Policy reloads refused; the previous policy kept serving.",
+            p.reloads_failed,
+        )?;
+        gauge(
+            &mut enc,
+            "warden_policy_last_success_timestamp_seconds",
+            "Unix time the serving policy was loaded.",
+            p.loaded_at_unix_ms as f64 / 1e3,
+        )?;
+        gauge(
+            &mut enc,
+            "warden_policy_last_reload_failed",
+            "1 while the latest reload failed (the previous policy keeps serving); see warden_policy_reload_error_info.",
+            u64::from(p.last_error.is_some()),
+        )?;
+        if let Some(e) = &p.last_error {
+            enc.encode_descriptor(
+                "warden_policy_reload_error",
+                "The latest reload's errors (`file:line: reason`, `; `-separated), while it failed.",
+                None,
+                MetricType::Info,
+            )?
+            .encode_info(&[("error", e.replace('\n', "; "))])?;
+        }
+        gauge(
+            &mut enc,
+            "warden_policy_watcher_up",
+            "1 while the policy directory is watched; 0 when the watch is lost or cannot be set up (edits then load only through the periodic content check).",
+            u64::from(matches!(p.watcher, WatcherState::Watching(_))),
+        )?;
+        counter(
+            &mut enc,
+            "warden_policy_watch_restarts",
+            "Times the watch was re-established after the policy directory was replaced or its symlink swapped.",
+            p.watch_restarts,
+        )?;
+
+        gauge(
+            &mut enc,
+            "warden_directory_revision",
+            "Revision of the directory the decision index reflects.",
+            self.engine.index().revision(),
+        )?;
+        if let Some(stats) = &self.stats {
+            // A store failure is already logged by the store; the other series still serve.
+            if let Ok(c) = stats.counts() {
+                let mut family = enc.encode_descriptor(
+                    "warden_directory_entries",
+                    "Records in the directory store, by kind.",
+                    None,
+                    MetricType::Gauge,
+                )?;
+                for (kind, n) in [
+                    ("users", c.users),
+                    ("orgs", c.orgs),
+                    ("memberships", c.memberships),
+                    ("teams", c.teams),
+                    ("apps", c.apps),
+                ] {
+                    family.encode_family(&[("kind", kind)])?.encode_gauge(&n)?;
+                }
+            }
+            if let Some(writes) = stats.write_times() {
+                let mut family = enc.encode_descriptor(
+                    "warden_store_write_duration_seconds",
+                    "One directory write transaction, begin to durable commit (or abort), by outcome (`committed`; `refused`: validation, authorization or an invariant said no; `error`: storage failed).",
+                    None,
+                    MetricType::Histogram,
+                )?;
+                for w in writes {
+                    histogram(
+                        family.encode_family(&[("outcome", w.outcome)])?,
+                        &crate::store::WRITE_BUCKETS_NS,
+                        &w.buckets,
+                        w.sum_ns,
+                    )?;
+                }
+            }
+        }
+        counter(
+            &mut enc,
+            "warden_decision_log_dropped",
             "Decision-log records dropped because the log writer fell behind.",
             m.decision_log_dropped(),
-        );
-        header(
-            &mut out,
-            "warden_build_info",
-            "gauge",
+        )?;
+        enc.encode_descriptor(
+            "warden_build",
             "Always 1; the labels name the running build.",
-        );
-        let _ = writeln!(
-            out,
-            "warden_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
+            None,
+            MetricType::Info,
+        )?
+        .encode_info(&[("version", env!("CARGO_PKG_VERSION"))])?;
         if let Some(c) = &self.cluster {
-            crate::cluster::render_metrics(&c.status(), &mut out);
+            for (name, help, value) in crate::cluster::metric_values(&c.status()) {
+                gauge(&mut enc, name, help, value)?;
+            }
         }
-        m.rpc.render(&mut out);
-        render_process(&mut out);
-        out
+        Ok(())
     }
 }
 
-/// The standard `process_*` series for this process. A number the platform cannot give
-/// (no `/proc`) is left out rather than reported as 0.
-fn render_process(out: &mut String) {
-    // SAFETY: getrusage and getrlimit only write the structs they are given.
-    let usage = unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        (libc::getrusage(libc::RUSAGE_SELF, &mut u) == 0).then_some(u)
-    };
-    if let Some(u) = usage {
-        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-        header(
-            out,
-            "process_cpu_seconds_total",
-            "counter",
-            "User and system CPU time spent, in seconds.",
-        );
-        let _ = writeln!(
-            out,
-            "process_cpu_seconds_total {}",
-            secs(u.ru_utime) + secs(u.ru_stime)
-        );
-    }
-    // statm: size resident shared … in pages.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let resident = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok());
-    if let (Some(pages), Ok(page)) = (resident, u64::try_from(page)) {
-        gauge_or_counter(
-            out,
-            "process_resident_memory_bytes",
-            "gauge",
-            "Resident memory size in bytes.",
-            pages.saturating_mul(page),
-        );
-    }
-    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
-        gauge_or_counter(
-            out,
-            "process_open_fds",
-            "gauge",
-            "Open file descriptors (sockets, the store, log files).",
-            dir.count() as u64,
-        );
-    }
-    let limit = unsafe {
-        let mut l: libc::rlimit = std::mem::zeroed();
-        (libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0).then_some(l.rlim_cur)
-    };
-    if let Some(n) = limit {
-        gauge_or_counter(
-            out,
-            "process_max_fds",
-            "gauge",
-            "The open file descriptor limit (RLIMIT_NOFILE).",
-            n,
-        );
+/// The standard `process_*` series for this process, read at scrape time. A number the
+/// platform cannot give (no `/proc`) is left out rather than reported as 0.
+#[derive(Debug)]
+struct Process;
+
+impl Collector for Process {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        // SAFETY: getrusage and getrlimit only write the structs they are given.
+        let usage = unsafe {
+            let mut u: libc::rusage = std::mem::zeroed();
+            (libc::getrusage(libc::RUSAGE_SELF, &mut u) == 0).then_some(u)
+        };
+        if let Some(u) = usage {
+            let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            enc.encode_descriptor(
+                "process_cpu_seconds",
+                "User and system CPU time spent, in seconds.",
+                None,
+                MetricType::Counter,
+            )?
+            .encode_counter::<NoLabelSet, f64, f64>(&(secs(u.ru_utime) + secs(u.ru_stime)), None)?;
+        }
+        // statm: size resident shared … in pages.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let resident = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok());
+        if let (Some(pages), Ok(page)) = (resident, u64::try_from(page)) {
+            gauge(
+                &mut enc,
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                pages.saturating_mul(page),
+            )?;
+        }
+        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+            gauge(
+                &mut enc,
+                "process_open_fds",
+                "Open file descriptors (sockets, the store, log files).",
+                dir.count() as u64,
+            )?;
+        }
+        let limit = unsafe {
+            let mut l: libc::rlimit = std::mem::zeroed();
+            (libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0).then_some(l.rlim_cur)
+        };
+        if let Some(n) = limit {
+            gauge(
+                &mut enc,
+                "process_max_fds",
+                "The open file descriptor limit (RLIMIT_NOFILE).",
+                n,
+            )?;
+        }
+        Ok(())
     }
 }
 
-/// A Prometheus label value: backslash, double quote and newline escaped.
-pub(crate) fn label_value(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+/// A counter named `name` (the encoder adds `_total`).
+fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Result<(), std::fmt::Error> {
+    enc.encode_descriptor(name, help, None, MetricType::Counter)?
+        .encode_counter::<NoLabelSet, u64, u64>(&value, None)
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+fn gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: impl EncodeGaugeValue,
+) -> Result<(), std::fmt::Error> {
+    enc.encode_descriptor(name, help, None, MetricType::Gauge)?
+        .encode_gauge(&value)
 }
 
-fn gauge_or_counter(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
-    header(out, name, kind, help);
-    let _ = writeln!(out, "{name} {value}");
-}
-
-/// A bucket bound in seconds, printed exactly (`0.0000025`, not `2.5e-6`).
-pub(crate) fn seconds(ns: u64) -> String {
-    let s = format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000);
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
+/// One histogram series from per-bucket (non-cumulative) counts over `bounds_ns`, the last
+/// count being `+Inf`'s, and the sum in nanoseconds. The count is the buckets' total, so
+/// `_count` and the `+Inf` bucket always agree even while observations land.
+pub(crate) fn histogram(
+    mut series: MetricEncoder,
+    bounds_ns: &[u64],
+    counts: &[u64],
+    sum_ns: u64,
+) -> Result<(), std::fmt::Error> {
+    let buckets: Vec<(f64, u64)> = bounds_ns
+        .iter()
+        .map(|&ns| ns as f64 / 1e9)
+        .chain(std::iter::once(f64::INFINITY))
+        .zip(counts.iter().copied())
+        .collect();
+    let count = counts.iter().sum();
+    series.encode_histogram::<NoLabelSet>(sum_ns as f64 / 1e9, count, &buckets, None)
 }
 
 /// Serve `/metrics` and `/healthz` on `listener` until `shutdown` fires, under the same
@@ -476,7 +508,12 @@ async fn respond(
     }
     match req.uri().path() {
         "/metrics" => match tokio::task::spawn_blocking(move || scrape.render()).await {
-            Ok(body) => reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body),
+            Ok(Ok(body)) => reply(StatusCode::OK, prometheus_text::CONTENT_TYPE, body),
+            Ok(Err(e)) => reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                TEXT,
+                format!("encoding the metrics failed: {e}\n"),
+            ),
             Err(e) => reply(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 TEXT,
@@ -516,13 +553,6 @@ async fn respond(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bucket_bounds_print_exactly() {
-        assert_eq!(seconds(1_000), "0.000001");
-        assert_eq!(seconds(2_500), "0.0000025");
-        assert_eq!(seconds(100_000_000), "0.1");
-    }
 
     #[test]
     fn observations_land_in_the_first_bucket_that_holds_them() {

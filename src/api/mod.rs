@@ -21,6 +21,7 @@ pub mod authz;
 pub mod client;
 pub mod codec;
 pub mod connections;
+pub mod console;
 pub mod directory;
 pub mod ext_authz;
 pub mod http;
@@ -28,6 +29,7 @@ pub mod limits;
 pub mod listener;
 pub mod logs;
 pub mod metrics;
+pub mod otel;
 pub mod policy_state;
 pub mod reload;
 pub mod request_id;
@@ -39,9 +41,11 @@ pub mod uds_authority;
 pub mod usage;
 pub mod validate;
 
-/// Generated protobuf messages and tonic clients/servers for `warden.v1`.
+/// `warden.v1`: the messages and clients of the `warden-client` crate, and the servers
+/// generated here (`build.rs`) over those same message types.
 #[allow(clippy::all, missing_docs)]
 pub mod pb {
+    pub use warden_client::pb::*;
     tonic::include_proto!("warden.v1");
 }
 

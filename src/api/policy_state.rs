@@ -28,6 +28,9 @@ pub struct PolicyStatus {
     /// Times the watch was re-established after the directory (or the symlink it is
     /// reached through) was replaced.
     pub watch_restarts: u64,
+    /// The serving policy's warnings (`CompiledPolicy::warnings`, which include the
+    /// findings of `policy::lint`), `file:line: reason` each.
+    pub warnings: Vec<String>,
 }
 
 /// The file watcher's state. A watcher that cannot watch is an error in the status, the
@@ -71,6 +74,7 @@ impl PolicyState {
                 files: policy.files.clone(),
                 hash: policy.hash.clone(),
                 loaded_at_unix_ms: now_unix_ms(),
+                warnings: warnings_of(policy),
                 ..PolicyStatus::default()
             }),
         }
@@ -85,6 +89,7 @@ impl PolicyState {
         s.files = policy.files.clone();
         s.hash = policy.hash.clone();
         s.loaded_at_unix_ms = now_unix_ms();
+        s.warnings = warnings_of(policy);
         s.last_error = None;
         s.reloads_succeeded += 1;
         s.clone()
@@ -122,6 +127,11 @@ impl PolicyState {
         }
         out
     }
+}
+
+/// The serving policy's warnings as `file:line: reason` lines.
+fn warnings_of(policy: &CompiledPolicy) -> Vec<String> {
+    policy.warnings.iter().map(ToString::to_string).collect()
 }
 
 pub(crate) fn now_unix_ms() -> u64 {

@@ -13,11 +13,16 @@
 //! from callers, so at most [`MAX_METHODS`] distinct ones are kept and any further path
 //! is counted as `other` (a client probing random paths cannot grow the registry).
 //!
+//! With trace export on (`api::otel`), each call also runs in its own span (method, code, the
+//! caller's `traceparent` as parent); with it off that costs one relaxed load.
+//!
 //! Must not decide or change anything: it only observes requests and responses.
 
-use crate::api::metrics::{label_value, seconds};
+use crate::api::metrics::histogram;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,6 +30,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 use tonic::codegen::http;
+use tracing::Instrument as _;
 
 /// Distinct method paths kept; beyond this they count as `other`.
 pub const MAX_METHODS: usize = 128;
@@ -116,19 +122,24 @@ impl RpcMetrics {
         s.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         s.sum_ns.fetch_add(elapsed_ns, Ordering::Relaxed);
     }
+}
 
-    /// Append the series in the Prometheus text format.
-    pub fn render(&self, out: &mut String) {
-        let _ = writeln!(
-            out,
-            "# HELP warden_grpc_in_flight gRPC calls being served now.\n# TYPE warden_grpc_in_flight gauge\nwarden_grpc_in_flight {}",
-            self.in_flight.load(Ordering::Relaxed).max(0)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP warden_grpc_rejected_total gRPC calls refused with RESOURCE_EXHAUSTED (in-flight or min_revision waiter bound).\n# TYPE warden_grpc_rejected_total counter\nwarden_grpc_rejected_total {}",
-            self.rejected.load(Ordering::Relaxed)
-        );
+impl Collector for RpcMetrics {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        enc.encode_descriptor(
+            "warden_grpc_in_flight",
+            "gRPC calls being served now.",
+            None,
+            MetricType::Gauge,
+        )?
+        .encode_gauge(&self.in_flight.load(Ordering::Relaxed).max(0))?;
+        enc.encode_descriptor(
+            "warden_grpc_rejected",
+            "gRPC calls refused with RESOURCE_EXHAUSTED (in-flight or min_revision waiter bound).",
+            None,
+            MetricType::Counter,
+        )?
+        .encode_counter::<NoLabelSet, u64, u64>(&self.rejected.load(Ordering::Relaxed), None)?;
         let mut methods: Vec<(String, Arc<MethodSeries>)> = self
             .methods
             .read()
@@ -136,51 +147,50 @@ impl RpcMetrics {
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
         methods.sort_by(|a, b| a.0.cmp(&b.0));
-        let _ = writeln!(
-            out,
-            "# HELP warden_grpc_requests_total gRPC calls by method and code.\n# TYPE warden_grpc_requests_total counter"
-        );
-        let mut histograms = String::new();
+        // One read of each series' buckets serves both families, so a call's count and its
+        // histogram agree within a scrape.
+        let mut seen = Vec::new();
         for (method, series) in &methods {
-            let method = label_value(method);
             for (code, s) in series.by_code.iter().enumerate() {
                 let counts: Vec<u64> = s.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
-                let total: u64 = counts.iter().sum();
-                if total == 0 {
-                    continue;
+                if counts.iter().sum::<u64>() > 0 {
+                    seen.push((
+                        method.as_str(),
+                        code_name(code),
+                        counts,
+                        s.sum_ns.load(Ordering::Relaxed),
+                    ));
                 }
-                let code = code_name(code);
-                let labels = format!("method=\"{method}\",code=\"{code}\"");
-                let _ = writeln!(out, "warden_grpc_requests_total{{{labels}}} {total}");
-                let mut cumulative = 0;
-                for (upper, n) in RPC_BUCKETS_NS.iter().zip(&counts) {
-                    cumulative += n;
-                    let _ = writeln!(
-                        histograms,
-                        "warden_grpc_request_duration_seconds_bucket{{{labels},le=\"{}\"}} {cumulative}",
-                        seconds(*upper)
-                    );
-                }
-                let _ = writeln!(
-                    histograms,
-                    "warden_grpc_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {total}"
-                );
-                let _ = writeln!(
-                    histograms,
-                    "warden_grpc_request_duration_seconds_sum{{{labels}}} {}",
-                    s.sum_ns.load(Ordering::Relaxed) as f64 / 1e9
-                );
-                let _ = writeln!(
-                    histograms,
-                    "warden_grpc_request_duration_seconds_count{{{labels}}} {total}"
-                );
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP warden_grpc_request_duration_seconds gRPC call latency, request to response headers, by method and code.\n# TYPE warden_grpc_request_duration_seconds histogram"
-        );
-        out.push_str(&histograms);
+        {
+            let mut family = enc.encode_descriptor(
+                "warden_grpc_requests",
+                "gRPC calls by method and code.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (method, code, counts, _) in &seen {
+                family
+                    .encode_family(&[("method", *method), ("code", *code)])?
+                    .encode_counter::<NoLabelSet, u64, u64>(&counts.iter().sum(), None)?;
+            }
+        }
+        let mut family = enc.encode_descriptor(
+            "warden_grpc_request_duration_seconds",
+            "gRPC call latency, request to response headers, by method and code.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (method, code, counts, sum_ns) in &seen {
+            histogram(
+                family.encode_family(&[("method", *method), ("code", *code)])?,
+                &RPC_BUCKETS_NS,
+                counts,
+                *sum_ns,
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -268,22 +278,44 @@ where
         let method: Box<str> = req.uri().path().into();
         self.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
         let guard = InFlightGuard(self.metrics.clone());
+        if crate::api::otel::enabled() {
+            // Tracing on: the call runs in its span (the caller's trace when it sent one).
+            let span = crate::api::otel::rpc_span(&method, req.headers());
+            let fut = span.in_scope(|| self.inner.call(req));
+            return Box::pin(
+                async move {
+                    let out = fut.await;
+                    let code = code_of(&out);
+                    crate::api::otel::rpc_end(&tracing::Span::current(), code);
+                    let elapsed = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    guard.0.observe(&method, code, elapsed);
+                    drop(guard);
+                    out
+                }
+                .instrument(span),
+            );
+        }
         let fut = self.inner.call(req);
         Box::pin(async move {
             let out = fut.await;
-            let code = match &out {
-                Ok(resp) => resp
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-                    .unwrap_or(0),
-                Err(_) => tonic::Code::Unknown as usize,
-            };
+            let code = code_of(&out);
             let elapsed = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             guard.0.observe(&method, code, elapsed);
             drop(guard);
             out
         })
+    }
+}
+
+/// The gRPC code of a call's outcome: `grpc-status` of a response without a body, else OK.
+fn code_of<R, E>(out: &Result<http::Response<R>, E>) -> usize {
+    match out {
+        Ok(resp) => resp
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+            .unwrap_or(0),
+        Err(_) => tonic::Code::Unknown as usize,
     }
 }
 
@@ -293,13 +325,15 @@ mod tests {
 
     #[test]
     fn methods_beyond_the_cap_count_as_other() {
-        let m = RpcMetrics::default();
+        let m = Arc::new(RpcMetrics::default());
         for i in 0..MAX_METHODS + 10 {
             m.observe(&format!("/x.Y/M{i}"), 0, 1_000);
         }
         m.observe("/x.Y/M0", 8, 1_000);
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(m.clone()));
         let mut out = String::new();
-        m.render(&mut out);
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &registry).unwrap();
         assert!(
             out.contains("warden_grpc_requests_total{method=\"other\",code=\"OK\"} 10"),
             "{out}"

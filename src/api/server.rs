@@ -72,6 +72,9 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// Where to serve the HTTP/JSON gateway ([`crate::api::http`]), if anywhere.
     pub http: Option<tokio::net::TcpListener>,
+    /// Where to serve the web console ([`crate::api::console`]) with the gateway on the
+    /// same origin, if anywhere.
+    pub ui: Option<tokio::net::TcpListener>,
     /// The Envoy ext_authz mapping; `None` leaves `envoy.service.auth.v3.Authorization`
     /// unregistered (UNIMPLEMENTED), so Envoy fails closed unless told otherwise.
     pub ext_authz: Option<Arc<ExtAuthzMapping>>,
@@ -160,8 +163,9 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
     let reflection_v1 = reflection(tonic_reflection::server::Builder::configure()).build_v1()?;
     let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
 
-    let directory =
-        Directory::new(services.store, services.engine.clone()).with_cluster(services.cluster.clone());
+    let directory = Directory::new(services.store, services.engine.clone())
+        .with_cluster(services.cluster.clone())
+        .with_shutdown(shutdown.clone());
     let ext_authz = services.ext_authz.map(|m| {
         ExtAuthz::new(services.engine.clone(), m, services.metrics.clone())
             .with_decision_log(services.decision_log.clone())
@@ -172,7 +176,9 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         .with_decision_log(services.decision_log.clone())
         .with_usage_counting()
         .with_max_wait(services.transport.min_revision_wait);
-    let admin = Admin::new(services.reloader, services.engine, services.stats).with_cluster(services.cluster);
+    let admin = Admin::new(services.reloader, services.engine, services.stats)
+        .with_metrics(services.metrics.clone())
+        .with_cluster(services.cluster);
     // The one set of services behind every listener and the HTTP/JSON gateway.
     let mut routes = Routes::new(health_service)
         .add_service(reflection_v1)
@@ -277,10 +283,30 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
                     .layer(auth.clone())
                     .layer(in_flight.clone())
                     .layer(crate::api::request_id::RequestIdLayer)
-                    .service(routes),
+                    .service(routes.clone()),
             )?;
             tracing::info!(listener = %format!("tcp:{}", l.local_addr().map_err(ServeError::Http)?), "serving HTTP/JSON");
             Some(tokio::spawn(http::serve(l, gateway, limits, stop.clone().wait())))
+        }
+        None => None,
+    };
+    let ui_task = match services.ui {
+        Some(l) => {
+            // The same gateway, behind the same layers, with the console's pages beside it.
+            let gateway = Gateway::new(
+                tower::ServiceBuilder::new()
+                    .layer(rpc_metrics.clone())
+                    .layer(auth.clone())
+                    .layer(in_flight.clone())
+                    .service(routes.clone()),
+            )?;
+            tracing::info!(listener = %format!("tcp:{}", l.local_addr().map_err(ServeError::Http)?), "serving the console");
+            Some(tokio::spawn(crate::api::console::serve(
+                l,
+                gateway,
+                limits,
+                stop.clone().wait(),
+            )))
         }
         None => None,
     };
@@ -317,10 +343,11 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
             DRAIN_TIMEOUT.as_secs()
         );
     }
-    if let Some(task) = http_task {
+    for (name, task) in [("HTTP/JSON", http_task), ("console", ui_task)] {
+        let Some(task) = task else { continue };
         match tokio::time::timeout(DRAIN_TIMEOUT, task).await {
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP/JSON listener failed"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP/JSON listener crashed"),
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "{name} listener failed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "{name} listener crashed"),
             Ok(Ok(Ok(()))) | Err(_) => {}
         }
     }

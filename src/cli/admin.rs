@@ -1,19 +1,17 @@
-//! `warden admin …`: status, reload, statistics, index check and directory digest of a running
-//! daemon.
+//! `warden admin …`: status, reload, statistics, index check, directory digest and online
+//! snapshot of a running daemon.
 
-use crate::api::client;
 use crate::api::pb;
 use crate::api::pb::admin_service_client::AdminServiceClient;
-use crate::cli::config::DEFAULT_CONNECT;
+use crate::cli::connect::ConnectArg;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct AdminArgs {
     #[command(subcommand)]
     pub command: AdminCommand,
-    /// Daemon address: unix:PATH or tcp:HOST:PORT.
-    #[arg(long, global = true, env = "WARDEN_CONNECT", default_value = DEFAULT_CONNECT)]
-    pub connect: String,
+    #[command(flatten)]
+    pub connect: ConnectArg,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -34,6 +32,14 @@ pub enum AdminCommand {
         #[arg(long)]
         tables: bool,
     },
+    /// Write an online snapshot (the directory at one revision, its change log and audit
+    /// history, the policy hash; no telemetry) to FILE, for `warden import` into a new store.
+    /// Served on the Unix socket only; writes keep going while it is taken.
+    Snapshot {
+        /// Where to write it (replaced atomically when complete).
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
 }
 
 pub async fn run(args: AdminArgs) -> ExitCode {
@@ -47,7 +53,7 @@ pub async fn run(args: AdminArgs) -> ExitCode {
 }
 
 async fn call(args: AdminArgs) -> anyhow::Result<ExitCode> {
-    let mut admin = AdminServiceClient::new(client::connect(&args.connect).await?);
+    let mut admin = AdminServiceClient::new(args.connect.channel().await?);
     match args.command {
         AdminCommand::Status => {
             let s = admin.get_policy_status(pb::GetPolicyStatusRequest {}).await?;
@@ -100,14 +106,38 @@ async fn call(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        AdminCommand::Snapshot { out } => {
+            use anyhow::Context;
+            let mut chunks = admin.snapshot(pb::SnapshotRequest {}).await?.into_inner();
+            let (mut bytes, mut revision) = (Vec::new(), 0);
+            while let Some(chunk) = chunks.message().await? {
+                revision = chunk.revision;
+                bytes.extend_from_slice(&chunk.data);
+            }
+            // Check it whole before it replaces anything.
+            let snapshot = crate::store::Snapshot::from_json(&bytes)
+                .map_err(|r| anyhow::anyhow!("the daemon sent an unreadable snapshot: {r}"))?;
+            let mut tmp = out.clone().into_os_string();
+            tmp.push(".partial");
+            let tmp = std::path::PathBuf::from(tmp);
+            std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &out).with_context(|| format!("renaming to {}", out.display()))?;
+            println!(
+                "snapshot at revision {revision} ({} changes, {} bytes) written to {}",
+                snapshot.changelog.len(),
+                bytes.len(),
+                out.display()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn print_status(s: &pb::PolicyStatus) {
+    use crate::cli::time::rfc3339;
     println!("policy dir:  {}", s.policy_dir);
     println!("sha256:      {}", s.content_hash);
-    println!("loaded at:   {} (unix ms)", s.loaded_at_unix_ms);
+    println!("loaded at:   {}", rfc3339(s.loaded_at_unix_ms));
     println!("files:       {}", s.files.join(", "));
     println!(
         "reloads:     {} ok, {} failed",
@@ -142,11 +172,17 @@ fn print_status(s: &pb::PolicyStatus) {
     }
     if !s.last_reload_error.is_empty() {
         println!(
-            "last reload failed at {} (unix ms):",
-            s.last_reload_error_at_unix_ms
+            "last reload failed at {}:",
+            rfc3339(s.last_reload_error_at_unix_ms)
         );
         for line in s.last_reload_error.lines() {
             println!("  {line}");
+        }
+    }
+    if !s.warnings.is_empty() {
+        println!("warnings of the serving policy (run `warden policy validate`):");
+        for w in &s.warnings {
+            println!("  {w}");
         }
     }
 }

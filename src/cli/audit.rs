@@ -17,11 +17,11 @@ pub struct AuditArgs {
     /// Only changes of this type (`add_member`, `create_token`, …).
     #[arg(long = "type", default_value = "")]
     pub change_type: String,
-    /// Only changes at or after this time (Unix ms).
-    #[arg(long, default_value_t = 0)]
+    /// Only changes at or after this time (RFC 3339 in UTC, or Unix ms).
+    #[arg(long, default_value = "0", value_name = "TIME", value_parser = crate::cli::time::parse_time)]
     pub since: u64,
-    /// Only changes before this time (Unix ms).
-    #[arg(long, default_value_t = 0)]
+    /// Only changes before this time (RFC 3339 in UTC, or Unix ms).
+    #[arg(long, default_value = "0", value_name = "TIME", value_parser = crate::cli::time::parse_time)]
     pub until: u64,
     /// Stop after this many entries.
     #[arg(long, default_value_t = 100)]
@@ -61,7 +61,12 @@ async fn audit(args: AuditArgs) -> crate::cli::directory::Outcome {
             };
             println!(
                 "{}\t{}\t{}\t{}\t{}\t{}",
-                e.revision, e.at_unix_ms, e.actor, e.change_type, org, e.change_json
+                e.revision,
+                crate::cli::time::rfc3339(e.at_unix_ms),
+                e.actor,
+                e.change_type,
+                org,
+                e.change_json
             );
         }
         shown += r.entries.len();

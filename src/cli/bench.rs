@@ -18,7 +18,7 @@ use crate::api::client;
 use crate::api::pb;
 use crate::api::pb::authz_service_client::AuthzServiceClient;
 use crate::api::validate::MAX_BATCH_ITEMS;
-use crate::cli::config::DEFAULT_CONNECT;
+use crate::cli::connect::{ConnectArg, unreachable};
 use crate::cli::gen_directory::{Shape, app, org, user};
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
@@ -42,9 +42,9 @@ const POOL: usize = 4096;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Daemon address: unix:PATH or tcp:IP:PORT on a loopback address.
-    #[arg(long, env = "WARDEN_CONNECT", default_value = DEFAULT_CONNECT)]
-    pub connect: String,
+    /// The daemon, on unix:PATH or tcp:IP:PORT on a loopback address.
+    #[command(flatten)]
+    pub connect: ConnectArg,
     /// Clients, each with one request in flight.
     #[arg(long, short = 'c', default_value_t = 1)]
     pub concurrency: usize,
@@ -458,7 +458,8 @@ pub fn run(args: BenchArgs) -> ExitCode {
 }
 
 fn bench(args: BenchArgs) -> anyhow::Result<()> {
-    let transport = check_loopback(&args.connect)?;
+    let target = args.connect.resolve()?;
+    let transport = check_loopback(&target.addr)?;
     let payload = Payload::parse(&args.batch)?;
     args.shape.validate()?;
     if args.shape.apps == 0 {
@@ -493,7 +494,11 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let (tally, elapsed, before, after) = rt.block_on(async {
         let mut channels = Vec::with_capacity(args.connections);
         for _ in 0..args.connections {
-            channels.push(client::connect(&args.connect).await?);
+            channels.push(
+                client::connect(&target.addr)
+                    .await
+                    .map_err(|e| unreachable(&target, &e))?,
+            );
         }
         if args.warmup > 0.0 {
             let stop = Stop {
@@ -522,7 +527,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let h = &tally.latency_ns;
     let us = |ns: u64| ns as f64 / 1000.0;
     let report = Report {
-        target: args.connect.clone(),
+        target: target.addr.clone(),
         transport,
         payload: payload.label(),
         checks_per_request: payload.items(),

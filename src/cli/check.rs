@@ -1,9 +1,8 @@
 //! `warden check`: ask a running daemon one question. Exit 0 allow, 1 deny, 2 error,
 //! so scripts can branch on the answer without parsing output.
 
-use crate::api::client;
 use crate::api::pb;
-use crate::cli::config::DEFAULT_CONNECT;
+use crate::cli::connect::ConnectArg;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -27,9 +26,8 @@ pub struct CheckArgs {
     /// Wait until the daemon's directory reaches this revision.
     #[arg(long, default_value_t = 0)]
     pub min_revision: u64,
-    /// Daemon address: unix:PATH or tcp:HOST:PORT.
-    #[arg(long, env = "WARDEN_CONNECT", default_value = DEFAULT_CONNECT)]
-    pub connect: String,
+    #[command(flatten)]
+    pub connect: ConnectArg,
 }
 
 pub const EXIT_ALLOW: u8 = 0;
@@ -73,7 +71,7 @@ pub async fn run(args: CheckArgs) -> ExitCode {
 }
 
 async fn ask(args: &CheckArgs) -> anyhow::Result<pb::CheckResponse> {
-    let channel = client::connect(&args.connect).await?;
+    let channel = args.connect.channel().await?;
     let mut authz = pb::authz_service_client::AuthzServiceClient::new(channel);
     let resp = authz
         .check(pb::CheckRequest {

@@ -43,6 +43,9 @@ fn print_collaborator(c: &pb::Collaborator) {
         "collaborator: {} on {} as {} (added by {})",
         c.user_id, c.app_id, c.role, c.added_by
     );
+    if c.added_at_unix_ms != 0 {
+        println!("  added: {}", crate::cli::time::rfc3339(c.added_at_unix_ms));
+    }
 }
 
 pub async fn run(args: CollaboratorArgs) -> ExitCode {

@@ -21,7 +21,7 @@ pub const SOCKET_FILE_NAME: &str = "warden.sock";
 pub const DEFAULT_TCP: SocketAddr =
     SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 50051));
 /// Where clients look for the daemon by default: the default data directory's socket.
-pub const DEFAULT_CONNECT: &str = "unix:./data/warden.sock";
+pub const DEFAULT_CONNECT: &str = warden_client::DEFAULT_CONNECT;
 
 /// Flags of `warden serve`.
 #[derive(Debug, clap::Args)]
@@ -50,12 +50,13 @@ pub struct ServeArgs {
     /// TOML file with defaults for these settings (keys: data, policies, listen,
     /// no_unix, no_tcp, demo, require_policy_tests, metrics, metrics_allow_remote, ext_authz,
     /// decision_log, decision_log_sample, decision_log_subjects, audit_log, log_rotate_bytes,
-    /// log_rotate_keep, http, http_allow_remote, tcp_token_sha256, tls_cert, tls_key,
+    /// log_rotate_keep, http, http_allow_remote, ui, tcp_token_sha256, tls_cert, tls_key,
     /// max_in_flight, min_revision_wait, max_revision_waiters, max_connections,
     /// handshake_timeout, header_read_timeout, keepalive_interval, keepalive_timeout,
-    /// idle_timeout, insecure_remote, log_format; a `[cluster]` table with urls, stream, creds,
-    /// tls_ca, write_timeout; durations as strings like "2s"). Relative paths in
-    /// it are relative to the working directory.
+    /// idle_timeout, insecure_remote, log_format, otlp_endpoint; a `[cluster]` table with urls,
+    /// stream, creds, tls_ca, write_timeout; durations as strings like "2s"; `connect`, the
+    /// client commands' key, is accepted and ignored). Relative paths in it are relative to the
+    /// working directory.
     #[arg(long, env = "WARDEN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Seed a demo directory (orgs, members, teams, apps) into an empty store.
@@ -121,6 +122,12 @@ pub struct ServeArgs {
     /// Allow --http on a non-loopback address.
     #[arg(long, env = "WARDEN_HTTP_ALLOW_REMOTE")]
     pub http_allow_remote: bool,
+    /// Serve the web console (organizations, check playground, policy, activity) on
+    /// tcp:IP:PORT, e.g. tcp:127.0.0.1:8081, with the HTTP/JSON gateway it calls on the same
+    /// origin. Off by default; loopback only unless callers authenticate
+    /// (--tcp-token-sha256) or --insecure-remote.
+    #[arg(long, env = "WARDEN_UI", value_name = "ADDR")]
+    pub ui: Option<Listen>,
     /// Require TCP callers to send `authorization: Bearer <token>`; the value is the hex
     /// SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`), never the token itself.
     /// Unix-socket callers and health checks are exempt.
@@ -178,6 +185,11 @@ pub struct ServeArgs {
     /// else `info`. [default: text]
     #[arg(long = "log-format", env = "WARDEN_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Export traces over OTLP/gRPC to this collector (e.g. http://127.0.0.1:4317): a span per
+    /// RPC and per write transaction, joined to the caller's W3C `traceparent`. Off unless set
+    /// here, in the config file or in OTEL_EXPORTER_OTLP_ENDPOINT (which comes last).
+    #[arg(long = "otlp-endpoint", env = "WARDEN_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     /// Cluster mode: share one directory with other sidecars through NATS JetStream at these
     /// URLs (comma-separated, e.g. nats://user:pass@10.0.0.1:4222,…; give every node). Writes
     /// go through the shared log; checks stay local. Off by default (a single node).
@@ -231,6 +243,10 @@ pub enum LogFormat {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    /// The clients' key (`cli::connect`): accepted so one `warden.toml` can hold both; the
+    /// daemon does not read it.
+    #[allow(dead_code)]
+    connect: Option<String>,
     data: Option<PathBuf>,
     policies: Option<PathBuf>,
     listen: Option<Vec<String>>,
@@ -249,6 +265,7 @@ struct FileConfig {
     log_rotate_keep: Option<u32>,
     http: Option<String>,
     http_allow_remote: Option<bool>,
+    ui: Option<String>,
     tcp_token_sha256: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -270,6 +287,7 @@ struct FileConfig {
     insecure_remote: Option<bool>,
     log_format: Option<LogFormat>,
     cluster: Option<ClusterFile>,
+    otlp_endpoint: Option<String>,
 }
 
 /// A duration as written in flags and the TOML file: a whole number with a unit,
@@ -314,6 +332,8 @@ pub struct ServeConfig {
     pub logs: LogsConfig,
     /// Where to serve the HTTP/JSON gateway; `None` serves none.
     pub http: Option<SocketAddr>,
+    /// Where to serve the web console (with the gateway on the same origin); `None`: nowhere.
+    pub ui: Option<SocketAddr>,
     /// SHA-256 of the bearer token TCP callers must present.
     pub tcp_token_sha256: Option<[u8; 32]>,
     /// PEM certificate chain and key for TLS on TCP listeners.
@@ -332,6 +352,8 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// Cluster mode; `None` on a single node.
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// Where traces are exported (OTLP/gRPC); `None`: no tracing export at all.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ServeArgs {
@@ -426,6 +448,24 @@ impl ServeArgs {
             ),
             Some(Listen::Tcp(addr)) => Some(addr),
         };
+        let ui = match (self.ui, file.ui) {
+            (Some(l), _) => Some(l),
+            (None, Some(s)) => Some(s.parse::<Listen>().map_err(anyhow::Error::msg).with_context(|| {
+                format!(
+                    "{}: ui",
+                    self.config.as_deref().unwrap_or(Path::new("")).display()
+                )
+            })?),
+            (None, None) => None,
+        };
+        let ui = match ui {
+            None => None,
+            Some(Listen::Unix(p)) => bail!(
+                "--ui unix:{}: the console listens on TCP for a browser; use tcp:127.0.0.1:PORT",
+                p.display()
+            ),
+            Some(Listen::Tcp(addr)) => Some(addr),
+        };
         let rotation = Rotation {
             max_bytes: self
                 .log_rotate_bytes
@@ -492,6 +532,10 @@ impl ServeArgs {
                     http.filter(|a| !a.ip().is_loopback())
                         .map(|a| format!("--http tcp:{a}")),
                 )
+                .chain(
+                    ui.filter(|a| !a.ip().is_loopback())
+                        .map(|a| format!("--ui tcp:{a}")),
+                )
                 .collect::<Vec<_>>();
             if !exposed.is_empty() {
                 bail!(
@@ -528,6 +572,7 @@ impl ServeArgs {
             ext_authz: self.ext_authz.or(file.ext_authz),
             logs,
             http,
+            ui,
             tcp_token_sha256,
             tls,
             max_in_flight: match self.max_in_flight.or(file.max_in_flight) {
@@ -587,6 +632,16 @@ impl ServeArgs {
             },
             insecure_remote,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
+            // An empty value anywhere counts as unset.
+            otlp_endpoint: [
+                self.otlp_endpoint,
+                file.otlp_endpoint,
+                std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|e| e.trim().to_string())
+            .find(|e| !e.is_empty()),
         })
     }
 }
@@ -778,6 +833,14 @@ mod tests {
     }
 
     #[test]
+    fn the_clients_connect_key_is_accepted_in_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warden.toml");
+        std::fs::write(&file, "connect = \"unix:/run/warden/warden.sock\"\ndemo = true\n").unwrap();
+        assert!(resolve(&["--config", file.to_str().unwrap()]).unwrap().demo);
+    }
+
+    #[test]
     fn metrics_are_off_by_default_and_loopback_unless_allowed() {
         assert_eq!(resolve(&[]).unwrap().metrics, None);
         let c = resolve(&["--metrics", "tcp:127.0.0.1:9090"]).unwrap();
@@ -816,6 +879,20 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         let c = resolve(&["--config", path.to_str().unwrap(), "--log-format", "text"]).unwrap();
         assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn the_otlp_endpoint_is_layered_and_an_empty_one_is_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.toml");
+        std::fs::write(&path, "otlp_endpoint = \"http://file:4317\"\n").unwrap();
+        let file = path.to_str().unwrap();
+        let c = resolve(&["--config", file]).unwrap();
+        assert_eq!(c.otlp_endpoint.as_deref(), Some("http://file:4317"));
+        let c = resolve(&["--config", file, "--otlp-endpoint", "http://flag:4317"]).unwrap();
+        assert_eq!(c.otlp_endpoint.as_deref(), Some("http://flag:4317"));
+        let c = resolve(&["--config", file, "--otlp-endpoint", " "]).unwrap();
+        assert_eq!(c.otlp_endpoint.as_deref(), Some("http://file:4317"));
     }
 
     #[test]
@@ -858,6 +935,13 @@ mod tests {
     #[test]
     fn http_is_off_by_default_and_loopback_only() {
         assert_eq!(resolve(&[]).unwrap().http, None);
+        assert_eq!(resolve(&[]).unwrap().ui, None);
+        let c = resolve(&["--ui", "tcp:127.0.0.1:8182"]).unwrap();
+        assert_eq!(c.ui, Some("127.0.0.1:8182".parse().unwrap()));
+        let remote = resolve(&["--ui", "tcp:0.0.0.0:8182"]).unwrap_err().to_string();
+        assert!(remote.contains("--ui tcp:0.0.0.0:8182"), "{remote}");
+        assert!(resolve(&["--ui", "tcp:0.0.0.0:8182", "--insecure-remote"]).is_ok());
+        assert!(resolve(&["--ui", "unix:/tmp/u.sock"]).is_err());
         let c = resolve(&["--http", "tcp:127.0.0.1:8181"]).unwrap();
         assert_eq!(c.http, Some("127.0.0.1:8181".parse().unwrap()));
         assert!(resolve(&["--http", "tcp:0.0.0.0:8181"]).is_err());

@@ -7,7 +7,7 @@
 
 use crate::api::client;
 use crate::api::pb;
-use crate::cli::config::DEFAULT_CONNECT;
+use crate::cli::connect::ConnectArg;
 use std::process::ExitCode;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -29,9 +29,8 @@ pub struct Common {
         hide_default_value = true
     )]
     pub actor: String,
-    /// Daemon address: unix:PATH or tcp:HOST:PORT.
-    #[arg(long, global = true, env = "WARDEN_CONNECT", default_value = DEFAULT_CONNECT)]
-    pub connect: String,
+    #[command(flatten)]
+    pub connect: ConnectArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,6 +109,9 @@ pub enum OrgCommand {
         /// Substring of the org id or name.
         #[arg(long, default_value = "")]
         query: String,
+        /// `id`, `name`, `created_at`, `updated_at` or `member_count`, then optionally ` desc`.
+        #[arg(long, default_value = "")]
+        order_by: String,
     },
     /// The actor leaves the org (and its teams); the last admin cannot.
     Leave {
@@ -166,6 +168,9 @@ pub enum MemberCommand {
         /// Only members with this role; all when empty.
         #[arg(long, default_value = "")]
         role: String,
+        /// `id`, `created_at` or `updated_at`, then optionally ` desc`.
+        #[arg(long, default_value = "")]
+        order_by: String,
     },
 }
 
@@ -306,6 +311,15 @@ pub enum AppCommand {
     List {
         #[command(flatten)]
         owner: OwnerArgs,
+        /// Substring of the app id or name.
+        #[arg(long, default_value = "")]
+        query: String,
+        /// Only apps carrying this label (repeat for several: all must be carried).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// `id`, `name`, `created_at` or `updated_at`, then optionally ` desc`.
+        #[arg(long, default_value = "")]
+        order_by: String,
     },
     /// Move a personal app into an org (the id stays).
     Transfer {
@@ -413,31 +427,7 @@ pub(crate) async fn channel(common: &Common) -> Result<Channel, Failure> {
             "--actor is required (or set WARDEN_ACTOR): the user on whose behalf the call is made"
         )));
     }
-    client::connect(&common.connect)
-        .await
-        .map_err(|e| Failure::Other(unreachable(&common.connect, &e)))
-}
-
-/// A daemon that cannot be reached: name the address as resolved (a relative socket path
-/// is relative to the current directory) and how to give another one.
-fn unreachable(target: &str, e: &client::ConnectError) -> anyhow::Error {
-    if matches!(e, client::ConnectError::BadTarget(_)) {
-        return anyhow::anyhow!("--connect {e}");
-    }
-    let mut cause: &dyn std::error::Error = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    let relative = target
-        .strip_prefix("unix:")
-        .filter(|p| !p.starts_with('/'))
-        .and_then(|_| std::env::current_dir().ok())
-        .map(|dir| format!(" (relative to {})", dir.display()))
-        .unwrap_or_default();
-    anyhow::anyhow!(
-        "no daemon reachable at {target}{relative}: {cause}; start one with `warden serve`, \
-         or give its address with --connect or WARDEN_CONNECT"
-    )
+    common.connect.channel().await.map_err(Failure::Other)
 }
 
 pub(crate) fn print_revision(revision: u64) {
@@ -455,6 +445,9 @@ fn print_org(o: &pb::Org) {
         println!("  logo_url: {}", o.logo_url);
     }
     println!("  created_by: {}", o.created_by);
+    if o.created_at_unix_ms != 0 {
+        println!("  created: {}", crate::cli::time::rfc3339(o.created_at_unix_ms));
+    }
     println!("  members: {}", o.member_count);
     if let Some(st) = &o.settings {
         let limit = match st.max_memberships.unwrap_or(0) {
@@ -484,8 +477,11 @@ pub(crate) fn print_member(m: &pb::Member) {
             String::new()
         } else {
             format!(" (accepted terms {})", m.terms_version)
-        }
+        },
     );
+    if m.created_at_unix_ms != 0 {
+        println!("  joined: {}", crate::cli::time::rfc3339(m.created_at_unix_ms));
+    }
 }
 
 fn print_team(t: &pb::Team) {
@@ -644,7 +640,11 @@ async fn org(args: OrgArgs) -> Outcome {
                 );
             }
         }
-        OrgCommand::List { user, query } => {
+        OrgCommand::List {
+            user,
+            query,
+            order_by,
+        } => {
             let mut page_token = String::new();
             let mut revision = 0;
             loop {
@@ -653,6 +653,7 @@ async fn org(args: OrgArgs) -> Outcome {
                         min_revision: 0,
                         user_id: user.clone(),
                         query: query.clone(),
+                        order_by: order_by.clone(),
                         page_size: 0,
                         page_token,
                         actor: actor.clone(),
@@ -729,7 +730,12 @@ async fn member(args: MemberArgs) -> Outcome {
                 .into_inner();
             print_revision(r.revision);
         }
-        MemberCommand::List { org_id, query, role } => {
+        MemberCommand::List {
+            org_id,
+            query,
+            role,
+            order_by,
+        } => {
             let mut page_token = String::new();
             let mut revision = 0;
             loop {
@@ -739,6 +745,7 @@ async fn member(args: MemberArgs) -> Outcome {
                         org_id: org_id.clone(),
                         query: query.clone(),
                         role: role.clone(),
+                        order_by: order_by.clone(),
                         page_size: 0,
                         page_token,
                         actor: actor.clone(),
@@ -943,7 +950,12 @@ async fn app(args: AppArgs) -> Outcome {
                 .into_inner();
             print_revision(r.revision);
         }
-        AppCommand::List { owner } => {
+        AppCommand::List {
+            owner,
+            query,
+            labels,
+            order_by,
+        } => {
             let mut page_token = String::new();
             let mut revision = 0;
             loop {
@@ -951,6 +963,9 @@ async fn app(args: AppArgs) -> Outcome {
                     .list_apps(pb::ListAppsRequest {
                         min_revision: 0,
                         owner: Some(owner.to_pb()),
+                        query: query.clone(),
+                        labels: labels.clone(),
+                        order_by: order_by.clone(),
                         page_size: 0,
                         page_token,
                         actor: actor.clone(),

@@ -3,12 +3,13 @@
 //! Both open `<data>/warden.redb` directly, so they refuse to run while a daemon holds it
 //! (redb allows one process per file) rather than racing it. Export → import → export gives
 //! the same bytes: the dump is the directory's state in key order plus its revision, and an
-//! import continues numbering at that revision.
+//! import continues numbering at that revision. `import` also takes an online snapshot
+//! (`warden admin snapshot`), whose change log it restores, so the next write follows it.
 
 use crate::api::directory::now_ms;
 use crate::cli::config::DEFAULT_DATA;
 use crate::cli::serve::STORE_FILE;
-use crate::store::{ApplyError, Dump, Store, StoreError};
+use crate::store::{ApplyError, Dump, Snapshot, Store, StoreError};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -34,7 +35,8 @@ pub struct ExportArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
-    /// A dump written by `warden export` (JSON, or YAML if the name ends in .yaml/.yml).
+    /// A dump written by `warden export` (JSON, or YAML if the name ends in .yaml/.yml), or a
+    /// snapshot written by `warden admin snapshot` (its change log is restored with it).
     pub file: PathBuf,
     /// Data directory holding warden.redb; the store must be new or empty.
     #[arg(long, env = "WARDEN_DATA", value_name = "DIR", default_value = DEFAULT_DATA)]
@@ -84,9 +86,53 @@ pub fn import(args: ImportArgs) -> ExitCode {
     report(run_import(&args))
 }
 
+fn refused(file: &Path, e: ApplyError) -> anyhow::Error {
+    match e {
+        ApplyError::Refused(r) => anyhow::anyhow!("{} refused: {r}", file.display()),
+        ApplyError::Storage(s) => anyhow::Error::new(s).context("writing the store"),
+        e @ ApplyError::UnsupportedFormat { .. } => anyhow::Error::new(e),
+    }
+}
+
+/// A snapshot: the tables, the change log and the audit index as the source had them.
+fn import_snapshot(args: &ImportArgs, bytes: &[u8]) -> anyhow::Result<()> {
+    let snapshot = Snapshot::from_json(bytes).with_context(|| format!("parsing {}", args.file.display()))?;
+    let store = open(&args.data)?;
+    let revision = store
+        .import_snapshot(&snapshot)
+        .map_err(|e| refused(&args.file, e))?;
+    let digest = store.digest().context("digesting the imported store")?;
+    if digest.sha256 != snapshot.digest {
+        bail!(
+            "the imported directory's digest {} differs from the source's {} at revision {}; \
+             this store is not a faithful copy: move {} aside",
+            digest.sha256,
+            snapshot.digest,
+            snapshot.revision,
+            store.path().display()
+        );
+    }
+    let c = snapshot.directory.counts();
+    println!(
+        "imported a snapshot: {} users, {} orgs, {} memberships, {} teams, {} apps, {} changes of history",
+        c.users,
+        c.orgs,
+        c.memberships,
+        c.teams,
+        c.apps,
+        snapshot.changelog.len()
+    );
+    println!("revision: {revision}");
+    println!("digest:   {} (the source's at that revision)", digest.sha256);
+    Ok(())
+}
+
 fn run_import(args: &ImportArgs) -> anyhow::Result<()> {
-    let text =
-        std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let bytes = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    if Snapshot::sniff(&bytes) {
+        return import_snapshot(args, &bytes);
+    }
+    let text = String::from_utf8(bytes).with_context(|| format!("reading {}", args.file.display()))?;
     let yaml = matches!(
         args.file.extension().and_then(|e| e.to_str()),
         Some("yaml" | "yml")
@@ -98,11 +144,9 @@ fn run_import(args: &ImportArgs) -> anyhow::Result<()> {
     }
     .with_context(|| format!("parsing {}", args.file.display()))?;
     let store = open(&args.data)?;
-    let revision = store.import(&dump, &args.actor, now_ms()).map_err(|e| match e {
-        ApplyError::Refused(r) => anyhow::anyhow!("{} refused: {r}", args.file.display()),
-        ApplyError::Storage(s) => anyhow::Error::new(s).context("writing the store"),
-        e @ ApplyError::UnsupportedFormat { .. } => anyhow::Error::new(e),
-    })?;
+    let revision = store
+        .import(&dump, &args.actor, now_ms())
+        .map_err(|e| refused(&args.file, e))?;
     let c = dump.counts();
     println!(
         "imported {} users, {} orgs, {} memberships, {} teams, {} team members, {} apps, {} grants",

@@ -197,6 +197,7 @@ fn write_dump(w: &mut impl Write, s: &Shape, seed: u64) -> std::io::Result<()> {
             settings: OrgSettings::default(),
             created_by: user(o, 0),
             created_at_ms: 0,
+            updated_at_ms: None,
         })?;
     }
     list.close()?;
@@ -210,6 +211,7 @@ fn write_dump(w: &mut impl Write, s: &Shape, seed: u64) -> std::io::Result<()> {
                 role: role_of(i).into(),
                 joined_at_ms: 0,
                 terms_accepted: None,
+                updated_at_ms: None,
             })?;
         }
     }
@@ -250,6 +252,7 @@ fn write_dump(w: &mut impl Write, s: &Shape, seed: u64) -> std::io::Result<()> {
                 name: format!("App {a}"),
                 labels: vec![],
                 created_at_ms: 0,
+                updated_at_ms: None,
             })?;
         }
     }

@@ -122,7 +122,13 @@ fn print_invitation(i: &pb::Invitation) {
         println!("  teams: {}", i.team_ids.join(", "));
     }
     println!("  invited_by: {}", i.invited_by);
-    println!("  expires_at_unix_ms: {}", i.expires_at_unix_ms);
+    if i.created_at_unix_ms != 0 {
+        println!("  created: {}", crate::cli::time::rfc3339(i.created_at_unix_ms));
+    }
+    if i.resolved_at_unix_ms != 0 {
+        println!("  resolved: {}", crate::cli::time::rfc3339(i.resolved_at_unix_ms));
+    }
+    println!("  expires: {}", crate::cli::time::rfc3339(i.expires_at_unix_ms));
 }
 
 pub async fn run_invitation(args: InvitationArgs) -> ExitCode {
@@ -382,6 +388,9 @@ fn print_domain(d: &pb::Domain) {
         d.role
     );
     println!("  verification_token: {}", d.verification_token);
+    if d.verified_at_unix_ms != 0 {
+        println!("  verified: {}", crate::cli::time::rfc3339(d.verified_at_unix_ms));
+    }
 }
 
 fn print_request(r: &pb::MembershipRequest) {
@@ -398,6 +407,9 @@ fn print_request(r: &pb::MembershipRequest) {
             format!(" as {}", r.role)
         }
     );
+    if r.created_at_unix_ms != 0 {
+        println!("  created: {}", crate::cli::time::rfc3339(r.created_at_unix_ms));
+    }
 }
 
 pub async fn run_domain(args: DomainArgs) -> ExitCode {

@@ -4,7 +4,8 @@
 //! synthetic directory for `import`, and `bench` drives a running daemon with load.
 //!
 //! Owns argument parsing, configuration layering and exit codes. It starts the daemon
-//! through [`serve::serve`] and reaches daemons only through [`crate::api::client`].
+//! through [`serve::serve`] and reaches daemons only through [`crate::api::client`] (the
+//! `warden-client` crate), at the address [`connect`] resolves.
 
 pub mod admin;
 pub mod audit;
@@ -12,6 +13,7 @@ pub mod bench;
 pub mod check;
 pub mod collaborators;
 pub mod config;
+pub mod connect;
 pub mod directory;
 pub mod dump;
 pub mod gen_directory;
@@ -20,8 +22,10 @@ pub mod policy;
 pub mod publishing;
 pub mod security;
 pub mod serve;
+pub mod time;
 pub mod tokens;
 pub mod usage;
+pub mod watch;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -87,6 +91,8 @@ enum Command {
     Security(security::SecurityArgs),
     /// Usage reports: checks per member of an org, monthly active orgs.
     Usage(usage::UsageArgs),
+    /// Follow the directory's changes as they commit (from a revision, for one org or all).
+    Watch(watch::WatchArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -106,7 +112,14 @@ pub fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            init_logging(config.log_format);
+            // Held until the daemon returns: dropping it flushes the spans still queued.
+            let _otel = match init_logging(config.log_format, config.otlp_endpoint.as_deref()) {
+                Ok(otel) => otel,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             match serve::serve(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -135,6 +148,7 @@ pub fn main() -> ExitCode {
         Command::Publish(args) => block_on(publishing::run(args)),
         Command::Security(args) => block_on(security::run(args)),
         Command::Usage(args) => block_on(usage::run(args)),
+        Command::Watch(args) => block_on(watch::run(args)),
     }
 }
 
@@ -154,8 +168,17 @@ fn block_on(fut: impl Future<Output = ExitCode>) -> ExitCode {
 /// that sets `RUST_LOG`), else `RUST_LOG`, else `info`. Colour only when stderr is a
 /// terminal and `NO_COLOR` is unset; JSON lines carry timestamp, level, target, the
 /// event's fields, the current span and the span list.
-fn init_logging(format: config::LogFormat) {
+///
+/// With `otlp` set, Warden's spans are also exported over OTLP (`api::otel`); the log filter
+/// does not apply to them.
+fn init_logging(
+    format: config::LogFormat,
+    otlp: Option<&str>,
+) -> Result<Option<crate::api::otel::Otel>, crate::api::otel::OtelError> {
     use std::io::IsTerminal;
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     // An empty variable counts as unset; an invalid one is reported and skipped.
     let filter = ["WARDEN_LOG", "RUST_LOG"]
         .into_iter()
@@ -170,17 +193,29 @@ fn init_logging(format: config::LogFormat) {
             },
         )
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
+    let builder = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let log = match format {
         config::LogFormat::Text => builder
             .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-            .try_init(),
+            .with_filter(filter)
+            .boxed(),
         config::LogFormat::Json => builder
             .json()
             .with_current_span(true)
             .with_span_list(true)
-            .try_init(),
+            .with_filter(filter)
+            .boxed(),
     };
+    let (otel, layer) = match otlp {
+        Some(endpoint) => {
+            let (otel, tracer) = crate::api::otel::Otel::start(endpoint)?;
+            (Some(otel), Some(crate::api::otel::layer(tracer)))
+        }
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry().with(log).with(layer).try_init();
+    if let Some(endpoint) = otlp {
+        tracing::info!(endpoint, "exporting traces over OTLP");
+    }
+    Ok(otel)
 }

@@ -1,4 +1,5 @@
-//! `warden policy …`: working with policy directories offline, without a daemon.
+//! `warden policy …`: working with policy directories offline, without a daemon (only
+//! `policy diff` may read a running daemon's directory index, when the daemon holds the store).
 
 use crate::cli::config::DEFAULT_DATA;
 use crate::cli::serve::STORE_FILE;
@@ -11,7 +12,12 @@ use std::sync::Arc;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PolicyCommand {
-    /// Load a policy directory and report every error, as the daemon would at startup.
+    /// Load a policy directory and report every error, as the daemon would at startup,
+    /// then what it would load with but should not ship with: rules that can never match
+    /// (a role nobody holds, a resource pattern checks refuse) are errors, likely typos
+    /// (an action or role name close to a known one) warnings, each with `file:line` and a
+    /// "did you mean" when a known name is close. Exit 0 when there are no errors
+    /// (warnings are printed), 1 otherwise.
     Validate {
         /// Policy directory (model.conf, policy.csv).
         dir: PathBuf,
@@ -23,9 +29,18 @@ pub enum PolicyCommand {
         /// Policy directory (model.conf, policy.csv, tests/).
         #[arg(default_value = "./policies")]
         dir: PathBuf,
-        /// List passing cases too.
+        /// List passing cases too (text format).
         #[arg(short, long)]
         verbose: bool,
+        /// Run only the cases whose name contains SUBSTR, or matches GLOB when it has `*`,
+        /// `?` or `[` (a case without a name is matched by its request line). Exit 2 when
+        /// no case matches.
+        #[arg(long, value_name = "SUBSTR|GLOB")]
+        filter: Option<String>,
+        /// Report format: `text` for people, `json` (one document) or `junit` (JUnit XML)
+        /// for CI systems. Load errors go to stderr in every format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: TestFormat,
     },
     /// Evaluate JSON-lines requests (`{"request": [v1, …]}`) from stdin against a model
     /// and policy file, printing one `{"allow": …}` or `{"error": …}` line per request.
@@ -45,10 +60,17 @@ pub enum PolicyCommand {
         domain_matching: Vec<String>,
     },
     /// Blast radius of a policy edit: every request whose decision changes between OLD
-    /// and NEW over the org directory (a data directory, read offline, or a policy test
-    /// fixture), with each side's decisive rule. Exit 0 when nothing changes, 1 when
-    /// something does, 2 on errors.
+    /// and NEW over the org directory (a data directory, a running daemon's index, or a
+    /// policy test fixture), with each side's decisive rule. Exit 0 when nothing changes,
+    /// 1 when something does, 2 on errors.
     Diff(DiffArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TestFormat {
+    Text,
+    Json,
+    Junit,
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,10 +79,15 @@ pub struct DiffArgs {
     old: PathBuf,
     /// The edited policy directory.
     new: PathBuf,
-    /// Data directory whose warden.redb supplies the directory (no daemon may hold it).
-    /// [default: ./data]
-    #[arg(long, value_name = "DIR", conflicts_with = "fixture")]
+    /// Data directory whose warden.redb supplies the directory. While a daemon serves it
+    /// (redb allows one process per file), its index is read over the daemon's socket
+    /// `DIR/warden.sock` instead. [default: ./data]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["fixture", "connect"])]
     data: Option<PathBuf>,
+    /// Read the directory from a running daemon's index (`unix:PATH`; an operator call,
+    /// served on the Unix socket only) instead of a data directory.
+    #[arg(long, value_name = "ADDR", conflicts_with = "fixture")]
+    connect: Option<String>,
     /// A policy test file (`tests/*.yaml`) whose fixture supplies the directory instead.
     #[arg(long, value_name = "FILE.yaml")]
     fixture: Option<PathBuf>,
@@ -78,7 +105,12 @@ pub struct DiffArgs {
 pub fn run(cmd: PolicyCommand) -> ExitCode {
     match cmd {
         PolicyCommand::Validate { dir } => validate(&dir),
-        PolicyCommand::Test { dir, verbose } => test(&dir, verbose),
+        PolicyCommand::Test {
+            dir,
+            verbose,
+            filter,
+            format,
+        } => test(&dir, verbose, filter.as_deref(), format),
         PolicyCommand::Eval {
             model,
             policy,
@@ -129,7 +161,10 @@ fn run_diff(args: &DiffArgs) -> Result<policy::diff::DiffReport, String> {
             roles.extend(new.org_roles());
             fixture_index(file, &roles).map_err(|e| e.to_string())?
         }
-        None => store_index(args.data.as_deref().unwrap_or(Path::new(DEFAULT_DATA)))?,
+        None => match &args.connect {
+            Some(target) => daemon_index(target)?,
+            None => store_index(args.data.as_deref().unwrap_or(Path::new(DEFAULT_DATA)))?,
+        },
     });
     let space = policy::diff::RequestSpace::new(&old, &new, &index, &args.actions);
     let requests = space.len();
@@ -169,15 +204,59 @@ fn store_index(data: &Path) -> Result<DirectoryIndex, String> {
             path.display()
         ));
     }
-    let store = Store::open(&path).map_err(|e| match e {
-        StoreError::AlreadyOpen { .. } => format!(
-            "{e}; policy diff reads the store offline (redb allows one process per file), \
-             or compare over a policy test fixture with --fixture FILE.yaml"
-        ),
-        e => e.to_string(),
-    })?;
+    let store = match Store::open(&path) {
+        Ok(store) => store,
+        Err(e @ StoreError::AlreadyOpen { .. }) => {
+            // A daemon serves this store: its index is the same directory, over its socket.
+            let socket = data.join(SOCKET_FILE);
+            if !socket.exists() {
+                return Err(format!(
+                    "{e}, and there is no daemon socket at {}; pass the daemon's address with \
+                     --connect unix:PATH, or compare over a policy test fixture with --fixture FILE.yaml",
+                    socket.display()
+                ));
+            }
+            let target = format!("unix:{}", socket.display());
+            eprintln!(
+                "{}: held by a running daemon; reading its index over {target}",
+                path.display()
+            );
+            return daemon_index(&target);
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     let index = DirectoryIndex::new();
     store.load_index(&index).map_err(|e| e.to_string())?;
+    Ok(index)
+}
+
+/// The socket a daemon serving `--data DIR` listens on by default.
+const SOCKET_FILE: &str = "warden.sock";
+
+/// The directory as a running daemon's decision index has it (`AdminService.ExportIndex`,
+/// one revision).
+fn daemon_index(target: &str) -> Result<DirectoryIndex, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the client runtime: {e}"))?;
+    let (revision, facts) = runtime.block_on(async {
+        let channel = crate::api::client::connect(target)
+            .await
+            .map_err(|e| e.to_string())?;
+        // A large directory is a large message; the operator asked for all of it.
+        let mut admin = crate::api::pb::admin_service_client::AdminServiceClient::new(channel)
+            .max_decoding_message_size(usize::MAX);
+        let resp = admin
+            .export_index(crate::api::pb::ExportIndexRequest {})
+            .await
+            .map_err(|s| format!("{target}: reading the daemon's index: {}", s.message()))?
+            .into_inner();
+        Ok::<_, String>((resp.revision, resp.facts))
+    })?;
+    let ops = crate::engine::index::ops_from_facts(&facts).map_err(|e| format!("{target}: {e}"))?;
+    let index = DirectoryIndex::new();
+    index.apply(revision, &ops);
     Ok(index)
 }
 
@@ -207,13 +286,42 @@ fn eval(model: &std::path::Path, policy_file: &std::path::Path, rm: &[String], d
 fn validate(dir: &std::path::Path) -> ExitCode {
     match policy::load_dir(dir) {
         Ok(p) => {
-            println!(
-                "OK {} ({} files, sha256 {})",
-                dir.display(),
-                p.files.len(),
-                p.hash
-            );
-            ExitCode::SUCCESS
+            // The loader keeps every warning, lint findings included; the lint says which
+            // of them are rules that can never match.
+            let errors: Vec<PolicyError> = policy::lint::lint(&p)
+                .into_iter()
+                .filter(|f| f.severity == policy::lint::Severity::Error)
+                .map(|f| f.error)
+                .collect();
+            for w in &p.warnings {
+                let severity = if errors.contains(w) { "error" } else { "warning" };
+                eprintln!("{}:{}: {severity}: {}", w.file, w.line, w.reason);
+            }
+            let warnings = p.warnings.len() - errors.len();
+            if errors.is_empty() {
+                println!(
+                    "OK {} ({} files, sha256 {}){}",
+                    dir.display(),
+                    p.files.len(),
+                    p.hash,
+                    match warnings {
+                        0 => String::new(),
+                        1 => ", 1 warning".into(),
+                        n => format!(", {n} warnings"),
+                    }
+                );
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "{}: {} error{} ({} warning{}): the daemon would load it, but these rules can never match",
+                    dir.display(),
+                    errors.len(),
+                    plural(errors.len()),
+                    warnings,
+                    plural(warnings)
+                );
+                ExitCode::FAILURE
+            }
         }
         Err(errors) => {
             eprintln!("{errors}");
@@ -221,28 +329,52 @@ fn validate(dir: &std::path::Path) -> ExitCode {
                 "{}: {} error{}",
                 dir.display(),
                 errors.0.len(),
-                if errors.0.len() == 1 { "" } else { "s" }
+                plural(errors.0.len())
             );
             ExitCode::FAILURE
         }
     }
 }
 
-fn test(dir: &std::path::Path, verbose: bool) -> ExitCode {
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn test(dir: &std::path::Path, verbose: bool, filter: Option<&str>, format: TestFormat) -> ExitCode {
+    let filter = match filter.map(policy::suite::CaseFilter::parse).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     let loaded = policy::load_dir(dir).and_then(|p| {
         let p = std::sync::Arc::new(p);
-        let files = policy::suite::load(dir)?;
+        let mut files = policy::suite::load(dir)?;
         if files.is_empty() {
             eprintln!(
                 "warning: no test files in {}",
                 dir.join(policy::suite::TESTS_DIR).display()
             );
         }
+        if let Some(f) = &filter
+            && policy::suite::retain_cases(&mut files, f) == 0
+        {
+            return Err(PolicyErrors(vec![PolicyError {
+                file: dir.join(policy::suite::TESTS_DIR).display().to_string(),
+                line: 0,
+                reason: "no test case matches --filter".into(),
+            }]));
+        }
         policy::suite::run(&p, &files)
     });
     match loaded {
         Ok(report) => {
-            print!("{}", report.render(verbose));
+            match format {
+                TestFormat::Text => print!("{}", report.render(verbose)),
+                TestFormat::Json => print!("{}", report.render_json()),
+                TestFormat::Junit => print!("{}", report.render_junit()),
+            }
             if report.failed() == 0 {
                 ExitCode::SUCCESS
             } else {

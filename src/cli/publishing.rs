@@ -59,8 +59,17 @@ fn print_version(v: &pb::AppVersion) {
         "version: {} of {} is {} (submitted by {})",
         v.version, v.app_id, v.state, v.submitted_by
     );
+    if v.submitted_at_unix_ms != 0 {
+        println!(
+            "  submitted: {}",
+            crate::cli::time::rfc3339(v.submitted_at_unix_ms)
+        );
+    }
     if !v.reviewed_by.is_empty() {
         println!("  reviewed by: {}", v.reviewed_by);
+    }
+    if v.reviewed_at_unix_ms != 0 {
+        println!("  reviewed: {}", crate::cli::time::rfc3339(v.reviewed_at_unix_ms));
     }
     if !v.reason.is_empty() {
         println!("  reason: {}", v.reason);

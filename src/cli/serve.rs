@@ -273,6 +273,14 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
         ),
         None => None,
     };
+    let ui = match config.ui {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the console listener tcp:{addr}"))?,
+        ),
+        None => None,
+    };
     let flusher = usage::spawn_flusher(engine.clone(), directory.store.clone(), shutdown.clone());
     let (usage_engine, usage_store) = (engine.clone(), directory.store.clone());
     let services = Services {
@@ -284,6 +292,7 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
         ext_authz,
         decision_log,
         http,
+        ui,
         transport: transport(&config)?,
         cluster,
     };
@@ -349,7 +358,8 @@ fn transport(config: &ServeConfig) -> anyhow::Result<server::Transport> {
             listener::Listen::Tcp(a) if !a.ip().is_loopback() => Some(*a),
             _ => None,
         })
-        .chain(config.http.filter(|a| !a.ip().is_loopback()));
+        .chain(config.http.filter(|a| !a.ip().is_loopback()))
+        .chain(config.ui.filter(|a| !a.ip().is_loopback()));
     if config.tcp_token_sha256.is_none() {
         for addr in exposed {
             tracing::error!(

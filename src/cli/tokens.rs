@@ -51,7 +51,7 @@ fn when(ms: u64) -> String {
     if ms == 0 {
         "never".into()
     } else {
-        format!("{ms} (unix ms)")
+        crate::cli::time::rfc3339(ms)
     }
 }
 

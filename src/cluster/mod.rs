@@ -798,9 +798,9 @@ impl Cluster {
 }
 
 /// The cluster series of `/metrics`.
-pub fn render_metrics(s: &ClusterStatus, out: &mut String) {
-    use std::fmt::Write;
-    for (name, help, value) in [
+/// The cluster's gauges for `/metrics`: (name, help, value).
+pub fn metric_values(s: &ClusterStatus) -> [(&'static str, &'static str, u64); 8] {
+    [
         (
             "warden_cluster_applied_seq",
             "The last directory log entry this sidecar applied.",
@@ -841,9 +841,7 @@ pub fn render_metrics(s: &ClusterStatus, out: &mut String) {
             "Directory log entries refused as unreadable (the same on every sidecar).",
             s.refused_entries,
         ),
-    ] {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
-    }
+    ]
 }
 
 /// What `/readyz` names when the cluster side is degraded (checks keep serving).
@@ -935,18 +933,20 @@ mod tests {
             policy_drift: Some("files differ".into()),
         };
         assert_eq!(s.lag(), 3);
-        let mut out = String::new();
-        render_metrics(&s, &mut out);
-        for line in [
-            "warden_cluster_applied_seq 7",
-            "warden_cluster_lag_entries 3",
-            "warden_cluster_log_reachable 0",
-            "warden_cluster_halted 1",
-            "warden_cluster_refused_entries 1",
-            "warden_cluster_policy_drift 1",
-            "warden_cluster_policy_epoch_seq 4",
+        let values = metric_values(&s);
+        for (name, want) in [
+            ("warden_cluster_applied_seq", 7),
+            ("warden_cluster_lag_entries", 3),
+            ("warden_cluster_log_reachable", 0),
+            ("warden_cluster_halted", 1),
+            ("warden_cluster_refused_entries", 1),
+            ("warden_cluster_policy_drift", 1),
+            ("warden_cluster_policy_epoch_seq", 4),
         ] {
-            assert!(out.lines().any(|l| l == line), "{line} missing:\n{out}");
+            assert!(
+                values.iter().any(|(n, _, v)| *n == name && *v == want),
+                "{name} {want} missing: {values:?}"
+            );
         }
         let problems = problems(&s);
         assert!(problems.iter().any(|p| p.contains(UNREACHABLE)), "{problems:?}");

@@ -138,6 +138,10 @@ pub struct Org {
     pub settings: OrgSettings,
     pub created_by: String,
     pub created_at_ms: u64,
+    /// When a change last touched the org or anything in it (every change the audit log files
+    /// under the org). Absent in records written before it was kept: then `created_at_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at_ms: Option<u64>,
 }
 
 /// When a member accepted which version of the org's terms of use.
@@ -156,6 +160,9 @@ pub struct Membership {
     pub joined_at_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terms_accepted: Option<TermsAcceptance>,
+    /// When the member's role or teams last changed. Absent until then: `joined_at_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at_ms: Option<u64>,
 }
 
 /// A team inside an org; teams receive app grants (siloed access).
@@ -229,6 +236,10 @@ pub struct App {
     #[serde(default)]
     pub labels: Vec<String>,
     pub created_at_ms: u64,
+    /// When a change last touched the app (labels, owner, grants, collaborators, versions).
+    /// Absent in records written before it was kept: then `created_at_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at_ms: Option<u64>,
 }
 
 /// A user outside an app's org who holds `role` on that one app (Clarifai's collaborations).

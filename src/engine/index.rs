@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod digest;
-pub use digest::digest_of;
+pub use digest::{digest_of, ops_from_facts};
 
 /// An interned name: an index into [`Interner`].
 pub type Sym = u32;
@@ -727,6 +727,40 @@ mod tests {
             ],
         );
         index
+    }
+
+    #[test]
+    fn facts_turned_back_into_ops_rebuild_the_same_index() {
+        let index = seeded();
+        index.apply(
+            4,
+            &[
+                IndexOp::AddApp {
+                    org: s("acme"),
+                    app: s("api"),
+                    labels: vec![s("hipaa"), s("pii")],
+                },
+                IndexOp::SetCollaborator {
+                    app: s("web"),
+                    user: s("frank"),
+                    role: s("org_user"),
+                },
+            ],
+        );
+        let facts = index.read().facts();
+        let rebuilt = DirectoryIndex::new();
+        rebuilt.apply(1, &ops_from_facts(&facts).unwrap());
+        assert_eq!(rebuilt.read().facts(), facts);
+        assert!(
+            ops_from_facts(&[s("member acme alice")])
+                .unwrap_err()
+                .contains("member acme alice")
+        );
+        assert!(
+            ops_from_facts(&[s("member acme alice admin")])
+                .unwrap_err()
+                .contains("role:")
+        );
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Loading, validating and watching the Casbin files in `policies/`.
 //!
 //! Owns the file formats (`model.conf`, `policy.csv`, the optional `engine.toml`) and
-//! their error reports (`file:line: reason`). Hands compiled policies to the engine;
-//! never touches the directory or redb.
+//! their error reports (`file:line: reason`), and what a loaded directory should not ship
+//! with ([`lint`], added to the compiled policy's warnings by [`load_dir`]). Hands compiled
+//! policies to the engine; never touches the directory or redb.
 
 pub mod csv;
 pub mod diff;
 pub mod eval;
+pub mod lint;
 pub mod model;
 pub mod snapshot;
 pub mod suite;
@@ -367,6 +369,11 @@ pub fn compile_sources(dir: &Path, sources: &PolicySources) -> Result<CompiledPo
         p.hash = hex::encode(h.finalize());
     }
     hash_limits(&mut p, sources.limits.as_deref(), limits);
+    // Mistakes the policy loads with: reported, never refused here (see `lint`).
+    for f in lint::lint(&p) {
+        tracing::warn!("{f}");
+        p.warnings.push(f.error);
+    }
     p.files = vec![model_path, policy_path];
     if sources.engine.is_some() {
         p.files.push(engine_path);

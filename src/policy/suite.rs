@@ -98,6 +98,8 @@ pub struct SuiteFile {
     pub file: TestFile,
     /// Line of each case (1-based; 0 when it could not be located).
     pub case_lines: Vec<u32>,
+    /// Line of each fixture member, by (org, user) (absent when it could not be located).
+    pub member_lines: BTreeMap<(String, String), u32>,
 }
 
 /// Parse one test file's text. Errors are `file:line: reason`.
@@ -137,11 +139,38 @@ pub fn parse(path: &str, text: &str) -> Result<SuiteFile, PolicyError> {
             });
         }
     }
+    let member_lines = locate_members(text, &file.fixture);
     Ok(SuiteFile {
         path: path.into(),
         file,
         case_lines,
+        member_lines,
     })
+}
+
+/// Lines of the fixture's members (`alice: admin`, in block or flow style): for each org,
+/// the first line after the org's key that names the user and then the role. Best effort,
+/// like [`locate_cases`]; a member it cannot find is left out.
+fn locate_members(text: &str, fixture: &Fixture) -> BTreeMap<(String, String), u32> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = BTreeMap::new();
+    for (org, o) in &fixture.orgs {
+        let org_key = format!("{org}:");
+        let Some(start) = lines.iter().position(|l| l.trim_start().starts_with(&org_key)) else {
+            continue;
+        };
+        for (user, role) in &o.members {
+            let user_key = format!("{user}:");
+            let found = lines[start..].iter().position(|l| {
+                l.find(&user_key)
+                    .is_some_and(|at| l[at + user_key.len()..].trim_start().starts_with(role.as_str()))
+            });
+            if let Some(i) = found {
+                out.insert((org.clone(), user.clone()), (start + i) as u32 + 1);
+            }
+        }
+    }
+    out
 }
 
 /// Lines where the items of the top-level `cases:` sequence start. serde gives values no
@@ -254,6 +283,126 @@ impl CaseResult {
     }
 }
 
+impl CaseResult {
+    /// For a deny: the rules that came closest to matching, as `check --explain` lists them.
+    pub fn near_misses(&self) -> &[crate::engine::nearmiss::NearMiss] {
+        self.explanation
+            .as_ref()
+            .map_or(&[], |x| x.near_misses.as_slice())
+    }
+
+    /// The failure in a few lines: expected vs got, the explanation, the near misses.
+    fn failure_text(&self) -> String {
+        let mut out = format!(
+            "expected {}, got {}\n{}\n",
+            word(self.expected),
+            word(self.got),
+            self.why()
+        );
+        for m in self.near_misses() {
+            let _ = writeln!(out, "near miss {}:{}: {}", m.rule.file, m.rule.line, m.rule.text);
+            for f in &m.failed {
+                let _ = writeln!(out, "  failed: {f}");
+            }
+        }
+        out
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let rule =
+            |r: &crate::engine::RuleRef| serde_json::json!({"file": r.file, "line": r.line, "text": r.text});
+        let x = self.explanation.as_ref();
+        serde_json::json!({
+            "name": self.name,
+            "request": self.request,
+            "line": self.line,
+            "passed": self.passed(),
+            "expected": word(self.expected),
+            "got": word(self.got),
+            "effect": x.map(|x| x.effect.as_str()),
+            "rule": x.and_then(|x| x.rule.as_ref()).map(rule),
+            "role_path": x.map(|x| x.role_path.as_str()).filter(|p| !p.is_empty()),
+            "near_misses": self.near_misses().iter().map(|m| serde_json::json!({
+                "rule": rule(&m.rule),
+                "failed": m.failed,
+            })).collect::<Vec<_>>(),
+            "error": self.error,
+        })
+    }
+}
+
+/// Which cases `policy test --filter` runs: a glob over the whole case name when the
+/// filter has `*`, `?` or `[`, else a substring of it. A case without a name is matched
+/// by its request (`alice app:read apps/web in acme`).
+#[derive(Debug, Clone)]
+pub enum CaseFilter {
+    Substring(String),
+    Glob(globset::GlobMatcher),
+}
+
+impl CaseFilter {
+    pub fn parse(filter: &str) -> Result<Self, String> {
+        if filter.contains(['*', '?', '[']) {
+            globset::GlobBuilder::new(filter)
+                .literal_separator(false)
+                .build()
+                .map(|g| CaseFilter::Glob(g.compile_matcher()))
+                .map_err(|e| format!("--filter `{filter}`: {e}"))
+        } else {
+            Ok(CaseFilter::Substring(filter.to_string()))
+        }
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            CaseFilter::Substring(s) => name.contains(s.as_str()),
+            CaseFilter::Glob(g) => g.is_match(name),
+        }
+    }
+}
+
+/// Keep only the cases `filter` selects; files left without a case are dropped.
+/// Returns how many cases are kept.
+pub fn retain_cases(files: &mut Vec<SuiteFile>, filter: &CaseFilter) -> usize {
+    for f in files.iter_mut() {
+        let cases = std::mem::take(&mut f.file.cases);
+        let lines = std::mem::take(&mut f.case_lines);
+        for (c, line) in cases.into_iter().zip(lines) {
+            let keep = match &c.name {
+                Some(n) => filter.matches(n),
+                None => filter.matches(&c.request()),
+            };
+            if keep {
+                f.file.cases.push(c);
+                f.case_lines.push(line);
+            }
+        }
+    }
+    files.retain(|f| !f.file.cases.is_empty());
+    files.iter().map(|f| f.file.cases.len()).sum()
+}
+
+/// Text XML 1.0 can carry: the characters it forbids even escaped (most C0 controls) are
+/// replaced, and markup characters are escaped, for attributes and content alike.
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' => out.push_str("&#10;"),
+            '\t' => out.push_str("&#9;"),
+            '\r' => out.push_str("&#13;"),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn word(allow: bool) -> &'static str {
     if allow { "allow" } else { "deny" }
 }
@@ -308,9 +457,87 @@ impl Report {
                 let _ = writeln!(out, "  FAIL {}:{}: {}", f.path, c.line, c.label());
                 let _ = writeln!(out, "       expected {}, got {}", word(c.expected), word(c.got));
                 let _ = writeln!(out, "       {}", c.why());
+                let misses = c.near_misses();
+                if !misses.is_empty() {
+                    let _ = writeln!(out, "       closest rules that did not match:");
+                    for m in misses {
+                        let _ = writeln!(out, "         {}:{}: {}", m.rule.file, m.rule.line, m.rule.text);
+                        for f in &m.failed {
+                            let _ = writeln!(out, "           failed: {f}");
+                        }
+                    }
+                }
             }
         }
         let _ = writeln!(out, "{} passed, {} failed", self.passed(), self.failed());
+        out
+    }
+
+    /// The report as one JSON document: per file its cases with the request, expected and
+    /// got, the explanation and the near misses; then the totals.
+    pub fn render_json(&self) -> String {
+        let files: Vec<serde_json::Value> = self
+            .files
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "path": f.path,
+                    "name": f.name,
+                    "cases": f.cases.iter().map(CaseResult::to_json).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "files": files,
+            "passed": self.passed(),
+            "failed": self.failed(),
+        });
+        format!("{doc}\n")
+    }
+
+    /// The report as JUnit XML (the Ant/Jenkins schema CI systems read): one `testsuite`
+    /// per file, one `testcase` per case (`classname` the file, `name` the case's label,
+    /// `file` and `line` where it is), a failing case with a `failure` whose message is
+    /// "expected X, got Y" and whose text is the explanation and the near misses.
+    pub fn render_junit(&self) -> String {
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let _ = writeln!(
+            out,
+            "<testsuites name=\"warden policy test\" tests=\"{}\" failures=\"{}\" errors=\"0\">",
+            self.passed() + self.failed(),
+            self.failed()
+        );
+        for f in &self.files {
+            let failed = f.cases.iter().filter(|c| !c.passed()).count();
+            let path = xml_escape(&f.path);
+            let _ = writeln!(
+                out,
+                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\" errors=\"0\" skipped=\"0\" file=\"{path}\">",
+                xml_escape(f.name.as_deref().unwrap_or(&f.path)),
+                f.cases.len()
+            );
+            for c in &f.cases {
+                let _ = write!(
+                    out,
+                    "    <testcase classname=\"{path}\" name=\"{}\" file=\"{path}\" line=\"{}\"",
+                    xml_escape(&c.label()),
+                    c.line
+                );
+                if c.passed() {
+                    out.push_str("/>\n");
+                } else {
+                    let _ = writeln!(
+                        out,
+                        ">\n      <failure type=\"policy test\" message=\"expected {}, got {}\">{}</failure>\n    </testcase>",
+                        word(c.expected),
+                        word(c.got),
+                        xml_escape(&c.failure_text())
+                    );
+                }
+            }
+            out.push_str("  </testsuite>\n");
+        }
+        out.push_str("</testsuites>\n");
         out
     }
 
@@ -341,16 +568,16 @@ impl Report {
 /// The fixture as index operations, after checking it the way the store would: roles
 /// the policy assigns, team members who are org members, granted apps that exist.
 fn fixture_ops(
-    path: &str,
-    fixture: &Fixture,
+    file: &SuiteFile,
     roles: &std::collections::BTreeSet<String>,
 ) -> Result<Vec<IndexOp>, PolicyErrors> {
+    let fixture = &file.file.fixture;
     let mut ops = Vec::new();
     let mut errors = Vec::new();
-    let mut err = |reason: String| {
+    let mut err_at = |line: u32, reason: String| {
         errors.push(PolicyError {
-            file: path.into(),
-            line: 0,
+            file: file.path.clone(),
+            line,
             reason: format!("fixture: {reason}"),
         })
     };
@@ -364,18 +591,32 @@ fn fixture_ops(
         }
         for app in o.labels.keys() {
             if !o.apps.contains(app) {
-                err(format!(
-                    "org `{org}`: labels of `{app}`, which is not in its apps"
-                ));
+                err_at(
+                    0,
+                    format!("org `{org}`: labels of `{app}`, which is not in its apps"),
+                );
             }
         }
         for (user, role) in &o.members {
             if !roles.contains(role) {
                 let known: Vec<&str> = roles.iter().map(String::as_str).collect();
-                err(format!(
-                    "org `{org}`: member `{user}` has role `{role}`, which the policy does not assign ({})",
-                    known.join(", ")
-                ));
+                let hint = super::lint::suggest(role, known.iter().copied())
+                    .map(|s| format!("Did you mean `{s}`? "))
+                    .unwrap_or_default();
+                let line = file
+                    .member_lines
+                    .get(&(org.clone(), user.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                err_at(
+                    line,
+                    format!(
+                        "org `{org}`: member `{user}` has role `{role}`, which the policy does not \
+                         assign (it assigns {}). {hint}If `{role}` is a new role, add it to \
+                         engine.toml [directory] roles",
+                        known.join(", ")
+                    ),
+                );
             }
             ops.push(IndexOp::SetMember {
                 org: org.clone(),
@@ -386,9 +627,10 @@ fn fixture_ops(
         for (team, t) in &o.teams {
             for user in &t.members {
                 if !o.members.contains_key(user) {
-                    err(format!(
-                        "org `{org}`: team `{team}` member `{user}` is not a member of the org"
-                    ));
+                    err_at(
+                        0,
+                        format!("org `{org}`: team `{team}` member `{user}` is not a member of the org"),
+                    );
                 }
                 ops.push(IndexOp::AddTeamMember {
                     org: org.clone(),
@@ -398,9 +640,12 @@ fn fixture_ops(
             }
             for app in &t.apps {
                 if !o.apps.contains(app) {
-                    err(format!(
-                        "org `{org}`: team `{team}` is granted app `{app}`, which is not in the org's apps"
-                    ));
+                    err_at(
+                        0,
+                        format!(
+                            "org `{org}`: team `{team}` is granted app `{app}`, which is not in the org's apps"
+                        ),
+                    );
                 }
                 ops.push(IndexOp::GrantApp {
                     org: org.clone(),
@@ -424,7 +669,7 @@ pub fn fixture_index(
     file: &SuiteFile,
     roles: &std::collections::BTreeSet<String>,
 ) -> Result<DirectoryIndex, PolicyErrors> {
-    let ops = fixture_ops(&file.path, &file.file.fixture, roles)?;
+    let ops = fixture_ops(file, roles)?;
     let index = DirectoryIndex::new();
     index.apply(1, &ops);
     Ok(index)
@@ -437,7 +682,7 @@ pub fn run(policy: &Arc<CompiledPolicy>, files: &[SuiteFile]) -> Result<Report, 
     let mut report = Report::default();
     let mut errors = Vec::new();
     for f in files {
-        let ops = match fixture_ops(&f.path, &f.file.fixture, &roles) {
+        let ops = match fixture_ops(f, &roles) {
             Ok(ops) => ops,
             Err(e) => {
                 errors.extend(e.0);
@@ -586,5 +831,11 @@ cases:
         let f = parse("t.yaml", &GOOD.replace("alice: admin", "alice: owner")).unwrap();
         let e = run(&policy, &[f]).unwrap_err();
         assert!(e.to_string().contains("role `owner`"), "{e}");
+
+        // A misspelt role: named at the member's line, with the role it probably meant.
+        let f = parse("t.yaml", &GOOD.replace("alice: admin", "alice: admn")).unwrap();
+        let e = run(&policy, &[f]).unwrap_err();
+        assert_eq!(e.0[0].line, 5, "{e}");
+        assert!(e.0[0].reason.contains("Did you mean `admin`?"), "{e}");
     }
 }

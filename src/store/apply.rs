@@ -22,7 +22,7 @@
 //! - only the operator marks an email verified;
 //! - everything a change refers to exists, and nothing is created twice.
 
-use super::tables::{WriteTables, encode, get_json, get_json2, seconds, thirds};
+use super::tables::{WriteTables, decode, encode, get_json, get_json2, seconds, thirds};
 use super::{ApplyError, StoreError};
 use super::{domains, invitations, limits};
 use crate::directory::domain::email_key;
@@ -160,8 +160,9 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
                 settings: settings.clone(),
                 created_by: actor.to_string(),
                 created_at_ms: at_ms,
+                updated_at_ms: None,
             };
-            t.orgs.insert(id.as_str(), encode(&org)?.as_slice())?;
+            super::sorted::put_org(t, &org)?;
             limits::remember_org(t, &org)?;
             let m = Membership {
                 org: id.clone(),
@@ -169,6 +170,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
                 role: ADMIN_ROLE.to_string(),
                 joined_at_ms: at_ms,
                 terms_accepted: None,
+                updated_at_ms: None,
             };
             put_membership(t, &m)?;
             Ok(vec![IndexOp::SetMember {
@@ -217,7 +219,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
             if let Some(patch) = settings_patch {
                 patch.apply_to(&mut org.settings);
             }
-            t.orgs.insert(id.as_str(), encode(&org)?.as_slice())?;
+            super::sorted::put_org(t, &org)?;
             Ok(vec![])
         }
         Change::DeleteOrg { id } => delete_org(t, id, false),
@@ -243,6 +245,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
                     version: version.clone(),
                     at_ms,
                 }),
+                updated_at_ms: None,
             };
             put_membership(t, &m)?;
             Ok(vec![IndexOp::SetMember {
@@ -404,6 +407,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
                 name: name.clone(),
                 labels: labels.clone(),
                 created_at_ms: at_ms,
+                updated_at_ms: None,
             };
             put_app(t, &app)?;
             Ok(match owner {
@@ -420,6 +424,7 @@ pub(crate) fn apply_change(t: &mut WriteTables<'_>, env: &ChangeEnvelope, ctx: &
             t.apps.remove(id.as_str())?;
             t.apps_by_owner
                 .remove((app.owner.kind(), app.owner.id(), id.as_str()))?;
+            super::sorted::unindex_app(t, &app)?;
             match &app.owner {
                 Owner::Org(org) => {
                     for team in seconds(&t.teams, org)? {
@@ -611,12 +616,15 @@ fn keep_another_admin(t: &WriteTables<'_>, org: &str, user: &str, verb: &str) ->
 /// of its own org (every path that creates a membership comes through here).
 pub(crate) fn put_membership(t: &mut WriteTables<'_>, m: &Membership) -> Result<(), StoreError> {
     let (org, user) = (m.org.as_str(), m.user.as_str());
-    if t.memberships
+    let old = t
+        .memberships
         .insert((org, user), encode(m)?.as_slice())?
-        .is_none()
-    {
+        .map(|old| decode::<Membership>("memberships", &format!("{org}/{user}"), old.value()))
+        .transpose()?;
+    if old.is_none() {
         super::collaborators::drop_member(t, org, user)?;
     }
+    super::sorted::member_written(t, old.as_ref(), Some(m))?;
     t.user_orgs.insert((user, org), ())?;
     if m.role == ADMIN_ROLE {
         t.org_admins.insert((org, user), ())?;
@@ -628,7 +636,12 @@ pub(crate) fn put_membership(t: &mut WriteTables<'_>, m: &Membership) -> Result<
 
 /// Write an app with its by-owner index entry.
 pub(crate) fn put_app(t: &mut WriteTables<'_>, app: &App) -> Result<(), StoreError> {
-    t.apps.insert(app.id.as_str(), encode(app)?.as_slice())?;
+    let old = t
+        .apps
+        .insert(app.id.as_str(), encode(app)?.as_slice())?
+        .map(|old| decode::<App>("apps", &app.id, old.value()))
+        .transpose()?;
+    super::sorted::app_written(t, old.as_ref(), Some(app))?;
     t.apps_by_owner
         .insert((app.owner.kind(), app.owner.id(), app.id.as_str()), ())?;
     Ok(())
@@ -665,11 +678,15 @@ fn delete_org(t: &mut WriteTables<'_>, id: &str, force: bool) -> Result<Vec<Inde
         .into());
     }
     for app in &apps {
+        if let Some(record) = get_json::<App>(&t.apps, "apps", app)? {
+            super::sorted::unindex_app(t, &record)?;
+        }
         t.apps.remove(app.as_str())?;
         t.apps_by_owner.remove(("org", id, app.as_str()))?;
         super::collaborators::drop_app(t, app)?;
         super::publishing::drop_app(t, app)?;
     }
+    super::sorted::drop_members(t, id)?;
     for user in seconds(&t.memberships, id)? {
         t.memberships.remove((id, user.as_str()))?;
         t.user_orgs.remove((user.as_str(), id))?;
@@ -684,6 +701,7 @@ fn delete_org(t: &mut WriteTables<'_>, id: &str, force: bool) -> Result<Vec<Inde
     let mut ops = super::tokens::drop_org_tokens(t, id)?;
     t.org_security.remove(id)?;
     t.orgs.remove(id)?;
+    super::sorted::unindex_org(t, &org)?;
     ops.push(IndexOp::RemoveOrg { org: id.to_string() });
     Ok(ops)
 }
@@ -693,7 +711,12 @@ fn remove_member(t: &mut WriteTables<'_>, org: &str, user: &str) -> Result<(), S
     for team in seconds(&t.teams, org)? {
         t.team_members.remove((org, team.as_str(), user))?;
     }
-    t.memberships.remove((org, user))?;
+    let old = t
+        .memberships
+        .remove((org, user))?
+        .map(|old| decode::<Membership>("memberships", &format!("{org}/{user}"), old.value()))
+        .transpose()?;
+    super::sorted::member_written(t, old.as_ref(), None)?;
     t.user_orgs.remove((user, org))?;
     t.org_admins.remove((org, user))?;
     Ok(())

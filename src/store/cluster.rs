@@ -212,16 +212,21 @@ impl Store {
                 index.replace_with(fresh);
             }
             return match result {
-                Ok(applied) => Ok(Replicated::Done(Outcome::Applied {
-                    seq,
-                    revision: applied.revision,
-                })),
+                Ok(applied) => {
+                    self.committed.send_replace(applied.revision);
+                    Ok(Replicated::Done(Outcome::Applied {
+                        seq,
+                        revision: applied.revision,
+                    }))
+                }
                 Err(e) => Err(e),
             };
         }
         match result {
             Ok(applied) => {
                 index.apply(applied.revision, &applied.index_ops);
+                // After the index, as in `apply_and_index`: WatchChanges streams follow.
+                self.committed.send_replace(applied.revision);
                 Ok(Replicated::Done(Outcome::Applied {
                     seq,
                     revision: applied.revision,

@@ -38,7 +38,7 @@ pub struct DirectoryDigest {
 /// writes on its own), `cluster_state`, `cluster_outcomes` and `cluster_epoch` (cluster mode's
 /// position in the log, its per-request answers and the policy epoch in force: bookkeeping of
 /// the log, like the change log, not directory state).
-pub const DIGESTED_TABLES: [&str; 26] = [
+pub const DIGESTED_TABLES: [&str; 28] = [
     "users",
     "users_by_email",
     "orgs",
@@ -65,6 +65,8 @@ pub const DIGESTED_TABLES: [&str; 26] = [
     "collaborators",
     "app_versions",
     "org_security",
+    "sorted",
+    "member_counts",
 ];
 
 /// Digest one table; a table this file does not have yet digests as empty.
@@ -102,39 +104,45 @@ impl Store {
     /// The digest of the directory's state and the revision it reflects, from one read
     /// transaction (writes go on meanwhile; they are simply not in it).
     pub fn digest(&self) -> Result<DirectoryDigest, StoreError> {
-        let txn = self.db.begin_read()?;
+        Self::digest_in(&self.db.begin_read()?)
+    }
+
+    /// The digest of what `txn` sees.
+    pub(crate) fn digest_in(txn: &redb::ReadTransaction) -> Result<DirectoryDigest, StoreError> {
         let revision = match txn.open_table(tables::CHANGELOG) {
             Ok(log) => super::last_revision(&log)?,
             Err(redb::TableError::TableDoesNotExist(_)) => 0,
             Err(e) => return Err(e.into()),
         };
         let tables = vec![
-            table(&txn, tables::USERS)?,
-            table(&txn, tables::USERS_BY_EMAIL)?,
-            table(&txn, tables::ORGS)?,
-            table(&txn, tables::MEMBERSHIPS)?,
-            table(&txn, tables::USER_ORGS)?,
-            table(&txn, tables::ORG_ADMINS)?,
-            table(&txn, tables::TEAMS)?,
-            table(&txn, tables::TEAM_MEMBERS)?,
-            table(&txn, tables::APPS)?,
-            table(&txn, tables::APPS_BY_OWNER)?,
-            table(&txn, tables::TEAM_GRANTS)?,
-            table(&txn, tables::INVITATIONS)?,
-            table(&txn, tables::ORG_INVITATIONS)?,
-            table(&txn, tables::INVITEE_INVITATIONS)?,
-            table(&txn, tables::INVITATION_CODES)?,
-            table(&txn, tables::ORGS_BY_CREATOR)?,
-            table(&txn, tables::DOMAINS)?,
-            table(&txn, tables::DOMAIN_ORGS)?,
-            table(&txn, tables::MEMBERSHIP_REQUESTS)?,
-            table(&txn, tables::ORG_REQUESTS)?,
-            table(&txn, tables::USER_REQUESTS)?,
-            table(&txn, tables::TOKENS)?,
-            table(&txn, tables::TOKENS_BY_OWNER)?,
-            table(&txn, tables::COLLABORATORS)?,
-            table(&txn, tables::APP_VERSIONS)?,
-            table(&txn, tables::ORG_SECURITY)?,
+            table(txn, tables::USERS)?,
+            table(txn, tables::USERS_BY_EMAIL)?,
+            table(txn, tables::ORGS)?,
+            table(txn, tables::MEMBERSHIPS)?,
+            table(txn, tables::USER_ORGS)?,
+            table(txn, tables::ORG_ADMINS)?,
+            table(txn, tables::TEAMS)?,
+            table(txn, tables::TEAM_MEMBERS)?,
+            table(txn, tables::APPS)?,
+            table(txn, tables::APPS_BY_OWNER)?,
+            table(txn, tables::TEAM_GRANTS)?,
+            table(txn, tables::INVITATIONS)?,
+            table(txn, tables::ORG_INVITATIONS)?,
+            table(txn, tables::INVITEE_INVITATIONS)?,
+            table(txn, tables::INVITATION_CODES)?,
+            table(txn, tables::ORGS_BY_CREATOR)?,
+            table(txn, tables::DOMAINS)?,
+            table(txn, tables::DOMAIN_ORGS)?,
+            table(txn, tables::MEMBERSHIP_REQUESTS)?,
+            table(txn, tables::ORG_REQUESTS)?,
+            table(txn, tables::USER_REQUESTS)?,
+            table(txn, tables::TOKENS)?,
+            table(txn, tables::TOKENS_BY_OWNER)?,
+            table(txn, tables::COLLABORATORS)?,
+            table(txn, tables::APP_VERSIONS)?,
+            table(txn, tables::ORG_SECURITY)?,
+            table(txn, tables::SORTED)?,
+            table(txn, tables::MEMBER_COUNTS)?,
         ];
         let mut h = Sha256::new();
         for t in &tables {

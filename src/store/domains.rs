@@ -199,6 +199,7 @@ fn join(
         role: role.to_string(),
         joined_at_ms: at_ms,
         terms_accepted: None,
+        updated_at_ms: None,
     };
     put_membership(t, &m)?;
     Ok(vec![IndexOp::SetMember {

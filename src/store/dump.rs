@@ -6,6 +6,9 @@
 //! store continues numbering where the exported one stopped and export → import → export gives
 //! the same bytes. Derived index tables (`user_orgs`, `org_admins`, `users_by_email`,
 //! `apps_by_owner`) are rebuilt, not exported.
+//!
+//! An online snapshot (`snapshot.rs`) carries a dump *and* the change log, for a copy whose
+//! history answers the same as the source's.
 
 use super::apply::{put_app, put_membership};
 use super::domains::{put_domain, put_request};
@@ -138,8 +141,12 @@ fn all_triples(
 impl Store {
     /// The whole directory from one read snapshot.
     pub fn export(&self) -> Result<Dump, StoreError> {
-        let txn = self.db.begin_read()?;
-        let (domains, membership_requests) = Store::all_domains_and_requests(&txn)?;
+        Self::export_in(&self.db.begin_read()?)
+    }
+
+    /// The whole directory as `txn` sees it.
+    pub(crate) fn export_in(txn: &redb::ReadTransaction) -> Result<Dump, StoreError> {
+        let (domains, membership_requests) = Store::all_domains_and_requests(txn)?;
         Ok(Dump {
             format: DUMP_FORMAT,
             revision: super::last_revision(&txn.open_table(tables::CHANGELOG)?)?,
@@ -156,13 +163,13 @@ impl Store {
                 .into_iter()
                 .map(|(org, team, app)| TeamGrant { org, team, app })
                 .collect(),
-            invitations: Store::all_invitations(&txn)?,
+            invitations: Store::all_invitations(txn)?,
             domains,
             membership_requests,
-            tokens: Store::all_tokens(&txn)?,
-            collaborators: Store::all_collaborators(&txn)?,
-            app_versions: Store::all_app_versions(&txn)?,
-            security: Store::all_security(&txn)?,
+            tokens: Store::all_tokens(txn)?,
+            collaborators: Store::all_collaborators(txn)?,
+            app_versions: Store::all_app_versions(txn)?,
+            security: Store::all_security(txn)?,
         })
     }
 
@@ -227,6 +234,7 @@ impl Store {
         match outcome {
             Ok(revision) => {
                 txn.commit()?;
+                self.committed.send_replace(revision);
                 Ok(revision)
             }
             Err(err) => {
@@ -237,7 +245,7 @@ impl Store {
     }
 }
 
-fn write_dump(t: &mut WriteTables<'_>, dump: &Dump) -> Result<(), ApplyError> {
+pub(crate) fn write_dump(t: &mut WriteTables<'_>, dump: &Dump) -> Result<(), ApplyError> {
     let dup = |what: String| -> ApplyError {
         Refusal::already_exists(format!("{what} (twice in the dump)")).into()
     };
@@ -256,7 +264,7 @@ fn write_dump(t: &mut WriteTables<'_>, dump: &Dump) -> Result<(), ApplyError> {
     }
     for (i, o) in dump.orgs.iter().enumerate() {
         validate_slug(&format!("orgs[{i}].id"), &o.id)?;
-        if t.orgs.insert(o.id.as_str(), encode(o)?.as_slice())?.is_some() {
+        if super::sorted::put_org(t, o)?.is_some() {
             return Err(dup(format!("org `{}`", o.id)));
         }
         super::limits::remember_org(t, o)?;

@@ -320,6 +320,7 @@ pub(crate) fn accept(
         role: inv.role.clone(),
         joined_at_ms: at_ms,
         terms_accepted,
+        updated_at_ms: None,
     };
     put_membership(t, &m)?;
     let mut ops = vec![IndexOp::SetMember {

@@ -28,17 +28,25 @@ mod limits;
 mod publishing;
 mod read;
 mod security;
+mod snapshot;
+mod sorted;
 mod tables;
 mod tokens;
 mod usage;
 mod verify;
+mod watch;
+mod write_times;
 
 pub use crate::directory::ApplyContext;
 pub use cluster::{ClusterPosition, ClusterStamp, Outcome, PolicyEpoch, Replicated};
 pub use digest::{DIGESTED_TABLES, DirectoryDigest, TableDigest};
 pub use dump::{DUMP_FORMAT, Dump};
 pub use read::{ChangeRecord, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Member, Page, Stats};
+pub use snapshot::{SNAPSHOT_FORMAT, Snapshot};
+pub use sorted::{ListFilter, ListOrder, SortField};
 pub use verify::IndexCheck;
+pub use watch::{WatchEntry, WatchPage};
+pub use write_times::{WRITE_BUCKETS_NS, WriteOutcome, WriteTimes, WriteTimesSnapshot};
 
 use crate::directory::{ChangeEnvelope, Refusal};
 use crate::engine::index::{DirectoryIndex, IndexOp};
@@ -203,6 +211,13 @@ pub struct Store {
     /// not a Tokio one: it is never held across `.await`.
     write_lock: Mutex<()>,
     path: PathBuf,
+    /// Latency of each write transaction by outcome, for `/metrics`.
+    write_times: WriteTimes,
+    /// The last committed revision, sent after every commit that appends to the change log
+    /// (writes, imports), and for writes through [`Store::apply_and_index`] only once the
+    /// index reflects them. Followers of the log (`WatchChanges`) wait on it instead of polling;
+    /// they read what was committed from the change log itself.
+    committed: tokio::sync::watch::Sender<u64>,
 }
 
 /// How many index ops `load_index` hands over at a time: bounds memory while loading millions of
@@ -224,8 +239,12 @@ impl Store {
         }
         let db = db::open_database(&path)?;
 
-        let found = {
+        let (found, had_sorted) = {
             let txn = db.begin_read()?;
+            let had_sorted = {
+                use redb::TableHandle;
+                txn.list_tables()?.any(|t| t.name() == "sorted")
+            };
             let foreign = tables::foreign_tables(&txn)?;
             if !foreign.is_empty() {
                 return Err(StoreError::NotWarden {
@@ -233,11 +252,12 @@ impl Store {
                     tables: foreign,
                 });
             }
-            match txn.open_table(META) {
+            let found = match txn.open_table(META) {
                 Ok(meta) => meta.get("schema_version")?.map(|v| v.value()),
                 Err(redb::TableError::TableDoesNotExist(_)) => None,
                 Err(e) => return Err(e.into()),
-            }
+            };
+            (found, had_sorted)
         };
         let mut backfill = false;
         match found {
@@ -312,11 +332,21 @@ impl Store {
                 txn.commit()?;
             }
         }
+        let revision = {
+            let txn = db.begin_read()?;
+            last_revision(&txn.open_table(CHANGELOG)?)?
+        };
         let store = Store {
             db: db::Db::new(db, path.clone()),
             write_lock: Mutex::new(()),
             path,
+            write_times: WriteTimes::default(),
+            committed: tokio::sync::watch::Sender::new(revision),
         };
+        if found.is_some() && !had_sorted {
+            // A file from before sorted lists: index what it holds, once.
+            store.backfill_sorted()?;
+        }
         if backfill {
             store.backfill_audit()?;
         }
@@ -325,6 +355,12 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The last committed revision, updated after every commit that appends to the change
+    /// log; `changed()`/`wait_for` on it wakes a follower of the log.
+    pub fn subscribe_commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.committed.subscribe()
     }
 
     /// Pass a write's result through, noting an I/O failure (see `db.rs`).
@@ -339,7 +375,11 @@ impl Store {
     /// commit. A refusal or an error leaves the store exactly as it was.
     pub fn apply(&self, env: ChangeEnvelope, ctx: &ApplyContext<'_>) -> Result<Applied, ApplyError> {
         let _serialized = self.write_lock.lock();
-        self.apply_locked(&env, ctx)
+        let result = self.apply_locked(&env, ctx);
+        if let Ok(applied) = &result {
+            self.committed.send_replace(applied.revision);
+        }
+        result
     }
 
     /// [`Store::apply`], then publish the effects to `index` before releasing the write path, so
@@ -362,6 +402,7 @@ impl Store {
                 Ok(revision) => {
                     tracing::warn!(revision, "index rebuilt from the reopened store");
                     index.replace_with(fresh);
+                    self.committed.send_replace(revision);
                     return result;
                 }
                 Err(e) => tracing::error!(error = %e, "rebuilding the index after a reopen failed"),
@@ -369,6 +410,8 @@ impl Store {
         }
         let applied = result?;
         index.apply(applied.revision, &applied.index_ops);
+        // After the index: a follower woken here that checks permissions sees this write.
+        self.committed.send_replace(applied.revision);
         Ok(applied)
     }
 
@@ -383,11 +426,37 @@ impl Store {
         stamp: Option<&ClusterStamp>,
         key: Option<&str>,
     ) -> Result<Applied, ApplyError> {
+        // One span per write transaction (exported when OTLP is on; the log shows it at debug).
+        let span = tracing::debug_span!(
+            "store.write",
+            change = env.change.kind(),
+            actor = %env.actor,
+            request_id = env.request_id.as_deref().unwrap_or(""),
+            outcome = tracing::field::Empty,
+            revision = tracing::field::Empty,
+        );
+        let _entered = span.enter();
+        let started = std::time::Instant::now();
         let result = self.apply_in_txn(env, ctx, stamp, key);
+        let outcome = match &result {
+            Ok(_) => WriteOutcome::Committed,
+            Err(ApplyError::Refused(_)) => WriteOutcome::Refused,
+            Err(_) => WriteOutcome::Error,
+        };
+        self.write_times.observe(outcome, started.elapsed());
+        span.record("outcome", outcome.label());
+        if let Ok(applied) = &result {
+            span.record("revision", applied.revision);
+        }
         if let Err(ApplyError::Storage(e)) = &result {
             self.db.note(e);
         }
         result
+    }
+
+    /// The write-transaction latencies by outcome, as read now.
+    pub fn write_times(&self) -> Vec<WriteTimesSnapshot> {
+        self.write_times.snapshot()
     }
 
     /// One write transaction for `env`. With a `stamp` (cluster mode), the log position and
@@ -405,6 +474,7 @@ impl Store {
             // Before apply: a deleted app's or token's org is known only from the old state.
             let org = audit::org_in_txn(&t, &env.change)?;
             let index_ops = apply::apply_change(&mut t, env, ctx)?;
+            sorted::touch(&mut t, &env.change, org.as_deref(), env.at_ms)?;
             let revision = next_revision(&t.changelog)?;
             if let Some(org) = &org {
                 t.audit_by_org.insert((org.as_str(), revision), ())?;

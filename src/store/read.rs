@@ -114,7 +114,7 @@ fn make_token(key: &str) -> String {
     hex::encode(key.as_bytes())
 }
 
-fn page_size(size: u32) -> usize {
+pub(crate) fn page_size(size: u32) -> usize {
     match size {
         0 => DEFAULT_PAGE_SIZE as usize,
         n => n.min(MAX_PAGE_SIZE) as usize,
@@ -165,7 +165,7 @@ impl<T> Pager<T> {
 }
 
 /// Case-insensitive substring match of `query` (already lowercased) on a member.
-fn member_matches(query: &str, user_id: &str, user: Option<&User>) -> bool {
+pub(crate) fn member_matches(query: &str, user_id: &str, user: Option<&User>) -> bool {
     if user_id.to_lowercase().contains(query) {
         return true;
     }

@@ -86,6 +86,13 @@ pub(crate) const ORG_SECURITY: TableDefinition<&str, &[u8]> = TableDefinition::n
 /// (org, UTC day, user) → checks answered. Telemetry, outside the change log.
 pub(crate) const USAGE: TableDefinition<(&str, u64, &str), u64> = TableDefinition::new("usage");
 
+/// (scope, order, sort key, id) → (): orgs (scope `orgs`), an owner's apps (`apps/<kind>/<id>`)
+/// and an org's members (`members/<org>`) in each order a list offers, so a sorted page is one
+/// range scan from the last row shown (`store::sorted`).
+pub(crate) const SORTED: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("sorted");
+/// org → member count, kept by every membership write, so a list of orgs shows and sorts by
+/// size without walking their members.
+pub(crate) const MEMBER_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("member_counts");
 /// Cluster mode: `last_applied_seq`, `last_apply_ms`, `refused_entries` → u64. Empty on a
 /// single node.
 pub(crate) const CLUSTER_STATE: TableDefinition<&str, u64> = TableDefinition::new("cluster_state");
@@ -99,7 +106,7 @@ pub(crate) const CLUSTER_OUTCOMES: TableDefinition<&str, &[u8]> = TableDefinitio
 pub(crate) const CLUSTER_EPOCH: TableDefinition<&str, &[u8]> = TableDefinition::new("cluster_epoch");
 
 /// Names of every table Warden owns, to tell a Warden file from another redb file.
-pub(crate) const TABLE_NAMES: [&str; 34] = [
+pub(crate) const TABLE_NAMES: [&str; 36] = [
     "meta",
     "users",
     "users_by_email",
@@ -131,6 +138,8 @@ pub(crate) const TABLE_NAMES: [&str; 34] = [
     "app_versions",
     "org_security",
     "usage",
+    "sorted",
+    "member_counts",
     "cluster_state",
     "cluster_outcomes",
     "cluster_epoch",
@@ -166,6 +175,8 @@ pub(crate) struct WriteTables<'txn> {
     pub collaborators: Table<'txn, (&'static str, &'static str), &'static [u8]>,
     pub app_versions: Table<'txn, (&'static str, &'static str), &'static [u8]>,
     pub org_security: Table<'txn, &'static str, &'static [u8]>,
+    pub sorted: Table<'txn, (&'static str, &'static str, &'static str, &'static str), ()>,
+    pub member_counts: Table<'txn, &'static str, u64>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -199,6 +210,8 @@ impl<'txn> WriteTables<'txn> {
             collaborators: txn.open_table(COLLABORATORS)?,
             app_versions: txn.open_table(APP_VERSIONS)?,
             org_security: txn.open_table(ORG_SECURITY)?,
+            sorted: txn.open_table(SORTED)?,
+            member_counts: txn.open_table(MEMBER_COUNTS)?,
         })
     }
 }

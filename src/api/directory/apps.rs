@@ -12,6 +12,7 @@ use super::convert::{app_pb, opt, owner_from_pb};
 use super::{Directory, check_actor, check_slug, check_user, on_unix_socket, vanished};
 use crate::api::pb;
 use crate::directory::{App, Change, Owner};
+use crate::store::{ListFilter, ListOrder, SortField};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -151,11 +152,35 @@ impl pb::app_service_server::AppService for Directory {
                     }
                 }
             }
+            let order = ListOrder::parse(
+                crate::api::validate::bounded("order_by", &r.order_by)?,
+                &[
+                    SortField::Id,
+                    SortField::Name,
+                    SortField::CreatedAt,
+                    SortField::UpdatedAt,
+                ],
+            )
+            .map_err(super::invalid_status)?;
+            crate::api::validate::bounded("query", &r.query)?;
+            if r.labels.len() > 32 {
+                return Err(Status::invalid_argument(format!(
+                    "labels: {} given, at most 32 allowed",
+                    r.labels.len()
+                )));
+            }
+            for label in &r.labels {
+                crate::api::validate::bounded("labels", label)?;
+            }
             let revision = self.revision();
+            let filter = ListFilter {
+                query: r.query,
+                labels: r.labels,
+            };
             let (page_token, page_size) = (r.page_token, r.page_size);
             let page = self
                 .read(&r.actor, "app_id", move |s| {
-                    s.list_apps(&owner, &page_token, page_size)
+                    s.list_apps_sorted(&owner, &filter, order, &page_token, page_size)
                 })
                 .await?;
             // Within an org, show only what the actor could open: team contributors see

@@ -1,4 +1,5 @@
-//! `warden.v1.AuditService`: the change log as an audit trail.
+//! `warden.v1.AuditService`: the change log as an audit trail, and followed as a stream
+//! (`WatchChanges`, in `watch.rs`).
 //!
 //! Authorization: `audit:read` on `org` in the org asked about (admins, by default); the
 //! instance-wide log (no org) only for callers on the Unix socket, who are trusted by file
@@ -66,6 +67,16 @@ impl Directory {
 
 #[tonic::async_trait]
 impl pb::audit_service_server::AuditService for Directory {
+    type WatchChangesStream = super::watch::WatchStream;
+
+    async fn watch_changes(
+        &self,
+        request: Request<pb::WatchChangesRequest>,
+    ) -> Result<Response<Self::WatchChangesStream>, Status> {
+        let span = tracing::info_span!("WatchChanges");
+        self.watch(request).instrument(span).await
+    }
+
     async fn list_audit_entries(
         &self,
         request: Request<pb::ListAuditEntriesRequest>,

@@ -60,8 +60,7 @@ pub fn org_pb(org: Org, member_count: u32) -> pb::Org {
         logo_url: org.logo_url.unwrap_or_default(),
         created_by: org.created_by,
         created_at_unix_ms: org.created_at_ms,
-        // The store keeps no update time; 0 means unknown.
-        updated_at_unix_ms: 0,
+        updated_at_unix_ms: org.updated_at_ms.unwrap_or(org.created_at_ms),
         member_count,
     }
 }
@@ -75,6 +74,7 @@ pub fn member_pb(m: Membership, team_ids: Vec<String>) -> pb::Member {
         role: m.role,
         team_ids,
         created_at_unix_ms: m.joined_at_ms,
+        updated_at_unix_ms: m.updated_at_ms.unwrap_or(m.joined_at_ms),
     }
 }
 
@@ -121,6 +121,7 @@ pub fn app_pb(app: App) -> pb::App {
         name: app.name,
         labels: app.labels,
         created_at_unix_ms: app.created_at_ms,
+        updated_at_unix_ms: app.updated_at_ms.unwrap_or(app.created_at_ms),
     }
 }
 

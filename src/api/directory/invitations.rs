@@ -11,7 +11,7 @@
 //! SHA-256.
 
 use super::convert::member_pb;
-use super::members::teams_by_user;
+use super::members::teams_of;
 use super::{Directory, check_actor, check_slug, check_user, now_ms, on_unix_socket, vanished};
 use crate::api::pb;
 use crate::directory::domain::{email_key, normalize_email};
@@ -361,7 +361,9 @@ impl pb::invitation_service_server::InvitationService for Directory {
                     let Some(m) = s.get_membership(&org, &user)? else {
                         return Ok(None);
                     };
-                    let teams = teams_by_user(s, &org)?.remove(&user).unwrap_or_default();
+                    let teams = teams_of(s, &org, &[user.as_str()])?
+                        .remove(&user)
+                        .unwrap_or_default();
                     Ok(Some(member_pb(m, teams)))
                 })
                 .await?

@@ -4,24 +4,22 @@
 //! which also keep the last admin); `ListMembers` needs `member:read` in the org.
 
 use super::convert::member_pb;
-use super::{Directory, WALK_PAGE, check_actor, check_slug, vanished, walk};
+use super::{Directory, check_actor, check_slug, vanished};
 use crate::api::pb;
 use crate::directory::Change;
 use crate::directory::ids::validate_role;
-use crate::store::{ApplyError, Store};
+use crate::store::{ApplyError, ListFilter, ListOrder, SortField, Store};
 use std::collections::BTreeMap;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-/// Team ids of every team member of `org`, by user.
-pub(super) fn teams_by_user(store: &Store, org: &str) -> Result<BTreeMap<String, Vec<String>>, ApplyError> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for team in walk(|token| store.list_teams(org, token, WALK_PAGE))? {
-        for user in walk(|token| store.list_team_members(org, &team.id, token, WALK_PAGE))? {
-            out.entry(user).or_default().push(team.id.clone());
-        }
-    }
-    Ok(out)
+/// Team ids of `users` in `org`, by user.
+pub(super) fn teams_of(
+    store: &Store,
+    org: &str,
+    users: &[&str],
+) -> Result<BTreeMap<String, Vec<String>>, ApplyError> {
+    Ok(store.member_teams(org, users)?)
 }
 
 impl Directory {
@@ -37,7 +35,7 @@ impl Directory {
             let Some(m) = s.get_membership(&o, &u)? else {
                 return Ok(None);
             };
-            let teams = teams_by_user(s, &o)?.remove(&u).unwrap_or_default();
+            let teams = teams_of(s, &o, &[u.as_str()])?.remove(&u).unwrap_or_default();
             Ok(Some(member_pb(m, teams)))
         })
         .await?
@@ -132,16 +130,37 @@ impl pb::member_service_server::MemberService for Directory {
             if !r.role.is_empty() {
                 validate_role("role", &r.role).map_err(super::invalid_status)?;
             }
+            let order = ListOrder::parse(
+                crate::api::validate::bounded("order_by", &r.order_by)?,
+                &[
+                    SortField::Id,
+                    SortField::Name,
+                    SortField::CreatedAt,
+                    SortField::UpdatedAt,
+                ],
+            )
+            .map_err(super::invalid_status)?;
             self.require(&r.actor, &r.org_id, "org", "member:read")?;
             let revision = self.revision();
             let (members, next_page_token) = self
                 .read(&r.actor, "", move |s| {
-                    let page = s.list_members(&r.org_id, &r.query, &r.page_token, r.page_size)?;
-                    let mut teams = teams_by_user(s, &r.org_id)?;
+                    let filter = ListFilter {
+                        query: r.query.clone(),
+                        labels: Vec::new(),
+                    };
+                    let page = s.list_members_sorted(
+                        &r.org_id,
+                        &filter,
+                        &r.role,
+                        order,
+                        &r.page_token,
+                        r.page_size,
+                    )?;
+                    let users: Vec<&str> = page.items.iter().map(|m| m.membership.user.as_str()).collect();
+                    let mut teams = teams_of(s, &r.org_id, &users)?;
                     let members = page
                         .items
                         .into_iter()
-                        .filter(|m| r.role.is_empty() || m.membership.role == r.role)
                         .map(|m| {
                             let team_ids = teams.remove(&m.membership.user).unwrap_or_default();
                             member_pb(m.membership, team_ids)

@@ -35,6 +35,9 @@ mod teams;
 mod tokens;
 mod usage;
 mod users;
+mod watch;
+
+pub use watch::{OLDEST_TRAILER, RESUME_TRAILER};
 
 use crate::api::pb;
 use crate::directory::ids::{validate_slug, validate_user_id};
@@ -52,6 +55,8 @@ pub struct Directory {
     engine: Arc<Engine>,
     /// Cluster mode: writes go through the shared log.
     cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Ends `WatchChanges` streams when the daemon shuts down; `None` in tests without one.
+    shutdown: Option<crate::api::shutdown::Shutdown>,
 }
 
 /// Page size used to walk whole lists inside one call (team members, member counts).
@@ -81,12 +86,20 @@ impl Directory {
             store,
             engine,
             cluster: None,
+            shutdown: None,
         }
     }
 
     /// Send writes through the shared directory log (cluster mode).
     pub fn with_cluster(mut self, cluster: Option<Arc<crate::cluster::Cluster>>) -> Self {
         self.cluster = cluster;
+        self
+    }
+
+    /// End long-lived calls (`WatchChanges`) when `shutdown` fires, so draining does not wait
+    /// for them.
+    pub fn with_shutdown(mut self, shutdown: crate::api::shutdown::Shutdown) -> Self {
+        self.shutdown = Some(shutdown);
         self
     }
 
@@ -161,7 +174,10 @@ impl Directory {
         let store = self.store.clone();
         let engine = self.engine.clone();
         let actor_id = actor.to_string();
+        // The write transaction's span (`store.write`) belongs under this call's span.
+        let span = tracing::Span::current();
         let applied = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             // One policy snapshot judges the whole write: authorization, the role predicate
             // and the limits (a reload landing meanwhile applies from the next write on). The
             // authorizer sees the index as of the previous write (the store holds its write

@@ -7,17 +7,16 @@
 //! actor to be that user, and listing every org is reserved to Unix-socket callers.
 
 use super::convert::{metadata, opt, org_pb, patch_from_pb, settings_from_pb};
-use super::{Directory, WALK_PAGE, check_actor, check_slug, check_user, on_unix_socket, vanished, walk};
+use super::{Directory, check_actor, check_slug, check_user, on_unix_socket, vanished};
 use crate::api::pb;
-use crate::directory::{Change, Org};
-use crate::store::{ApplyError, Store};
+use crate::directory::Change;
+use crate::store::{ApplyError, ListFilter, ListOrder, SortField, Store};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-/// How many members `org` has.
+/// How many members `org` has (kept by the store beside the memberships).
 fn member_count(store: &Store, org: &str) -> Result<u32, ApplyError> {
-    let members = walk(|token| store.list_members(org, "", token, WALK_PAGE))?;
-    Ok(u32::try_from(members.len()).unwrap_or(u32::MAX))
+    Ok(u32::try_from(store.member_count(org)?).unwrap_or(u32::MAX))
 }
 
 /// The org with its member count, as the API shows it.
@@ -35,10 +34,6 @@ impl Directory {
             .await?
             .ok_or_else(|| vanished(&format!("org `{id}`"), revision))
     }
-}
-
-fn matches(org: &Org, query: &str) -> bool {
-    query.is_empty() || org.id.to_lowercase().contains(query) || org.name.to_lowercase().contains(query)
 }
 
 #[tonic::async_trait]
@@ -171,29 +166,36 @@ impl pb::org_service_server::OrgService for Directory {
                     )));
                 }
             }
+            let order = ListOrder::parse(
+                crate::api::validate::bounded("order_by", &r.order_by)?,
+                &[
+                    SortField::Id,
+                    SortField::Name,
+                    SortField::CreatedAt,
+                    SortField::UpdatedAt,
+                    SortField::MemberCount,
+                ],
+            )
+            .map_err(super::invalid_status)?;
             let revision = self.revision();
-            let query = r.query.to_lowercase();
+            let filter = ListFilter {
+                query: r.query.clone(),
+                labels: Vec::new(),
+            };
             let (orgs, next_page_token) = self
                 .read(&r.actor, "org_id", move |s| {
-                    // A page of candidates, filtered by `query`: pages may come back shorter
-                    // than `page_size`, and `next_page_token` says whether more may follow.
-                    let (candidates, token) = if r.user_id.is_empty() {
-                        let page = s.list_orgs(&r.page_token, r.page_size)?;
-                        (page.items, page.next_page_token)
+                    // Full pages in the chosen order: the store filters and sorts (`store::sorted`).
+                    let page = if r.user_id.is_empty() {
+                        s.list_orgs_sorted(&filter, order, &r.page_token, r.page_size)?
                     } else {
-                        let page = s.list_user_orgs(&r.user_id, &r.page_token, r.page_size)?;
-                        let mut orgs = Vec::with_capacity(page.items.len());
-                        for m in page.items {
-                            orgs.extend(s.get_org(&m.org)?);
-                        }
-                        (orgs, page.next_page_token)
+                        s.list_user_orgs_sorted(&r.user_id, &filter, order, &r.page_token, r.page_size)?
                     };
-                    let mut out = Vec::new();
-                    for org in candidates.into_iter().filter(|o| matches(o, &query)) {
-                        let count = member_count(s, &org.id)?;
-                        out.push(org_pb(org, count));
-                    }
-                    Ok((out, token))
+                    let orgs = page
+                        .items
+                        .into_iter()
+                        .map(|(org, n)| org_pb(org, u32::try_from(n).unwrap_or(u32::MAX)))
+                        .collect();
+                    Ok((orgs, page.next_page_token))
                 })
                 .await?;
             Ok(Response::new(pb::ListOrgsResponse {

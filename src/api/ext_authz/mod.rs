@@ -367,6 +367,15 @@ impl Authorization for ExtAuthz {
             .unwrap_or_default();
         let span =
             tracing::info_span!("ext_authz.Check", method = %truncated(method), path = %truncated(path));
+        if let Some(h) = req
+            .attributes
+            .as_ref()
+            .and_then(|a| a.request.as_ref())
+            .and_then(|r| r.http.as_ref())
+        {
+            // The application's trace, when Envoy's own call did not carry one.
+            crate::api::otel::join_from_map(&span, &h.headers);
+        }
         let _entered = span.enter();
         let mut decided = None;
         let verdict = self.verdict(&req, peer.as_deref(), &mut decided);

@@ -137,8 +137,7 @@ fn catch_up(store: &Store, file: &mut RotatingFile, last: &mut u64) {
 
 /// One audit line for a committed change, secrets redacted.
 pub fn audit_line(rec: &ChangeRecord) -> Value {
-    let mut change = serde_json::to_value(&rec.change).unwrap_or(Value::Null);
-    redact(&mut change);
+    let change = redacted_change(&rec.change);
     json!({
         "ts_ms": rec.at_ms,
         "revision": rec.revision,
@@ -146,6 +145,14 @@ pub fn audit_line(rec: &ChangeRecord) -> Value {
         "kind": rec.change.kind(),
         "change": change,
     })
+}
+
+/// A change as JSON with its secrets redacted, exactly as an audit line writes it (also what
+/// `WatchChanges` sends).
+pub fn redacted_change(change: &crate::directory::Change) -> Value {
+    let mut v = serde_json::to_value(change).unwrap_or(Value::Null);
+    redact(&mut v);
+    v
 }
 
 fn redact(v: &mut Value) {

@@ -138,3 +138,71 @@ pub fn digest_of(lines: &[String]) -> (String, u64) {
     }
     (hex::encode(h.finalize()), lines.len() as u64)
 }
+
+/// The index operations that rebuild an index holding `lines` (fact lines as
+/// [`FactsSnapshot::lines`] writes them; token lines are not accepted, `in-team` lines are
+/// implied by `team-member` ones). What `warden policy diff --connect` builds its index from
+/// (`AdminService.ExportIndex`). An unknown or malformed line is an error naming it.
+pub fn ops_from_facts(lines: &[String]) -> Result<Vec<super::IndexOp>, String> {
+    use super::IndexOp;
+    use std::collections::BTreeMap;
+    let strip = |prefix: &str, v: &str, line: &str| {
+        v.strip_prefix(prefix)
+            .map(str::to_string)
+            .ok_or_else(|| format!("index fact `{line}`: `{v}` does not start with `{prefix}`"))
+    };
+    let mut apps: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let mut labels: Vec<(String, String, String)> = Vec::new();
+    let mut rest = Vec::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(' ').collect();
+        match f.as_slice() {
+            ["member", org, user, role] => rest.push(IndexOp::SetMember {
+                org: org.to_string(),
+                user: user.to_string(),
+                role: strip("role:", role, line)?,
+            }),
+            ["in-team", _, _, _] => {}
+            ["team-member", org, team, user] => rest.push(IndexOp::AddTeamMember {
+                org: org.to_string(),
+                team: strip("team:", team, line)?,
+                user: user.to_string(),
+            }),
+            ["grant", org, team, app] => rest.push(IndexOp::GrantApp {
+                org: org.to_string(),
+                team: strip("team:", team, line)?,
+                app: strip("app:", app, line)?,
+            }),
+            ["app", org, app] => {
+                apps.entry((org.to_string(), app.to_string())).or_default();
+            }
+            ["label", org, app, label] => labels.push((
+                org.to_string(),
+                strip("app:", app, line)?,
+                strip("label:", label, line)?,
+            )),
+            ["collaborator", app, user, role] => rest.push(IndexOp::SetCollaborator {
+                app: app.to_string(),
+                user: user.to_string(),
+                role: strip("role:", role, line)?,
+            }),
+            _ => return Err(format!("index fact `{line}`: not a fact this build reads")),
+        }
+    }
+    for (org, app, label) in labels {
+        match apps.get_mut(&(org.clone(), app.clone())) {
+            Some(l) => l.push(label),
+            None => {
+                return Err(format!(
+                    "index fact `label {org} app:{app} label:{label}`: no app `{app}` in `{org}`"
+                ));
+            }
+        }
+    }
+    let mut ops: Vec<IndexOp> = apps
+        .into_iter()
+        .map(|((org, app), labels)| IndexOp::AddApp { org, app, labels })
+        .collect();
+    ops.extend(rest);
+    Ok(ops)
+}
