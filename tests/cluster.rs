@@ -768,3 +768,267 @@ fn kill9_of_a_sidecar_and_of_nats_nodes_loses_and_duplicates_nothing() {
         }
     });
 }
+
+/// Replace a policy file the way editors do (write a temp file, rename it over).
+fn write_rename(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp-edit");
+    std::fs::write(&tmp, text).expect("write policy file");
+    std::fs::rename(&tmp, path).expect("rename policy file");
+}
+
+/// `policy.csv` of `daemon` without the lines that contain any of `drop`.
+fn drop_rules(daemon: &Daemon, drop: &[&str]) {
+    let path = daemon.work.policies().join("policy.csv");
+    let text = std::fs::read_to_string(&path).expect("read policy.csv");
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !drop.iter().any(|d| l.contains(d)))
+        .collect();
+    assert!(kept.len() < text.lines().count(), "the edit must remove a rule");
+    write_rename(&path, &(kept.join("\n") + "\n"));
+}
+
+const CONTRIBUTOR_CREATES_APPS: &str = "p, role:org_contributor, org, app:create, org, allow";
+const CONTRIBUTOR_READS_USAGE: &str = "p, role:org_contributor, org, usage:read, org, allow";
+
+/// The number of `warden.policy` entries in the log.
+async fn policy_entries(nats: &Nats) -> usize {
+    use tokio_stream::StreamExt;
+    let js = async_nats::jetstream::new(nats.raw_client().await);
+    let stream = js.get_stream("warden").await.expect("the warden stream");
+    let mut subjects = stream
+        .info_with_subjects(warden::cluster::SUBJECT_POLICY)
+        .await
+        .expect("stream info with subjects");
+    let mut n = 0;
+    while let Some(s) = subjects.next().await {
+        let (subject, count) = s.expect("subject count");
+        if subject == warden::cluster::SUBJECT_POLICY {
+            n += count;
+        }
+    }
+    n
+}
+
+/// Wait until every sidecar serves the same policy epoch, other than `not`; its hash.
+async fn same_epoch(cs: &mut [Clients], not: &str) -> (String, u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut seen = Vec::new();
+        for c in cs.iter_mut() {
+            let s = status(c).await;
+            seen.push((s.epoch_hash, s.epoch_seq));
+        }
+        if !seen[0].0.is_empty() && seen[0].0 != not && seen.iter().all(|s| *s == seen[0]) {
+            return seen[0].clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sidecars never agreed on a new policy epoch: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn create_app(c: &mut Clients, actor: &str, app: &str) -> Result<u64, Status> {
+    c.app
+        .create_app(pb::CreateAppRequest {
+            actor: actor.into(),
+            app_id: app.into(),
+            owner: Some(pb::Owner {
+                owner: Some(pb::owner::Owner::OrgId("acme".into())),
+            }),
+            name: app.into(),
+            labels: vec![],
+        })
+        .await
+        .map(|r| r.into_inner().revision)
+}
+
+/// Issue 13, policy epochs: an edit of ONE sidecar's policy files (a contributor loses
+/// `app:create`) is published as one `warden.policy` entry and all three sidecars switch at
+/// that log position, while contributors race app creations on all three: every sidecar ends
+/// with the same directory at the same revision, and checks on the two unedited sidecars now
+/// deny. The same edit given to all three sidecars is still one entry.
+#[test]
+fn a_policy_edit_on_one_sidecar_switches_all_three_at_one_log_position() {
+    let _one = serial();
+    let nats = Nats::start();
+    let daemons = sidecars(&nats, 3, "10s");
+    runtime().block_on(async {
+        let mut cs = connect_all(&daemons).await;
+        for u in ["alice", "carl"] {
+            cs[0].upsert_user(u, u).await;
+        }
+        create_org(&mut cs[0], "alice", "acme").await;
+        let rev = cs[0]
+            .add_member("alice", "acme", "carl", "org_contributor")
+            .await
+            .expect("carl contributor");
+        for c in cs.iter_mut() {
+            assert!(c.check("carl", "acme", "org", "app:create", rev).await);
+            assert!(
+                status(c).await.epoch_hash.is_empty(),
+                "no epoch before the first edit"
+            );
+        }
+
+        // Contributors create apps on all three sidecars while A's files are edited.
+        let mut tasks = Vec::new();
+        for (s, c) in cs.iter().enumerate() {
+            let mut c = c.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                for i in 0..40 {
+                    let app = format!("app-{s}-{i}");
+                    let r = create_app(&mut c, "carl", &app).await;
+                    outcomes.push((app, r.map_err(|e| (e.code(), e.message().to_string()))));
+                }
+                outcomes
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop_rules(&daemons[0], &[CONTRIBUTOR_CREATES_APPS]);
+        let (first, first_seq) = same_epoch(&mut cs, "").await;
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.extend(t.await.expect("writer task"));
+        }
+        for (app, r) in &outcomes {
+            if let Err((code, message)) = r {
+                assert_eq!(*code, Code::PermissionDenied, "{app}: {message}");
+            }
+        }
+        let revision = assert_converged(&mut cs).await;
+        // Every acknowledged app is on every sidecar, every refused one on none.
+        for c in cs.iter_mut() {
+            for (app, r) in &outcomes {
+                let found = c
+                    .app
+                    .get_app(pb::GetAppRequest {
+                        app_id: app.clone(),
+                        actor: "alice".into(),
+                        min_revision: revision,
+                    })
+                    .await;
+                assert_eq!(found.is_ok(), r.is_ok(), "{app}: {r:?} vs {found:?}");
+            }
+        }
+        assert_eq!(policy_entries(&nats).await, 1, "one edit, one epoch entry");
+
+        // The two unedited sidecars serve the log's epoch, not their files.
+        for (i, c) in cs.iter_mut().enumerate() {
+            assert!(
+                !c.check("carl", "acme", "org", "app:create", revision).await,
+                "sidecar {i} still allows what the epoch removed"
+            );
+            let s = status(c).await;
+            assert_eq!(s.policy_drift.is_empty(), i == 0, "sidecar {i}: {s:?}");
+            let refused = create_app(c, "carl", &format!("late-{i}")).await;
+            assert_eq!(
+                refused.map_err(|e| e.code()),
+                Err(Code::PermissionDenied),
+                "sidecar {i}"
+            );
+        }
+
+        // The same edit on all three: one more entry, and no drift anywhere.
+        for d in &daemons {
+            drop_rules(d, &[CONTRIBUTOR_CREATES_APPS, CONTRIBUTOR_READS_USAGE]);
+        }
+        let (second, second_seq) = same_epoch(&mut cs, &first).await;
+        assert!(second_seq > first_seq);
+        for c in cs.iter_mut() {
+            assert!(!c.check("carl", "acme", "org", "usage:read", 0).await);
+            let s = status(c).await;
+            assert_eq!(s.policy_drift, "", "{s:?}");
+        }
+        assert_converged(&mut cs).await;
+        // Late publishers (a content check, a slow watcher) find the epoch already theirs.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            policy_entries(&nats).await,
+            2,
+            "three identical edits, one epoch entry"
+        );
+        assert_eq!(same_epoch(&mut cs, &first).await, (second, second_seq));
+    });
+}
+
+/// Issue 13, policy epochs: a sidecar that was down while the policy changed comes back
+/// with its old files: it adopts the log's epoch as it catches up, reports drift (status and
+/// log), publishes nothing, and its checks follow the log; after a
+/// second restart it serves the epoch recorded in its store.
+#[test]
+fn a_sidecar_restarted_with_stale_files_reports_drift_and_follows_the_log() {
+    let _one = serial();
+    let nats = Nats::start();
+    let mut daemons = sidecars(&nats, 3, "10s");
+    runtime().block_on(async {
+        let mut cs = connect_all(&daemons).await;
+        for u in ["alice", "carl"] {
+            cs[0].upsert_user(u, u).await;
+        }
+        create_org(&mut cs[0], "alice", "acme").await;
+        cs[0]
+            .add_member("alice", "acme", "carl", "org_contributor")
+            .await
+            .expect("carl contributor");
+        assert_converged(&mut cs).await;
+    });
+    daemons[2].stop();
+    drop_rules(&daemons[0], &[CONTRIBUTOR_CREATES_APPS]);
+    let epoch = runtime().block_on(async {
+        let mut cs = connect_all(&daemons[..2]).await;
+        let epoch = same_epoch(&mut cs, "").await;
+        // A write after the epoch, so the restarted sidecar replays past it.
+        assert_eq!(
+            create_app(&mut cs[1], "carl", "after")
+                .await
+                .map_err(|e| e.code()),
+            Err(Code::PermissionDenied)
+        );
+        epoch
+    });
+    for round in 0..2 {
+        if round == 1 {
+            daemons[2].stop();
+        }
+        daemons[2].restart();
+        runtime().block_on(async {
+            let mut c = clients(&daemons[2].work.unix_target()).await;
+            // Straight after the restart: the stored epoch (round 1) or none yet (round 0).
+            let s = status(&mut c).await;
+            if round == 1 {
+                assert_eq!((s.epoch_hash.clone(), s.epoch_seq), epoch.clone());
+                assert!(!c.check("carl", "acme", "org", "app:create", 0).await);
+            }
+            let mut cs = connect_all(&daemons).await;
+            let revision = assert_converged(&mut cs).await;
+            assert_eq!(same_epoch(&mut cs, "").await, epoch, "round {round}");
+            let s = status(&mut c).await;
+            assert!(
+                s.policy_drift.contains(&epoch.0),
+                "round {round}: drift names the log's epoch: {s:?}"
+            );
+            assert!(!c.check("carl", "acme", "org", "app:create", revision).await);
+            assert_eq!(
+                create_app(&mut c, "carl", &format!("stale-{round}"))
+                    .await
+                    .map_err(|e| e.code()),
+                Err(Code::PermissionDenied),
+                "round {round}: the stale sidecar judges writes with the log's epoch"
+            );
+            // Its files were not published: the cluster keeps the newer epoch.
+            assert_eq!(policy_entries(&nats).await, 1);
+            let s0 = status(&mut cs[0]).await;
+            assert_eq!((s0.epoch_hash, s0.epoch_seq), epoch.clone());
+            assert_eq!(s0.policy_drift, "");
+        });
+    }
+    assert!(
+        daemons[2].logs().contains("policy drift"),
+        "the drift is in the log:\n{}",
+        daemons[2].logs()
+    );
+}

@@ -117,6 +117,9 @@ fn cluster_pb(s: &crate::cluster::ClusterStatus) -> pb::ClusterStatus {
         log_reachable: s.log_reachable,
         halted: s.halted.clone().unwrap_or_default(),
         refused_entries: s.refused_entries,
+        epoch_hash: s.epoch_hash.clone(),
+        epoch_seq: s.epoch_seq,
+        policy_drift: s.policy_drift.clone().unwrap_or_default(),
     }
 }
 
@@ -381,8 +384,14 @@ impl pb::admin_service_server::AdminService for Admin {
 
     async fn reload_policy(
         &self,
-        _request: Request<pb::ReloadPolicyRequest>,
+        request: Request<pb::ReloadPolicyRequest>,
     ) -> Result<Response<pb::PolicyStatus>, Status> {
+        // In cluster mode a reload publishes a policy epoch to every sidecar: an operator call.
+        if self.cluster.is_some() && !crate::api::directory::on_unix_socket(&request) {
+            return Err(Status::permission_denied(
+                "ReloadPolicy publishes a policy epoch in cluster mode: an operator call, served only on the Unix socket",
+            ));
+        }
         async {
             match self.reloader.reload(Trigger::Rpc).await {
                 Ok(status) => Ok(Response::new(self.status_pb(status))),

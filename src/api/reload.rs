@@ -7,6 +7,11 @@
 //! that is serving. A failed load leaves the old policy serving and records every
 //! `file:line: reason` in the status and the log.
 //!
+//! In cluster mode a load that succeeds does not swap the engine's policy: the reloader
+//! publishes the files as a policy epoch on the directory log (see `cluster`), and every
+//! sidecar's apply loop switches when it reaches that entry. A local file change alone never
+//! switches what a sidecar serves.
+//!
 //! The watcher watches the *directory*, not the files, and not recursively: editors
 //! that save by write-then-rename and Kubernetes ConfigMaps that swap the `..data`
 //! symlink both replace directory entries, which a file watch would miss.
@@ -60,6 +65,8 @@ pub struct PolicyReloader {
     /// [`snapshot::fingerprint`] of the directory taken before the latest load, for the
     /// runner's periodic content check.
     loaded_fingerprint: parking_lot::Mutex<Option<[u8; 32]>>,
+    /// Cluster mode: accepted versions are published as policy epochs, not swapped in.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl PolicyReloader {
@@ -72,7 +79,15 @@ impl PolicyReloader {
             load: Arc::new(policy::load_dir),
             serial: tokio::sync::Mutex::new(()),
             loaded_fingerprint: parking_lot::Mutex::new(Some(snapshot::fingerprint(&dir_for_fingerprint))),
+            cluster: None,
         }
+    }
+
+    /// Cluster mode: publish accepted versions on the directory log instead of swapping them
+    /// into the engine.
+    pub fn with_cluster(mut self, cluster: Option<Arc<crate::cluster::Cluster>>) -> Self {
+        self.cluster = cluster;
+        self
     }
 
     /// Replace the loader (tests, and `serve --require-policy-tests`, which also runs
@@ -147,9 +162,13 @@ impl PolicyReloader {
             match loaded {
                 Ok(policy) => {
                     let status = self.state.record_success(&policy);
-                    self.engine.swap_policy(Arc::new(policy));
-                    tracing::info!(hash = %status.hash, files = status.files.len(), "policy reloaded");
-                    Ok(status)
+                    let Some(cluster) = &self.cluster else {
+                        self.engine.swap_policy(Arc::new(policy));
+                        tracing::info!(hash = %status.hash, files = status.files.len(), "policy reloaded");
+                        return Ok(status);
+                    };
+                    cluster.note_local_policy(&status.hash);
+                    self.publish(cluster, &status.hash).await.map(|_| status)
                 }
                 Err(errors) => {
                     self.state.record_failure(&errors);
@@ -166,6 +185,43 @@ impl PolicyReloader {
         }
         .instrument(span)
         .await
+    }
+}
+
+impl PolicyReloader {
+    /// Cluster mode: publish the directory's files (read again, and compiled to check they
+    /// are the version just loaded) as a policy epoch; it serves once the log delivers it.
+    async fn publish(&self, cluster: &crate::cluster::Cluster, hash: &str) -> Result<u64, PolicyErrors> {
+        let dir = self.dir.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let sources = policy::read_sources(&dir)?;
+            let compiled = policy::compile_sources(&dir, &sources)?;
+            Ok::<_, PolicyErrors>((sources, compiled.hash))
+        })
+        .await;
+        let failed = |reason: String| {
+            tracing::error!(reason = %reason, "policy epoch not published; the log's policy keeps serving");
+            PolicyErrors(vec![PolicyError {
+                file: self.dir.display().to_string(),
+                line: 0,
+                reason,
+            }])
+        };
+        let (sources, read_hash) = match read {
+            Ok(Ok(r)) => r,
+            Ok(Err(errors)) => return Err(errors),
+            Err(e) => return Err(failed(format!("policy loader crashed: {e}"))),
+        };
+        if read_hash != hash {
+            // The files changed again since the load: the next event publishes them.
+            return Err(failed(
+                "the policy files changed while being published; retry".into(),
+            ));
+        }
+        cluster
+            .publish_epoch(hash, sources)
+            .await
+            .map_err(|e| failed(e.to_string()))
     }
 }
 

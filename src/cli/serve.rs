@@ -183,25 +183,32 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
     let directory = open_directory(&config)?;
     let state = Arc::new(PolicyState::new(&config.policies, &policy));
     let engine = Arc::new(Engine::new(Arc::new(policy), directory.index));
-    let reloader = Arc::new(
-        PolicyReloader::new(config.policies.clone(), engine.clone(), state.clone())
-            .with_loader(Arc::new(load_fn(&config))),
-    );
 
     // The watcher (and its SIGHUP handler) starts before the listeners so that no
     // policy change or SIGHUP during startup is lost or kills the process.
     let (trigger, shutdown) = ShutdownTrigger::new();
     let cluster = match &config.cluster {
         Some(c) => {
-            let cluster = crate::cluster::Cluster::connect(c.clone(), &directory.store)
+            let cluster = crate::cluster::Cluster::connect(c.clone(), &directory.store, &config.policies)
                 .await
                 .context("cluster mode; not starting")?;
             tracing::info!(urls = c.urls.len(), stream = %c.stream, "cluster mode: directory writes go through the shared log");
+            // The policy is log state: serve the epoch this store recorded (if any) before
+            // anything is applied or checked; the files only count once published.
+            cluster.note_local_policy(&state.snapshot().hash);
+            cluster
+                .adopt_stored_epoch(&directory.store, &engine)
+                .map_err(|e| anyhow::anyhow!("cluster mode; not starting: {e}"))?;
             cluster.spawn(directory.store.clone(), engine.clone(), shutdown.clone());
             Some(cluster)
         }
         None => None,
     };
+    let reloader = Arc::new(
+        PolicyReloader::new(config.policies.clone(), engine.clone(), state.clone())
+            .with_loader(Arc::new(load_fn(&config)))
+            .with_cluster(cluster.clone()),
+    );
     let runner = reload::spawn_runner(reloader.clone(), shutdown.clone())
         .with_context(|| format!("watching policy directory {}", config.policies.display()))?;
     let listeners = listener::bind_all(&config.listen).await?;

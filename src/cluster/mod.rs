@@ -7,7 +7,9 @@
 //! a duplicate window), publishing a write's envelope (`Nats-Msg-Id` = its request id, and the
 //! apply version header), the one ordered consumer per sidecar that is the only writer of
 //! directory state in cluster mode (from `last_applied_seq + 1`), the wait of a submitter for
-//! its own sidecar to apply its entry, and the position/lag/reachability status.
+//! its own sidecar to apply its entry, policy epochs (publishing the policy files on
+//! `warden.policy`, switching the engine's policy when the loop reaches an epoch, drift between
+//! a sidecar's files and the log's epoch), and the position/lag/reachability status.
 //!
 //! Must not: decide anything about a change (the store's apply function does, under one
 //! pinned compiled policy per entry), read a clock for apply (the apply time comes from the
@@ -16,10 +18,11 @@
 
 use crate::directory::ChangeEnvelope;
 use crate::engine::Engine;
-use crate::store::{ApplyError, Outcome, Replicated, Store, with_policy_context};
+use crate::policy::PolicySources;
+use crate::store::{ApplyError, Outcome, PolicyEpoch, Replicated, Store, with_policy_context};
 use async_nats::jetstream::{self, consumer, stream};
 use parking_lot::Mutex;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -118,8 +121,16 @@ pub struct ClusterStatus {
     pub log_reachable: bool,
     /// Why the apply loop stopped, if it did.
     pub halted: Option<String>,
-    /// Entries recorded as refused because they did not decode.
+    /// Entries recorded as refused because they did not decode (policy epochs whose files
+    /// do not compile included).
     pub refused_entries: u64,
+    /// The policy epoch serving (its hash and log position); empty until the log's first
+    /// epoch, when each sidecar serves its own files.
+    pub epoch_hash: String,
+    pub epoch_seq: u64,
+    /// Set while this sidecar's own policy files differ from the log's epoch (it serves the
+    /// epoch and does not publish its files until they change).
+    pub policy_drift: Option<String>,
 }
 
 impl ClusterStatus {
@@ -141,6 +152,39 @@ pub struct Cluster {
     halted: Mutex<Option<String>>,
     /// Set once the stream was created or verified (this process).
     stream_ready: AtomicBool,
+    /// The policy directory (names files in errors; the epoch's files are compiled as it).
+    policy_dir: PathBuf,
+    /// The epoch in force: (hash, seq).
+    epoch: Mutex<(String, u64)>,
+    /// The hash of this sidecar's own policy files, as last loaded.
+    local_hash: Mutex<String>,
+}
+
+/// The payload of a `warden.policy` entry.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct EpochEntry {
+    /// The policy hash (also in the message id, `policy-<hash>`).
+    pub hash: String,
+    /// The four files, inline.
+    pub sources: PolicySources,
+}
+
+/// Why a policy epoch was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(
+        "the policy files are {size} bytes encoded, over the directory log's limit of {limit} bytes (large policies through the object store are not supported)"
+    )]
+    TooLarge { size: usize, limit: usize },
+    #[error(
+        "another policy epoch was published since entry {known} (this sidecar's files may be stale); \
+         the log's epoch keeps serving"
+    )]
+    Superseded { known: u64 },
+    #[error("publishing the policy epoch: {0}")]
+    Log(String),
+    #[error("{0}")]
+    Submit(#[from] SubmitError),
 }
 
 /// The stream's configuration.
@@ -179,7 +223,11 @@ fn millis(t: &async_nats::jetstream::message::Info<'_>) -> u64 {
 impl Cluster {
     /// Connect (in the background: a log that is down at startup does not stop the sidecar,
     /// whose checks serve from its local state; writes answer UNAVAILABLE until it is up).
-    pub async fn connect(config: ClusterConfig, store: &Store) -> Result<Arc<Cluster>, ClusterError> {
+    pub async fn connect(
+        config: ClusterConfig,
+        store: &Store,
+        policy_dir: &Path,
+    ) -> Result<Arc<Cluster>, ClusterError> {
         let mut opts = async_nats::ConnectOptions::new()
             .name("warden-sidecar")
             .retry_on_initial_connect()
@@ -225,6 +273,9 @@ impl Cluster {
             refused_entries: AtomicU64::new(position.refused_entries),
             halted: Mutex::new(None),
             stream_ready: AtomicBool::new(false),
+            policy_dir: policy_dir.to_path_buf(),
+            epoch: Mutex::new((String::new(), 0)),
+            local_hash: Mutex::new(String::new()),
         }))
     }
 
@@ -234,6 +285,8 @@ impl Cluster {
 
     pub fn status(&self) -> ClusterStatus {
         let applied_seq = *self.applied.borrow();
+        // One lock at a time: a guard in the struct literal would live to its end.
+        let (epoch_hash, epoch_seq) = self.epoch.lock().clone();
         ClusterStatus {
             stream: self.config.stream.clone(),
             applied_seq,
@@ -241,7 +294,127 @@ impl Cluster {
             log_reachable: self.reachable.load(Ordering::Relaxed) && self.connected(),
             halted: self.halted.lock().clone(),
             refused_entries: self.refused_entries.load(Ordering::Relaxed),
+            epoch_hash,
+            epoch_seq,
+            policy_drift: self.drift(),
         }
+    }
+
+    fn drift(&self) -> Option<String> {
+        let (epoch, seq) = self.epoch.lock().clone();
+        let local = self.local_hash.lock().clone();
+        (!epoch.is_empty() && local != epoch).then(|| {
+            format!(
+                "the policy files in {} (hash {local}) differ from the log's epoch {epoch} (entry {seq}), which is serving",
+                self.policy_dir.display()
+            )
+        })
+    }
+
+    /// Note the hash of this sidecar's own policy files (at startup and after each load) and
+    /// report drift from the log's epoch when they differ.
+    pub fn note_local_policy(&self, hash: &str) {
+        *self.local_hash.lock() = hash.to_string();
+        self.report_drift();
+    }
+
+    fn report_drift(&self) {
+        if let Some(drift) = self.drift() {
+            tracing::warn!(drift = %drift, "policy drift: this sidecar serves the log's policy epoch, not its own files");
+        }
+    }
+
+    /// At startup: serve the epoch recorded in the store (the log's epoch as of the last
+    /// applied entry), before anything is applied or checked. Without one the engine keeps
+    /// the policy loaded from the files.
+    pub fn adopt_stored_epoch(&self, store: &Store, engine: &Engine) -> Result<(), String> {
+        let Some(epoch) = store.cluster_epoch().map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        let policy = crate::policy::compile_sources(&self.policy_dir, &epoch.sources).map_err(|e| {
+            format!(
+                "the stored policy epoch {} (entry {}) does not compile: {e}",
+                epoch.hash, epoch.seq
+            )
+        })?;
+        engine.swap_policy(Arc::new(policy));
+        *self.epoch.lock() = (epoch.hash.clone(), epoch.seq);
+        tracing::info!(hash = %epoch.hash, seq = epoch.seq, "serving the policy epoch recorded in the store");
+        self.report_drift();
+        Ok(())
+    }
+
+    /// Publish the policy files in `sources` (compiled to `hash`) as a new epoch and wait
+    /// until this sidecar applied it. Nothing is published when the log's epoch already has
+    /// this hash. The message id `policy-<hash>` makes N sidecars publishing the same files one
+    /// entry; the expected last sequence on `warden.policy` (the epoch this sidecar knows)
+    /// makes a sidecar with stale files lose a race instead of rolling the cluster back.
+    pub async fn publish_epoch(&self, hash: &str, sources: PolicySources) -> Result<u64, PublishError> {
+        let (current, known) = self.epoch.lock().clone();
+        if current == hash {
+            return Ok(known);
+        }
+        let entry = EpochEntry {
+            hash: hash.to_string(),
+            sources,
+        };
+        let payload = serde_json::to_vec(&entry).map_err(|e| PublishError::Log(e.to_string()))?;
+        if payload.len() > MAX_ENTRY_BYTES {
+            return Err(PublishError::TooLarge {
+                size: payload.len(),
+                limit: MAX_ENTRY_BYTES,
+            });
+        }
+        if let Some(reason) = self.halted.lock().clone() {
+            return Err(SubmitError::Halted(reason).into());
+        }
+        let deadline = tokio::time::Instant::now() + self.config.write_timeout;
+        while !(self.connected() && self.stream_ready.load(Ordering::Relaxed)) {
+            if tokio::time::Instant::now() + Duration::from_millis(25) >= deadline {
+                return Err(SubmitError::Unreachable.into());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(payload.into())
+            .message_id(format!("policy-{hash}"))
+            .expected_last_subject_sequence(known)
+            .header(APPLY_VERSION_HEADER, APPLY_VERSION.to_string().as_str());
+        let acked = tokio::time::timeout_at(deadline, async {
+            let ack = self.js.send_publish(SUBJECT_POLICY, publish).await?;
+            ack.await
+        })
+        .await;
+        let seq = match acked {
+            Ok(Ok(ack)) => ack.sequence,
+            Ok(Err(e)) => {
+                // Lost the race to an identical publish: that epoch is ours too.
+                let (current, seq) = self.epoch.lock().clone();
+                if current == hash {
+                    return Ok(seq);
+                }
+                if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence {
+                    return Err(PublishError::Superseded { known });
+                }
+                return Err(PublishError::Log(e.to_string()));
+            }
+            Err(_) => return Err(SubmitError::Unreachable.into()),
+        };
+        self.log_last_seq.fetch_max(seq, Ordering::Relaxed);
+        let mut applied = self.applied.subscribe();
+        let reached = tokio::time::timeout_at(deadline, applied.wait_for(|s| *s >= seq))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if !reached {
+            return Err(SubmitError::NotAppliedYet {
+                seq,
+                timeout: self.config.write_timeout,
+                request_id: format!("policy-{hash}"),
+            }
+            .into());
+        }
+        tracing::info!(hash, seq, "published a policy epoch");
+        Ok(seq)
     }
 
     fn connected(&self) -> bool {
@@ -476,16 +649,7 @@ impl Cluster {
             .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
             .map(|v| v.as_str().to_string());
         if message.subject.as_str() == SUBJECT_POLICY {
-            // Policy epochs are not applied by this build yet: the entry moves the position
-            // only (on every sidecar alike).
-            let store = store.clone();
-            let done = tokio::task::spawn_blocking(move || store.skip_replicated(seq, log_ms)).await;
-            if let Ok(Ok(())) = done {
-                self.applied.send_replace(seq);
-                return true;
-            }
-            // A storage failure: the consumer restarts from the stored position.
-            return false;
+            return self.handle_epoch(&message, seq, log_ms, key, store, engine).await;
         }
         let entry = match decode(&message) {
             Decoded::Entry(env) => Ok(*env),
@@ -548,9 +712,94 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Apply a `warden.policy` entry: compile its inline files (a broken one is a recorded
+    /// refusal and the old epoch stays, on every sidecar alike), record the epoch with the
+    /// position, then switch the engine's serving policy, which the next `warden.changes`
+    /// entry is judged with. False when the loop must stop (halted, or a storage failure:
+    /// the consumer restarts from the stored position).
+    async fn handle_epoch(
+        &self,
+        message: &jetstream::Message,
+        seq: u64,
+        log_ms: u64,
+        key: Option<String>,
+        store: &Arc<Store>,
+        engine: &Arc<Engine>,
+    ) -> bool {
+        let compiled = match check_version(message) {
+            Err(Decoded::Newer(found)) => {
+                self.halt(format!(
+                    "policy entry {seq} needs apply version {found}; this build applies {APPLY_VERSION}: \
+                     upgrade this Warden, it resumes from entry {seq}"
+                ));
+                return false;
+            }
+            Err(Decoded::Rejected(reason)) => Err(reason),
+            Err(Decoded::Entry(_)) => Err("unreadable policy entry".to_string()),
+            Ok(()) => serde_json::from_slice::<EpochEntry>(&message.payload)
+                .map_err(|e| format!("not a policy epoch: {e}"))
+                .and_then(
+                    |entry| match crate::policy::compile_sources(&self.policy_dir, &entry.sources) {
+                        Ok(policy) => Ok((entry, policy)),
+                        Err(e) => Err(format!(
+                            "policy epoch {} does not compile: {}",
+                            entry.hash,
+                            e.to_string().replace('\n', "; ")
+                        )),
+                    },
+                ),
+        };
+        let epoch = compiled
+            .as_ref()
+            .map(|(entry, _)| PolicyEpoch {
+                hash: entry.hash.clone(),
+                seq,
+                sources: entry.sources.clone(),
+            })
+            .map_err(|e| e.clone());
+        let store2 = store.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            store2.apply_epoch(
+                seq,
+                log_ms,
+                key.as_deref(),
+                epoch.as_ref().map_err(String::as_str),
+            )
+        })
+        .await;
+        match done {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return true,
+            Ok(Err(e)) => {
+                tracing::error!(seq, error = %e, "recording a policy epoch failed; retrying from the stored position");
+                return false;
+            }
+            Err(e) => {
+                tracing::error!(seq, error = %e, "the policy epoch task failed; retrying from the stored position");
+                return false;
+            }
+        }
+        match compiled {
+            Ok((entry, policy)) => {
+                engine.swap_policy(Arc::new(policy));
+                *self.epoch.lock() = (entry.hash.clone(), seq);
+                tracing::info!(hash = %entry.hash, seq, "switched to the log's policy epoch");
+                self.report_drift();
+            }
+            Err(reason) => {
+                self.refused_entries.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(seq, reason = %reason, "policy epoch refused; the previous epoch keeps serving");
+            }
+        }
+        self.applied.send_replace(seq);
+        true
+    }
+}
+
 /// The cluster series of `/metrics`.
 /// The cluster's gauges for `/metrics`: (name, help, value).
-pub fn metric_values(s: &ClusterStatus) -> [(&'static str, &'static str, u64); 6] {
+pub fn metric_values(s: &ClusterStatus) -> [(&'static str, &'static str, u64); 8] {
     [
         (
             "warden_cluster_applied_seq",
@@ -576,6 +825,16 @@ pub fn metric_values(s: &ClusterStatus) -> [(&'static str, &'static str, u64); 6
             "warden_cluster_halted",
             "1 when this sidecar stopped applying the log at an entry it cannot apply (upgrade it).",
             u64::from(s.halted.is_some()),
+        ),
+        (
+            "warden_cluster_policy_drift",
+            "1 while this sidecar's policy files differ from the log's policy epoch (it serves the epoch).",
+            u64::from(s.policy_drift.is_some()),
+        ),
+        (
+            "warden_cluster_policy_epoch_seq",
+            "The log position of the policy epoch serving (0: none yet, the local files serve).",
+            s.epoch_seq,
         ),
         (
             "warden_cluster_refused_entries",
@@ -618,30 +877,42 @@ enum Decoded {
 /// Read an entry: its apply version header, then its envelope. Deterministic: every sidecar
 /// of one build reaches the same result for the same bytes.
 fn decode(message: &jetstream::Message) -> Decoded {
+    if let Err(d) = check_version(message) {
+        return d;
+    }
+    match serde_json::from_slice::<ChangeEnvelope>(&message.payload) {
+        Ok(env) => Decoded::Entry(Box::new(env)),
+        Err(e) => Decoded::Rejected(format!("not a change envelope: {e}")),
+    }
+}
+
+/// An entry's apply version header: `Ok` when this build applies it.
+fn check_version(message: &jetstream::Message) -> Result<(), Decoded> {
     let version = message
         .headers
         .as_ref()
         .and_then(|h| h.get(APPLY_VERSION_HEADER))
         .map(|v| v.as_str().to_string());
     let Some(version) = version else {
-        return Decoded::Rejected(format!("no {APPLY_VERSION_HEADER} header"));
+        return Err(Decoded::Rejected(format!("no {APPLY_VERSION_HEADER} header")));
     };
     let version: u64 = match version.trim().parse() {
         Ok(v) => v,
         Err(_) => {
-            return Decoded::Rejected(format!("{APPLY_VERSION_HEADER} `{version}` is not a number"));
+            return Err(Decoded::Rejected(format!(
+                "{APPLY_VERSION_HEADER} `{version}` is not a number"
+            )));
         }
     };
     if version > u64::from(APPLY_VERSION) {
-        return Decoded::Newer(version);
+        return Err(Decoded::Newer(version));
     }
     if version == 0 {
-        return Decoded::Rejected(format!("{APPLY_VERSION_HEADER} 0 is not a version"));
+        return Err(Decoded::Rejected(format!(
+            "{APPLY_VERSION_HEADER} 0 is not a version"
+        )));
     }
-    match serde_json::from_slice::<ChangeEnvelope>(&message.payload) {
-        Ok(env) => Decoded::Entry(Box::new(env)),
-        Err(e) => Decoded::Rejected(format!("not a change envelope: {e}")),
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -657,6 +928,9 @@ mod tests {
             log_reachable: false,
             halted: Some("entry 11 needs apply version 2".into()),
             refused_entries: 1,
+            epoch_hash: "abc".into(),
+            epoch_seq: 4,
+            policy_drift: Some("files differ".into()),
         };
         assert_eq!(s.lag(), 3);
         let values = metric_values(&s);
@@ -666,6 +940,8 @@ mod tests {
             ("warden_cluster_log_reachable", 0),
             ("warden_cluster_halted", 1),
             ("warden_cluster_refused_entries", 1),
+            ("warden_cluster_policy_drift", 1),
+            ("warden_cluster_policy_epoch_seq", 4),
         ] {
             assert!(
                 values.iter().any(|(n, _, v)| *n == name && *v == want),
@@ -678,6 +954,7 @@ mod tests {
         let fine = ClusterStatus {
             log_reachable: true,
             halted: None,
+            policy_drift: None,
             ..s
         };
         assert!(super::problems(&fine).is_empty());

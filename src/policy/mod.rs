@@ -251,11 +251,27 @@ pub fn load_files(
     Ok(p)
 }
 
+/// The texts of a policy directory's four files, as read at one moment: what a policy
+/// epoch carries in cluster mode (`engine.toml` and `limits.toml` are `None` when absent;
+/// the built-in defaults then apply, and the hash says so).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct PolicySources {
+    pub model: String,
+    pub policy: String,
+    pub engine: Option<String>,
+    pub limits: Option<String>,
+}
+
 /// Load and compile a policy directory: `model.conf`, `policy.csv` and the optional
 /// `engine.toml`. A missing, empty or unreadable model or policy file is an error: a
 /// policy directory mid-edit must never load as "no rules". Only these files are read:
 /// the `tests/` subdirectory belongs to [`suite`].
 pub fn load_dir(dir: &Path) -> Result<CompiledPolicy, PolicyErrors> {
+    compile_sources(dir, &read_sources(dir)?)
+}
+
+/// Read one consistent version of a policy directory's four files (see [`load_dir`]).
+pub fn read_sources(dir: &Path) -> Result<PolicySources, PolicyErrors> {
     let model_path = dir.join(MODEL_FILE);
     let policy_path = dir.join(POLICY_FILE);
     let engine_path = dir.join(ENGINE_FILE);
@@ -285,35 +301,46 @@ pub fn load_dir(dir: &Path) -> Result<CompiledPolicy, PolicyErrors> {
     let policy_text = required(&policy_path, policy_read)
         .map_err(|e| errors.push(e))
         .ok();
-    let engine_text = match engine_read {
+    let mut optional = |path: &Path, read: snapshot::FileRead| match read {
         Ok(t) => t,
         Err(reason) => {
             errors.push(PolicyError {
-                file: engine_path.display().to_string(),
+                file: path.display().to_string(),
                 line: 0,
                 reason,
             });
             None
         }
     };
-    let config = match &engine_text {
+    let engine = optional(&engine_path, engine_read);
+    let limits = optional(&limits_path, limits_read);
+    match (model_text, policy_text) {
+        (Some(model), Some(policy)) if errors.is_empty() => Ok(PolicySources {
+            model,
+            policy,
+            engine,
+            limits,
+        }),
+        _ => Err(PolicyErrors(errors)),
+    }
+}
+
+/// Compile `sources` as the policy directory `dir` (which only names files in errors and
+/// in the status). The same sources give the same policy and hash on every machine
+/// running this build: cluster mode compiles a policy epoch's inline files with it.
+pub fn compile_sources(dir: &Path, sources: &PolicySources) -> Result<CompiledPolicy, PolicyErrors> {
+    let model_path = dir.join(MODEL_FILE);
+    let policy_path = dir.join(POLICY_FILE);
+    let engine_path = dir.join(ENGINE_FILE);
+    let limits_path = dir.join(LIMITS_FILE);
+    let mut errors = Vec::new();
+    let config = match &sources.engine {
         Some(t) => parse_engine_config(&engine_path.display().to_string(), t)
             .map_err(|e| errors.push(e))
             .ok(),
         None => Some(EngineConfig::default()),
     };
-    let limits_text = match limits_read {
-        Ok(t) => t,
-        Err(reason) => {
-            errors.push(PolicyError {
-                file: limits_path.display().to_string(),
-                line: 0,
-                reason,
-            });
-            None
-        }
-    };
-    let limits = match &limits_text {
+    let limits = match &sources.limits {
         Some(t) => crate::directory::Limits::parse(t)
             .map_err(|e| {
                 errors.push(PolicyError {
@@ -325,35 +352,33 @@ pub fn load_dir(dir: &Path) -> Result<CompiledPolicy, PolicyErrors> {
             .ok(),
         None => Some(crate::directory::Limits::defaults()),
     };
-    let (Some(model_text), Some(policy_text), Some(config), Some(limits)) =
-        (model_text, policy_text, config, limits)
-    else {
+    let (Some(config), Some(limits)) = (config, limits) else {
         return Err(PolicyErrors(errors));
     };
     let mut p = compile_texts(
         &model_path.display().to_string(),
-        &model_text,
+        &sources.model,
         &policy_path.display().to_string(),
-        &policy_text,
+        &sources.policy,
         &config,
     )?;
-    if let Some(t) = &engine_text {
+    if let Some(t) = &sources.engine {
         let mut h = Sha256::new();
         h.update(p.hash.as_bytes());
         h.update(t.as_bytes());
         p.hash = hex::encode(h.finalize());
     }
-    hash_limits(&mut p, limits_text.as_deref(), limits);
+    hash_limits(&mut p, sources.limits.as_deref(), limits);
     // Mistakes the policy loads with: reported, never refused here (see `lint`).
     for f in lint::lint(&p) {
         tracing::warn!("{f}");
         p.warnings.push(f.error);
     }
     p.files = vec![model_path, policy_path];
-    if engine_text.is_some() {
+    if sources.engine.is_some() {
         p.files.push(engine_path);
     }
-    if limits_text.is_some() {
+    if sources.limits.is_some() {
         p.files.push(limits_path);
     }
     Ok(p)

@@ -1,13 +1,14 @@
 //! Cluster mode's state in the store: the directory log's position this sidecar has applied
-//! (`last_applied_seq`, the apply time of that entry) and each entry's outcome keyed by
-//! request id, both committed in the same redb transaction as the change they belong to.
+//! (`last_applied_seq`, the apply time of that entry), each entry's outcome keyed by
+//! request id, and the policy epoch in force (`cluster_epoch`, with its files), all committed
+//! in the same redb transaction as the entry they belong to.
 //!
 //! [`Store::apply_replicated`] is the only writer of directory state in cluster mode (called
 //! by `cluster`'s apply loop, one entry at a time, in log order). It decides nothing about the
 //! log itself (headers, versions, connections): it is handed an entry that decoded, or the
 //! reason it did not.
 
-use super::tables::{self, CLUSTER_OUTCOMES, CLUSTER_STATE};
+use super::tables::{self, CLUSTER_EPOCH, CLUSTER_OUTCOMES, CLUSTER_STATE};
 use super::{ApplyContext, ApplyError, Store, StoreError};
 use crate::directory::{ChangeEnvelope, Refusal};
 use crate::engine::index::DirectoryIndex;
@@ -17,6 +18,19 @@ use serde::{Deserialize, Serialize};
 const LAST_APPLIED_SEQ: &str = "last_applied_seq";
 const LAST_APPLY_MS: &str = "last_apply_ms";
 const REFUSED_ENTRIES: &str = "refused_entries";
+const CURRENT_EPOCH: &str = "current";
+
+/// A policy epoch: the policy that judges the directory log's entries from log position
+/// `seq` on (and answers checks) on every sidecar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyEpoch {
+    /// The policy hash the entry names.
+    pub hash: String,
+    /// The stream sequence of its `warden.policy` entry.
+    pub seq: u64,
+    /// The policy files it carries.
+    pub sources: crate::policy::PolicySources,
+}
 
 /// Where this sidecar stands in the directory log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -243,6 +257,57 @@ impl Store {
         self.noting_io(self.commit_record(&stamp, None, None, false))
     }
 
+    /// The policy epoch in force (`None` on a single node and until the log's first epoch).
+    pub fn cluster_epoch(&self) -> Result<Option<PolicyEpoch>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let epochs = txn.open_table(CLUSTER_EPOCH)?;
+        tables::get_json(&epochs, "cluster_epoch", CURRENT_EPOCH)
+    }
+
+    /// Apply the directory log's `warden.policy` entry `seq`: record `epoch` as the one in
+    /// force, or, when its files did not compile (`Err`, the same on every sidecar), record the
+    /// refusal keyed by `key` and keep the old epoch. Either way in the same transaction as the
+    /// position. The directory revision does not move. Returns false when `seq` was already
+    /// applied (nothing written).
+    pub fn apply_epoch(
+        &self,
+        seq: u64,
+        log_ms: u64,
+        key: Option<&str>,
+        epoch: Result<&PolicyEpoch, &str>,
+    ) -> Result<bool, StoreError> {
+        let _serialized = self.write_lock.lock();
+        let position = self.noting_io(self.cluster_position())?;
+        if seq <= position.last_applied_seq {
+            return Ok(false);
+        }
+        let stamp = ClusterStamp {
+            seq,
+            requested_at_ms: 0,
+            apply_ms: position.last_apply_ms.max(log_ms),
+        };
+        self.noting_io((|| {
+            let txn = self.db.begin_write()?;
+            match &epoch {
+                Ok(epoch) => {
+                    record(&txn, &stamp, None, None, false)?;
+                    let mut epochs = txn.open_table(CLUSTER_EPOCH)?;
+                    epochs.insert(CURRENT_EPOCH, tables::encode(epoch)?.as_slice())?;
+                }
+                Err(reason) => {
+                    let outcome = Outcome::Rejected {
+                        seq,
+                        reason: reason.to_string(),
+                    };
+                    record(&txn, &stamp, key, Some(&outcome), true)?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        })())?;
+        Ok(true)
+    }
+
     fn commit_record(
         &self,
         stamp: &ClusterStamp,
@@ -367,5 +432,57 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, ApplyError::UnsupportedFormat { .. }), "{err}");
         assert_eq!(store.cluster_position().unwrap().last_applied_seq, 5);
+    }
+
+    #[test]
+    fn policy_epochs_are_recorded_with_the_position_and_refusals_keep_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.redb");
+        let store = Store::open(&path).unwrap();
+        let index = DirectoryIndex::new();
+        let ctx = ApplyContext::trusted();
+        store
+            .apply_replicated(1, 1_000, Some("r1"), Ok(upsert("alice", 1, "r1")), &ctx, &index)
+            .unwrap();
+        assert_eq!(store.cluster_epoch().unwrap(), None);
+        let epoch = PolicyEpoch {
+            hash: "h1".into(),
+            seq: 2,
+            sources: crate::policy::PolicySources {
+                model: crate::policy::DEFAULT_MODEL.into(),
+                policy: crate::policy::DEFAULT_POLICY.into(),
+                engine: None,
+                limits: None,
+            },
+        };
+        assert!(
+            store
+                .apply_epoch(2, 2_000, Some("policy-h1"), Ok(&epoch))
+                .unwrap()
+        );
+        // Redelivered: nothing written.
+        assert!(
+            !store
+                .apply_epoch(2, 2_000, Some("policy-h1"), Ok(&epoch))
+                .unwrap()
+        );
+        // A broken epoch: recorded as refused under its message id, the old epoch stays.
+        assert!(
+            store
+                .apply_epoch(3, 3_000, Some("policy-h2"), Err("does not compile"))
+                .unwrap()
+        );
+        assert!(matches!(
+            store.cluster_outcome("policy-h2").unwrap(),
+            Some(Outcome::Rejected { seq: 3, .. })
+        ));
+        let position = store.cluster_position().unwrap();
+        assert_eq!((position.last_applied_seq, position.refused_entries), (3, 1));
+        // Epochs do not move the directory revision.
+        assert_eq!(store.revision().unwrap(), 1);
+        drop(store);
+        // A restart reads the epoch in force from the store.
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.cluster_epoch().unwrap(), Some(epoch));
     }
 }

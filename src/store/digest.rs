@@ -35,8 +35,9 @@ pub struct DirectoryDigest {
 /// Every table of directory state, in digest order. Not digested: `meta` (the schema),
 /// `changelog` and `audit_by_org` (the history, not the state: a store bootstrapped from a
 /// snapshot may start its log later), `token_last_used` and `usage` (telemetry each sidecar
-/// writes on its own), `cluster_state` and `cluster_outcomes` (cluster mode's position in the
-/// log and its per-request answers: bookkeeping of the log, like the change log, not state).
+/// writes on its own), `cluster_state`, `cluster_outcomes` and `cluster_epoch` (cluster mode's
+/// position in the log, its per-request answers and the policy epoch in force: bookkeeping of
+/// the log, like the change log, not directory state).
 pub const DIGESTED_TABLES: [&str; 28] = [
     "users",
     "users_by_email",
@@ -172,6 +173,7 @@ mod tests {
             "usage",
             "cluster_state",
             "cluster_outcomes",
+            "cluster_epoch",
         ];
         for name in tables::TABLE_NAMES {
             assert!(

@@ -100,9 +100,13 @@ pub(crate) const CLUSTER_STATE: TableDefinition<&str, u64> = TableDefinition::ne
 /// log got), so a retry with the same request id gets the original answer. Empty on a single
 /// node.
 pub(crate) const CLUSTER_OUTCOMES: TableDefinition<&str, &[u8]> = TableDefinition::new("cluster_outcomes");
+/// Cluster mode: `current` → the policy epoch in force (hash, log position, the four files),
+/// committed with `last_applied_seq`, so a restarted sidecar serves it before it resumes.
+/// Empty on a single node and until the log's first epoch.
+pub(crate) const CLUSTER_EPOCH: TableDefinition<&str, &[u8]> = TableDefinition::new("cluster_epoch");
 
 /// Names of every table Warden owns, to tell a Warden file from another redb file.
-pub(crate) const TABLE_NAMES: [&str; 35] = [
+pub(crate) const TABLE_NAMES: [&str; 36] = [
     "meta",
     "users",
     "users_by_email",
@@ -138,6 +142,7 @@ pub(crate) const TABLE_NAMES: [&str; 35] = [
     "member_counts",
     "cluster_state",
     "cluster_outcomes",
+    "cluster_epoch",
 ];
 
 /// All tables of one write transaction, opened once so the apply logic reads like plain code.
@@ -218,6 +223,7 @@ pub(crate) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(USAGE)?;
     txn.open_table(CLUSTER_STATE)?;
     txn.open_table(CLUSTER_OUTCOMES)?;
+    txn.open_table(CLUSTER_EPOCH)?;
     Ok(())
 }
 
