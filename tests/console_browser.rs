@@ -44,34 +44,11 @@ fn run(what: &str, cmd: &mut Command) -> String {
 
 /// A venv with Playwright: `WARDEN_CONSOLE_VENV`, or one made here once per requirements.
 fn venv() -> PathBuf {
-    let requirements = repo().join("tests/console/requirements.txt");
-    if let Ok(v) = std::env::var("WARDEN_CONSOLE_VENV") {
-        let v = PathBuf::from(v);
-        assert!(
-            v.join("bin/python").exists(),
-            "WARDEN_CONSOLE_VENV={} has no bin/python",
-            v.display()
-        );
-        return v;
-    }
-    let wanted = std::fs::read_to_string(&requirements).expect("tests/console/requirements.txt");
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-venv");
-    let stamp = venv.join("requirements.installed");
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
-        return venv;
-    }
-    run(
-        "creating the console test venv",
-        Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv),
-    );
-    run(
-        "pip install -r tests/console/requirements.txt (Playwright for Python, from PyPI)",
-        Command::new(venv.join("bin/python"))
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "-q", "-r"])
-            .arg(&requirements),
-    );
-    std::fs::write(&stamp, wanted).expect("write the venv stamp");
-    venv
+    crate::python_client::requirements_venv(
+        "WARDEN_CONSOLE_VENV",
+        "tests/console/requirements.txt",
+        "console-venv",
+    )
 }
 
 fn get(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, String) {

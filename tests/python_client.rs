@@ -35,31 +35,38 @@ pub fn run(what: &str, cmd: &mut Command) -> Output {
 
 /// A venv with `requirements.txt` installed: `WARDEN_PY_VENV`, or one made here.
 pub fn venv() -> PathBuf {
-    let requirements = repo().join("examples/python/requirements.txt");
-    if let Ok(v) = std::env::var("WARDEN_PY_VENV") {
+    requirements_venv("WARDEN_PY_VENV", "examples/python/requirements.txt", "py-venv")
+}
+
+/// A venv with the pinned `requirements` (a path in the repository) installed from PyPI: the
+/// one `env_var` names (CI prepares it), or one made under the test target directory as
+/// `name`, rebuilt only when the requirements change. Anything missing fails loudly.
+pub fn requirements_venv(env_var: &str, requirements: &str, name: &str) -> PathBuf {
+    if let Ok(v) = std::env::var(env_var) {
         let v = PathBuf::from(v);
         assert!(
             v.join("bin/python").exists(),
-            "WARDEN_PY_VENV={} has no bin/python",
+            "{env_var}={} has no bin/python",
             v.display()
         );
         return v;
     }
-    let wanted = std::fs::read_to_string(&requirements).expect("examples/python/requirements.txt");
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("py-venv");
+    let path = repo().join(requirements);
+    let wanted = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{requirements}: {e}"));
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let stamp = venv.join("requirements.installed");
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
         return venv;
     }
     run(
-        "creating the venv",
+        &format!("creating the venv {name} (python3 -m venv)"),
         Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv),
     );
     run(
-        "pip install -r examples/python/requirements.txt",
+        &format!("pip install -r {requirements} (from PyPI)"),
         Command::new(venv.join("bin/python"))
             .args(["-m", "pip", "install", "--disable-pip-version-check", "-q", "-r"])
-            .arg(&requirements),
+            .arg(&path),
     );
     std::fs::write(&stamp, wanted).expect("write the venv stamp");
     venv
