@@ -17,7 +17,6 @@ use std::time::Duration;
 use tonic::Code;
 use warden::api::pb;
 use warden::api::pb::audit_service_client::AuditServiceClient;
-use warden::api::pb::token_service_client::TokenServiceClient;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -78,19 +77,7 @@ fn a_snapshot_taken_during_writes_imports_with_its_state_and_history() {
 
     // A token used by a check: its last use is telemetry, flushed at shutdown.
     rt.block_on(async {
-        let secret = TokenServiceClient::new(warden::api::client::connect(&unix).await.unwrap())
-            .create_token(pb::CreateTokenRequest {
-                actor: "alice".into(),
-                owner: common::directory::org_owner("acme"),
-                name: "ci".into(),
-                role: "org_user".into(),
-                scopes: vec!["app:read".into()],
-                expires_at_unix_ms: 0,
-            })
-            .await
-            .expect("CreateToken")
-            .into_inner()
-            .secret;
+        let (secret, _, _) = common::directory::create_demo_token(&unix).await;
         let mut c = clients(&unix).await;
         assert!(
             c.check(&format!("token:{secret}"), "acme", "apps/web", "app:read", 0)

@@ -75,23 +75,6 @@ async fn create_invitation(target: &str, email: &str) -> (String, u64) {
     (r.code, r.revision)
 }
 
-async fn create_token(target: &str) -> (String, String, u64) {
-    let ch = warden::api::client::connect(target).await.expect("connect");
-    let r = TokenServiceClient::new(ch)
-        .create_token(pb::CreateTokenRequest {
-            actor: "alice".into(),
-            owner: common::directory::org_owner("acme"),
-            name: "ci".into(),
-            role: "org_user".into(),
-            scopes: vec!["app:read".into()],
-            expires_at_unix_ms: 0,
-        })
-        .await
-        .expect("CreateToken")
-        .into_inner();
-    (r.secret, r.token.expect("token").token_id, r.revision)
-}
-
 fn assert_gap_free(events: &[pb::ChangeEvent], first: u64) {
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e.revision, first + i as u64, "gap or disorder at {i}: {events:?}");
@@ -105,7 +88,7 @@ fn watch_from_zero_sees_every_change_in_order_with_secrets_redacted_then_live_on
     rt.block_on(async {
         let unix = daemon.work.unix_target();
         let (code, _) = create_invitation(&unix, "newhire@example.com").await;
-        let (secret, token_id, at) = create_token(&unix).await;
+        let (secret, token_id, at) = common::directory::create_demo_token(&unix).await;
         assert!(code.len() >= 16 && secret.starts_with("wdn_"));
 
         let mut a = audit(&unix).await;
@@ -273,7 +256,7 @@ fn org_filter_and_who_may_watch() {
     let rt = runtime();
     rt.block_on(async {
         let (unix, tcp) = (daemon.work.unix_target(), daemon.work.tcp_target());
-        let (_, token_id, _) = create_token(&unix).await;
+        let (_, token_id, _) = common::directory::create_demo_token(&unix).await;
         // Revoking names only the token: the org comes from the state before the change.
         let revoked = TokenServiceClient::new(warden::api::client::connect(&unix).await.unwrap())
             .revoke_token(pb::RevokeTokenRequest {

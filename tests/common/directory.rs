@@ -133,3 +133,23 @@ pub fn assert_refused<T: std::fmt::Debug>(result: Result<T, Status>, code: Code,
         Ok(v) => panic!("expected {code:?}, got Ok({v:?})"),
     }
 }
+
+/// alice (the demo's acme admin) creates an `org_user` token "ci" of acme with `app:read`:
+/// (secret, token id, revision).
+pub async fn create_demo_token(target: &str) -> (String, String, u64) {
+    let r = warden::api::pb::token_service_client::TokenServiceClient::new(
+        connect(target).await.expect("connect"),
+    )
+    .create_token(pb::CreateTokenRequest {
+        actor: "alice".into(),
+        owner: org_owner("acme"),
+        name: "ci".into(),
+        role: "org_user".into(),
+        scopes: vec!["app:read".into()],
+        expires_at_unix_ms: 0,
+    })
+    .await
+    .expect("CreateToken")
+    .into_inner();
+    (r.secret, r.token.expect("token").token_id, r.revision)
+}

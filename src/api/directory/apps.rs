@@ -12,7 +12,7 @@ use super::convert::{app_pb, opt, owner_from_pb};
 use super::{Directory, check_actor, check_slug, check_user, on_unix_socket, vanished};
 use crate::api::pb;
 use crate::directory::{App, Change, Owner};
-use crate::store::{ListFilter, ListOrder, SortField};
+use crate::store::ListFilter;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -152,16 +152,7 @@ impl pb::app_service_server::AppService for Directory {
                     }
                 }
             }
-            let order = ListOrder::parse(
-                crate::api::validate::bounded("order_by", &r.order_by)?,
-                &[
-                    SortField::Id,
-                    SortField::Name,
-                    SortField::CreatedAt,
-                    SortField::UpdatedAt,
-                ],
-            )
-            .map_err(super::invalid_status)?;
+            let order = super::list_order(&r.order_by, false)?;
             crate::api::validate::bounded("query", &r.query)?;
             if r.labels.len() > 32 {
                 return Err(Status::invalid_argument(format!(

@@ -8,7 +8,7 @@ use super::{Directory, check_actor, check_slug, vanished};
 use crate::api::pb;
 use crate::directory::Change;
 use crate::directory::ids::validate_role;
-use crate::store::{ApplyError, ListFilter, ListOrder, SortField, Store};
+use crate::store::{ApplyError, ListFilter, Store};
 use std::collections::BTreeMap;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -130,16 +130,7 @@ impl pb::member_service_server::MemberService for Directory {
             if !r.role.is_empty() {
                 validate_role("role", &r.role).map_err(super::invalid_status)?;
             }
-            let order = ListOrder::parse(
-                crate::api::validate::bounded("order_by", &r.order_by)?,
-                &[
-                    SortField::Id,
-                    SortField::Name,
-                    SortField::CreatedAt,
-                    SortField::UpdatedAt,
-                ],
-            )
-            .map_err(super::invalid_status)?;
+            let order = super::list_order(&r.order_by, false)?;
             self.require(&r.actor, &r.org_id, "org", "member:read")?;
             let revision = self.revision();
             let (members, next_page_token) = self

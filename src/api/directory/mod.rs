@@ -473,6 +473,29 @@ fn vanished(what: &str, revision: u64) -> Status {
     ))
 }
 
+/// A list call's `order_by`: `id`, `name`, `created_at` or `updated_at` (orgs also
+/// `member_count`), optionally followed by `desc`; INVALID_ARGUMENT naming `order_by` otherwise.
+fn list_order(order_by: &str, member_count: bool) -> Result<crate::store::ListOrder, Status> {
+    use crate::store::{ListOrder, SortField};
+    let fields: &[SortField] = if member_count {
+        &[
+            SortField::Id,
+            SortField::Name,
+            SortField::CreatedAt,
+            SortField::UpdatedAt,
+            SortField::MemberCount,
+        ]
+    } else {
+        &[
+            SortField::Id,
+            SortField::Name,
+            SortField::CreatedAt,
+            SortField::UpdatedAt,
+        ]
+    };
+    ListOrder::parse(crate::api::validate::bounded("order_by", order_by)?, fields).map_err(invalid_status)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

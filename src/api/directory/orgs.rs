@@ -10,7 +10,7 @@ use super::convert::{metadata, opt, org_pb, patch_from_pb, settings_from_pb};
 use super::{Directory, check_actor, check_slug, check_user, on_unix_socket, vanished};
 use crate::api::pb;
 use crate::directory::Change;
-use crate::store::{ApplyError, ListFilter, ListOrder, SortField, Store};
+use crate::store::{ApplyError, ListFilter, Store};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -166,17 +166,7 @@ impl pb::org_service_server::OrgService for Directory {
                     )));
                 }
             }
-            let order = ListOrder::parse(
-                crate::api::validate::bounded("order_by", &r.order_by)?,
-                &[
-                    SortField::Id,
-                    SortField::Name,
-                    SortField::CreatedAt,
-                    SortField::UpdatedAt,
-                    SortField::MemberCount,
-                ],
-            )
-            .map_err(super::invalid_status)?;
+            let order = super::list_order(&r.order_by, true)?;
             let revision = self.revision();
             let filter = ListFilter {
                 query: r.query.clone(),
