@@ -1032,3 +1032,114 @@ fn a_sidecar_restarted_with_stale_files_reports_drift_and_follows_the_log() {
         daemons[2].logs()
     );
 }
+
+/// Outcome unknown: a sidecar whose write timeout is shorter than the log's round trip
+/// (1 ms) answers its writes UNAVAILABLE saying the write may have landed and to retry
+/// with the same request id, never "unreachable" for an entry it handed to the log; the
+/// retry, on another sidecar and on the same one, returns the original outcome, and each
+/// change is in the directory exactly once.
+#[test]
+fn a_write_answered_too_late_may_have_landed_and_its_retry_returns_the_outcome() {
+    let _one = serial();
+    let nats = Nats::start();
+    let mut daemons = sidecars(&nats, 2, "10s");
+    daemons.extend(sidecars(&nats, 1, "1ms"));
+    let rt = runtime();
+    rt.block_on(async {
+        let mut cs = connect_all(&daemons).await;
+        cs[0].upsert_user("alice", "alice").await;
+        create_org(&mut cs[0], "alice", "acme").await;
+        let users: Vec<String> = (0..10).map(|i| format!("late{i}")).collect();
+        for u in &users {
+            cs[1].upsert_user("alice", u).await;
+        }
+        let base = assert_converged(&mut cs).await;
+
+        let mut unknown = Vec::new();
+        let mut answered = Vec::new();
+        for u in &users {
+            let id = format!("late-add-{u}");
+            match cs[2]
+                .member
+                .add_member(with_id(add_member_req("alice", "acme", u, "org_user"), &id))
+                .await
+            {
+                Ok(r) => answered.push((id, r.into_inner().revision)),
+                Err(s) => {
+                    assert_eq!(s.code(), Code::Unavailable, "{s:?}");
+                    assert!(
+                        s.message().contains("may have landed")
+                            && s.message().contains("retry with the same request id")
+                            && s.message().contains(&id),
+                        "the answer must say the write may have landed: {s:?}"
+                    );
+                    unknown.push(id);
+                }
+            }
+        }
+        eprintln!(
+            "1 ms write timeout: {} of {} writes answered \"may have landed\"",
+            unknown.len(),
+            users.len()
+        );
+        assert!(
+            !unknown.is_empty(),
+            "with a 1 ms write timeout no write was left without an answer: {answered:?}"
+        );
+
+        // The retry on a sidecar with a normal timeout gives the outcome; the same id on
+        // the 1 ms sidecar, once it has applied the entry, gives the same one.
+        let mut revisions = Vec::new();
+        for id in &unknown {
+            let user = id.trim_start_matches("late-add-");
+            let rev = add_retrying(&mut cs[0], "acme", user, id)
+                .await
+                .unwrap_or_else(|s| panic!("retry of {id}: {s:?}"));
+            let mut again = None;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while again.is_none() {
+                match cs[2]
+                    .member
+                    .add_member(with_id(add_member_req("alice", "acme", user, "org_user"), id))
+                    .await
+                {
+                    Ok(r) => again = Some(r.into_inner().revision),
+                    Err(s) if s.code() == Code::Unavailable => {
+                        assert!(tokio::time::Instant::now() < deadline, "never answered: {s:?}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(s) => panic!("retry of {id} on the 1 ms sidecar: {s:?}"),
+                }
+            }
+            assert_eq!(
+                again,
+                Some(rev),
+                "both retries of {id} return the original outcome"
+            );
+            revisions.push(rev);
+        }
+        revisions.extend(answered.iter().map(|a| a.1));
+        revisions.sort_unstable();
+        revisions.dedup();
+        assert_eq!(
+            revisions.len(),
+            users.len(),
+            "one revision per add: {revisions:?}"
+        );
+
+        let revision = assert_converged(&mut cs).await;
+        assert_eq!(
+            revision,
+            base + users.len() as u64,
+            "each add applied exactly once"
+        );
+        for c in cs.iter_mut() {
+            for u in &users {
+                assert!(
+                    c.check(u, "acme", "org", "org:read", revision).await,
+                    "{u} missing"
+                );
+            }
+        }
+    });
+}

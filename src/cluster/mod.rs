@@ -89,6 +89,15 @@ pub enum SubmitError {
     /// The log did not take the entry (not connected, no stream leader, timeout).
     #[error("{UNREACHABLE}")]
     Unreachable,
+    /// The entry was handed to the log, but no acknowledgement came in time: it may have
+    /// been stored (the acknowledgement can be lost after the write), so the caller must not
+    /// be told the log was unreachable.
+    #[error(
+        "the write was sent to the directory log but not acknowledged within {timeout:?}; it \
+         may have landed: retry with the same request id (x-warden-request-id `{request_id}`) \
+         to get its outcome"
+    )]
+    Unacknowledged { timeout: Duration, request_id: String },
     /// The log took the entry, but this sidecar did not apply it in time.
     #[error(
         "the write was accepted by the directory log (entry {seq}) but this sidecar has not \
@@ -454,20 +463,29 @@ impl Cluster {
             .payload(payload.into())
             .message_id(&request_id)
             .header(APPLY_VERSION_HEADER, APPLY_VERSION.to_string().as_str());
-        let acked = tokio::time::timeout_at(deadline, async {
-            let ack = self.js.send_publish(SUBJECT_CHANGES, publish).await?;
-            ack.await
-        })
-        .await;
-        let ack = match acked {
-            Ok(Ok(ack)) => ack,
+        // Until the entry is handed to the connection nothing can have landed; after that,
+        // a missing acknowledgement says nothing about whether it was stored.
+        let sent = tokio::time::timeout_at(deadline, self.js.send_publish(SUBJECT_CHANGES, publish)).await;
+        let pending = match sent {
+            Ok(Ok(pending)) => pending,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, request_id, "publishing to the directory log failed");
                 return Err(SubmitError::Unreachable);
             }
             Err(_) => {
-                tracing::warn!(request_id, "the directory log did not acknowledge in time");
+                tracing::warn!(request_id, "the directory log did not take the entry in time");
                 return Err(SubmitError::Unreachable);
+            }
+        };
+        let ack = match tokio::time::timeout_at(deadline, pending).await {
+            Ok(Ok(ack)) => ack,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, request_id, "the directory log did not acknowledge the entry");
+                return Err(SubmitError::Unacknowledged { timeout, request_id });
+            }
+            Err(_) => {
+                tracing::warn!(request_id, "the directory log did not acknowledge in time");
+                return Err(SubmitError::Unacknowledged { timeout, request_id });
             }
         };
         self.log_last_seq.fetch_max(ack.sequence, Ordering::Relaxed);
