@@ -1143,3 +1143,86 @@ fn a_write_answered_too_late_may_have_landed_and_its_retry_returns_the_outcome()
         }
     });
 }
+
+/// A token revoked on one sidecar is denied on the others within the replication lag:
+/// allowed on B and C while valid, denied there at the revocation's revision, and denied
+/// by a plain check (no `min_revision`) once B and C applied it (the time it took is
+/// printed, not asserted).
+#[test]
+fn a_token_revoked_on_one_sidecar_is_denied_on_the_others() {
+    let _one = serial();
+    let nats = Nats::start();
+    let daemons = sidecars(&nats, 3, "10s");
+    runtime().block_on(async {
+        let mut cs = connect_all(&daemons).await;
+        cs[0].upsert_user("alice", "alice").await;
+        create_org(&mut cs[0], "alice", "acme").await;
+        let mut tokens = pb::token_service_client::TokenServiceClient::new(
+            warden::api::client::connect(&daemons[0].work.unix_target())
+                .await
+                .expect("connect"),
+        );
+        let created = tokens
+            .create_token(pb::CreateTokenRequest {
+                actor: "alice".into(),
+                owner: Some(pb::Owner {
+                    owner: Some(pb::owner::Owner::UserId("alice".into())),
+                }),
+                name: "ci".into(),
+                role: String::new(),
+                scopes: vec!["org:read".into()],
+                expires_at_unix_ms: 0,
+            })
+            .await
+            .expect("CreateToken")
+            .into_inner();
+        let subject = format!("token:{}", created.secret);
+        for c in cs.iter_mut() {
+            assert!(
+                c.check(&subject, "acme", "org", "org:read", created.revision)
+                    .await,
+                "the token works on every sidecar"
+            );
+        }
+        let token_id = created.token.expect("token").token_id;
+        let revoked = tokens
+            .revoke_token(pb::RevokeTokenRequest {
+                actor: "alice".into(),
+                token_id,
+            })
+            .await
+            .expect("RevokeToken")
+            .into_inner();
+        let started = std::time::Instant::now();
+        for (i, c) in cs.iter_mut().enumerate().skip(1) {
+            // A plain check, as a caller that does not know the revocation's revision makes.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while c.check(&subject, "acme", "org", "org:read", 0).await {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "sidecar {i} still allows a revoked token"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            eprintln!(
+                "sidecar {i} denied the revoked token {:?} after the revocation's answer",
+                started.elapsed()
+            );
+            assert!(
+                !c.check(&subject, "acme", "org", "org:read", revoked.revision)
+                    .await
+            );
+        }
+        assert!(
+            !cs[0].check(&subject, "acme", "org", "org:read", 0).await,
+            "denied where it was revoked"
+        );
+        assert!(
+            cs[1]
+                .check("alice", "acme", "org", "org:read", revoked.revision)
+                .await,
+            "alice herself still can"
+        );
+        assert_converged(&mut cs).await;
+    });
+}
