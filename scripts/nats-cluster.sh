@@ -24,6 +24,9 @@
 #   NATS_CLUSTER_ROUTE_PORTS  "a b c": the ports each node dials to reach nodes 1, 2, 3 over routes
 #                           (default: the nodes' own route ports). Tests put a TCP proxy there to cut
 #                           a node off from the others without root or iptables.
+#   NATS_CLUSTER_ROUTE_PORTS_N1, _N2, _N3  "a b c": the same for node 1, 2 or 3 only (overrides
+#                           NATS_CLUSTER_ROUTE_PORTS for that node), so each link between two
+#                           nodes can have a proxy of its own in each direction.
 #   NATS_CLUSTER_SYNC       JetStream `sync_interval` (default: 2m, the server's default). A kill -9
 #                           of a node keeps what the OS page cache holds, and a write is acknowledged
 #                           only once a majority of the 3 replicas stored it, so losing an
@@ -83,7 +86,10 @@ password() {
 write_config() {
   local i=$1 routes="" p n
   local -a rp
-  if [ -n "${NATS_CLUSTER_ROUTE_PORTS:-}" ]; then
+  local own="NATS_CLUSTER_ROUTE_PORTS_N$i"
+  if [ -n "${!own:-}" ]; then
+    read -r -a rp <<< "${!own}"
+  elif [ -n "${NATS_CLUSTER_ROUTE_PORTS:-}" ]; then
     read -r -a rp <<< "$NATS_CLUSTER_ROUTE_PORTS"
   else
     rp=("$(route_port 1)" "$(route_port 2)" "$(route_port 3)")
@@ -112,6 +118,9 @@ jetstream {
 cluster {
   name: warden-dev
   listen: 127.0.0.1:$(route_port "$i")
+  # Clients are not told the other nodes' addresses: a sidecar uses the URLs it was given
+  # (give it all of them), so a test proxy in front of a node cannot be bypassed.
+  no_advertise: true
   authorization { user: route, password: \"$(password route)\" }
   routes: [
 $routes  ]
