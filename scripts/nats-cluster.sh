@@ -27,6 +27,10 @@
 #   NATS_CLUSTER_ROUTE_PORTS_N1, _N2, _N3  "a b c": the same for node 1, 2 or 3 only (overrides
 #                           NATS_CLUSTER_ROUTE_PORTS for that node), so each link between two
 #                           nodes can have a proxy of its own in each direction.
+#   NATS_CLUSTER_ADVERTISE_PORTS  "a b c": the route port node 1, 2, 3 tells the others about
+#                           (cluster `advertise`), which they dial when they learn of a node
+#                           through another one (implicit routes); tests put a proxy there too,
+#                           else such a route would bypass the link proxies.
 #   NATS_CLUSTER_SYNC       JetStream `sync_interval` (default: 2m, the server's default). A kill -9
 #                           of a node keeps what the OS page cache holds, and a write is acknowledged
 #                           only once a majority of the 3 replicas stored it, so losing an
@@ -99,6 +103,12 @@ write_config() {
     p="${rp[$((n - 1))]}"
     routes="$routes    \"nats-route://route:$(password route)@127.0.0.1:$p\"\n"
   done
+  local advertise=""
+  if [ -n "${NATS_CLUSTER_ADVERTISE_PORTS:-}" ]; then
+    local -a ap
+    read -r -a ap <<< "$NATS_CLUSTER_ADVERTISE_PORTS"
+    advertise="  advertise: \"127.0.0.1:${ap[$((i - 1))]}\"\n"
+  fi
   mkdir -p "$dir/n$i"
   # max_payload: the largest valid change (SetSecuritySettings, 16 IdPs x 64 KiB of SAML XML) is
   # over 1 MiB once encoded, NATS's default limit; 8 MiB leaves room and stays well under the
@@ -121,7 +131,7 @@ cluster {
   # Clients are not told the other nodes' addresses: a sidecar uses the URLs it was given
   # (give it all of them), so a test proxy in front of a node cannot be bypassed.
   no_advertise: true
-  authorization { user: route, password: \"$(password route)\" }
+$advertise  authorization { user: route, password: \"$(password route)\" }
   routes: [
 $routes  ]
 }

@@ -30,16 +30,18 @@ pub struct Nats {
 }
 
 /// The route links between the nodes of a [`Nats`] started with
-/// [`Nats::start_with_links`]: one proxy per (dialing node, dialed node).
+/// [`Nats::start_with_links`]: one proxy per (dialing node, dialed node), and one per node
+/// at the address it advertises (dialing node 0: whoever learned of it from another node).
 pub struct Links {
     links: Vec<(u8, u8, Proxy)>,
 }
 
 impl Links {
-    /// Put every route link from or to `node` into `mode`.
+    /// Put every route link from or to `node` into `mode`, and every advertised address:
+    /// the other two nodes then keep (or re-establish) their configured route to each other.
     pub fn isolate(&self, node: u8, mode: Mode) {
         for (from, to, proxy) in &self.links {
-            if *from == node || *to == node {
+            if *from == node || *to == node || *from == 0 {
                 proxy.set(mode);
             }
         }
@@ -82,7 +84,8 @@ impl Nats {
     }
 
     /// Three nodes whose routes all go through proxies (`NATS_CLUSTER_ROUTE_PORTS_Ni`), one
-    /// per direction of each link, so a node can be cut off from the others.
+    /// per direction of each link, and whose advertised route addresses are proxies too
+    /// (`NATS_CLUSTER_ADVERTISE_PORTS`), so a node can be cut off from the others.
     pub fn start_with_links() -> (Nats, Links) {
         let base = free_base();
         let mut links = Vec::new();
@@ -101,6 +104,13 @@ impl Nats {
             }
             env.push((format!("NATS_CLUSTER_ROUTE_PORTS_N{from}"), ports.join(" ")));
         }
+        let mut advertised = Vec::new();
+        for to in 1..=3u8 {
+            let proxy = Proxy::start(([127, 0, 0, 1], base + 10 + u16::from(to) - 1).into());
+            advertised.push(proxy.port().to_string());
+            links.push((0, to, proxy));
+        }
+        env.push(("NATS_CLUSTER_ADVERTISE_PORTS".into(), advertised.join(" ")));
         let nats = Nats {
             dir: tempfile::tempdir().expect("tempdir"),
             base,
@@ -115,14 +125,19 @@ impl Nats {
         self.base + u16::from(node) - 1
     }
 
-    /// The names of the nodes `node` has routes to, from its monitoring endpoint (`/routez`).
-    pub fn routes_of(&self, node: u8) -> Vec<String> {
+    /// Node `node`'s `/routez` (its routes: remote name, address, who dialed).
+    pub fn routez(&self, node: u8) -> serde_json::Value {
         let url = format!("http://127.0.0.1:{}/routez", self.base + 20 + u16::from(node) - 1);
         let body = ureq::get(&url)
             .call()
             .and_then(|mut r| r.body_mut().read_to_string())
             .unwrap_or_else(|e| panic!("{url}: {e}"));
-        let routez: serde_json::Value = serde_json::from_str(&body).expect("routez JSON");
+        serde_json::from_str(&body).expect("routez JSON")
+    }
+
+    /// The names of the nodes `node` has routes to, from its monitoring endpoint (`/routez`).
+    pub fn routes_of(&self, node: u8) -> Vec<String> {
+        let routez = self.routez(node);
         let mut names: Vec<String> = routez["routes"]
             .as_array()
             .map(|routes| {
