@@ -491,3 +491,87 @@ fn policy_publish_on_a_single_node_says_there_is_no_cluster() {
         "{err}"
     );
 }
+
+/// The audit log of a cluster sidecar says in its header that it holds every change
+/// applied from the log, and does (a write made on another sidecar is in it); `warden
+/// import` refuses that sidecar's data directory (its store applied the directory log),
+/// naming `warden cluster init`, and writes nothing.
+#[test]
+fn a_cluster_sidecars_audit_log_has_every_write_and_import_refuses_its_store() {
+    let _one = serial();
+    let nats = Nats::start();
+    let mut work = Workdir::new();
+    work.env
+        .push(("WARDEN_LOG".into(), "info,warden::cluster=debug".into()));
+    let audit = work.dir.path().join("audit.jsonl");
+    let urls = nats.urls();
+    let audited = work.start_with(&[
+        "--cluster",
+        &urls,
+        "--cluster-write-timeout",
+        "10s",
+        "--audit-log",
+        audit.to_str().expect("utf-8 path"),
+    ]);
+    let mut daemons = vec![audited];
+    daemons.extend(sidecars(&nats, 1, "10s"));
+    runtime().block_on(async {
+        let mut cs = connect_all(&daemons).await;
+        let rev = cs[1].upsert_user("bob", "bob").await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = std::fs::read_to_string(&audit).unwrap_or_default();
+            let lines: Vec<serde_json::Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("audit lines are JSON"))
+                .collect();
+            if lines
+                .iter()
+                .any(|l| l["revision"].as_u64() == Some(rev) && l["actor"] == "bob")
+            {
+                assert_eq!(lines[0]["mode"], "cluster", "{text}");
+                assert!(
+                    lines[0]["writes"]
+                        .as_str()
+                        .is_some_and(|w| w.contains("other sidecars' writes included")),
+                    "{text}"
+                );
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the other sidecar's write never reached this one's audit log: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    daemons[0].stop();
+    let data = daemons[0].work.data();
+    let export = |to: &std::path::Path| {
+        let out = Command::new(WARDEN)
+            .args(["export", "--data"])
+            .arg(&data)
+            .arg("--output")
+            .arg(to)
+            .output()
+            .expect("warden export");
+        assert!(out.status.success(), "{out:?}");
+        std::fs::read_to_string(to).expect("export")
+    };
+    let dump = daemons[0].work.dir.path().join("dump.json");
+    let before = export(&dump);
+    let out = Command::new(WARDEN)
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&dump)
+        .output()
+        .expect("warden import");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        err.contains("cluster sidecar's store") && err.contains("warden cluster init"),
+        "{err}"
+    );
+    let after = export(&daemons[0].work.dir.path().join("again.json"));
+    assert_eq!(after, before, "nothing written");
+}

@@ -135,10 +135,9 @@ async fn forward(
         m = mode.wait_for(|m| *m != Mode::Pass) => m.map(|m| *m),
         _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => return,
     };
-    match changed {
-        Ok(Mode::Blackhole) => hold(client, Some(upstream), mode, held).await,
-        // Cut (or the proxy stopping): both sockets close here.
-        _ => {}
+    // Cut (or the proxy stopping): both sockets close on return.
+    if let Ok(Mode::Blackhole) = changed {
+        hold(client, Some(upstream), mode, held).await;
     }
 }
 
