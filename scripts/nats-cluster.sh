@@ -24,6 +24,13 @@
 #   NATS_CLUSTER_ROUTE_PORTS  "a b c": the ports each node dials to reach nodes 1, 2, 3 over routes
 #                           (default: the nodes' own route ports). Tests put a TCP proxy there to cut
 #                           a node off from the others without root or iptables.
+#   NATS_CLUSTER_ROUTE_PORTS_N1, _N2, _N3  "a b c": the same for node 1, 2 or 3 only (overrides
+#                           NATS_CLUSTER_ROUTE_PORTS for that node), so each link between two
+#                           nodes can have a proxy of its own in each direction.
+#   NATS_CLUSTER_ADVERTISE_PORTS  "a b c": the route port node 1, 2, 3 tells the others about
+#                           (cluster `advertise`), which they dial when they learn of a node
+#                           through another one (implicit routes); tests put a proxy there too,
+#                           else such a route would bypass the link proxies.
 #   NATS_CLUSTER_SYNC       JetStream `sync_interval` (default: 2m, the server's default). A kill -9
 #                           of a node keeps what the OS page cache holds, and a write is acknowledged
 #                           only once a majority of the 3 replicas stored it, so losing an
@@ -83,7 +90,10 @@ password() {
 write_config() {
   local i=$1 routes="" p n
   local -a rp
-  if [ -n "${NATS_CLUSTER_ROUTE_PORTS:-}" ]; then
+  local own="NATS_CLUSTER_ROUTE_PORTS_N$i"
+  if [ -n "${!own:-}" ]; then
+    read -r -a rp <<< "${!own}"
+  elif [ -n "${NATS_CLUSTER_ROUTE_PORTS:-}" ]; then
     read -r -a rp <<< "$NATS_CLUSTER_ROUTE_PORTS"
   else
     rp=("$(route_port 1)" "$(route_port 2)" "$(route_port 3)")
@@ -93,6 +103,12 @@ write_config() {
     p="${rp[$((n - 1))]}"
     routes="$routes    \"nats-route://route:$(password route)@127.0.0.1:$p\"\n"
   done
+  local advertise=""
+  if [ -n "${NATS_CLUSTER_ADVERTISE_PORTS:-}" ]; then
+    local -a ap
+    read -r -a ap <<< "$NATS_CLUSTER_ADVERTISE_PORTS"
+    advertise="  advertise: \"127.0.0.1:${ap[$((i - 1))]}\"\n"
+  fi
   mkdir -p "$dir/n$i"
   # max_payload: the largest valid change (SetSecuritySettings, 16 IdPs x 64 KiB of SAML XML) is
   # over 1 MiB once encoded, NATS's default limit; 8 MiB leaves room and stays well under the
@@ -112,7 +128,10 @@ jetstream {
 cluster {
   name: warden-dev
   listen: 127.0.0.1:$(route_port "$i")
-  authorization { user: route, password: \"$(password route)\" }
+  # Clients are not told the other nodes' addresses: a sidecar uses the URLs it was given
+  # (give it all of them), so a test proxy in front of a node cannot be bypassed.
+  no_advertise: true
+$advertise  authorization { user: route, password: \"$(password route)\" }
   routes: [
 $routes  ]
 }

@@ -38,7 +38,8 @@ pub struct ImportArgs {
     /// A dump written by `warden export` (JSON, or YAML if the name ends in .yaml/.yml), or a
     /// snapshot written by `warden admin snapshot` (its change log is restored with it).
     pub file: PathBuf,
-    /// Data directory holding warden.redb; the store must be new or empty.
+    /// Data directory holding warden.redb; the store must be new or empty, and not a
+    /// cluster sidecar's (use `warden cluster init` for a cluster).
     #[arg(long, env = "WARDEN_DATA", value_name = "DIR", default_value = DEFAULT_DATA)]
     pub data: PathBuf,
     /// Recorded as the import's actor in the change log.
@@ -82,6 +83,27 @@ fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A store a cluster sidecar applied the directory log into belongs to that log: an offline
+/// import would make it differ from every other sidecar (and from the log it resumes).
+fn refuse_cluster_store(store: &Store) -> anyhow::Result<()> {
+    let position = store
+        .cluster_position()
+        .context("reading the store's cluster state")?;
+    let epoch = store
+        .cluster_epoch()
+        .context("reading the store's cluster state")?;
+    if position.last_applied_seq > 0 || epoch.is_some() {
+        bail!(
+            "{} is a cluster sidecar's store (it applied the directory log up to entry {}): \
+             an import would make it differ from the other sidecars and the log; import into a \
+             new data directory and make it a cluster's first snapshot with `warden cluster init`",
+            store.path().display(),
+            position.last_applied_seq
+        );
+    }
+    Ok(())
+}
+
 pub fn import(args: ImportArgs) -> ExitCode {
     report(run_import(&args))
 }
@@ -98,6 +120,7 @@ fn refused(file: &Path, e: ApplyError) -> anyhow::Error {
 fn import_snapshot(args: &ImportArgs, bytes: &[u8]) -> anyhow::Result<()> {
     let snapshot = Snapshot::from_json(bytes).with_context(|| format!("parsing {}", args.file.display()))?;
     let store = open(&args.data)?;
+    refuse_cluster_store(&store)?;
     let revision = store
         .import_snapshot(&snapshot)
         .map_err(|e| refused(&args.file, e))?;
@@ -144,6 +167,7 @@ fn run_import(args: &ImportArgs) -> anyhow::Result<()> {
     }
     .with_context(|| format!("parsing {}", args.file.display()))?;
     let store = open(&args.data)?;
+    refuse_cluster_store(&store)?;
     let revision = store
         .import(&dump, &args.actor, now_ms())
         .map_err(|e| refused(&args.file, e))?;

@@ -1,5 +1,7 @@
 //! `warden policy …`: working with policy directories offline, without a daemon (only
-//! `policy diff` may read a running daemon's directory index, when the daemon holds the store).
+//! `policy diff` may read a running daemon's directory index, when the daemon holds the store),
+//! and `policy publish`, which asks a cluster sidecar over its Unix socket to publish its
+//! policy files as the cluster's policy epoch.
 
 use crate::cli::config::DEFAULT_DATA;
 use crate::cli::serve::STORE_FILE;
@@ -64,6 +66,22 @@ pub enum PolicyCommand {
     /// policy test fixture), with each side's decisive rule. Exit 0 when nothing changes,
     /// 1 when something does, 2 on errors.
     Diff(DiffArgs),
+    /// Cluster mode: publish this sidecar's policy files as the cluster's policy epoch
+    /// (`AdminService.ReloadPolicy` on its Unix socket: the files are loaded and, when valid,
+    /// written to the directory log as one `warden.policy` entry with message id
+    /// `policy-<hash>`; every sidecar switches to it at that log position). Publishing the
+    /// files the log already serves writes nothing and says so. Exit 0 when the log serves
+    /// these files, 1 when they are invalid or the log refused them (another epoch was
+    /// published since: the sidecar's files may be stale), 2 when the daemon cannot be
+    /// reached or runs single-node (there is no cluster to publish to; `warden admin reload`
+    /// loads the files there).
+    Publish(PublishArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    connect: crate::cli::connect::ConnectArg,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -118,6 +136,7 @@ pub fn run(cmd: PolicyCommand) -> ExitCode {
             domain_matching,
         } => eval(&model, &policy, &role_matching, &domain_matching),
         PolicyCommand::Diff(args) => diff(&args),
+        PolicyCommand::Publish(args) => publish(&args),
     }
 }
 
@@ -387,4 +406,68 @@ fn test(dir: &std::path::Path, verbose: bool, filter: Option<&str>, format: Test
             ExitCode::from(2)
         }
     }
+}
+
+/// `warden policy publish`.
+fn publish(args: &PublishArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the client runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(publish_call(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn publish_call(args: &PublishArgs) -> anyhow::Result<ExitCode> {
+    use crate::api::pb;
+    let mut admin = pb::admin_service_client::AdminServiceClient::new(args.connect.channel().await?);
+    let before = admin
+        .get_policy_status(pb::GetPolicyStatusRequest {})
+        .await?
+        .into_inner();
+    let Some(was) = before.cluster else {
+        anyhow::bail!(
+            "no cluster: this daemon runs single-node (no --cluster), so there is no directory log \
+             to publish a policy epoch to; `warden admin reload` loads its policy files"
+        );
+    };
+    let after = match admin.reload_policy(pb::ReloadPolicyRequest {}).await {
+        Ok(s) => s.into_inner(),
+        Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+            eprintln!("{}", status.message());
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(status) => return Err(status.into()),
+    };
+    let now = after.cluster.unwrap_or_default();
+    if now.epoch_hash != after.content_hash {
+        // Published by someone else in the meantime, or not at all: say what serves.
+        eprintln!(
+            "the log serves policy epoch {} (entry {}), not these files (hash {})",
+            now.epoch_hash, now.epoch_seq, after.content_hash
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if (now.epoch_hash.as_str(), now.epoch_seq) == (was.epoch_hash.as_str(), was.epoch_seq) {
+        println!(
+            "already published: the log's policy epoch is these files (hash {}, entry {}); \
+             nothing was written",
+            now.epoch_hash, now.epoch_seq
+        );
+    } else {
+        println!(
+            "published policy epoch {} at log entry {} (message id policy-{}); every sidecar \
+             switches to it there",
+            now.epoch_hash, now.epoch_seq, now.epoch_hash
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -258,6 +258,7 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
                 directory.opened_at,
                 directory.store.clone(),
                 engine.clone(),
+                cluster.is_some(),
             )
             .with_context(|| format!("opening the audit log {}", path.display()))?;
             tracing::info!(file = %path.display(), "writing the audit log");

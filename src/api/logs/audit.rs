@@ -9,6 +9,11 @@
 //! revision the directory had when the daemon opened it (so a fresh `--demo` store's
 //! seed is in it from revision 1) rather than replaying a long history.
 //!
+//! Each file starts with a header line (no `revision`) saying what it holds: every change
+//! committed to this daemon's directory, and in cluster mode that is every change applied
+//! from the shared log, other sidecars' writes included (one sidecar's file is the whole
+//! cluster's audit trail).
+//!
 //! Secrets never reach the file: any field whose name says it holds one (`secret`,
 //! `token`, `password`, `hash`, `code`, `credential`, `key`, or private metadata) is
 //! written as `"[redacted]"`.
@@ -58,10 +63,12 @@ impl AuditLog {
         new_file_after: u64,
         store: Arc<Store>,
         engine: Arc<Engine>,
+        cluster: bool,
     ) -> std::io::Result<Self> {
         let resume = last_revision(path).or_else(|| last_revision(&rotate::numbered(path, 1)));
         let from = resume.unwrap_or(new_file_after);
-        let file = RotatingFile::open(path, rotation)?;
+        let header = serde_json::to_vec(&header(cluster)).map_err(std::io::Error::other)?;
+        let file = RotatingFile::open(path, rotation)?.with_header(header)?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new().name("audit-log".into()).spawn({
             let stop = stop.clone();
@@ -133,6 +140,22 @@ fn catch_up(store: &Store, file: &mut RotatingFile, last: &mut u64) {
     if let Err(e) = file.flush() {
         tracing::warn!(file = %file.path().display(), error = %e, "audit log: flush failed");
     }
+}
+
+/// The first line of every audit file: what it holds.
+pub fn header(cluster: bool) -> Value {
+    let (mode, writes) = if cluster {
+        (
+            "cluster",
+            "every change applied from the directory log, other sidecars' writes included",
+        )
+    } else {
+        (
+            "single_node",
+            "every change committed to this daemon's directory (all made through this daemon)",
+        )
+    };
+    json!({ "warden_audit_log": 1, "mode": mode, "writes": writes })
 }
 
 /// One audit line for a committed change, secrets redacted.

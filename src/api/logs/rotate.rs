@@ -3,7 +3,8 @@
 //! `FILE` grows until the next line would take it past `max_bytes`; then `FILE.{keep-1}`
 //! becomes `FILE.{keep}` (the oldest is overwritten), …, `FILE` becomes `FILE.1`, and a new
 //! `FILE` starts. A line is never split across files. Files are created mode 0640: they
-//! hold user ids and org names.
+//! hold user ids and org names. A file may have a header line ([`RotatingFile::with_header`]):
+//! the first line of every file it starts, rotated ones included.
 //!
 //! Used only from the log writer threads; nothing here is on a request path.
 
@@ -36,6 +37,8 @@ pub struct RotatingFile {
     rotation: Rotation,
     out: BufWriter<File>,
     size: u64,
+    /// The first line of every new file.
+    header: Option<Vec<u8>>,
 }
 
 impl RotatingFile {
@@ -54,7 +57,25 @@ impl RotatingFile {
             },
             out: BufWriter::new(file),
             size,
+            header: None,
         })
+    }
+
+    /// Start every new file with `line`: now, if the current file is empty, and after each
+    /// rotation. An existing file keeps what it has.
+    pub fn with_header(mut self, line: Vec<u8>) -> io::Result<Self> {
+        if self.size == 0 {
+            self.put(&line)?;
+        }
+        self.header = Some(line);
+        Ok(self)
+    }
+
+    fn put(&mut self, line: &[u8]) -> io::Result<()> {
+        self.out.write_all(line)?;
+        self.out.write_all(b"\n")?;
+        self.size += line.len() as u64 + 1;
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -64,13 +85,17 @@ impl RotatingFile {
     /// Append one line (a newline is added), rotating first if it would not fit.
     pub fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
         let len = line.len() as u64 + 1;
-        if self.size > 0 && self.size + len > self.rotation.max_bytes {
+        let header = self.header.as_ref().map_or(0, |h| h.len() as u64 + 1);
+        // A file holding only its header takes the line however long it is.
+        if self.size > header && self.size + len > self.rotation.max_bytes {
             self.rotate()?;
+            if let Some(h) = self.header.take() {
+                let written = self.put(&h);
+                self.header = Some(h);
+                written?;
+            }
         }
-        self.out.write_all(line)?;
-        self.out.write_all(b"\n")?;
-        self.size += len;
-        Ok(())
+        self.put(line)
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
@@ -132,6 +157,36 @@ mod tests {
         assert_eq!(read(&numbered(&path, 1)), "line-0006\nline-0007\n");
         assert_eq!(read(&numbered(&path, 2)), "line-0004\nline-0005\n");
         assert!(!numbered(&path, 3).exists(), "only `keep` rotated files");
+    }
+
+    #[test]
+    fn every_new_file_starts_with_the_header_and_a_reopened_one_gets_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl");
+        let r = Rotation {
+            max_bytes: 25,
+            keep: 2,
+        };
+        let mut f = RotatingFile::open(&path, r)
+            .unwrap()
+            .with_header(b"HDR".to_vec())
+            .unwrap();
+        for i in 0..4 {
+            f.write_line(format!("line-{i:04}").as_bytes()).unwrap(); // 10 bytes each with \n
+        }
+        f.flush().unwrap();
+        drop(f);
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        assert_eq!(read(&numbered(&path, 1)), "HDR\nline-0000\nline-0001\n");
+        assert_eq!(read(&path), "HDR\nline-0002\nline-0003\n");
+        let mut f = RotatingFile::open(&path, r)
+            .unwrap()
+            .with_header(b"HDR".to_vec())
+            .unwrap();
+        f.write_line(b"x").unwrap();
+        f.flush().unwrap();
+        assert_eq!(read(&numbered(&path, 1)), "HDR\nline-0002\nline-0003\n");
+        assert_eq!(read(&path), "HDR\nx\n", "rotated, one header");
     }
 
     #[test]
