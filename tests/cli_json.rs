@@ -206,7 +206,7 @@ fn token_invitation_domain_and_audit_json_has_millisecond_times_and_no_secrets()
         "the list never shows the secret:\n{listed}"
     );
     let v: Value = serde_json::from_str(&listed).expect("one JSON document");
-    assert_eq!(json_ids(&v, "tokens", "token_id"), [token_id.clone()]);
+    assert_eq!(json_ids(&v, "tokens", "token_id"), [token_id]);
     assert_eq!(v["tokens"][0]["expires_at_unix_ms"].as_u64(), Some(expires));
     assert_eq!(v["tokens"][0]["revoked_at_unix_ms"].as_u64(), Some(0));
 
