@@ -209,3 +209,74 @@ fn out_of_file_descriptors_the_daemon_answers_open_connections_and_logs_sparingl
         "accept failures flood the log: {failures} lines in {exhausted_for:?}"
     );
 }
+
+/// A `WatchChanges` stream that sees no change for longer than the idle timeout keeps its
+/// connection (an open stream is not idleness) and gets the next change when it commits, on
+/// the Unix socket and over TCP; a connection with no stream open is still closed.
+#[test]
+fn a_quiet_watch_outlives_the_idle_timeout_and_gets_the_next_change() {
+    use common::directory::clients;
+    use warden::api::pb::audit_service_client::AuditServiceClient;
+    const IDLE: Duration = Duration::from_secs(2);
+    let daemon = Workdir::new().start_with(&["--demo", "--idle-timeout", "2s"]);
+    runtime().block_on(async {
+        let unix = daemon.work.unix_target();
+        let tcp = daemon.work.tcp_target();
+        let mut c = clients(&unix).await;
+        c.upsert_user("zoe", "zoe").await;
+        let current = c.stats().await.revision;
+        let watch = |target: String, actor: &'static str, org: &'static str| async move {
+            let mut a = AuditServiceClient::new(connect(&target).await.unwrap());
+            a.watch_changes(pb::WatchChangesRequest {
+                actor: actor.into(),
+                org_id: org.into(),
+                from_revision: current + 1,
+            })
+            .await
+            .expect("watch")
+            .into_inner()
+        };
+        let mut on_unix = watch(unix.clone(), "", "").await;
+        let mut on_tcp = watch(tcp.clone(), "alice", "acme").await;
+
+        // Quiet for well over the idle timeout: neither stream ends (on the old code both
+        // ended with UNAVAILABLE when their connections were closed as idle).
+        let (a, b) = tokio::join!(
+            tokio::time::timeout(IDLE * 3, on_unix.message()),
+            tokio::time::timeout(IDLE * 3, on_tcp.message()),
+        );
+        assert!(a.is_err(), "the Unix-socket watch ended while quiet: {a:?}");
+        assert!(b.is_err(), "the TCP watch ended while quiet: {b:?}");
+
+        // Meanwhile a connection with no stream open is closed as idle.
+        let mut idle = TcpStream::connect(daemon.work.tcp).await.unwrap();
+        idle.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            .await
+            .unwrap();
+        until_closed(&mut idle, "an idle HTTP/2 connection beside the watches").await;
+
+        // The next change reaches both watches (over a new connection: the first one was
+        // idle meanwhile).
+        let revision = clients(&unix)
+            .await
+            .member
+            .add_member(pb::AddMemberRequest {
+                actor: "alice".into(),
+                org_id: "acme".into(),
+                user_id: "zoe".into(),
+                role: "org_user".into(),
+            })
+            .await
+            .expect("add member")
+            .into_inner()
+            .revision;
+        for (what, s) in [("unix", &mut on_unix), ("tcp", &mut on_tcp)] {
+            let event = tokio::time::timeout(PATIENCE, s.message())
+                .await
+                .unwrap_or_else(|_| panic!("{what}: no change within the wait"))
+                .unwrap_or_else(|e| panic!("{what}: the stream failed: {e:?}"))
+                .unwrap_or_else(|| panic!("{what}: the stream ended"));
+            assert_eq!(event.revision, revision, "{what}");
+        }
+    });
+}

@@ -20,6 +20,7 @@ mod check_explain_team;
 mod cli_connect;
 mod cli_exit_codes;
 mod cli_help;
+mod cli_json;
 mod cli_times;
 mod client;
 mod cluster;

@@ -17,10 +17,14 @@
 //!   and first frame header, a TLS hello, an HTTP/1 request line) within
 //!   [`ConnectionLimits::handshake_timeout`], or it is closed.
 //! - **Idle timeout.** A connection that has sent no request for
-//!   [`ConnectionLimits::idle_timeout`] is closed. On plaintext HTTP/2 (the Unix socket,
-//!   TCP without TLS) the frame headers are followed, so keep-alive pings, their acks,
-//!   SETTINGS and WINDOW_UPDATE frames do not count as requests; over TLS and HTTP/1 any
-//!   byte counts.
+//!   [`ConnectionLimits::idle_timeout`] and has no stream open is closed. On plaintext
+//!   HTTP/2 (the Unix socket, TCP without TLS) the frame headers are followed in both
+//!   directions: keep-alive pings, their acks, SETTINGS and WINDOW_UPDATE frames do not
+//!   count as requests, and a stream counts as open from the client's HEADERS until the
+//!   server ends it (END_STREAM) or either side resets it, so a quiet server stream
+//!   (`WatchChanges` waiting for the next change) keeps its connection however long it
+//!   waits, and the idle time starts when the last stream ends. Over TLS and HTTP/1 any
+//!   byte either way counts (the server's keep-alive pings included).
 //!
 //! Keep-alive pings (dead peers) are hyper's, configured from the same
 //! [`ConnectionLimits`] by the server; the HTTP/1 header read timeout is hyper's too.
@@ -288,9 +292,17 @@ pub struct Conn<T> {
     /// fires early (activity moved `last_request` on), not per request.
     timer: Pin<Box<Sleep>>,
     handshake_done: bool,
-    /// When the latest request (or, for [`Framing::Opaque`], byte) arrived.
+    /// When the latest request (or, for [`Framing::Opaque`], byte) arrived, or the last
+    /// open stream ended.
     last_request: Instant,
+    /// The client's frames ([`Framing::H2`]).
     frames: FrameTracker,
+    /// The server's frames ([`Framing::H2`]), to see streams end.
+    sent: FrameTracker,
+    /// Streams the client opened that the server has not ended and nobody reset. Bounded
+    /// by the streams h2 lets a client hold at once (it resets the ones over its limit,
+    /// which removes them here).
+    open_streams: std::collections::HashSet<u32>,
 }
 
 impl<T> Conn<T> {
@@ -305,6 +317,41 @@ impl<T> Conn<T> {
             handshake_done: false,
             last_request: now,
             frames: FrameTracker::default(),
+            sent: FrameTracker::after_preface(),
+            open_streams: std::collections::HashSet::new(),
+        }
+    }
+
+    /// Note bytes written to the peer: on [`Framing::H2`], the streams the server ends.
+    fn wrote(&mut self, bytes: &[u8]) {
+        match self.framing {
+            // HTTP/1 reads nothing while it answers; a long answer is not idleness.
+            Framing::Opaque => {
+                if self.handshake_done {
+                    self.last_request = Instant::now();
+                }
+            }
+            Framing::H2 => {
+                if self.open_streams.is_empty() {
+                    // Nothing to end; the headers still have to be followed.
+                    self.sent.feed(bytes, |_| {});
+                    return;
+                }
+                let open = &mut self.open_streams;
+                self.sent.feed(bytes, |h| {
+                    let ends = match h.kind {
+                        FRAME_DATA | FRAME_HEADERS => h.flags & FLAG_END_STREAM != 0,
+                        FRAME_RST_STREAM => true,
+                        _ => false,
+                    };
+                    if ends {
+                        open.remove(&h.stream);
+                    }
+                });
+                if self.open_streams.is_empty() {
+                    self.last_request = Instant::now();
+                }
+            }
         }
     }
 
@@ -315,7 +362,24 @@ impl<T> Conn<T> {
         }
         let request = match self.framing {
             Framing::Opaque => true,
-            Framing::H2 => self.frames.feed(bytes),
+            Framing::H2 => {
+                let mut request = false;
+                let open = &mut self.open_streams;
+                let had_open = !open.is_empty();
+                self.frames.feed(bytes, |h| {
+                    request |= !is_upkeep(h.kind);
+                    match h.kind {
+                        FRAME_HEADERS if h.stream != 0 => {
+                            open.insert(h.stream);
+                        }
+                        FRAME_RST_STREAM => {
+                            open.remove(&h.stream);
+                        }
+                        _ => {}
+                    }
+                });
+                request || (had_open && self.open_streams.is_empty())
+            }
         };
         if !self.handshake_done {
             let done = match self.framing {
@@ -346,6 +410,10 @@ impl<T> Conn<T> {
                     io::ErrorKind::TimedOut,
                     "no handshake within the handshake timeout",
                 ));
+            }
+            if !self.open_streams.is_empty() {
+                // A stream in progress is not idleness, however quiet.
+                self.last_request = Instant::now();
             }
             let due = self.last_request + self.limits.idle_timeout;
             if due <= Instant::now() {
@@ -380,11 +448,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for Conn<T> {
 impl<T: AsyncWrite + Unpin> AsyncWrite for Conn<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        // HTTP/1 reads nothing while it answers; a long answer is not idleness.
-        if this.framing == Framing::Opaque && this.handshake_done {
-            this.last_request = Instant::now();
+        let written = Pin::new(&mut this.io).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = written {
+            this.wrote(&buf[..n.min(buf.len())]);
         }
-        Pin::new(&mut this.io).poll_write(cx, buf)
+        written
     }
 
     fn poll_write_vectored(
@@ -393,10 +461,19 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Conn<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.framing == Framing::Opaque && this.handshake_done {
-            this.last_request = Instant::now();
+        let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(mut n)) = written {
+            // Exactly the bytes written, in order, across the slices.
+            for b in bufs {
+                if n == 0 {
+                    break;
+                }
+                let take = n.min(b.len());
+                this.wrote(&b[..take]);
+                n -= take;
+            }
         }
-        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
+        written
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -430,15 +507,35 @@ struct FrameTracker {
     payload_left: usize,
 }
 
+const FRAME_DATA: u8 = 0x0;
+const FRAME_HEADERS: u8 = 0x1;
+const FRAME_RST_STREAM: u8 = 0x3;
+const FLAG_END_STREAM: u8 = 0x1;
+
 /// Frame types that are connection upkeep, not a request: SETTINGS, PING, WINDOW_UPDATE.
 fn is_upkeep(frame_type: u8) -> bool {
     matches!(frame_type, 0x4 | 0x6 | 0x8)
 }
 
+/// The parts of a frame header the idle timeout reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FrameHeader {
+    kind: u8,
+    flags: u8,
+    stream: u32,
+}
+
 impl FrameTracker {
-    /// Take the next bytes; whether any frame in them belongs to a request.
-    fn feed(&mut self, mut bytes: &[u8]) -> bool {
-        let mut request = false;
+    /// A tracker for the server's direction, which has no preface.
+    fn after_preface() -> Self {
+        Self {
+            seen: H2_PREFACE,
+            ..Self::default()
+        }
+    }
+
+    /// Take the next bytes, calling `on_frame` with each complete frame header in them.
+    fn feed(&mut self, mut bytes: &[u8], mut on_frame: impl FnMut(FrameHeader)) {
         while !bytes.is_empty() {
             if self.seen < H2_PREFACE {
                 let n = (H2_PREFACE - self.seen).min(bytes.len());
@@ -462,10 +559,13 @@ impl FrameTracker {
                 self.header_len = 0;
                 let h = self.header;
                 self.payload_left = (usize::from(h[0]) << 16) | (usize::from(h[1]) << 8) | usize::from(h[2]);
-                request |= !is_upkeep(h[3]);
+                on_frame(FrameHeader {
+                    kind: h[3],
+                    flags: h[4],
+                    stream: u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff,
+                });
             }
         }
-        request
     }
 }
 
@@ -500,16 +600,73 @@ mod tests {
         stream.extend(frame(0x0, 300)); // DATA
         for chunk in [1, 2, 7, 9, 64, stream.len()] {
             let mut t = FrameTracker::default();
-            let upkeep = stream[..upkeep_end]
-                .chunks(chunk)
-                .fold(false, |r, c| r | t.feed(c));
+            let mut upkeep = false;
+            for c in stream[..upkeep_end].chunks(chunk) {
+                t.feed(c, |h| upkeep |= !is_upkeep(h.kind));
+            }
             assert!(!upkeep, "chunk {chunk}: pings and settings are not requests");
-            let request = stream[upkeep_end..]
-                .chunks(chunk)
-                .fold(false, |r, c| r | t.feed(c));
-            assert!(request, "chunk {chunk}: HEADERS is a request");
+            let mut frames = Vec::new();
+            for c in stream[upkeep_end..].chunks(chunk) {
+                t.feed(c, |h| frames.push(h));
+            }
+            let kinds: Vec<u8> = frames.iter().map(|h| h.kind).collect();
+            assert_eq!(kinds, [0x1, 0x0], "chunk {chunk}: HEADERS then DATA");
+            assert!(frames.iter().all(|h| h.stream == 1 && h.flags == 0));
             assert_eq!((t.header_len, t.payload_left), (0, 0));
         }
+    }
+
+    fn header(kind: u8, flags: u8, stream: u32, payload: usize) -> Vec<u8> {
+        let mut f = vec![
+            (payload >> 16) as u8,
+            (payload >> 8) as u8,
+            payload as u8,
+            kind,
+            flags,
+        ];
+        f.extend(stream.to_be_bytes());
+        f.extend(std::iter::repeat_n(0xCD, payload));
+        f
+    }
+
+    #[tokio::test]
+    async fn a_stream_is_open_from_the_clients_headers_until_the_server_ends_it_or_a_reset() {
+        let (io, _peer) = tokio::io::duplex(64);
+        let slot = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let mut conn = Conn::new(io, slot, ConnectionLimits::default(), Framing::H2);
+        let mut client = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        client.extend(header(0x4, 0, 0, 6)); // SETTINGS
+        client.extend(header(FRAME_HEADERS, 0x4, 1, 30)); // a server-streaming call
+        client.extend(header(FRAME_DATA, FLAG_END_STREAM, 1, 12)); // its request, half-closing
+        client.extend(header(FRAME_HEADERS, 0x5, 3, 30)); // a second call
+        for c in client.chunks(5) {
+            conn.saw(c);
+        }
+        assert!(conn.handshake_done);
+        assert_eq!(conn.open_streams.len(), 2);
+
+        // The server's answer to stream 1 (headers, a message): still open. Its trailers
+        // (HEADERS with END_STREAM) end it; written in pieces, as the writes come.
+        let mut server = header(0x4, 0, 0, 0);
+        server.extend(header(FRAME_HEADERS, 0x4, 1, 20));
+        server.extend(header(FRAME_DATA, 0, 1, 100));
+        conn.wrote(&server);
+        assert_eq!(conn.open_streams.len(), 2);
+        let trailers = header(FRAME_HEADERS, 0x4 | FLAG_END_STREAM, 1, 15);
+        conn.wrote(&trailers[..4]);
+        assert_eq!(conn.open_streams.len(), 2, "half a frame header ends nothing");
+        conn.wrote(&trailers[4..]);
+        assert_eq!(conn.open_streams.iter().copied().collect::<Vec<_>>(), [3]);
+
+        // The client resets stream 3: nothing open, and that counts as the last activity.
+        let before = conn.last_request;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        conn.saw(&header(FRAME_RST_STREAM, 0, 3, 4));
+        assert!(conn.open_streams.is_empty());
+        assert!(conn.last_request > before);
+        // A server reset of a stream nobody opened changes nothing.
+        conn.wrote(&header(FRAME_RST_STREAM, 0, 5, 4));
+        assert!(conn.open_streams.is_empty());
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! `warden audit [ORG]`: the audit log from the command line, newest first, one change a line
-//! (`revision  time  actor  type  org  change-json`). Follows every page up to `--limit`.
+//! (`revision  time  actor  type  org  change-json`). Follows every page up to `--limit`;
+//! with `--json`, one `ListAuditEntriesResponse` holding them all (see [`crate::cli::json`]).
 
 use crate::api::pb;
 use crate::cli::directory::{Common, channel, finish, print_revision};
@@ -36,8 +37,9 @@ pub async fn run(args: AuditArgs) -> ExitCode {
 
 async fn audit(args: AuditArgs) -> crate::cli::directory::Outcome {
     let mut c = pb::audit_service_client::AuditServiceClient::new(channel(&args.common).await?);
+    let out = args.common.output();
     let mut page_token = String::new();
-    let (mut shown, mut revision) = (0usize, 0u64);
+    let mut all = pb::ListAuditEntriesResponse::default();
     loop {
         let r = c
             .list_audit_entries(pb::ListAuditEntriesRequest {
@@ -47,13 +49,21 @@ async fn audit(args: AuditArgs) -> crate::cli::directory::Outcome {
                 change_type: args.change_type.clone(),
                 since_unix_ms: args.since,
                 until_unix_ms: args.until,
-                page_size: u32::try_from(args.limit.saturating_sub(shown).min(1000)).unwrap_or(1000),
+                page_size: u32::try_from(args.limit.saturating_sub(all.entries.len()).min(1000))
+                    .unwrap_or(1000),
                 page_token,
             })
             .await?
             .into_inner();
-        revision = revision.max(r.revision);
-        for e in &r.entries {
+        all.revision = all.revision.max(r.revision);
+        all.entries.extend(r.entries);
+        if r.next_page_token.is_empty() || all.entries.len() >= args.limit {
+            break;
+        }
+        page_token = r.next_page_token;
+    }
+    out.show(&all, || {
+        for e in &all.entries {
             let org = if e.org_id.is_empty() {
                 "-"
             } else {
@@ -69,12 +79,7 @@ async fn audit(args: AuditArgs) -> crate::cli::directory::Outcome {
                 e.change_json
             );
         }
-        shown += r.entries.len();
-        if r.next_page_token.is_empty() || shown >= args.limit {
-            break;
-        }
-        page_token = r.next_page_token;
-    }
-    print_revision(revision);
+        print_revision(all.revision);
+    })?;
     Ok(())
 }

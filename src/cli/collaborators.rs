@@ -54,6 +54,7 @@ pub async fn run(args: CollaboratorArgs) -> ExitCode {
 
 async fn collaborator(args: CollaboratorArgs) -> crate::cli::directory::Outcome {
     let mut c = pb::collaborator_service_client::CollaboratorServiceClient::new(channel(&args.common).await?);
+    let out = args.common.output();
     let actor = args.common.actor;
     match args.command {
         CollaboratorCommand::Add {
@@ -70,8 +71,10 @@ async fn collaborator(args: CollaboratorArgs) -> crate::cli::directory::Outcome 
                 })
                 .await?
                 .into_inner();
-            r.collaborator.iter().for_each(print_collaborator);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.collaborator.iter().for_each(print_collaborator);
+                print_revision(r.revision);
+            })?;
         }
         CollaboratorCommand::Remove { app_id, user_id } => {
             let r = c
@@ -82,11 +85,11 @@ async fn collaborator(args: CollaboratorArgs) -> crate::cli::directory::Outcome 
                 })
                 .await?
                 .into_inner();
-            print_revision(r.revision);
+            out.show(&r, || print_revision(r.revision))?;
         }
         CollaboratorCommand::List { app_id } => {
             let mut page_token = String::new();
-            let mut revision = 0;
+            let mut all = pb::ListCollaboratorsResponse::default();
             loop {
                 let r = c
                     .list_collaborators(pb::ListCollaboratorsRequest {
@@ -98,14 +101,17 @@ async fn collaborator(args: CollaboratorArgs) -> crate::cli::directory::Outcome 
                     })
                     .await?
                     .into_inner();
-                r.collaborators.iter().for_each(print_collaborator);
-                revision = revision.max(r.revision);
+                all.collaborators.extend(r.collaborators);
+                all.revision = all.revision.max(r.revision);
                 if r.next_page_token.is_empty() {
                     break;
                 }
                 page_token = r.next_page_token;
             }
-            print_revision(revision);
+            out.show(&all, || {
+                all.collaborators.iter().for_each(print_collaborator);
+                print_revision(all.revision);
+            })?;
         }
     }
     Ok(())

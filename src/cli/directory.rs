@@ -8,6 +8,7 @@
 use crate::api::client;
 use crate::api::pb;
 use crate::cli::connect::ConnectArg;
+use crate::cli::json::Output;
 use std::process::ExitCode;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -29,8 +30,18 @@ pub struct Common {
         hide_default_value = true
     )]
     pub actor: String,
+    /// Print the daemon's answer as one JSON document (proto field names, times as Unix
+    /// milliseconds in the `*_ms` fields; a list: every page in one answer).
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(flatten)]
     pub connect: ConnectArg,
+}
+
+impl Common {
+    pub(crate) fn output(&self) -> Output {
+        Output { json: self.json }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -530,6 +541,7 @@ pub async fn run_org(args: OrgArgs) -> ExitCode {
 async fn org(args: OrgArgs) -> Outcome {
     let ch = channel(&args.common).await?;
     let mut c = pb::org_service_client::OrgServiceClient::new(ch.clone());
+    let out = args.common.output();
     let actor = args.common.actor;
     match args.command {
         OrgCommand::Create {
@@ -551,10 +563,10 @@ async fn org(args: OrgArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            if let Some(o) = &r.org {
-                print_org(o);
-            }
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.org.iter().for_each(print_org);
+                print_revision(r.revision);
+            })?;
         }
         OrgCommand::Get { org_id } => {
             let o = c
@@ -565,7 +577,7 @@ async fn org(args: OrgArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            print_org(&o);
+            out.show(&o, || print_org(&o))?;
         }
         OrgCommand::Update {
             org_id,
@@ -597,17 +609,17 @@ async fn org(args: OrgArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            if let Some(o) = &r.org {
-                print_org(o);
-            }
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.org.iter().for_each(print_org);
+                print_revision(r.revision);
+            })?;
         }
         OrgCommand::Delete { org_id, force } => {
             let r = c
                 .delete_org(pb::DeleteOrgRequest { actor, org_id, force })
                 .await?
                 .into_inner();
-            print_revision(r.revision);
+            out.show(&r, || print_revision(r.revision))?;
         }
         OrgCommand::Leave { org_id } => {
             let mut l = pb::org_lifecycle_service_client::OrgLifecycleServiceClient::new(ch.clone());
@@ -615,11 +627,14 @@ async fn org(args: OrgArgs) -> Outcome {
                 .leave_org(pb::LeaveOrgRequest { actor, org_id })
                 .await?
                 .into_inner();
-            print_revision(r.revision);
+            out.show(&r, || print_revision(r.revision))?;
         }
         OrgCommand::Limits => {
             let mut l = pb::org_lifecycle_service_client::OrgLifecycleServiceClient::new(ch.clone());
             let x = l.get_limits(pb::GetLimitsRequest {}).await?.into_inner();
+            if out.json {
+                return out.show(&x, || ());
+            }
             let n = |v: u32| if v == 0 { "none".to_string() } else { v.to_string() };
             println!("users_can_create_orgs: {}", x.users_can_create_orgs);
             println!("max_orgs_created_per_user: {}", n(x.max_orgs_created_per_user));
@@ -646,7 +661,7 @@ async fn org(args: OrgArgs) -> Outcome {
             order_by,
         } => {
             let mut page_token = String::new();
-            let mut revision = 0;
+            let mut all = pb::ListOrgsResponse::default();
             loop {
                 let r = c
                     .list_orgs(pb::ListOrgsRequest {
@@ -660,14 +675,17 @@ async fn org(args: OrgArgs) -> Outcome {
                     })
                     .await?
                     .into_inner();
-                r.orgs.iter().for_each(print_org);
-                revision = revision.max(r.revision);
+                all.orgs.extend(r.orgs);
+                all.revision = all.revision.max(r.revision);
                 if r.next_page_token.is_empty() {
                     break;
                 }
                 page_token = r.next_page_token;
             }
-            print_revision(revision);
+            out.show(&all, || {
+                all.orgs.iter().for_each(print_org);
+                print_revision(all.revision);
+            })?;
         }
     }
     Ok(())
@@ -679,6 +697,7 @@ pub async fn run_member(args: MemberArgs) -> ExitCode {
 
 async fn member(args: MemberArgs) -> Outcome {
     let mut c = pb::member_service_client::MemberServiceClient::new(channel(&args.common).await?);
+    let out = args.common.output();
     let actor = args.common.actor;
     match args.command {
         MemberCommand::Add {
@@ -695,10 +714,10 @@ async fn member(args: MemberArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            if let Some(m) = &r.member {
-                print_member(m);
-            }
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.member.iter().for_each(print_member);
+                print_revision(r.revision);
+            })?;
         }
         MemberCommand::Role {
             org_id,
@@ -714,10 +733,10 @@ async fn member(args: MemberArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            if let Some(m) = &r.member {
-                print_member(m);
-            }
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.member.iter().for_each(print_member);
+                print_revision(r.revision);
+            })?;
         }
         MemberCommand::Remove { org_id, user_id } => {
             let r = c
@@ -728,7 +747,7 @@ async fn member(args: MemberArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            print_revision(r.revision);
+            out.show(&r, || print_revision(r.revision))?;
         }
         MemberCommand::List {
             org_id,
@@ -737,7 +756,7 @@ async fn member(args: MemberArgs) -> Outcome {
             order_by,
         } => {
             let mut page_token = String::new();
-            let mut revision = 0;
+            let mut all = pb::ListMembersResponse::default();
             loop {
                 let r = c
                     .list_members(pb::ListMembersRequest {
@@ -752,14 +771,17 @@ async fn member(args: MemberArgs) -> Outcome {
                     })
                     .await?
                     .into_inner();
-                r.members.iter().for_each(print_member);
-                revision = revision.max(r.revision);
+                all.members.extend(r.members);
+                all.revision = all.revision.max(r.revision);
                 if r.next_page_token.is_empty() {
                     break;
                 }
                 page_token = r.next_page_token;
             }
-            print_revision(revision);
+            out.show(&all, || {
+                all.members.iter().for_each(print_member);
+                print_revision(all.revision);
+            })?;
         }
     }
     Ok(())
@@ -771,8 +793,9 @@ pub async fn run_team(args: TeamArgs) -> ExitCode {
 
 async fn team(args: TeamArgs) -> Outcome {
     let mut c = pb::team_service_client::TeamServiceClient::new(channel(&args.common).await?);
+    let out = args.common.output();
     let actor = args.common.actor;
-    let revision = match args.command {
+    match args.command {
         TeamCommand::Create {
             org_id,
             team_id,
@@ -787,8 +810,10 @@ async fn team(args: TeamArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            r.team.iter().for_each(print_team);
-            r.revision
+            out.show(&r, || {
+                r.team.iter().for_each(print_team);
+                print_revision(r.revision);
+            })?;
         }
         TeamCommand::Rename {
             org_id,
@@ -804,22 +829,25 @@ async fn team(args: TeamArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            r.team.iter().for_each(print_team);
-            r.revision
+            out.show(&r, || {
+                r.team.iter().for_each(print_team);
+                print_revision(r.revision);
+            })?;
         }
         TeamCommand::Delete { org_id, team_id } => {
-            c.delete_team(pb::DeleteTeamRequest {
-                actor,
-                org_id,
-                team_id,
-            })
-            .await?
-            .into_inner()
-            .revision
+            let r = c
+                .delete_team(pb::DeleteTeamRequest {
+                    actor,
+                    org_id,
+                    team_id,
+                })
+                .await?
+                .into_inner();
+            out.show(&r, || print_revision(r.revision))?;
         }
         TeamCommand::List { org_id } => {
             let mut page_token = String::new();
-            let mut revision = 0;
+            let mut all = pb::ListTeamsResponse::default();
             loop {
                 let r = c
                     .list_teams(pb::ListTeamsRequest {
@@ -831,77 +859,84 @@ async fn team(args: TeamArgs) -> Outcome {
                     })
                     .await?
                     .into_inner();
-                r.teams.iter().for_each(print_team);
-                revision = revision.max(r.revision);
+                all.teams.extend(r.teams);
+                all.revision = all.revision.max(r.revision);
                 if r.next_page_token.is_empty() {
-                    break revision;
+                    break;
                 }
                 page_token = r.next_page_token;
             }
+            out.show(&all, || {
+                all.teams.iter().for_each(print_team);
+                print_revision(all.revision);
+            })?;
         }
         TeamCommand::AddMember {
             org_id,
             team_id,
             user_id,
         } => {
-            c.add_team_member(pb::AddTeamMemberRequest {
-                actor,
-                org_id,
-                team_id,
-                user_id,
-            })
-            .await?
-            .into_inner()
-            .revision
+            let r = c
+                .add_team_member(pb::AddTeamMemberRequest {
+                    actor,
+                    org_id,
+                    team_id,
+                    user_id,
+                })
+                .await?
+                .into_inner();
+            out.show(&r, || print_revision(r.revision))?;
         }
         TeamCommand::RemoveMember {
             org_id,
             team_id,
             user_id,
         } => {
-            c.remove_team_member(pb::RemoveTeamMemberRequest {
-                actor,
-                org_id,
-                team_id,
-                user_id,
-            })
-            .await?
-            .into_inner()
-            .revision
+            let r = c
+                .remove_team_member(pb::RemoveTeamMemberRequest {
+                    actor,
+                    org_id,
+                    team_id,
+                    user_id,
+                })
+                .await?
+                .into_inner();
+            out.show(&r, || print_revision(r.revision))?;
         }
         TeamCommand::Grant {
             org_id,
             team_id,
             app_id,
         } => {
-            c.grant_app(pb::GrantAppRequest {
-                actor,
-                org_id,
-                team_id,
-                app_id,
-                role: String::new(),
-            })
-            .await?
-            .into_inner()
-            .revision
+            let r = c
+                .grant_app(pb::GrantAppRequest {
+                    actor,
+                    org_id,
+                    team_id,
+                    app_id,
+                    role: String::new(),
+                })
+                .await?
+                .into_inner();
+            out.show(&r, || print_revision(r.revision))?;
         }
         TeamCommand::Revoke {
             org_id,
             team_id,
             app_id,
         } => {
-            c.revoke_app(pb::RevokeAppRequest {
-                actor,
-                org_id,
-                team_id,
-                app_id,
-            })
-            .await?
-            .into_inner()
-            .revision
+            let r = c
+                .revoke_app(pb::RevokeAppRequest {
+                    actor,
+                    org_id,
+                    team_id,
+                    app_id,
+                })
+                .await?
+                .into_inner();
+            out.show(&r, || print_revision(r.revision))?;
         }
-    };
-    print_revision(revision);
+    }
     Ok(())
 }
 
@@ -911,6 +946,7 @@ pub async fn run_app(args: AppArgs) -> ExitCode {
 
 async fn app(args: AppArgs) -> Outcome {
     let mut c = pb::app_service_client::AppServiceClient::new(channel(&args.common).await?);
+    let out = args.common.output();
     let actor = args.common.actor;
     match args.command {
         AppCommand::Create {
@@ -929,8 +965,10 @@ async fn app(args: AppArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            r.app.iter().for_each(print_app);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.app.iter().for_each(print_app);
+                print_revision(r.revision);
+            })?;
         }
         AppCommand::Get { app_id } => {
             let a = c
@@ -941,14 +979,14 @@ async fn app(args: AppArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            print_app(&a);
+            out.show(&a, || print_app(&a))?;
         }
         AppCommand::Delete { app_id } => {
             let r = c
                 .delete_app(pb::DeleteAppRequest { actor, app_id })
                 .await?
                 .into_inner();
-            print_revision(r.revision);
+            out.show(&r, || print_revision(r.revision))?;
         }
         AppCommand::List {
             owner,
@@ -957,7 +995,7 @@ async fn app(args: AppArgs) -> Outcome {
             order_by,
         } => {
             let mut page_token = String::new();
-            let mut revision = 0;
+            let mut all = pb::ListAppsResponse::default();
             loop {
                 let r = c
                     .list_apps(pb::ListAppsRequest {
@@ -972,14 +1010,17 @@ async fn app(args: AppArgs) -> Outcome {
                     })
                     .await?
                     .into_inner();
-                r.apps.iter().for_each(print_app);
-                revision = revision.max(r.revision);
+                all.apps.extend(r.apps);
+                all.revision = all.revision.max(r.revision);
                 if r.next_page_token.is_empty() {
                     break;
                 }
                 page_token = r.next_page_token;
             }
-            print_revision(revision);
+            out.show(&all, || {
+                all.apps.iter().for_each(print_app);
+                print_revision(all.revision);
+            })?;
         }
         AppCommand::Transfer {
             app_id,
@@ -996,8 +1037,10 @@ async fn app(args: AppArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            r.app.iter().for_each(print_app);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.app.iter().for_each(print_app);
+                print_revision(r.revision);
+            })?;
         }
         AppCommand::Labels {
             app_id,
@@ -1017,11 +1060,13 @@ async fn app(args: AppArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            r.app.iter().for_each(print_app);
-            if r.app.as_ref().is_some_and(|a| a.labels.is_empty()) {
-                println!("  labels: (none)");
-            }
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.app.iter().for_each(print_app);
+                if r.app.as_ref().is_some_and(|a| a.labels.is_empty()) {
+                    println!("  labels: (none)");
+                }
+                print_revision(r.revision);
+            })?;
         }
     }
     Ok(())
@@ -1033,6 +1078,7 @@ pub async fn run_user(args: UserArgs) -> ExitCode {
 
 async fn user(args: UserArgs) -> Outcome {
     let mut c = pb::user_service_client::UserServiceClient::new(channel(&args.common).await?);
+    let out = args.common.output();
     let actor = args.common.actor;
     match args.command {
         UserCommand::Upsert {
@@ -1052,8 +1098,10 @@ async fn user(args: UserArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            r.user.iter().for_each(print_user);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.user.iter().for_each(print_user);
+                print_revision(r.revision);
+            })?;
         }
         UserCommand::Get { user_id } => {
             let u = c
@@ -1064,7 +1112,7 @@ async fn user(args: UserArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            print_user(&u);
+            out.show(&u, || print_user(&u))?;
         }
     }
     Ok(())

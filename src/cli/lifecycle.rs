@@ -137,6 +137,7 @@ pub async fn run_invitation(args: InvitationArgs) -> ExitCode {
 
 async fn invitation(args: InvitationArgs) -> Outcome {
     let mut c = pb::invitation_service_client::InvitationServiceClient::new(channel(&args.common).await?);
+    let out = args.common.output();
     let actor = args.common.actor;
     match args.command {
         InvitationCommand::Create {
@@ -160,9 +161,11 @@ async fn invitation(args: InvitationArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            r.invitation.iter().for_each(print_invitation);
-            println!("code: {}", r.code);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.invitation.iter().for_each(print_invitation);
+                println!("code: {}", r.code);
+                print_revision(r.revision);
+            })?;
         }
         InvitationCommand::Bulk {
             org_id,
@@ -192,15 +195,17 @@ async fn invitation(args: InvitationArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            for (i, res) in r.results.iter().enumerate() {
-                match &res.invitation {
-                    Some(inv) => {
-                        println!("[{i}] ok {} code: {}", inv.invitation_id, res.code);
+            out.show(&r, || {
+                for (i, res) in r.results.iter().enumerate() {
+                    match &res.invitation {
+                        Some(inv) => {
+                            println!("[{i}] ok {} code: {}", inv.invitation_id, res.code);
+                        }
+                        None => println!("[{i}] refused {}: {}", res.error_code, res.error_message),
                     }
-                    None => println!("[{i}] refused {}: {}", res.error_code, res.error_message),
                 }
-            }
-            print_revision(r.revision);
+                print_revision(r.revision);
+            })?;
         }
         InvitationCommand::Revoke {
             org_id,
@@ -214,11 +219,11 @@ async fn invitation(args: InvitationArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            print_revision(r.revision);
+            out.show(&r, || print_revision(r.revision))?;
         }
         InvitationCommand::List { org_id, status } => {
             let mut page_token = String::new();
-            let mut revision = 0;
+            let mut all = pb::ListInvitationsResponse::default();
             loop {
                 let r = c
                     .list_org_invitations(pb::ListOrgInvitationsRequest {
@@ -231,14 +236,17 @@ async fn invitation(args: InvitationArgs) -> Outcome {
                     })
                     .await?
                     .into_inner();
-                r.invitations.iter().for_each(print_invitation);
-                revision = revision.max(r.revision);
+                all.invitations.extend(r.invitations);
+                all.revision = all.revision.max(r.revision);
                 if r.next_page_token.is_empty() {
                     break;
                 }
                 page_token = r.next_page_token;
             }
-            print_revision(revision);
+            out.show(&all, || {
+                all.invitations.iter().for_each(print_invitation);
+                print_revision(all.revision);
+            })?;
         }
         InvitationCommand::Mine { user, email, status } => {
             let r = c
@@ -251,8 +259,10 @@ async fn invitation(args: InvitationArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            r.invitations.iter().for_each(print_invitation);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.invitations.iter().for_each(print_invitation);
+                print_revision(r.revision);
+            })?;
         }
         InvitationCommand::Accept { code, terms_version } => {
             let r = c
@@ -263,16 +273,20 @@ async fn invitation(args: InvitationArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            r.member.iter().for_each(print_member);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.member.iter().for_each(print_member);
+                print_revision(r.revision);
+            })?;
         }
         InvitationCommand::Decline { code } => {
             let r = c
                 .decline_invitation(pb::DeclineInvitationRequest { actor, code })
                 .await?
                 .into_inner();
-            r.invitation.iter().for_each(print_invitation);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.invitation.iter().for_each(print_invitation);
+                print_revision(r.revision);
+            })?;
         }
     }
     Ok(())
@@ -418,6 +432,7 @@ pub async fn run_domain(args: DomainArgs) -> ExitCode {
 
 async fn domain(args: DomainArgs) -> Outcome {
     let mut c = pb::domain_service_client::DomainServiceClient::new(channel(&args.common).await?);
+    let out = args.common.output();
     let actor = args.common.actor;
     match args.command {
         DomainCommand::Add {
@@ -436,8 +451,10 @@ async fn domain(args: DomainArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            r.domain.iter().for_each(print_domain);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.domain.iter().for_each(print_domain);
+                print_revision(r.revision);
+            })?;
         }
         DomainCommand::Verify {
             org_id,
@@ -453,8 +470,10 @@ async fn domain(args: DomainArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            r.domain.iter().for_each(print_domain);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.domain.iter().for_each(print_domain);
+                print_revision(r.revision);
+            })?;
         }
         DomainCommand::Mode { org_id, domain, mode } => {
             let r = c
@@ -466,8 +485,10 @@ async fn domain(args: DomainArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            r.domain.iter().for_each(print_domain);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.domain.iter().for_each(print_domain);
+                print_revision(r.revision);
+            })?;
         }
         DomainCommand::Remove { org_id, domain } => {
             let r = c
@@ -478,7 +499,7 @@ async fn domain(args: DomainArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            print_revision(r.revision);
+            out.show(&r, || print_revision(r.revision))?;
         }
         DomainCommand::List { org_id } => {
             let r = c
@@ -489,8 +510,10 @@ async fn domain(args: DomainArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            r.domains.iter().for_each(print_domain);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.domains.iter().for_each(print_domain);
+                print_revision(r.revision);
+            })?;
         }
         DomainCommand::Offers { user } => {
             let r = c
@@ -501,33 +524,39 @@ async fn domain(args: DomainArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            for o in &r.offers {
-                println!(
-                    "offer: {} to {} via {} as {}{}",
-                    o.kind,
-                    o.org_id,
-                    o.domain,
-                    o.role,
-                    if o.member { " (already a member)" } else { "" }
-                );
-            }
-            print_revision(r.revision);
+            out.show(&r, || {
+                for o in &r.offers {
+                    println!(
+                        "offer: {} to {} via {} as {}{}",
+                        o.kind,
+                        o.org_id,
+                        o.domain,
+                        o.role,
+                        if o.member { " (already a member)" } else { "" }
+                    );
+                }
+                print_revision(r.revision);
+            })?;
         }
         DomainCommand::Join { org_id } => {
             let r = c
                 .join_by_domain(pb::JoinByDomainRequest { actor, org_id })
                 .await?
                 .into_inner();
-            r.member.iter().for_each(print_member);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.member.iter().for_each(print_member);
+                print_revision(r.revision);
+            })?;
         }
         DomainCommand::Request { org_id } => {
             let r = c
                 .request_membership(pb::RequestMembershipRequest { actor, org_id })
                 .await?
                 .into_inner();
-            r.request.iter().for_each(print_request);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.request.iter().for_each(print_request);
+                print_revision(r.revision);
+            })?;
         }
         DomainCommand::Requests { org, user, status } => {
             let r = c
@@ -540,8 +569,10 @@ async fn domain(args: DomainArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            r.requests.iter().for_each(print_request);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.requests.iter().for_each(print_request);
+                print_revision(r.revision);
+            })?;
         }
         DomainCommand::Approve {
             org_id,
@@ -557,8 +588,10 @@ async fn domain(args: DomainArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            r.request.iter().for_each(print_request);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.request.iter().for_each(print_request);
+                print_revision(r.revision);
+            })?;
         }
         DomainCommand::Reject { org_id, request_id } => {
             let r = c
@@ -569,8 +602,10 @@ async fn domain(args: DomainArgs) -> Outcome {
                 })
                 .await?
                 .into_inner();
-            r.request.iter().for_each(print_request);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.request.iter().for_each(print_request);
+                print_revision(r.revision);
+            })?;
         }
     }
     Ok(())

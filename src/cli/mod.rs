@@ -17,6 +17,7 @@ pub mod connect;
 pub mod directory;
 pub mod dump;
 pub mod gen_directory;
+pub mod json;
 pub mod lifecycle;
 pub mod policy;
 pub mod publishing;

@@ -82,6 +82,7 @@ pub async fn run(args: PublishArgs) -> ExitCode {
 
 async fn publish(args: PublishArgs) -> crate::cli::directory::Outcome {
     let mut c = pb::publishing_service_client::PublishingServiceClient::new(channel(&args.common).await?);
+    let out = args.common.output();
     let actor = args.common.actor;
     let review = |app_id, version, approve, reason| pb::ReviewAppVersionRequest {
         actor: actor.clone(),
@@ -105,8 +106,10 @@ async fn publish(args: PublishArgs) -> crate::cli::directory::Outcome {
                 })
                 .await?
                 .into_inner();
-            r.version.iter().for_each(print_version);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.version.iter().for_each(print_version);
+                print_revision(r.revision);
+            })?;
         }
         PublishCommand::Approve {
             app_id,
@@ -117,8 +120,10 @@ async fn publish(args: PublishArgs) -> crate::cli::directory::Outcome {
                 .review_app_version(review(app_id, version, true, reason))
                 .await?
                 .into_inner();
-            r.version.iter().for_each(print_version);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.version.iter().for_each(print_version);
+                print_revision(r.revision);
+            })?;
         }
         PublishCommand::Reject {
             app_id,
@@ -129,12 +134,14 @@ async fn publish(args: PublishArgs) -> crate::cli::directory::Outcome {
                 .review_app_version(review(app_id, version, false, reason))
                 .await?
                 .into_inner();
-            r.version.iter().for_each(print_version);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.version.iter().for_each(print_version);
+                print_revision(r.revision);
+            })?;
         }
         PublishCommand::List { app_id, state } => {
             let mut page_token = String::new();
-            let mut revision = 0;
+            let mut all = pb::ListAppVersionsResponse::default();
             loop {
                 let r = c
                     .list_app_versions(pb::ListAppVersionsRequest {
@@ -147,14 +154,17 @@ async fn publish(args: PublishArgs) -> crate::cli::directory::Outcome {
                     })
                     .await?
                     .into_inner();
-                r.versions.iter().for_each(print_version);
-                revision = revision.max(r.revision);
+                all.versions.extend(r.versions);
+                all.revision = all.revision.max(r.revision);
                 if r.next_page_token.is_empty() {
                     break;
                 }
                 page_token = r.next_page_token;
             }
-            print_revision(revision);
+            out.show(&all, || {
+                all.versions.iter().for_each(print_version);
+                print_revision(all.revision);
+            })?;
         }
     }
     Ok(())

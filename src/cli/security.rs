@@ -121,6 +121,7 @@ pub async fn run(args: SecurityArgs) -> ExitCode {
 
 async fn security(args: SecurityArgs) -> crate::cli::directory::Outcome {
     let mut c = pb::security_service_client::SecurityServiceClient::new(channel(&args.common).await?);
+    let out = args.common.output();
     let actor = args.common.actor;
     match args.command {
         SecurityCommand::Get { org_id } => {
@@ -132,7 +133,7 @@ async fn security(args: SecurityArgs) -> crate::cli::directory::Outcome {
                 })
                 .await?
                 .into_inner();
-            print_settings(&s);
+            out.show(&s, || print_settings(&s))?;
         }
         SecurityCommand::Set { org_id, file } => {
             let text = std::fs::read_to_string(&file)
@@ -143,8 +144,10 @@ async fn security(args: SecurityArgs) -> crate::cli::directory::Outcome {
                 .set_security_settings(to_pb(actor, org_id, settings))
                 .await?
                 .into_inner();
-            r.settings.iter().for_each(print_settings);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.settings.iter().for_each(print_settings);
+                print_revision(r.revision);
+            })?;
         }
         SecurityCommand::SsoJoin { org_id, idp } => {
             let r = c
@@ -155,8 +158,10 @@ async fn security(args: SecurityArgs) -> crate::cli::directory::Outcome {
                 })
                 .await?
                 .into_inner();
-            println!("joined as {}", r.role);
-            print_revision(r.revision);
+            out.show(&r, || {
+                println!("joined as {}", r.role);
+                print_revision(r.revision);
+            })?;
         }
     }
     Ok(())

@@ -79,6 +79,7 @@ pub async fn run(args: TokenArgs) -> ExitCode {
 
 async fn token(args: TokenArgs) -> crate::cli::directory::Outcome {
     let mut c = pb::token_service_client::TokenServiceClient::new(channel(&args.common).await?);
+    let out = args.common.output();
     let actor = args.common.actor;
     match args.command {
         TokenCommand::Create {
@@ -103,13 +104,15 @@ async fn token(args: TokenArgs) -> crate::cli::directory::Outcome {
                 })
                 .await?
                 .into_inner();
-            r.token.iter().for_each(print_token);
-            println!("secret: {}", r.secret);
-            print_revision(r.revision);
+            out.show(&r, || {
+                r.token.iter().for_each(print_token);
+                println!("secret: {}", r.secret);
+                print_revision(r.revision);
+            })?;
         }
         TokenCommand::List { owner } => {
             let mut page_token = String::new();
-            let mut revision = 0;
+            let mut all = pb::ListTokensResponse::default();
             loop {
                 let r = c
                     .list_tokens(pb::ListTokensRequest {
@@ -121,21 +124,24 @@ async fn token(args: TokenArgs) -> crate::cli::directory::Outcome {
                     })
                     .await?
                     .into_inner();
-                r.tokens.iter().for_each(print_token);
-                revision = revision.max(r.revision);
+                all.tokens.extend(r.tokens);
+                all.revision = all.revision.max(r.revision);
                 if r.next_page_token.is_empty() {
                     break;
                 }
                 page_token = r.next_page_token;
             }
-            print_revision(revision);
+            out.show(&all, || {
+                all.tokens.iter().for_each(print_token);
+                print_revision(all.revision);
+            })?;
         }
         TokenCommand::Revoke { token_id } => {
             let r = c
                 .revoke_token(pb::RevokeTokenRequest { actor, token_id })
                 .await?
                 .into_inner();
-            print_revision(r.revision);
+            out.show(&r, || print_revision(r.revision))?;
         }
     }
     Ok(())

@@ -36,6 +36,7 @@ pub async fn run(args: UsageArgs) -> ExitCode {
 
 async fn usage(args: UsageArgs) -> crate::cli::directory::Outcome {
     let mut c = pb::usage_service_client::UsageServiceClient::new(channel(&args.common).await?);
+    let out = args.common.output();
     match args.command {
         UsageCommand::Org { org_id, days } => {
             let r = c
@@ -46,27 +47,31 @@ async fn usage(args: UsageArgs) -> crate::cli::directory::Outcome {
                 })
                 .await?
                 .into_inner();
-            println!(
-                "usage: {} days {}..{}: {} checks",
-                r.org_id, r.from_day, r.to_day, r.total_checks
-            );
-            for m in &r.members {
-                println!("  member: {} {}", m.user_id, m.checks);
-            }
-            for d in &r.days {
+            out.show(&r, || {
                 println!(
-                    "  day: {} {} checks, {} active members",
-                    d.day, d.checks, d.active_members
+                    "usage: {} days {}..{}: {} checks",
+                    r.org_id, r.from_day, r.to_day, r.total_checks
                 );
-            }
+                for m in &r.members {
+                    println!("  member: {} {}", m.user_id, m.checks);
+                }
+                for d in &r.days {
+                    println!(
+                        "  day: {} {} checks, {} active members",
+                        d.day, d.checks, d.active_members
+                    );
+                }
+            })?;
         }
         UsageCommand::Instance { month } => {
             let r = c
                 .get_instance_usage(pb::GetInstanceUsageRequest { month })
                 .await?
                 .into_inner();
-            println!("month: {}", r.month);
-            println!("monthly active orgs: {}", r.monthly_active_orgs);
+            out.show(&r, || {
+                println!("month: {}", r.month);
+                println!("monthly active orgs: {}", r.monthly_active_orgs);
+            })?;
         }
     }
     Ok(())

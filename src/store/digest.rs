@@ -32,42 +32,14 @@ pub struct DirectoryDigest {
     pub tables: Vec<TableDigest>,
 }
 
-/// Every table of directory state, in digest order. Not digested: `meta` (the schema),
+/// Every table of directory state, in digest order: the tables `store::tables` declares
+/// `digested: true`, in their declaration order. Not digested: `meta` (the schema),
 /// `changelog` and `audit_by_org` (the history, not the state: a store bootstrapped from a
 /// snapshot may start its log later), `token_last_used` and `usage` (telemetry each sidecar
 /// writes on its own), `cluster_state`, `cluster_outcomes` and `cluster_epoch` (cluster mode's
 /// position in the log, its per-request answers and the policy epoch in force: bookkeeping of
 /// the log, like the change log, not directory state).
-pub const DIGESTED_TABLES: [&str; 28] = [
-    "users",
-    "users_by_email",
-    "orgs",
-    "memberships",
-    "user_orgs",
-    "org_admins",
-    "teams",
-    "team_members",
-    "apps",
-    "apps_by_owner",
-    "team_grants",
-    "invitations",
-    "org_invitations",
-    "invitee_invitations",
-    "invitation_codes",
-    "orgs_by_creator",
-    "domains",
-    "domain_orgs",
-    "membership_requests",
-    "org_requests",
-    "user_requests",
-    "tokens",
-    "tokens_by_owner",
-    "collaborators",
-    "app_versions",
-    "org_security",
-    "sorted",
-    "member_counts",
-];
+pub use super::tables::DIGESTED_TABLES;
 
 /// Digest one table; a table this file does not have yet digests as empty.
 fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
@@ -100,6 +72,23 @@ fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
     })
 }
 
+/// Digests each table [`tables::visit_digested`] hands it.
+struct Digests<'a> {
+    txn: &'a ReadTransaction,
+    tables: Vec<TableDigest>,
+}
+
+impl tables::TableVisitor for Digests<'_> {
+    type Error = StoreError;
+    fn visit<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &mut self,
+        def: TableDefinition<K, V>,
+    ) -> Result<(), StoreError> {
+        self.tables.push(table(self.txn, def)?);
+        Ok(())
+    }
+}
+
 impl Store {
     /// The digest of the directory's state and the revision it reflects, from one read
     /// transaction (writes go on meanwhile; they are simply not in it).
@@ -114,36 +103,12 @@ impl Store {
             Err(redb::TableError::TableDoesNotExist(_)) => 0,
             Err(e) => return Err(e.into()),
         };
-        let tables = vec![
-            table(txn, tables::USERS)?,
-            table(txn, tables::USERS_BY_EMAIL)?,
-            table(txn, tables::ORGS)?,
-            table(txn, tables::MEMBERSHIPS)?,
-            table(txn, tables::USER_ORGS)?,
-            table(txn, tables::ORG_ADMINS)?,
-            table(txn, tables::TEAMS)?,
-            table(txn, tables::TEAM_MEMBERS)?,
-            table(txn, tables::APPS)?,
-            table(txn, tables::APPS_BY_OWNER)?,
-            table(txn, tables::TEAM_GRANTS)?,
-            table(txn, tables::INVITATIONS)?,
-            table(txn, tables::ORG_INVITATIONS)?,
-            table(txn, tables::INVITEE_INVITATIONS)?,
-            table(txn, tables::INVITATION_CODES)?,
-            table(txn, tables::ORGS_BY_CREATOR)?,
-            table(txn, tables::DOMAINS)?,
-            table(txn, tables::DOMAIN_ORGS)?,
-            table(txn, tables::MEMBERSHIP_REQUESTS)?,
-            table(txn, tables::ORG_REQUESTS)?,
-            table(txn, tables::USER_REQUESTS)?,
-            table(txn, tables::TOKENS)?,
-            table(txn, tables::TOKENS_BY_OWNER)?,
-            table(txn, tables::COLLABORATORS)?,
-            table(txn, tables::APP_VERSIONS)?,
-            table(txn, tables::ORG_SECURITY)?,
-            table(txn, tables::SORTED)?,
-            table(txn, tables::MEMBER_COUNTS)?,
-        ];
+        let mut digests = Digests {
+            txn,
+            tables: Vec::with_capacity(DIGESTED_TABLES.len()),
+        };
+        tables::visit_digested(&mut digests)?;
+        let tables = digests.tables;
         let mut h = Sha256::new();
         for t in &tables {
             h.update(t.name.as_bytes());
@@ -186,5 +151,37 @@ mod tests {
         let d = store.digest().unwrap();
         let names: Vec<&str> = d.tables.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, DIGESTED_TABLES);
+    }
+
+    /// The one list in `store::tables` names each table once, and its digested tables are the
+    /// digest's, in the same order (a table marked digested but missing from the digest, or the
+    /// reverse, cannot happen by construction; this pins the derivation itself).
+    #[test]
+    fn the_table_lists_are_derived_from_one_declaration() {
+        let mut seen = std::collections::HashSet::new();
+        for name in tables::TABLE_NAMES {
+            assert!(seen.insert(name), "table `{name}` declared twice");
+        }
+        assert_eq!(tables::TABLE_NAMES.len(), tables::TABLES.len());
+        let digested: Vec<&str> = tables::TABLES
+            .iter()
+            .filter(|(_, d)| *d)
+            .map(|(n, _)| *n)
+            .collect();
+        assert_eq!(digested, DIGESTED_TABLES);
+        let mut visited = Vec::new();
+        struct Names<'a>(&'a mut Vec<String>);
+        impl tables::TableVisitor for Names<'_> {
+            type Error = ();
+            fn visit<K: redb::Key + 'static, V: redb::Value + 'static>(
+                &mut self,
+                def: TableDefinition<K, V>,
+            ) -> Result<(), ()> {
+                self.0.push(def.name().to_string());
+                Ok(())
+            }
+        }
+        tables::visit_digested(&mut Names(&mut visited)).unwrap();
+        assert_eq!(visited, DIGESTED_TABLES);
     }
 }

@@ -10,140 +10,160 @@ use redb::{ReadTransaction, ReadableTable, Table, TableDefinition, TableHandle, 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// `schema_version` → u64. Absent in a file Warden never initialized.
-pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
-/// (lowercased email, user) → (). Several users may share an email (IdPs differ on uniqueness).
-pub(crate) const USERS_BY_EMAIL: TableDefinition<(&str, &str), ()> = TableDefinition::new("users_by_email");
-pub(crate) const ORGS: TableDefinition<&str, &[u8]> = TableDefinition::new("orgs");
-/// (org, user) → Membership.
-pub(crate) const MEMBERSHIPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("memberships");
-/// (user, org) → (): reverse of `memberships`, for "orgs of a user".
-pub(crate) const USER_ORGS: TableDefinition<(&str, &str), ()> = TableDefinition::new("user_orgs");
-/// (org, user) → () for every admin, so the last-admin rule never scans a big org.
-pub(crate) const ORG_ADMINS: TableDefinition<(&str, &str), ()> = TableDefinition::new("org_admins");
-/// (org, team) → Team.
-pub(crate) const TEAMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("teams");
-/// (org, team, user) → ().
-pub(crate) const TEAM_MEMBERS: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("team_members");
-/// app → App.
-pub(crate) const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
-/// (owner kind `user`|`org`, owner id, app) → ().
-pub(crate) const APPS_BY_OWNER: TableDefinition<(&str, &str, &str), ()> =
-    TableDefinition::new("apps_by_owner");
-/// (org, team, app) → ().
-pub(crate) const TEAM_GRANTS: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("team_grants");
-/// revision → ChangeRecord. Gap-free from its first key.
-pub(crate) const CHANGELOG: TableDefinition<u64, &[u8]> = TableDefinition::new("changelog");
+/// Declares every table once: its definition, its name in [`TABLE_NAMES`], and whether the
+/// directory digest covers it (`digested`, see `store::digest` for why the others are left
+/// out). [`DIGESTED_TABLES`] and [`visit_digested`] are derived from the same list, so a table
+/// cannot be added to one and forgotten in the other.
+macro_rules! tables {
+    ($($(#[$doc:meta])* $def:ident: $k:ty => $v:ty = $name:literal, digested: $digested:literal;)*) => {
+        $($(#[$doc])* pub(crate) const $def: TableDefinition<$k, $v> = TableDefinition::new($name);)*
 
-/// invitation id → Invitation (ids are unique across orgs, so a code leads to one record).
-pub(crate) const INVITATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("invitations");
-/// (org, invitation id) → (): an org's invitations.
-pub(crate) const ORG_INVITATIONS: TableDefinition<(&str, &str), ()> = TableDefinition::new("org_invitations");
-/// (invitee key `email:<lowercased>` | `user:<id>`, invitation id) → (): a person's invitations.
-pub(crate) const INVITEE_INVITATIONS: TableDefinition<(&str, &str), ()> =
-    TableDefinition::new("invitee_invitations");
-/// hex SHA-256 of the code → invitation id. Kept after the invitation is resolved, so a second
-/// use of a code is refused with the reason rather than "not found".
-pub(crate) const INVITATION_CODES: TableDefinition<&str, &str> = TableDefinition::new("invitation_codes");
+        /// Every table Warden owns, in declaration order, with whether the digest covers it.
+        pub(crate) const TABLES: &[(&str, bool)] = &[$(($name, $digested)),*];
 
-/// (creator, org) → (): orgs by the user who created them (org creation limits).
-pub(crate) const ORGS_BY_CREATOR: TableDefinition<(&str, &str), ()> = TableDefinition::new("orgs_by_creator");
+        /// Call `visitor` with each digested table's definition, in declaration order.
+        pub(crate) fn visit_digested<T: TableVisitor>(visitor: &mut T) -> Result<(), T::Error> {
+            $(if $digested {
+                visitor.visit($def)?;
+            })*
+            Ok(())
+        }
+    };
+}
 
-/// (org, domain) → Domain.
-pub(crate) const DOMAINS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("domains");
-/// (domain, org) → (): the orgs claiming a domain, for users whose email is on it.
-pub(crate) const DOMAIN_ORGS: TableDefinition<(&str, &str), ()> = TableDefinition::new("domain_orgs");
-/// request id → MembershipRequest.
-pub(crate) const MEMBERSHIP_REQUESTS: TableDefinition<&str, &[u8]> =
-    TableDefinition::new("membership_requests");
-/// (org, request id) → ().
-pub(crate) const ORG_REQUESTS: TableDefinition<(&str, &str), ()> = TableDefinition::new("org_requests");
-/// (user, request id) → ().
-pub(crate) const USER_REQUESTS: TableDefinition<(&str, &str), ()> = TableDefinition::new("user_requests");
+/// What [`visit_digested`] hands each digested table to (its key and value types differ).
+pub(crate) trait TableVisitor {
+    type Error;
+    fn visit<K: redb::Key + 'static, V: Value + 'static>(
+        &mut self,
+        def: TableDefinition<K, V>,
+    ) -> Result<(), Self::Error>;
+}
 
-/// token id → Token (with the secret's hash, never the secret).
-pub(crate) const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
-/// (owner kind `user`|`org`, owner id, token id) → ().
-pub(crate) const TOKENS_BY_OWNER: TableDefinition<(&str, &str, &str), ()> =
-    TableDefinition::new("tokens_by_owner");
-/// token id → last use (Unix ms). Telemetry flushed from memory now and then, outside the change
-/// log: a check never writes to redb.
-pub(crate) const TOKEN_LAST_USED: TableDefinition<&str, u64> = TableDefinition::new("token_last_used");
+tables! {
+    /// `schema_version` → u64. Absent in a file Warden never initialized.
+    META: &str => u64 = "meta", digested: false;
+    USERS: &str => &[u8] = "users", digested: true;
+    /// (lowercased email, user) → (). Several users may share an email (IdPs differ on uniqueness).
+    USERS_BY_EMAIL: (&str, &str) => () = "users_by_email", digested: true;
+    ORGS: &str => &[u8] = "orgs", digested: true;
+    /// (org, user) → Membership.
+    MEMBERSHIPS: (&str, &str) => &[u8] = "memberships", digested: true;
+    /// (user, org) → (): reverse of `memberships`, for "orgs of a user".
+    USER_ORGS: (&str, &str) => () = "user_orgs", digested: true;
+    /// (org, user) → () for every admin, so the last-admin rule never scans a big org.
+    ORG_ADMINS: (&str, &str) => () = "org_admins", digested: true;
+    /// (org, team) → Team.
+    TEAMS: (&str, &str) => &[u8] = "teams", digested: true;
+    /// (org, team, user) → ().
+    TEAM_MEMBERS: (&str, &str, &str) => () = "team_members", digested: true;
+    /// app → App.
+    APPS: &str => &[u8] = "apps", digested: true;
+    /// (owner kind `user`|`org`, owner id, app) → ().
+    APPS_BY_OWNER: (&str, &str, &str) => () = "apps_by_owner", digested: true;
+    /// (org, team, app) → ().
+    TEAM_GRANTS: (&str, &str, &str) => () = "team_grants", digested: true;
+    /// revision → ChangeRecord. Gap-free from its first key.
+    CHANGELOG: u64 => &[u8] = "changelog", digested: false;
 
-/// (org, revision) → (): the changes that concern each org, for the audit log.
-pub(crate) const AUDIT_BY_ORG: TableDefinition<(&str, u64), ()> = TableDefinition::new("audit_by_org");
+    /// invitation id → Invitation (ids are unique across orgs, so a code leads to one record).
+    INVITATIONS: &str => &[u8] = "invitations", digested: true;
+    /// (org, invitation id) → (): an org's invitations.
+    ORG_INVITATIONS: (&str, &str) => () = "org_invitations", digested: true;
+    /// (invitee key `email:<lowercased>` | `user:<id>`, invitation id) → (): a person's invitations.
+    INVITEE_INVITATIONS: (&str, &str) => () = "invitee_invitations", digested: true;
+    /// hex SHA-256 of the code → invitation id. Kept after the invitation is resolved, so a second
+    /// use of a code is refused with the reason rather than "not found".
+    INVITATION_CODES: &str => &str = "invitation_codes", digested: true;
 
-/// (app, user) → Collaborator.
-pub(crate) const COLLABORATORS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("collaborators");
+    /// (creator, org) → (): orgs by the user who created them (org creation limits).
+    ORGS_BY_CREATOR: (&str, &str) => () = "orgs_by_creator", digested: true;
 
-/// (app, version) → AppVersion.
-pub(crate) const APP_VERSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("app_versions");
+    /// (org, domain) → Domain.
+    DOMAINS: (&str, &str) => &[u8] = "domains", digested: true;
+    /// (domain, org) → (): the orgs claiming a domain, for users whose email is on it.
+    DOMAIN_ORGS: (&str, &str) => () = "domain_orgs", digested: true;
+    /// request id → MembershipRequest.
+    MEMBERSHIP_REQUESTS: &str => &[u8] = "membership_requests", digested: true;
+    /// (org, request id) → ().
+    ORG_REQUESTS: (&str, &str) => () = "org_requests", digested: true;
+    /// (user, request id) → ().
+    USER_REQUESTS: (&str, &str) => () = "user_requests", digested: true;
 
-/// org → OrgSecurity.
-pub(crate) const ORG_SECURITY: TableDefinition<&str, &[u8]> = TableDefinition::new("org_security");
+    /// token id → Token (with the secret's hash, never the secret).
+    TOKENS: &str => &[u8] = "tokens", digested: true;
+    /// (owner kind `user`|`org`, owner id, token id) → ().
+    TOKENS_BY_OWNER: (&str, &str, &str) => () = "tokens_by_owner", digested: true;
+    /// token id → last use (Unix ms). Telemetry flushed from memory now and then, outside the change
+    /// log: a check never writes to redb.
+    TOKEN_LAST_USED: &str => u64 = "token_last_used", digested: false;
 
-/// (org, UTC day, user) → checks answered. Telemetry, outside the change log.
-pub(crate) const USAGE: TableDefinition<(&str, u64, &str), u64> = TableDefinition::new("usage");
+    /// (org, revision) → (): the changes that concern each org, for the audit log.
+    AUDIT_BY_ORG: (&str, u64) => () = "audit_by_org", digested: false;
 
-/// (scope, order, sort key, id) → (): orgs (scope `orgs`), an owner's apps (`apps/<kind>/<id>`)
-/// and an org's members (`members/<org>`) in each order a list offers, so a sorted page is one
-/// range scan from the last row shown (`store::sorted`).
-pub(crate) const SORTED: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("sorted");
-/// org → member count, kept by every membership write, so a list of orgs shows and sorts by
-/// size without walking their members.
-pub(crate) const MEMBER_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("member_counts");
-/// Cluster mode: `last_applied_seq`, `last_apply_ms`, `refused_entries` → u64. Empty on a
-/// single node.
-pub(crate) const CLUSTER_STATE: TableDefinition<&str, u64> = TableDefinition::new("cluster_state");
-/// Cluster mode: request id → Outcome (the revision or the refusal an entry of the directory
-/// log got), so a retry with the same request id gets the original answer. Empty on a single
-/// node.
-pub(crate) const CLUSTER_OUTCOMES: TableDefinition<&str, &[u8]> = TableDefinition::new("cluster_outcomes");
-/// Cluster mode: `current` → the policy epoch in force (hash, log position, the four files),
-/// committed with `last_applied_seq`, so a restarted sidecar serves it before it resumes.
-/// Empty on a single node and until the log's first epoch.
-pub(crate) const CLUSTER_EPOCH: TableDefinition<&str, &[u8]> = TableDefinition::new("cluster_epoch");
+    /// (app, user) → Collaborator.
+    COLLABORATORS: (&str, &str) => &[u8] = "collaborators", digested: true;
+
+    /// (app, version) → AppVersion.
+    APP_VERSIONS: (&str, &str) => &[u8] = "app_versions", digested: true;
+
+    /// org → OrgSecurity.
+    ORG_SECURITY: &str => &[u8] = "org_security", digested: true;
+
+    /// (org, UTC day, user) → checks answered. Telemetry, outside the change log.
+    USAGE: (&str, u64, &str) => u64 = "usage", digested: false;
+
+    /// (scope, order, sort key, id) → (): orgs (scope `orgs`), an owner's apps (`apps/<kind>/<id>`)
+    /// and an org's members (`members/<org>`) in each order a list offers, so a sorted page is one
+    /// range scan from the last row shown (`store::sorted`).
+    SORTED: (&str, &str, &str, &str) => () = "sorted", digested: true;
+    /// org → member count, kept by every membership write, so a list of orgs shows and sorts by
+    /// size without walking their members.
+    MEMBER_COUNTS: &str => u64 = "member_counts", digested: true;
+    /// Cluster mode: `last_applied_seq`, `last_apply_ms`, `refused_entries` → u64. Empty on a
+    /// single node.
+    CLUSTER_STATE: &str => u64 = "cluster_state", digested: false;
+    /// Cluster mode: request id → Outcome (the revision or the refusal an entry of the directory
+    /// log got), so a retry with the same request id gets the original answer. Empty on a single
+    /// node.
+    CLUSTER_OUTCOMES: &str => &[u8] = "cluster_outcomes", digested: false;
+    /// Cluster mode: `current` → the policy epoch in force (hash, log position, the four files),
+    /// committed with `last_applied_seq`, so a restarted sidecar serves it before it resumes.
+    /// Empty on a single node and until the log's first epoch.
+    CLUSTER_EPOCH: &str => &[u8] = "cluster_epoch", digested: false;
+}
 
 /// Names of every table Warden owns, to tell a Warden file from another redb file.
-pub(crate) const TABLE_NAMES: [&str; 36] = [
-    "meta",
-    "users",
-    "users_by_email",
-    "orgs",
-    "memberships",
-    "user_orgs",
-    "org_admins",
-    "teams",
-    "team_members",
-    "apps",
-    "apps_by_owner",
-    "team_grants",
-    "changelog",
-    "invitations",
-    "org_invitations",
-    "invitee_invitations",
-    "invitation_codes",
-    "orgs_by_creator",
-    "domains",
-    "domain_orgs",
-    "membership_requests",
-    "org_requests",
-    "user_requests",
-    "tokens",
-    "tokens_by_owner",
-    "token_last_used",
-    "audit_by_org",
-    "collaborators",
-    "app_versions",
-    "org_security",
-    "usage",
-    "sorted",
-    "member_counts",
-    "cluster_state",
-    "cluster_outcomes",
-    "cluster_epoch",
-];
+pub(crate) const TABLE_NAMES: [&str; TABLES.len()] = names(false);
+
+/// The tables of directory state, in digest order (declaration order).
+pub const DIGESTED_TABLES: [&str; digested_count()] = names(true);
+
+const fn digested_count() -> usize {
+    let (mut i, mut n) = (0, 0);
+    while i < TABLES.len() {
+        if TABLES[i].1 {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+/// The names of [`TABLES`] (only the digested ones if `digested_only`), as an array of `N`.
+const fn names<const N: usize>(digested_only: bool) -> [&'static str; N] {
+    let mut out = [""; N];
+    let (mut i, mut j) = (0, 0);
+    while i < TABLES.len() {
+        if !digested_only || TABLES[i].1 {
+            out[j] = TABLES[i].0;
+            j += 1;
+        }
+        i += 1;
+    }
+    assert!(j == N, "the array length does not match the table list");
+    out
+}
 
 /// All tables of one write transaction, opened once so the apply logic reads like plain code.
 pub(crate) struct WriteTables<'txn> {
