@@ -177,6 +177,11 @@ pub struct Cluster {
     local_hash: Mutex<String>,
     /// The store the apply loop writes (set by `spawn`), for snapshots.
     store: std::sync::OnceLock<Arc<Store>>,
+    /// The stream the running consumer follows (set once its start was checked).
+    following: Mutex<Option<crate::store::StreamIdentity>>,
+    /// Told by the log monitor when that stream was deleted or replaced: the consumer
+    /// restarts, and its start check halts the loop.
+    restart: tokio::sync::Notify,
 }
 
 /// The payload of a `warden.policy` entry.
@@ -305,6 +310,8 @@ impl Cluster {
             epoch: Mutex::new((String::new(), 0)),
             local_hash: Mutex::new(String::new()),
             store: std::sync::OnceLock::new(),
+            following: Mutex::new(None),
+            restart: tokio::sync::Notify::new(),
         }))
     }
 
@@ -567,17 +574,41 @@ impl Cluster {
         })
     }
 
-    /// Refresh the log's last sequence and reachability.
+    /// Refresh the log's last sequence and reachability; restart the consumer when the stream
+    /// it follows was deleted or replaced (an ordered consumer would wait on it forever).
     async fn poll_log(&self) {
         let info = tokio::time::timeout(self.config.write_timeout, async {
-            let mut s = self.js.get_stream(&self.config.stream).await.ok()?;
-            s.info().await.ok().map(|i| i.state.last_sequence)
+            match self.js.get_stream(&self.config.stream).await {
+                Ok(mut s) => s
+                    .info()
+                    .await
+                    .ok()
+                    .map(|i| Some((i.state.last_sequence, snapshot::identity(i)))),
+                Err(e) => match e.kind() {
+                    jetstream::context::GetStreamErrorKind::JetStream(j)
+                        if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
+                    {
+                        Some(None)
+                    }
+                    _ => None,
+                },
+            }
         })
         .await;
+        let following = self.following.lock().clone();
         match info {
-            Ok(Some(last)) => {
+            Ok(Some(Some((last, identity)))) => {
                 self.log_last_seq.store(last, Ordering::Relaxed);
                 self.reachable.store(true, Ordering::Relaxed);
+                if following.is_some_and(|f| f != identity) {
+                    self.restart.notify_one();
+                }
+            }
+            Ok(Some(None)) => {
+                self.reachable.store(false, Ordering::Relaxed);
+                if following.is_some() {
+                    self.restart.notify_one();
+                }
             }
             _ => self.reachable.store(false, Ordering::Relaxed),
         }
@@ -672,7 +703,18 @@ impl Cluster {
             .messages()
             .await
             .map_err(|e| format!("reading the directory log: {e}"))?;
-        while let Some(message) = messages.next().await {
+        loop {
+            let message = tokio::select! {
+                m = messages.next() => m,
+                _ = self.restart.notified() => {
+                    *self.following.lock() = None;
+                    return Err(format!(
+                        "stream `{}` was deleted or replaced under this sidecar; checking it again",
+                        self.config.stream
+                    ));
+                }
+            };
+            let Some(message) = message else { break };
             let message = message.map_err(|e| format!("reading the directory log: {e}"))?;
             let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
             let next = *self.applied.borrow() + 1;

@@ -426,6 +426,7 @@ impl Cluster {
                 .map_err(|e| Retry(e.to_string()))?
                 .map_err(|e| Retry(e.to_string()))?;
         }
+        *self.following.lock() = Some(current);
         Ok(())
     }
 
