@@ -96,11 +96,14 @@ async fn log_state(nats: &Nats, stream: &str) -> (u64, u64, Vec<String>) {
 }
 
 /// An extra sidecar with an empty data directory.
-fn empty_sidecar(nats: &Nats) -> Daemon {
+fn empty_sidecar(nats: &Nats, extra: &[&str]) -> Daemon {
     let mut work = Workdir::new();
     work.env
         .push(("WARDEN_LOG".into(), "info,warden::cluster=debug".into()));
-    work.start_with(&["--cluster", &nats.urls(), "--cluster-write-timeout", "10s"])
+    let urls = nats.urls();
+    let mut args = vec!["--cluster", &urls, "--cluster-write-timeout", "10s"];
+    args.extend_from_slice(extra);
+    work.start_with(&args)
 }
 
 /// The audit history a user reads (`warden audit` of org acme by its owner, oldest entries included).
@@ -173,7 +176,7 @@ fn a_published_snapshot_purges_the_log_and_new_and_left_behind_sidecars_bootstra
     );
 
     // A new, empty sidecar bootstraps; the stopped one re-bootstraps.
-    daemons.push(empty_sidecar(&nats));
+    daemons.push(empty_sidecar(&nats, &[]));
     daemons[1].restart();
     rt.block_on(async {
         let mut cs = connect_all(&daemons).await;
@@ -303,4 +306,47 @@ fn cluster_init_starts_a_stream_from_a_single_node_directory_and_foreign_stores_
         stderr.contains("follows directory log stream `warden`"),
         "{stderr}"
     );
+}
+
+#[test]
+fn sidecars_publish_snapshots_every_n_entries_and_the_log_stays_bounded() {
+    let _one = serial();
+    let nats = Nats::start();
+    let every = ["--cluster-snapshot-every", "4"];
+    let mut daemons = vec![empty_sidecar(&nats, &every), empty_sidecar(&nats, &every)];
+    let rt = runtime();
+    let newest = rt.block_on(async {
+        let mut cs = connect_all(&daemons).await;
+        // 2 + 2 × 6 = 14 entries.
+        seed(&mut cs[0], "alice", "acme", 6).await;
+        assert_converged(&mut cs).await;
+        // A snapshot is taken at the position the sidecar has reached when it runs (at or
+        // after the multiple of 4 that triggered it).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        let newest = loop {
+            let (first, last, names) = log_state(&nats, "warden").await;
+            let seqs: Vec<u64> = names
+                .iter()
+                .filter_map(|n| n.strip_prefix("snapshot-")?.parse().ok())
+                .collect();
+            if seqs.len() == 2 && seqs[1] >= 12 {
+                assert_eq!(last, 14);
+                assert_eq!(first, seqs[0] + 1, "purged behind the older of the 2 kept");
+                break names[1].clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no periodic snapshots: first {first}, last {last}, {names:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        newest
+    });
+    // A new sidecar starts from the newest and catches up with the rest.
+    daemons.push(empty_sidecar(&nats, &every));
+    rt.block_on(async {
+        let mut cs = connect_all(&daemons).await;
+        assert_converged(&mut cs).await;
+    });
+    assert!(daemons[2].logs().contains(&newest), "{}", daemons[2].logs());
 }

@@ -564,8 +564,9 @@ pub async fn init(config: &super::ClusterConfig, store: &Store) -> Result<Publis
             bucket_name(name)
         ));
     }
+    // Its time stays the store's last apply time (0), as a sidecar's snapshot at position 0
+    // would have: the same bytes for the same position.
     let mut snapshot = store.cluster_snapshot().map_err(|e| e.to_string())?;
-    snapshot.taken_at_ms = crate::api::directory::now_ms();
     if let Some(c) = &mut snapshot.cluster {
         c.stream = Some(current.clone());
     }
