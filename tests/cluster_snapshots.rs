@@ -323,7 +323,7 @@ fn sidecars_publish_snapshots_every_n_entries_and_the_log_stays_bounded() {
         // A snapshot is taken at the position the sidecar has reached when it runs (at or
         // after the multiple of 4 that triggered it).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-        let newest = loop {
+        loop {
             let (first, last, names) = log_state(&nats, "warden").await;
             let seqs: Vec<u64> = names
                 .iter()
@@ -339,8 +339,7 @@ fn sidecars_publish_snapshots_every_n_entries_and_the_log_stays_bounded() {
                 "no periodic snapshots: first {first}, last {last}, {names:?}"
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        newest
+        }
     });
     // A new sidecar starts from the newest and catches up with the rest.
     daemons.push(empty_sidecar(&nats, &every));
