@@ -9,7 +9,9 @@
 //! directory state in cluster mode (from `last_applied_seq + 1`), the wait of a submitter for
 //! its own sidecar to apply its entry, policy epochs (publishing the policy files on
 //! `warden.policy`, switching the engine's policy when the loop reaches an epoch, drift between
-//! a sidecar's files and the log's epoch), and the position/lag/reachability status.
+//! a sidecar's files and the log's epoch), the position/lag/reachability status, and (in
+//! `snapshot`) snapshots in the JetStream object store, purging the log behind them, bootstrapping
+//! an empty or purged-behind store from one and `warden cluster init`.
 //!
 //! Must not: decide anything about a change (the store's apply function does, under one
 //! pinned compiled policy per entry), read a clock for apply (the apply time comes from the
