@@ -376,7 +376,10 @@ impl Cluster {
         .map_err(|e| Retry(e.to_string()))?
         .map_err(|e| Retry(e.to_string()))?;
         let name = &self.config.stream;
-        if let Some(followed) = &followed
+        let empty = revision == 0 && position.last_applied_seq == 0;
+        // An empty store has nothing to lose: it adopts the stream as it is.
+        if !empty
+            && let Some(followed) = &followed
             && *followed != current
         {
             return Err(Halt(format!(
@@ -395,7 +398,6 @@ impl Cluster {
                 position.last_applied_seq
             )));
         }
-        let empty = revision == 0 && position.last_applied_seq == 0;
         let behind = position.last_applied_seq + 1 < first;
         if empty || behind {
             let bucket = bucket(&self.js, name, false).await.map_err(Retry)?;
@@ -418,14 +420,17 @@ impl Cluster {
                 _ => {}
             }
         }
-        if followed.is_none() {
-            let store2 = store.clone();
-            let current2 = current.clone();
-            tokio::task::spawn_blocking(move || store2.set_cluster_stream(&current2))
-                .await
-                .map_err(|e| Retry(e.to_string()))?
-                .map_err(|e| Retry(e.to_string()))?;
-        }
+        // Record the stream followed (a new or empty store, or one from an older build).
+        let (store2, current2) = (store.clone(), current.clone());
+        tokio::task::spawn_blocking(move || {
+            if store2.cluster_stream()?.as_ref() != Some(&current2) {
+                store2.set_cluster_stream(&current2)?;
+            }
+            Ok::<_, crate::store::StoreError>(())
+        })
+        .await
+        .map_err(|e| Retry(e.to_string()))?
+        .map_err(|e| Retry(e.to_string()))?;
         *self.following.lock() = Some(current);
         Ok(())
     }
