@@ -321,7 +321,7 @@ fn sidecars_publish_snapshots_every_n_entries_and_the_log_stays_bounded() {
         seed(&mut cs[0], "alice", "acme", 6).await;
         assert_converged(&mut cs).await;
         // A snapshot is taken at the position the sidecar has reached when it runs (at or
-        // after the multiple of 4 that triggered it).
+        // after the multiple of 4 that triggered it); the log is purged behind the older kept.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
         loop {
             let (first, last, names) = log_state(&nats, "warden").await;
@@ -329,10 +329,12 @@ fn sidecars_publish_snapshots_every_n_entries_and_the_log_stays_bounded() {
                 .iter()
                 .filter_map(|n| n.strip_prefix("snapshot-")?.parse().ok())
                 .collect();
-            if seqs.len() == 2 && seqs[1] >= 12 {
+            // On a loaded machine the publishes triggered at 4, 8 and 12 may all run once the
+            // position is 14 (one object); at most 2 are ever kept.
+            if seqs.last().is_some_and(|s| *s >= 12) && first == seqs[0] + 1 {
+                assert!(seqs.len() <= 2, "{names:?}");
                 assert_eq!(last, 14);
-                assert_eq!(first, seqs[0] + 1, "purged behind the older of the 2 kept");
-                break names[1].clone();
+                break names[names.len() - 1].clone();
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
