@@ -146,7 +146,7 @@ fn a_snapshot_taken_during_writes_imports_with_its_state_and_history() {
                 .unwrap(),
         );
         assert_refused(
-            remote.snapshot(pb::SnapshotRequest {}).await,
+            remote.snapshot(pb::SnapshotRequest::default()).await,
             Code::PermissionDenied,
             &["Unix socket"],
         );

@@ -353,6 +353,28 @@ impl pb::admin_service_server::AdminService for Admin {
                 "Snapshot is an operator call, served only on the Unix socket",
             ));
         }
+        if request.get_ref().publish {
+            let Some(cluster) = self.cluster.clone() else {
+                return Err(Status::failed_precondition(
+                    "publish: snapshots are published to the directory log in cluster mode only (serve --cluster)",
+                ));
+            };
+            let p = cluster.publish_snapshot().await.map_err(|e| match e {
+                crate::cluster::SnapshotError::Halted(_) | crate::cluster::SnapshotError::NotFollowing(_) => {
+                    Status::failed_precondition(e.to_string())
+                }
+                _ => Status::unavailable(e.to_string()),
+            })?;
+            let chunk = pb::SnapshotChunk {
+                data: Vec::new(),
+                revision: p.revision,
+                published_object: p.object,
+                log_position: p.seq,
+                size: p.bytes as u64,
+                purged_below: p.purged_below,
+            };
+            return Ok(Response::new(Box::pin(tokio_stream::iter(vec![Ok(chunk)]))));
+        }
         let Some(stats) = self.stats.clone() else {
             return Err(Status::failed_precondition("no directory store is attached"));
         };
@@ -368,6 +390,7 @@ impl pb::admin_service_server::AdminService for Admin {
                 Ok(pb::SnapshotChunk {
                     data: c.to_vec(),
                     revision,
+                    ..Default::default()
                 })
             })
             .collect();

@@ -35,10 +35,22 @@ pub enum AdminCommand {
     /// Write an online snapshot (the directory at one revision, its change log and audit
     /// history, the policy hash; no telemetry) to FILE, for `warden import` into a new store.
     /// Served on the Unix socket only; writes keep going while it is taken.
+    ///
+    /// With --publish (cluster mode): store it, with the sidecar's log position, in the
+    /// directory log's object store instead; the 2 newest are kept and the log is purged
+    /// behind the older. Empty sidecars bootstrap from the newest.
     Snapshot {
         /// Where to write it (replaced atomically when complete).
-        #[arg(long, value_name = "FILE")]
-        out: std::path::PathBuf,
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "publish",
+            conflicts_with = "publish"
+        )]
+        out: Option<std::path::PathBuf>,
+        /// Publish it to the directory log's object store (cluster mode).
+        #[arg(long)]
+        publish: bool,
     },
 }
 
@@ -106,9 +118,30 @@ async fn call(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        AdminCommand::Snapshot { out } => {
+        AdminCommand::Snapshot { publish: true, .. } => {
+            let mut chunks = admin
+                .snapshot(pb::SnapshotRequest { publish: true })
+                .await?
+                .into_inner();
+            let p = chunks
+                .message()
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("the daemon answered nothing"))?;
+            println!(
+                "snapshot at revision {} (log entry {}, {} bytes) published as {}",
+                p.revision, p.log_position, p.size, p.published_object
+            );
+            if p.purged_below > 0 {
+                println!("log purged below entry {}", p.purged_below);
+            }
+        }
+        AdminCommand::Snapshot { out, .. } => {
             use anyhow::Context;
-            let mut chunks = admin.snapshot(pb::SnapshotRequest {}).await?.into_inner();
+            let out = out.ok_or_else(|| anyhow::anyhow!("--out FILE or --publish"))?;
+            let mut chunks = admin
+                .snapshot(pb::SnapshotRequest { publish: false })
+                .await?
+                .into_inner();
             let (mut bytes, mut revision) = (Vec::new(), 0);
             while let Some(chunk) = chunks.message().await? {
                 revision = chunk.revision;

@@ -213,6 +213,15 @@ pub struct ServeArgs {
     /// with UNAVAILABLE. [default: 5s]
     #[arg(long = "cluster-write-timeout", env = "WARDEN_CLUSTER_WRITE_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
     pub cluster_write_timeout: Option<Duration>,
+    /// Publish a directory snapshot to the log's object store (`<stream>-snapshots`) at every
+    /// N-th log entry, keep the 2 newest and purge the log behind the older one; 0 turns it
+    /// off (the log then grows without bound). [default: 10000]
+    #[arg(
+        long = "cluster-snapshot-every",
+        env = "WARDEN_CLUSTER_SNAPSHOT_EVERY",
+        value_name = "N"
+    )]
+    pub cluster_snapshot_every: Option<u64>,
 }
 
 /// The TOML file's `[cluster]` table.
@@ -225,6 +234,7 @@ struct ClusterFile {
     tls_ca: Option<PathBuf>,
     #[serde(default, deserialize_with = "duration_opt")]
     write_timeout: Option<Duration>,
+    snapshot_every: Option<u64>,
 }
 
 /// How the daemon writes its own log (`serve --log-format`).
@@ -553,6 +563,7 @@ impl ServeArgs {
             self.cluster_creds,
             self.cluster_tls_ca,
             self.cluster_write_timeout,
+            self.cluster_snapshot_every,
             file.cluster.unwrap_or_default(),
         )?;
         let demo = self.demo || file.demo.unwrap_or(false);
@@ -654,6 +665,7 @@ fn resolve_cluster(
     creds: Option<PathBuf>,
     tls_ca: Option<PathBuf>,
     write_timeout: Option<Duration>,
+    snapshot_every: Option<u64>,
     file: ClusterFile,
 ) -> anyhow::Result<Option<crate::cluster::ClusterConfig>> {
     let urls: Vec<String> = if !urls.is_empty() {
@@ -666,10 +678,16 @@ fn resolve_cluster(
     let creds = creds.or(file.creds);
     let tls_ca = tls_ca.or(file.tls_ca);
     let write_timeout = write_timeout.or(file.write_timeout);
+    let snapshot_every = snapshot_every.or(file.snapshot_every);
     if urls.is_empty() {
-        if stream.is_some() || creds.is_some() || tls_ca.is_some() || write_timeout.is_some() {
+        if stream.is_some()
+            || creds.is_some()
+            || tls_ca.is_some()
+            || write_timeout.is_some()
+            || snapshot_every.is_some()
+        {
             bail!(
-                "--cluster-stream, --cluster-creds, --cluster-tls-ca and --cluster-write-timeout need --cluster URL[,URL…]"
+                "--cluster-stream, --cluster-creds, --cluster-tls-ca, --cluster-write-timeout and --cluster-snapshot-every need --cluster URL[,URL…]"
             );
         }
         return Ok(None);
@@ -693,12 +711,14 @@ fn resolve_cluster(
     if write_timeout.is_zero() {
         bail!("--cluster-write-timeout must be longer than 0");
     }
+    let snapshot_every = snapshot_every.unwrap_or(crate::cluster::DEFAULT_SNAPSHOT_EVERY);
     Ok(Some(crate::cluster::ClusterConfig {
         urls,
         stream,
         creds,
         tls_ca,
         write_timeout,
+        snapshot_every,
     }))
 }
 

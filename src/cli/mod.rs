@@ -11,6 +11,7 @@ pub mod admin;
 pub mod audit;
 pub mod bench;
 pub mod check;
+pub mod cluster;
 pub mod collaborators;
 pub mod config;
 pub mod connect;
@@ -94,6 +95,9 @@ enum Command {
     Usage(usage::UsageArgs),
     /// Follow the directory's changes as they commit (from a revision, for one org or all).
     Watch(watch::WatchArgs),
+    /// Cluster mode: start a directory log from a single-node data directory.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -139,6 +143,7 @@ pub fn main() -> ExitCode {
         Command::User(args) => block_on(directory::run_user(args)),
         Command::Export(args) => dump::export(args),
         Command::Import(args) => dump::import(args),
+        Command::Cluster(cmd) => cluster::run(cmd),
         Command::GenDirectory(args) => gen_directory::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Invitation(args) => block_on(lifecycle::run_invitation(args)),

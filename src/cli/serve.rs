@@ -189,6 +189,8 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
     let (trigger, shutdown) = ShutdownTrigger::new();
     let cluster = match &config.cluster {
         Some(c) => {
+            crate::cluster::check_store(&directory.store, &c.stream)
+                .map_err(|e| anyhow::anyhow!("cluster mode; not starting: {e}"))?;
             let cluster = crate::cluster::Cluster::connect(c.clone(), &directory.store, &config.policies)
                 .await
                 .context("cluster mode; not starting")?;

@@ -9,7 +9,9 @@
 //! directory state in cluster mode (from `last_applied_seq + 1`), the wait of a submitter for
 //! its own sidecar to apply its entry, policy epochs (publishing the policy files on
 //! `warden.policy`, switching the engine's policy when the loop reaches an epoch, drift between
-//! a sidecar's files and the log's epoch), and the position/lag/reachability status.
+//! a sidecar's files and the log's epoch), the position/lag/reachability status, and (in
+//! `snapshot`) snapshots in the JetStream object store, purging the log behind them, bootstrapping
+//! an empty or purged-behind store from one and `warden cluster init`.
 //!
 //! Must not: decide anything about a change (the store's apply function does, under one
 //! pinned compiled policy per entry), read a clock for apply (the apply time comes from the
@@ -28,6 +30,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
+
+mod snapshot;
+pub use snapshot::{
+    DEFAULT_SNAPSHOT_EVERY, KEEP_SNAPSHOTS, Published, SnapshotError, bucket_name, check_store, init,
+    object_name,
+};
 
 /// The subject of directory writes.
 pub const SUBJECT_CHANGES: &str = "warden.changes";
@@ -66,6 +74,8 @@ pub struct ClusterConfig {
     pub tls_ca: Option<PathBuf>,
     /// Bound on a write's wait.
     pub write_timeout: Duration,
+    /// Publish a snapshot at every entry whose sequence is a multiple of this (0: never).
+    pub snapshot_every: u64,
 }
 
 /// Why cluster mode could not start.
@@ -167,6 +177,13 @@ pub struct Cluster {
     epoch: Mutex<(String, u64)>,
     /// The hash of this sidecar's own policy files, as last loaded.
     local_hash: Mutex<String>,
+    /// The store the apply loop writes (set by `spawn`), for snapshots.
+    store: std::sync::OnceLock<Arc<Store>>,
+    /// The stream the running consumer follows (set once its start was checked).
+    following: Mutex<Option<crate::store::StreamIdentity>>,
+    /// Told by the log monitor when that stream was deleted or replaced: the consumer
+    /// restarts, and its start check halts the loop.
+    restart: tokio::sync::Notify,
 }
 
 /// The payload of a `warden.policy` entry.
@@ -229,6 +246,33 @@ fn millis(t: &async_nats::jetstream::message::Info<'_>) -> u64 {
     u64::try_from(nanos / 1_000_000).unwrap_or(0)
 }
 
+/// The connection options of `config` (name, timeout, user, credentials, TLS).
+pub(crate) async fn connect_options(
+    config: &ClusterConfig,
+) -> Result<async_nats::ConnectOptions, ClusterError> {
+    let mut opts = async_nats::ConnectOptions::new()
+        .name("warden-sidecar")
+        .connection_timeout(config.write_timeout);
+    // async-nats does not send a URL's user and password itself: take them from the
+    // first URL that has them (the servers of one cluster share their users).
+    if let Some((user, pass)) = url_user(&config.urls) {
+        opts = opts.user_and_password(user, pass);
+    }
+    if let Some(path) = &config.creds {
+        opts = opts
+            .credentials_file(path)
+            .await
+            .map_err(|source| ClusterError::Creds {
+                path: path.clone(),
+                source,
+            })?;
+    }
+    if let Some(ca) = &config.tls_ca {
+        opts = opts.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    Ok(opts)
+}
+
 impl Cluster {
     /// Connect (in the background: a log that is down at startup does not stop the sidecar,
     /// whose checks serve from its local state; writes answer UNAVAILABLE until it is up).
@@ -237,29 +281,11 @@ impl Cluster {
         store: &Store,
         policy_dir: &Path,
     ) -> Result<Arc<Cluster>, ClusterError> {
-        let mut opts = async_nats::ConnectOptions::new()
-            .name("warden-sidecar")
+        let opts = connect_options(&config)
+            .await?
             .retry_on_initial_connect()
             .max_reconnects(None)
-            .connection_timeout(config.write_timeout)
             .reconnect_delay_callback(|attempts| Duration::from_millis((attempts as u64 * 200).min(2_000)));
-        // async-nats does not send a URL's user and password itself: take them from the
-        // first URL that has them (the servers of one cluster share their users).
-        if let Some((user, pass)) = url_user(&config.urls) {
-            opts = opts.user_and_password(user, pass);
-        }
-        if let Some(path) = &config.creds {
-            opts = opts
-                .credentials_file(path)
-                .await
-                .map_err(|source| ClusterError::Creds {
-                    path: path.clone(),
-                    source,
-                })?;
-        }
-        if let Some(ca) = &config.tls_ca {
-            opts = opts.add_root_certificates(ca.clone()).require_tls(true);
-        }
         let client = opts
             .connect(config.urls.clone())
             .await
@@ -285,6 +311,9 @@ impl Cluster {
             policy_dir: policy_dir.to_path_buf(),
             epoch: Mutex::new((String::new(), 0)),
             local_hash: Mutex::new(String::new()),
+            store: std::sync::OnceLock::new(),
+            following: Mutex::new(None),
+            restart: tokio::sync::Notify::new(),
         }))
     }
 
@@ -524,6 +553,7 @@ impl Cluster {
         engine: Arc<Engine>,
         shutdown: crate::api::shutdown::Shutdown,
     ) -> tokio::task::JoinHandle<()> {
+        let _ = self.store.set(store.clone());
         let me = self.clone();
         let monitor = self.clone();
         let stop_monitor = shutdown.clone();
@@ -546,17 +576,41 @@ impl Cluster {
         })
     }
 
-    /// Refresh the log's last sequence and reachability.
+    /// Refresh the log's last sequence and reachability; restart the consumer when the stream
+    /// it follows was deleted or replaced (an ordered consumer would wait on it forever).
     async fn poll_log(&self) {
         let info = tokio::time::timeout(self.config.write_timeout, async {
-            let mut s = self.js.get_stream(&self.config.stream).await.ok()?;
-            s.info().await.ok().map(|i| i.state.last_sequence)
+            match self.js.get_stream(&self.config.stream).await {
+                Ok(mut s) => s
+                    .info()
+                    .await
+                    .ok()
+                    .map(|i| Some((i.state.last_sequence, snapshot::identity(i)))),
+                Err(e) => match e.kind() {
+                    jetstream::context::GetStreamErrorKind::JetStream(j)
+                        if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
+                    {
+                        Some(None)
+                    }
+                    _ => None,
+                },
+            }
         })
         .await;
+        let following = self.following.lock().clone();
         match info {
-            Ok(Some(last)) => {
+            Ok(Some(Some((last, identity)))) => {
                 self.log_last_seq.store(last, Ordering::Relaxed);
                 self.reachable.store(true, Ordering::Relaxed);
+                if following.is_some_and(|f| f != identity) {
+                    self.restart.notify_one();
+                }
+            }
+            Ok(Some(None)) => {
+                self.reachable.store(false, Ordering::Relaxed);
+                if following.is_some() {
+                    self.restart.notify_one();
+                }
             }
             _ => self.reachable.store(false, Ordering::Relaxed),
         }
@@ -617,8 +671,18 @@ impl Cluster {
         }
     }
 
-    async fn consume(&self, store: &Arc<Store>, engine: &Arc<Engine>) -> Result<(), String> {
-        let s = self.ensure_stream().await?;
+    async fn consume(self: &Arc<Self>, store: &Arc<Store>, engine: &Arc<Engine>) -> Result<(), String> {
+        let mut s = self.ensure_stream().await?;
+        // The store must follow the stream as it is; an empty or purged-behind one loads the
+        // newest snapshot first (see `snapshot.rs`).
+        match self.prepare_start(&mut s, store, engine).await {
+            Ok(()) => {}
+            Err(snapshot::StartError::Halt(reason)) => {
+                self.halt(reason);
+                return Ok(());
+            }
+            Err(snapshot::StartError::Retry(e)) => return Err(e),
+        }
         let start = {
             let store = store.clone();
             tokio::task::spawn_blocking(move || store.cluster_position())
@@ -641,11 +705,34 @@ impl Cluster {
             .messages()
             .await
             .map_err(|e| format!("reading the directory log: {e}"))?;
-        while let Some(message) = messages.next().await {
+        loop {
+            let message = tokio::select! {
+                m = messages.next() => m,
+                _ = self.restart.notified() => {
+                    *self.following.lock() = None;
+                    return Err(format!(
+                        "stream `{}` was deleted or replaced under this sidecar; checking it again",
+                        self.config.stream
+                    ));
+                }
+            };
+            let Some(message) = message else { break };
             let message = message.map_err(|e| format!("reading the directory log: {e}"))?;
+            let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+            let next = *self.applied.borrow() + 1;
+            if seq > next {
+                // Entries were purged under this consumer: start over (re-bootstrap).
+                let first = s.info().await.map(|i| i.state.first_sequence).unwrap_or(0);
+                if first > next {
+                    return Err(format!(
+                        "entries {next}..{first} were purged from the log before this sidecar applied them; restarting from the newest snapshot"
+                    ));
+                }
+            }
             if !self.handle(message, store, engine).await {
                 return Ok(());
             }
+            self.maybe_snapshot(seq);
         }
         Err("the directory log's message stream ended".into())
     }

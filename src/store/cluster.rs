@@ -19,6 +19,83 @@ const LAST_APPLIED_SEQ: &str = "last_applied_seq";
 const LAST_APPLY_MS: &str = "last_apply_ms";
 const REFUSED_ENTRIES: &str = "refused_entries";
 const CURRENT_EPOCH: &str = "current";
+/// The key (in `cluster_epoch`) of the stream this store follows.
+const STREAM_KEY: &str = "stream";
+
+/// Which directory log a store follows: the stream's name and its creation time, so that a
+/// stream deleted and recreated under the same name is told apart from the one the store
+/// applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamIdentity {
+    pub name: String,
+    /// The stream's creation time as JetStream reports it (RFC 3339).
+    pub created: String,
+}
+
+/// A store's cluster state, carried by a cluster snapshot and restored with it, so a sidecar
+/// bootstrapped from it applies the next entries exactly as the others do (the outcomes table
+/// answers resubmissions after the log's duplicate window the same way on every sidecar).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// The last stream sequence applied (the snapshot's log position).
+    pub seq: u64,
+    pub last_apply_ms: u64,
+    pub refused_entries: u64,
+    /// The policy epoch in force at `seq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<PolicyEpoch>,
+    /// Every recorded outcome, keyed by request id.
+    #[serde(default)]
+    pub outcomes: Vec<(String, Outcome)>,
+    /// The stream the source followed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamIdentity>,
+}
+
+/// Read the cluster state in `txn`.
+pub(super) fn read_state(txn: &redb::ReadTransaction) -> Result<ClusterState, StoreError> {
+    let state = txn.open_table(CLUSTER_STATE)?;
+    let get = |k: &str| -> Result<u64, StoreError> { Ok(state.get(k)?.map(|v| v.value()).unwrap_or(0)) };
+    let epochs = txn.open_table(CLUSTER_EPOCH)?;
+    let mut outcomes = Vec::new();
+    for item in txn.open_table(CLUSTER_OUTCOMES)?.iter()? {
+        let (key, value) = item?;
+        outcomes.push((
+            key.value().to_string(),
+            tables::decode::<Outcome>("cluster_outcomes", key.value(), value.value())?,
+        ));
+    }
+    Ok(ClusterState {
+        seq: get(LAST_APPLIED_SEQ)?,
+        last_apply_ms: get(LAST_APPLY_MS)?,
+        refused_entries: get(REFUSED_ENTRIES)?,
+        epoch: tables::get_json(&epochs, "cluster_epoch", CURRENT_EPOCH)?,
+        outcomes,
+        stream: tables::get_json(&epochs, "cluster_epoch", STREAM_KEY)?,
+    })
+}
+
+/// Write `state` into `txn` (an import into an empty store).
+pub(super) fn write_state(txn: &redb::WriteTransaction, state: &ClusterState) -> Result<(), StoreError> {
+    let mut table = txn.open_table(CLUSTER_STATE)?;
+    table.insert(LAST_APPLIED_SEQ, state.seq)?;
+    table.insert(LAST_APPLY_MS, state.last_apply_ms)?;
+    table.insert(REFUSED_ENTRIES, state.refused_entries)?;
+    drop(table);
+    let mut epochs = txn.open_table(CLUSTER_EPOCH)?;
+    if let Some(epoch) = &state.epoch {
+        epochs.insert(CURRENT_EPOCH, tables::encode(epoch)?.as_slice())?;
+    }
+    if let Some(stream) = &state.stream {
+        epochs.insert(STREAM_KEY, tables::encode(stream)?.as_slice())?;
+    }
+    drop(epochs);
+    let mut outcomes = txn.open_table(CLUSTER_OUTCOMES)?;
+    for (key, outcome) in &state.outcomes {
+        outcomes.insert(key.as_str(), tables::encode(outcome)?.as_slice())?;
+    }
+    Ok(())
+}
 
 /// A policy epoch: the policy that judges the directory log's entries from log position
 /// `seq` on (and answers checks) on every sidecar.
@@ -255,6 +332,27 @@ impl Store {
             apply_ms: position.last_apply_ms.max(log_ms),
         };
         self.noting_io(self.commit_record(&stamp, None, None, false))
+    }
+
+    /// The stream this store follows (`None` until it first followed one).
+    pub fn cluster_stream(&self) -> Result<Option<StreamIdentity>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let epochs = txn.open_table(CLUSTER_EPOCH)?;
+        tables::get_json(&epochs, "cluster_epoch", STREAM_KEY)
+    }
+
+    /// Record the stream this store follows.
+    pub fn set_cluster_stream(&self, stream: &StreamIdentity) -> Result<(), StoreError> {
+        let _serialized = self.write_lock.lock();
+        self.noting_io((|| {
+            let txn = self.db.begin_write()?;
+            {
+                let mut epochs = txn.open_table(CLUSTER_EPOCH)?;
+                epochs.insert(STREAM_KEY, tables::encode(stream)?.as_slice())?;
+            }
+            txn.commit()?;
+            Ok(())
+        })())
     }
 
     /// The policy epoch in force (`None` on a single node and until the log's first epoch).

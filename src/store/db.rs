@@ -118,6 +118,33 @@ impl Db {
         }
     }
 
+    /// Put the database file `prepared` in place of this one: close the handle, move the
+    /// current file to `aside`, move `prepared` to the store's path and open it. Callers hold
+    /// the store's write lock. If `prepared` cannot be opened, the old file is put back.
+    pub(crate) fn replace_file(&self, prepared: &Path, aside: &Path) -> Result<(), StoreError> {
+        let mut slot = self.slot.write();
+        drop(slot.take());
+        let io = |e: std::io::Error| StoreError::Redb(redb::Error::Io(e));
+        let moved = std::fs::rename(&self.path, aside)
+            .map_err(io)
+            .and_then(|()| std::fs::rename(prepared, &self.path).map_err(io));
+        let opened = moved.and_then(|()| open_database(&self.path));
+        match opened {
+            Ok(db) => {
+                *slot = Some(db);
+                self.reopens.fetch_add(1, Ordering::AcqRel);
+                Ok(())
+            }
+            Err(e) => {
+                if aside.exists() {
+                    let _ = std::fs::rename(aside, &self.path);
+                }
+                *slot = open_database(&self.path).ok();
+                Err(e)
+            }
+        }
+    }
+
     /// Close and reopen the file.
     fn reopen(&self) -> Result<(), StoreError> {
         let mut slot = self.slot.write();

@@ -38,7 +38,9 @@ mod watch;
 mod write_times;
 
 pub use crate::directory::ApplyContext;
-pub use cluster::{ClusterPosition, ClusterStamp, Outcome, PolicyEpoch, Replicated};
+pub use cluster::{
+    ClusterPosition, ClusterStamp, ClusterState, Outcome, PolicyEpoch, Replicated, StreamIdentity,
+};
 pub use digest::{DIGESTED_TABLES, DirectoryDigest, TableDigest};
 pub use dump::{DUMP_FORMAT, Dump};
 pub use read::{ChangeRecord, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Member, Page, Stats};

@@ -11,14 +11,24 @@
 //! Importing one restores the tables, the change log and the audit index verbatim, so the
 //! next write gets R+1 and the audit log and `WatchChanges` answer for 1..R as on the source.
 //! Unlike a dump import, no `Import` record is added: the log is the source's.
+//!
+//! A *cluster* snapshot ([`Store::cluster_snapshot`]) also carries the sidecar's cluster state
+//! (position, last apply time, the policy epoch in force, the outcomes by request id, the
+//! stream followed) and is deterministic for one log position: its time is the apply time of
+//! that entry and its policy the epoch's hash, so two sidecars snapshotting at the same
+//! position write the same bytes. [`Store::replace_from_snapshot`] swaps a running store's
+//! file for one loaded from a snapshot (re-bootstrap), the old file moved aside.
 
+use super::cluster::{ClusterState, read_state, write_state};
 use super::dump::{DUMP_FORMAT, write_dump};
 use super::read::ChangeRecord;
 use super::tables::{self, WriteTables, decode, encode};
 use super::{ApplyError, Dump, Store, StoreError, is_empty};
 use crate::directory::{CHANGE_FORMAT, Refusal};
+use crate::engine::index::DirectoryIndex;
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 /// The snapshot format this build writes and reads.
 pub const SNAPSHOT_FORMAT: u32 = 1;
@@ -53,6 +63,9 @@ pub struct Snapshot {
     /// `(org, revision)`: which changes concern which org (the audit index).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audit_by_org: Vec<(String, u64)>,
+    /// A cluster snapshot's cluster state (its `seq` is `log_position`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterState>,
 }
 
 impl Snapshot {
@@ -135,11 +148,67 @@ impl Snapshot {
                 );
             }
         }
+        if let Some(c) = &self.cluster
+            && Some(c.seq) != self.log_position
+        {
+            return invalid(
+                "cluster.seq",
+                format!("{} differs from the log position {:?}", c.seq, self.log_position),
+            );
+        }
         Ok(())
     }
 }
 
 impl Store {
+    /// A cluster snapshot: the directory, its history and the cluster state at the last
+    /// applied entry, from one read transaction. Deterministic for one position (see the
+    /// module documentation).
+    pub fn cluster_snapshot(&self) -> Result<Snapshot, StoreError> {
+        let txn = self.db.begin_read()?;
+        let state = read_state(&txn)?;
+        let policy = state.epoch.as_ref().map(|e| e.hash.clone());
+        let mut snapshot = Self::snapshot_in(&txn, policy, Some(state.seq), state.last_apply_ms)?;
+        snapshot.cluster = Some(state);
+        Ok(snapshot)
+    }
+
+    /// Re-bootstrap: load `snapshot` into a new file beside this store's, then, under the write
+    /// path, move the current file aside and put the new one in its place, and rebuild `index`
+    /// from it. Returns the path the old file was moved to. Nothing changes when the snapshot
+    /// does not load.
+    pub fn replace_from_snapshot(
+        &self,
+        snapshot: &Snapshot,
+        index: &DirectoryIndex,
+    ) -> Result<PathBuf, ApplyError> {
+        let prepared = self.path.with_extension("bootstrap");
+        let _ = std::fs::remove_file(&prepared);
+        {
+            let fresh = Store::open(&prepared)?;
+            if let Err(e) = fresh.import_snapshot(snapshot) {
+                drop(fresh);
+                let _ = std::fs::remove_file(&prepared);
+                return Err(e);
+            }
+        }
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "warden.redb".into());
+        let aside = self.path.with_file_name(format!(
+            "{name}.before-bootstrap-{}",
+            crate::api::directory::now_ms()
+        ));
+        let _serialized = self.write_lock.lock();
+        self.db.replace_file(&prepared, &aside)?;
+        let fresh = DirectoryIndex::new();
+        let revision = self.load_index_locked(&fresh)?;
+        index.replace_with(fresh);
+        self.committed.send_replace(revision);
+        Ok(aside)
+    }
     /// Take a snapshot from one read transaction: writes keep committing while it is read.
     pub fn snapshot(
         &self,
@@ -148,8 +217,17 @@ impl Store {
         taken_at_ms: u64,
     ) -> Result<Snapshot, StoreError> {
         let txn = self.db.begin_read()?;
-        let digest = Store::digest_in(&txn)?.sha256;
-        let mut directory = Store::export_in(&txn)?;
+        Self::snapshot_in(&txn, policy, log_position, taken_at_ms)
+    }
+
+    fn snapshot_in(
+        txn: &redb::ReadTransaction,
+        policy: Option<String>,
+        log_position: Option<u64>,
+        taken_at_ms: u64,
+    ) -> Result<Snapshot, StoreError> {
+        let digest = Store::digest_in(txn)?.sha256;
+        let mut directory = Store::export_in(txn)?;
         for token in &mut directory.tokens {
             token.last_used_ms = None;
         }
@@ -179,6 +257,7 @@ impl Store {
             directory,
             changelog,
             audit_by_org,
+            cluster: None,
         })
     }
 
@@ -215,6 +294,10 @@ impl Store {
             }
             for (org, rev) in &snapshot.audit_by_org {
                 t.audit_by_org.insert((org.as_str(), *rev), ())?;
+            }
+            drop(t);
+            if let Some(state) = &snapshot.cluster {
+                write_state(&txn, state)?;
             }
             Ok::<_, ApplyError>(snapshot.revision)
         })();
@@ -309,5 +392,92 @@ mod tests {
         ));
         assert_eq!(target.revision().unwrap(), 0);
         assert_eq!(target.import_snapshot(&snap).unwrap(), snap.revision);
+    }
+
+    #[test]
+    fn a_cluster_snapshot_carries_the_position_and_replaces_a_running_store_file() {
+        use crate::store::{Outcome, StreamIdentity};
+        let dir = tempfile::tempdir().unwrap();
+        // A sidecar's store: the demo directory as if applied from log entries 1..=N.
+        let source = Store::open(dir.path().join("a.redb")).unwrap();
+        let index = DirectoryIndex::new();
+        let ctx = ApplyContext::trusted();
+        let mut seq = 0;
+        for mut env in crate::store::demo::demo_changes(1_000) {
+            seq += 1;
+            env.request_id = Some(format!("r{seq}"));
+            source
+                .apply_replicated(seq, 5_000 + seq, None, Ok(env), &ctx, &index)
+                .unwrap();
+        }
+        let stream = StreamIdentity {
+            name: "warden".into(),
+            created: "1".into(),
+        };
+        source.set_cluster_stream(&stream).unwrap();
+        let snap = source.cluster_snapshot().unwrap();
+        assert_eq!(snap.log_position, Some(seq));
+        // Deterministic for one position: the apply time, not the clock.
+        assert_eq!(snap.taken_at_ms, 5_000 + seq);
+        assert_eq!(snap, source.cluster_snapshot().unwrap());
+        let state = snap.cluster.clone().unwrap();
+        assert_eq!((state.seq, state.stream.clone()), (seq, Some(stream.clone())));
+        assert_eq!(state.outcomes.len() as u64, seq);
+        let back = Snapshot::from_json(&snap.to_json().unwrap()).unwrap();
+
+        // A running store with a stale directory of its own: its file is moved aside.
+        let path = dir.path().join("b.redb");
+        let stale = Store::open(&path).unwrap();
+        let stale_index = DirectoryIndex::new();
+        stale
+            .apply_replicated(
+                1,
+                1,
+                None,
+                Ok(crate::store::demo::demo_changes(1)[0].clone()),
+                &ctx,
+                &stale_index,
+            )
+            .unwrap();
+        let aside = stale.replace_from_snapshot(&back, &stale_index).unwrap();
+        assert!(aside.exists(), "{}", aside.display());
+        assert!(!path.with_extension("bootstrap").exists());
+        assert_eq!(stale.digest().unwrap(), source.digest().unwrap());
+        assert_eq!(stale_index.revision(), snap.revision);
+        assert_eq!(stale.cluster_position().unwrap().last_applied_seq, seq);
+        assert_eq!(stale.cluster_stream().unwrap(), Some(stream));
+        assert_eq!(
+            stale.cluster_outcome("r1").unwrap(),
+            source.cluster_outcome("r1").unwrap()
+        );
+        assert!(matches!(
+            stale.cluster_outcome("r1").unwrap(),
+            Some(Outcome::Applied { .. })
+        ));
+        // The next entry applies on top, as on the source.
+        let next = crate::directory::ChangeEnvelope::new(
+            "op",
+            9,
+            crate::directory::Change::UpsertUser {
+                id: "zed".into(),
+                email: "zed@example.com".into(),
+                username: None,
+                email_verified: None,
+            },
+        );
+        for store in [&source, &stale] {
+            store
+                .apply_replicated(seq + 1, 1, None, Ok(next.clone()), &ctx, &stale_index)
+                .unwrap();
+        }
+        assert_eq!(stale.digest().unwrap(), source.digest().unwrap());
+        assert_eq!(
+            stale.changes_since(0, 0).unwrap(),
+            source.changes_since(0, 0).unwrap()
+        );
+        // A reopen reads the new file.
+        drop(stale);
+        let reopened = Store::open(&path).unwrap();
+        assert_eq!(reopened.digest().unwrap(), source.digest().unwrap());
     }
 }
