@@ -38,7 +38,7 @@ mod watch;
 mod write_times;
 
 pub use crate::directory::ApplyContext;
-pub use cluster::{ClusterPosition, ClusterStamp, Outcome, PolicyEpoch, Replicated};
+pub use cluster::{ClusterPosition, ClusterStamp, Commit, Outcome, PolicyEpoch, Replicated};
 pub use digest::{DIGESTED_TABLES, DirectoryDigest, TableDigest};
 pub use dump::{DUMP_FORMAT, Dump};
 pub use read::{ChangeRecord, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Member, Page, Stats};
@@ -468,7 +468,8 @@ impl Store {
         stamp: Option<&ClusterStamp>,
         key: Option<&str>,
     ) -> Result<Applied, ApplyError> {
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        cluster::set_durability(&mut txn, stamp)?;
         let outcome = (|| {
             let mut t = WriteTables::open(&txn)?;
             // Before apply: a deleted app's or token's org is known only from the old state.
