@@ -23,6 +23,7 @@ mod cli_help;
 mod cli_times;
 mod client;
 mod cluster;
+mod cluster_catchup;
 mod collaborators;
 mod conformance;
 mod connections;
