@@ -715,10 +715,11 @@ impl Cluster {
                 catchup,
             )
             .await;
-        if go_on && *self.applied.borrow() >= seq {
-            if let Some(report) = catchup.applied(seq, behind, std::time::Instant::now()) {
-                catchup::log(&report);
-            }
+        if go_on
+            && *self.applied.borrow() >= seq
+            && let Some(report) = catchup.applied(seq, behind, std::time::Instant::now())
+        {
+            catchup::log(&report);
         }
         go_on
     }
