@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 pub const CATCHUP_LAG: u64 = 64;
 /// At most this many deferred commits between two durable ones.
 pub const DURABLE_EVERY_ENTRIES: u64 = 1_000;
+/// Environment variable overriding [`DURABLE_EVERY_ENTRIES`] (a measuring knob: `1` commits
+/// every entry durably, as without batching).
+pub const DURABLE_EVERY_ENV: &str = "WARDEN_CLUSTER_CATCHUP_BATCH";
 /// At most this long between two durable commits while deferring.
 pub const DURABLE_EVERY: Duration = Duration::from_millis(250);
 /// How often a catch-up reports its progress in the log.
@@ -59,6 +62,7 @@ struct Running {
 /// The catch-up state of one consumer.
 #[derive(Debug)]
 pub struct CatchUp {
+    durable_every: u64,
     deferred: u64,
     last_durable: Instant,
     running: Option<Running>,
@@ -66,7 +70,18 @@ pub struct CatchUp {
 
 impl CatchUp {
     pub fn new(now: Instant) -> Self {
+        let durable_every = std::env::var(DURABLE_EVERY_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(DURABLE_EVERY_ENTRIES);
+        Self::with_batch(durable_every, now)
+    }
+
+    /// A catch-up committing at most `durable_every` entries between durable commits (1:
+    /// every entry durable).
+    pub fn with_batch(durable_every: u64, now: Instant) -> Self {
         Self {
+            durable_every: durable_every.max(1),
             deferred: 0,
             last_durable: now,
             running: None,
@@ -76,7 +91,8 @@ impl CatchUp {
     /// How to commit the entry that has `behind` entries after it in the log.
     pub fn commit_for(&self, behind: u64, now: Instant) -> Commit {
         if behind >= CATCHUP_LAG
-            && self.deferred < DURABLE_EVERY_ENTRIES
+            && self.durable_every > 1
+            && self.deferred < self.durable_every
             && now.duration_since(self.last_durable) < DURABLE_EVERY
         {
             Commit::Deferred
@@ -211,7 +227,7 @@ mod tests {
     #[test]
     fn far_behind_defers_commits_and_makes_every_nth_and_the_last_durable() {
         let t0 = Instant::now();
-        let mut c = CatchUp::new(t0);
+        let mut c = CatchUp::with_batch(DURABLE_EVERY_ENTRIES, t0);
         // Close to the log's end: durable, as a sidecar keeping up commits every entry.
         assert_eq!(c.commit_for(CATCHUP_LAG - 1, t0), Commit::Durable);
         // Far behind: deferred, until N deferred commits in a row.
@@ -233,12 +249,14 @@ mod tests {
         assert_eq!(c.commit_for(0, t0), Commit::Durable);
         c.committed(Commit::Durable, t0);
         assert_eq!(c.deferred(), 0);
+        // A batch of 1: every entry durable (no batching).
+        assert_eq!(CatchUp::with_batch(1, t0).commit_for(10_000, t0), Commit::Durable);
     }
 
     #[test]
     fn progress_reports_start_rate_eta_and_end() {
         let t0 = Instant::now();
-        let mut c = CatchUp::new(t0);
+        let mut c = CatchUp::with_batch(DURABLE_EVERY_ENTRIES, t0);
         assert_eq!(c.applied(5, 3, t0), None, "a small lag is no catch-up");
         assert_eq!(
             c.applied(6, 999, t0),
