@@ -26,6 +26,7 @@ mod client;
 mod cluster;
 mod cluster_faults;
 mod cluster_snapshots;
+mod cluster_catchup;
 mod collaborators;
 mod conformance;
 mod connections;

@@ -13,6 +13,8 @@
 //!
 //! Bounded by construction: only `unix:` or loopback TCP targets, at most [`MAX_SECS`] of
 //! load and [`MAX_REQUESTS`] requests.
+//!
+//! `--writes` runs the write load of `bench_writes` instead (same bounds).
 
 use crate::api::client;
 use crate::api::pb;
@@ -33,9 +35,9 @@ use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
 /// Longest load phase (warm-up and measurement each).
-pub const MAX_SECS: f64 = 600.0;
+pub(crate) const MAX_SECS: f64 = 600.0;
 /// Most requests one run may send.
-pub const MAX_REQUESTS: u64 = 100_000_000;
+pub(crate) const MAX_REQUESTS: u64 = 100_000_000;
 const MAX_CONCURRENCY: usize = 1024;
 /// Distinct requests drawn before the run; clients cycle through them.
 const POOL: usize = 4096;
@@ -83,6 +85,17 @@ pub struct BenchArgs {
     /// Also write an SVG latency-by-percentile plot here.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Write load instead of checks: closed-loop AddMember writers (see `bench_writes`).
+    #[arg(long)]
+    pub writes: bool,
+    /// With --writes: a daemon to write to (repeat it for the sidecars of one cluster; the
+    /// writers are spread over them round-robin). Without it, --connect.
+    #[arg(long = "target", value_name = "ADDR", requires = "writes")]
+    pub targets: Vec<String>,
+    /// With --writes and several targets: follow each one's WatchChanges and report the
+    /// replication lag (request sent → revision seen on each other sidecar).
+    #[arg(long, requires = "writes")]
+    pub watch: bool,
 }
 
 /// What one call carries.
@@ -240,7 +253,7 @@ fn draw_pool(s: &Shape, payload: Payload, seed: u64) -> Vec<Call> {
 
 /// Refuse anything but a Unix socket or a loopback TCP address: this tool generates load and
 /// must not be pointed at someone else's server.
-fn check_loopback(target: &str) -> anyhow::Result<&'static str> {
+pub(crate) fn check_loopback(target: &str) -> anyhow::Result<&'static str> {
     if target.strip_prefix("unix:").is_some_and(|p| !p.is_empty()) {
         return Ok("uds");
     }
@@ -458,6 +471,9 @@ pub fn run(args: BenchArgs) -> ExitCode {
 }
 
 fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    if args.writes {
+        return crate::cli::bench_writes::bench_writes(&args);
+    }
     let target = args.connect.resolve()?;
     let transport = check_loopback(&target.addr)?;
     let payload = Payload::parse(&args.batch)?;

@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod audit;
 pub mod bench;
+pub mod bench_writes;
 pub mod check;
 pub mod cluster;
 pub mod collaborators;

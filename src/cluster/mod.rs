@@ -18,6 +18,8 @@
 //! log's timestamps, see `Store::apply_replicated`), or touch the check path: checks read
 //! the local index and never wait on the network. Without `--cluster` none of this runs.
 
+pub mod catchup;
+
 use crate::directory::ChangeEnvelope;
 use crate::engine::Engine;
 use crate::policy::PolicySources;
@@ -701,62 +703,138 @@ impl Cluster {
             })
             .await
             .map_err(|e| format!("creating the ordered consumer: {e}"))?;
+        self.log_last_seq
+            .fetch_max(s.cached_info().state.last_sequence, Ordering::Relaxed);
+        if start < *self.applied.borrow() {
+            // Deferred commits were lost (a reopen after an I/O error): resume from what the
+            // store holds; submitters waiting past it wait for the re-application.
+            tracing::warn!(
+                stored = start,
+                applied = *self.applied.borrow(),
+                "the store's position is behind the last applied entry; re-applying from the log"
+            );
+            self.applied.send_replace(start);
+        }
         let mut messages = consumer
             .messages()
             .await
             .map_err(|e| format!("reading the directory log: {e}"))?;
-        loop {
-            let message = tokio::select! {
-                m = messages.next() => m,
-                _ = self.restart.notified() => {
-                    *self.following.lock() = None;
-                    return Err(format!(
-                        "stream `{}` was deleted or replaced under this sidecar; checking it again",
-                        self.config.stream
-                    ));
+        let mut catchup = catchup::CatchUp::new(std::time::Instant::now());
+        let result = async {
+            loop {
+                let message = tokio::select! {
+                    m = messages.next() => m,
+                    _ = self.restart.notified() => {
+                        *self.following.lock() = None;
+                        return Err(format!(
+                            "stream `{}` was deleted or replaced under this sidecar; checking it again",
+                            self.config.stream
+                        ));
+                    }
+                };
+                let Some(message) = message else { break };
+                let message = message.map_err(|e| format!("reading the directory log: {e}"))?;
+                let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+                let next = *self.applied.borrow() + 1;
+                if seq > next {
+                    // Entries were purged under this consumer: start over (re-bootstrap).
+                    let first = s.info().await.map(|i| i.state.first_sequence).unwrap_or(0);
+                    if first > next {
+                        return Err(format!(
+                            "entries {next}..{first} were purged from the log before this sidecar applied them; restarting from the newest snapshot"
+                        ));
+                    }
                 }
-            };
-            let Some(message) = message else { break };
-            let message = message.map_err(|e| format!("reading the directory log: {e}"))?;
-            let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
-            let next = *self.applied.borrow() + 1;
-            if seq > next {
-                // Entries were purged under this consumer: start over (re-bootstrap).
-                let first = s.info().await.map(|i| i.state.first_sequence).unwrap_or(0);
-                if first > next {
-                    return Err(format!(
-                        "entries {next}..{first} were purged from the log before this sidecar applied them; restarting from the newest snapshot"
-                    ));
+                if !self.handle(message, store, engine, &mut catchup).await {
+                    return Ok(());
                 }
+                self.maybe_snapshot(seq);
             }
-            if !self.handle(message, store, engine).await {
-                return Ok(());
-            }
-            self.maybe_snapshot(seq);
+            Err("the directory log's message stream ended".to_string())
         }
-        Err("the directory log's message stream ended".into())
+        .await;
+        if catchup.deferred() > 0 {
+            // The consumer stopped inside a catch-up batch: put the batch on disk now rather
+            // than at the next durable commit.
+            let store = store.clone();
+            match tokio::task::spawn_blocking(move || store.flush_durable()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "making the catch-up batch durable failed"),
+                Err(e) => tracing::warn!(error = %e, "the flush task failed"),
+            }
+        }
+        result
     }
 
-    /// Apply one entry; false when the loop must stop (halted).
-    async fn handle(&self, message: jetstream::Message, store: &Arc<Store>, engine: &Arc<Engine>) -> bool {
-        let (seq, log_ms) = match message.info() {
-            Ok(info) => (info.stream_sequence, millis(&info)),
+    /// Apply one entry; false when the consumer must stop (halted, or the store's position
+    /// rewound and the log must be read again from it).
+    async fn handle(
+        &self,
+        message: jetstream::Message,
+        store: &Arc<Store>,
+        engine: &Arc<Engine>,
+        catchup: &mut catchup::CatchUp,
+    ) -> bool {
+        let (seq, log_ms, pending) = match message.info() {
+            Ok(info) => (info.stream_sequence, millis(&info), info.pending),
             Err(e) => {
                 tracing::warn!(error = %e, "a directory log message without JetStream metadata; ignored");
                 return true;
             }
         };
-        if seq <= *self.applied.borrow() {
+        let applied_before = *self.applied.borrow();
+        if seq <= applied_before {
             return true;
         }
+        // Entries after this one: what the consumer says is pending, or what the log's last
+        // sequence says, whichever knows more.
+        let behind = pending.max(self.log_last_seq.load(Ordering::Relaxed).saturating_sub(seq));
+        self.log_last_seq.fetch_max(seq + pending, Ordering::Relaxed);
+        let go_on = self
+            .apply_entry(
+                &message,
+                seq,
+                log_ms,
+                behind,
+                applied_before,
+                store,
+                engine,
+                catchup,
+            )
+            .await;
+        if go_on
+            && *self.applied.borrow() >= seq
+            && let Some(report) = catchup.applied(seq, behind, std::time::Instant::now())
+        {
+            catchup::log(&report);
+        }
+        go_on
+    }
+
+    /// [`Cluster::handle`] for an entry not applied yet.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_entry(
+        &self,
+        message: &jetstream::Message,
+        seq: u64,
+        log_ms: u64,
+        behind: u64,
+        applied_before: u64,
+        store: &Arc<Store>,
+        engine: &Arc<Engine>,
+        catchup: &mut catchup::CatchUp,
+    ) -> bool {
         let headers = message.headers.as_ref();
         let key = headers
             .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
             .map(|v| v.as_str().to_string());
         if message.subject.as_str() == SUBJECT_POLICY {
-            return self.handle_epoch(&message, seq, log_ms, key, store, engine).await;
+            // Epochs commit durably: a deferred batch before it reaches the disk with it.
+            let go_on = self.handle_epoch(message, seq, log_ms, key, store, engine).await;
+            catchup.flushed(std::time::Instant::now());
+            return go_on;
         }
-        let entry = match decode(&message) {
+        let entry = match decode(message) {
             Decoded::Entry(env) => Ok(*env),
             Decoded::Rejected(reason) => Err(reason),
             Decoded::Newer(found) => {
@@ -769,18 +847,36 @@ impl Cluster {
         };
         let mut delay = Duration::from_millis(100);
         loop {
+            let commit = catchup.commit_for(behind, std::time::Instant::now());
             let (store2, engine2, entry2, key2) = (store.clone(), engine.clone(), entry.clone(), key.clone());
             let result = tokio::task::spawn_blocking(move || {
                 // One pinned compiled policy judges the whole entry.
                 let policy = engine2.policy();
                 let operator = entry2.as_ref().map(|e| e.operator).unwrap_or(false);
                 with_policy_context(&engine2, &policy, operator, |ctx| {
-                    store2.apply_replicated(seq, log_ms, key2.as_deref(), entry2, ctx, engine2.index())
+                    store2.apply_replicated_as(
+                        seq,
+                        log_ms,
+                        key2.as_deref(),
+                        entry2,
+                        ctx,
+                        engine2.index(),
+                        commit,
+                        applied_before,
+                    )
                 })
             })
             .await;
             match result {
+                Ok(Ok(Replicated::Rewound { stored })) => {
+                    self.rewind(stored, store, engine).await;
+                    catchup.rewound(std::time::Instant::now());
+                    return false;
+                }
                 Ok(Ok(done)) => {
+                    if !matches!(done, Replicated::Skipped) {
+                        catchup.committed(commit, std::time::Instant::now());
+                    }
                     match &done {
                         Replicated::Done(Outcome::Rejected { reason, .. }) => {
                             self.refused_entries.fetch_add(1, Ordering::Relaxed);
@@ -792,7 +888,7 @@ impl Cluster {
                         Replicated::Done(Outcome::Applied { revision, .. }) => {
                             tracing::debug!(seq, revision, "directory log entry applied");
                         }
-                        Replicated::Duplicate(_) | Replicated::Skipped => {}
+                        Replicated::Duplicate(_) | Replicated::Skipped | Replicated::Rewound { .. } => {}
                     }
                     self.applied.send_replace(seq);
                     return true;
@@ -814,6 +910,33 @@ impl Cluster {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
+    }
+}
+
+impl Cluster {
+    /// The store's position went back to `stored` (deferred commits lost in a reopen after an
+    /// I/O error): rebuild the index from the store, which is what it holds now, and move
+    /// the applied position back so the consumer re-reads the log from `stored + 1`.
+    async fn rewind(&self, stored: u64, store: &Arc<Store>, engine: &Arc<Engine>) {
+        tracing::warn!(
+            stored,
+            applied = *self.applied.borrow(),
+            "deferred catch-up commits were lost; rebuilding the index and re-applying from the log"
+        );
+        let (store2, engine2) = (store.clone(), engine.clone());
+        let rebuilt = tokio::task::spawn_blocking(move || {
+            let fresh = crate::engine::index::DirectoryIndex::new();
+            store2
+                .load_index(&fresh)
+                .map(|_| engine2.index().replace_with(fresh))
+        })
+        .await;
+        if !matches!(rebuilt, Ok(Ok(()))) {
+            tracing::error!(
+                "rebuilding the index after a rewind failed; it is rebuilt at the next reopen or restart"
+            );
+        }
+        self.applied.send_replace(stored);
     }
 }
 

@@ -152,6 +152,38 @@ pub struct ClusterStamp {
     pub requested_at_ms: u64,
     /// Its apply time (also `at_ms` of the envelope applied).
     pub apply_ms: u64,
+    /// Commit with redb's default durability (fsync). False while catching up: the commit is
+    /// visible at once but reaches the disk with the next durable one (see
+    /// [`Commit::Deferred`]).
+    pub durable: bool,
+}
+
+/// How [`Store::apply_replicated_as`] commits an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// Durable when the commit returns (redb `Durability::Immediate`), as every single-node
+    /// write.
+    Durable,
+    /// redb `Durability::None`: visible at once (the index, the position, the outcome), on
+    /// disk with the next durable commit. The catch-up batches its commits this way. Safe
+    /// because the directory log, not this file, is what makes an entry durable, and the
+    /// position is committed in the same transaction as the change: a crash loses a suffix
+    /// of entries together with the position that covers them, so the restart resumes at
+    /// the last durable `last_applied_seq + 1` and re-applies that suffix from the log, to
+    /// the same outcomes (apply is deterministic), applying nothing twice.
+    Deferred,
+}
+
+/// Set `txn`'s durability for `stamp` (a single-node write has none: durable).
+pub(super) fn set_durability(
+    txn: &mut redb::WriteTransaction,
+    stamp: Option<&ClusterStamp>,
+) -> Result<(), StoreError> {
+    if stamp.is_some_and(|s| !s.durable) {
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| StoreError::Redb(e.into()))?;
+    }
+    Ok(())
 }
 
 /// What [`Store::apply_replicated`] did with an entry.
@@ -164,6 +196,11 @@ pub enum Replicated {
     /// Its request id already had an outcome (a resubmission after the log's duplicate
     /// window): only the position moved; this is the original outcome.
     Duplicate(Outcome),
+    /// Nothing written: the stored position (`stored`) is behind the entry the caller
+    /// says it applied last. Deferred commits were lost (the database was reopened after an
+    /// I/O error before they reached the disk); applying this entry would leave a gap, so
+    /// the caller must resume from `stored + 1` (and rebuild its index from the store).
+    Rewound { stored: u64 },
 }
 
 /// Commit `stamp`'s position and `outcome` (keyed by `key`, when there is one, and not
@@ -242,11 +279,36 @@ impl Store {
         ctx: &ApplyContext<'_>,
         index: &DirectoryIndex,
     ) -> Result<Replicated, ApplyError> {
+        self.apply_replicated_as(seq, log_ms, key, entry, ctx, index, Commit::Durable, 0)
+    }
+
+    /// [`Store::apply_replicated`], committed as `commit` says, by a caller that applied
+    /// entries up to `applied` (0: no expectation). When the stored position is behind
+    /// `applied` (deferred commits lost in a reopen), nothing is written:
+    /// [`Replicated::Rewound`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_replicated_as(
+        &self,
+        seq: u64,
+        log_ms: u64,
+        key: Option<&str>,
+        entry: Result<ChangeEnvelope, String>,
+        ctx: &ApplyContext<'_>,
+        index: &DirectoryIndex,
+        commit: Commit,
+        applied: u64,
+    ) -> Result<Replicated, ApplyError> {
         let _serialized = self.write_lock.lock();
         let position = self.noting_io(self.cluster_position())?;
+        if position.last_applied_seq < applied {
+            return Ok(Replicated::Rewound {
+                stored: position.last_applied_seq,
+            });
+        }
         if seq <= position.last_applied_seq {
             return Ok(Replicated::Skipped);
         }
+        let durable = commit == Commit::Durable;
         let apply_ms = position.last_apply_ms.max(log_ms);
         let mut env = match entry {
             Ok(env) => env,
@@ -255,6 +317,7 @@ impl Store {
                     seq,
                     requested_at_ms: 0,
                     apply_ms,
+                    durable,
                 };
                 let outcome = Outcome::Rejected { seq, reason };
                 self.noting_io(self.commit_record(&stamp, key, Some(&outcome), true))?;
@@ -269,6 +332,7 @@ impl Store {
                 seq,
                 requested_at_ms: env.at_ms,
                 apply_ms,
+                durable,
             };
             self.noting_io(self.commit_record(&stamp, None, None, false))?;
             return Ok(Replicated::Duplicate(original));
@@ -277,6 +341,7 @@ impl Store {
             seq,
             requested_at_ms: env.at_ms,
             apply_ms,
+            durable,
         };
         env.at_ms = apply_ms;
         let reopens = self.db.reopens();
@@ -330,6 +395,7 @@ impl Store {
             seq,
             requested_at_ms: 0,
             apply_ms: position.last_apply_ms.max(log_ms),
+            durable: true,
         };
         self.noting_io(self.commit_record(&stamp, None, None, false))
     }
@@ -383,6 +449,7 @@ impl Store {
             seq,
             requested_at_ms: 0,
             apply_ms: position.last_apply_ms.max(log_ms),
+            durable: true,
         };
         self.noting_io((|| {
             let txn = self.db.begin_write()?;
@@ -406,6 +473,17 @@ impl Store {
         Ok(true)
     }
 
+    /// Make every deferred commit durable (an empty durable commit writes them out). The
+    /// apply loop calls it when a catch-up batch ends and when it stops.
+    pub fn flush_durable(&self) -> Result<(), StoreError> {
+        let _serialized = self.write_lock.lock();
+        self.noting_io((|| {
+            let txn = self.db.begin_write()?;
+            txn.commit()?;
+            Ok(())
+        })())
+    }
+
     fn commit_record(
         &self,
         stamp: &ClusterStamp,
@@ -413,7 +491,8 @@ impl Store {
         outcome: Option<&Outcome>,
         refused: bool,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        set_durability(&mut txn, Some(stamp))?;
         record(&txn, stamp, key, outcome, refused)?;
         txn.commit()?;
         Ok(())
@@ -530,6 +609,83 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, ApplyError::UnsupportedFormat { .. }), "{err}");
         assert_eq!(store.cluster_position().unwrap().last_applied_seq, 5);
+    }
+
+    /// A kill -9 leaves the file as the process wrote it: a copy taken while the store is
+    /// open is that image. Deferred commits are not in it, nor the position that covers
+    /// them; re-applying from the position gives the same directory, nothing twice.
+    #[test]
+    fn deferred_commits_lost_in_a_crash_are_re_applied_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.redb");
+        let store = Store::open(&path).unwrap();
+        let index = DirectoryIndex::new();
+        let ctx = ApplyContext::trusted();
+        let entry = |seq: u64| upsert(&format!("u{seq}"), seq, &format!("r{seq}"));
+        let apply = |store: &Store, index: &DirectoryIndex, seq: u64, commit: Commit, applied: u64| {
+            store
+                .apply_replicated_as(
+                    seq,
+                    1_000 + seq,
+                    None,
+                    Ok(entry(seq)),
+                    &ctx,
+                    index,
+                    commit,
+                    applied,
+                )
+                .unwrap()
+        };
+        for seq in 1..=3 {
+            apply(&store, &index, seq, Commit::Durable, seq - 1);
+        }
+        for seq in 4..=6 {
+            assert!(matches!(
+                apply(&store, &index, seq, Commit::Deferred, seq - 1),
+                Replicated::Done(Outcome::Applied { .. })
+            ));
+        }
+        // Visible at once in this process (position, revision, index, outcomes).
+        assert_eq!(store.cluster_position().unwrap().last_applied_seq, 6);
+        assert_eq!((store.revision().unwrap(), index.revision()), (6, 6));
+        assert!(store.cluster_outcome("r6").unwrap().is_some());
+
+        let crashed = dir.path().join("crashed.redb");
+        std::fs::copy(&path, &crashed).unwrap();
+        store.flush_durable().unwrap();
+        let flushed = dir.path().join("flushed.redb");
+        std::fs::copy(&path, &flushed).unwrap();
+        let digest = |s: &Store| {
+            let d = s.digest().unwrap();
+            (d.revision, d.sha256)
+        };
+        let want = digest(&store);
+        drop(store);
+
+        // After the crash: the last durable position, its revision; a caller that believes
+        // it applied 6 is told the position rewound, and nothing is written.
+        let store = Store::open(&crashed).unwrap();
+        let index = DirectoryIndex::new();
+        store.load_index(&index).unwrap();
+        assert_eq!(store.cluster_position().unwrap().last_applied_seq, 3);
+        assert_eq!(store.revision().unwrap(), 3);
+        assert_eq!(store.cluster_outcome("r4").unwrap(), None);
+        assert_eq!(
+            apply(&store, &index, 7, Commit::Durable, 6),
+            Replicated::Rewound { stored: 3 }
+        );
+        // Resuming at 3 + 1 (redelivered entries at or below the position are skipped).
+        assert_eq!(apply(&store, &index, 3, Commit::Durable, 3), Replicated::Skipped);
+        for seq in 4..=6 {
+            apply(&store, &index, seq, Commit::Deferred, seq - 1);
+        }
+        assert_eq!(store.revision().unwrap(), 6, "each entry applied once");
+        assert_eq!(digest(&store), want);
+
+        // A flush put the deferred commits on disk.
+        let store = Store::open(&flushed).unwrap();
+        assert_eq!(store.cluster_position().unwrap().last_applied_seq, 6);
+        assert_eq!(digest(&store), want);
     }
 
     #[test]

@@ -39,7 +39,7 @@ mod write_times;
 
 pub use crate::directory::ApplyContext;
 pub use cluster::{
-    ClusterPosition, ClusterStamp, ClusterState, Outcome, PolicyEpoch, Replicated, StreamIdentity,
+    ClusterPosition, ClusterStamp, ClusterState, Commit, Outcome, PolicyEpoch, Replicated, StreamIdentity,
 };
 pub use digest::{DIGESTED_TABLES, DirectoryDigest, TableDigest};
 pub use dump::{DUMP_FORMAT, Dump};
@@ -470,7 +470,8 @@ impl Store {
         stamp: Option<&ClusterStamp>,
         key: Option<&str>,
     ) -> Result<Applied, ApplyError> {
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        cluster::set_durability(&mut txn, stamp)?;
         let outcome = (|| {
             let mut t = WriteTables::open(&txn)?;
             // Before apply: a deleted app's or token's org is known only from the old state.

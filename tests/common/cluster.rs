@@ -287,6 +287,7 @@ pub async fn connect_all(daemons: &[Daemon]) -> Vec<Clients> {
     out
 }
 
+/// The sidecar's cluster status (`admin status`).
 pub async fn status(c: &mut Clients) -> pb::ClusterStatus {
     c.admin
         .get_policy_status(pb::GetPolicyStatusRequest {})
@@ -297,6 +298,7 @@ pub async fn status(c: &mut Clients) -> pb::ClusterStatus {
         .expect("cluster status in cluster mode")
 }
 
+/// The directory digest and its revision.
 pub async fn digest(c: &mut Clients) -> (u64, String) {
     let d = c
         .admin
@@ -310,7 +312,12 @@ pub async fn digest(c: &mut Clients) -> (u64, String) {
 /// Wait until every sidecar applied the log's last entry, then assert they hold the same
 /// directory at the same revision and that each one's index is consistent with its tables.
 pub async fn assert_converged(cs: &mut [Clients]) -> u64 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    assert_converged_within(cs, Duration::from_secs(90)).await
+}
+
+/// [`assert_converged`] waiting up to `patience` for the sidecars to catch up.
+pub async fn assert_converged_within(cs: &mut [Clients], patience: Duration) -> u64 {
+    let deadline = tokio::time::Instant::now() + patience;
     loop {
         let mut seen = Vec::new();
         for c in cs.iter_mut() {
@@ -345,6 +352,7 @@ pub async fn assert_converged(cs: &mut [Clients]) -> u64 {
     digests[0].0
 }
 
+/// Create `org` owned by `owner`; its revision.
 pub async fn create_org(c: &mut Clients, owner: &str, org: &str) -> u64 {
     c.org
         .create_org(pb::CreateOrgRequest {

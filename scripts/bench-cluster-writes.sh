@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Cluster write figures (benches/README.md, "Cluster writes"): single node vs 3 sidecars on a
+# 3-node NATS cluster (scripts/nats-cluster.sh), `warden bench --writes` at 1 / 8 / 32 writers,
+# the write pause when the stream leader is killed, check latency on a sidecar while the others
+# replicate writes vs idle, and the catch-up of a stopped sidecar with and without batching.
+# Loopback and Unix sockets only; everything lives in $WORK and is stopped at the end.
+#
+#   cargo build --release --locked && scripts/bench-cluster-writes.sh
+#
+# Environment: DURATION (s per run, default 5), CATCHUP (entries written while a sidecar is
+# stopped, default 20000), ORGS / MEMBERS (gen-directory shape, default 1000 × 20),
+# WORK (default: a temporary directory), NATS_CLUSTER_BASE_PORT (default 24222), WARDEN_BIN
+# (default target/release/warden).
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+W="${WARDEN_BIN:-$root/target/release/warden}"
+[ -x "$W" ] || { echo "build first: cargo build --release --locked" >&2; exit 1; }
+DURATION="${DURATION:-5}"
+CATCHUP="${CATCHUP:-20000}"
+ORGS="${ORGS:-1000}"
+MEMBERS="${MEMBERS:-20}"
+WORK="${WORK:-$(mktemp -d)}"
+export NATS_CLUSTER_DIR="$WORK/nats"
+export NATS_CLUSTER_BASE_PORT="${NATS_CLUSTER_BASE_PORT:-24222}"
+shape=(--orgs "$ORGS" --members "$MEMBERS" --teams 2 --apps 2)
+nats() { bash "$root/scripts/nats-cluster.sh" "$@"; }
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  nats stop >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+"$W" gen-directory "${shape[@]}" --out "$WORK/dir.json" >/dev/null
+
+# start NAME [serve args…]: import the directory into $WORK/NAME (first time) and serve it.
+declare -A pid_of
+start() {
+  local name="$1"; shift
+  if [ ! -e "$WORK/$name/warden.redb" ]; then
+    "$W" import --data "$WORK/$name" "$WORK/dir.json" >/dev/null
+  fi
+  WARDEN_LOG=info "$W" serve --data "$WORK/$name" --policies "$root/policies" \
+    --listen "unix:$WORK/$name.sock" "$@" >>"$WORK/$name.log" 2>&1 &
+  pid_of[$name]=$!
+  pids+=($!)
+  for _ in $(seq 200); do [ -S "$WORK/$name.sock" ] && break; sleep 0.1; done
+}
+stop() { kill "${pid_of[$1]}"; wait "${pid_of[$1]}" 2>/dev/null || true; rm -f "$WORK/$1.sock"; }
+writes() { "$W" bench --writes "${shape[@]}" --duration "$DURATION" --threads 2 "$@"; }
+seed=1
+next_seed() { seed=$((seed + 1)); }
+
+echo "## single node"
+start single
+for c in 1 8 32; do writes --connect "unix:$WORK/single.sock" -c "$c" --seed "$seed"; next_seed; done
+stop single
+
+echo "## cluster: 3 sidecars, 3 NATS nodes"
+nats start >/dev/null
+urls="$(nats urls)"
+for s in a b c; do start "$s" --cluster "$urls"; done
+sleep 3
+targets=(--target "unix:$WORK/a.sock" --target "unix:$WORK/b.sock" --target "unix:$WORK/c.sock")
+for c in 1 8 32; do writes "${targets[@]}" --watch -c "$c" --seed "$seed"; next_seed; done
+
+echo "## check latency on sidecar c: idle, then while a and b take writes (8 writers)"
+checks() { "$W" bench --connect "unix:$WORK/c.sock" "${shape[@]}" --duration "$DURATION" -c 8 --threads 1; }
+checks
+writes --target "unix:$WORK/a.sock" --target "unix:$WORK/b.sock" -c 8 --seed "$seed" >"$WORK/bg-writes.txt" &
+bg=$!
+sleep 0.5
+checks
+wait "$bg"; cat "$WORK/bg-writes.txt"; next_seed
+
+echo "## stream leader killed 3 s into a $((DURATION + 10)) s run (8 writers): longest gap"
+leader="$(curl -s "http://127.0.0.1:$((NATS_CLUSTER_BASE_PORT + 20))/jsz?accounts=true&streams=true" \
+  | jq -r '[.account_details[]?.stream_detail[]? | select(.name=="warden") | .cluster.leader][0]')"
+echo "leader: $leader"
+( sleep 3; nats kill "${leader#n}" >/dev/null ) &
+"$W" bench --writes "${shape[@]}" --duration "$((DURATION + 10))" --threads 2 "${targets[@]}" -c 8 --seed "$seed"
+next_seed
+nats start "${leader#n}" >/dev/null
+sleep 10
+
+echo "## catch-up of $CATCHUP entries, batched (default) and not (WARDEN_CLUSTER_CATCHUP_BATCH=1)"
+for batch in default 1; do
+  stop c
+  "$W" bench --writes "${shape[@]}" --requests "$CATCHUP" --threads 2 \
+    --target "unix:$WORK/a.sock" --target "unix:$WORK/b.sock" -c 32 --seed "$seed" | tail -n +4
+  next_seed
+  before="$(grep -c 'caught up on the directory log' "$WORK/c.log" || true)"
+  if [ "$batch" = default ]; then
+    start c --cluster "$urls"
+  else
+    WARDEN_CLUSTER_CATCHUP_BATCH=1 start c --cluster "$urls"
+  fi
+  for _ in $(seq 1200); do
+    [ "$(grep -c 'caught up on the directory log' "$WORK/c.log" || true)" -gt "$before" ] && break
+    sleep 0.5
+  done
+  echo "batch=$batch: $(grep 'caught up on the directory log' "$WORK/c.log" | tail -1 | sed 's/.*caught up/caught up/')"
+done
