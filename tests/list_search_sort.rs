@@ -3,11 +3,13 @@
 //! across small pages, in the order a user would expect (ties by id), also while writes land
 //! between pages; `updated_at` moves with every change that touches an org, app or member;
 //! `query` and the label filter are applied by the server; a bad `order_by` or a token from
-//! another order is INVALID_ARGUMENT naming the field.
+//! another order is INVALID_ARGUMENT naming the field. `ListTeams` can answer with member
+//! counts only, and `ListTeamMembers` pages one team's members (no page loads more than it
+//! shows).
 
 use crate::common;
 
-use common::directory::{Clients, clients, org_owner};
+use common::directory::{Clients, assert_refused, clients, org_owner};
 use common::{Workdir, free_port, runtime};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -452,4 +454,140 @@ fn a_store_from_before_sorted_lists_is_indexed_on_open() {
         .unwrap();
     let got: Vec<(String, u64)> = page.items.into_iter().map(|(o, n)| (o.id, n)).collect();
     assert_eq!(got, [("acme".to_string(), 4), ("globex".to_string(), 1)]);
+}
+
+/// A team's members: `ListTeams` keeps sending every id by default (existing clients), sends
+/// only the count with `omit_member_ids`, and `ListTeamMembers` pages the ids completely, with
+/// the count on every page; an unknown team is NOT_FOUND naming it, a reader without
+/// `team:read` is refused.
+#[test]
+fn teams_come_with_counts_and_their_members_page() {
+    let addr = free_port();
+    let daemon = Workdir::new().start_with(&["--demo", "--http", &format!("tcp:{addr}")]);
+    let rt = runtime();
+    let crowd: Vec<String> = (0..7).map(|i| format!("u{i}")).collect();
+    rt.block_on(async {
+        let mut c = clients(&daemon.work.unix_target()).await;
+        c.team
+            .create_team(pb::CreateTeamRequest {
+                actor: "alice".into(),
+                org_id: "acme".into(),
+                team_id: "crowd".into(),
+                name: "Crowd".into(),
+            })
+            .await
+            .expect("CreateTeam");
+        for u in &crowd {
+            c.upsert_user(u, u).await;
+            c.add_member("alice", "acme", u, "org_user")
+                .await
+                .expect("AddMember");
+            c.team
+                .add_team_member(pb::AddTeamMemberRequest {
+                    actor: "alice".into(),
+                    org_id: "acme".into(),
+                    team_id: "crowd".into(),
+                    user_id: u.clone(),
+                })
+                .await
+                .expect("AddTeamMember");
+        }
+        let list = |omit: bool| pb::ListTeamsRequest {
+            org_id: "acme".into(),
+            actor: "alice".into(),
+            omit_member_ids: omit,
+            ..Default::default()
+        };
+        let full = c
+            .team
+            .list_teams(list(false))
+            .await
+            .expect("ListTeams")
+            .into_inner()
+            .teams;
+        let team = |teams: &[pb::Team], id: &str| teams.iter().find(|t| t.team_id == id).cloned().unwrap();
+        assert_eq!(team(&full, "crowd").member_ids, crowd);
+        assert_eq!(team(&full, "crowd").member_count, 7);
+        assert_eq!(team(&full, "frontend").member_ids, ["carol"]);
+
+        let counts = c
+            .team
+            .list_teams(list(true))
+            .await
+            .expect("ListTeams")
+            .into_inner()
+            .teams;
+        assert!(counts.iter().all(|t| t.member_ids.is_empty()), "{counts:?}");
+        assert_eq!(team(&counts, "crowd").member_count, 7);
+        assert_eq!(team(&counts, "frontend").member_count, 1);
+        assert_eq!(team(&counts, "frontend").app_grants[0].app_id, "web");
+
+        let mut got = Vec::new();
+        let mut token = String::new();
+        loop {
+            let r = c
+                .team
+                .list_team_members(pb::ListTeamMembersRequest {
+                    org_id: "acme".into(),
+                    team_id: "crowd".into(),
+                    actor: "alice".into(),
+                    page_size: 3,
+                    page_token: token,
+                    ..Default::default()
+                })
+                .await
+                .expect("ListTeamMembers")
+                .into_inner();
+            assert!(r.user_ids.len() <= 3, "{r:?}");
+            assert_eq!(r.member_count, 7);
+            got.extend(r.user_ids);
+            if r.next_page_token.is_empty() {
+                break;
+            }
+            token = r.next_page_token;
+        }
+        assert_eq!(got, crowd);
+
+        let members_of = |team: &str, actor: &str| pb::ListTeamMembersRequest {
+            org_id: "acme".into(),
+            team_id: team.into(),
+            actor: actor.into(),
+            ..Default::default()
+        };
+        assert_refused(
+            c.team.list_team_members(members_of("ghost", "alice")).await,
+            Code::NotFound,
+            &["team_id", "ghost"],
+        );
+        assert_refused(
+            c.team.list_team_members(members_of("crowd", "erin")).await,
+            Code::PermissionDenied,
+            &["team:read", "acme"],
+        );
+    });
+
+    // Over the gateway, as the console asks: counts, and no member id in the answer.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .post(&format!("http://{addr}/warden.v1.TeamService/ListTeams"))
+        .header("content-type", "application/json")
+        .send(json!({"actor": "alice", "org_id": "acme", "omit_member_ids": true}).to_string())
+        .expect("POST");
+    assert_eq!(resp.status().as_u16(), 200);
+    let text = resp.body_mut().read_to_string().unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let crowd_json = v["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["team_id"] == "crowd")
+        .unwrap();
+    assert_eq!(crowd_json["member_count"], 7, "{text}");
+    assert!(
+        !text.contains("u0") && !text.contains("member_ids\":[\""),
+        "{text}"
+    );
 }

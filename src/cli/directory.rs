@@ -823,6 +823,7 @@ async fn team(args: TeamArgs) -> Outcome {
             loop {
                 let r = c
                     .list_teams(pb::ListTeamsRequest {
+                        omit_member_ids: false,
                         min_revision: 0,
                         org_id: org_id.clone(),
                         page_size: 0,
