@@ -5,7 +5,8 @@
 //! `query` and the label filter are applied by the server; a bad `order_by` or a token from
 //! another order is INVALID_ARGUMENT naming the field. `ListTeams` can answer with member
 //! counts only, and `ListTeamMembers` pages one team's members (no page loads more than it
-//! shows).
+//! shows). A platform admin (a policy rule granting `org:list_all` on `instance`) lists every
+//! org over TCP with `all`; anyone else is refused, org admins included.
 
 use crate::common;
 
@@ -590,4 +591,68 @@ fn teams_come_with_counts_and_their_members_page() {
         !text.contains("u0") && !text.contains("member_ids\":[\""),
         "{text}"
     );
+}
+
+/// `ListOrgs.all`: every org of the instance over TCP for an actor the policy grants
+/// `org:list_all` on `instance` in domain `*`; denied by default, also to an org's admin;
+/// INVALID_ARGUMENT beside a `user_id`.
+#[test]
+fn a_platform_admin_lists_every_org_and_no_one_else_does() {
+    let work = Workdir::new();
+    let csv = work.policies().join("policy.csv");
+    let mut text = std::fs::read_to_string(&csv).unwrap();
+    text.push_str(
+        "g, ops-ann, role:platform_admin, *\np, role:platform_admin, instance, org:list_all, org, allow\n",
+    );
+    std::fs::write(&csv, text).unwrap();
+    let daemon = work.start_with(&["--demo"]);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = clients(&daemon.work.tcp_target()).await;
+        let all = |actor: &str| pb::ListOrgsRequest {
+            actor: actor.into(),
+            all: true,
+            order_by: "name".into(),
+            ..Default::default()
+        };
+        // What the console asks to choose its list: the same decision ListOrgs makes.
+        assert!(c.check("ops-ann", "*", "instance", "org:list_all", 0).await);
+        assert!(!c.check("alice", "*", "instance", "org:list_all", 0).await);
+        let orgs = c
+            .org
+            .list_orgs(all("ops-ann"))
+            .await
+            .expect("ListOrgs all")
+            .into_inner()
+            .orgs;
+        assert_eq!(ids(&orgs), ["acme", "globex"], "{orgs:?}");
+        assert_eq!(orgs[0].member_count, 4);
+        // alice administers acme: that is not the instance.
+        assert_refused(
+            c.org.list_orgs(all("alice")).await,
+            Code::PermissionDenied,
+            &["all", "alice", "org:list_all"],
+        );
+        assert_refused(
+            c.org
+                .list_orgs(pb::ListOrgsRequest {
+                    user_id: "ops-ann".into(),
+                    ..all("ops-ann")
+                })
+                .await,
+            Code::InvalidArgument,
+            &["all", "user_id"],
+        );
+        // Without `all`, an empty user_id over TCP stays refused, for everyone.
+        assert_refused(
+            c.org
+                .list_orgs(pb::ListOrgsRequest {
+                    actor: "ops-ann".into(),
+                    ..Default::default()
+                })
+                .await,
+            Code::PermissionDenied,
+            &["every org"],
+        );
+    });
 }

@@ -650,6 +650,7 @@ async fn org(args: OrgArgs) -> Outcome {
             loop {
                 let r = c
                     .list_orgs(pb::ListOrgsRequest {
+                        all: false,
                         min_revision: 0,
                         user_id: user.clone(),
                         query: query.clone(),

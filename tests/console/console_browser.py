@@ -103,6 +103,9 @@ def main():
         page.wait_for_selector("#org-list table")
         settle()
         check(page.locator("#org-list").inner_text().find("acme") >= 0, "orgs: acme listed")
+        scope = page.locator("#org-scope").inner_text()
+        check("globex" not in page.locator("#org-list").inner_text() and "belongs to" in scope,
+              f"orgs: alice, no platform admin, sees her own orgs: {scope!r}")
         page.screenshot(path=f"{SHOTS}/organizations.png", full_page=True)
         clean("organizations")
 

@@ -121,11 +121,22 @@ function viewOrgs(main) {
   const list = h('div', { id: 'org-list' });
   const form = h('form', { class: 'bar', role: 'search', onsubmit: (ev) => { ev.preventDefault(); go({ view: 'orgs', query: q.value, order_by: order.value }); } },
     field('Search', q), field('Sort by', order), h('button', { type: 'submit' }, 'Search'));
-  main.replaceChildren(h('h1', {}, 'Organizations'),
-    h('p', { class: 'muted' }, `The orgs ${actor()} belongs to. Listing every org of the instance is an operator call (Unix socket).`),
-    form, list, ...section('Limits in force', 'limits'));
+  const scope = h('p', { class: 'muted', id: 'org-scope' });
+  main.replaceChildren(h('h1', {}, 'Organizations'), scope, form, list, ...section('Limits in force', 'limits'));
+  // A platform admin (the policy grants `org:list_all` on `instance` in domain `*`) sees
+  // every org, anyone else the orgs they belong to. The page asks the policy which (a Check,
+  // so no refused call is needed to find out); ListOrgs authorizes `all` again itself.
+  let everyOrg = null;
   pager(list, async (token) => {
-    const r = await rpc('OrgService/ListOrgs', { actor: actor(), user_id: actor(), query: q.value, order_by: order.value, page_size: 20, page_token: token });
+    if (everyOrg === null) {
+      const c = await rpc('AuthzService/Check', { subject: actor(), org: '*', resource: 'instance', action: 'org:list_all' });
+      everyOrg = !!c.allowed;
+      scope.textContent = everyOrg
+        ? `Every org of the instance: the policy lets ${actor()} list them all (org:list_all on instance).`
+        : `The orgs ${actor()} belongs to. Listing every org needs org:list_all on instance (a platform admin) or the Unix socket.`;
+    }
+    const base = { actor: actor(), query: q.value, order_by: order.value, page_size: 20, page_token: token };
+    const r = await rpc('OrgService/ListOrgs', everyOrg ? { ...base, all: true } : { ...base, user_id: actor() });
     return { items: r.orgs, next: r.next_page_token };
   }, (orgs) => orgs.length ? table(['Org', 'Name', 'Plan', 'Members', 'Updated'], orgs.map((o) =>
     [link(o.org_id, { view: 'org', org: o.org_id }), o.name, o.plan, o.member_count, when(o.updated_at_unix_ms)]))
