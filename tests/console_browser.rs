@@ -8,8 +8,11 @@
 //! `tests/console/console_browser.py`, which renders every page without console errors,
 //! changes a role through the page and finds it in `warden member list` and the activity page,
 //! compares the playground with `warden check --explain` for every demo user × a set of
-//! requests, and sees the last-admin refusal in place. Here, the policy preview's blast radius
-//! is compared with `warden policy diff` over the same directory. Screenshots land in
+//! requests, sees the last-admin refusal in place, opens a team to load its members (the org
+//! page shows counts only), and finds the playground's checks in the activity charts' first
+//! paint (the daemon's counter history). Here, the policy preview's blast radius and its groups
+//! by role and action are compared with `warden policy diff` over the same directory, and the
+//! counter history is read over gRPC. Screenshots land in
 //! `target/console-screenshots/`. A missing Chromium or Playwright fails with what to install;
 //! this test never skips. CI makes the venv in `.ci/run` and passes it as
 //! `WARDEN_CONSOLE_VENV`; without it the test makes its own under the target directory.
@@ -20,6 +23,7 @@ use common::{WARDEN, Workdir, free_port};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use warden::api::pb;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -158,6 +162,73 @@ fn the_console_is_served_with_the_gateway_on_its_origin() {
     );
 }
 
+/// The activity charts' history: the daemon samples its decision counters in the background,
+/// so checks made before anyone asked are in the answer of the first `GetDecisionCounters`
+/// (what a page opened afterwards draws), oldest first, and `history_after_unix_ms` returns
+/// only what is newer.
+#[test]
+fn the_decision_counters_remember_the_last_minutes() {
+    let daemon = Workdir::new().start_with(&["--demo"]);
+    common::runtime().block_on(async {
+        let mut c = common::directory::clients(&daemon.work.unix_target()).await;
+        let counters = |after: u64| pb::GetDecisionCountersRequest {
+            history_after_unix_ms: after,
+        };
+        // Wait for a sample (outcome, not time), then decide a few checks.
+        let before = wait_for_sample(&mut c, |_| true).await;
+        for _ in 0..5 {
+            c.check("bob", "acme", "apps/web", "app:read", 0).await;
+        }
+        let after = wait_for_sample(&mut c, |s| s.decisions >= before.decisions + 5).await;
+
+        // A page opened now asks once and gets both: before the checks, and after them.
+        let r = c
+            .admin
+            .get_decision_counters(counters(0))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.history_interval_ms, 1000);
+        assert!(r.history.len() <= 300, "{}", r.history.len());
+        assert!(r.history.contains(&before) && r.history.contains(&after), "{r:?}");
+        assert!(
+            r.history
+                .windows(2)
+                .all(|w| w[0].at_unix_ms < w[1].at_unix_ms && w[0].decisions <= w[1].decisions),
+            "{r:?}"
+        );
+        assert!(r.decisions >= after.decisions, "{r:?}");
+        let newer = c
+            .admin
+            .get_decision_counters(counters(before.at_unix_ms))
+            .await
+            .unwrap()
+            .into_inner()
+            .history;
+        assert!(!newer.contains(&before) && newer.contains(&after), "{newer:?}");
+    });
+}
+
+/// The first history sample `pred` holds for, waiting up to a minute for the sampler.
+async fn wait_for_sample(
+    c: &mut common::directory::Clients,
+    pred: impl Fn(&pb::DecisionSample) -> bool,
+) -> pb::DecisionSample {
+    for _ in 0..600 {
+        let r = c
+            .admin
+            .get_decision_counters(pb::GetDecisionCountersRequest::default())
+            .await
+            .expect("GetDecisionCounters")
+            .into_inner();
+        if let Some(s) = r.history.into_iter().find(|s| pred(s)) {
+            return s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no history sample as wanted within a minute");
+}
+
 #[test]
 fn the_ui_listener_follows_the_remote_rules_of_the_others() {
     let out = Command::new(WARDEN)
@@ -171,6 +242,104 @@ fn the_ui_listener_follows_the_remote_rules_of_the_others() {
         err.contains("--ui tcp:0.0.0.0:0") && err.contains("--tcp-token-sha256"),
         "{err}"
     );
+}
+
+/// The policy preview groups the decisions an edit flips by the subject's org role, the action
+/// and the direction, with examples; the groups add up to `warden policy diff`'s flips over the
+/// same directory.
+#[test]
+fn the_policy_preview_groups_flips_by_role_and_action() {
+    let mut daemon = Workdir::new().start_with(&["--demo"]);
+    let policies = daemon.work.policies();
+    let csv = std::fs::read_to_string(policies.join("policy.csv")).unwrap();
+    // Org users (and, through them, org contributors) stop reading inside apps; every member
+    // may now read usage (new for org users and team contributors).
+    let removed = "p, role:org_user, apps/:app/*, app:read, org, allow";
+    assert!(
+        csv.contains(removed),
+        "the default policy changed; pick another edit"
+    );
+    let mut edited: String = csv
+        .lines()
+        .filter(|l| l.trim() != removed)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    edited.push_str("p, role:member, org, usage:read, org, allow\n");
+    let r = common::runtime().block_on(async {
+        let mut c = common::directory::clients(&daemon.work.unix_target()).await;
+        c.admin
+            .preview_policy(pb::PreviewPolicyRequest {
+                policy_csv: edited.clone(),
+                actions: Vec::new(),
+            })
+            .await
+            .expect("PreviewPolicy")
+            .into_inner()
+    });
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let keys: std::collections::BTreeSet<(&str, &str, &str)> = r
+        .groups
+        .iter()
+        .map(|g| (g.role.as_str(), g.action.as_str(), g.direction.as_str()))
+        .collect();
+    let want: std::collections::BTreeSet<(&str, &str, &str)> = [
+        ("org_contributor", "app:read", "ALLOW→DENY"),
+        ("org_user", "app:read", "ALLOW→DENY"),
+        ("org_user", "usage:read", "DENY→ALLOW"),
+        ("team_contributor", "usage:read", "DENY→ALLOW"),
+    ]
+    .into();
+    assert_eq!(keys, want, "{:#?}", r.groups);
+    // Each example's subject holds the group's role in the demo directory.
+    let role_of = |user: &str| match user {
+        "alice" | "erin" => "admin",
+        "bob" => "org_contributor",
+        "carol" => "team_contributor",
+        "dave" => "org_user",
+        _ => "(not a member)",
+    };
+    for g in &r.groups {
+        assert!(!g.examples.is_empty() && g.examples.len() <= 3, "{g:?}");
+        for e in &g.examples {
+            let subject = e.split(' ').next().unwrap();
+            assert_eq!(role_of(subject), g.role, "{g:?}");
+            assert!(e.contains(&g.action), "{g:?}");
+        }
+    }
+    assert!(
+        r.groups.windows(2).all(|w| w[0].count >= w[1].count),
+        "{:#?}",
+        r.groups
+    );
+    let total: u64 = r.groups.iter().map(|g| g.count).sum();
+    assert_eq!(total, r.newly_allowed + r.newly_denied);
+
+    // The same flips as `warden policy diff` over the same directory.
+    daemon.stop();
+    let edited_dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&policies).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), edited_dir.path().join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::write(edited_dir.path().join("policy.csv"), &edited).unwrap();
+    // Exit status 1: decisions change (as `diff`).
+    let out = Command::new(WARDEN)
+        .args(["policy", "diff"])
+        .arg(&policies)
+        .arg(edited_dir.path())
+        .arg("--data")
+        .arg(daemon.work.data())
+        .output()
+        .expect("warden policy diff");
+    let diff = String::from_utf8_lossy(&out.stdout);
+    let flips = diff
+        .lines()
+        .filter(|l| l.contains("DENY→ALLOW") || l.contains("ALLOW→DENY"))
+        .count();
+    assert_eq!(total, flips as u64, "{diff}");
+    assert_eq!(diff.lines().last().unwrap_or("").trim(), r.summary, "{diff}");
 }
 
 /// The system Chromium, installed from Debian's packages when it is missing and this test
@@ -289,6 +458,21 @@ fn the_console_works_in_a_real_browser() {
         .count();
     assert_eq!(result["flips"].as_u64(), Some(flips as u64), "{text}");
     assert!(flips > 0, "the edit must flip something to be a test: {text}");
+    // The page groups the same flips by role and action, with the roles of the live directory:
+    // bob and dave (an org_contributor since the page changed his role) lose reading inside
+    // apps, in one group.
+    let groups = result["groups"].as_array().expect("preview groups");
+    let total: u64 = groups
+        .iter()
+        .map(|g| g[3].as_str().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(total, flips as u64, "{groups:?}");
+    assert!(
+        groups
+            .iter()
+            .all(|g| g[0] == "org_contributor" && g[1] == "app:read"),
+        "{groups:?}"
+    );
     for page in ["organizations", "org", "check", "policy", "activity"] {
         assert!(shots.join(format!("{page}.png")).exists(), "screenshot of {page}");
     }

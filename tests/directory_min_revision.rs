@@ -136,6 +136,18 @@ fn directory_reads_wait_for_min_revision_or_fail_naming_it() {
                 }
             ),
             read!(
+                "ListTeamMembers",
+                team,
+                list_team_members,
+                pb::ListTeamMembersRequest {
+                    actor: alice(),
+                    org_id: "acme".into(),
+                    team_id: "frontend".into(),
+                    min_revision: far,
+                    ..Default::default()
+                }
+            ),
+            read!(
                 "GetApp",
                 app,
                 get_app,

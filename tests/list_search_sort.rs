@@ -3,11 +3,14 @@
 //! across small pages, in the order a user would expect (ties by id), also while writes land
 //! between pages; `updated_at` moves with every change that touches an org, app or member;
 //! `query` and the label filter are applied by the server; a bad `order_by` or a token from
-//! another order is INVALID_ARGUMENT naming the field.
+//! another order is INVALID_ARGUMENT naming the field. `ListTeams` can answer with member
+//! counts only, and `ListTeamMembers` pages one team's members (no page loads more than it
+//! shows). A platform admin (a policy rule granting `org:list_all` on `instance`) lists every
+//! org over TCP with `all`; anyone else is refused, org admins included.
 
 use crate::common;
 
-use common::directory::{Clients, clients, org_owner};
+use common::directory::{Clients, assert_refused, clients, org_owner};
 use common::{Workdir, free_port, runtime};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -452,4 +455,204 @@ fn a_store_from_before_sorted_lists_is_indexed_on_open() {
         .unwrap();
     let got: Vec<(String, u64)> = page.items.into_iter().map(|(o, n)| (o.id, n)).collect();
     assert_eq!(got, [("acme".to_string(), 4), ("globex".to_string(), 1)]);
+}
+
+/// A team's members: `ListTeams` keeps sending every id by default (existing clients), sends
+/// only the count with `omit_member_ids`, and `ListTeamMembers` pages the ids completely, with
+/// the count on every page; an unknown team is NOT_FOUND naming it, a reader without
+/// `team:read` is refused.
+#[test]
+fn teams_come_with_counts_and_their_members_page() {
+    let addr = free_port();
+    let daemon = Workdir::new().start_with(&["--demo", "--http", &format!("tcp:{addr}")]);
+    let rt = runtime();
+    let crowd: Vec<String> = (0..7).map(|i| format!("u{i}")).collect();
+    rt.block_on(async {
+        let mut c = clients(&daemon.work.unix_target()).await;
+        c.team
+            .create_team(pb::CreateTeamRequest {
+                actor: "alice".into(),
+                org_id: "acme".into(),
+                team_id: "crowd".into(),
+                name: "Crowd".into(),
+            })
+            .await
+            .expect("CreateTeam");
+        for u in &crowd {
+            c.upsert_user(u, u).await;
+            c.add_member("alice", "acme", u, "org_user")
+                .await
+                .expect("AddMember");
+            c.team
+                .add_team_member(pb::AddTeamMemberRequest {
+                    actor: "alice".into(),
+                    org_id: "acme".into(),
+                    team_id: "crowd".into(),
+                    user_id: u.clone(),
+                })
+                .await
+                .expect("AddTeamMember");
+        }
+        let list = |omit: bool| pb::ListTeamsRequest {
+            org_id: "acme".into(),
+            actor: "alice".into(),
+            omit_member_ids: omit,
+            ..Default::default()
+        };
+        let full = c
+            .team
+            .list_teams(list(false))
+            .await
+            .expect("ListTeams")
+            .into_inner()
+            .teams;
+        let team = |teams: &[pb::Team], id: &str| teams.iter().find(|t| t.team_id == id).cloned().unwrap();
+        assert_eq!(team(&full, "crowd").member_ids, crowd);
+        assert_eq!(team(&full, "crowd").member_count, 7);
+        assert_eq!(team(&full, "frontend").member_ids, ["carol"]);
+
+        let counts = c
+            .team
+            .list_teams(list(true))
+            .await
+            .expect("ListTeams")
+            .into_inner()
+            .teams;
+        assert!(counts.iter().all(|t| t.member_ids.is_empty()), "{counts:?}");
+        assert_eq!(team(&counts, "crowd").member_count, 7);
+        assert_eq!(team(&counts, "frontend").member_count, 1);
+        assert_eq!(team(&counts, "frontend").app_grants[0].app_id, "web");
+
+        let mut got = Vec::new();
+        let mut token = String::new();
+        loop {
+            let r = c
+                .team
+                .list_team_members(pb::ListTeamMembersRequest {
+                    org_id: "acme".into(),
+                    team_id: "crowd".into(),
+                    actor: "alice".into(),
+                    page_size: 3,
+                    page_token: token,
+                    ..Default::default()
+                })
+                .await
+                .expect("ListTeamMembers")
+                .into_inner();
+            assert!(r.user_ids.len() <= 3, "{r:?}");
+            assert_eq!(r.member_count, 7);
+            got.extend(r.user_ids);
+            if r.next_page_token.is_empty() {
+                break;
+            }
+            token = r.next_page_token;
+        }
+        assert_eq!(got, crowd);
+
+        let members_of = |team: &str, actor: &str| pb::ListTeamMembersRequest {
+            org_id: "acme".into(),
+            team_id: team.into(),
+            actor: actor.into(),
+            ..Default::default()
+        };
+        assert_refused(
+            c.team.list_team_members(members_of("ghost", "alice")).await,
+            Code::NotFound,
+            &["team_id", "ghost"],
+        );
+        assert_refused(
+            c.team.list_team_members(members_of("crowd", "erin")).await,
+            Code::PermissionDenied,
+            &["team:read", "acme"],
+        );
+    });
+
+    // Over the gateway, as the console asks: counts, and no member id in the answer.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .post(&format!("http://{addr}/warden.v1.TeamService/ListTeams"))
+        .header("content-type", "application/json")
+        .send(json!({"actor": "alice", "org_id": "acme", "omit_member_ids": true}).to_string())
+        .expect("POST");
+    assert_eq!(resp.status().as_u16(), 200);
+    let text = resp.body_mut().read_to_string().unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let crowd_json = v["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["team_id"] == "crowd")
+        .unwrap();
+    assert_eq!(crowd_json["member_count"], 7, "{text}");
+    assert!(
+        !text.contains("u0") && !text.contains("member_ids\":[\""),
+        "{text}"
+    );
+}
+
+/// `ListOrgs.all`: every org of the instance over TCP for an actor the policy grants
+/// `org:list_all` on `instance` in domain `*`; denied by default, also to an org's admin;
+/// INVALID_ARGUMENT beside a `user_id`.
+#[test]
+fn a_platform_admin_lists_every_org_and_no_one_else_does() {
+    let work = Workdir::new();
+    let csv = work.policies().join("policy.csv");
+    let mut text = std::fs::read_to_string(&csv).unwrap();
+    text.push_str(
+        "g, ops-ann, role:platform_admin, *\np, role:platform_admin, instance, org:list_all, org, allow\n",
+    );
+    std::fs::write(&csv, text).unwrap();
+    let daemon = work.start_with(&["--demo"]);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = clients(&daemon.work.tcp_target()).await;
+        let all = |actor: &str| pb::ListOrgsRequest {
+            actor: actor.into(),
+            all: true,
+            order_by: "name".into(),
+            ..Default::default()
+        };
+        // What the console asks to choose its list: the same decision ListOrgs makes.
+        assert!(c.check("ops-ann", "*", "instance", "org:list_all", 0).await);
+        assert!(!c.check("alice", "*", "instance", "org:list_all", 0).await);
+        let orgs = c
+            .org
+            .list_orgs(all("ops-ann"))
+            .await
+            .expect("ListOrgs all")
+            .into_inner()
+            .orgs;
+        assert_eq!(ids(&orgs), ["acme", "globex"], "{orgs:?}");
+        assert_eq!(orgs[0].member_count, 4);
+        // alice administers acme: that is not the instance.
+        assert_refused(
+            c.org.list_orgs(all("alice")).await,
+            Code::PermissionDenied,
+            &["all", "alice", "org:list_all"],
+        );
+        assert_refused(
+            c.org
+                .list_orgs(pb::ListOrgsRequest {
+                    user_id: "ops-ann".into(),
+                    ..all("ops-ann")
+                })
+                .await,
+            Code::InvalidArgument,
+            &["all", "user_id"],
+        );
+        // Without `all`, an empty user_id over TCP stays refused, for everyone.
+        assert_refused(
+            c.org
+                .list_orgs(pb::ListOrgsRequest {
+                    actor: "ops-ann".into(),
+                    ..Default::default()
+                })
+                .await,
+            Code::PermissionDenied,
+            &["every org"],
+        );
+    });
 }

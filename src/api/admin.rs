@@ -67,6 +67,9 @@ pub struct Admin {
     metrics: Option<Arc<crate::api::metrics::Metrics>>,
     /// Cluster mode: shown in the status.
     cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// The last minutes of the decision counters, sampled in the background;
+    /// `GetDecisionCounters` returns them as `history` (empty without).
+    history: Option<Arc<crate::api::counter_history::CounterHistory>>,
 }
 
 impl Admin {
@@ -82,12 +85,19 @@ impl Admin {
             index_checks: Arc::new(tokio::sync::Mutex::new(())),
             metrics: None,
             cluster: None,
+            history: None,
         }
     }
 
     /// Serve `GetDecisionCounters` from `metrics`.
     pub fn with_metrics(mut self, metrics: Arc<crate::api::metrics::Metrics>) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Return `history`'s samples with `GetDecisionCounters`.
+    pub fn with_counter_history(mut self, history: Arc<crate::api::counter_history::CounterHistory>) -> Self {
+        self.history = Some(history);
         self
     }
 
@@ -199,28 +209,13 @@ fn preview(
         )));
     }
     let report = diff::diff(old, new, index, &space);
-    let mut groups: std::collections::BTreeMap<(bool, String), pb::FlipGroup> = Default::default();
-    for c in &report.changes {
-        let g = groups
-            .entry((c.newly_allowed(), c.action.clone()))
-            .or_insert_with(|| pb::FlipGroup {
-                direction: if c.newly_allowed() {
-                    "DENY→ALLOW"
-                } else {
-                    "ALLOW→DENY"
-                }
-                .into(),
-                action: c.action.clone(),
-                ..Default::default()
-            });
-        g.count += 1;
-        if g.examples.len() < 3 {
-            g.examples
-                .push(format!("{} {} {} in {}", c.subject, c.action, c.resource, c.org));
-        }
-    }
-    let mut groups: Vec<pb::FlipGroup> = groups.into_values().collect();
-    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
+    // The roles as the directory holds them now: one shared read of the live index.
+    let groups = {
+        let directory = engine.index().read();
+        flip_groups(&report.changes, |org, subject| {
+            directory.role_of(org, subject).map(str::to_string)
+        })
+    };
     Ok(pb::PreviewPolicyResponse {
         errors: Vec::new(),
         compared: report.compared,
@@ -229,6 +224,44 @@ fn preview(
         groups,
         summary: report.summary(),
     })
+}
+
+/// What a stranger's flips are grouped under: the request space adds one non-member per org.
+const NOT_A_MEMBER: &str = "(not a member)";
+
+/// Flips grouped by the subject's org role (`role_of`), the action and the direction, with up
+/// to three examples each; largest first, then by role, action and direction, so the same
+/// edit over the same directory always reads the same.
+fn flip_groups(
+    changes: &[crate::policy::diff::Change],
+    role_of: impl Fn(&str, &str) -> Option<String>,
+) -> Vec<pb::FlipGroup> {
+    let mut groups: std::collections::BTreeMap<(String, String, bool), pb::FlipGroup> = Default::default();
+    for c in changes {
+        let role = role_of(&c.org, &c.subject).unwrap_or_else(|| NOT_A_MEMBER.to_string());
+        let g = groups
+            .entry((role.clone(), c.action.clone(), c.newly_allowed()))
+            .or_insert_with(|| pb::FlipGroup {
+                direction: if c.newly_allowed() {
+                    "DENY→ALLOW"
+                } else {
+                    "ALLOW→DENY"
+                }
+                .into(),
+                action: c.action.clone(),
+                role,
+                ..Default::default()
+            });
+        g.count += 1;
+        if g.examples.len() < 3 {
+            g.examples
+                .push(format!("{} {} {} in {}", c.subject, c.action, c.resource, c.org));
+        }
+    }
+    // The map's order (role, action, direction) breaks ties; the sort is stable.
+    let mut groups: Vec<pb::FlipGroup> = groups.into_values().collect();
+    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
+    groups
 }
 
 #[tonic::async_trait]
@@ -265,21 +298,35 @@ impl pb::admin_service_server::AdminService for Admin {
 
     async fn get_decision_counters(
         &self,
-        _request: Request<pb::GetDecisionCountersRequest>,
+        request: Request<pb::GetDecisionCountersRequest>,
     ) -> Result<Response<pb::DecisionCounters>, Status> {
+        use crate::api::counter_history;
+        let after = request.into_inner().history_after_unix_ms;
         let metrics = self
             .metrics
             .as_ref()
             .ok_or_else(|| Status::unavailable("no decision counters in this server"))?;
-        let (decisions, timed, engine_time_ns_sum) = metrics.decision_totals();
-        let at_unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let now = counter_history::read(metrics);
+        let history = self
+            .history
+            .as_ref()
+            .map(|h| h.since(after))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| pb::DecisionSample {
+                at_unix_ms: s.at_unix_ms,
+                decisions: s.decisions,
+                timed: s.timed,
+                engine_time_ns_sum: s.engine_time_ns_sum,
+            })
+            .collect();
         Ok(Response::new(pb::DecisionCounters {
-            decisions,
-            timed,
-            engine_time_ns_sum,
-            at_unix_ms,
+            decisions: now.decisions,
+            timed: now.timed,
+            engine_time_ns_sum: now.engine_time_ns_sum,
+            at_unix_ms: now.at_unix_ms,
+            history,
+            history_interval_ms: u32::try_from(counter_history::INTERVAL.as_millis()).unwrap_or(u32::MAX),
         }))
     }
 

@@ -22,6 +22,7 @@ pub mod client;
 pub mod codec;
 pub mod connections;
 pub mod console;
+pub mod counter_history;
 pub mod directory;
 pub mod ext_authz;
 pub mod http;

@@ -176,8 +176,11 @@ pub async fn run(services: Services, listeners: Vec<Bound>, shutdown: Shutdown) 
         .with_decision_log(services.decision_log.clone())
         .with_usage_counting()
         .with_max_wait(services.transport.min_revision_wait);
+    let history =
+        crate::api::counter_history::CounterHistory::spawn(services.metrics.clone(), shutdown.clone());
     let admin = Admin::new(services.reloader, services.engine, services.stats)
         .with_metrics(services.metrics.clone())
+        .with_counter_history(history)
         .with_cluster(services.cluster);
     // The one set of services behind every listener and the HTTP/JSON gateway.
     let mut routes = Routes::new(health_service)

@@ -665,6 +665,7 @@ async fn org(args: OrgArgs) -> Outcome {
             loop {
                 let r = c
                     .list_orgs(pb::ListOrgsRequest {
+                        all: false,
                         min_revision: 0,
                         user_id: user.clone(),
                         query: query.clone(),
@@ -851,6 +852,7 @@ async fn team(args: TeamArgs) -> Outcome {
             loop {
                 let r = c
                     .list_teams(pb::ListTeamsRequest {
+                        omit_member_ids: false,
                         min_revision: 0,
                         org_id: org_id.clone(),
                         page_size: 0,

@@ -343,6 +343,23 @@ impl Store {
         )
     }
 
+    /// How many members a team has: its rows counted in the store, so a caller can show the
+    /// number without being sent every id.
+    pub fn count_team_members(&self, org: &str, team: &str) -> Result<u32, ApplyError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::TEAM_MEMBERS)?;
+        let mut n = 0u32;
+        for item in table.range((org, team, "")..)? {
+            let (key, _) = item?;
+            let (o, t, _) = key.value();
+            if o != org || t != team {
+                break;
+            }
+            n = n.saturating_add(1);
+        }
+        Ok(n)
+    }
+
     /// App ids granted to a team, in order.
     pub fn list_team_grants(
         &self,

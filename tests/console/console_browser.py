@@ -103,6 +103,9 @@ def main():
         page.wait_for_selector("#org-list table")
         settle()
         check(page.locator("#org-list").inner_text().find("acme") >= 0, "orgs: acme listed")
+        scope = page.locator("#org-scope").inner_text()
+        check("globex" not in page.locator("#org-list").inner_text() and "belongs to" in scope,
+              f"orgs: alice, no platform admin, sees her own orgs: {scope!r}")
         page.screenshot(path=f"{SHOTS}/organizations.png", full_page=True)
         clean("organizations")
 
@@ -114,6 +117,14 @@ def main():
             check(want in body, f"org page shows {want!r}")
         page.screenshot(path=f"{SHOTS}/org.png", full_page=True)
         clean("org page")
+
+        # Teams show counts; a team's members load when the team is opened.
+        check("1 member" in page.locator("#teams").inner_text(), "teams: frontend's member count")
+        check(page.locator("#team-members-frontend li").count() == 0, "team members not loaded before the team is opened")
+        page.locator("#teams summary", has_text="1 member").click()
+        page.wait_for_selector("#team-members-frontend li")
+        check("carol" in page.locator("#team-members-frontend").inner_text(), "opening frontend lists carol")
+        clean("team members")
 
         # The last admin cannot be demoted: the refusal shows beside the form, which keeps the choice.
         page.select_option("#role-alice", "org_user")
@@ -178,6 +189,15 @@ def main():
         check("apps/web" in page.locator("#what-list").inner_text(), "what bob can write")
         clean("what can")
 
+        # The charts' first paint already holds the playground's checks from before the page opened.
+        page.goto(UI + "/?view=activity&org=acme")
+        page.wait_for_selector("#charts[data-first-samples]")
+        samples = int(page.get_attribute("#charts", "data-first-samples"))
+        decided = int(page.get_attribute("#charts", "data-first-decisions"))
+        check(samples >= 2 and decided > 0, f"charts drawn from history on first paint: {samples} samples, {decided} decisions")
+        expect(page.locator("#chart-rate")).to_contain_text("over the last", timeout=30000)
+        clean("activity history")
+
         # Policy: files, an invalid edit shows its error inline, a valid one its blast radius.
         page.goto(UI + "/?view=policy")
         page.wait_for_selector("#policy-csv")
@@ -199,6 +219,10 @@ def main():
         page.wait_for_selector("#preview-flips")
         result["summary"] = page.locator("#preview-summary").inner_text().strip()
         result["flips"] = int(page.locator("#preview-flips").inner_text())
+        result["groups"] = [
+            [c.inner_text().strip() for c in row.locator("td").all()][:4]
+            for row in page.locator("#preview-groups tbody tr").all()
+        ]
         page.screenshot(path=f"{SHOTS}/policy.png", full_page=True)
         clean("policy")
 

@@ -121,11 +121,22 @@ function viewOrgs(main) {
   const list = h('div', { id: 'org-list' });
   const form = h('form', { class: 'bar', role: 'search', onsubmit: (ev) => { ev.preventDefault(); go({ view: 'orgs', query: q.value, order_by: order.value }); } },
     field('Search', q), field('Sort by', order), h('button', { type: 'submit' }, 'Search'));
-  main.replaceChildren(h('h1', {}, 'Organizations'),
-    h('p', { class: 'muted' }, `The orgs ${actor()} belongs to. Listing every org of the instance is an operator call (Unix socket).`),
-    form, list, ...section('Limits in force', 'limits'));
+  const scope = h('p', { class: 'muted', id: 'org-scope' });
+  main.replaceChildren(h('h1', {}, 'Organizations'), scope, form, list, ...section('Limits in force', 'limits'));
+  // A platform admin (the policy grants `org:list_all` on `instance` in domain `*`) sees
+  // every org, anyone else the orgs they belong to. The page asks the policy which (a Check,
+  // so no refused call is needed to find out); ListOrgs authorizes `all` again itself.
+  let everyOrg = null;
   pager(list, async (token) => {
-    const r = await rpc('OrgService/ListOrgs', { actor: actor(), user_id: actor(), query: q.value, order_by: order.value, page_size: 20, page_token: token });
+    if (everyOrg === null) {
+      const c = await rpc('AuthzService/Check', { subject: actor(), org: '*', resource: 'instance', action: 'org:list_all' });
+      everyOrg = !!c.allowed;
+      scope.textContent = everyOrg
+        ? `Every org of the instance: the policy lets ${actor()} list them all (org:list_all on instance).`
+        : `The orgs ${actor()} belongs to. Listing every org needs org:list_all on instance (a platform admin) or the Unix socket.`;
+    }
+    const base = { actor: actor(), query: q.value, order_by: order.value, page_size: 20, page_token: token };
+    const r = await rpc('OrgService/ListOrgs', everyOrg ? { ...base, all: true } : { ...base, user_id: actor() });
     return { items: r.orgs, next: r.next_page_token };
   }, (orgs) => orgs.length ? table(['Org', 'Name', 'Plan', 'Members', 'Updated'], orgs.map((o) =>
     [link(o.org_id, { view: 'org', org: o.org_id }), o.name, o.plan, o.member_count, when(o.updated_at_unix_ms)]))
@@ -152,12 +163,13 @@ function viewOrg(main) {
       h('p', {}, `Plan ${o.plan} \u00b7 ${o.member_count} members \u00b7 membership limit ${s.max_memberships || 'plan default'} \u00b7 created ${when(o.created_at_unix_ms)} by ${o.created_by} \u00b7 updated ${when(o.updated_at_unix_ms)}`)];
   });
   members(org);
-  fill(document.getElementById('teams'), async () => {
-    const r = await rpc('TeamService/ListTeams', { actor: actor(), org_id: org, page_size: 100 });
-    return r.teams.length ? table(['Team', 'Members', 'App grants'], r.teams.map((t) =>
-      [`${t.name} (${t.team_id})`, (t.member_ids || []).join(', ') || '\u2014', (t.app_grants || []).map((g) => `${g.app_id}${g.role ? ' as ' + g.role : ''}`).join(', ') || '\u2014']))
-      : h('p', {}, 'No teams.');
-  });
+  // Counts only: a team's member ids are fetched when the user opens that team.
+  pager(document.getElementById('teams'), async (token) => {
+    const r = await rpc('TeamService/ListTeams', { actor: actor(), org_id: org, omit_member_ids: true, page_size: 50, page_token: token });
+    return { items: r.teams, next: r.next_page_token };
+  }, (teams) => teams.length ? table(['Team', 'Members', 'App grants'], teams.map((t) =>
+    [`${t.name} (${t.team_id})`, teamMembers(org, t), (t.app_grants || []).map((g) => `${g.app_id}${g.role ? ' as ' + g.role : ''}`).join(', ') || '\u2014']))
+    : h('p', {}, 'No teams.'));
   apps(org);
   const simple = (id, method, body, cols, row, empty) => fill(document.getElementById(id), async () => {
     const items = firstArray(await rpc(method, body));
@@ -194,6 +206,23 @@ function members(org) {
   el.replaceChildren(h('form', { class: 'bar', role: 'search', onsubmit: (ev) => { ev.preventDefault(); load(); } },
     field('Search members', q), field('Sort by', order), h('button', { type: 'submit' }, 'Search')), list);
   load();
+}
+
+// A team's member count; opening it pages the member ids (TeamService.ListTeamMembers).
+function teamMembers(org, t) {
+  const count = Number(t.member_count || 0);
+  if (!count) return '0';
+  const list = h('div', { id: `team-members-${t.team_id}` });
+  let loaded = false;
+  const details = h('details', { ontoggle: () => {
+    if (!details.open || loaded) return;
+    loaded = true;
+    pager(list, async (token) => {
+      const r = await rpc('TeamService/ListTeamMembers', { actor: actor(), org_id: org, team_id: t.team_id, page_size: 50, page_token: token });
+      return { items: r.user_ids, next: r.next_page_token };
+    }, (ids) => h('ul', { class: 'ids' }, ids.map((id) => h('li', {}, id))));
+  } }, h('summary', {}, `${count} member${count === 1 ? '' : 's'}`), list);
+  return details;
 }
 
 function memberRow(org, m, reload) {
@@ -437,7 +466,7 @@ function previewForm(el, text) {
       const r = await rpc('AdminService/PreviewPolicy', { policy_csv: area.value });
       if (r.errors.length) return [h('p', { class: 'err', role: 'alert' }, 'Not valid; nothing compared:'), h('ul', { id: 'preview-errors' }, r.errors.map((e) => h('li', { class: 'err' }, e)))];
       return [h('p', { id: 'preview-summary' }, r.summary), h('p', {}, 'Flips: ', h('strong', { id: 'preview-flips' }, String(Number(r.newly_allowed) + Number(r.newly_denied)))),
-        r.groups.length ? table(['Direction', 'Action', 'Count', 'Examples'], r.groups.map((g) => [g.direction, g.action, g.count, g.examples.join('; ')])) : h('p', {}, 'No decision changes.')];
+        r.groups.length ? h('div', { id: 'preview-groups' }, table(['Role', 'Action', 'Direction', 'Count', 'Examples'], r.groups.map((g) => [g.role, g.action, g.direction, g.count, g.examples.join('; ')]))) : h('p', {}, 'No decision changes.')];
     });
   } }, h('label', { for: 'policy-csv' }, 'policy.csv (edited here only: previewing saves nothing)'), area, h('p', {}, h('button', { type: 'submit' }, 'Preview blast radius'))), out);
 }
@@ -471,13 +500,17 @@ function viewActivity(main) {
   })) : h('p', {}, 'No entries match.'));
 }
 
-// Decisions per second and mean check latency, sampled every 2 s from the daemon's own
-// counters (AdminService.GetDecisionCounters) while this page is open; the last 3 minutes.
+// Decisions per second and mean check latency over the last minutes, from the daemon's own
+// counters (AdminService.GetDecisionCounters): the daemon samples them once a second and keeps
+// five minutes, so the first paint already shows the minutes before the page opened; every
+// 2 s the page asks for the samples it does not have yet.
 let chartTimer = null;
+const CHART_KEEP = 300;
 function startCharts(el) {
-  const samples = [];
-  const rate = h('div', { class: 'card' });
-  const latency = h('div', { class: 'card' });
+  let samples = [];
+  let first = true;
+  const rate = h('div', { class: 'card', id: 'chart-rate' });
+  const latency = h('div', { class: 'card', id: 'chart-latency' });
   el.replaceChildren(rate, latency);
   const draw = () => {
     const points = [];
@@ -489,13 +522,22 @@ function startCharts(el) {
       const ns = Number(b.engine_time_ns_sum) - Number(a.engine_time_ns_sum);
       if (dt > 0) points.push([dn / dt, timed > 0 ? ns / timed / 1000 : 0]);
     }
-    rate.replaceChildren(spark('Decisions per second', points.map((p) => p[0]), ''));
-    latency.replaceChildren(spark('Mean check latency', points.map((p) => p[1]), ' \u00b5s'));
+    const span = samples.length > 1 ? (Number(samples[samples.length - 1].at_unix_ms) - Number(samples[0].at_unix_ms)) / 1000 : 0;
+    const over = span ? ` over the last ${Math.floor(span / 60)}m ${Math.round(span % 60)}s` : '';
+    rate.replaceChildren(spark('Decisions per second' + over, points.map((p) => p[0]), ''));
+    latency.replaceChildren(spark('Mean check latency' + over, points.map((p) => p[1]), ' \u00b5s'));
   };
   const tick = async () => {
     try {
-      samples.push(await rpc('AdminService/GetDecisionCounters', {}));
-      if (samples.length > 91) samples.shift();
+      const after = samples.length ? samples[samples.length - 1].at_unix_ms : '0';
+      const r = await rpc('AdminService/GetDecisionCounters', { history_after_unix_ms: String(after) });
+      samples = samples.concat(r.history || []).slice(-CHART_KEEP);
+      if (first && samples.length) {
+        // What the first paint drew, for the browser test: samples and decisions in them.
+        first = false;
+        el.dataset.firstSamples = String(samples.length);
+        el.dataset.firstDecisions = String(Number(samples[samples.length - 1].decisions) - Number(samples[0].decisions));
+      }
       draw();
     } catch (e) { el.replaceChildren(errorBox(e)); clearInterval(chartTimer); }
   };

@@ -78,12 +78,14 @@ pub fn member_pb(m: Membership, team_ids: Vec<String>) -> pb::Member {
     }
 }
 
-pub fn team_pb(team: Team, member_ids: Vec<String>, apps: Vec<String>) -> pb::Team {
+/// `member_ids` may be empty while `member_count` is not (`ListTeams` with `omit_member_ids`).
+pub fn team_pb(team: Team, member_ids: Vec<String>, member_count: u32, apps: Vec<String>) -> pb::Team {
     pb::Team {
         org_id: team.org,
         team_id: team.id,
         name: team.name,
         member_ids,
+        member_count,
         app_grants: apps
             .into_iter()
             .map(|app_id| pb::AppGrant {

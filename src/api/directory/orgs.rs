@@ -4,7 +4,8 @@
 //! plan other than the default needs the operator); update/delete need
 //! `org:update`/`org:delete`, and a plan change also `billing:manage` or the operator (checked
 //! by the store's rules); `GetOrg` needs `org:read` in the org; `ListOrgs` with a `user_id` needs the
-//! actor to be that user, and listing every org is reserved to Unix-socket callers.
+//! actor to be that user, and listing every org is reserved to Unix-socket callers and, with
+//! `all`, to actors the policy grants `org:list_all` on `instance` in the instance domain `*`.
 
 use super::convert::{metadata, opt, org_pb, patch_from_pb, settings_from_pb};
 use super::{Directory, check_actor, check_slug, check_user, on_unix_socket, vanished};
@@ -35,6 +36,13 @@ impl Directory {
             .ok_or_else(|| vanished(&format!("org `{id}`"), revision))
     }
 }
+
+/// The domain of instance-wide permissions: no org id can be `*`, so only a static link
+/// of the policy (`g, <user>, role:<r>, *`) gives anyone a role there, never the directory.
+const INSTANCE_DOMAIN: &str = "*";
+
+/// The action that lets a platform admin list every org over any listener (`ListOrgs.all`).
+const LIST_ALL: &str = "org:list_all";
 
 #[tonic::async_trait]
 impl pb::org_service_server::OrgService for Directory {
@@ -149,7 +157,23 @@ impl pb::org_service_server::OrgService for Directory {
         async move {
             check_actor(&r.actor)?;
             crate::api::validate::bounded("query", &r.query)?;
-            if r.user_id.is_empty() {
+            if r.all {
+                if !r.user_id.is_empty() {
+                    return Err(Status::invalid_argument(
+                        "all: lists every org; leave user_id empty (or list one user's orgs without all)",
+                    ));
+                }
+                if !trusted {
+                    self.require(&r.actor, INSTANCE_DOMAIN, "instance", LIST_ALL)
+                        .map_err(|_| {
+                            Status::permission_denied(format!(
+                                "all: actor `{}` lacks `{LIST_ALL}` on `instance` in domain \
+                                 `{INSTANCE_DOMAIN}`; a policy rule grants it to platform admins",
+                                r.actor
+                            ))
+                        })?;
+                }
+            } else if r.user_id.is_empty() {
                 if !trusted {
                     return Err(Status::permission_denied(format!(
                         "actor `{}` may not list every org over TCP; set user_id to the actor, \

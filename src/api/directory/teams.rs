@@ -1,21 +1,31 @@
 //! `warden.v1.TeamService`.
 //!
 //! Authorization: mutations need `team:manage` in the org (checked by the store's rules);
-//! `ListTeams` needs `team:read` in the org.
+//! `ListTeams` and `ListTeamMembers` need `team:read` in the org.
+//!
+//! A team's member ids can be many (every member of a 10,000-member org): `ListTeams` sends
+//! them unless the caller asks for counts only (`omit_member_ids`), and `ListTeamMembers`
+//! pages them.
 
 use super::convert::team_pb;
 use super::{Directory, WALK_PAGE, check_actor, check_slug, vanished, walk};
 use crate::api::pb;
-use crate::directory::{Change, Team};
+use crate::directory::{Change, Refusal, Team};
 use crate::store::{ApplyError, Store};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-/// A team with its members and app grants, as the API shows it.
-fn full_team(store: &Store, team: Team) -> Result<pb::Team, ApplyError> {
-    let members = walk(|token| store.list_team_members(&team.org, &team.id, token, WALK_PAGE))?;
+/// A team with its member count, its app grants and, unless `omit_member_ids`, every member id.
+fn full_team(store: &Store, team: Team, omit_member_ids: bool) -> Result<pb::Team, ApplyError> {
+    let (members, count) = if omit_member_ids {
+        (Vec::new(), store.count_team_members(&team.org, &team.id)?)
+    } else {
+        let members = walk(|token| store.list_team_members(&team.org, &team.id, token, WALK_PAGE))?;
+        let count = u32::try_from(members.len()).unwrap_or(u32::MAX);
+        (members, count)
+    };
     let apps = walk(|token| store.list_team_grants(&team.org, &team.id, token, WALK_PAGE))?;
-    Ok(team_pb(team, members, apps))
+    Ok(team_pb(team, members, count, apps))
 }
 
 impl Directory {
@@ -28,7 +38,7 @@ impl Directory {
     ) -> Result<pb::Team, Status> {
         let (o, t) = (org.clone(), team.clone());
         self.read(actor, "", move |s| match s.get_team(&o, &t)? {
-            Some(team) => full_team(s, team).map(Some),
+            Some(team) => full_team(s, team, false).map(Some),
             None => Ok(None),
         })
         .await?
@@ -125,7 +135,7 @@ impl pb::team_service_server::TeamService for Directory {
                     let teams = page
                         .items
                         .into_iter()
-                        .map(|t| full_team(s, t))
+                        .map(|t| full_team(s, t, r.omit_member_ids))
                         .collect::<Result<Vec<_>, _>>()?;
                     Ok((teams, page.next_page_token))
                 })
@@ -134,6 +144,46 @@ impl pb::team_service_server::TeamService for Directory {
                 teams,
                 next_page_token,
                 revision,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn list_team_members(
+        &self,
+        mut request: Request<pb::ListTeamMembersRequest>,
+    ) -> Result<Response<pb::ListTeamMembersResponse>, Status> {
+        let admission = crate::api::limits::Admission::of(&mut request);
+        let r = request.into_inner();
+        self.reflect(admission.as_ref(), r.min_revision).await?;
+        let span =
+            tracing::info_span!("ListTeamMembers", org = %r.org_id, team = %r.team_id, actor = %r.actor);
+        async move {
+            check_slug("org_id", &r.org_id)?;
+            check_slug("team_id", &r.team_id)?;
+            check_actor(&r.actor)?;
+            self.require(&r.actor, &r.org_id, "org", "team:read")?;
+            let revision = self.revision();
+            let (user_ids, next_page_token, member_count) = self
+                .read(&r.actor, "", move |s| {
+                    if s.get_team(&r.org_id, &r.team_id)?.is_none() {
+                        return Err(Refusal::not_found(format!(
+                            "team_id `{}` in org `{}`",
+                            r.team_id, r.org_id
+                        ))
+                        .into());
+                    }
+                    let page = s.list_team_members(&r.org_id, &r.team_id, &r.page_token, r.page_size)?;
+                    let count = s.count_team_members(&r.org_id, &r.team_id)?;
+                    Ok((page.items, page.next_page_token, count))
+                })
+                .await?;
+            Ok(Response::new(pb::ListTeamMembersResponse {
+                user_ids,
+                next_page_token,
+                revision,
+                member_count,
             }))
         }
         .instrument(span)
