@@ -10,7 +10,10 @@
 # Environment: DURATION (s per run, default 5), CATCHUP (entries written while a sidecar is
 # stopped, default 20000), ORGS / MEMBERS (gen-directory shape, default 1000 × 20),
 # WORK (default: a temporary directory), NATS_CLUSTER_BASE_PORT (default 24222), WARDEN_BIN
-# (default target/release/warden).
+# (default target/release/warden), PHASES (default "single cluster checks leader catchup"; the
+# cluster is started whenever a phase after "single" runs), CATCHUP_MODES (default "default 1":
+# batched, then one fsync per entry), e.g. the issue's 100k catch-up alone:
+#   PHASES=catchup CATCHUP=100000 CATCHUP_MODES=default scripts/bench-cluster-writes.sh
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -18,6 +21,9 @@ W="${WARDEN_BIN:-$root/target/release/warden}"
 [ -x "$W" ] || { echo "build first: cargo build --release --locked" >&2; exit 1; }
 DURATION="${DURATION:-5}"
 CATCHUP="${CATCHUP:-20000}"
+PHASES=" ${PHASES:-single cluster checks leader catchup} "
+CATCHUP_MODES="${CATCHUP_MODES:-default 1}"
+phase() { [[ "$PHASES" == *" $1 "* ]]; }
 ORGS="${ORGS:-1000}"
 MEMBERS="${MEMBERS:-20}"
 WORK="${WORK:-$(mktemp -d)}"
@@ -52,10 +58,13 @@ writes() { "$W" bench --writes "${shape[@]}" --duration "$DURATION" --threads 2 
 seed=1
 next_seed() { seed=$((seed + 1)); }
 
+if phase single; then
 echo "## single node"
 start single
 for c in 1 8 32; do writes --connect "unix:$WORK/single.sock" -c "$c" --seed "$seed"; next_seed; done
 stop single
+fi
+[ "$PHASES" = " single " ] && exit 0
 
 echo "## cluster: 3 sidecars, 3 NATS nodes"
 nats start >/dev/null
@@ -63,8 +72,11 @@ urls="$(nats urls)"
 for s in a b c; do start "$s" --cluster "$urls"; done
 sleep 3
 targets=(--target "unix:$WORK/a.sock" --target "unix:$WORK/b.sock" --target "unix:$WORK/c.sock")
+if phase cluster; then
 for c in 1 8 32; do writes "${targets[@]}" --watch -c "$c" --seed "$seed"; next_seed; done
+fi
 
+if phase checks; then
 echo "## check latency on sidecar c: idle, then while a and b take writes (8 writers)"
 checks() { "$W" bench --connect "unix:$WORK/c.sock" "${shape[@]}" --duration "$DURATION" -c 8 --threads 1; }
 checks
@@ -73,7 +85,9 @@ bg=$!
 sleep 0.5
 checks
 wait "$bg"; cat "$WORK/bg-writes.txt"; next_seed
+fi
 
+if phase leader; then
 echo "## stream leader killed 3 s into a $((DURATION + 10)) s run (8 writers): longest gap"
 leader="$(curl -s "http://127.0.0.1:$((NATS_CLUSTER_BASE_PORT + 20))/jsz?accounts=true&streams=true" \
   | jq -r '[.account_details[]?.stream_detail[]? | select(.name=="warden") | .cluster.leader][0]')"
@@ -83,9 +97,11 @@ echo "leader: $leader"
 next_seed
 nats start "${leader#n}" >/dev/null
 sleep 10
+fi
 
-echo "## catch-up of $CATCHUP entries, batched (default) and not (WARDEN_CLUSTER_CATCHUP_BATCH=1)"
-for batch in default 1; do
+phase catchup || exit 0
+echo "## catch-up of $CATCHUP entries, modes: $CATCHUP_MODES (default = batched, 1 = WARDEN_CLUSTER_CATCHUP_BATCH=1)"
+for batch in $CATCHUP_MODES; do
   stop c
   "$W" bench --writes "${shape[@]}" --requests "$CATCHUP" --threads 2 \
     --target "unix:$WORK/a.sock" --target "unix:$WORK/b.sock" -c 32 --seed "$seed" | tail -n +4
