@@ -27,6 +27,7 @@ phase() { [[ "$PHASES" == *" $1 "* ]]; }
 ORGS="${ORGS:-1000}"
 MEMBERS="${MEMBERS:-20}"
 WORK="${WORK:-$(mktemp -d)}"
+mkdir -p "$WORK"
 export NATS_CLUSTER_DIR="$WORK/nats"
 export NATS_CLUSTER_BASE_PORT="${NATS_CLUSTER_BASE_PORT:-24222}"
 shape=(--orgs "$ORGS" --members "$MEMBERS" --teams 2 --apps 2)
@@ -40,12 +41,15 @@ trap cleanup EXIT
 
 "$W" gen-directory "${shape[@]}" --out "$WORK/dir.json" >/dev/null
 
-# start NAME [serve args…]: import the directory into $WORK/NAME (first time) and serve it.
+# start NAME [serve args…]: import the directory into $WORK/NAME (first time; for the cluster,
+# only `a` is imported and made the stream's first snapshot, b and c start empty and bootstrap
+# from it) and serve it.
 declare -A pid_of
 start() {
   local name="$1"; shift
-  if [ ! -e "$WORK/$name/warden.redb" ]; then
+  if [ ! -e "$WORK/$name/warden.redb" ] && { [ "$name" = single ] || [ "$name" = a ]; }; then
     "$W" import --data "$WORK/$name" "$WORK/dir.json" >/dev/null
+    if [ "$name" = a ]; then "$W" cluster init --data "$WORK/a" --cluster "$urls" >/dev/null; fi
   fi
   WARDEN_LOG=info "$W" serve --data "$WORK/$name" --policies "$root/policies" \
     --listen "unix:$WORK/$name.sock" "$@" >>"$WORK/$name.log" 2>&1 &
