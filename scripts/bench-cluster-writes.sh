@@ -12,8 +12,11 @@
 # WORK (default: a temporary directory), NATS_CLUSTER_BASE_PORT (default 24222), WARDEN_BIN
 # (default target/release/warden), PHASES (default "single cluster checks leader catchup"; the
 # cluster is started whenever a phase after "single" runs), CATCHUP_MODES (default "default 1":
-# batched, then one fsync per entry), e.g. the issue's 100k catch-up alone:
-#   PHASES=catchup CATCHUP=100000 CATCHUP_MODES=default scripts/bench-cluster-writes.sh
+# batched, then one fsync per entry), SERVE_ARGS (more `warden serve` flags for every daemon).
+# The issue's 100k catch-up alone, without snapshots (else the stopped sidecar re-bootstraps
+# from a snapshot and replays only what follows it), with enough orgs that every add is fresh:
+#   PHASES=catchup CATCHUP=100000 CATCHUP_MODES=default ORGS=5000 \
+#     SERVE_ARGS="--cluster-snapshot-every 0" scripts/bench-cluster-writes.sh
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -52,7 +55,7 @@ start() {
     if [ "$name" = a ]; then "$W" cluster init --data "$WORK/a" --cluster "$urls" >/dev/null; fi
   fi
   WARDEN_LOG=info "$W" serve --data "$WORK/$name" --policies "$root/policies" \
-    --listen "unix:$WORK/$name.sock" "$@" >>"$WORK/$name.log" 2>&1 &
+    --listen "unix:$WORK/$name.sock" "$@" ${SERVE_ARGS:-} >>"$WORK/$name.log" 2>&1 &
   pid_of[$name]=$!
   pids+=($!)
   for _ in $(seq 200); do [ -S "$WORK/$name.sock" ] && break; sleep 0.1; done
