@@ -50,3 +50,46 @@ fn usage_errors_exit_2() {
     let (status, _) = run_to_exit(Command::new(WARDEN).args(["check", "--org", "acme"]));
     assert_eq!(status.code(), Some(2));
 }
+
+/// `warden … | head`: the reader is gone before the command writes (here closed before it
+/// starts, so the first write fails). The command ends like other Unix tools, with status 141
+/// and nothing on stderr, not with a panic and a backtrace.
+#[test]
+fn a_closed_stdout_ends_a_command_quietly_with_status_141() {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = Command::new(WARDEN)
+        .args(["policy", "validate"])
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
+        .stdout(writer)
+        .output()
+        .expect("run warden");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(
+        stderr.is_empty(),
+        "a closed pipe should end it silently: {stderr}"
+    );
+}
+
+/// Standard output on a full disk: a clear error and exit 2, not a panic.
+#[test]
+fn a_full_stdout_is_a_clear_error_with_exit_2() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let out = Command::new(WARDEN)
+        .args(["policy", "validate"])
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
+        .stdout(full)
+        .output()
+        .expect("run warden");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("error: writing to standard output: No space left on device"),
+        "{stderr}"
+    );
+}

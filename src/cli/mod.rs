@@ -109,6 +109,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if !matches!(cli.command, Command::Serve(_)) {
+        end_quietly_when_stdout_fails();
+    }
     match cli.command {
         Command::Serve(args) => {
             let config = match (*args).resolve() {
@@ -160,6 +163,32 @@ pub fn main() -> ExitCode {
 }
 
 /// Client commands make one call; a current-thread runtime is plenty.
+/// A command whose standard output fails ends like other Unix tools instead of with a panic
+/// and a backtrace: `warden … | head` (a closed pipe) exits 141, the status a shell shows for
+/// a command stopped by SIGPIPE, silently; any other write error (a full disk) says so on
+/// stderr and exits 2. `println!` panics on a write error, so this is the panic hook, and only
+/// that one panic of the standard library is turned into an exit; every other panic is
+/// reported as before. Not for `serve`: the daemon writes its output through `tracing` and
+/// has no stdout to lose.
+fn end_quietly_when_stdout_fails() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied());
+        if let Some(error) = message.and_then(|m| m.strip_prefix("failed printing to stdout: ")) {
+            if error.starts_with("Broken pipe") {
+                std::process::exit(141);
+            }
+            eprintln!("error: writing to standard output: {error}");
+            std::process::exit(2);
+        }
+        report(info);
+    }));
+}
+
 fn block_on(fut: impl Future<Output = ExitCode>) -> ExitCode {
     match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt.block_on(fut),
