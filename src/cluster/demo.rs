@@ -108,7 +108,7 @@ pub async fn seed(
                 }
                 // The same entry of another seeder is being stored right now: give it a moment.
                 Err(e) if duplicate_in_process(&e) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                     raced = true;
                     break;
                 }
