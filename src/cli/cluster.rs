@@ -17,6 +17,7 @@ pub enum ClusterCommand {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("cluster", |a| a.required(true)))]
 pub struct InitArgs {
     /// Data directory holding warden.redb (offline: stop its daemon first).
     #[arg(long, env = "WARDEN_DATA", value_name = "DIR", default_value = DEFAULT_DATA)]
