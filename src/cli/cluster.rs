@@ -17,26 +17,38 @@ pub enum ClusterCommand {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("cluster", |a| a.required(true)))]
 pub struct InitArgs {
     /// Data directory holding warden.redb (offline: stop its daemon first).
     #[arg(long, env = "WARDEN_DATA", value_name = "DIR", default_value = DEFAULT_DATA)]
     pub data: PathBuf,
-    /// NATS URLs of the directory log, comma-separated (as `serve --cluster`).
+    /// The directory log to start (`--cluster` is required here).
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+/// How to reach the directory log: the `--cluster*` connection flags, declared once for
+/// `warden serve` and `warden cluster init` (the serve-only ones, write timeout and snapshot
+/// interval, stay in `cli::config`). `serve` puts a TOML `[cluster]` table under them.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ClusterFlags {
+    /// Cluster mode: the NATS JetStream URLs of the directory log that sidecars share,
+    /// comma-separated (e.g. nats://user:pass@10.0.0.1:4222,…; give every node). Writes go
+    /// through the shared log; checks stay local. `serve` is a single node without it.
     #[arg(
         long = "cluster",
         env = "WARDEN_CLUSTER",
         value_name = "URL",
-        value_delimiter = ',',
-        required = true
+        value_delimiter = ','
     )]
     pub cluster: Vec<String>,
-    /// The stream to start. [default: warden]
+    /// The JetStream stream holding the directory log. [default: warden]
     #[arg(long = "cluster-stream", env = "WARDEN_CLUSTER_STREAM", value_name = "NAME")]
     pub cluster_stream: Option<String>,
-    /// A NATS credentials file (JWT and nkey seed).
+    /// A NATS credentials file (JWT and nkey seed) for --cluster.
     #[arg(long = "cluster-creds", env = "WARDEN_CLUSTER_CREDS", value_name = "FILE")]
     pub cluster_creds: Option<PathBuf>,
-    /// A PEM CA bundle: connect over TLS verified against it.
+    /// A PEM CA bundle: connect to NATS over TLS verified against it.
     #[arg(long = "cluster-tls-ca", env = "WARDEN_CLUSTER_TLS_CA", value_name = "FILE")]
     pub cluster_tls_ca: Option<PathBuf>,
 }
@@ -54,14 +66,18 @@ pub fn run(command: ClusterCommand) -> ExitCode {
 }
 
 fn init(args: InitArgs) -> anyhow::Result<()> {
-    let stream = args
+    let flags = args.cluster;
+    if flags.cluster.is_empty() {
+        anyhow::bail!("--cluster URL[,URL…] (or WARDEN_CLUSTER) is required: the directory log to start");
+    }
+    let stream = flags
         .cluster_stream
         .unwrap_or_else(|| crate::cluster::DEFAULT_STREAM.to_string());
     let config = crate::cluster::ClusterConfig {
-        urls: args.cluster.iter().map(|u| u.trim().to_string()).collect(),
+        urls: flags.cluster.iter().map(|u| u.trim().to_string()).collect(),
         stream,
-        creds: args.cluster_creds,
-        tls_ca: args.cluster_tls_ca,
+        creds: flags.cluster_creds,
+        tls_ca: flags.cluster_tls_ca,
         write_timeout: crate::cluster::DEFAULT_WRITE_TIMEOUT,
         snapshot_every: 0,
     };

@@ -59,7 +59,8 @@ pub struct ServeArgs {
     /// working directory.
     #[arg(long, env = "WARDEN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Seed a demo directory (orgs, members, teams, apps) into an empty store.
+    /// Seed a demo directory (orgs, members, teams, apps) into an empty store; with --cluster,
+    /// through the directory log, and only while the log is empty (one seed for N sidecars).
     #[arg(long, env = "WARDEN_DEMO")]
     pub demo: bool,
     /// Run the policy's tests (`<policies>/tests/*.yaml`) before serving it: a failing
@@ -190,25 +191,10 @@ pub struct ServeArgs {
     /// here, in the config file or in OTEL_EXPORTER_OTLP_ENDPOINT (which comes last).
     #[arg(long = "otlp-endpoint", env = "WARDEN_OTLP_ENDPOINT", value_name = "URL")]
     pub otlp_endpoint: Option<String>,
-    /// Cluster mode: share one directory with other sidecars through NATS JetStream at these
-    /// URLs (comma-separated, e.g. nats://user:pass@10.0.0.1:4222,…; give every node). Writes
-    /// go through the shared log; checks stay local. Off by default (a single node).
-    #[arg(
-        long = "cluster",
-        env = "WARDEN_CLUSTER",
-        value_name = "URL",
-        value_delimiter = ','
-    )]
-    pub cluster: Vec<String>,
-    /// The JetStream stream holding the directory log. [default: warden]
-    #[arg(long = "cluster-stream", env = "WARDEN_CLUSTER_STREAM", value_name = "NAME")]
-    pub cluster_stream: Option<String>,
-    /// A NATS credentials file (JWT and nkey seed) for --cluster.
-    #[arg(long = "cluster-creds", env = "WARDEN_CLUSTER_CREDS", value_name = "FILE")]
-    pub cluster_creds: Option<PathBuf>,
-    /// A PEM CA bundle: connect to NATS over TLS verified against it.
-    #[arg(long = "cluster-tls-ca", env = "WARDEN_CLUSTER_TLS_CA", value_name = "FILE")]
-    pub cluster_tls_ca: Option<PathBuf>,
+    /// `--cluster`, `--cluster-stream`, `--cluster-creds`, `--cluster-tls-ca` (shared with
+    /// `warden cluster init`).
+    #[command(flatten)]
+    pub cluster: crate::cli::cluster::ClusterFlags,
     /// Longest a write waits for the log and for this sidecar to apply it before failing
     /// with UNAVAILABLE. [default: 5s]
     #[arg(long = "cluster-write-timeout", env = "WARDEN_CLUSTER_WRITE_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
@@ -559,19 +545,11 @@ impl ServeArgs {
         }
         let cluster = resolve_cluster(
             self.cluster,
-            self.cluster_stream,
-            self.cluster_creds,
-            self.cluster_tls_ca,
             self.cluster_write_timeout,
             self.cluster_snapshot_every,
             file.cluster.unwrap_or_default(),
         )?;
         let demo = self.demo || file.demo.unwrap_or(false);
-        if demo && cluster.is_some() {
-            bail!(
-                "--demo cannot be used with --cluster: the demo seed is written locally, not through the shared log"
-            );
-        }
         Ok(ServeConfig {
             cluster,
             data,
@@ -660,14 +638,17 @@ impl ServeArgs {
 /// The cluster settings: flags and env over the `[cluster]` table over the defaults. No URL
 /// means a single node; other cluster settings without one are an error, not ignored.
 fn resolve_cluster(
-    urls: Vec<String>,
-    stream: Option<String>,
-    creds: Option<PathBuf>,
-    tls_ca: Option<PathBuf>,
+    flags: crate::cli::cluster::ClusterFlags,
     write_timeout: Option<Duration>,
     snapshot_every: Option<u64>,
     file: ClusterFile,
 ) -> anyhow::Result<Option<crate::cluster::ClusterConfig>> {
+    let crate::cli::cluster::ClusterFlags {
+        cluster: urls,
+        cluster_stream: stream,
+        cluster_creds: creds,
+        cluster_tls_ca: tls_ca,
+    } = flags;
     let urls: Vec<String> = if !urls.is_empty() {
         urls
     } else {
@@ -806,10 +787,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("--cluster-stream"), "{e}");
-        let e = resolve(&["--cluster", "nats://c:1", "--demo"])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("--demo"), "{e}");
+        // The demo seeds through the log in cluster mode (`cluster::demo`).
+        let c = resolve(&["--cluster", "nats://c:1", "--demo"]).unwrap();
+        assert!(c.demo && c.cluster.is_some());
     }
 
     #[test]

@@ -126,7 +126,8 @@ fn open_directory(config: &ServeConfig) -> anyhow::Result<Directory> {
     let opened_at = store
         .revision()
         .with_context(|| format!("reading the revision of {}", path.display()))?;
-    if config.demo {
+    // In cluster mode the demo goes through the log (see `run`), never into the local store.
+    if config.demo && config.cluster.is_none() {
         seed_demo(&store)?;
     }
     let index = Arc::new(DirectoryIndex::new());
@@ -194,7 +195,12 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
             let cluster = crate::cluster::Cluster::connect(c.clone(), &directory.store, &config.policies)
                 .await
                 .context("cluster mode; not starting")?;
-            tracing::info!(urls = c.urls.len(), stream = %c.stream, "cluster mode: directory writes go through the shared log");
+            tracing::info!(
+                urls = c.urls.len(),
+                stream = %c.stream,
+                apply_version = crate::cluster::apply_version(),
+                "cluster mode: directory writes go through the shared log"
+            );
             // The policy is log state: serve the epoch this store recorded (if any) before
             // anything is applied or checked; the files only count once published.
             cluster.note_local_policy(&state.snapshot().hash);
@@ -202,6 +208,9 @@ async fn run(config: ServeConfig, policy: CompiledPolicy) -> anyhow::Result<()> 
                 .adopt_stored_epoch(&directory.store, &engine)
                 .map_err(|e| anyhow::anyhow!("cluster mode; not starting: {e}"))?;
             cluster.spawn(directory.store.clone(), engine.clone(), shutdown.clone());
+            if config.demo {
+                cluster.spawn_demo_seed(shutdown.clone());
+            }
             Some(cluster)
         }
         None => None,

@@ -11,7 +11,8 @@
 //! `warden.policy`, switching the engine's policy when the loop reaches an epoch, drift between
 //! a sidecar's files and the log's epoch), the position/lag/reachability status, and (in
 //! `snapshot`) snapshots in the JetStream object store, purging the log behind them, bootstrapping
-//! an empty or purged-behind store from one and `warden cluster init`.
+//! an empty or purged-behind store from one and `warden cluster init`, and (in `demo`) the
+//! `--demo` seed through the log.
 //!
 //! Must not: decide anything about a change (the store's apply function does, under one
 //! pinned compiled policy per entry), read a clock for apply (the apply time comes from the
@@ -19,6 +20,7 @@
 //! the local index and never wait on the network. Without `--cluster` none of this runs.
 
 pub mod catchup;
+pub mod demo;
 
 use crate::directory::ChangeEnvelope;
 use crate::engine::Engine;
@@ -46,7 +48,45 @@ pub const SUBJECT_POLICY: &str = "warden.policy";
 /// The header carrying the apply version an entry needs.
 pub const APPLY_VERSION_HEADER: &str = "Warden-Apply-Version";
 /// The apply version this build implements. An entry with a newer one halts the apply loop.
+/// What this process uses is [`apply_version`].
 pub const APPLY_VERSION: u32 = 1;
+/// Test hook standing for "a newer build" (there is one build in a test run): in debug builds,
+/// this environment variable overrides the apply version the process stamps on the entries it
+/// publishes and accepts from the log. Release builds ignore it, with a warning.
+pub const DEBUG_APPLY_VERSION_ENV: &str = "WARDEN_DEBUG_APPLY_VERSION";
+
+/// The apply version of this process: [`APPLY_VERSION`], or in a debug build the test hook
+/// [`DEBUG_APPLY_VERSION_ENV`] when set to a version ≥ 1 (read once).
+pub fn apply_version() -> u32 {
+    static VERSION: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let Ok(raw) = std::env::var(DEBUG_APPLY_VERSION_ENV) else {
+            return APPLY_VERSION;
+        };
+        if !cfg!(debug_assertions) {
+            tracing::warn!(
+                "{DEBUG_APPLY_VERSION_ENV} is a test hook of debug builds; this release build ignores it and applies version {APPLY_VERSION}"
+            );
+            return APPLY_VERSION;
+        }
+        match raw.trim().parse::<u32>() {
+            Ok(v) if v >= 1 => {
+                tracing::warn!(
+                    version = v,
+                    "{DEBUG_APPLY_VERSION_ENV}: this debug build stands for a build of apply version {v} (test hook)"
+                );
+                v
+            }
+            _ => {
+                tracing::warn!(
+                    value = %raw,
+                    "{DEBUG_APPLY_VERSION_ENV} is not a version ≥ 1; ignored, applying version {APPLY_VERSION}"
+                );
+                APPLY_VERSION
+            }
+        }
+    })
+}
 /// The largest entry (an encoded envelope), the stream's maximum message size. The shipped
 /// server configuration's `max_payload` is the same.
 pub const MAX_ENTRY_BYTES: usize = 8 * 1024 * 1024;
@@ -419,7 +459,7 @@ impl Cluster {
             .payload(payload.into())
             .message_id(format!("policy-{hash}"))
             .expected_last_subject_sequence(known)
-            .header(APPLY_VERSION_HEADER, APPLY_VERSION.to_string().as_str());
+            .header(APPLY_VERSION_HEADER, apply_version().to_string().as_str());
         let acked = tokio::time::timeout_at(deadline, async {
             let ack = self.js.send_publish(SUBJECT_POLICY, publish).await?;
             ack.await
@@ -493,7 +533,7 @@ impl Cluster {
         let publish = jetstream::message::PublishMessage::build()
             .payload(payload.into())
             .message_id(&request_id)
-            .header(APPLY_VERSION_HEADER, APPLY_VERSION.to_string().as_str());
+            .header(APPLY_VERSION_HEADER, apply_version().to_string().as_str());
         // Until the entry is handed to the connection nothing can have landed; after that,
         // a missing acknowledgement says nothing about whether it was stored.
         let sent = tokio::time::timeout_at(deadline, self.js.send_publish(SUBJECT_CHANGES, publish)).await;
@@ -839,8 +879,9 @@ impl Cluster {
             Decoded::Rejected(reason) => Err(reason),
             Decoded::Newer(found) => {
                 self.halt(format!(
-                    "entry {seq} needs apply version {found}; this build applies {APPLY_VERSION}: \
-                     upgrade this Warden, it resumes from entry {seq}"
+                    "entry {seq} needs apply version {found}; this build applies {}: \
+                     upgrade this Warden, it resumes from entry {seq}",
+                    apply_version()
                 ));
                 return false;
             }
@@ -958,8 +999,9 @@ impl Cluster {
         let compiled = match check_version(message) {
             Err(Decoded::Newer(found)) => {
                 self.halt(format!(
-                    "policy entry {seq} needs apply version {found}; this build applies {APPLY_VERSION}: \
-                     upgrade this Warden, it resumes from entry {seq}"
+                    "policy entry {seq} needs apply version {found}; this build applies {}: \
+                     upgrade this Warden, it resumes from entry {seq}",
+                    apply_version()
                 ));
                 return false;
             }
@@ -1132,7 +1174,7 @@ fn check_version(message: &jetstream::Message) -> Result<(), Decoded> {
             )));
         }
     };
-    if version > u64::from(APPLY_VERSION) {
+    if version > u64::from(apply_version()) {
         return Err(Decoded::Newer(version));
     }
     if version == 0 {
