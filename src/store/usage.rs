@@ -359,3 +359,120 @@ impl Store {
         })())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(n: u64) -> Vec<(String, String, u64)> {
+        vec![("acme".into(), "bob".into(), n)]
+    }
+
+    fn remote(sidecar: &str, flush: u64, n: u64) -> TelemetryBatch {
+        TelemetryBatch {
+            sidecar: sidecar.into(),
+            flush,
+            day: 7,
+            counts: counts(n),
+            token_uses: vec![("tok_abc".into(), 1_000 * flush)],
+        }
+    }
+
+    fn bob_on_day_7(store: &Store) -> u64 {
+        store
+            .org_usage("acme", 7, 7)
+            .unwrap()
+            .iter()
+            .map(|(_, _, n)| n)
+            .sum()
+    }
+
+    #[test]
+    fn a_flush_queues_its_deltas_only_in_cluster_mode_and_never_reuses_a_flush_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.redb");
+        let (sidecar, first) = {
+            let store = Store::open(&path).unwrap();
+            store.record_usage(7, &counts(1)).unwrap();
+            assert!(store.telemetry_outbox(10).unwrap().is_empty(), "single node: no outbox");
+            store.enable_telemetry_outbox();
+            store.record_usage(7, &counts(2)).unwrap();
+            let rows = store.telemetry_outbox(10).unwrap();
+            assert_eq!(rows.len(), 1);
+            let batch = TelemetryBatch::decode(&rows[0].2).unwrap();
+            assert_eq!((batch.flush, batch.counts.clone()), (1, counts(2)));
+            assert_eq!(rows[0].1, format!("{}-1", batch.sidecar));
+            store.telemetry_published(1).unwrap();
+            assert!(store.telemetry_outbox(10).unwrap().is_empty());
+            assert_eq!(bob_on_day_7(&store), 3, "counted locally at flush");
+            (batch.sidecar, rows[0].0)
+        };
+        // Reopened (a restart): same sidecar id, the next flush number.
+        let store = Store::open(&path).unwrap();
+        store.enable_telemetry_outbox();
+        store.record_usage(7, &counts(4)).unwrap();
+        let rows = store.telemetry_outbox(10).unwrap();
+        let batch = TelemetryBatch::decode(&rows[0].2).unwrap();
+        assert_eq!(batch.sidecar, sidecar);
+        assert_eq!(batch.flush, first + 1);
+        assert_eq!(store.telemetry_sidecar().unwrap(), Some(sidecar));
+    }
+
+    #[test]
+    fn merging_adds_each_batch_once_and_skips_own_duplicates_and_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("w.redb")).unwrap();
+        store.enable_telemetry_outbox();
+        store.record_usage(7, &counts(1)).unwrap();
+        let own = store.telemetry_sidecar().unwrap().unwrap();
+        let items = vec![
+            (1, Ok(remote("aa", 1, 10))),
+            (2, Ok(remote(&own, 1, 100))),
+            (3, Err("garbage".to_string())),
+            // The same flush republished (after the duplicate window), and an older one.
+            (4, Ok(remote("aa", 1, 10))),
+            (5, Ok(remote("bb", 3, 20))),
+            (6, Ok(remote("bb", 2, 20))),
+        ];
+        let merged = store.merge_telemetry(&items).unwrap();
+        assert_eq!(
+            merged,
+            Merged {
+                merged: 2,
+                own: 1,
+                duplicates: 2,
+                rejected: 1
+            }
+        );
+        assert_eq!(bob_on_day_7(&store), 1 + 10 + 20);
+        assert_eq!(store.telemetry_position().unwrap(), 6);
+        // Redelivered from an older position (a consumer restarted before the commit it
+        // knew of): nothing moves.
+        let again = store.merge_telemetry(&items).unwrap();
+        assert_eq!(again.merged, 0);
+        assert_eq!(bob_on_day_7(&store), 31);
+        // Last use is the max; after a recreated stream, the flush numbers still guard.
+        store.reset_telemetry_position().unwrap();
+        let merged = store
+            .merge_telemetry(&[(1, Ok(remote("bb", 3, 20))), (2, Ok(remote("aa", 2, 5)))])
+            .unwrap();
+        assert_eq!((merged.merged, merged.duplicates), (1, 1));
+        assert_eq!(bob_on_day_7(&store), 36);
+        let txn = store.db.begin_read().unwrap();
+        let used = txn.open_table(tables::TOKEN_LAST_USED).unwrap();
+        assert_eq!(used.get("tok_abc").unwrap().map(|v| v.value()), Some(3_000));
+    }
+
+    #[test]
+    fn a_message_that_is_not_a_sidecars_batch_is_refused_whole() {
+        assert!(TelemetryBatch::decode(b"not json").is_err());
+        assert!(TelemetryBatch::decode(br#"{"sidecar":"zz!","flush":1}"#).is_err());
+        assert!(TelemetryBatch::decode(br#"{"sidecar":"ab","flush":0}"#).is_err());
+        assert!(
+            TelemetryBatch::decode(br#"{"sidecar":"ab","flush":1,"counts":[["Not A Slug","bob",1]]}"#).is_err()
+        );
+        assert!(TelemetryBatch::decode(br#"{"sidecar":"ab","flush":1,"token_uses":[["nope",1]]}"#).is_err());
+        let ok = TelemetryBatch::decode(br#"{"sidecar":"ab","flush":2,"day":3,"counts":[["acme","bob",4]]}"#).unwrap();
+        assert_eq!(ok.message_id(), "ab-2");
+    }
+}
