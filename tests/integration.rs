@@ -27,6 +27,7 @@ mod cluster;
 mod cluster_catchup;
 mod cluster_faults;
 mod cluster_snapshots;
+mod cluster_telemetry;
 mod collaborators;
 mod conformance;
 mod connections;
