@@ -10,7 +10,7 @@
 
 use crate::common;
 
-use common::cluster::{Nats, connect_all, create_org, serial, sidecars};
+use common::cluster::{Nats, assert_converged, connect_all, create_org, serial, sidecars};
 use common::directory::Clients;
 use common::runtime;
 use std::time::{Duration, Instant};
@@ -67,7 +67,8 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// alice owns acme, bob is a member; the revision of the last write.
+/// alice owns acme, bob is a member, on every sidecar (the usage report has no
+/// `min_revision`); the revision of the last write.
 async fn setup(cs: &mut [Clients]) -> u64 {
     cs[0].upsert_user("alice", "alice").await;
     cs[0].upsert_user("alice", "bob").await;
@@ -75,7 +76,8 @@ async fn setup(cs: &mut [Clients]) -> u64 {
     cs[0]
         .add_member("alice", "acme", "bob", "org_user")
         .await
-        .expect("AddMember")
+        .expect("AddMember");
+    assert_converged(cs).await
 }
 
 /// Wait until every sidecar's acme report reads `want`; fail at once when one reads more
