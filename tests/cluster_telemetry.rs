@@ -6,13 +6,16 @@
 //! What a user would check: the org usage report and a token's `last_used` read the same on
 //! every sidecar although the checks and the token uses happened on different ones; garbage
 //! on the telemetry subject changes nothing; a sidecar killed with -9 after a flush and
-//! restarted counts nothing twice, and its later flushes still reach the others.
+//! restarted counts nothing twice, and its later flushes still reach the others; counts
+//! flushed while every NATS node is down (and kept across a kill -9) reach the others once
+//! NATS is back.
 
 use crate::common;
 
-use common::cluster::{Nats, assert_converged, connect_all, create_org, serial, sidecars};
+use common::cluster::{Nats, assert_converged, connect_all, create_org, serial, sidecars, status};
 use common::directory::Clients;
-use common::runtime;
+use common::{Workdir, free_port, runtime};
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 use warden::api::pb;
 use warden::api::pb::token_service_client::TokenServiceClient;
@@ -90,7 +93,8 @@ async fn wait_for_usage(targets: &[String], want: (u64, u64, u64)) -> Duration {
             seen.push(usage(t).await);
         }
         assert!(
-            seen.iter().all(|s| s.0 <= want.0 && s.1 <= want.1 && s.2 <= want.2),
+            seen.iter()
+                .all(|s| s.0 <= want.0 && s.1 <= want.1 && s.2 <= want.2),
             "counted twice: {seen:?}, want {want:?} on every sidecar"
         );
         if seen.iter().all(|s| *s == want) {
@@ -119,22 +123,25 @@ fn usage_and_token_last_use_read_the_same_on_every_sidecar() {
         let started = Instant::now();
         loop {
             let sent = js
-                .publish(warden::cluster::telemetry::SUBJECT_TELEMETRY, "not a batch".into())
+                .publish(
+                    warden::cluster::telemetry::SUBJECT_TELEMETRY,
+                    "not a batch".into(),
+                )
                 .await;
             if let Ok(ack) = sent
                 && ack.await.is_ok()
             {
                 break;
             }
-            assert!(started.elapsed() < PATIENCE, "the telemetry stream never appeared");
+            assert!(
+                started.elapsed() < PATIENCE,
+                "the telemetry stream never appeared"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
 
-        let mut tokens = TokenServiceClient::new(
-            warden::api::client::connect(&targets[0])
-                .await
-                .expect("connect"),
-        );
+        let mut tokens =
+            TokenServiceClient::new(warden::api::client::connect(&targets[0]).await.expect("connect"));
         let created = tokens
             .create_token(pb::CreateTokenRequest {
                 actor: "alice".into(),
@@ -161,10 +168,18 @@ fn usage_and_token_last_use_read_the_same_on_every_sidecar() {
         for _ in 0..2 {
             assert!(cs[1].check("alice", "acme", "org", "org:read", rev).await);
         }
-        assert!(cs[0].check(&subject, "acme", "org", "org:read", created.revision).await);
+        assert!(
+            cs[0]
+                .check(&subject, "acme", "org", "org:read", created.revision)
+                .await
+        );
         tokio::time::sleep(Duration::from_millis(1100)).await;
         let before_c = now_ms();
-        assert!(cs[2].check(&subject, "acme", "org", "org:read", created.revision).await);
+        assert!(
+            cs[2]
+                .check(&subject, "acme", "org", "org:read", created.revision)
+                .await
+        );
 
         let took = wait_for_usage(&targets, (10, 8, 2)).await;
         eprintln!("usage read the same on all three sidecars {took:?} after the last check");
@@ -235,5 +250,110 @@ fn a_sidecar_killed_after_a_flush_and_restarted_counts_nothing_twice() {
         // and nothing from before the kill is added again.
         let took = wait_for_usage(&targets, (9, 7, 2)).await;
         eprintln!("after the restart, usage read the same on all three after {took:?}");
+    });
+}
+
+/// A gauge (no labels) from `/metrics` of a daemon started with `--metrics tcp:<addr>`.
+fn gauge(addr: std::net::SocketAddr, name: &str) -> u64 {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect /metrics");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: warden\r\n\r\n")
+        .expect("GET /metrics");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read /metrics");
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("{name} missing in /metrics:\n{text}")) as u64
+}
+
+/// Wait until `name` on `addr` reaches `at_least`.
+async fn wait_for_gauge(addr: std::net::SocketAddr, name: &str, at_least: u64) {
+    let started = Instant::now();
+    while gauge(addr, name) < at_least {
+        assert!(started.elapsed() < PATIENCE, "{name} never reached {at_least}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[test]
+fn usage_flushed_while_nats_is_down_reaches_the_others_when_it_returns() {
+    let _one = serial();
+    let nats = Nats::start();
+    // A with a metrics endpoint (its telemetry outbox), then B and C.
+    let metrics = free_port();
+    let a = Workdir::new().start_with(&[
+        "--cluster",
+        &nats.urls(),
+        "--cluster-write-timeout",
+        "2s",
+        "--metrics",
+        &format!("tcp:{metrics}"),
+    ]);
+    let mut daemons = vec![a];
+    daemons.extend(sidecars(&nats, 2, "2s"));
+    let targets: Vec<String> = daemons.iter().map(|d| d.work.unix_target()).collect();
+    let rt = runtime();
+    rt.block_on(async {
+        let mut cs = connect_all(&daemons).await;
+        let rev = setup(&mut cs).await;
+        for n in 1..=3 {
+            nats.kill(n);
+        }
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while status(&mut cs[0]).await.log_reachable {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the log never showed unreachable"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for _ in 0..6 {
+            assert!(cs[0].check("bob", "acme", "org", "org:read", rev).await);
+        }
+        assert_eq!(
+            usage(&targets[0]).await,
+            (6, 6, 0),
+            "A counts its checks with NATS down"
+        );
+        // A's next flush (every 30 s) goes to its store and its outbox, not to the stream.
+        wait_for_gauge(metrics, "warden_cluster_telemetry_outbox", 1).await;
+        assert_eq!(
+            usage(&targets[1]).await,
+            (0, 0, 0),
+            "nothing reached B with NATS down"
+        );
+    });
+    // The outbox is in A's store: a kill -9 before NATS returns loses nothing.
+    daemons[0].kill9();
+    daemons[0].restart();
+    nats.script(&["start"]);
+    rt.block_on(async {
+        connect_all(&daemons).await;
+        assert_eq!(usage(&targets[0]).await, (6, 6, 0), "A kept its flushed counts");
+        let took = wait_for_usage(&targets, (6, 6, 0)).await;
+        eprintln!("the counts flushed while NATS was down reached B and C {took:?} after A reconnected");
+        assert_eq!(
+            gauge(metrics, "warden_cluster_telemetry_outbox"),
+            0,
+            "the outbox is empty once published"
+        );
+        // Garbage on the telemetry subject: skipped and counted, nothing else moves.
+        let js = async_nats::jetstream::new(nats.raw_client().await);
+        js.publish(warden::cluster::telemetry::SUBJECT_TELEMETRY, "{}".into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+        wait_for_gauge(metrics, "warden_cluster_telemetry_rejected", 1).await;
+        assert_eq!(usage(&targets[0]).await, (6, 6, 0));
+        let mut cs = connect_all(&daemons).await;
+        cs[0].upsert_user("alice", "carl").await;
     });
 }

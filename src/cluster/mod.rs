@@ -325,8 +325,8 @@ impl Cluster {
     }
 
     /// The telemetry stream's counters for `/metrics`.
-    pub fn telemetry_metrics(&self) -> [(&'static str, &'static str, u64); 3] {
-        self.telemetry.metric_values()
+    pub fn telemetry_metrics(&self) -> [(&'static str, &'static str, u64); 4] {
+        self.telemetry.metric_values(self.store.get().map(|s| &**s))
     }
 
     pub fn config(&self) -> &ClusterConfig {

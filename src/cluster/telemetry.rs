@@ -70,9 +70,14 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// (name, help, value) for each counter.
-    pub fn metric_values(&self) -> [(&'static str, &'static str, u64); 3] {
+    /// (name, help, value) for each counter, and the outbox's length read from `store`.
+    pub fn metric_values(&self, store: Option<&Store>) -> [(&'static str, &'static str, u64); 4] {
         [
+            (
+                "warden_cluster_telemetry_outbox",
+                "Usage/last-use batches flushed here and waiting for the telemetry stream.",
+                store.and_then(|s| s.telemetry_outbox_len().ok()).unwrap_or(0),
+            ),
             (
                 "warden_cluster_telemetry_published",
                 "Usage/last-use batches this sidecar published on the telemetry stream.",
@@ -116,7 +121,12 @@ async fn ensure_stream(c: &Cluster) -> Result<stream::Stream, String> {
     tokio::time::timeout(c.config.write_timeout, c.js.get_or_create_stream(want))
         .await
         .map_err(|_| "the telemetry stream did not answer in time".to_string())?
-        .map_err(|e| format!("creating or opening stream `{}`: {e}", stream_name(&c.config.stream)))
+        .map_err(|e| {
+            format!(
+                "creating or opening stream `{}`: {e}",
+                stream_name(&c.config.stream)
+            )
+        })
 }
 
 /// Log a telemetry failure once per kind of message in a row (NATS down for an hour is one line).
@@ -185,7 +195,11 @@ async fn publish_pending(c: &Cluster, store: &Arc<Store>) -> Result<usize, Strin
             match acked {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => return Err(format!("publishing telemetry batch {id}: {e}")),
-                Err(_) => return Err(format!("publishing telemetry batch {id}: no acknowledgement in time")),
+                Err(_) => {
+                    return Err(format!(
+                        "publishing telemetry batch {id}: no acknowledgement in time"
+                    ));
+                }
             }
             c.telemetry.published.fetch_add(1, Ordering::Relaxed);
             sent += 1;
@@ -240,7 +254,9 @@ async fn merge(c: &Cluster, store: &Arc<Store>) -> Result<(), String> {
     }
     let deliver_policy = match position {
         0 => consumer::DeliverPolicy::All,
-        p => consumer::DeliverPolicy::ByStartSequence { start_sequence: p + 1 },
+        p => consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: p + 1,
+        },
     };
     let consumer = s
         .create_consumer(consumer::pull::OrderedConfig {
@@ -287,7 +303,11 @@ async fn merge(c: &Cluster, store: &Arc<Store>) -> Result<(), String> {
 }
 
 /// Decode `m` into `items`; its counts (for the transaction's bound).
-fn push(items: &mut Vec<(u64, Result<TelemetryBatch, String>)>, m: &jetstream::Message, c: &Cluster) -> usize {
+fn push(
+    items: &mut Vec<(u64, Result<TelemetryBatch, String>)>,
+    m: &jetstream::Message,
+    c: &Cluster,
+) -> usize {
     let Ok(info) = m.info() else {
         c.telemetry.rejected.fetch_add(1, Ordering::Relaxed);
         tracing::warn!("a telemetry message without JetStream metadata; skipped");

@@ -245,10 +245,17 @@ impl Store {
         let mut out = Vec::new();
         for item in outbox.iter()?.take(limit) {
             let (key, value) = item?;
-            let batch: TelemetryBatch = tables::decode("telemetry_outbox", &key.value().to_string(), value.value())?;
+            let batch: TelemetryBatch =
+                tables::decode("telemetry_outbox", &key.value().to_string(), value.value())?;
             out.push((key.value(), batch.message_id(), value.value().to_vec()));
         }
         Ok(out)
+    }
+
+    /// Outbox rows waiting for the telemetry stream.
+    pub fn telemetry_outbox_len(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(tables::TELEMETRY_OUTBOX)?.len()?)
     }
 
     /// The telemetry stream acknowledged flush `flush`: drop it (and any before it) from the outbox.
@@ -293,7 +300,8 @@ impl Store {
         let _serialized = self.write_lock.lock();
         self.noting_io((|| {
             let txn = self.db.begin_write()?;
-            txn.open_table(tables::TELEMETRY_STATE)?.insert(STATE_POSITION, 0)?;
+            txn.open_table(tables::TELEMETRY_STATE)?
+                .insert(STATE_POSITION, 0)?;
             txn.commit()?;
             Ok(())
         })())
@@ -302,7 +310,10 @@ impl Store {
     /// Merge messages read from the telemetry stream, in stream order: (sequence, the decoded
     /// batch or why it was unreadable). One transaction: sums for usage, max for token last use,
     /// each sidecar's highest merged flush number and the stream position commit together.
-    pub fn merge_telemetry(&self, items: &[(u64, Result<TelemetryBatch, String>)]) -> Result<Merged, StoreError> {
+    pub fn merge_telemetry(
+        &self,
+        items: &[(u64, Result<TelemetryBatch, String>)],
+    ) -> Result<Merged, StoreError> {
         let _serialized = self.write_lock.lock();
         self.noting_io((|| {
             let txn = self.db.begin_write()?;
@@ -394,7 +405,10 @@ mod tests {
         let (sidecar, first) = {
             let store = Store::open(&path).unwrap();
             store.record_usage(7, &counts(1)).unwrap();
-            assert!(store.telemetry_outbox(10).unwrap().is_empty(), "single node: no outbox");
+            assert!(
+                store.telemetry_outbox(10).unwrap().is_empty(),
+                "single node: no outbox"
+            );
             store.enable_telemetry_outbox();
             store.record_usage(7, &counts(2)).unwrap();
             let rows = store.telemetry_outbox(10).unwrap();
@@ -469,10 +483,12 @@ mod tests {
         assert!(TelemetryBatch::decode(br#"{"sidecar":"zz!","flush":1}"#).is_err());
         assert!(TelemetryBatch::decode(br#"{"sidecar":"ab","flush":0}"#).is_err());
         assert!(
-            TelemetryBatch::decode(br#"{"sidecar":"ab","flush":1,"counts":[["Not A Slug","bob",1]]}"#).is_err()
+            TelemetryBatch::decode(br#"{"sidecar":"ab","flush":1,"counts":[["Not A Slug","bob",1]]}"#)
+                .is_err()
         );
         assert!(TelemetryBatch::decode(br#"{"sidecar":"ab","flush":1,"token_uses":[["nope",1]]}"#).is_err());
-        let ok = TelemetryBatch::decode(br#"{"sidecar":"ab","flush":2,"day":3,"counts":[["acme","bob",4]]}"#).unwrap();
+        let ok = TelemetryBatch::decode(br#"{"sidecar":"ab","flush":2,"day":3,"counts":[["acme","bob",4]]}"#)
+            .unwrap();
         assert_eq!(ok.message_id(), "ab-2");
     }
 }
