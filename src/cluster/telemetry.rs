@@ -97,8 +97,9 @@ impl Stats {
     }
 }
 
-/// Run the publisher and the merger until the returned tasks are dropped with the runtime
-/// (they hold no state a shutdown must save: the outbox and the position are in the store).
+/// Run the publisher and the merger until `shutdown` (they hold no state a shutdown must
+/// save: the outbox and the position are in the store; the last flush at shutdown waits in
+/// the outbox for the next start).
 pub(super) fn spawn(cluster: Arc<Cluster>, store: Arc<Store>, shutdown: crate::api::shutdown::Shutdown) {
     store.enable_telemetry_outbox();
     let (c, s, stop) = (cluster.clone(), store.clone(), shutdown.clone());
@@ -286,10 +287,17 @@ async fn merge(c: &Cluster, store: &Arc<Store>) -> Result<(), String> {
             }
         }
         let s = store.clone();
-        let merged = tokio::task::spawn_blocking(move || s.merge_telemetry(&items))
+        let merged = tokio::task::spawn_blocking(move || s.merge_telemetry(position, &items))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("merging telemetry: {e}"))?;
+        let Some(merged) = merged else {
+            tracing::info!(
+                "the store was replaced under the telemetry consumer; reading the stream from its position"
+            );
+            return Ok(());
+        };
+        position = merged.position;
         c.telemetry.merged.fetch_add(merged.merged, Ordering::Relaxed);
         if merged.merged > 0 {
             tracing::debug!(

@@ -93,6 +93,8 @@ pub struct Merged {
     pub duplicates: u64,
     /// Unreadable messages passed over.
     pub rejected: u64,
+    /// The stream position now committed.
+    pub position: u64,
 }
 
 const STATE_SIDECAR: &str = "sidecar";
@@ -308,12 +310,18 @@ impl Store {
     }
 
     /// Merge messages read from the telemetry stream, in stream order: (sequence, the decoded
-    /// batch or why it was unreadable). One transaction: sums for usage, max for token last use,
-    /// each sidecar's highest merged flush number and the stream position commit together.
+    /// batch or why it was unreadable), read by a consumer that started after position `from`
+    /// and has merged up to it. One transaction: sums for usage, max for token last use, each
+    /// sidecar's highest merged flush number and the stream position commit together.
+    ///
+    /// `None`, writing nothing, when the stored position is no longer `from`: the store was
+    /// replaced under the consumer (a re-bootstrap starts a new file at position 0), which
+    /// must then read the stream again from the stored position.
     pub fn merge_telemetry(
         &self,
+        from: u64,
         items: &[(u64, Result<TelemetryBatch, String>)],
-    ) -> Result<Merged, StoreError> {
+    ) -> Result<Option<Merged>, StoreError> {
         let _serialized = self.write_lock.lock();
         self.noting_io((|| {
             let txn = self.db.begin_write()?;
@@ -322,6 +330,9 @@ impl Store {
                 let mut state = txn.open_table(tables::TELEMETRY_STATE)?;
                 let own = state.get(STATE_SIDECAR)?.map(|v| sidecar_name(v.value()));
                 let mut position = state.get(STATE_POSITION)?.map(|v| v.value()).unwrap_or(0);
+                if position != from {
+                    return Ok(None);
+                }
                 let mut seen = txn.open_table(tables::TELEMETRY_SEEN)?;
                 let mut usage = txn.open_table(tables::USAGE)?;
                 let mut used = txn.open_table(tables::TOKEN_LAST_USED)?;
@@ -364,9 +375,10 @@ impl Store {
                     merged.merged += 1;
                 }
                 state.insert(STATE_POSITION, position)?;
+                merged.position = position;
             }
             txn.commit()?;
-            Ok(merged)
+            Ok(Some(merged))
         })())
     }
 }
@@ -448,27 +460,36 @@ mod tests {
             (5, Ok(remote("bb", 3, 20))),
             (6, Ok(remote("bb", 2, 20))),
         ];
-        let merged = store.merge_telemetry(&items).unwrap();
+        let merged = store.merge_telemetry(0, &items).unwrap().unwrap();
         assert_eq!(
             merged,
             Merged {
                 merged: 2,
                 own: 1,
                 duplicates: 2,
-                rejected: 1
+                rejected: 1,
+                position: 6,
             }
         );
         assert_eq!(bob_on_day_7(&store), 1 + 10 + 20);
         assert_eq!(store.telemetry_position().unwrap(), 6);
-        // Redelivered from an older position (a consumer restarted before the commit it
-        // knew of): nothing moves.
-        let again = store.merge_telemetry(&items).unwrap();
-        assert_eq!(again.merged, 0);
+        // Redelivered (an ordered consumer recreated before its first message starts over):
+        // nothing moves.
+        let again = store.merge_telemetry(6, &items).unwrap().unwrap();
+        assert_eq!((again.merged, again.duplicates, again.position), (0, 6, 6));
+        assert_eq!(bob_on_day_7(&store), 31);
+        // A consumer that read from another position than the store's (the file was
+        // replaced under it) merges nothing and must start over.
+        assert_eq!(
+            store.merge_telemetry(2, &[(7, Ok(remote("cc", 1, 1)))]).unwrap(),
+            None
+        );
         assert_eq!(bob_on_day_7(&store), 31);
         // Last use is the max; after a recreated stream, the flush numbers still guard.
         store.reset_telemetry_position().unwrap();
         let merged = store
-            .merge_telemetry(&[(1, Ok(remote("bb", 3, 20))), (2, Ok(remote("aa", 2, 5)))])
+            .merge_telemetry(0, &[(1, Ok(remote("bb", 3, 20))), (2, Ok(remote("aa", 2, 5)))])
+            .unwrap()
             .unwrap();
         assert_eq!((merged.merged, merged.duplicates), (1, 1));
         assert_eq!(bob_on_day_7(&store), 36);
