@@ -28,6 +28,7 @@ mod cluster_catchup;
 mod cluster_faults;
 mod cluster_snapshots;
 mod cluster_upgrade_demo;
+mod cluster_telemetry;
 mod collaborators;
 mod conformance;
 mod connections;

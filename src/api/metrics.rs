@@ -352,6 +352,9 @@ impl Collector for Scrape {
             for (name, help, value) in crate::cluster::metric_values(&c.status()) {
                 gauge(&mut enc, name, help, value)?;
             }
+            for (name, help, value) in c.telemetry_metrics() {
+                gauge(&mut enc, name, help, value)?;
+            }
         }
         Ok(())
     }

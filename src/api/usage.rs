@@ -9,6 +9,10 @@
 //! call has drained), and writes it outside the change log, in one store transaction per
 //! [`ORGS_PER_WRITE`] orgs. A crash loses at most one interval of counts and last-use times,
 //! which are telemetry, not directory state.
+//!
+//! In cluster mode the same transactions also queue the deltas in the store's telemetry
+//! outbox (`Store::queue_telemetry`), which `cluster::telemetry` publishes for the other
+//! sidecars; this sidecar's own reports read its flushed counts at once, as on a single node.
 
 use crate::api::shutdown::Shutdown;
 use crate::engine::Engine;

@@ -11,8 +11,9 @@
 //! `warden.policy`, switching the engine's policy when the loop reaches an epoch, drift between
 //! a sidecar's files and the log's epoch), the position/lag/reachability status, and (in
 //! `snapshot`) snapshots in the JetStream object store, purging the log behind them, bootstrapping
-//! an empty or purged-behind store from one and `warden cluster init`, and (in `demo`) the
-//! `--demo` seed through the log.
+//! an empty or purged-behind store from one and `warden cluster init`; (in `demo`) the
+//! `--demo` seed through the log; and (in `telemetry`) usage counts and token last-use shared
+//! on a stream of their own, outside the directory log.
 //!
 //! Must not: decide anything about a change (the store's apply function does, under one
 //! pinned compiled policy per entry), read a clock for apply (the apply time comes from the
@@ -21,6 +22,7 @@
 
 pub mod catchup;
 pub mod demo;
+pub mod telemetry;
 
 use crate::directory::ChangeEnvelope;
 use crate::engine::Engine;
@@ -226,6 +228,8 @@ pub struct Cluster {
     /// Told by the log monitor when that stream was deleted or replaced: the consumer
     /// restarts, and its start check halts the loop.
     restart: tokio::sync::Notify,
+    /// Usage/last-use sharing on the telemetry stream (`telemetry.rs`).
+    telemetry: telemetry::Stats,
 }
 
 /// The payload of a `warden.policy` entry.
@@ -356,7 +360,13 @@ impl Cluster {
             store: std::sync::OnceLock::new(),
             following: Mutex::new(None),
             restart: tokio::sync::Notify::new(),
+            telemetry: telemetry::Stats::default(),
         }))
+    }
+
+    /// The telemetry stream's counters for `/metrics`.
+    pub fn telemetry_metrics(&self) -> [(&'static str, &'static str, u64); 4] {
+        self.telemetry.metric_values(self.store.get().map(|s| &**s))
     }
 
     pub fn config(&self) -> &ClusterConfig {
@@ -596,6 +606,7 @@ impl Cluster {
         shutdown: crate::api::shutdown::Shutdown,
     ) -> tokio::task::JoinHandle<()> {
         let _ = self.store.set(store.clone());
+        telemetry::spawn(self.clone(), store.clone(), shutdown.clone());
         let me = self.clone();
         let monitor = self.clone();
         let stop_monitor = shutdown.clone();

@@ -139,6 +139,9 @@ mod tests {
             "cluster_state",
             "cluster_outcomes",
             "cluster_epoch",
+            "telemetry_state",
+            "telemetry_outbox",
+            "telemetry_seen",
         ];
         for name in tables::TABLE_NAMES {
             assert!(

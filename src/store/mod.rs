@@ -46,6 +46,7 @@ pub use dump::{DUMP_FORMAT, Dump};
 pub use read::{ChangeRecord, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Member, Page, Stats};
 pub use snapshot::{SNAPSHOT_FORMAT, Snapshot};
 pub use sorted::{ListFilter, ListOrder, SortField};
+pub use usage::{Merged, TelemetryBatch};
 pub use verify::IndexCheck;
 pub use watch::{WatchEntry, WatchPage};
 pub use write_times::{WRITE_BUCKETS_NS, WriteOutcome, WriteTimes, WriteTimesSnapshot};
@@ -220,6 +221,9 @@ pub struct Store {
     /// index reflects them. Followers of the log (`WatchChanges`) wait on it instead of polling;
     /// they read what was committed from the change log itself.
     committed: tokio::sync::watch::Sender<u64>,
+    /// Cluster mode: usage flushes also queue their deltas for the telemetry stream
+    /// (`usage::TelemetryBatch`, set by the cluster before the flusher starts).
+    telemetry_outbox: std::sync::atomic::AtomicBool,
 }
 
 /// How many index ops `load_index` hands over at a time: bounds memory while loading millions of
@@ -344,6 +348,7 @@ impl Store {
             path,
             write_times: WriteTimes::default(),
             committed: tokio::sync::watch::Sender::new(revision),
+            telemetry_outbox: std::sync::atomic::AtomicBool::new(false),
         };
         if found.is_some() && !had_sorted {
             // A file from before sorted lists: index what it holds, once.

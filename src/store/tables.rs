@@ -131,6 +131,15 @@ tables! {
     /// committed with `last_applied_seq`, so a restarted sidecar serves it before it resumes.
     /// Empty on a single node and until the log's first epoch.
     CLUSTER_EPOCH: &str => &[u8] = "cluster_epoch", digested: false;
+    /// Cluster mode, telemetry (`store::usage`): `sidecar` (this file's sidecar id, drawn once),
+    /// `next_flush` (the next flush number) and `position` (the telemetry stream's last merged
+    /// sequence) → u64. Not in snapshots: a bootstrapped store starts at position 0.
+    TELEMETRY_STATE: &str => u64 = "telemetry_state", digested: false;
+    /// Cluster mode: flush number → an encoded `TelemetryBatch` flushed here and not yet
+    /// acknowledged by the telemetry stream.
+    TELEMETRY_OUTBOX: u64 => &[u8] = "telemetry_outbox", digested: false;
+    /// Cluster mode: sidecar id → the highest flush number of that sidecar merged here.
+    TELEMETRY_SEEN: &str => u64 = "telemetry_seen", digested: false;
 }
 
 /// Names of every table Warden owns, to tell a Warden file from another redb file.
@@ -244,6 +253,9 @@ pub(crate) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(CLUSTER_STATE)?;
     txn.open_table(CLUSTER_OUTCOMES)?;
     txn.open_table(CLUSTER_EPOCH)?;
+    txn.open_table(TELEMETRY_STATE)?;
+    txn.open_table(TELEMETRY_OUTBOX)?;
+    txn.open_table(TELEMETRY_SEEN)?;
     Ok(())
 }
 

@@ -4,7 +4,8 @@
 //! Tokens follow the directory's one write path (change log, one transaction). Last use is the
 //! exception on purpose: it changes on every check, so the engine keeps it in memory and the
 //! daemon flushes it here now and then ([`Store::record_token_use`]) into a table outside the
-//! change log. It is not directory state: it is neither replicated nor audited.
+//! change log. It is not directory state: it is not in the directory log nor audited (in
+//! cluster mode the flush also queues it for the telemetry stream, see `usage.rs`).
 
 use super::apply::{require_org, require_user};
 use super::read::{Page, page_thirds};
@@ -199,6 +200,7 @@ impl Store {
         let _serialized = self.write_lock.lock();
         self.noting_io((|| {
             let txn = self.db.begin_write()?;
+            let mut known = Vec::with_capacity(uses.len());
             {
                 let tokens = txn.open_table(tables::TOKENS)?;
                 let mut used = txn.open_table(tables::TOKEN_LAST_USED)?;
@@ -206,12 +208,15 @@ impl Store {
                     if tokens.get(id.as_str())?.is_none() {
                         continue;
                     }
+                    known.push((id.clone(), *at));
                     let old = used.get(id.as_str())?.map(|v| v.value()).unwrap_or(0);
                     if *at > old {
                         used.insert(id.as_str(), *at)?;
                     }
                 }
             }
+            // Cluster mode: the other sidecars take the max of these too.
+            self.queue_telemetry(&txn, 0, &[], &known)?;
             txn.commit()?;
             Ok(())
         })())
