@@ -112,6 +112,32 @@ fn writes_on_one_sidecar_are_read_on_another() {
         assert_eq!(again, first);
         assert_eq!(assert_converged(&mut cs).await, before, "the retry wrote nothing");
 
+        // The same request id sent to all three sidecars at the same moment (a client that
+        // retries on another pod before the first answer): while one publish of the id is
+        // being stored, the log answers the others "duplicate message id is in process".
+        // Every caller gets the one outcome, none an error.
+        for i in 0..10 {
+            let user = format!("dup{i}");
+            cs[0].upsert_user("alice", &user).await;
+            let id = format!("add-{user}");
+            let req = || with_id(add_member_req("alice", "acme", &user, "org_user"), &id);
+            let (mut m0, mut m1, mut m2) = (cs[0].member.clone(), cs[1].member.clone(), cs[2].member.clone());
+            let (r0, r1, r2) = tokio::join!(m0.add_member(req()), m1.add_member(req()), m2.add_member(req()));
+            let revs: Vec<u64> = [r0, r1, r2]
+                .into_iter()
+                .map(|r| {
+                    r.expect("one request id sent three times at once gets its outcome")
+                        .into_inner()
+                        .revision
+                })
+                .collect();
+            assert!(
+                revs.iter().all(|r| *r == revs[0]),
+                "one outcome for {id}: {revs:?}"
+            );
+        }
+        assert_converged(&mut cs).await;
+
         // The largest valid change (16 SAML IdPs of 64 KiB of XML, several MiB once
         // JSON-encoded, over NATS's default 1 MiB payload) goes through the log.
         let xml = format!("<{}", "\u{1}".repeat(64 * 1024 - 1));

@@ -16,7 +16,10 @@
 //! The demo's changes are applied like any other entry, by every sidecar's apply loop, under the
 //! log's policy, as the operator (the envelope's operator bit: the demo picks org plans).
 
-use super::{APPLY_VERSION_HEADER, Cluster, SUBJECT_CHANGES, SUBJECT_POLICY, apply_version, snapshot};
+use super::{
+    APPLY_VERSION_HEADER, Cluster, SUBJECT_CHANGES, SUBJECT_POLICY, apply_version, duplicate_in_process,
+    snapshot,
+};
 use crate::directory::ChangeEnvelope;
 use async_nats::jetstream;
 use std::sync::Arc;
@@ -119,14 +122,6 @@ pub async fn seed(
             return Ok(Seeded::Published(published));
         }
     }
-}
-
-/// The log's answer to a publish whose message id another publish is storing at that moment
-/// ("duplicate message id is in process", a replicated stream's in-flight dedup).
-fn duplicate_in_process(e: &jetstream::context::PublishError) -> bool {
-    std::error::Error::source(e)
-        .and_then(|s| s.downcast_ref::<jetstream::Error>())
-        .is_some_and(|j| j.error_code() == jetstream::ErrorCode::STREAM_DUPLICATE_MESSAGE_CONFLICT)
 }
 
 /// What a look at the log found.

@@ -560,6 +560,12 @@ impl Cluster {
         };
         let ack = match tokio::time::timeout_at(deadline, pending).await {
             Ok(Ok(ack)) => ack,
+            // The same request id is being stored right now by another publish (a client
+            // that retried on another sidecar before its first answer): that entry is this
+            // write. Wait for its outcome like any other.
+            Ok(Err(e)) if duplicate_in_process(&e) => {
+                return self.await_outcome(store, request_id, deadline, timeout).await;
+            }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, request_id, "the directory log did not acknowledge the entry");
                 return Err(SubmitError::Unacknowledged { timeout, request_id });
@@ -595,6 +601,30 @@ impl Cluster {
                 timeout,
                 request_id,
             }),
+        }
+    }
+
+    /// The outcome of `request_id`, whose entry another publish is storing: wait, within the
+    /// write's bound, until this sidecar has applied an entry with that id.
+    async fn await_outcome(
+        &self,
+        store: &Arc<Store>,
+        request_id: String,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Result<Outcome, SubmitError> {
+        let mut applied = self.applied.subscribe();
+        loop {
+            if let Some(outcome) = lookup(store, &request_id).await? {
+                return Ok(outcome);
+            }
+            if let Some(reason) = self.halted.lock().clone() {
+                return Err(SubmitError::Halted(reason));
+            }
+            match tokio::time::timeout_at(deadline, applied.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return Err(SubmitError::Unacknowledged { timeout, request_id }),
+            }
         }
     }
 
@@ -1256,4 +1286,12 @@ mod tests {
             Some(("sidecar".into(), "pw".into()))
         );
     }
+}
+
+/// The log's answer to a publish whose message id another publish is storing at that moment
+/// ("duplicate message id is in process", a replicated stream's in-flight dedup).
+pub(crate) fn duplicate_in_process(e: &jetstream::context::PublishError) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<jetstream::Error>())
+        .is_some_and(|j| j.error_code() == jetstream::ErrorCode::STREAM_DUPLICATE_MESSAGE_CONFLICT)
 }
