@@ -1226,6 +1226,14 @@ fn check_version(message: &jetstream::Message) -> Result<(), Decoded> {
     Ok(())
 }
 
+/// The log's answer to a publish whose message id another publish is storing at that moment
+/// ("duplicate message id is in process", a replicated stream's in-flight dedup).
+pub(crate) fn duplicate_in_process(e: &jetstream::context::PublishError) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<jetstream::Error>())
+        .is_some_and(|j| j.error_code() == jetstream::ErrorCode::STREAM_DUPLICATE_MESSAGE_CONFLICT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1286,12 +1294,4 @@ mod tests {
             Some(("sidecar".into(), "pw".into()))
         );
     }
-}
-
-/// The log's answer to a publish whose message id another publish is storing at that moment
-/// ("duplicate message id is in process", a replicated stream's in-flight dedup).
-pub(crate) fn duplicate_in_process(e: &jetstream::context::PublishError) -> bool {
-    std::error::Error::source(e)
-        .and_then(|s| s.downcast_ref::<jetstream::Error>())
-        .is_some_and(|j| j.error_code() == jetstream::ErrorCode::STREAM_DUPLICATE_MESSAGE_CONFLICT)
 }
