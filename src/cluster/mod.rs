@@ -787,12 +787,12 @@ impl Cluster {
         }
         .await;
         if catchup.deferred() > 0 {
-            // The consumer stopped inside a catch-up batch: put the batch on disk now rather
+            // The consumer stopped with deferred commits: put them on disk now rather
             // than at the next durable commit.
             let store = store.clone();
             match tokio::task::spawn_blocking(move || store.flush_durable()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "making the catch-up batch durable failed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "making the deferred commits durable failed"),
                 Err(e) => tracing::warn!(error = %e, "the flush task failed"),
             }
         }

@@ -152,7 +152,7 @@ pub struct ClusterStamp {
     pub requested_at_ms: u64,
     /// Its apply time (also `at_ms` of the envelope applied).
     pub apply_ms: u64,
-    /// Commit with redb's default durability (fsync). False while catching up: the commit is
+    /// Commit with redb's default durability (fsync). False when the apply loop groups commits: the commit is
     /// visible at once but reaches the disk with the next durable one (see
     /// [`Commit::Deferred`]).
     pub durable: bool,
@@ -165,7 +165,7 @@ pub enum Commit {
     /// write.
     Durable,
     /// redb `Durability::None`: visible at once (the index, the position, the outcome), on
-    /// disk with the next durable commit. The catch-up batches its commits this way. Safe
+    /// disk with the next durable commit. The apply loop groups its commits this way. Safe
     /// because the directory log, not this file, is what makes an entry durable, and the
     /// position is committed in the same transaction as the change: a crash loses a suffix
     /// of entries together with the position that covers them, so the restart resumes at
@@ -468,7 +468,7 @@ impl Store {
     }
 
     /// Make every deferred commit durable (an empty durable commit writes them out). The
-    /// apply loop calls it when a catch-up batch ends and when it stops.
+    /// apply loop calls it when deferred commits are due and when it stops.
     pub fn flush_durable(&self) -> Result<(), StoreError> {
         let _serialized = self.write_lock.lock();
         self.noting_io((|| {
