@@ -11,7 +11,7 @@ use crate::common;
 use common::tmpfs::{Tmpfs, is_root};
 use common::*;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tonic::Code;
 use warden::api::pb;
 
