@@ -156,7 +156,7 @@ pub struct ClusterStatus {
     /// epoch, when each sidecar serves its own files.
     pub epoch_hash: String,
     pub epoch_seq: u64,
-    /// Set while this sidecar's policy files differ from the log's epoch (it serves the
+    /// Set while this sidecar's own policy files differ from the log's epoch (it serves the
     /// epoch and does not publish its files until they change).
     pub policy_drift: Option<String>,
     /// Set while the apply loop cannot write the local store (a full disk): the entry it
