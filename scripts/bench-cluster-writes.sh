@@ -11,8 +11,14 @@
 # stopped, default 20000), ORGS / MEMBERS (gen-directory shape, default 1000 × 20),
 # WORK (default: a temporary directory), NATS_CLUSTER_BASE_PORT (default 24222), WARDEN_BIN
 # (default target/release/warden), PHASES (default "single cluster checks leader catchup"; the
-# cluster is started whenever a phase after "single" runs), CATCHUP_MODES (default "default 1":
-# batched, then one fsync per entry), SERVE_ARGS (more `warden serve` flags for every daemon).
+# cluster is started whenever a phase after "single" runs; "ab" is not in the default), CATCHUP_MODES
+# (default "default 1": batched, then one fsync per entry), SERVE_ARGS (more `warden serve` flags
+# for every daemon), ROUNDS (phase "ab", default 2).
+# Group commit A/B in one run, arms alternating (group = the default, entry =
+# WARDEN_CLUSTER_CATCHUP_BATCH=1 on every sidecar: one fsync per applied entry), each round
+# restarting the three sidecars in that arm, then writes at 1/8/32 writers with --watch and checks
+# on c idle vs while a and b take 8 writers:
+#   PHASES=ab DURATION=3 ROUNDS=2 scripts/bench-cluster-writes.sh
 # The 100k catch-up alone, without snapshots (else the stopped sidecar re-bootstraps
 # from a snapshot and replays only what follows it), with enough orgs that every add is fresh:
 #   PHASES=catchup CATCHUP=100000 CATCHUP_MODES=default ORGS=5000 \
@@ -62,6 +68,16 @@ start() {
 }
 stop() { kill "${pid_of[$1]}"; wait "${pid_of[$1]}" 2>/dev/null || true; rm -f "$WORK/$1.sock"; }
 writes() { "$W" bench --writes "${shape[@]}" --duration "$DURATION" --threads 2 "$@"; }
+checks() { "$W" bench --connect "unix:$WORK/c.sock" "${shape[@]}" --duration "$DURATION" -c 8 --threads 1; }
+# Checks on c idle, then while a and b take 8 writers (whose figures follow).
+checks_idle_then_busy() {
+  checks
+  writes --target "unix:$WORK/a.sock" --target "unix:$WORK/b.sock" -c 8 --seed "$seed" >"$WORK/bg-writes.txt" &
+  local bg=$!
+  sleep 0.5
+  checks
+  wait "$bg"; cat "$WORK/bg-writes.txt"; next_seed
+}
 seed=1
 next_seed() { seed=$((seed + 1)); }
 
@@ -85,13 +101,7 @@ fi
 
 if phase checks; then
 echo "## check latency on sidecar c: idle, then while a and b take writes (8 writers)"
-checks() { "$W" bench --connect "unix:$WORK/c.sock" "${shape[@]}" --duration "$DURATION" -c 8 --threads 1; }
-checks
-writes --target "unix:$WORK/a.sock" --target "unix:$WORK/b.sock" -c 8 --seed "$seed" >"$WORK/bg-writes.txt" &
-bg=$!
-sleep 0.5
-checks
-wait "$bg"; cat "$WORK/bg-writes.txt"; next_seed
+checks_idle_then_busy
 fi
 
 if phase leader; then
@@ -104,6 +114,29 @@ echo "leader: $leader"
 next_seed
 nats start "${leader#n}" >/dev/null
 sleep 10
+fi
+
+if phase ab; then
+echo "## group commit A/B, ${ROUNDS:-2} rounds, arms alternating (group: default; entry: WARDEN_CLUSTER_CATCHUP_BATCH=1)"
+for round in $(seq "${ROUNDS:-2}"); do
+  for arm in group entry; do
+    for s in a b c; do stop "$s"; done
+    for s in a b c; do
+      if [ "$arm" = entry ]; then
+        WARDEN_CLUSTER_CATCHUP_BATCH=1 start "$s" --cluster "$urls"
+      else
+        start "$s" --cluster "$urls"
+      fi
+    done
+    sleep 3
+    for c in 1 8 32; do
+      echo "### round $round, arm $arm, $c writers"
+      writes "${targets[@]}" --watch -c "$c" --seed "$seed"; next_seed
+    done
+    echo "### round $round, arm $arm, checks on c: idle, then while a and b take 8 writers"
+    checks_idle_then_busy
+  done
+done
 fi
 
 phase catchup || exit 0

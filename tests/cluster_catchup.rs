@@ -9,36 +9,12 @@
 
 use crate::common;
 
-use common::cluster::{Nats, assert_converged_within, connect_all, create_org, serial, sidecars, status};
+use common::cluster::{
+    Nats, assert_converged_within, connect_all, create_org, gauge, metrics, serial, sidecars, status,
+};
 use common::directory::clients;
 use common::{Workdir, free_port, runtime};
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
-
-/// `/metrics` of a daemon started with `--metrics tcp:<addr>`, as text.
-fn metrics(addr: std::net::SocketAddr) -> String {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect /metrics");
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: warden\r\n\r\n")
-        .expect("GET /metrics");
-    let mut body = String::new();
-    s.read_to_string(&mut body).expect("read /metrics");
-    body
-}
-
-/// The value of `name` (a gauge without labels) in a `/metrics` text.
-fn gauge(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(name)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("{name} missing in /metrics:\n{text}")) as u64
-}
 
 #[test]
 fn a_stopped_sidecar_catches_up_and_a_kill9_mid_catch_up_applies_nothing_twice() {

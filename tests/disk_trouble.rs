@@ -8,50 +8,12 @@
 
 use crate::common;
 
+use common::tmpfs::{Tmpfs, is_root};
 use common::*;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tonic::Code;
 use warden::api::pb;
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// A tmpfs of `size` at `dir`, unmounted on drop; `None` if this machine cannot mount.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Option<Self> {
-        std::fs::create_dir_all(dir).ok()?;
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0750"), "tmpfs"])
-            .arg(dir)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .ok()?
-            .success();
-        ok.then(|| Tmpfs(dir.to_path_buf()))
-    }
-
-    fn remount(&self, opts: &str) -> bool {
-        std::process::Command::new("mount")
-            .args(["-o", &format!("remount,{opts}")])
-            .arg(&self.0)
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
 
 /// Seed the demo directory into a store in `data`, as a daemon would have; its revision.
 fn populate(data: &Path) -> u64 {

@@ -25,6 +25,7 @@ mod cli_times;
 mod client;
 mod cluster;
 mod cluster_catchup;
+mod cluster_disk;
 mod cluster_faults;
 mod cluster_snapshots;
 mod cluster_telemetry;

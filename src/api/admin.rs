@@ -130,6 +130,7 @@ fn cluster_pb(s: &crate::cluster::ClusterStatus) -> pb::ClusterStatus {
         epoch_hash: s.epoch_hash.clone(),
         epoch_seq: s.epoch_seq,
         policy_drift: s.policy_drift.clone().unwrap_or_default(),
+        storage_error: s.storage_error.clone().unwrap_or_default(),
     }
 }
 

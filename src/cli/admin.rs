@@ -202,6 +202,9 @@ fn print_status(s: &pb::PolicyStatus) {
         if !c.halted.is_empty() {
             println!("             HALTED: {}", c.halted);
         }
+        if !c.storage_error.is_empty() {
+            println!("             STORAGE: {}", c.storage_error);
+        }
     }
     if !s.last_reload_error.is_empty() {
         println!(

@@ -1,33 +1,39 @@
-//! Catch-up of the apply loop: how each entry is committed while a sidecar is far behind the
-//! directory log, and the progress it reports meanwhile.
+//! Group commit of the apply loop: how each entry is committed, whether the sidecar keeps up
+//! with the directory log or is far behind it, and the progress a catch-up reports.
 //!
 //! Owns: the choice between a durable and a deferred commit per entry (see
-//! [`crate::store::Commit`]) and the progress reports (entries applied, behind, rate, ETA).
+//! [`crate::store::Commit`]), when the deferred ones are due on disk, and the progress
+//! reports (entries applied, behind, rate, ETA).
 //! Must not: apply anything or batch entries into one transaction: every entry is still its
 //! own transaction whose index ops are published before the next entry is authorized (apply
 //! reads the in-memory index, issue 13 point 4); only the fsync is batched. Pure bookkeeping
 //! (the caller passes the clock), so it is tested without a log.
 //!
-//! Durability: an entry is committed deferred (redb `Durability::None`) only while at least
-//! [`CATCHUP_LAG`] further entries are known to follow it in the log, and at most
-//! [`DURABLE_EVERY_ENTRIES`] entries or [`DURABLE_EVERY`] after the last durable commit; the
-//! entry that ends a catch-up is durable. A local submitter waiting for an entry inside a
-//! batch may be answered from a deferred commit: the log (acknowledged by a majority of the
-//! stream's replicas) is what made the write durable, and a crash before the next durable
-//! commit only rewinds this sidecar's position together with the changes it covers, which
-//! it then re-applies from the log to the same outcomes (and a retry with the request id
-//! gets that outcome).
+//! Durability (group commit): an entry is committed deferred (redb `Durability::None`) while
+//! fewer than [`DURABLE_EVERY_ENTRIES`] deferred commits and less than [`DURABLE_EVERY`]
+//! lie behind the last durable commit; otherwise durably, which puts the deferred ones on
+//! disk with it. Deferred commits left when the log goes quiet are due on disk
+//! [`DURABLE_EVERY`] after the last durable commit ([`CatchUp::flush_due`]: the loop then
+//! makes an empty durable commit). This holds in the steady state as in a catch-up: a sidecar
+//! keeping up at a low rate commits every entry durably (each comes more than
+//! [`DURABLE_EVERY`] after the previous one), one under load shares one fsync among the
+//! entries of up to [`DURABLE_EVERY`]. A local submitter may be answered from a deferred
+//! commit: the log (acknowledged by a majority of the stream's replicas) is what made the
+//! write durable, and a crash before the next durable commit only rewinds this sidecar's
+//! position together with the changes it covers, which it then re-applies from the log to
+//! the same outcomes (and a retry with the request id gets that outcome).
+//! [`DURABLE_EVERY_ENV`]` = 1` commits every entry durably (no grouping).
 
 use crate::store::Commit;
 use std::time::{Duration, Instant};
 
-/// A sidecar this many entries (or more) behind the log is catching up: it defers
-/// commits and reports progress.
+/// A sidecar this many entries (or more) behind the log is catching up: it reports
+/// progress.
 pub const CATCHUP_LAG: u64 = 64;
 /// At most this many deferred commits between two durable ones.
 pub const DURABLE_EVERY_ENTRIES: u64 = 1_000;
-/// Environment variable overriding [`DURABLE_EVERY_ENTRIES`] (a measuring knob: `1` commits
-/// every entry durably, as without batching).
+/// Environment variable overriding [`DURABLE_EVERY_ENTRIES`] (`1` commits every entry
+/// durably, without group commit: the A/B knob of `scripts/bench-cluster-writes.sh`).
 pub const DURABLE_EVERY_ENV: &str = "WARDEN_CLUSTER_CATCHUP_BATCH";
 /// At most this long between two durable commits while deferring.
 pub const DURABLE_EVERY: Duration = Duration::from_millis(250);
@@ -88,10 +94,9 @@ impl CatchUp {
         }
     }
 
-    /// How to commit the entry that has `behind` entries after it in the log.
-    pub fn commit_for(&self, behind: u64, now: Instant) -> Commit {
-        if behind >= CATCHUP_LAG
-            && self.durable_every > 1
+    /// How to commit the next entry.
+    pub fn commit_for(&self, now: Instant) -> Commit {
+        if self.durable_every > 1
             && self.deferred < self.durable_every
             && now.duration_since(self.last_durable) < DURABLE_EVERY
         {
@@ -99,6 +104,12 @@ impl CatchUp {
         } else {
             Commit::Durable
         }
+    }
+
+    /// When the deferred commits are due on disk if no entry comes first (`None`: nothing
+    /// deferred).
+    pub fn flush_due(&self) -> Option<Instant> {
+        (self.deferred > 0).then(|| self.last_durable + DURABLE_EVERY)
     }
 
     /// Note an entry committed as `commit`.
@@ -225,15 +236,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn far_behind_defers_commits_and_makes_every_nth_and_the_last_durable() {
+    fn commits_are_grouped_every_nth_entry_or_after_t_and_due_when_the_log_goes_quiet() {
         let t0 = Instant::now();
         let mut c = CatchUp::with_batch(DURABLE_EVERY_ENTRIES, t0);
-        // Close to the log's end: durable, as a sidecar keeping up commits every entry.
-        assert_eq!(c.commit_for(CATCHUP_LAG - 1, t0), Commit::Durable);
-        // Far behind: deferred, until N deferred commits in a row.
+        assert_eq!(c.flush_due(), None, "nothing deferred, nothing due");
+        // Under load: deferred, until N deferred commits in a row.
         let mut durable_at = Vec::new();
         for i in 0..(2 * DURABLE_EVERY_ENTRIES + 2) {
-            let commit = c.commit_for(10_000, t0);
+            let commit = c.commit_for(t0);
             if commit == Commit::Durable {
                 durable_at.push(i);
             }
@@ -244,13 +254,25 @@ mod tests {
             vec![DURABLE_EVERY_ENTRIES, 2 * DURABLE_EVERY_ENTRIES + 1]
         );
         // ... or until T after the last durable commit.
-        assert_eq!(c.commit_for(10_000, t0 + DURABLE_EVERY), Commit::Durable);
-        // The entry that ends the catch-up (nothing after it) is durable.
-        assert_eq!(c.commit_for(0, t0), Commit::Durable);
-        c.committed(Commit::Durable, t0);
-        assert_eq!(c.deferred(), 0);
-        // A batch of 1: every entry durable (no batching).
-        assert_eq!(CatchUp::with_batch(1, t0).commit_for(10_000, t0), Commit::Durable);
+        assert_eq!(c.commit_for(t0 + DURABLE_EVERY), Commit::Durable);
+        // The log went quiet after a deferred commit: it is due T after the last durable one.
+        let commit = c.commit_for(t0);
+        assert_eq!(commit, Commit::Deferred);
+        c.committed(commit, t0);
+        assert_eq!(c.deferred(), 1);
+        assert_eq!(c.flush_due(), Some(t0 + DURABLE_EVERY));
+        c.flushed(t0 + DURABLE_EVERY);
+        assert_eq!((c.deferred(), c.flush_due()), (0, None));
+        // A sidecar keeping up at a low rate: every entry comes T or more after the last
+        // durable commit, so each one is durable, as without grouping.
+        let mut t = t0 + DURABLE_EVERY;
+        for _ in 0..3 {
+            t += DURABLE_EVERY;
+            assert_eq!(c.commit_for(t), Commit::Durable);
+            c.committed(Commit::Durable, t);
+        }
+        // A batch of 1: every entry durable (no grouping).
+        assert_eq!(CatchUp::with_batch(1, t0).commit_for(t0), Commit::Durable);
     }
 
     #[test]

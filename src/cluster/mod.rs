@@ -166,6 +166,13 @@ pub enum SubmitError {
     /// This sidecar's apply loop stopped at an entry it cannot apply.
     #[error("this sidecar stopped applying the directory log: {0}")]
     Halted(String),
+    /// This sidecar's apply loop cannot write its local store (a full disk); nothing was
+    /// sent to the log.
+    #[error(
+        "this sidecar cannot write its local directory store ({0}); the write was not sent: \
+         retry once its disk has room, or through another sidecar (checks keep serving)"
+    )]
+    Storage(String),
     #[error("the directory store failed: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("cannot encode the change: {0}")]
@@ -194,6 +201,10 @@ pub struct ClusterStatus {
     /// Set while this sidecar's own policy files differ from the log's epoch (it serves the
     /// epoch and does not publish its files until they change).
     pub policy_drift: Option<String>,
+    /// Set while the apply loop cannot write the local store (a full disk): the entry it
+    /// retries and the error. Checks serve the last applied state; writes through this
+    /// sidecar are refused; the loop resumes at that entry once the store takes writes.
+    pub storage_error: Option<String>,
 }
 
 impl ClusterStatus {
@@ -213,6 +224,12 @@ pub struct Cluster {
     reachable: AtomicBool,
     refused_entries: AtomicU64,
     halted: Mutex<Option<String>>,
+    /// The apply loop's storage trouble, while it lasts (see [`ClusterStatus::storage_error`]).
+    storage_error: Mutex<Option<String>>,
+    /// After a rewind: the index the lost entries are re-applied against (built from the
+    /// store), and the entry up to which they were applied before. Checks keep serving the
+    /// engine's index meanwhile; it is replaced once the loop is back at that entry.
+    reapplying: Mutex<Option<(Arc<crate::engine::index::DirectoryIndex>, u64)>>,
     /// Set once the stream was created or verified (this process).
     stream_ready: AtomicBool,
     /// The policy directory (names files in errors; the epoch's files are compiled as it).
@@ -353,6 +370,8 @@ impl Cluster {
             reachable: AtomicBool::new(false),
             refused_entries: AtomicU64::new(position.refused_entries),
             halted: Mutex::new(None),
+            storage_error: Mutex::new(None),
+            reapplying: Mutex::new(None),
             stream_ready: AtomicBool::new(false),
             policy_dir: policy_dir.to_path_buf(),
             epoch: Mutex::new((String::new(), 0)),
@@ -387,6 +406,7 @@ impl Cluster {
             epoch_hash,
             epoch_seq,
             policy_drift: self.drift(),
+            storage_error: self.storage_error.lock().clone(),
         }
     }
 
@@ -528,6 +548,10 @@ impl Cluster {
         }
         if let Some(reason) = self.halted.lock().clone() {
             return Err(SubmitError::Halted(reason));
+        }
+        if let Some(reason) = self.storage_error.lock().clone() {
+            // This sidecar could not answer it (it cannot apply it): not sent at all.
+            return Err(SubmitError::Storage(reason));
         }
         let timeout = self.config.write_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
@@ -803,8 +827,17 @@ impl Cluster {
         let mut catchup = catchup::CatchUp::new(std::time::Instant::now());
         let result = async {
             loop {
+                // Group commit: deferred commits left when the log goes quiet are put on disk
+                // when due (an empty durable commit), not at the next entry.
+                let flush_due = catchup.flush_due().map(tokio::time::Instant::from_std);
                 let message = tokio::select! {
                     m = messages.next() => m,
+                    _ = tokio::time::sleep_until(flush_due.unwrap_or_else(tokio::time::Instant::now)),
+                        if flush_due.is_some() =>
+                    {
+                        self.flush_deferred(store, &mut catchup).await?;
+                        continue;
+                    }
                     _ = self.restart.notified() => {
                         *self.following.lock() = None;
                         return Err(format!(
@@ -835,16 +868,71 @@ impl Cluster {
         }
         .await;
         if catchup.deferred() > 0 {
-            // The consumer stopped inside a catch-up batch: put the batch on disk now rather
+            // The consumer stopped with deferred commits: put them on disk now rather
             // than at the next durable commit.
             let store = store.clone();
             match tokio::task::spawn_blocking(move || store.flush_durable()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "making the catch-up batch durable failed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "making the deferred commits durable failed"),
                 Err(e) => tracing::warn!(error = %e, "the flush task failed"),
             }
         }
         result
+    }
+
+    /// Put the deferred commits on disk (the log went quiet). When that fails (a full disk),
+    /// the store was reopened at its last durable position: the index is rebuilt from it and
+    /// the consumer restarts there (`Err`), re-applying the entries the flush lost.
+    async fn flush_deferred(&self, store: &Arc<Store>, catchup: &mut catchup::CatchUp) -> Result<(), String> {
+        let store2 = store.clone();
+        let flushed = tokio::task::spawn_blocking(move || store2.flush_durable())
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        let Err(e) = flushed else {
+            catchup.flushed(std::time::Instant::now());
+            return Ok(());
+        };
+        let applied = *self.applied.borrow();
+        catchup.rewound(std::time::Instant::now());
+        let store2 = store.clone();
+        let stored = match tokio::task::spawn_blocking(move || store2.cluster_position()).await {
+            Ok(Ok(position)) => position.last_applied_seq.min(applied),
+            _ => applied,
+        };
+        // The entry the loop applies next (again, if the flush lost it).
+        self.storage_trouble(stored + 1, &e);
+        if stored < applied {
+            self.rewind(stored, store).await;
+        }
+        Err(format!(
+            "making the entries up to {applied} durable failed: {e}; resuming from the stored position"
+        ))
+    }
+
+    /// The apply loop cannot write the store at entry `seq`: say so (status, `/readyz`,
+    /// metric, log) until it can again.
+    fn storage_trouble(&self, seq: u64, error: &dyn std::fmt::Display) {
+        let reason = format!("storage trouble at directory log entry {seq}: {error}");
+        let mut current = self.storage_error.lock();
+        if current.as_deref() != Some(reason.as_str()) {
+            tracing::error!(
+                seq,
+                error = %error,
+                "cannot write the local directory store; retrying entry {seq} (nothing is skipped; \
+                 checks serve the last applied state, writes through this sidecar are refused)"
+            );
+            *current = Some(reason);
+        }
+    }
+
+    fn storage_recovered(&self, seq: u64) {
+        if self.storage_error.lock().take().is_some() {
+            tracing::warn!(
+                seq,
+                "the local directory store takes writes again; applied entry {seq}"
+            );
+        }
     }
 
     /// Apply one entry; false when the consumer must stop (halted, or the store's position
@@ -872,16 +960,7 @@ impl Cluster {
         let behind = pending.max(self.log_last_seq.load(Ordering::Relaxed).saturating_sub(seq));
         self.log_last_seq.fetch_max(seq + pending, Ordering::Relaxed);
         let go_on = self
-            .apply_entry(
-                &message,
-                seq,
-                log_ms,
-                behind,
-                applied_before,
-                store,
-                engine,
-                catchup,
-            )
+            .apply_entry(&message, seq, log_ms, applied_before, store, engine, catchup)
             .await;
         if go_on
             && *self.applied.borrow() >= seq
@@ -899,7 +978,6 @@ impl Cluster {
         message: &jetstream::Message,
         seq: u64,
         log_ms: u64,
-        behind: u64,
         applied_before: u64,
         store: &Arc<Store>,
         engine: &Arc<Engine>,
@@ -929,20 +1007,21 @@ impl Cluster {
         };
         let mut delay = Duration::from_millis(100);
         loop {
-            let commit = catchup.commit_for(behind, std::time::Instant::now());
+            let commit = catchup.commit_for(std::time::Instant::now());
             let (store2, engine2, entry2, key2) = (store.clone(), engine.clone(), entry.clone(), key.clone());
+            let index = self.apply_index(engine);
             let result = tokio::task::spawn_blocking(move || {
                 // One pinned compiled policy judges the whole entry.
                 let policy = engine2.policy();
                 let operator = entry2.as_ref().map(|e| e.operator).unwrap_or(false);
                 with_policy_context(&engine2, &policy, operator, |ctx| {
-                    store2.apply_replicated_as(
+                    store2.apply_replicated(
                         seq,
                         log_ms,
                         key2.as_deref(),
                         entry2,
                         ctx,
-                        engine2.index(),
+                        &index,
                         commit,
                         applied_before,
                     )
@@ -951,11 +1030,13 @@ impl Cluster {
             .await;
             match result {
                 Ok(Ok(Replicated::Rewound { stored })) => {
-                    self.rewind(stored, store, engine).await;
+                    self.rewind(stored, store).await;
                     catchup.rewound(std::time::Instant::now());
                     return false;
                 }
                 Ok(Ok(done)) => {
+                    self.storage_recovered(seq);
+                    self.reapplied(seq, store, engine).await;
                     if !matches!(done, Replicated::Skipped) {
                         catchup.committed(commit, std::time::Instant::now());
                     }
@@ -982,9 +1063,7 @@ impl Cluster {
                     ));
                     return false;
                 }
-                Ok(Err(e)) => {
-                    tracing::error!(seq, error = %e, "applying a directory log entry failed; retrying the same entry");
-                }
+                Ok(Err(e)) => self.storage_trouble(seq, &e),
                 Err(e) => {
                     tracing::error!(seq, error = %e, "the apply task failed; retrying the same entry");
                 }
@@ -997,29 +1076,82 @@ impl Cluster {
 
 impl Cluster {
     /// The store's position went back to `stored` (deferred commits lost in a reopen after an
-    /// I/O error): rebuild the index from the store, which is what it holds now, and move
-    /// the applied position back so the consumer re-reads the log from `stored + 1`.
-    async fn rewind(&self, stored: u64, store: &Arc<Store>, engine: &Arc<Engine>) {
+    /// I/O error): re-apply from `stored + 1` against an index built from the store, which
+    /// is what it holds now, while checks keep serving the engine's index (the state as of
+    /// the entries applied before, which the log still holds) until the loop is back there.
+    async fn rewind(&self, stored: u64, store: &Arc<Store>) {
+        let applied = *self.applied.borrow();
         tracing::warn!(
             stored,
-            applied = *self.applied.borrow(),
-            "deferred catch-up commits were lost; rebuilding the index and re-applying from the log"
+            applied,
+            "deferred commits were lost; re-applying from the log (checks serve the state as of entry {applied} meanwhile)"
         );
-        let (store2, engine2) = (store.clone(), engine.clone());
-        let rebuilt = tokio::task::spawn_blocking(move || {
-            let fresh = crate::engine::index::DirectoryIndex::new();
-            store2
-                .load_index(&fresh)
-                .map(|_| engine2.index().replace_with(fresh))
-        })
-        .await;
-        if !matches!(rebuilt, Ok(Ok(()))) {
-            tracing::error!(
-                "rebuilding the index after a rewind failed; it is rebuilt at the next reopen or restart"
-            );
+        match load_index(store).await {
+            Some(fresh) => {
+                let mut reapplying = self.reapplying.lock();
+                let upto = reapplying
+                    .as_ref()
+                    .map_or(applied, |(_, upto)| (*upto).max(applied));
+                *reapplying = Some((Arc::new(fresh), upto));
+            }
+            None => tracing::error!(
+                "building the index of the rewound store failed; the consumer retries from the stored position"
+            ),
         }
         self.applied.send_replace(stored);
     }
+
+    /// The index an entry is authorized against: the re-application index after a rewind,
+    /// else the engine's.
+    fn apply_index(&self, engine: &Engine) -> Arc<crate::engine::index::DirectoryIndex> {
+        match &*self.reapplying.lock() {
+            Some((index, _)) => index.clone(),
+            None => engine.index().clone(),
+        }
+    }
+
+    /// Entry `seq` was applied: once a re-application is back where the loop was before
+    /// its rewind, the engine serves the re-applied state.
+    async fn reapplied(&self, seq: u64, store: &Arc<Store>, engine: &Engine) {
+        let done = {
+            let mut reapplying = self.reapplying.lock();
+            match &*reapplying {
+                Some((_, upto)) if seq >= *upto => reapplying.take(),
+                _ => None,
+            }
+        };
+        let Some((index, upto)) = done else { return };
+        let owned = match Arc::try_unwrap(index) {
+            Ok(owned) => Some(owned),
+            // Still shared (never, once its apply task ended): the store holds the same.
+            Err(_) => load_index(store).await,
+        };
+        match owned {
+            Some(owned) => {
+                engine.index().replace_with(owned);
+                tracing::warn!(
+                    upto,
+                    seq,
+                    "re-applied the entries lost in the rewind; serving the store's state again"
+                );
+            }
+            None => tracing::error!(
+                "building the index after a re-application failed; it is rebuilt at the next restart"
+            ),
+        }
+    }
+}
+
+/// A fresh index loaded from `store`.
+async fn load_index(store: &Arc<Store>) -> Option<crate::engine::index::DirectoryIndex> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let fresh = crate::engine::index::DirectoryIndex::new();
+        store.load_index(&fresh).map(|_| fresh)
+    })
+    .await
+    .ok()?
+    .ok()
 }
 
 impl Cluster {
@@ -1083,7 +1215,7 @@ impl Cluster {
             Ok(Ok(true)) => {}
             Ok(Ok(false)) => return true,
             Ok(Err(e)) => {
-                tracing::error!(seq, error = %e, "recording a policy epoch failed; retrying from the stored position");
+                self.storage_trouble(seq, &e);
                 return false;
             }
             Err(e) => {
@@ -1091,6 +1223,8 @@ impl Cluster {
                 return false;
             }
         }
+        self.storage_recovered(seq);
+        self.reapplied(seq, store, engine).await;
         match compiled {
             Ok((entry, policy)) => {
                 engine.swap_policy(Arc::new(policy));
@@ -1110,7 +1244,7 @@ impl Cluster {
 
 /// The cluster series of `/metrics`.
 /// The cluster's gauges for `/metrics`: (name, help, value).
-pub fn metric_values(s: &ClusterStatus) -> [(&'static str, &'static str, u64); 8] {
+pub fn metric_values(s: &ClusterStatus) -> [(&'static str, &'static str, u64); 9] {
     [
         (
             "warden_cluster_applied_seq",
@@ -1136,6 +1270,11 @@ pub fn metric_values(s: &ClusterStatus) -> [(&'static str, &'static str, u64); 8
             "warden_cluster_halted",
             "1 when this sidecar stopped applying the log at an entry it cannot apply (upgrade it).",
             u64::from(s.halted.is_some()),
+        ),
+        (
+            "warden_cluster_storage_trouble",
+            "1 while this sidecar cannot write its local store (a full disk): its apply loop retries the same entry.",
+            u64::from(s.storage_error.is_some()),
         ),
         (
             "warden_cluster_policy_drift",
@@ -1166,6 +1305,9 @@ pub fn problems(s: &ClusterStatus) -> Vec<String> {
     }
     if let Some(reason) = &s.halted {
         out.push(format!("cluster: halted: {reason}"));
+    }
+    if let Some(reason) = &s.storage_error {
+        out.push(format!("cluster: {reason} (checks serve the last applied state)"));
     }
     out
 }
@@ -1250,6 +1392,7 @@ mod tests {
             epoch_hash: "abc".into(),
             epoch_seq: 4,
             policy_drift: Some("files differ".into()),
+            storage_error: Some("storage trouble at directory log entry 8: No space left on device".into()),
         };
         assert_eq!(s.lag(), 3);
         let values = metric_values(&s);
@@ -1258,6 +1401,7 @@ mod tests {
             ("warden_cluster_lag_entries", 3),
             ("warden_cluster_log_reachable", 0),
             ("warden_cluster_halted", 1),
+            ("warden_cluster_storage_trouble", 1),
             ("warden_cluster_refused_entries", 1),
             ("warden_cluster_policy_drift", 1),
             ("warden_cluster_policy_epoch_seq", 4),
@@ -1270,10 +1414,12 @@ mod tests {
         let problems = problems(&s);
         assert!(problems.iter().any(|p| p.contains(UNREACHABLE)), "{problems:?}");
         assert!(problems.iter().any(|p| p.contains("halted")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("entry 8")), "{problems:?}");
         let fine = ClusterStatus {
             log_reachable: true,
             halted: None,
             policy_drift: None,
+            storage_error: None,
             ..s
         };
         assert!(super::problems(&fine).is_empty());

@@ -491,27 +491,22 @@ impl Cluster {
         self.adopt_stored_epoch(store, engine).map_err(Halt)?;
         self.applied.send_replace(seq);
         let took_ms = started.elapsed().as_millis() as u64;
-        match aside {
-            Some(path) => tracing::warn!(
-                object,
-                bytes,
-                revision,
+        if let Some(path) = &aside {
+            tracing::warn!(
                 seq,
-                fetched_ms,
-                took_ms,
                 moved_aside = %path.display(),
                 "re-bootstrapped from a directory snapshot: this sidecar's next entry was purged from the log; its old store was moved aside"
-            ),
-            None => tracing::info!(
-                object,
-                bytes,
-                revision,
-                seq,
-                fetched_ms,
-                took_ms,
-                "bootstrapped from a directory snapshot; tailing the log from the next entry"
-            ),
+            );
         }
+        tracing::info!(
+            object,
+            bytes,
+            revision,
+            seq,
+            fetched_ms,
+            took_ms,
+            "bootstrapped from a directory snapshot; tailing the log from the next entry"
+        );
         Ok(())
     }
 }

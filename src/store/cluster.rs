@@ -152,20 +152,20 @@ pub struct ClusterStamp {
     pub requested_at_ms: u64,
     /// Its apply time (also `at_ms` of the envelope applied).
     pub apply_ms: u64,
-    /// Commit with redb's default durability (fsync). False while catching up: the commit is
+    /// Commit with redb's default durability (fsync). False when the apply loop groups commits: the commit is
     /// visible at once but reaches the disk with the next durable one (see
     /// [`Commit::Deferred`]).
     pub durable: bool,
 }
 
-/// How [`Store::apply_replicated_as`] commits an entry.
+/// How [`Store::apply_replicated`] commits an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Commit {
     /// Durable when the commit returns (redb `Durability::Immediate`), as every single-node
     /// write.
     Durable,
     /// redb `Durability::None`: visible at once (the index, the position, the outcome), on
-    /// disk with the next durable commit. The catch-up batches its commits this way. Safe
+    /// disk with the next durable commit. The apply loop groups its commits this way. Safe
     /// because the directory log, not this file, is what makes an entry durable, and the
     /// position is committed in the same transaction as the change: a crash loses a suffix
     /// of entries together with the position that covers them, so the restart resumes at
@@ -270,24 +270,12 @@ impl Store {
     /// next entry is authorized against them). A storage error leaves the position where it
     /// was: the caller retries the same entry. A format newer than this build is
     /// [`ApplyError::UnsupportedFormat`] and writes nothing.
-    pub fn apply_replicated(
-        &self,
-        seq: u64,
-        log_ms: u64,
-        key: Option<&str>,
-        entry: Result<ChangeEnvelope, String>,
-        ctx: &ApplyContext<'_>,
-        index: &DirectoryIndex,
-    ) -> Result<Replicated, ApplyError> {
-        self.apply_replicated_as(seq, log_ms, key, entry, ctx, index, Commit::Durable, 0)
-    }
-
-    /// [`Store::apply_replicated`], committed as `commit` says, by a caller that applied
-    /// entries up to `applied` (0: no expectation). When the stored position is behind
-    /// `applied` (deferred commits lost in a reopen), nothing is written:
-    /// [`Replicated::Rewound`].
+    ///
+    /// `commit` says how it is committed; `applied` is the last entry the caller applied (0:
+    /// no expectation). When the stored position is behind `applied` (deferred commits lost
+    /// in a reopen), nothing is written: [`Replicated::Rewound`].
     #[allow(clippy::too_many_arguments)]
-    pub fn apply_replicated_as(
+    pub fn apply_replicated(
         &self,
         seq: u64,
         log_ms: u64,
@@ -347,6 +335,12 @@ impl Store {
         let reopens = self.db.reopens();
         let result = self.apply_locked_stamped(&env, ctx, Some(&stamp), key.as_deref());
         if self.db.reopens() != reopens {
+            // A failed write reopened the store, which may have lost deferred commits: the
+            // index is left as it is (checks keep serving the last applied state) and the
+            // caller retries, learning of a lost position through `Replicated::Rewound`.
+            if result.is_err() {
+                return result.map(|_| Replicated::Skipped);
+            }
             // As in `apply_and_index`: after a reopen the index is rebuilt from the tables.
             let fresh = DirectoryIndex::new();
             if let Ok(revision) = self.load_index_locked(&fresh) {
@@ -474,7 +468,7 @@ impl Store {
     }
 
     /// Make every deferred commit durable (an empty durable commit writes them out). The
-    /// apply loop calls it when a catch-up batch ends and when it stops.
+    /// apply loop calls it when deferred commits are due and when it stops.
     pub fn flush_durable(&self) -> Result<(), StoreError> {
         let _serialized = self.write_lock.lock();
         self.noting_io((|| {
@@ -527,7 +521,7 @@ mod tests {
         let ctx = ApplyContext::trusted();
         let apply = |seq, log_ms, key: Option<&str>, entry| {
             store
-                .apply_replicated(seq, log_ms, key, entry, &ctx, &index)
+                .apply_replicated(seq, log_ms, key, entry, &ctx, &index, Commit::Durable, 0)
                 .unwrap()
         };
 
@@ -605,7 +599,7 @@ mod tests {
         let mut newer = upsert("carol", 1, "r6");
         newer.format = crate::directory::CHANGE_FORMAT + 1;
         let err = store
-            .apply_replicated(6, 3_000, None, Ok(newer), &ctx, &index)
+            .apply_replicated(6, 3_000, None, Ok(newer), &ctx, &index, Commit::Durable, 0)
             .unwrap_err();
         assert!(matches!(err, ApplyError::UnsupportedFormat { .. }), "{err}");
         assert_eq!(store.cluster_position().unwrap().last_applied_seq, 5);
@@ -624,7 +618,7 @@ mod tests {
         let entry = |seq: u64| upsert(&format!("u{seq}"), seq, &format!("r{seq}"));
         let apply = |store: &Store, index: &DirectoryIndex, seq: u64, commit: Commit, applied: u64| {
             store
-                .apply_replicated_as(
+                .apply_replicated(
                     seq,
                     1_000 + seq,
                     None,
@@ -696,7 +690,16 @@ mod tests {
         let index = DirectoryIndex::new();
         let ctx = ApplyContext::trusted();
         store
-            .apply_replicated(1, 1_000, Some("r1"), Ok(upsert("alice", 1, "r1")), &ctx, &index)
+            .apply_replicated(
+                1,
+                1_000,
+                Some("r1"),
+                Ok(upsert("alice", 1, "r1")),
+                &ctx,
+                &index,
+                Commit::Durable,
+                0,
+            )
             .unwrap();
         assert_eq!(store.cluster_epoch().unwrap(), None);
         let epoch = PolicyEpoch {

@@ -407,7 +407,16 @@ mod tests {
             seq += 1;
             env.request_id = Some(format!("r{seq}"));
             source
-                .apply_replicated(seq, 5_000 + seq, None, Ok(env), &ctx, &index)
+                .apply_replicated(
+                    seq,
+                    5_000 + seq,
+                    None,
+                    Ok(env),
+                    &ctx,
+                    &index,
+                    crate::store::Commit::Durable,
+                    0,
+                )
                 .unwrap();
         }
         let stream = StreamIdentity {
@@ -437,6 +446,8 @@ mod tests {
                 Ok(crate::store::demo::demo_changes(1)[0].clone()),
                 &ctx,
                 &stale_index,
+                crate::store::Commit::Durable,
+                0,
             )
             .unwrap();
         let aside = stale.replace_from_snapshot(&back, &stale_index).unwrap();
@@ -467,7 +478,16 @@ mod tests {
         );
         for store in [&source, &stale] {
             store
-                .apply_replicated(seq + 1, 1, None, Ok(next.clone()), &ctx, &stale_index)
+                .apply_replicated(
+                    seq + 1,
+                    1,
+                    None,
+                    Ok(next.clone()),
+                    &ctx,
+                    &stale_index,
+                    crate::store::Commit::Durable,
+                    0,
+                )
                 .unwrap();
         }
         assert_eq!(stale.digest().unwrap(), source.digest().unwrap());

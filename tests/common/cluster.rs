@@ -413,3 +413,29 @@ pub async fn policy_entries(nats: &Nats) -> usize {
     }
     n
 }
+
+/// `/metrics` of a daemon started with `--metrics tcp:<addr>`, as text.
+pub fn metrics(addr: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect /metrics");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: warden\r\n\r\n")
+        .expect("GET /metrics");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("read /metrics");
+    body
+}
+
+/// The value of `name` (a gauge without labels) in a `/metrics` text.
+pub fn gauge(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("{name} missing in /metrics:\n{text}")) as u64
+}

@@ -323,3 +323,4 @@ pub fn run_to_exit(cmd: &mut Command) -> (ExitStatus, String) {
 pub mod cluster;
 pub mod directory;
 pub mod proxy;
+pub mod tmpfs;
