@@ -13,7 +13,10 @@
 # (default target/release/warden), PHASES (default "single cluster checks leader catchup"; the
 # cluster is started whenever a phase after "single" runs; "ab" is not in the default), CATCHUP_MODES
 # (default "default 1": batched, then one fsync per entry), SERVE_ARGS (more `warden serve` flags
-# for every daemon), ROUNDS (phase "ab", default 2).
+# for every daemon), ROUNDS (phase "ab", default 2), PIN (1: sidecar c and the check load on
+# cpu 0, NATS, a, b, the single node and the writers on cpu 1, so that "checks on c while the
+# others replicate" measures what replication costs c's check path, its own apply loop, rather
+# than the other processes' share of two cores; default 0, no pinning).
 # Group commit A/B in one run, arms alternating (group = the default, entry =
 # WARDEN_CLUSTER_CATCHUP_BATCH=1 on every sidecar: one fsync per applied entry), each round
 # restarting the three sidecars in that arm, then writes at 1/8/32 writers with --watch and checks
@@ -40,7 +43,10 @@ mkdir -p "$WORK"
 export NATS_CLUSTER_DIR="$WORK/nats"
 export NATS_CLUSTER_BASE_PORT="${NATS_CLUSTER_BASE_PORT:-24222}"
 shape=(--orgs "$ORGS" --members "$MEMBERS" --teams 2 --apps 2)
-nats() { bash "$root/scripts/nats-cluster.sh" "$@"; }
+# on CPU CMD…: run CMD on that cpu when PIN=1.
+on() { if [ "${PIN:-0}" = 1 ]; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
+cpu_of() { if [ "$1" = c ]; then echo 0; else echo 1; fi; }
+nats() { on 1 bash "$root/scripts/nats-cluster.sh" "$@"; }
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -60,15 +66,15 @@ start() {
     "$W" import --data "$WORK/$name" "$WORK/dir.json" >/dev/null
     if [ "$name" = a ]; then "$W" cluster init --data "$WORK/a" --cluster "$urls" >/dev/null; fi
   fi
-  WARDEN_LOG=info "$W" serve --data "$WORK/$name" --policies "$root/policies" \
+  WARDEN_LOG=info on "$(cpu_of "$name")" "$W" serve --data "$WORK/$name" --policies "$root/policies" \
     --listen "unix:$WORK/$name.sock" "$@" ${SERVE_ARGS:-} >>"$WORK/$name.log" 2>&1 &
   pid_of[$name]=$!
   pids+=($!)
   for _ in $(seq 200); do [ -S "$WORK/$name.sock" ] && break; sleep 0.1; done
 }
 stop() { kill "${pid_of[$1]}"; wait "${pid_of[$1]}" 2>/dev/null || true; rm -f "$WORK/$1.sock"; }
-writes() { "$W" bench --writes "${shape[@]}" --duration "$DURATION" --threads 2 "$@"; }
-checks() { "$W" bench --connect "unix:$WORK/c.sock" "${shape[@]}" --duration "$DURATION" -c 8 --threads 1; }
+writes() { on 1 "$W" bench --writes "${shape[@]}" --duration "$DURATION" --threads 2 "$@"; }
+checks() { on 0 "$W" bench --connect "unix:$WORK/c.sock" "${shape[@]}" --duration "$DURATION" -c 8 --threads 1; }
 # Checks on c idle, then while a and b take 8 writers (whose figures follow).
 checks_idle_then_busy() {
   checks
@@ -110,7 +116,7 @@ leader="$(curl -s "http://127.0.0.1:$((NATS_CLUSTER_BASE_PORT + 20))/jsz?account
   | jq -r '[.account_details[]?.stream_detail[]? | select(.name=="warden") | .cluster.leader][0]')"
 echo "leader: $leader"
 ( sleep 3; nats kill "${leader#n}" >/dev/null ) &
-"$W" bench --writes "${shape[@]}" --duration "$((DURATION + 10))" --threads 2 "${targets[@]}" -c 8 --seed "$seed"
+on 1 "$W" bench --writes "${shape[@]}" --duration "$((DURATION + 10))" --threads 2 "${targets[@]}" -c 8 --seed "$seed"
 next_seed
 nats start "${leader#n}" >/dev/null
 sleep 10
@@ -143,7 +149,7 @@ phase catchup || exit 0
 echo "## catch-up of $CATCHUP entries, modes: $CATCHUP_MODES (default = batched, 1 = WARDEN_CLUSTER_CATCHUP_BATCH=1)"
 for batch in $CATCHUP_MODES; do
   stop c
-  "$W" bench --writes "${shape[@]}" --requests "$CATCHUP" --threads 2 \
+  on 1 "$W" bench --writes "${shape[@]}" --requests "$CATCHUP" --threads 2 \
     --target "unix:$WORK/a.sock" --target "unix:$WORK/b.sock" -c 32 --seed "$seed" | tail -n +4
   next_seed
   before="$(grep -c 'caught up on the directory log' "$WORK/c.log" || true)"
