@@ -66,7 +66,11 @@ start() {
     "$W" import --data "$WORK/$name" "$WORK/dir.json" >/dev/null
     if [ "$name" = a ]; then "$W" cluster init --data "$WORK/a" --cluster "$urls" >/dev/null; fi
   fi
-  WARDEN_LOG=info on "$(cpu_of "$name")" "$W" serve --data "$WORK/$name" --policies "$root/policies" \
+  local pin=()
+  if [ "${PIN:-0}" = 1 ]; then pin=(taskset -c "$(cpu_of "$name")"); fi
+  # Not through `on`: a function sent to the background is a subshell, and $! must be the
+  # daemon's pid for `stop` (taskset execs it).
+  WARDEN_LOG=info "${pin[@]}" "$W" serve --data "$WORK/$name" --policies "$root/policies" \
     --listen "unix:$WORK/$name.sock" "$@" ${SERVE_ARGS:-} >>"$WORK/$name.log" 2>&1 &
   pid_of[$name]=$!
   pids+=($!)
