@@ -102,6 +102,15 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
 /// Replicas of the stream.
 pub const REPLICAS: usize = 3;
 
+/// The longest a pull request of this sidecar's ordered consumers waits on the server. The
+/// client sets the idle heartbeat to half of it and recreates the consumer after two missed
+/// heartbeats, so a consumer whose server side went away (the stream leader's node killed or
+/// cut off) resumes within about 2 × this. async-nats's default for ordered consumers is a 30 s
+/// expiry and a 15 s heartbeat: a sidecar stood still for 29 s after a leader kill in
+/// `scripts/bench-cluster-writes.sh`, long enough for the log to be purged behind it. An idle
+/// sidecar renews its pull every 4 s; that costs nothing measurable.
+pub const CONSUMER_MAX_EXPIRES: Duration = Duration::from_secs(4);
+
 /// The message a write gets while the log cannot be reached.
 pub const UNREACHABLE: &str = "directory log unreachable; checks are unaffected";
 
@@ -804,6 +813,7 @@ impl Cluster {
                     start_sequence: start + 1,
                 },
                 filter_subjects: vec![SUBJECT_CHANGES.to_string(), SUBJECT_POLICY.to_string()],
+                max_expires: CONSUMER_MAX_EXPIRES,
                 ..Default::default()
             })
             .await

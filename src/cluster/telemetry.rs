@@ -263,6 +263,7 @@ async fn merge(c: &Cluster, store: &Arc<Store>) -> Result<(), String> {
         .create_consumer(consumer::pull::OrderedConfig {
             deliver_policy,
             filter_subjects: vec![SUBJECT_TELEMETRY.to_string()],
+            max_expires: super::CONSUMER_MAX_EXPIRES,
             ..Default::default()
         })
         .await
