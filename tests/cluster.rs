@@ -1017,25 +1017,8 @@ fn a_token_revoked_on_one_sidecar_is_denied_on_the_others() {
         let mut cs = connect_all(&daemons).await;
         cs[0].upsert_user("alice", "alice").await;
         create_org(&mut cs[0], "alice", "acme").await;
-        let mut tokens = pb::token_service_client::TokenServiceClient::new(
-            warden::api::client::connect(&daemons[0].work.unix_target())
-                .await
-                .expect("connect"),
-        );
-        let created = tokens
-            .create_token(pb::CreateTokenRequest {
-                actor: "alice".into(),
-                owner: Some(pb::Owner {
-                    owner: Some(pb::owner::Owner::UserId("alice".into())),
-                }),
-                name: "ci".into(),
-                role: String::new(),
-                scopes: vec!["org:read".into()],
-                expires_at_unix_ms: 0,
-            })
-            .await
-            .expect("CreateToken")
-            .into_inner();
+        let (mut tokens, created) =
+            common::cluster::create_read_token(&daemons[0].work.unix_target(), "alice").await;
         let subject = format!("token:{}", created.secret);
         for c in cs.iter_mut() {
             assert!(

@@ -15,7 +15,6 @@ use crate::common;
 use common::cluster::{Nats, assert_converged, connect_all, create_org, serial, sidecars, status};
 use common::directory::Clients;
 use common::{Workdir, free_port, runtime};
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 use warden::api::pb;
 use warden::api::pb::token_service_client::TokenServiceClient;
@@ -140,22 +139,7 @@ fn usage_and_token_last_use_read_the_same_on_every_sidecar() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
 
-        let mut tokens =
-            TokenServiceClient::new(warden::api::client::connect(&targets[0]).await.expect("connect"));
-        let created = tokens
-            .create_token(pb::CreateTokenRequest {
-                actor: "alice".into(),
-                owner: Some(pb::Owner {
-                    owner: Some(pb::owner::Owner::UserId("alice".into())),
-                }),
-                name: "ci".into(),
-                role: String::new(),
-                scopes: vec!["org:read".into()],
-                expires_at_unix_ms: 0,
-            })
-            .await
-            .expect("CreateToken")
-            .into_inner();
+        let (_, created) = common::cluster::create_read_token(&targets[0], "alice").await;
         let subject = format!("token:{}", created.secret);
 
         // Checks on A and B; the token used on A, then (later) on C.
@@ -255,22 +239,7 @@ fn a_sidecar_killed_after_a_flush_and_restarted_counts_nothing_twice() {
 
 /// A gauge (no labels) from `/metrics` of a daemon started with `--metrics tcp:<addr>`.
 fn gauge(addr: std::net::SocketAddr, name: &str) -> u64 {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect /metrics");
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: warden\r\n\r\n")
-        .expect("GET /metrics");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read /metrics");
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(name)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("{name} missing in /metrics:\n{text}")) as u64
+    common::cluster::gauge(&common::cluster::metrics(addr), name)
 }
 
 /// Wait until `name` on `addr` reaches `at_least`.

@@ -439,3 +439,32 @@ pub fn gauge(text: &str, name: &str) -> u64 {
         })
         .unwrap_or_else(|| panic!("{name} missing in /metrics:\n{text}")) as u64
 }
+
+/// A personal token of `actor` scoped to `org:read`, issued through the daemon at `target`:
+/// the token client used (to revoke it later) and the answer (secret, token, revision).
+pub async fn create_read_token(
+    target: &str,
+    actor: &str,
+) -> (
+    pb::token_service_client::TokenServiceClient<tonic::transport::Channel>,
+    pb::CreateTokenResponse,
+) {
+    let mut tokens = pb::token_service_client::TokenServiceClient::new(
+        warden::api::client::connect(target).await.expect("connect"),
+    );
+    let created = tokens
+        .create_token(pb::CreateTokenRequest {
+            actor: actor.into(),
+            owner: Some(pb::Owner {
+                owner: Some(pb::owner::Owner::UserId(actor.into())),
+            }),
+            name: "ci".into(),
+            role: String::new(),
+            scopes: vec!["org:read".into()],
+            expires_at_unix_ms: 0,
+        })
+        .await
+        .expect("CreateToken")
+        .into_inner();
+    (tokens, created)
+}
