@@ -80,6 +80,10 @@ async fn log_state(nats: &Nats, stream: &str) -> (u64, u64, Vec<String>) {
     (info.state.first_sequence, info.state.last_sequence, names)
 }
 
+/// Purge up to the older kept snapshot, whatever the entries' age (the default keeps the
+/// last 10 minutes, all of a test's log).
+const NO_RETAIN: &[&str] = &["--cluster-retain", "0s"];
+
 /// An extra sidecar with an empty data directory.
 fn empty_sidecar(nats: &Nats, extra: &[&str]) -> Daemon {
     let mut work = Workdir::new();
@@ -111,7 +115,7 @@ fn audit(d: &Daemon) -> String {
 fn a_published_snapshot_purges_the_log_and_new_and_left_behind_sidecars_bootstrap_from_it() {
     let _one = serial();
     let nats = Nats::start();
-    let mut daemons = sidecars(&nats, 2, "10s");
+    let mut daemons = vec![empty_sidecar(&nats, NO_RETAIN), empty_sidecar(&nats, NO_RETAIN)];
     let rt = runtime();
     rt.block_on(async {
         let mut cs = connect_all(&daemons).await;
@@ -161,7 +165,7 @@ fn a_published_snapshot_purges_the_log_and_new_and_left_behind_sidecars_bootstra
     );
 
     // A new, empty sidecar bootstraps; the stopped one re-bootstraps.
-    daemons.push(empty_sidecar(&nats, &[]));
+    daemons.push(empty_sidecar(&nats, NO_RETAIN));
     daemons[1].restart();
     rt.block_on(async {
         let mut cs = connect_all(&daemons).await;
@@ -200,6 +204,68 @@ fn a_published_snapshot_purges_the_log_and_new_and_left_behind_sidecars_bootstra
     assert!(history.lines().count() > 5, "{history}");
     assert_eq!(audit(&daemons[2]), history);
     assert_eq!(audit(&daemons[1]), history);
+}
+
+/// The default `--cluster-retain` (10 minutes): snapshots are published and pruned as
+/// usual, but no entry younger than that is purged, so a sidecar stopped behind two
+/// snapshots catches up from the log on restart instead of re-bootstrapping.
+#[test]
+fn entries_younger_than_the_retain_floor_stay_and_a_returning_sidecar_tails_them() {
+    let _one = serial();
+    let nats = Nats::start();
+    let mut daemons = vec![empty_sidecar(&nats, &[]), empty_sidecar(&nats, &[])];
+    let rt = runtime();
+    rt.block_on(async {
+        let mut cs = connect_all(&daemons).await;
+        seed(&mut cs[0], "alice", "acme", 3).await;
+        assert_converged(&mut cs).await;
+    });
+    daemons[1].stop();
+    let s1 = publish(&daemons[0]);
+    rt.block_on(async {
+        let mut c = clients(&daemons[0].work.unix_target()).await;
+        seed(&mut c, "bob", "beta", 3).await;
+    });
+    let s2 = publish(&daemons[0]);
+    rt.block_on(async {
+        let mut c = clients(&daemons[0].work.unix_target()).await;
+        seed(&mut c, "carol", "gamma", 2).await;
+    });
+    let s3 = publish(&daemons[0]);
+    let (first, last, names) = rt.block_on(log_state(&nats, "warden"));
+    assert_eq!(
+        names,
+        vec![warden::cluster::object_name(s2), warden::cluster::object_name(s3)],
+        "the 2 newest are kept (s1 = {s1} deleted)"
+    );
+    assert_eq!(
+        (first, last),
+        (1, s3),
+        "every entry is younger than the retain floor: nothing purged"
+    );
+
+    daemons[1].restart();
+    rt.block_on(async {
+        let mut cs = connect_all(&daemons).await;
+        let revision = assert_converged(&mut cs).await;
+        assert!(
+            cs[1]
+                .check("gamma-m1", "gamma", "org", "org:read", revision)
+                .await
+        );
+    });
+    let back = daemons[1].logs();
+    assert!(
+        !back.contains("bootstrapped from a directory snapshot"),
+        "it tailed the log, no snapshot loaded:\n{back}"
+    );
+    assert!(
+        std::fs::read_dir(daemons[1].work.data())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .all(|e| !e.file_name().to_string_lossy().contains("before-bootstrap")),
+        "no store moved aside"
+    );
 }
 
 #[test]
@@ -297,7 +363,7 @@ fn cluster_init_starts_a_stream_from_a_single_node_directory_and_foreign_stores_
 fn sidecars_publish_snapshots_every_n_entries_and_the_log_stays_bounded() {
     let _one = serial();
     let nats = Nats::start();
-    let every = ["--cluster-snapshot-every", "4"];
+    let every = ["--cluster-snapshot-every", "4", "--cluster-retain", "0s"];
     let mut daemons = vec![empty_sidecar(&nats, &every), empty_sidecar(&nats, &every)];
     let rt = runtime();
     let newest = rt.block_on(async {

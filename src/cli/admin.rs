@@ -133,6 +133,8 @@ async fn call(args: AdminArgs) -> anyhow::Result<ExitCode> {
             );
             if p.purged_below > 0 {
                 println!("log purged below entry {}", p.purged_below);
+            } else {
+                println!("log not purged further (entries stored within --cluster-retain stay)");
             }
         }
         AdminCommand::Snapshot { out, .. } => {

@@ -80,6 +80,7 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
         tls_ca: flags.cluster_tls_ca,
         write_timeout: crate::cluster::DEFAULT_WRITE_TIMEOUT,
         snapshot_every: 0,
+        retain: crate::cluster::DEFAULT_RETAIN,
     };
     let path = args.data.join(STORE_FILE);
     if !path.exists() {

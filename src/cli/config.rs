@@ -208,6 +208,12 @@ pub struct ServeArgs {
         value_name = "N"
     )]
     pub cluster_snapshot_every: Option<u64>,
+    /// When a snapshot lets the log be purged, keep every entry the log stored less than this
+    /// long ago all the same, so a sidecar away for less (a restart, a rolling upgrade) catches
+    /// up from the log instead of loading a snapshot; `0s` purges up to the older kept
+    /// snapshot. [default: 10m]
+    #[arg(long = "cluster-retain", env = "WARDEN_CLUSTER_RETAIN", value_name = "DURATION", value_parser = parse_duration)]
+    pub cluster_retain: Option<Duration>,
 }
 
 /// The TOML file's `[cluster]` table.
@@ -221,6 +227,8 @@ struct ClusterFile {
     #[serde(default, deserialize_with = "duration_opt")]
     write_timeout: Option<Duration>,
     snapshot_every: Option<u64>,
+    #[serde(default, deserialize_with = "duration_opt")]
+    retain: Option<Duration>,
 }
 
 /// How the daemon writes its own log (`serve --log-format`).
@@ -547,6 +555,7 @@ impl ServeArgs {
             self.cluster,
             self.cluster_write_timeout,
             self.cluster_snapshot_every,
+            self.cluster_retain,
             file.cluster.unwrap_or_default(),
         )?;
         let demo = self.demo || file.demo.unwrap_or(false);
@@ -641,6 +650,7 @@ fn resolve_cluster(
     flags: crate::cli::cluster::ClusterFlags,
     write_timeout: Option<Duration>,
     snapshot_every: Option<u64>,
+    retain: Option<Duration>,
     file: ClusterFile,
 ) -> anyhow::Result<Option<crate::cluster::ClusterConfig>> {
     let crate::cli::cluster::ClusterFlags {
@@ -660,15 +670,17 @@ fn resolve_cluster(
     let tls_ca = tls_ca.or(file.tls_ca);
     let write_timeout = write_timeout.or(file.write_timeout);
     let snapshot_every = snapshot_every.or(file.snapshot_every);
+    let retain = retain.or(file.retain);
     if urls.is_empty() {
         if stream.is_some()
             || creds.is_some()
             || tls_ca.is_some()
             || write_timeout.is_some()
             || snapshot_every.is_some()
+            || retain.is_some()
         {
             bail!(
-                "--cluster-stream, --cluster-creds, --cluster-tls-ca, --cluster-write-timeout and --cluster-snapshot-every need --cluster URL[,URL…]"
+                "--cluster-stream, --cluster-creds, --cluster-tls-ca, --cluster-write-timeout, --cluster-snapshot-every and --cluster-retain need --cluster URL[,URL…]"
             );
         }
         return Ok(None);
@@ -700,6 +712,7 @@ fn resolve_cluster(
         tls_ca,
         write_timeout,
         snapshot_every,
+        retain: retain.unwrap_or(crate::cluster::DEFAULT_RETAIN),
     }))
 }
 
@@ -746,15 +759,15 @@ mod tests {
         let file = dir.path().join("warden.toml");
         std::fs::write(
             &file,
-            "[cluster]\nurls = [\"nats://a:4222\", \"nats://b:4222\"]\nstream = \"dir\"\nwrite_timeout = \"3s\"\n",
+            "[cluster]\nurls = [\"nats://a:4222\", \"nats://b:4222\"]\nstream = \"dir\"\nwrite_timeout = \"3s\"\nretain = \"1h\"\n",
         )
         .unwrap();
         let f = file.to_str().unwrap();
         let c = resolve(&["--config", f]).unwrap().cluster.unwrap();
         assert_eq!(c.urls, vec!["nats://a:4222", "nats://b:4222"]);
         assert_eq!(
-            (c.stream.as_str(), c.write_timeout),
-            ("dir", Duration::from_secs(3))
+            (c.stream.as_str(), c.write_timeout, c.retain),
+            ("dir", Duration::from_secs(3), Duration::from_secs(3600))
         );
         let c = resolve(&[
             "--config",
@@ -763,25 +776,30 @@ mod tests {
             "nats://c:1,nats://d:2",
             "--cluster-stream",
             "other",
+            "--cluster-retain",
+            "0s",
         ])
         .unwrap()
         .cluster
         .unwrap();
         assert_eq!(c.urls, vec!["nats://c:1", "nats://d:2"]);
         assert_eq!(
-            (c.stream.as_str(), c.write_timeout),
-            ("other", Duration::from_secs(3))
+            (c.stream.as_str(), c.write_timeout, c.retain),
+            ("other", Duration::from_secs(3), Duration::ZERO)
         );
         let c = resolve(&["--cluster", "nats://c:1"]).unwrap().cluster.unwrap();
         assert_eq!(
-            (c.stream.as_str(), c.write_timeout),
+            (c.stream.as_str(), c.write_timeout, c.retain),
             (
                 crate::cluster::DEFAULT_STREAM,
-                crate::cluster::DEFAULT_WRITE_TIMEOUT
+                crate::cluster::DEFAULT_WRITE_TIMEOUT,
+                crate::cluster::DEFAULT_RETAIN
             )
         );
 
         let e = resolve(&["--cluster-stream", "x"]).unwrap_err().to_string();
+        assert!(e.contains("need --cluster"), "{e}");
+        let e = resolve(&["--cluster-retain", "1m"]).unwrap_err().to_string();
         assert!(e.contains("need --cluster"), "{e}");
         let e = resolve(&["--cluster", "nats://c:1", "--cluster-stream", "a.b"])
             .unwrap_err()

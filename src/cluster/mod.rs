@@ -39,8 +39,8 @@ use tokio_stream::StreamExt;
 
 mod snapshot;
 pub use snapshot::{
-    DEFAULT_SNAPSHOT_EVERY, KEEP_SNAPSHOTS, Published, SnapshotError, bucket_name, check_store, init,
-    object_name,
+    DEFAULT_RETAIN, DEFAULT_SNAPSHOT_EVERY, KEEP_SNAPSHOTS, Published, SnapshotError, bucket_name,
+    check_store, init, object_name,
 };
 
 /// The subject of directory writes.
@@ -129,6 +129,9 @@ pub struct ClusterConfig {
     pub write_timeout: Duration,
     /// Publish a snapshot at every entry whose sequence is a multiple of this (0: never).
     pub snapshot_every: u64,
+    /// The purge after a snapshot keeps every entry stored less than this long ago (0: purge
+    /// up to the older kept snapshot).
+    pub retain: Duration,
 }
 
 /// Why cluster mode could not start.
