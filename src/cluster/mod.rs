@@ -111,6 +111,22 @@ pub const REPLICAS: usize = 3;
 /// sidecar renews its pull every 4 s; that costs nothing measurable.
 pub const CONSUMER_MAX_EXPIRES: Duration = Duration::from_secs(4);
 
+/// The apply loop recreates its consumer when the log has entries this sidecar has not
+/// applied and the consumer delivered nothing for this long. async-nats's ordered consumer
+/// recovers from a lost server side by itself, but not always soon: after the client moved to
+/// another server (its node isolated) it asked the old consumer's info five times with a 5 s
+/// timeout each and delivered nothing for 45 s (`cluster_faults::an_isolated_nats_node…`).
+/// A recreated consumer is placed on the stream's current leader. A healthy consumer is
+/// handed a new entry within milliseconds; recreating one that was merely slow costs a
+/// consumer creation and loses nothing (it starts at `last_applied_seq + 1`).
+pub const CONSUMER_STALL: Duration = Duration::from_secs(2);
+
+/// How long the apply loop waits for the stream's info and a new consumer once the stream is
+/// known (the first start waits the write timeout, as creating a stream can take longer).
+/// Requests sent while the stream elects a leader are never answered; a short bound retries
+/// soon after the election instead of up to a write timeout later.
+pub const CONSUMER_SETUP_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The message a write gets while the log cannot be reached.
 pub const UNREACHABLE: &str = "directory log unreachable; checks are unaffected";
 
@@ -257,6 +273,8 @@ pub struct Cluster {
     /// Told by the log monitor when that stream was deleted or replaced: the consumer
     /// restarts, and its start check halts the loop.
     restart: tokio::sync::Notify,
+    /// Told when the NATS connection came back after a disconnection: the consumer restarts.
+    reconnected: Arc<tokio::sync::Notify>,
     /// Usage/last-use sharing on the telemetry stream (`telemetry.rs`).
     telemetry: telemetry::Stats,
 }
@@ -356,8 +374,28 @@ impl Cluster {
         store: &Store,
         policy_dir: &Path,
     ) -> Result<Arc<Cluster>, ClusterError> {
+        // A reconnection (to the same server or another) restarts the apply loop's consumer:
+        // async-nats's ordered consumer would first ask its old server side for its info, five
+        // times with a timeout each, before it recreates it (`CONSUMER_STALL`).
+        let reconnected = Arc::new(tokio::sync::Notify::new());
+        let on_event = {
+            let reconnected = reconnected.clone();
+            let was_down = Arc::new(AtomicBool::new(false));
+            move |event: async_nats::Event| {
+                match &event {
+                    async_nats::Event::Disconnected => was_down.store(true, Ordering::Relaxed),
+                    async_nats::Event::Connected if was_down.swap(false, Ordering::Relaxed) => {
+                        reconnected.notify_one();
+                    }
+                    _ => {}
+                }
+                tracing::info!(%event, "directory log connection");
+                std::future::ready(())
+            }
+        };
         let opts = connect_options(&config)
             .await?
+            .event_callback(on_event)
             .retry_on_initial_connect()
             .max_reconnects(None)
             .reconnect_delay_callback(|attempts| Duration::from_millis((attempts as u64 * 200).min(2_000)));
@@ -391,6 +429,7 @@ impl Cluster {
             store: std::sync::OnceLock::new(),
             following: Mutex::new(None),
             restart: tokio::sync::Notify::new(),
+            reconnected,
             telemetry: telemetry::Stats::default(),
         }))
     }
@@ -602,6 +641,12 @@ impl Cluster {
             Ok(Err(e)) if duplicate_in_process(&e) => {
                 return self.await_outcome(store, request_id, deadline, timeout).await;
             }
+            // No server took it (the stream has no leader, e.g. during an election): it was
+            // not stored, so the log is unreachable for this write, not "maybe landed".
+            Ok(Err(e)) if e.kind() == jetstream::context::PublishErrorKind::StreamNotFound => {
+                tracing::warn!(error = %e, request_id, "no stream leader took the entry");
+                return Err(SubmitError::Unreachable);
+            }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, request_id, "the directory log did not acknowledge the entry");
                 return Err(SubmitError::Unacknowledged { timeout, request_id });
@@ -791,7 +836,19 @@ impl Cluster {
     }
 
     async fn consume(self: &Arc<Self>, store: &Arc<Store>, engine: &Arc<Engine>) -> Result<(), String> {
-        let mut s = self.ensure_stream().await?;
+        let setup = if self.stream_ready.load(Ordering::Relaxed) {
+            CONSUMER_SETUP_TIMEOUT
+        } else {
+            self.config.write_timeout
+        };
+        let mut s = tokio::time::timeout(setup, self.ensure_stream())
+            .await
+            .map_err(|_| {
+                format!(
+                    "the stream `{}` did not answer within {setup:?}",
+                    self.config.stream
+                )
+            })??;
         // The store must follow the stream as it is; an empty or purged-behind one loads the
         // newest snapshot first (see `snapshot.rs`).
         match self.prepare_start(&mut s, store, engine).await {
@@ -810,17 +867,20 @@ impl Cluster {
                 .map_err(|e| e.to_string())?
                 .last_applied_seq
         };
-        let consumer = s
-            .create_consumer(consumer::pull::OrderedConfig {
+        let consumer = tokio::time::timeout(
+            setup,
+            s.create_consumer(consumer::pull::OrderedConfig {
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {
                     start_sequence: start + 1,
                 },
                 filter_subjects: vec![SUBJECT_CHANGES.to_string(), SUBJECT_POLICY.to_string()],
                 max_expires: CONSUMER_MAX_EXPIRES,
                 ..Default::default()
-            })
-            .await
-            .map_err(|e| format!("creating the ordered consumer: {e}"))?;
+            }),
+        )
+        .await
+        .map_err(|_| format!("creating the ordered consumer: no answer within {setup:?}"))?
+        .map_err(|e| format!("creating the ordered consumer: {e}"))?;
         self.log_last_seq
             .fetch_max(s.cached_info().state.last_sequence, Ordering::Relaxed);
         if start < *self.applied.borrow() {
@@ -838,6 +898,10 @@ impl Cluster {
             .await
             .map_err(|e| format!("reading the directory log: {e}"))?;
         let mut catchup = catchup::CatchUp::new(std::time::Instant::now());
+        let mut stall_check = tokio::time::interval(CONSUMER_STALL / 4);
+        stall_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Since when the log has been ahead of this sidecar with nothing delivered.
+        let mut stalled_since: Option<tokio::time::Instant> = None;
         let result = async {
             loop {
                 // Group commit: deferred commits left when the log goes quiet are put on disk
@@ -851,6 +915,24 @@ impl Cluster {
                         self.flush_deferred(store, &mut catchup).await?;
                         continue;
                     }
+                    now = stall_check.tick() => {
+                        let behind = self
+                            .log_last_seq
+                            .load(Ordering::Relaxed)
+                            .saturating_sub(*self.applied.borrow());
+                        if behind == 0 {
+                            stalled_since = None;
+                        } else if now.duration_since(*stalled_since.get_or_insert(now)) >= CONSUMER_STALL {
+                            return Err(format!(
+                                "the directory log consumer delivered nothing for {CONSUMER_STALL:?} while the \
+                                 log is {behind} entries ahead; recreating it"
+                            ));
+                        }
+                        continue;
+                    }
+                    _ = self.reconnected.notified() => {
+                        return Err("reconnected to the directory log; recreating the consumer".to_string());
+                    }
                     _ = self.restart.notified() => {
                         *self.following.lock() = None;
                         return Err(format!(
@@ -861,6 +943,7 @@ impl Cluster {
                 };
                 let Some(message) = message else { break };
                 let message = message.map_err(|e| format!("reading the directory log: {e}"))?;
+                stalled_since = None;
                 let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
                 let next = *self.applied.borrow() + 1;
                 if seq > next {
