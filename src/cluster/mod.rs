@@ -273,8 +273,9 @@ pub struct Cluster {
     /// Told by the log monitor when that stream was deleted or replaced: the consumer
     /// restarts, and its start check halts the loop.
     restart: tokio::sync::Notify,
-    /// Told when the NATS connection came back after a disconnection: the consumer restarts.
-    reconnected: Arc<tokio::sync::Notify>,
+    /// Counts the NATS connection coming back after a disconnection: the consumers started
+    /// before it restart (the apply loop's and telemetry's).
+    reconnects: Arc<watch::Sender<u64>>,
     /// Usage/last-use sharing on the telemetry stream (`telemetry.rs`).
     telemetry: telemetry::Stats,
 }
@@ -377,15 +378,15 @@ impl Cluster {
         // A reconnection (to the same server or another) restarts the apply loop's consumer:
         // async-nats's ordered consumer would first ask its old server side for its info, five
         // times with a timeout each, before it recreates it (`CONSUMER_STALL`).
-        let reconnected = Arc::new(tokio::sync::Notify::new());
+        let reconnects = Arc::new(watch::channel(0u64).0);
         let on_event = {
-            let reconnected = reconnected.clone();
+            let reconnects = reconnects.clone();
             let was_down = Arc::new(AtomicBool::new(false));
             move |event: async_nats::Event| {
                 match &event {
                     async_nats::Event::Disconnected => was_down.store(true, Ordering::Relaxed),
                     async_nats::Event::Connected if was_down.swap(false, Ordering::Relaxed) => {
-                        reconnected.notify_one();
+                        reconnects.send_modify(|n| *n += 1);
                     }
                     _ => {}
                 }
@@ -429,9 +430,15 @@ impl Cluster {
             store: std::sync::OnceLock::new(),
             following: Mutex::new(None),
             restart: tokio::sync::Notify::new(),
-            reconnected,
+            reconnects,
             telemetry: telemetry::Stats::default(),
         }))
+    }
+
+    /// A receiver told of every reconnection to NATS after this call (a consumer created
+    /// before one is recreated: see [`CONSUMER_STALL`]).
+    pub(crate) fn reconnections(&self) -> watch::Receiver<u64> {
+        self.reconnects.subscribe()
     }
 
     /// The telemetry stream's counters for `/metrics`.
@@ -867,6 +874,8 @@ impl Cluster {
                 .map_err(|e| e.to_string())?
                 .last_applied_seq
         };
+        // Reconnections from here on restart this consumer.
+        let mut reconnected = self.reconnections();
         let consumer = tokio::time::timeout(
             setup,
             s.create_consumer(consumer::pull::OrderedConfig {
@@ -930,7 +939,7 @@ impl Cluster {
                         }
                         continue;
                     }
-                    _ = self.reconnected.notified() => {
+                    Ok(()) = reconnected.changed() => {
                         return Err("reconnected to the directory log; recreating the consumer".to_string());
                     }
                     _ = self.restart.notified() => {

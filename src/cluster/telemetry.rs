@@ -259,6 +259,9 @@ async fn merge(c: &Cluster, store: &Arc<Store>) -> Result<(), String> {
             start_sequence: p + 1,
         },
     };
+    // A reconnection restarts this consumer (async-nats's own recovery can take 45 s when
+    // the consumer's server side is on a node the client left).
+    let mut reconnected = c.reconnections();
     let consumer = s
         .create_consumer(consumer::pull::OrderedConfig {
             deliver_policy,
@@ -273,7 +276,13 @@ async fn merge(c: &Cluster, store: &Arc<Store>) -> Result<(), String> {
         .await
         .map_err(|e| format!("reading the telemetry stream: {e}"))?;
     loop {
-        let Some(first) = messages.next().await else {
+        let next = tokio::select! {
+            m = messages.next() => m,
+            Ok(()) = reconnected.changed() => {
+                return Err("reconnected to NATS; recreating the telemetry consumer".into());
+            }
+        };
+        let Some(first) = next else {
             return Err("the telemetry stream's messages ended".into());
         };
         let first = first.map_err(|e| format!("reading the telemetry stream: {e}"))?;
