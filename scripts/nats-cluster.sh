@@ -140,7 +140,7 @@ accounts {
     jetstream: enabled
     users: [
       { user: sidecar, password: \"$(password sidecar)\",
-        permissions: { publish: { allow: [\"warden.>\", \"\$JS.API.>\", \"\$JS.ACK.>\", \"\$JS.FC.>\", \"\$O.>\", \"_INBOX.>\"] },
+        permissions: { publish: { allow: [\"warden.>\", \"\$JS.API.>\", \"\$JS.ACK.>\", \"\$JS.FC.>\", \"\$O.>\", \"\$KV.>\", \"_INBOX.>\"] },
                        subscribe: { allow: [\">\"] } } }
       { user: app, password: \"$(password app)\",
         permissions: { publish: { allow: [\"_INBOX.>\"] },

@@ -49,6 +49,54 @@ pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10_000;
 /// log rather than loading a snapshot. The same span as the duplicate window.
 pub const DEFAULT_RETAIN: std::time::Duration = super::DUPLICATE_WINDOW;
 
+/// The key-value bucket in which sidecars claim a periodic snapshot: the first to create the
+/// key of a position publishes, the others skip it. Without it every sidecar serialised the
+/// whole directory at each multiple of `--cluster-snapshot-every` (three times the work, on
+/// every sidecar's CPU, for one object). Claims expire after an hour.
+pub fn claims_bucket_name(stream: &str) -> String {
+    format!("{stream}-snapshot-claims")
+}
+
+/// Claim the periodic snapshot at `seq` of the stream created at `created` (a recreated
+/// stream's positions are new ones). `Ok(false)`: another sidecar has it.
+async fn claim(js: &jetstream::Context, stream: &str, created: &str, seq: u64) -> Result<bool, String> {
+    use async_nats::jetstream::kv;
+    let name = claims_bucket_name(stream);
+    let claims = match js.get_key_value(&name).await {
+        Ok(claims) => claims,
+        Err(_) => js
+            .create_key_value(kv::Config {
+                bucket: name.clone(),
+                description: format!("which sidecar publishes each periodic snapshot of `{stream}`"),
+                history: 1,
+                max_age: std::time::Duration::from_secs(3600),
+                storage: jetstream::stream::StorageType::File,
+                num_replicas: REPLICAS,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("creating the bucket `{name}`: {e}"))?,
+    };
+    let value = format!("process {} on entry {seq}", std::process::id());
+    let created: String = created.chars().filter(char::is_ascii_alphanumeric).collect();
+    let key = format!("{created}-{seq}");
+    // A bucket created a moment ago may not answer every request yet (its replicas elect a
+    // leader): try again a few times. A create is conditional, so a retry never claims twice.
+    let mut attempt = 0;
+    loop {
+        match claims.create(&key, value.clone().into()).await {
+            Ok(_) => return Ok(true),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => return Ok(false),
+            Err(e) if attempt < 10 => {
+                tracing::debug!(seq, error = %e, "claiming the periodic snapshot; trying again");
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(format!("claiming the snapshot at {seq} in `{name}`: {e}")),
+        }
+    }
+}
+
 /// The bucket holding `stream`'s snapshots.
 pub fn bucket_name(stream: &str) -> String {
     format!("{stream}-snapshots")
@@ -394,18 +442,32 @@ impl Cluster {
     }
 
     /// Publish a snapshot in the background when `seq` is a multiple of
-    /// `--cluster-snapshot-every` and the bucket has none as new (another sidecar may have).
+    /// `--cluster-snapshot-every`, the bucket has none as new and this sidecar is the first to
+    /// claim it (see [`claims_bucket_name`]; when claiming fails it publishes all the same).
     pub(super) fn maybe_snapshot(self: &Arc<Self>, seq: u64) {
         let every = self.config.snapshot_every;
         if every == 0 || seq == 0 || !seq.is_multiple_of(every) {
             return;
         }
+        let Some(created) = self.following.lock().as_ref().map(|f| f.created.clone()) else {
+            return;
+        };
         let me = self.clone();
         tokio::spawn(async move {
             if let Ok(Some(b)) = bucket(&me.js, &me.config.stream, false).await
                 && list(&b).await.is_ok_and(|l| l.last().is_some_and(|s| *s >= seq))
             {
                 return;
+            }
+            match claim(&me.js, &me.config.stream, &created, seq).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(seq, "another sidecar publishes the periodic snapshot");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(seq, error = %e, "could not claim the periodic snapshot; publishing it anyway")
+                }
             }
             if let Err(e) = me.publish_snapshot().await {
                 tracing::warn!(seq, error = %e, "the periodic directory snapshot failed; the next one retries");
