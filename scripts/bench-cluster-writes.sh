@@ -17,6 +17,10 @@
 # cpu 0, NATS, a, b, the single node and the writers on cpu 1, so that "checks on c while the
 # others replicate" measures what replication costs c's check path, its own apply loop, rather
 # than the other processes' share of two cores; default 0, no pinning).
+# Bootstrap at 1M memberships (not in the default PHASES): an empty sidecar loads a snapshot of
+# BOOT_ORGS × BOOT_MEMBERS (default 10000 × 100) made by `cluster init`, on a fresh NATS cluster
+# (the other sidecars stopped; it runs last):
+#   PHASES=bootstrap scripts/bench-cluster-writes.sh
 # Group commit A/B in one run, arms alternating (group = the default, entry =
 # WARDEN_CLUSTER_CATCHUP_BATCH=1 on every sidecar: one fsync per applied entry), each round
 # restarting the three sidecars in that arm, then writes at 1/8/32 writers with --watch and checks
@@ -149,7 +153,7 @@ for round in $(seq "${ROUNDS:-2}"); do
 done
 fi
 
-phase catchup || exit 0
+if phase catchup; then
 echo "## catch-up of $CATCHUP entries, modes: $CATCHUP_MODES (default = batched, 1 = WARDEN_CLUSTER_CATCHUP_BATCH=1)"
 for batch in $CATCHUP_MODES; do
   stop c
@@ -168,3 +172,28 @@ for batch in $CATCHUP_MODES; do
   done
   echo "batch=$batch: $(grep 'caught up on the directory log' "$WORK/c.log" | tail -1 | sed 's/.*caught up/caught up/')"
 done
+fi
+
+if phase bootstrap; then
+BOOT_ORGS="${BOOT_ORGS:-10000}"; BOOT_MEMBERS="${BOOT_MEMBERS:-100}"
+echo "## an empty sidecar bootstraps from a snapshot of $BOOT_ORGS orgs × $BOOT_MEMBERS members (a fresh NATS cluster)"
+for s in a b c; do stop "$s"; done
+nats stop >/dev/null
+nats start >/dev/null
+urls="$(nats urls)"
+"$W" gen-directory --orgs "$BOOT_ORGS" --members "$BOOT_MEMBERS" --teams 2 --apps 2 --out "$WORK/boot.json" >/dev/null
+ls -l "$WORK/boot.json" | awk '{print "directory JSON: " $5 " bytes"}'
+t0=$(date +%s%N)
+"$W" import --data "$WORK/boot-src" "$WORK/boot.json" >/dev/null
+t1=$(date +%s%N)
+"$W" cluster init --data "$WORK/boot-src" --cluster "$urls"
+t2=$(date +%s%N)
+echo "import: $(( (t1 - t0) / 1000000 )) ms; cluster init (snapshot + upload): $(( (t2 - t1) / 1000000 )) ms"
+rm -f "$WORK/boot.json"
+start boot --cluster "$urls"
+for _ in $(seq 1200); do grep -q 'bootstrapped from a directory snapshot' "$WORK/boot.log" && break; sleep 0.5; done
+grep 'bootstrapped from a directory snapshot' "$WORK/boot.log" | sed 's/.*INFO //' || echo "no bootstrap within 10 minutes"
+grep -o 'VmHWM:.*' "/proc/${pid_of[boot]}/status" | sed 's/^/bootstrapped sidecar peak RSS /' || true
+stop boot
+rm -rf "$WORK/boot" "$WORK/boot-src"
+fi
