@@ -63,6 +63,15 @@ fn publish(d: &Daemon) -> u64 {
     seq
 }
 
+/// Seed `org` through `d` (see [`seed`]), then publish a snapshot there: its log position.
+fn seed_then_publish(rt: &tokio::runtime::Runtime, d: &Daemon, owner: &str, org: &str, n: usize) -> u64 {
+    rt.block_on(async {
+        let mut c = clients(&d.work.unix_target()).await;
+        seed(&mut c, owner, org, n).await;
+    });
+    publish(d)
+}
+
 /// The stream's (first, last) sequence and the snapshot objects in its bucket.
 async fn log_state(nats: &Nats, stream: &str) -> (u64, u64, Vec<String>) {
     let js = async_nats::jetstream::new(nats.raw_client().await);
@@ -139,11 +148,7 @@ fn a_published_snapshot_purges_the_log_and_new_and_left_behind_sidecars_bootstra
     // Sidecar 1 stops; two more snapshots with writes between purge past its position.
     daemons[1].stop();
     let behind_at = s1;
-    rt.block_on(async {
-        let mut c = clients(&daemons[0].work.unix_target()).await;
-        seed(&mut c, "bob", "beta", 3).await;
-    });
-    let s2 = publish(&daemons[0]);
+    let s2 = seed_then_publish(&rt, &daemons[0], "bob", "beta", 3);
     rt.block_on(async {
         let mut c = clients(&daemons[0].work.unix_target()).await;
         c.upsert_user("alice", "late").await;
@@ -222,16 +227,8 @@ fn entries_younger_than_the_retain_floor_stay_and_a_returning_sidecar_tails_them
     });
     daemons[1].stop();
     let s1 = publish(&daemons[0]);
-    rt.block_on(async {
-        let mut c = clients(&daemons[0].work.unix_target()).await;
-        seed(&mut c, "bob", "beta", 3).await;
-    });
-    let s2 = publish(&daemons[0]);
-    rt.block_on(async {
-        let mut c = clients(&daemons[0].work.unix_target()).await;
-        seed(&mut c, "carol", "gamma", 2).await;
-    });
-    let s3 = publish(&daemons[0]);
+    let s2 = seed_then_publish(&rt, &daemons[0], "bob", "beta", 3);
+    let s3 = seed_then_publish(&rt, &daemons[0], "carol", "gamma", 2);
     let (first, last, names) = rt.block_on(log_state(&nats, "warden"));
     assert_eq!(
         names,
