@@ -325,9 +325,8 @@ pub async fn prune_and_purge(
 }
 
 /// The first sequence in `lo..hi` whose entry was stored at or after `cutoff` (Unix time in
-/// nanoseconds; `hi` if none),
-/// by binary search: entries are stored in time order. An entry that cannot be read (removed
-/// meanwhile) is an error, and the caller purges nothing.
+/// nanoseconds; `hi` if none), by binary search: entries are stored in time order. An entry
+/// that cannot be read (removed meanwhile) is an error, and the caller purges nothing.
 async fn first_stored_since<F, Fut>(
     mut lo: u64,
     mut hi: u64,
